@@ -1,0 +1,64 @@
+"""The umbrella command ``nnunet-ext <command> ...``.
+
+Each command lives in ``nnunet_ext.<module>.cli`` with ``add_arguments(parser)`` and
+``run(args) -> int``, and also runs as ``python -m nnunet_ext.<module>``. Building this parser
+imports only those small ``cli`` modules, never torch or nnunetv2, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Sequence
+
+from nnunet_ext._cli import add_common_arguments, run_cli
+
+__all__ = ["COMMANDS", "main"]
+
+#: command -> (module holding add_arguments/run, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("nnunet_ext.demo.cli", "run nnunet_ext end to end on a synthetic dataset"),
+    "ensemble": ("nnunet_ext.ensemble.cli", "fuse probability folders with per-model/per-label weights"),
+    "tune": ("nnunet_ext.tune.cli", "tune per-label ensemble weights on cross-validation"),
+    "postprocess": ("nnunet_ext.postprocess.cli", "clean label maps: largest component, small objects, holes"),
+    "evaluate": ("nnunet_ext.evaluate.cli", "Dice/IoU per case and label with explicit conventions"),
+    "submission": ("nnunet_ext.submission.cli", "build or check a challenge submission zip"),
+    "log": ("nnunet_ext.monitor.cli", "read, plot and watch nnU-Net training logs"),
+    "doctor": ("nnunet_ext.doctor.cli", "check the nnU-Net environment, trainers and data"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the umbrella parser with one subparser per available command."""
+    parser = argparse.ArgumentParser(
+        prog="nnunet-ext",
+        description="nnU-Net v2 extensions: training control, ensembling, postprocessing, "
+        "evaluation, submissions.",
+    )
+    add_common_arguments(parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name is not None and module_name.startswith(err.name):
+                continue  # command not built into this version
+            raise
+        sub = commands.add_parser(
+            name, help=help_text, description=getattr(module, "DESCRIPTION", help_text),
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        module.add_arguments(sub)
+        add_common_arguments(sub)
+        sub.set_defaults(_run=module.run, _prog=f"nnunet-ext {name}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``nnunet-ext``."""
+    args = build_parser().parse_args(argv)
+    return run_cli(args._run, args, args._prog)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

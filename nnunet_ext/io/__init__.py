@@ -1,0 +1,39 @@
+"""Reading and writing nnU-Net's files: label maps, properties pickles, JSON, folder listings.
+
+The one place that touches nnU-Net's on-disk formats, so that every command agrees on them.
+Nothing here imports torch.
+"""
+
+from nnunet_ext.io.atomic import TEMP_PREFIX, atomic_path, remove_stale_temporaries, to_strict_json, write_json
+from nnunet_ext.io.labels import FLOAT_LABEL_TOLERANCE, LabelImage, as_exact_labels, read_labels, write_labels
+from nnunet_ext.io.nnunet_files import (
+    LabelSpec,
+    case_id_from_filename,
+    is_hidden,
+    list_case_files,
+    load_json,
+    reader_writer,
+)
+from nnunet_ext.io.safe_pickle import UnsafePickleError, load_properties, safe_loads
+
+__all__ = [
+    "FLOAT_LABEL_TOLERANCE",
+    "TEMP_PREFIX",
+    "LabelImage",
+    "LabelSpec",
+    "UnsafePickleError",
+    "as_exact_labels",
+    "atomic_path",
+    "case_id_from_filename",
+    "is_hidden",
+    "list_case_files",
+    "load_json",
+    "load_properties",
+    "reader_writer",
+    "read_labels",
+    "remove_stale_temporaries",
+    "safe_loads",
+    "to_strict_json",
+    "write_json",
+    "write_labels",
+]

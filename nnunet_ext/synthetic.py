@@ -1,0 +1,234 @@
+"""Tiny synthetic data in nnU-Net's formats, made in code: for the demo, tests and benchmarks.
+
+Two generators:
+
+* :func:`make_raw_dataset` writes an nnU-Net raw dataset (``imagesTr``, ``labelsTr``,
+  ``imagesTs``, ``labelsTs``, ``dataset.json``) of cardiac-like 3D cases: an outer shell (label 1,
+  "myocardium") around a cavity (label 2, "LV") and a small blob (label 3, "RV") that is missing in
+  some cases, with noisy intensities and anisotropic spacing.
+* :func:`write_prediction_folder` writes what ``nnUNetv2_predict --save_probabilities`` writes:
+  ``CASE.npz`` (key ``probabilities``, float32, ``(C, z, y, x)``), ``CASE.pkl`` (properties),
+  the label file, ``dataset.json`` and ``plans.json``.
+
+Nothing here imports torch; SimpleITK is imported when a function runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "DEFAULT_LABELS",
+    "make_case",
+    "make_raw_dataset",
+    "minimal_plans",
+    "sitk_properties",
+    "write_prediction_folder",
+]
+
+#: Labels of the synthetic cardiac-like dataset.
+DEFAULT_LABELS: dict[str, int] = {"background": 0, "myocardium": 1, "LV": 2, "RV": 3}
+
+
+def make_case(
+    rng: np.random.Generator,
+    *,
+    shape: tuple[int, int, int] = (16, 48, 48),
+    with_small_label: bool = True,
+    noise: float = 0.35,
+) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
+    """Make one image/label pair (z, y, x) with nested structures.
+
+    Args:
+        rng: Random generator (positions, radii, noise).
+        shape: Array shape (z, y, x).
+        with_small_label: Whether the small label 3 is present.
+        noise: Standard deviation of the Gaussian intensity noise.
+
+    Returns:
+        ``(image, labels)``: float32 intensities and uint8 labels 0..3.
+    """
+    z, y, x = np.meshgrid(*(np.arange(s, dtype=np.float32) for s in shape), indexing="ij")
+    center = np.array(shape, dtype=np.float32) / 2 + rng.uniform(-3, 3, size=3).astype(np.float32)
+    center[0] = shape[0] / 2
+    r_inner = rng.uniform(0.16, 0.22) * shape[1]
+    r_outer = r_inner + rng.uniform(3.0, 5.0)
+    # anisotropic: slices are thick, so the "heart" spans most of z
+    dist = np.sqrt(((z - center[0]) * (shape[1] / shape[0]) * 0.5) ** 2 + (y - center[1]) ** 2 + (x - center[2]) ** 2)
+    labels = np.zeros(shape, dtype=np.uint8)
+    labels[dist < r_outer] = 1
+    labels[dist < r_inner] = 2
+    if with_small_label:
+        offset = r_outer + rng.uniform(2.0, 4.0)
+        blob_c = center + np.array([0.0, offset * 0.7, offset * 0.7], dtype=np.float32)
+        blob = np.sqrt(
+            ((z - blob_c[0]) * 0.5) ** 2 + (y - blob_c[1]) ** 2 + (x - blob_c[2]) ** 2
+        ) < rng.uniform(2.5, 3.5)
+        labels[blob & (labels == 0)] = 3
+    means = np.array([0.0, 1.0, 2.0, 3.0], dtype=np.float32)
+    image = means[labels] + rng.normal(0.0, noise, size=shape).astype(np.float32)
+    return image.astype(np.float32), labels
+
+
+def _write_image(array: NDArray[Any], path: Path, spacing: Sequence[float]) -> None:
+    import SimpleITK as sitk  # noqa: N813
+
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing([float(s) for s in spacing])
+    sitk.WriteImage(image, str(path), True)
+
+
+def make_raw_dataset(
+    raw_dir: str | os.PathLike[str],
+    *,
+    dataset_id: int = 501,
+    name: str = "SyntheticHeart",
+    num_training: int = 6,
+    num_test: int = 2,
+    shape: tuple[int, int, int] = (16, 48, 48),
+    spacing: tuple[float, float, float] = (1.0, 1.0, 2.5),
+    small_label_missing_every: int = 4,
+    seed: int = 0,
+) -> Path:
+    """Write a synthetic nnU-Net raw dataset and return its folder.
+
+    Args:
+        raw_dir: The ``nnUNet_raw`` folder; ``Dataset{id:03d}_{name}`` is created in it.
+        dataset_id: nnU-Net dataset ID.
+        name: Dataset name.
+        num_training: Cases in ``imagesTr``/``labelsTr``.
+        num_test: Cases in ``imagesTs`` with references in ``labelsTs``.
+        shape: Array shape (z, y, x) of every case.
+        spacing: Voxel spacing in SimpleITK order (x, y, z); z is thick.
+        small_label_missing_every: Label 3 is absent in every n-th case (0: never).
+        seed: Seed of the random generator.
+
+    Returns:
+        The dataset folder.
+    """
+    rng = np.random.default_rng(seed)
+    folder = Path(raw_dir) / f"Dataset{dataset_id:03d}_{name}"
+    for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    index = 0
+    for split, count in (("Tr", num_training), ("Ts", num_test)):
+        for _ in range(count):
+            case = f"heart_{index:03d}"
+            missing = small_label_missing_every > 0 and index % small_label_missing_every == small_label_missing_every - 1
+            image, labels = make_case(rng, shape=shape, with_small_label=not missing)
+            _write_image(image, folder / f"images{split}" / f"{case}_0000.nii.gz", spacing)
+            _write_image(labels, folder / f"labels{split}" / f"{case}.nii.gz", spacing)
+            index += 1
+    dataset_json = {
+        "channel_names": {"0": "MRI"},
+        "labels": DEFAULT_LABELS,
+        "numTraining": num_training,
+        "file_ending": ".nii.gz",
+        "name": name,
+        "description": "Synthetic cardiac-like dataset made by nnunet_ext.synthetic",
+    }
+    (folder / "dataset.json").write_text(json.dumps(dataset_json, indent=2))
+    return folder
+
+
+def sitk_properties(
+    shape: tuple[int, ...],
+    spacing: Sequence[float] = (1.0, 1.0, 2.5),
+    origin: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """Properties like those in nnU-Net's ``CASE.pkl`` for a SimpleITKIO image of ``shape`` (z, y, x)."""
+    spacing = tuple(float(s) for s in spacing)
+    origin = tuple(float(o) for o in (origin or (0.0,) * len(spacing)))
+    direction = tuple(float(v) for v in np.eye(len(spacing)).ravel())
+    return {
+        "sitk_stuff": {"spacing": spacing, "origin": origin, "direction": direction},
+        "spacing": list(spacing[::-1]),
+        "shape_before_cropping": tuple(shape),
+        "bbox_used_for_cropping": [[0, s] for s in shape],
+        "shape_after_cropping_and_before_resampling": tuple(shape),
+    }
+
+
+def minimal_plans(dataset_name: str = "Dataset501_SyntheticHeart") -> dict[str, Any]:
+    """A small ``plans.json`` that nnU-Net's ensembling, postprocessing and label managers accept."""
+    return {
+        "dataset_name": dataset_name,
+        "plans_name": "nnUNetPlans",
+        "original_median_spacing_after_transp": [2.5, 1.0, 1.0],
+        "original_median_shape_after_transp": [16, 48, 48],
+        "image_reader_writer": "SimpleITKIO",
+        "transpose_forward": [0, 1, 2],
+        "transpose_backward": [0, 1, 2],
+        "configurations": {},
+        "experiment_planner_used": "nnunet_ext.synthetic",
+        "label_manager": "LabelManager",
+        "foreground_intensity_properties_per_channel": {},
+    }
+
+
+def write_prediction_folder(
+    folder: str | os.PathLike[str],
+    probabilities: Mapping[str, NDArray[np.floating[Any]]],
+    *,
+    labels: Mapping[str, int | Sequence[int]] | None = None,
+    spacing: Sequence[float] = (1.0, 1.0, 2.5),
+    file_ending: str = ".nii.gz",
+    write_segmentations: bool = True,
+    regions_class_order: Sequence[int] | None = None,
+) -> Path:
+    """Write an nnU-Net-style prediction folder from probability arrays.
+
+    Args:
+        folder: Output folder (created).
+        probabilities: Case ID to float array ``(C, z, y, x)``.
+        labels: ``dataset.json`` labels; default :data:`DEFAULT_LABELS` cut to ``C`` classes.
+        spacing: Spacing in SimpleITK order for every case.
+        file_ending: Label file ending.
+        write_segmentations: Also write the argmax label files, as nnU-Net does.
+        regions_class_order: For region (sigmoid) predictions, as in ``dataset.json``.
+
+    Returns:
+        The folder.
+    """
+    import SimpleITK as sitk  # noqa: N813
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    first = next(iter(probabilities.values()))
+    if labels is None:
+        labels = {k: v for k, v in DEFAULT_LABELS.items() if v < first.shape[0]}
+    dataset_json: dict[str, Any] = {
+        "channel_names": {"0": "MRI"},
+        "labels": {k: (list(v) if not isinstance(v, int) else v) for k, v in labels.items()},
+        "numTraining": len(probabilities),
+        "file_ending": file_ending,
+    }
+    if regions_class_order is not None:
+        dataset_json["regions_class_order"] = list(regions_class_order)
+    (out / "dataset.json").write_text(json.dumps(dataset_json, indent=2))
+    (out / "plans.json").write_text(json.dumps(minimal_plans(), indent=2))
+    for case, probs in probabilities.items():
+        probs32 = np.asarray(probs, dtype=np.float32)
+        np.savez_compressed(out / f"{case}.npz", probabilities=probs32)
+        props = sitk_properties(probs32.shape[1:], spacing)
+        with open(out / f"{case}.pkl", "wb") as f:
+            pickle.dump(props, f)
+        if write_segmentations:
+            if regions_class_order is None:
+                seg = np.argmax(probs32, axis=0).astype(np.uint8)
+            else:
+                seg = np.zeros(probs32.shape[1:], dtype=np.uint8)
+                for i, value in enumerate(regions_class_order):
+                    seg[probs32[i] > 0.5] = value
+            image = sitk.GetImageFromArray(seg)
+            image.SetSpacing([float(s) for s in spacing])
+            sitk.WriteImage(image, str(out / f"{case}{file_ending}"), True)
+    return out
