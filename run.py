@@ -21,19 +21,33 @@ STAMP = VENV / ".nnunet_ext-install-stamp"
 
 
 def venv_python() -> Path:
+    """Path of the virtual environment's interpreter."""
     return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
 def ensure_venv() -> Path:
+    """Create .venv if needed and (re)install nnunet_ext when pyproject.toml changed."""
     python = venv_python()
     if not python.exists():
         print(f"run.py: creating virtual environment {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if not STAMP.exists() or STAMP.read_text().strip() != wanted:
-        print("run.py: installing nnunet_ext and its dependencies (first run: a few minutes)", flush=True)
+        print(
+            "run.py: installing nnunet_ext and its dependencies (first run: a few minutes)",
+            flush=True,
+        )
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", "-e", f"{ROOT}[test]"],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "-q",
+                "-e",
+                f"{ROOT}[test]",
+            ],
             check=True,
         )
         STAMP.write_text(wanted)
@@ -41,6 +55,7 @@ def ensure_venv() -> Path:
 
 
 def main(argv: list[str]) -> int:
+    """Dispatch ``demo`` or ``test``."""
     if not argv or argv[0] not in {"demo", "test"}:
         print("usage: python3 run.py demo [DEMO ARGS] | test [PYTEST ARGS]", file=sys.stderr)
         return 2

@@ -23,7 +23,10 @@ AddArguments = Callable[[argparse.ArgumentParser], None]
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``-v/--verbose`` and ``--version``."""
     parser.add_argument(
-        "-v", "--verbose", action="count", default=0,
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
         help="more log output on stderr (-vv also shows tracebacks)",
     )
     parser.add_argument("--version", action="version", version=f"nnunet_ext {__version__}")
@@ -41,7 +44,9 @@ def configure_logging(verbosity: int) -> None:
         logger.addHandler(handler)
 
 
-def make_parser(prog: str, description: str, add_arguments: AddArguments) -> argparse.ArgumentParser:
+def make_parser(
+    prog: str, description: str, add_arguments: AddArguments
+) -> argparse.ArgumentParser:
     """Build a parser with the command's own arguments plus the common ones."""
     parser = argparse.ArgumentParser(
         prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -67,7 +72,10 @@ def run_cli(run: Run, args: argparse.Namespace, prog: str) -> int:
 
 
 def main_for(
-    prog: str, description: str, add_arguments: AddArguments, run: Run,
+    prog: str,
+    description: str,
+    add_arguments: AddArguments,
+    run: Run,
     argv: Sequence[str] | None = None,
 ) -> int:
     """Parse ``argv`` and run: the body of every ``cli.main``."""

@@ -53,7 +53,9 @@ def map_cases(
     context = multiprocessing.get_context("spawn")
     results: list[Any] = [None] * len(items)
     with context.Pool(workers) as pool:
-        indexed = pool.imap_unordered(_call_indexed, [(function, i, item) for i, item in enumerate(items)])
+        indexed = pool.imap_unordered(
+            _call_indexed, [(function, i, item) for i, item in enumerate(items)]
+        )
         for index, result in progress(indexed, total=len(items), desc=desc):
             results[index] = result
     return results

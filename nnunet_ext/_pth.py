@@ -1,9 +1,10 @@
 """Point nnU-Net's trainer lookup at nnunet_ext's shim folder, at interpreter start.
 
 Installed at the site-packages root as ``_nnunet_ext_pth.py`` and imported from
-``nnunet_ext.pth``, so ``nnUNetv2_train ... -tr CustomEpochs`` works in a new shell with nothing set.
-It appends ``<nnunet_ext>/_nnunet_shim`` to ``nnUNet_extTrainer`` (keeping what the user set) without
-importing nnunet_ext itself, and never raises: a broken .pth must not break every Python start.
+``nnunet_ext.pth``, so ``nnUNetv2_train ... -tr CustomEpochs`` works in a new shell with nothing
+set. It appends ``<nnunet_ext>/_nnunet_shim`` to ``nnUNet_extTrainer`` (keeping what the user
+set) without importing nnunet_ext itself, and never raises: a broken .pth must not break every
+Python start.
 """
 
 import importlib.util
@@ -25,5 +26,5 @@ def _register() -> None:
 
 try:
     _register()
-except Exception:  # noqa: BLE001, S110 - never break interpreter start-up
+except Exception:
     pass

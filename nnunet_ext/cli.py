@@ -18,10 +18,19 @@ __all__ = ["COMMANDS", "main"]
 #: command -> (module holding add_arguments/run, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("nnunet_ext.demo.cli", "run nnunet_ext end to end on a synthetic dataset"),
-    "ensemble": ("nnunet_ext.ensemble.cli", "fuse probability folders with per-model/per-label weights"),
+    "ensemble": (
+        "nnunet_ext.ensemble.cli",
+        "fuse probability folders with per-model/per-label weights",
+    ),
     "tune": ("nnunet_ext.tune.cli", "tune per-label ensemble weights on cross-validation"),
-    "postprocess": ("nnunet_ext.postprocess.cli", "clean label maps: largest component, small objects, holes"),
-    "evaluate": ("nnunet_ext.evaluate.cli", "Dice/IoU per case and label with explicit conventions"),
+    "postprocess": (
+        "nnunet_ext.postprocess.cli",
+        "clean label maps: largest component, small objects, holes",
+    ),
+    "evaluate": (
+        "nnunet_ext.evaluate.cli",
+        "Dice/IoU per case and label with explicit conventions",
+    ),
     "submission": ("nnunet_ext.submission.cli", "build or check a challenge submission zip"),
     "log": ("nnunet_ext.monitor.cli", "read, plot and watch nnU-Net training logs"),
     "doctor": ("nnunet_ext.doctor.cli", "check the nnU-Net environment, trainers and data"),
@@ -45,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # command not built into this version
             raise
         sub = commands.add_parser(
-            name, help=help_text, description=getattr(module, "DESCRIPTION", help_text),
+            name,
+            help=help_text,
+            description=getattr(module, "DESCRIPTION", help_text),
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
         module.add_arguments(sub)

@@ -62,7 +62,11 @@ def make_case(
     r_inner = rng.uniform(0.16, 0.22) * shape[1]
     r_outer = r_inner + rng.uniform(3.0, 5.0)
     # anisotropic: slices are thick, so the "heart" spans most of z
-    dist = np.sqrt(((z - center[0]) * (shape[1] / shape[0]) * 0.5) ** 2 + (y - center[1]) ** 2 + (x - center[2]) ** 2)
+    dist = np.sqrt(
+        ((z - center[0]) * (shape[1] / shape[0]) * 0.5) ** 2
+        + (y - center[1]) ** 2
+        + (x - center[2]) ** 2
+    )
     labels = np.zeros(shape, dtype=np.uint8)
     labels[dist < r_outer] = 1
     labels[dist < r_inner] = 2
@@ -122,7 +126,10 @@ def make_raw_dataset(
     for split, count in (("Tr", num_training), ("Ts", num_test)):
         for _ in range(count):
             case = f"heart_{index:03d}"
-            missing = small_label_missing_every > 0 and index % small_label_missing_every == small_label_missing_every - 1
+            missing = (
+                small_label_missing_every > 0
+                and index % small_label_missing_every == small_label_missing_every - 1
+            )
             image, labels = make_case(rng, shape=shape, with_small_label=not missing)
             _write_image(image, folder / f"images{split}" / f"{case}_0000.nii.gz", spacing)
             _write_image(labels, folder / f"labels{split}" / f"{case}.nii.gz", spacing)
@@ -144,7 +151,7 @@ def sitk_properties(
     spacing: Sequence[float] = (1.0, 1.0, 2.5),
     origin: Sequence[float] | None = None,
 ) -> dict[str, Any]:
-    """Properties like those in nnU-Net's ``CASE.pkl`` for a SimpleITKIO image of ``shape`` (z, y, x)."""
+    """Properties like nnU-Net's ``CASE.pkl`` for a SimpleITKIO image of ``shape`` (z, y, x)."""
     spacing = tuple(float(s) for s in spacing)
     origin = tuple(float(o) for o in (origin or (0.0,) * len(spacing)))
     direction = tuple(float(v) for v in np.eye(len(spacing)).ravel())
@@ -158,7 +165,7 @@ def sitk_properties(
 
 
 def minimal_plans(dataset_name: str = "Dataset501_SyntheticHeart") -> dict[str, Any]:
-    """A small ``plans.json`` that nnU-Net's ensembling, postprocessing and label managers accept."""
+    """A small ``plans.json`` that nnU-Net's ensembling, postprocessing, label managers accept."""
     return {
         "dataset_name": dataset_name,
         "plans_name": "nnUNetPlans",

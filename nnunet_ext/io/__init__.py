@@ -4,8 +4,20 @@ The one place that touches nnU-Net's on-disk formats, so that every command agre
 Nothing here imports torch.
 """
 
-from nnunet_ext.io.atomic import TEMP_PREFIX, atomic_path, remove_stale_temporaries, to_strict_json, write_json
-from nnunet_ext.io.labels import FLOAT_LABEL_TOLERANCE, LabelImage, as_exact_labels, read_labels, write_labels
+from nnunet_ext.io.atomic import (
+    TEMP_PREFIX,
+    atomic_path,
+    remove_stale_temporaries,
+    to_strict_json,
+    write_json,
+)
+from nnunet_ext.io.labels import (
+    FLOAT_LABEL_TOLERANCE,
+    LabelImage,
+    as_exact_labels,
+    read_labels,
+    write_labels,
+)
 from nnunet_ext.io.nnunet_files import (
     LabelSpec,
     case_id_from_filename,
@@ -29,8 +41,8 @@ __all__ = [
     "list_case_files",
     "load_json",
     "load_properties",
-    "reader_writer",
     "read_labels",
+    "reader_writer",
     "remove_stale_temporaries",
     "safe_loads",
     "to_strict_json",

@@ -150,7 +150,11 @@ def read_labels(path: str | os.PathLike[str]) -> LabelImage:
 
 
 def write_labels(
-    labels: NDArray[Any], path: str | os.PathLike[str], *, like: LabelImage | str | os.PathLike[str]
+    labels: NDArray[Any],
+    path: str | os.PathLike[str],
+    *,
+    like: LabelImage | str | os.PathLike[str],
+    exact_nifti_header: bool = False,
 ) -> Path:
     """Write ``labels`` as ``uint8`` with the geometry of ``like``, atomically.
 
@@ -158,6 +162,11 @@ def write_labels(
         labels: Integer label array in SimpleITK axis order, same shape as ``like``.
         path: Destination; the ending picks the format (``.nii.gz``, ``.nrrd``, ...).
         like: A :class:`LabelImage` or an image file whose spacing, origin and direction to copy.
+        exact_nifti_header: When both ``path`` and ``like``'s file are NIfTI, copy ``like``'s
+            header (qform, sform, codes, units, description) bit for bit, changing only the data
+            type to uint8 and the scaling to identity. A SimpleITK round trip recomputes the
+            affine in float32 and can move it by ~1e-7. The gzip stream has no timestamp, so the
+            same labels give the same bytes.
 
     Returns:
         The destination path.
@@ -169,7 +178,9 @@ def write_labels(
 
     exact = as_exact_labels(np.asarray(labels), name=str(path))
     if exact.dtype != np.uint8:
-        raise ValueError(f"{path}: labels must be <= 255 to be written as uint8; found {exact.max()}.")
+        raise ValueError(
+            f"{path}: labels must be <= 255 to be written as uint8; found {exact.max()}."
+        )
     if not isinstance(like, LabelImage):
         like = read_labels(like)
     if exact.shape != like.array.shape:
@@ -177,11 +188,50 @@ def write_labels(
             f"{path}: labels have shape {exact.shape} but the reference {like.path} has "
             f"{like.array.shape}."
         )
+    final = Path(path)
+    if exact_nifti_header and _is_nifti(final) and _is_nifti(like.path):
+        _write_nifti_like(exact, final, like.path)
+        return final
     image = sitk.GetImageFromArray(exact)
     image.SetSpacing(like.spacing)
     image.SetOrigin(like.origin)
     image.SetDirection(like.direction)
-    final = Path(path)
     with atomic_path(final) as tmp:
         sitk.WriteImage(image, str(tmp), True)
     return final
+
+
+def _is_nifti(path: Path) -> bool:
+    return path.name.endswith((".nii", ".nii.gz"))
+
+
+def _write_nifti_like(exact: NDArray[Any], final: Path, source: Path) -> None:
+    """Write ``exact`` (SimpleITK axis order) into a copy of ``source``'s NIfTI header."""
+    import gzip
+
+    import nibabel as nib
+
+    reference: Any = nib.load(str(source))
+    header = reference.header.copy()
+    data = np.ascontiguousarray(exact.T)  # SimpleITK (z, y, x) -> NIfTI (x, y, z)
+    if data.shape != reference.shape:
+        if data.size != int(np.prod(reference.shape)):
+            raise ValueError(
+                f"{final}: labels have {data.shape} voxels in NIfTI order but {source} has "
+                f"{reference.shape}."
+            )
+        data = data.reshape(reference.shape)  # only singleton axes differ
+    header.set_data_dtype(np.uint8)
+    header.set_slope_inter(1.0, 0.0)
+    image = type(reference)(data, None, header)
+    image.header.set_slope_inter(1.0, 0.0)
+    raw = image.to_bytes()
+    if final.name.endswith(".gz"):
+        try:
+            from isal import igzip
+
+            raw = igzip.compress(raw, compresslevel=1, mtime=0)
+        except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fallback
+            raw = gzip.compress(raw, compresslevel=1, mtime=0)
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(raw)

@@ -1,4 +1,4 @@
-"""nnU-Net's folder conventions: ``dataset.json`` label definitions, file listing, reader/writers."""
+"""nnU-Net's folder conventions: ``dataset.json`` labels, file listing, reader/writers."""
 
 from __future__ import annotations
 
@@ -65,7 +65,9 @@ def case_id_from_filename(name: str, ending: str) -> str:
     return stem
 
 
-def list_case_files(folder: str | os.PathLike[str], ending: str) -> tuple[dict[str, Path], list[Path]]:
+def list_case_files(
+    folder: str | os.PathLike[str], ending: str
+) -> tuple[dict[str, Path], list[Path]]:
     """Map case IDs to files with ``ending`` in ``folder``, skipping hidden files.
 
     Args:
@@ -141,9 +143,7 @@ class LabelSpec:
     @property
     def foreground(self) -> dict[str, int | tuple[int, ...]]:
         """Labels other than background (value 0) and ``ignore``."""
-        return {
-            k: v for k, v in self.labels.items() if k != "ignore" and v != 0 and v != (0,)
-        }
+        return {k: v for k, v in self.labels.items() if k != "ignore" and v != 0 and v != (0,)}
 
     def resolve(self, label: str | int) -> int | tuple[int, ...]:
         """Turn a label name or value (as given on a command line) into its value.
@@ -157,7 +157,9 @@ class LabelSpec:
             value = int(label)
             known = {v for v in self.labels.values() if isinstance(v, int)}
             if value not in known and not self.has_regions:
-                raise ValueError(f"label {value} is not defined in dataset.json; known: {sorted(known)}.")
+                raise ValueError(
+                    f"label {value} is not defined in dataset.json; known: {sorted(known)}."
+                )
             return value
         if label in self.labels:
             return self.labels[label]
@@ -168,7 +170,9 @@ class LabelSpec:
         raise ValueError(f"label {label!r} is not defined in dataset.json.{hint}")
 
     @classmethod
-    def from_dataset_json(cls, dataset_json: dict[str, Any], *, source: str = "dataset.json") -> LabelSpec:
+    def from_dataset_json(
+        cls, dataset_json: dict[str, Any], *, source: str = "dataset.json"
+    ) -> LabelSpec:
         """Build from a loaded ``dataset.json`` dict.
 
         Raises:
@@ -184,7 +188,9 @@ class LabelSpec:
             elif isinstance(value, int) and not isinstance(value, bool):
                 labels[name] = value
             else:
-                raise ValueError(f"{source}: label {name!r} must be an int or a list of ints; got {value!r}.")
+                raise ValueError(
+                    f"{source}: label {name!r} must be an int or a list of ints; got {value!r}."
+                )
         order = dataset_json.get("regions_class_order")
         ignore = labels.get("ignore")
         return cls(
@@ -192,7 +198,9 @@ class LabelSpec:
             regions_class_order=tuple(int(v) for v in order) if order else None,
             ignore_label=ignore if isinstance(ignore, int) else None,
             file_ending=str(dataset_json.get("file_ending", ".nii.gz")),
-            extra={k: v for k, v in dataset_json.items() if k not in {"labels", "regions_class_order"}},
+            extra={
+                k: v for k, v in dataset_json.items() if k not in {"labels", "regions_class_order"}
+            },
         )
 
 

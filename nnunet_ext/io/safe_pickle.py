@@ -17,8 +17,20 @@ __all__ = ["UnsafePickleError", "load_properties", "safe_loads"]
 
 _ALLOWED_BUILTINS = frozenset(
     {
-        "dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "str", "bytes",
-        "bytearray", "bool", "slice", "range",
+        "dict",
+        "list",
+        "tuple",
+        "set",
+        "frozenset",
+        "int",
+        "float",
+        "complex",
+        "str",
+        "bytes",
+        "bytearray",
+        "bool",
+        "slice",
+        "range",
     }
 )
 _NUMPY_MODULES = ("numpy", "numpy.core.multiarray", "numpy._core.multiarray", "numpy.dtypes")
@@ -34,7 +46,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
         allowed = (
             (module == "builtins" and name in _ALLOWED_BUILTINS)
             or (module == "collections" and name == "OrderedDict")
-            or (module in _NUMPY_MODULES and (name in _ALLOWED_NUMPY_NAMES or name.endswith("DType")))
+            or (
+                module in _NUMPY_MODULES
+                and (name in _ALLOWED_NUMPY_NAMES or name.endswith("DType"))
+            )
         )
         if not allowed:
             raise UnsafePickleError(
@@ -87,7 +102,9 @@ def load_properties(path: str | os.PathLike[str]) -> dict[str, Any]:
     except FileNotFoundError:
         raise
     except UnsafePickleError as err:
-        raise ValueError(f"{file}: {err}. Delete this file; it was not written by nnU-Net.") from err
+        raise ValueError(
+            f"{file}: {err}. Delete this file; it was not written by nnU-Net."
+        ) from err
     except Exception as err:  # truncated or garbage pickles raise many different types
         raise ValueError(
             f"{file}: not a readable properties pickle ({type(err).__name__}: {err}). "

@@ -1,0 +1,27 @@
+"""nnU-Net trainers with epochs control and early stopping; the only torch-importing package.
+
+``nnUNetv2_train D C F -tr CustomEpochs`` finds these classes with no set-up: installing
+nnunet_ext adds its shim folder to ``nnUNet_extTrainer`` at interpreter start (a ``.pth`` file).
+Pure parts (:mod:`~nnunet_ext.trainers.settings`, :mod:`~nnunet_ext.trainers.early_stopping`)
+import without torch; the classes are loaded on first access.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["CustomEpochs", "EpochControlMixin", "named_trainer", "nnUNetTrainerCustomEpochs"]
+
+_LAZY = {
+    "CustomEpochs": "nnunet_ext.trainers.custom_epochs",
+    "nnUNetTrainerCustomEpochs": "nnunet_ext.trainers.custom_epochs",
+    "EpochControlMixin": "nnunet_ext.trainers.mixins",
+    "named_trainer": "nnunet_ext.trainers.named",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
