@@ -1,0 +1,597 @@
+"""Fuse nnU-Net prediction folders: validation up front, streaming fusion, atomic outputs.
+
+Everything that can be checked before fusing is checked first (folders, ``dataset.json`` label
+definitions, case pairing, zip directories and array headers, ``.pkl`` properties, weights), so a
+bad input fails in seconds with one clear line and nothing written. Each case is then fused by
+streaming the decompressed members chunk by chunk into one float32 accumulator, converted to labels
+like nnU-Net's LabelManager and written with nnU-Net's own image writer (from ``plans.json``) to a
+temporary name that is renamed when complete. A rerun skips complete cases.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import shutil
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from nnunet_ext import __version__
+from nnunet_ext._parallel import progress
+from nnunet_ext.ensemble.fusion import FusionAccumulator, normalize_weights, probabilities_to_labels
+from nnunet_ext.ensemble.spec import EnsembleSpec
+from nnunet_ext.io import (
+    LabelSpec,
+    atomic_path,
+    load_json,
+    load_properties,
+    reader_writer,
+    remove_stale_temporaries,
+    write_json,
+)
+from nnunet_ext.io.probabilities import (
+    ProbabilityFile,
+    inspect_probabilities,
+    iter_probability_chunks,
+    pair_probability_files,
+    properties_path,
+    read_probabilities,
+)
+
+__all__ = [
+    "PROVENANCE_FILE",
+    "CaseJob",
+    "EnsemblePlan",
+    "EnsembleSummary",
+    "ensemble_folders",
+    "fuse_case",
+    "plan_ensemble",
+    "weight_matrix",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Provenance file written into every output folder.
+PROVENANCE_FILE = "nnunet_ext_ensemble.json"
+
+#: Largest label value nnU-Net's writers store as uint8 (they switch to uint16 at 255).
+_MAX_UINT8_LABEL = 254
+
+
+def _label_channels(label_spec: LabelSpec) -> tuple[list[int | tuple[int, ...]], dict[str, int]]:
+    """Return the label/region of each channel and a name-or-value -> channel lookup."""
+    lookup: dict[str, int] = {}
+    if label_spec.has_regions:
+        if label_spec.regions_class_order is None:
+            raise ValueError(
+                "dataset.json defines regions but no regions_class_order; nnU-Net needs it to "
+                "turn region probabilities into labels."
+            )
+        channels: list[int | tuple[int, ...]] = []
+        for name, value in label_spec.labels.items():
+            if name == "ignore" or value == 0 or (isinstance(value, tuple) and set(value) == {0}):
+                continue
+            lookup[name] = len(channels)
+            channels.append(value)
+        for index, value in enumerate(label_spec.regions_class_order):
+            lookup.setdefault(str(value), index)
+        return channels, lookup
+    values = sorted(
+        {int(v) for k, v in label_spec.labels.items() if k != "ignore" and isinstance(v, int)}
+    )
+    for name, value in label_spec.labels.items():
+        if name != "ignore" and isinstance(value, int):
+            lookup[name] = values.index(value)
+    for index, value in enumerate(values):
+        lookup[str(value)] = index
+    return list(values), lookup
+
+
+def weight_matrix(spec: EnsembleSpec, label_spec: LabelSpec) -> NDArray[np.float64]:
+    """Build the ``(M, C)`` weight matrix of ``spec`` for the channels of ``label_spec``.
+
+    Each member's global ``weight`` fills its row; ``label_weights`` override single labels,
+    named by value or by name from ``dataset.json``.
+
+    Args:
+        spec: Members and weights.
+        label_spec: The ``dataset.json`` labels of the inputs.
+
+    Returns:
+        Unnormalised weights, one row per member, one column per probability channel.
+
+    Raises:
+        ValueError: For an unknown label name/value.
+
+    Examples:
+        >>> labels = LabelSpec(labels={"background": 0, "LV": 1, "RV": 2})
+        >>> spec = EnsembleSpec.from_weights(
+        ...     ["a", "b"], weights=[0.3, 0.7], label_weights=[{"RV": 1}, {"2": 0}])
+        >>> weight_matrix(spec, labels)
+        array([[0.3, 0.3, 1. ],
+               [0.7, 0.7, 0. ]])
+    """
+    channels, lookup = _label_channels(label_spec)
+    matrix = np.array([[m.weight] * len(channels) for m in spec.members], dtype=np.float64)
+    for row, member in enumerate(spec.members):
+        for key, weight in member.label_weights.items():
+            if key not in lookup:
+                import difflib
+
+                lowered = {k.lower(): k for k in lookup}
+                close = difflib.get_close_matches(key.lower(), list(lowered), n=1)
+                hint = f" Did you mean {lowered[close[0]]!r}?" if close else ""
+                raise ValueError(
+                    f"label_weights of member {row} ({member.path}) name label {key!r}, which "
+                    f"dataset.json does not define; known: {', '.join(lookup)}.{hint}"
+                )
+            matrix[row, lookup[key]] = weight
+    return matrix
+
+
+@dataclass(frozen=True)
+class CaseJob:
+    """Everything needed to fuse one case (picklable, small).
+
+    Attributes:
+        case_id: The case.
+        members: The member probability files, in folder order (present members only).
+        member_dirs: Index of each member's folder in the input list.
+        weights: Normalised ``(len(members), C)`` weights.
+        properties: The first member's ``.pkl`` properties (geometry for the writer).
+        label_file: Destination label file.
+        probabilities_file: Destination ``.npz`` with ``save_probabilities``, else ``None``.
+    """
+
+    case_id: str
+    members: tuple[ProbabilityFile, ...]
+    member_dirs: tuple[int, ...]
+    weights: NDArray[np.float64]
+    properties: dict[str, Any]
+    label_file: Path
+    probabilities_file: Path | None
+
+
+@dataclass(frozen=True)
+class EnsemblePlan:
+    """A validated ensemble: what :func:`ensemble_folders` will do.
+
+    Attributes:
+        spec: Members and weights (absolute folders).
+        output_dir: Destination folder.
+        label_spec: Label definitions shared by all inputs.
+        weights: The unnormalised ``(M, C)`` weight matrix.
+        jobs: One job per case to (re)write.
+        skipped: Cases whose outputs are complete already.
+        ignored: Hidden files skipped in the input folders.
+        image_reader_writer: nnU-Net writer name from ``plans.json``.
+        file_ending: Label file ending from ``dataset.json``.
+        dataset_json_file: ``dataset.json`` of the first folder (copied to the output).
+        plans_json_file: ``plans.json`` of the first folder (copied to the output).
+    """
+
+    spec: EnsembleSpec
+    output_dir: Path
+    label_spec: LabelSpec
+    weights: NDArray[np.float64]
+    jobs: tuple[CaseJob, ...]
+    skipped: tuple[str, ...]
+    ignored: tuple[Path, ...]
+    image_reader_writer: str
+    file_ending: str
+    dataset_json_file: Path
+    plans_json_file: Path
+    save_probabilities: bool = False
+    provenance: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class EnsembleSummary:
+    """What :func:`ensemble_folders` did.
+
+    Attributes:
+        output_dir: The output folder.
+        written: Cases fused in this run.
+        skipped: Cases whose outputs already existed (resume).
+        ignored: Hidden input files that were skipped.
+        weights: The ``(M, C)`` weight matrix used (unnormalised).
+    """
+
+    output_dir: Path
+    written: tuple[str, ...]
+    skipped: tuple[str, ...]
+    ignored: tuple[Path, ...]
+    weights: tuple[tuple[float, ...], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "output_dir": str(self.output_dir),
+            "written": list(self.written),
+            "skipped": list(self.skipped),
+            "ignored": [str(p) for p in self.ignored],
+            "weights": [list(row) for row in self.weights],
+        }
+
+
+def _list_some(items: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+
+def _load_label_spec(folder: Path) -> tuple[LabelSpec, Path]:
+    file = folder / "dataset.json"
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"{file} not found; nnUNetv2_predict copies dataset.json into every prediction folder. "
+            "Copy it from the model folder."
+        )
+    return LabelSpec.from_dataset_json(load_json(file), source=str(file)), file
+
+
+def plan_ensemble(
+    input_dirs: Sequence[str | os.PathLike[str]] | None,
+    output_dir: str | os.PathLike[str],
+    *,
+    weights: Sequence[float] | None = None,
+    label_weights: Sequence[Mapping[str | int, float]] | None = None,
+    spec: EnsembleSpec | str | os.PathLike[str] | None = None,
+    save_probabilities: bool = False,
+    overwrite: bool = False,
+    allow_missing: bool = False,
+) -> EnsemblePlan:
+    """Validate all inputs of an ensemble without fusing anything; see :func:`ensemble_folders`.
+
+    Reads folder listings, JSON files, zip directories, ``.npy`` headers and ``.pkl`` properties.
+
+    Returns:
+        The plan.
+
+    Raises:
+        ValueError, FileNotFoundError, NotADirectoryError, FileExistsError: For any bad input.
+    """
+    if spec is not None and not isinstance(spec, EnsembleSpec):
+        spec = EnsembleSpec.load(spec)
+    if spec is not None:
+        if weights is not None or label_weights is not None:
+            raise ValueError(
+                "weights must not be given together with a spec; put them in the spec."
+            )
+        if input_dirs:
+            spec = spec.with_input_dirs(input_dirs)
+    else:
+        if not input_dirs:
+            raise ValueError("input_dirs must list at least one prediction folder; got none.")
+        spec = EnsembleSpec.from_weights(input_dirs, weights=weights, label_weights=label_weights)
+    folders = [m.path.resolve() for m in spec.members]
+    spec = spec.with_input_dirs(folders)
+    if len(set(folders)) != len(folders):
+        dupes = sorted({str(f) for f in folders if folders.count(f) > 1})
+        raise ValueError(f"input_dirs must be distinct folders; got {_list_some(dupes)} twice.")
+    out = Path(output_dir).resolve()
+    if out in folders:
+        raise ValueError(f"output_dir must differ from every input folder; got {out}.")
+    for folder in folders:
+        if not folder.is_dir():
+            raise NotADirectoryError(f"input folder not found: {folder}")
+
+    # label definitions must agree
+    label_spec, dataset_json_file = _load_label_spec(folders[0])
+    for folder in folders[1:]:
+        other, file = _load_label_spec(folder)
+        if (other.labels, other.regions_class_order) != (
+            label_spec.labels,
+            label_spec.regions_class_order,
+        ):
+            raise ValueError(
+                f"dataset.json label definitions differ: {dataset_json_file} has "
+                f"{label_spec.labels} but {file} has {other.labels}. Only predictions of the same "
+                "labels can be fused."
+            )
+    plans_json_file = folders[0] / "plans.json"
+    if not plans_json_file.is_file():
+        raise FileNotFoundError(
+            f"{plans_json_file} not found; it selects nnU-Net's image writer. "
+            "nnUNetv2_predict copies it into prediction folders; copy it from the model folder."
+        )
+    plans = load_json(plans_json_file)
+    rw_name = plans.get("image_reader_writer") if isinstance(plans, dict) else None
+    if not isinstance(rw_name, str):
+        raise ValueError(
+            f"{plans_json_file}: 'image_reader_writer' must be a string; got {rw_name!r}."
+        )
+    reader_writer(rw_name)  # unknown names fail here, before any work
+    channels, _ = _label_channels(label_spec)
+    num_classes = len(channels)
+    regions_order = label_spec.regions_class_order if label_spec.has_regions else None
+    max_label = max(regions_order) if regions_order else num_classes - 1
+    if max_label > _MAX_UINT8_LABEL:
+        raise ValueError(
+            f"{dataset_json_file}: labels must be <= {_MAX_UINT8_LABEL} to be written as uint8; "
+            f"the largest label is {max_label}."
+        )
+    matrix = weight_matrix(spec, label_spec)
+    normalize_weights(matrix, num_members=len(folders), num_classes=num_classes)
+
+    # pair the cases
+    paired = pair_probability_files(folders)
+    if paired.ignored:
+        logger.warning(
+            "ignoring %d hidden file(s): %s",
+            len(paired.ignored),
+            _list_some([str(p) for p in paired.ignored]),
+        )
+    missing = paired.missing
+    if missing and not allow_missing:
+        details = [
+            f"{case} (missing in {', '.join(str(d) for d in dirs)})"
+            for case, dirs in missing.items()
+        ]
+        raise ValueError(
+            f"{len(missing)} case(s) are missing from some input folders: "
+            f"{_list_some(details, 3)}. Add the predictions, or pass --allow-missing to fuse "
+            "each case from the folders that have it."
+        )
+
+    file_ending = label_spec.file_ending
+    out_exists = out.is_dir()
+    previous = out / PROVENANCE_FILE
+    provenance = {
+        "schema_version": 1,
+        "tool": "nnunet_ext.ensemble",
+        "version": __version__,
+        "inputs": [str(f) for f in folders],
+        "spec": spec.to_dict(),
+        "weights": matrix.tolist(),
+        "save_probabilities": save_probabilities,
+        "allow_missing": allow_missing,
+        "file_ending": file_ending,
+        "image_reader_writer": rw_name,
+    }
+    if out_exists and not overwrite and not previous.is_file():
+        foreign = sorted(p.name for p in out.glob(f"*{file_ending}") if not p.name.startswith("."))
+        if foreign:
+            raise FileExistsError(
+                f"{out} already holds {len(foreign)} label file(s) not written by this command "
+                f"({_list_some(foreign, 3)}). Pass --overwrite (overwrite=True) to replace them, "
+                "or choose an empty output folder."
+            )
+    if out_exists and not overwrite and previous.is_file():
+        old = load_json(previous)
+        keys = ("inputs", "weights", "save_probabilities", "file_ending")
+        if not isinstance(old, dict) or any(old.get(k) != provenance[k] for k in keys):
+            raise FileExistsError(
+                f"{out} holds an ensemble made with other inputs or weights ({previous}). "
+                "Pass --overwrite (overwrite=True) to replace it, or choose another output folder."
+            )
+
+    jobs: list[CaseJob] = []
+    skipped: list[str] = []
+    for case, paths in paired.cases.items():
+        present = [(i, p) for i, p in enumerate(paths) if p is not None]
+        infos = [inspect_probabilities(p) for _, p in present]
+        first = infos[0]
+        for info in infos[1:]:
+            if info.shape != first.shape:
+                raise ValueError(
+                    f"case {case!r}: probability shapes differ: {first.path} has {first.shape}, "
+                    f"{info.path} has {info.shape}. Predictions must come from the same images."
+                )
+        if first.num_classes != num_classes:
+            raise ValueError(
+                f"case {case!r}: {first.path} has {first.num_classes} channels, but dataset.json "
+                f"({dataset_json_file}) defines {num_classes}. "
+                "Fuse predictions of this dataset only."
+            )
+        properties = [load_properties(properties_path(p)) for _, p in present]
+        case_weights = matrix[[i for i, _ in present]]
+        if len(present) < len(folders):
+            try:
+                normalized = normalize_weights(
+                    case_weights, num_members=len(present), num_classes=num_classes
+                )
+            except ValueError as err:
+                raise ValueError(
+                    f"case {case!r} (present in {len(present)} folders only): {err}"
+                ) from err
+        else:
+            normalized = normalize_weights(
+                case_weights, num_members=len(present), num_classes=num_classes
+            )
+        label_file = out / f"{case}{file_ending}"
+        npz_file = out / f"{case}.npz" if save_probabilities else None
+        complete = label_file.is_file() and (
+            npz_file is None or (npz_file.is_file() and (out / f"{case}.pkl").is_file())
+        )
+        if complete and not overwrite:
+            skipped.append(case)
+            continue
+        jobs.append(
+            CaseJob(
+                case_id=case,
+                members=tuple(infos),
+                member_dirs=tuple(i for i, _ in present),
+                weights=normalized,
+                properties=properties[0],
+                label_file=label_file,
+                probabilities_file=npz_file,
+            )
+        )
+    return EnsemblePlan(
+        spec=spec,
+        output_dir=out,
+        label_spec=label_spec,
+        weights=matrix,
+        jobs=tuple(jobs),
+        skipped=tuple(skipped),
+        ignored=paired.ignored,
+        image_reader_writer=rw_name,
+        file_ending=file_ending,
+        dataset_json_file=dataset_json_file,
+        plans_json_file=plans_json_file,
+        save_probabilities=save_probabilities,
+        provenance=provenance,
+    )
+
+
+def _find_non_finite(job: CaseJob, use_isal: bool | None) -> Path | None:
+    for info in job.members:
+        for _, values in iter_probability_chunks(info, use_isal=use_isal):
+            if not np.all(np.isfinite(values)):
+                return info.path
+    return None
+
+
+def fuse_case(job: CaseJob, *, use_isal: bool | None = None) -> NDArray[np.float32]:
+    """Fuse the members of one case by streaming them into one float32 accumulator.
+
+    Raises:
+        ValueError: For a corrupt member or NaN/Inf probabilities (message names the file).
+    """
+    accumulator = FusionAccumulator(
+        job.members[0].shape, weights=job.weights, num_members=len(job.members)
+    )
+    for index, info in enumerate(job.members):
+        if info.fortran_order:
+            accumulator.add_array(
+                index, read_probabilities(info.path, use_isal=use_isal, check_finite=False)
+            )
+        else:
+            for offset, values in iter_probability_chunks(info, use_isal=use_isal):
+                accumulator.add(index, offset, values)
+    fused = accumulator.result()
+    if not np.all(np.isfinite(fused)):
+        culprit = _find_non_finite(job, use_isal)
+        if culprit is not None:
+            raise ValueError(
+                f"{culprit}: probabilities must be finite; found NaN or Inf "
+                f"(case {job.case_id!r}). Re-export this prediction."
+            )
+        raise ValueError(
+            f"case {job.case_id!r}: the fused probabilities overflow float32; the inputs are not "
+            "probabilities (logits?)."
+        )
+    return fused
+
+
+def _run_job(
+    job: CaseJob, *, writer: Any, regions_class_order: Sequence[int] | None, use_isal: bool | None
+) -> str:
+    fused = fuse_case(job, use_isal=use_isal)
+    labels = probabilities_to_labels(fused, regions_class_order=regions_class_order)
+    if labels.size and int(labels.max()) > _MAX_UINT8_LABEL:
+        raise ValueError(
+            f"case {job.case_id!r}: labels must be <= {_MAX_UINT8_LABEL} to be written as uint8; "
+            f"found {int(labels.max())}."
+        )
+    labels = labels.astype(np.uint8, copy=False)
+    if labels.ndim == 2:
+        labels = labels[None]
+    if job.probabilities_file is not None:
+        with atomic_path(job.probabilities_file) as tmp:
+            np.savez_compressed(tmp, probabilities=fused)
+        pkl = job.probabilities_file.with_suffix(".pkl")
+        with atomic_path(pkl) as tmp:
+            tmp.write_bytes(pickle.dumps(job.properties))
+    del fused
+    with atomic_path(job.label_file) as tmp:
+        writer.write_seg(labels, str(tmp), job.properties)
+    return job.case_id
+
+
+def ensemble_folders(
+    input_dirs: Sequence[str | os.PathLike[str]] | None,
+    output_dir: str | os.PathLike[str],
+    *,
+    weights: Sequence[float] | None = None,
+    label_weights: Sequence[Mapping[str | int, float]] | None = None,
+    spec: EnsembleSpec | str | os.PathLike[str] | None = None,
+    save_probabilities: bool = False,
+    num_workers: int = 1,
+    overwrite: bool = False,
+    allow_missing: bool = False,
+    use_isal: bool | None = None,
+) -> EnsembleSummary:
+    """Fuse nnU-Net probability folders into label files (and optionally fused probabilities).
+
+    Args:
+        input_dirs: Prediction folders with ``CASE.npz`` + ``CASE.pkl`` (``nnUNetv2_predict
+            --save_probabilities`` or ``fold_k/validation`` of ``nnUNetv2_train --npz``). With
+            ``spec``, they replace the spec's folders in the same order; may be ``None`` then.
+        output_dir: Destination (created). Gets ``CASE<file_ending>`` label files (uint8),
+            ``dataset.json``, ``plans.json`` and ``nnunet_ext_ensemble.json`` (provenance).
+        weights: One global weight per folder (default: equal weights, identical to
+            ``nnUNetv2_ensemble``).
+        label_weights: Per folder, label name or value -> weight, overriding ``weights``.
+        spec: An :class:`EnsembleSpec` or the path of a spec JSON (instead of the weights).
+        save_probabilities: Also write the fused ``CASE.npz`` and ``CASE.pkl``.
+        num_workers: Cases fused at the same time (threads; each holds one accumulator).
+        overwrite: Redo cases whose outputs exist (default: skip them, so a rerun resumes).
+        allow_missing: Fuse each case from the folders that have it instead of failing.
+        use_isal: ``None``: inflate with ISA-L when installed; ``False``: standard zlib.
+
+    Returns:
+        What was written and skipped.
+
+    Raises:
+        ValueError: For inconsistent or corrupt inputs (message names the file or case).
+        FileNotFoundError, NotADirectoryError: For missing inputs.
+        FileExistsError: If ``output_dir`` holds an ensemble of other inputs and not ``overwrite``.
+    """
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
+        raise ValueError(f"num_workers must be an int >= 1; got {num_workers!r}.")
+    plan = plan_ensemble(
+        input_dirs,
+        output_dir,
+        weights=weights,
+        label_weights=label_weights,
+        spec=spec,
+        save_probabilities=save_probabilities,
+        overwrite=overwrite,
+        allow_missing=allow_missing,
+    )
+    out = plan.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    stale = remove_stale_temporaries(out)
+    if stale:
+        logger.info("removed %d temporary file(s) of an interrupted run", len(stale))
+    for source in (plan.dataset_json_file, plan.plans_json_file):
+        with atomic_path(out / source.name) as tmp:
+            shutil.copyfile(source, tmp)
+    write_json(out / PROVENANCE_FILE, {**plan.provenance, "complete": False})
+    writer = reader_writer(plan.image_reader_writer)
+    regions = plan.label_spec.regions_class_order if plan.label_spec.has_regions else None
+    if plan.skipped:
+        logger.info("skipping %d complete case(s) (use --overwrite to redo)", len(plan.skipped))
+    written: list[str] = []
+    workers = min(num_workers, max(len(plan.jobs), 1))
+    options = {"writer": writer, "regions_class_order": regions, "use_isal": use_isal}
+    if workers <= 1:
+        for job in progress(plan.jobs, total=len(plan.jobs), desc="ensemble"):
+            written.append(_run_job(job, **options))
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ensemble") as pool:
+            futures = [pool.submit(_run_job, job, **options) for job in plan.jobs]
+            try:
+                for future in progress(as_completed(futures), total=len(futures), desc="ensemble"):
+                    written.append(future.result())
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    all_cases = sorted(set(written) | set(plan.skipped))
+    write_json(out / PROVENANCE_FILE, {**plan.provenance, "complete": True, "cases": all_cases})
+    logger.info("fused %d case(s) into %s (%d skipped)", len(written), out, len(plan.skipped))
+    return EnsembleSummary(
+        output_dir=out,
+        written=tuple(sorted(written)),
+        skipped=plan.skipped,
+        ignored=plan.ignored,
+        weights=tuple(tuple(float(v) for v in row) for row in plan.weights),
+    )
