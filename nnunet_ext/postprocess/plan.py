@@ -1,0 +1,527 @@
+"""A postprocessing plan: which operation runs on which label, stored as JSON (never pickled).
+
+Steps always run in this order:
+
+1. keep the largest component of the union of foreground labels (``keep_largest_foreground``),
+2. keep the largest component per label (``keep_largest``),
+3. remove components smaller than a size, per label (``min_voxels`` / ``min_volume_mm3``),
+4. fill holes per label (``fill_holes``; only background changes).
+
+The JSON form (``schema_version`` 1)::
+
+    {"schema_version": 1, "connectivity": null, "keep_largest_foreground": false,
+     "keep_largest": [1, 2], "min_voxels": {"3": 20}, "min_volume_mm3": {},
+     "fill_holes": [1, 2], "metrics": {...}}
+
+``metrics`` is informational: :func:`nnunet_ext.postprocess.determine_plan` records the Dice
+before and after each tried operation there.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from nnunet_ext.postprocess.components import (
+    check_connectivity,
+    keep_largest_component,
+    keep_largest_foreground_component,
+    remove_small_components,
+)
+from nnunet_ext.postprocess.holes import fill_holes
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "PostprocessingPlan",
+    "apply_plan",
+    "determine_plan",
+    "load_plan",
+    "save_plan",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Version of the plan's JSON layout.
+SCHEMA_VERSION = 1
+
+_KEYS = {
+    "schema_version",
+    "connectivity",
+    "keep_largest_foreground",
+    "keep_largest",
+    "min_voxels",
+    "min_volume_mm3",
+    "fill_holes",
+    "metrics",
+}
+
+
+def _ids(values: Sequence[int], name: str) -> tuple[int, ...]:
+    out: list[int] = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise ValueError(f"{name} must hold label values > 0; got {value!r}.")
+        out.append(int(value))
+    return tuple(sorted(set(out)))
+
+
+def _sizes(values: Mapping[Any, Any], name: str) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for key, size in values.items():
+        try:
+            label = int(key)
+        except (TypeError, ValueError):
+            label = -1
+        if label <= 0 or (isinstance(key, str) and not key.strip().isdigit()):
+            raise ValueError(f"{name} keys must be label values > 0; got {key!r}.")
+        if (
+            isinstance(size, bool)
+            or not isinstance(size, (int, float))
+            or not math.isfinite(size)
+            or size < 0
+        ):
+            raise ValueError(f"{name}[{label}] must be a finite number >= 0; got {size!r}.")
+        out[label] = float(size)
+    return dict(sorted(out.items()))
+
+
+@dataclass(frozen=True)
+class PostprocessingPlan:
+    """Which postprocessing step runs on which label.
+
+    Attributes:
+        keep_largest_foreground: Keep only the largest component of all foreground labels together.
+        keep_largest: Labels whose largest component alone is kept.
+        min_voxels: Label to the smallest component size kept, in voxels.
+        min_volume_mm3: Label to the smallest component volume kept, in mm³ (needs the spacing).
+        fill_holes: Labels whose holes are filled.
+        connectivity: 1..ndim (scipy convention) for all component steps; ``None`` is full.
+        metrics: Free-form record of how the plan was chosen (written by ``determine_plan``).
+    """
+
+    keep_largest_foreground: bool = False
+    keep_largest: tuple[int, ...] = ()
+    min_voxels: dict[int, float] = field(default_factory=dict)
+    min_volume_mm3: dict[int, float] = field(default_factory=dict)
+    fill_holes: tuple[int, ...] = ()
+    connectivity: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keep_largest", _ids(self.keep_largest, "keep_largest"))
+        object.__setattr__(self, "fill_holes", _ids(self.fill_holes, "fill_holes"))
+        object.__setattr__(self, "min_voxels", _sizes(self.min_voxels, "min_voxels"))
+        object.__setattr__(self, "min_volume_mm3", _sizes(self.min_volume_mm3, "min_volume_mm3"))
+        both = sorted(set(self.min_voxels) & set(self.min_volume_mm3))
+        if both:
+            raise ValueError(
+                f"min_voxels and min_volume_mm3 must not both set label {both[0]}; "
+                "give one size per label."
+            )
+        if self.connectivity is not None:
+            check_connectivity(self.connectivity, ndim=3)
+        if not isinstance(self.keep_largest_foreground, bool):
+            raise ValueError(
+                "keep_largest_foreground must be true or false; "
+                f"got {self.keep_largest_foreground!r}."
+            )
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether the plan changes nothing.
+
+        Examples:
+            >>> PostprocessingPlan().is_empty, PostprocessingPlan(fill_holes=(1,)).is_empty
+            (True, False)
+        """
+        return not (
+            self.keep_largest_foreground
+            or self.keep_largest
+            or self.min_voxels
+            or self.min_volume_mm3
+            or self.fill_holes
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form (see the module docstring).
+
+        Examples:
+            >>> PostprocessingPlan(keep_largest=(2, 1)).to_dict()["keep_largest"]
+            [1, 2]
+        """
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "connectivity": self.connectivity,
+            "keep_largest_foreground": self.keep_largest_foreground,
+            "keep_largest": list(self.keep_largest),
+            "min_voxels": {str(k): v for k, v in self.min_voxels.items()},
+            "min_volume_mm3": {str(k): v for k, v in self.min_volume_mm3.items()},
+            "fill_holes": list(self.fill_holes),
+            "metrics": self.metrics,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "plan") -> PostprocessingPlan:
+        """Build a plan from its JSON form, with one clear error for anything malformed.
+
+        Raises:
+            ValueError: For a wrong ``schema_version``, an unknown key or a bad value.
+
+        Examples:
+            >>> PostprocessingPlan.from_dict({"schema_version": 1, "fill_holes": [1]}).fill_holes
+            (1,)
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{source}: a plan must be a JSON object; got {type(data).__name__}.")
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(
+                f"{source}: schema_version must be {SCHEMA_VERSION}; "
+                f"got {data.get('schema_version')!r}."
+            )
+        unknown = sorted(set(data) - _KEYS)
+        if unknown:
+            raise ValueError(f"{source}: unknown plan keys {unknown}; known: {sorted(_KEYS)}.")
+        try:
+            for key in ("keep_largest", "fill_holes"):
+                if not isinstance(data.get(key, []), list):
+                    raise ValueError(f"{key} must be a list of labels; got {data.get(key)!r}.")
+            for key in ("min_voxels", "min_volume_mm3", "metrics"):
+                if not isinstance(data.get(key, {}), Mapping):
+                    raise ValueError(f"{key} must be an object; got {data.get(key)!r}.")
+            connectivity = data.get("connectivity")
+            if connectivity is not None and (
+                isinstance(connectivity, bool) or not isinstance(connectivity, int)
+            ):
+                raise ValueError(f"connectivity must be null or 1..3; got {connectivity!r}.")
+            return cls(
+                keep_largest_foreground=data.get("keep_largest_foreground", False),
+                keep_largest=tuple(data.get("keep_largest", [])),
+                min_voxels=dict(data.get("min_voxels", {})),
+                min_volume_mm3=dict(data.get("min_volume_mm3", {})),
+                fill_holes=tuple(data.get("fill_holes", [])),
+                connectivity=connectivity,
+                metrics=dict(data.get("metrics", {})),
+            )
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{source}: {err}") from err
+
+
+def save_plan(plan: PostprocessingPlan, path: str | os.PathLike[str]) -> Path:
+    """Write ``plan`` as strict JSON, atomically, and return the path."""
+    from nnunet_ext.io import write_json
+
+    return write_json(path, plan.to_dict())
+
+
+def load_plan(path: str | os.PathLike[str]) -> PostprocessingPlan:
+    """Read a plan written by :func:`save_plan` (or by hand).
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If it is not a valid plan.
+    """
+    from nnunet_ext.io import load_json
+
+    return PostprocessingPlan.from_dict(load_json(path), source=str(path))
+
+
+def apply_plan(
+    labels: NDArray[np.integer[Any]],
+    plan: PostprocessingPlan,
+    *,
+    spacing: Sequence[float] | None = None,
+) -> NDArray[np.integer[Any]]:
+    """Run the plan's steps on one label map, in the documented order.
+
+    Args:
+        labels: Integer label map, 2D or 3D. Not modified.
+        plan: The steps.
+        spacing: Voxel size (any axis order; only the product is used); needed for
+            ``min_volume_mm3``.
+
+    Returns:
+        A new array of the same shape and dtype.
+
+    Raises:
+        ValueError: If ``min_volume_mm3`` is used without a valid ``spacing``, or the
+            connectivity exceeds the array's dimensions.
+
+    Examples:
+        >>> labels = np.array([[1, 1, 1, 0, 1],
+        ...                    [1, 0, 1, 0, 0],
+        ...                    [1, 1, 1, 0, 0]], dtype=np.uint8)
+        >>> apply_plan(labels, PostprocessingPlan(keep_largest=(1,), fill_holes=(1,)))
+        array([[1, 1, 1, 0, 0],
+               [1, 1, 1, 0, 0],
+               [1, 1, 1, 0, 0]], dtype=uint8)
+    """
+    out = labels
+    connectivity = plan.connectivity
+    if connectivity is not None:
+        check_connectivity(connectivity, ndim=labels.ndim)
+    if plan.keep_largest_foreground:
+        out = keep_largest_foreground_component(out, connectivity=connectivity)
+    if plan.keep_largest:
+        out = keep_largest_component(out, label_ids=plan.keep_largest, connectivity=connectivity)
+    thresholds = dict(plan.min_voxels)
+    if plan.min_volume_mm3:
+        if (
+            spacing is None
+            or len(spacing) != labels.ndim
+            or not all(math.isfinite(s) and s > 0 for s in spacing)
+        ):
+            raise ValueError(
+                f"spacing must be {labels.ndim} positive numbers to use min_volume_mm3; "
+                f"got {spacing!r}."
+            )
+        voxel_volume = float(np.prod(np.asarray(spacing, dtype=np.float64)))
+        thresholds.update({k: v / voxel_volume for k, v in plan.min_volume_mm3.items()})
+    if thresholds:
+        out = remove_small_components(out, min_voxels=thresholds, connectivity=connectivity)
+    if plan.fill_holes:
+        out = fill_holes(out, label_ids=plan.fill_holes)
+    return out.copy() if out is labels else out
+
+
+def _mean(values: NDArray[np.float64]) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
+def _case_dice(
+    references: Sequence[NDArray[Any]],
+    predictions: Sequence[NDArray[Any]],
+    label_ids: Sequence[int],
+    ignore_label: int | None,
+) -> NDArray[np.float64]:
+    from nnunet_ext.evaluate.metrics import FN, FP, TP, confusion_counts, dice_from_counts
+
+    rows = []
+    for reference, prediction in zip(references, predictions, strict=True):
+        counts = confusion_counts(
+            reference, prediction, label_ids=list(label_ids), ignore_label=ignore_label
+        )
+        rows.append(
+            np.asarray(
+                dice_from_counts(counts[:, TP], counts[:, FP], counts[:, FN]), dtype=np.float64
+            )
+        )
+    return np.stack(rows) if rows else np.zeros((0, len(label_ids)))
+
+
+def _label_means(dice: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.array([_mean(dice[:, i]) for i in range(dice.shape[1])], dtype=np.float64)
+
+
+def _load_pair(job: tuple[str, str]) -> tuple[NDArray[Any], NDArray[Any], tuple[float, ...]]:
+    from nnunet_ext.io import read_labels
+
+    prediction = read_labels(job[0])
+    reference = read_labels(job[1])
+    if prediction.array.shape != reference.array.shape:
+        raise ValueError(
+            f"{job[0]}: prediction shape {prediction.array.shape} must equal the reference "
+            f"{job[1]} shape {reference.array.shape}."
+        )
+    return prediction.array, reference.array, prediction.spacing
+
+
+def determine_plan(
+    prediction_dir: str | os.PathLike[str],
+    reference_dir: str | os.PathLike[str],
+    *,
+    label_ids: Sequence[int] | None = None,
+    try_keep_largest_foreground: bool = True,
+    try_keep_largest: bool = True,
+    try_fill_holes: bool = True,
+    min_voxels: Mapping[int, float] | None = None,
+    connectivity: int | None = None,
+    ignore_label: int | None = None,
+    num_workers: int = 1,
+    file_ending: str | None = None,
+) -> PostprocessingPlan:
+    """Choose a plan on validation predictions, per label, by mean Dice (nnU-Net's rule).
+
+    Candidates are tried in the plan's step order, each on top of what was accepted so far:
+
+    1. largest foreground component: kept only if the mean foreground Dice improves strictly and
+       no label's mean Dice decreases;
+    2. per label, largest component; 3. per label, ``min_voxels[label]``; 4. per label, fill
+       holes: each kept only if that label's mean Dice (NaN cases left out) improves strictly.
+
+    Dice uses :mod:`nnunet_ext.evaluate.metrics` (NaN when reference and prediction are empty).
+    Before/after means of every tried step are recorded in ``plan.metrics``.
+
+    Args:
+        prediction_dir: Folder of predicted label files. Not modified.
+        reference_dir: Folder of reference label files with the same case IDs. Not modified.
+        label_ids: Labels to consider; default: the foreground labels of
+            ``prediction_dir/dataset.json``, else every non-zero value in the references.
+        try_keep_largest_foreground: Try step 1.
+        try_keep_largest: Try step 2.
+        try_fill_holes: Try step 4.
+        min_voxels: Label to a candidate minimum component size (voxels) to try in step 3.
+        connectivity: 1..ndim (scipy convention) for component steps; ``None`` is full.
+        ignore_label: Reference value left out of the Dice counts (nnU-Net's ignore label).
+        num_workers: Processes used to read the files.
+        file_ending: Label file ending; default from ``dataset.json``, else ``.nii.gz``.
+
+    Returns:
+        The accepted plan, with ``metrics``.
+
+    Raises:
+        NotADirectoryError: If a folder is missing.
+        ValueError: If a prediction has no reference, shapes differ, or no case is found.
+    """
+    from nnunet_ext._parallel import map_cases
+    from nnunet_ext.io import LabelSpec, list_case_files, load_json
+    from nnunet_ext.postprocess.folders import _file_ending
+
+    predictions_root, references_root = Path(prediction_dir), Path(reference_dir)
+    for name, folder in (("prediction_dir", predictions_root), ("reference_dir", references_root)):
+        if not folder.is_dir():
+            raise NotADirectoryError(
+                f"{name} must be a folder of label files; got {str(folder)!r}."
+            )
+    ending = _file_ending(predictions_root, file_ending)
+    predicted, _ = list_case_files(predictions_root, ending)
+    references, _ = list_case_files(references_root, ending)
+    if not predicted:
+        raise ValueError(f"prediction_dir {str(predictions_root)!r} holds no '*{ending}' files.")
+    unmatched = sorted(set(predicted) - set(references))
+    if unmatched:
+        raise ValueError(
+            f"{len(unmatched)} prediction(s) have no reference in {str(references_root)!r}: "
+            f"{', '.join(unmatched[:5])}. Pass the matching reference folder."
+        )
+    if set(references) - set(predicted):
+        logger.warning(
+            "%d reference case(s) have no prediction; deciding on the %d predicted cases only",
+            len(set(references) - set(predicted)),
+            len(predicted),
+        )
+    min_candidates = _sizes(min_voxels or {}, "min_voxels")
+    cases = sorted(predicted)
+    loaded = map_cases(
+        _load_pair,
+        [(str(predicted[c]), str(references[c])) for c in cases],
+        num_workers=num_workers,
+        desc="load",
+    )
+    current = [p for p, _, _ in loaded]
+    truth = [r for _, r, _ in loaded]
+    if label_ids is None:
+        dataset_json = predictions_root / "dataset.json"
+        if dataset_json.is_file():
+            spec = LabelSpec.from_dataset_json(load_json(dataset_json), source=str(dataset_json))
+            ids = sorted(v for v in spec.foreground.values() if isinstance(v, int))
+        else:
+            ids = sorted({int(v) for r in truth for v in np.unique(r) if v != 0})
+    else:
+        ids = list(_ids(label_ids, "label_ids"))
+    if not ids:
+        raise ValueError("label_ids must name at least one foreground label; none found.")
+    for array in current:
+        check_connectivity(connectivity, ndim=array.ndim)
+
+    dice = _case_dice(truth, current, ids, ignore_label)
+    means = _label_means(dice)
+    before = {str(k): float(v) for k, v in zip(ids, means, strict=True)}
+    steps: list[dict[str, Any]] = []
+    accepted: dict[str, Any] = {
+        "keep_largest_foreground": False,
+        "keep_largest": [],
+        "min_voxels": {},
+        "fill_holes": [],
+    }
+
+    if try_keep_largest_foreground:
+        candidate = [
+            keep_largest_foreground_component(p, connectivity=connectivity) for p in current
+        ]
+        new_means = _label_means(_case_dice(truth, candidate, ids, ignore_label))
+        old_fg, new_fg = _mean(means), _mean(new_means)
+        ok = bool(new_fg > old_fg) and not bool(np.any(new_means < means))
+        steps.append(
+            {
+                "operation": "keep_largest_foreground",
+                "label": None,
+                "dice_before": old_fg,
+                "dice_after": new_fg,
+                "accepted": ok,
+            }
+        )
+        if ok:
+            current, means, accepted["keep_largest_foreground"] = candidate, new_means, True
+
+    def try_step(operation: str, label: int, apply: Any) -> bool:
+        nonlocal current, means
+        index = ids.index(label)
+        candidate = [apply(p) for p in current]
+        new_dice = _case_dice(truth, candidate, [label], ignore_label)
+        old, new = float(means[index]), _mean(new_dice[:, 0])
+        ok = bool(new > old)
+        steps.append(
+            {
+                "operation": operation,
+                "label": label,
+                "dice_before": old,
+                "dice_after": new,
+                "accepted": ok,
+            }
+        )
+        if ok:
+            current = candidate
+            means = means.copy()
+            means[index] = new
+        return ok
+
+    for label in ids if try_keep_largest else []:
+        if try_step(
+            "keep_largest",
+            label,
+            lambda p, lab=label: keep_largest_component(
+                p, label_ids=[lab], connectivity=connectivity
+            ),
+        ):
+            accepted["keep_largest"].append(label)
+    for label, size in min_candidates.items():
+        if label not in ids:
+            raise ValueError(f"min_voxels label {label} must be one of label_ids {ids}.")
+        if try_step(
+            "min_voxels",
+            label,
+            lambda p, lab=label, s=size: remove_small_components(
+                p, min_voxels={lab: s}, connectivity=connectivity
+            ),
+        ):
+            accepted["min_voxels"][label] = size
+    for label in ids if try_fill_holes else []:
+        if try_step("fill_holes", label, lambda p, lab=label: fill_holes(p, label_ids=[lab])):
+            accepted["fill_holes"].append(label)
+
+    metrics = {
+        "rule": "accept a step if the label's mean Dice improves strictly (foreground step: mean "
+        "foreground Dice improves and no label gets worse); NaN cases left out of means",
+        "num_cases": len(cases),
+        "label_ids": ids,
+        "dice_before": before,
+        "dice_after": {str(k): float(v) for k, v in zip(ids, means, strict=True)},
+        "steps": steps,
+    }
+    return PostprocessingPlan(
+        keep_largest_foreground=accepted["keep_largest_foreground"],
+        keep_largest=tuple(accepted["keep_largest"]),
+        min_voxels=accepted["min_voxels"],
+        fill_holes=tuple(accepted["fill_holes"]),
+        connectivity=connectivity,
+        metrics=metrics,
+    )

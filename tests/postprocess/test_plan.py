@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nnunet_ext.postprocess import (
+    PostprocessingPlan,
+    apply_plan,
+    determine_plan,
+    load_plan,
+    save_plan,
+)
+from nnunet_ext.postprocess.cli import main
+from tests.postprocess._reference import ref_fill_holes, ref_keep_largest, ref_remove_small
+from tests.postprocess.conftest import make_case, write_sitk
+
+
+def test_round_trip_json(tmp_path):
+    plan = PostprocessingPlan(
+        keep_largest_foreground=True,
+        keep_largest=(3, 1),
+        min_voxels={2: 5},
+        min_volume_mm3={3: 12.5},
+        fill_holes=(2,),
+        connectivity=1,
+        metrics={"note": "x"},
+    )
+    path = save_plan(plan, tmp_path / "plan.json")
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == 1
+    assert data["keep_largest"] == [1, 3]
+    assert data["min_voxels"] == {"2": 5.0}
+    loaded = load_plan(path)
+    assert loaded == plan
+    assert loaded.metrics == {"note": "x"}
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        pytest.param({"schema_version": 2}, "schema_version must be 1", id="version"),
+        pytest.param(
+            {"schema_version": 1, "keep_larges": [1]},
+            r"unknown plan keys \['keep_larges'\]",
+            id="typo",
+        ),
+        pytest.param({"schema_version": 1, "keep_largest": [0]}, "label values > 0", id="label-0"),
+        pytest.param({"schema_version": 1, "keep_largest": 1}, "must be a list", id="not-list"),
+        pytest.param(
+            {"schema_version": 1, "min_voxels": {"a": 1}}, "keys must be label values", id="key"
+        ),
+        pytest.param(
+            {"schema_version": 1, "min_voxels": {"1": -2}}, "finite number >= 0", id="negative"
+        ),
+        pytest.param(
+            {"schema_version": 1, "min_voxels": {"1": 2}, "min_volume_mm3": {"1": 2}},
+            "must not both set label 1",
+            id="both",
+        ),
+        pytest.param(
+            {"schema_version": 1, "connectivity": 4}, r"connectivity must be in \[1, 3\]", id="conn"
+        ),
+        pytest.param([], "must be a JSON object", id="not-object"),
+    ],
+)
+def test_from_dict_errors(data, match):
+    with pytest.raises(ValueError, match=match):
+        PostprocessingPlan.from_dict(data, source="p.json")
+
+
+def test_load_plan_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="file not found"):
+        load_plan(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_plan(tmp_path / "bad.json")
+
+
+def test_apply_plan_runs_steps_in_documented_order():
+    labels = make_case(4)
+    plan = PostprocessingPlan(keep_largest=(1, 2), min_voxels={3: 30}, fill_holes=(1, 2, 3))
+    expected = ref_fill_holes(
+        ref_remove_small(ref_keep_largest(labels, [1, 2]), {3: 30}), [1, 2, 3]
+    )
+    np.testing.assert_array_equal(apply_plan(labels, plan), expected)
+
+
+def test_apply_plan_mm3_needs_spacing():
+    plan = PostprocessingPlan(min_volume_mm3={1: 3.0})
+    with pytest.raises(ValueError, match="spacing must be 3 positive numbers"):
+        apply_plan(make_case(0), plan)
+    labels = np.zeros((1, 1, 6), dtype=np.uint8)
+    labels[0, 0, :2] = 1
+    labels[0, 0, 3:] = 1
+    np.testing.assert_array_equal(
+        apply_plan(labels, plan, spacing=(1.0, 1.0, 1.0))[0, 0], [0, 0, 0, 1, 1, 1]
+    )
+    np.testing.assert_array_equal(
+        apply_plan(labels, plan, spacing=(1.5, 1.0, 1.0))[0, 0], [1, 1, 0, 1, 1, 1]
+    )
+
+
+@pytest.fixture
+def validation(tmp_path):
+    """References are clean; predictions add specks of label 1 and holes in label 2 only."""
+    pred, ref = tmp_path / "pred", tmp_path / "ref"
+    pred.mkdir()
+    ref.mkdir()
+    for index in range(3):
+        clean = make_case(10 + index)
+        clean = ref_fill_holes(ref_keep_largest(clean, [1, 2, 3]), [1, 2, 3])
+        noisy = clean.copy()
+        noisy[0, 0, index] = 1  # a speck of 1
+        noisy[4, 8, 8] = 0  # a hole in 2
+        noisy[3:5, 16:18, 16:18] = 3  # extra 3 touching RV: removing it is not LCC-fixable
+        write_sitk(clean, ref / f"c{index}.nii.gz")
+        write_sitk(noisy, pred / f"c{index}.nii.gz")
+    return pred, ref
+
+
+def test_determine_accepts_only_improving_steps(validation):
+    pred, ref = validation
+    plan = determine_plan(pred, ref, min_voxels={3: 5})
+    assert plan.keep_largest == (1,)
+    assert plan.fill_holes == (2,)
+    assert not plan.keep_largest_foreground
+    assert plan.min_voxels == {}
+    steps = {(s["operation"], s["label"]): s for s in plan.metrics["steps"]}
+    assert steps[("keep_largest", 1)]["dice_after"] > steps[("keep_largest", 1)]["dice_before"]
+    assert steps[("fill_holes", 2)]["accepted"]
+    assert not steps[("fill_holes", 1)]["accepted"]
+    assert plan.metrics["dice_after"]["2"] > plan.metrics["dice_before"]["2"]
+    assert plan.metrics["num_cases"] == 3
+
+
+def test_determine_cli_then_apply(validation, tmp_path, capsys):
+    pred, ref = validation
+    plan_path = tmp_path / "plan.json"
+    assert main(["determine", "-i", str(pred), "-r", str(ref), "-o", str(plan_path)]) == 0
+    out = capsys.readouterr().out
+    assert "keep_largest" in out
+    assert "accepted" in out
+    assert main(["determine", "-i", str(pred), "-r", str(ref), "-o", str(plan_path)]) == 1
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert main(["-i", str(pred), "-o", str(tmp_path / "post"), "--plan", str(plan_path)]) == 0
+    again = determine_plan(tmp_path / "post", ref)
+    assert again.is_empty  # nothing left to improve
+
+
+def test_determine_errors(validation, tmp_path):
+    pred, ref = validation
+    (ref / "c1.nii.gz").unlink()
+    with pytest.raises(ValueError, match=r"1 prediction.s. have no reference.*c1"):
+        determine_plan(pred, ref)
+    with pytest.raises(NotADirectoryError, match="reference_dir must be a folder"):
+        determine_plan(pred, tmp_path / "missing")
