@@ -1,0 +1,105 @@
+"""``nnunet-ext log FOLD_DIR [--json OUT.json] [--plot OUT.png] [--watch [SECONDS]]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nnunet_ext._cli import main_for
+
+if TYPE_CHECKING:
+    from nnunet_ext.monitor.history import TrainingHistory
+
+__all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
+
+DESCRIPTION = (
+    "Read every training_log_*.txt of an nnU-Net fold folder (restarts with --c merged), print "
+    "the last epochs with per-label pseudo Dice, EMA, best epoch, ETA and stop reason, and "
+    "optionally write them as JSON and a PNG plot. --watch refreshes until training ends."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``log`` command's arguments."""
+    parser.add_argument(
+        "fold_dir",
+        type=Path,
+        metavar="FOLD_DIR",
+        help="nnU-Net fold folder, e.g. "
+        "nnUNet_results/Dataset501_X/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0",
+    )
+    parser.add_argument(
+        "--json", type=Path, metavar="OUT.json", help="write the epochs and summary as JSON"
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="OUT.png",
+        help="write a PNG of per-label pseudo Dice and losses",
+    )
+    parser.add_argument(
+        "--watch",
+        type=float,
+        nargs="?",
+        const=60.0,
+        default=None,
+        metavar="SECONDS",
+        help="refresh every SECONDS (default when given without a value: 60) until training ends",
+    )
+    parser.add_argument(
+        "--last", type=int, default=15, metavar="N", help="epochs shown in the table (0: all)"
+    )
+
+
+def _check_output(path: Path | None, flag: str, suffix: str) -> None:
+    if path is None:
+        return
+    if path.suffix.lower() != suffix:
+        raise ValueError(f"{flag} must be a {suffix} file; got {str(path)!r}.")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"{flag} folder does not exist: {str(path.parent)!r}. Create it first."
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``nnunet-ext log``."""
+    from nnunet_ext.io import write_json
+    from nnunet_ext.monitor.history import find_log_files, read_training_history
+    from nnunet_ext.monitor.report import format_report, plot_history
+    from nnunet_ext.monitor.watch import watch_training
+
+    _check_output(args.json, "--json", ".json")
+    _check_output(args.plot, "--plot", ".png")
+    if args.last < 0:
+        raise ValueError(f"--last must be >= 0; got {args.last}.")
+    find_log_files(args.fold_dir)  # fail early, with the fold-folder hint
+    clear = sys.stdout.isatty() and args.watch is not None
+
+    def show(history: TrainingHistory) -> None:
+        if clear:
+            print("\033[2J\033[H", end="")
+        print(format_report(history, last=args.last), flush=True)
+        if args.json is not None:
+            write_json(args.json, history.to_dict())
+        if args.plot is not None and history.epochs:
+            plot_history(history, args.plot)
+
+    if args.watch is None:
+        history = read_training_history(args.fold_dir)
+        if args.plot is not None and not history.epochs:
+            raise ValueError(
+                f"{args.fold_dir}: no finished epoch to plot yet; try again later or use --watch."
+            )
+        show(history)
+    else:
+        watch_training(args.fold_dir, show, interval_s=args.watch)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m nnunet_ext.monitor``."""
+    return main_for("nnunet-ext log", DESCRIPTION, add_arguments, run, argv)
