@@ -1,8 +1,20 @@
-"""Shared test set-up: a clean environment for every test."""
+"""Shared test set-up: a clean environment for every test, and real nnU-Net workspaces.
+
+``workspace`` (a tiny synthetic dataset, planned and preprocessed by the real
+``nnUNetv2_plan_and_preprocess``) and ``trained_fold`` (a real 3-epoch ``-tr CustomEpochs``
+training with ``--npz``) are session-wide and built only when a test asks for them, so every
+area's real-nnU-Net tests share one preprocessing run and one training run.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+from nnunet_workspace import DATASET_ID, DATASET_NAME, FAST, NnunetWorkspace, check
+
+from nnunet_ext.synthetic import make_raw_dataset
 
 # Settings our trainers read; a developer's shell must not leak them into tests.
 _TRAINING_VARS = (
@@ -20,3 +32,83 @@ _TRAINING_VARS = (
 def _clean_training_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in _TRAINING_VARS:
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> NnunetWorkspace:
+    """6 training and 2 test cases of 16x48x48, planned and preprocessed for 3d_fullres."""
+    root = tmp_path_factory.mktemp("nnunet")
+    ws = NnunetWorkspace(root / "raw", root / "preprocessed", root / "results")
+    make_raw_dataset(ws.raw, dataset_id=DATASET_ID, num_training=6, num_test=2)
+    check(
+        ws.run(
+            "nnUNetv2_plan_and_preprocess",
+            "-d",
+            str(DATASET_ID),
+            "-c",
+            "3d_fullres",
+            "-np",
+            "1",
+            "-npfp",
+            "1",
+            "--verify_dataset_integrity",
+        )
+    )
+    # One validation case per fold keeps nnU-Net's final validation short.
+    cases = [f"heart_{i:03d}" for i in range(6)]
+    splits = [{"train": [c for c in cases if c != val], "val": [val]} for val in cases[:2]]
+    (ws.preprocessed / DATASET_NAME / "splits_final.json").write_text(json.dumps(splits))
+    return ws
+
+
+@pytest.fixture(scope="session")
+def trained_fold(workspace: NnunetWorkspace) -> Path:
+    """Fold 0 of a real `nnUNet_n_epochs=3` CustomEpochs training with --npz (2 iters/epoch)."""
+    check(
+        workspace.run(
+            "nnUNetv2_train",
+            str(DATASET_ID),
+            "3d_fullres",
+            "0",
+            "-tr",
+            "CustomEpochs",
+            "-device",
+            "cpu",
+            "--npz",
+            nnUNet_n_epochs="3",
+            **FAST,
+        )
+    )
+    return workspace.fold_dir("CustomEpochs")
+
+
+@pytest.fixture(scope="session")
+def predicted_test_set(workspace: NnunetWorkspace, trained_fold: Path) -> Path:
+    """The real `nnUNetv2_predict -tr CustomEpochs --save_probabilities` output for imagesTs."""
+    out = workspace.raw.parent / "predicted_ts"
+    images = workspace.raw / DATASET_NAME / "imagesTs"
+    check(
+        workspace.run(
+            "nnUNetv2_predict",
+            "-i",
+            str(images),
+            "-o",
+            str(out),
+            "-d",
+            str(DATASET_ID),
+            "-c",
+            "3d_fullres",
+            "-f",
+            "0",
+            "-tr",
+            "CustomEpochs",
+            "--save_probabilities",
+            "-device",
+            "cpu",
+            "-npp",
+            "1",
+            "-nps",
+            "1",
+        )
+    )
+    return out

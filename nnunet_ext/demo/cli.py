@@ -9,9 +9,11 @@ from pathlib import Path
 from nnunet_ext._cli import main_for
 
 DESCRIPTION = (
-    "Build a tiny synthetic 3D dataset, then run the real nnUNetv2_plan_and_preprocess, "
-    "nnUNetv2_train -tr CustomEpochs with early stopping, and nnUNetv2_predict with probabilities. "
-    "Prints where everything is."
+    "Run nnunet_ext end to end with real nnU-Net on a synthetic cardiac-like dataset: plan and "
+    "preprocess; train 2d and 3d_fullres on two folds with -tr CustomEpochs (early stopping) "
+    "and --npz; tune per-label ensemble weights on the cross-validation; determine "
+    "postprocessing; predict; ensemble; postprocess; evaluate; build and check a submission. "
+    "Prints a per-label Dice table and where every artefact is."
 )
 
 
@@ -28,44 +30,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the demo and print a summary."""
-    from nnunet_ext.demo.pipeline import DemoConfig, run_demo
+    """Run the demo and print the summary."""
+    import sys
+
+    from nnunet_ext.demo.pipeline import DemoConfig, format_summary, run_demo
 
     print(
-        "nnunet-ext demo: running real nnU-Net on a synthetic dataset (CPU; a few minutes)...",
+        f"nnunet-ext demo: real nnU-Net on a synthetic dataset, on the CPU, in {args.output}",
         flush=True,
     )
-    result = run_demo(args.output, DemoConfig.quick() if args.quick else DemoConfig())
-    record = result.training_record
-    settings = record["settings"]
-    stop = record.get("stop")
-    assert isinstance(settings, dict)
+
+    def show(step: str) -> None:
+        print(f"  ... {step}", file=sys.stderr, flush=True)
+
+    result = run_demo(args.output, DemoConfig.quick() if args.quick else DemoConfig(), on_step=show)
     print()
-    print("Training (-tr CustomEpochs, 3d_fullres, fold 0)")
-    print(
-        f"  epochs: {record['epochs_completed']} of {settings['num_epochs']} "
-        f"(patience {settings['patience']}, min_delta {settings['min_delta']})"
-    )
-    if isinstance(stop, dict):
-        print(f"  stopped early: {stop['message']}")
-    else:
-        print("  ran to the configured epoch count")
-    print(f"  best epoch {record['best_epoch']}, EMA pseudo Dice {record['best_ema']}")
-    print()
-    print("Where everything is")
-    rows = [
-        ("raw dataset", result.raw_dataset),
-        ("preprocessed", result.preprocessed_dataset),
-        ("fold folder", result.fold_dir),
-        ("training record", result.fold_dir / "nnunet_ext_training.json"),
-        ("validation (--npz)", result.fold_dir / "validation"),
-        ("test predictions", result.predictions),
-        ("step logs", result.output_dir / "logs"),
-    ]
-    for label, path in rows:
-        print(f"  {label:<20} {path}")
-    print()
-    print("Timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items()))
+    print(format_summary(result))
     return 0
 
 

@@ -1,23 +1,34 @@
-"""The demo pipeline: real nnU-Net commands on a synthetic dataset made in code.
+"""The demo pipeline: nnunet_ext end to end with real nnU-Net, on a dataset made in code.
 
-Every step runs nnU-Net's own console scripts in a subprocess (as a user would type them), with
-``nnUNet_raw``, ``nnUNet_preprocessed`` and ``nnUNet_results`` pointing into the demo folder.
+Each step runs the command a user would type, in a subprocess: nnU-Net's own console scripts
+(``nnUNetv2_plan_and_preprocess``, ``nnUNetv2_train``, ``nnUNetv2_predict``) and ours
+(``python -m nnunet_ext <command>``), with ``nnUNet_raw``, ``nnUNet_preprocessed`` and
+``nnUNet_results`` inside the demo folder. Every command and its output is kept in ``logs/``.
+
+Steps: synthetic dataset → plan and preprocess (2d, 3d_fullres) → train both configurations on
+two folds with ``-tr CustomEpochs`` (early stopping on) and ``--npz`` → training curves → tune
+per-label ensemble weights on the cross-validation probabilities → determine postprocessing on
+the tuned cross-validation ensemble → predict the test images with probabilities → ensemble
+with equal and with tuned weights → postprocess → evaluate everything against the test
+references → build and check a submission zip with a preview.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from nnunet_ext.synthetic import make_raw_dataset
+from nnunet_ext.synthetic import DEFAULT_LABELS, make_raw_dataset
 
 __all__ = ["DemoConfig", "DemoResult", "nnunet_command", "run_demo"]
 
@@ -26,6 +37,8 @@ logger = logging.getLogger(__name__)
 MARKER = ".nnunet_ext_demo"
 DATASET_ID = 501
 DATASET_NAME = "Dataset501_SyntheticHeart"
+CONFIGURATIONS = ("2d", "3d_fullres")
+FOLDS = (0, 1)
 
 
 @dataclass(frozen=True)
@@ -33,18 +46,20 @@ class DemoConfig:
     """Sizes and training settings of a demo run.
 
     Attributes:
-        num_training: Training cases.
-        num_test: Test cases (with references in ``labelsTs``).
+        num_training: Training cases (split in two folds).
+        num_test: Test cases, with references in ``labelsTs``.
+        shape: Case shape (z, y, x).
         training_env: Our trainer settings, as the environment variables a user would set.
         trainer: ``-tr`` name.
     """
 
-    num_training: int = 8
-    num_test: int = 3
+    num_training: int = 10
+    num_test: int = 4
+    shape: tuple[int, int, int] = (16, 48, 48)
     training_env: Mapping[str, str] = field(
         default_factory=lambda: {
             "nnUNet_n_epochs": "12",
-            "nnUNet_iters_per_epoch": "8",
+            "nnUNet_iters_per_epoch": "6",
             "nnUNet_val_iters_per_epoch": "2",
             "nnUNet_patience": "4",
             "nnUNet_min_delta": "0.002",
@@ -55,7 +70,7 @@ class DemoConfig:
 
     @classmethod
     def quick(cls) -> DemoConfig:
-        """A smaller run (about a minute of training) used by the test suite."""
+        """A smaller, shorter run for the test suite: every step, little training."""
         return cls(
             num_training=6,
             num_test=2,
@@ -71,14 +86,22 @@ class DemoConfig:
 
 @dataclass
 class DemoResult:
-    """Where the demo put everything, and what training did."""
+    """Where the demo put everything, and the numbers it measured.
+
+    Attributes:
+        output_dir: The demo folder.
+        paths: Artefact name to path (dataset, folds, spec, plan, predictions, zip, ...).
+        training: Per ``"<configuration>/fold_<k>"``, our trainer's run record.
+        dice: Per method (``"2d"``, ``"3d_fullres"``, ``"ensemble (equal)"``,
+            ``"ensemble (tuned)"``, ``"tuned + postprocessing"``), per label name, the mean
+            Dice on the test cases (NaN where undefined).
+        timings: Seconds per step.
+    """
 
     output_dir: Path
-    raw_dataset: Path
-    preprocessed_dataset: Path
-    fold_dir: Path
-    predictions: Path
-    training_record: dict[str, object]
+    paths: dict[str, Path] = field(default_factory=dict)
+    training: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dice: dict[str, dict[str, float]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -111,42 +134,95 @@ def _prepare_output(output_dir: Path) -> None:
     )
 
 
-def _run(step: str, args: Sequence[str], env: Mapping[str, str], log_dir: Path) -> float:
-    log_file = log_dir / f"{step}.log"
-    logger.info("%s: %s", step, " ".join(args))
-    start = time.perf_counter()
-    with open(log_file, "w") as log:
-        result = subprocess.run(
-            list(args), env=dict(env), stdout=log, stderr=subprocess.STDOUT, check=False
-        )
-    if result.returncode != 0:
-        tail = "\n".join(log_file.read_text().splitlines()[-15:])
-        raise ValueError(
-            f"step {step!r} failed (exit {result.returncode}); see {log_file}:\n{tail}"
-        )
-    return time.perf_counter() - start
+class _Runner:
+    """Runs the steps, logs each command with its output, and times them."""
+
+    def __init__(self, log_dir: Path, env: Mapping[str, str], on_step: Callable[[str], None]):
+        self.log_dir = log_dir
+        self.env = dict(env)
+        self.timings: dict[str, float] = {}
+        self.on_step = on_step
+
+    def __call__(self, step: str, args: Sequence[str], **extra_env: str) -> None:
+        self.on_step(step)
+        log_file = self.log_dir / f"{len(self.timings):02d}_{step.replace('/', '_')}.log"
+        start = time.perf_counter()
+        with open(log_file, "w") as log:
+            log.write("$ " + " ".join(args) + "\n")
+            for key, value in sorted(extra_env.items()):
+                log.write(f"  with {key}={value}\n")
+            log.flush()
+            result = subprocess.run(
+                list(args),
+                env={**self.env, **extra_env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        self.timings[step] = time.perf_counter() - start
+        if result.returncode != 0:
+            tail = "\n".join(log_file.read_text().splitlines()[-15:])
+            raise ValueError(
+                f"demo step {step!r} failed (exit {result.returncode}); see {log_file}:\n{tail}"
+            )
 
 
-def run_demo(output_dir: str | os.PathLike[str], config: DemoConfig | None = None) -> DemoResult:
-    """Build a synthetic dataset, then plan, preprocess, train (with early stopping) and predict.
+def _ours(command: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "nnunet_ext", command, *args]
+
+
+def _merge_cross_validation(model_dir: Path, out: Path) -> Path:
+    """Gather ``fold_k/validation`` of all folds in one folder (hard links where possible)."""
+    out.mkdir(parents=True)
+    for name in ("dataset.json", "plans.json"):
+        shutil.copy2(model_dir / name, out / name)
+    for fold in FOLDS:
+        for file in sorted((model_dir / f"fold_{fold}" / "validation").iterdir()):
+            if file.suffix in {".npz", ".pkl"} or file.name.endswith(".nii.gz"):
+                try:
+                    os.link(file, out / file.name)
+                except OSError:
+                    shutil.copy2(file, out / file.name)
+    return out
+
+
+def _mean_dice(prediction_dir: Path, reference_dir: Path, out_json: Path) -> dict[str, float]:
+    from nnunet_ext.evaluate import evaluate_folder, write_evaluation
+
+    evaluation = evaluate_folder(
+        prediction_dir, reference_dir, dataset_json=prediction_dir / "dataset.json"
+    )
+    write_evaluation(evaluation, out_json)
+    dice = {summary.name: float(summary.dice) for summary in evaluation.labels}
+    dice["foreground mean"] = float(evaluation.foreground_dice)
+    return dice
+
+
+def run_demo(
+    output_dir: str | os.PathLike[str],
+    config: DemoConfig | None = None,
+    *,
+    on_step: Callable[[str], None] | None = None,
+) -> DemoResult:
+    """Run the whole pipeline and return where everything is and what it measured.
 
     Args:
         output_dir: Demo folder; rebuilt if it holds an earlier demo, refused if it holds
             anything else.
         config: Sizes and settings; :meth:`DemoConfig.quick` for a short run.
+        on_step: Called with each step's name as it starts (progress display).
 
     Returns:
-        Paths of all artefacts and the training record.
+        Paths, training records, per-label Dice of every method, timings.
 
     Raises:
         FileExistsError: If ``output_dir`` holds something that is not a demo.
-        ValueError: If an nnU-Net step fails (the message names its log file).
+        ValueError: If a step fails (the message names its log file).
     """
     config = config or DemoConfig()
     out = Path(output_dir).resolve()
     _prepare_output(out)
-    logs = out / "logs"
-    logs.mkdir()
+    (out / "logs").mkdir()
     raw, preprocessed, results = (
         out / "nnUNet_raw",
         out / "nnUNet_preprocessed",
@@ -163,29 +239,39 @@ def run_demo(output_dir: str | os.PathLike[str], config: DemoConfig | None = Non
         nnUNet_results=str(results),
         nnUNet_n_proc_DA="1",
         nnUNet_def_n_proc="1",
+        MPLBACKEND="Agg",
     )
-    timings: dict[str, float] = {}
+    run = _Runner(out / "logs", env, on_step or (lambda step: logger.info("demo: %s", step)))
+    res = DemoResult(out)
+    paths = res.paths
+
     start = time.perf_counter()
     dataset = make_raw_dataset(
-        raw, dataset_id=DATASET_ID, num_training=config.num_training, num_test=config.num_test
+        raw,
+        dataset_id=DATASET_ID,
+        num_training=config.num_training,
+        num_test=config.num_test,
+        shape=config.shape,
     )
-    timings["dataset"] = time.perf_counter() - start
-    timings["plan_and_preprocess"] = _run(
+    run.timings["dataset"] = time.perf_counter() - start
+    paths["raw dataset"] = dataset
+
+    run(
         "plan_and_preprocess",
         [
             nnunet_command("nnUNetv2_plan_and_preprocess"),
             "-d",
             str(DATASET_ID),
             "-c",
-            "3d_fullres",
+            *CONFIGURATIONS,
             "-np",
+            "1",
+            "-npfp",
             "1",
             "--verify_dataset_integrity",
         ],
-        env,
-        logs,
     )
-    # Two folds, half of the training cases each, instead of nnU-Net's five.
+    # Two folds instead of nnU-Net's five: half of the training cases each.
     cases = sorted(p.name[: -len(".nii.gz")] for p in (dataset / "labelsTr").glob("*.nii.gz"))
     half = len(cases) // 2
     splits = [
@@ -193,52 +279,241 @@ def run_demo(output_dir: str | os.PathLike[str], config: DemoConfig | None = Non
         {"train": cases[:half], "val": cases[half:]},
     ]
     (preprocessed / DATASET_NAME / "splits_final.json").write_text(json.dumps(splits, indent=2))
-    timings["train"] = _run(
-        "train",
-        [
-            nnunet_command("nnUNetv2_train"),
-            str(DATASET_ID),
-            "3d_fullres",
-            "0",
-            "-tr",
-            config.trainer,
-            "-device",
-            "cpu",
-            "--npz",
-        ],
-        {**env, **config.training_env},
-        logs,
-    )
-    predictions = out / "predictions" / "3d_fullres"
-    timings["predict"] = _run(
-        "predict",
-        [
-            nnunet_command("nnUNetv2_predict"),
+    references = preprocessed / DATASET_NAME / "gt_segmentations"
+
+    cv_dirs = []
+    for configuration in CONFIGURATIONS:
+        model_dir = results / DATASET_NAME / f"{config.trainer}__nnUNetPlans__{configuration}"
+        for fold in FOLDS:
+            fold_dir = model_dir / f"fold_{fold}"
+            run(
+                f"train/{configuration}/fold_{fold}",
+                [
+                    nnunet_command("nnUNetv2_train"),
+                    str(DATASET_ID),
+                    configuration,
+                    str(fold),
+                    "-tr",
+                    config.trainer,
+                    "-device",
+                    "cpu",
+                    "--npz",
+                ],
+                **config.training_env,
+            )
+            curves = out / "training_curves"
+            curves.mkdir(exist_ok=True)
+            run(
+                f"log/{configuration}/fold_{fold}",
+                _ours(
+                    "log",
+                    str(fold_dir),
+                    "--json",
+                    str(curves / f"{configuration}_fold_{fold}.json"),
+                    "--plot",
+                    str(curves / f"{configuration}_fold_{fold}.png"),
+                ),
+            )
+            res.training[f"{configuration}/fold_{fold}"] = json.loads(
+                (fold_dir / "nnunet_ext_training.json").read_text()
+            )
+        paths[f"model {configuration}"] = model_dir
+        cv_dirs.append(_merge_cross_validation(model_dir, out / "cross_validation" / configuration))
+    paths["training curves"] = out / "training_curves"
+
+    tuning = out / "tuning"
+    tuning.mkdir()
+    spec = tuning / "ensemble_spec.json"
+    run(
+        "tune",
+        _ours(
+            "tune",
             "-i",
-            str(dataset / "imagesTs"),
+            *map(str, cv_dirs),
+            "--reference",
+            str(references),
             "-o",
-            str(predictions),
-            "-d",
-            str(DATASET_ID),
-            "-c",
-            "3d_fullres",
-            "-f",
-            "0",
-            "-tr",
-            config.trainer,
-            "--save_probabilities",
-            "-device",
-            "cpu",
-            "-npp",
-            "1",
-            "-nps",
-            "1",
-        ],
-        env,
-        logs,
+            str(spec),
+            "--report",
+            str(tuning / "tuning_report.json"),
+            "--figure",
+            str(tuning / "tuning_gains.png"),
+        ),
     )
-    fold_dir = results / DATASET_NAME / f"{config.trainer}__nnUNetPlans__3d_fullres" / "fold_0"
-    record = json.loads((fold_dir / "nnunet_ext_training.json").read_text())
-    return DemoResult(
-        out, dataset, preprocessed / DATASET_NAME, fold_dir, predictions, record, timings
+    fused_cv = out / "cross_validation" / "ensemble_tuned"
+    run(
+        "ensemble/cross_validation",
+        _ours(
+            "ensemble",
+            "-i",
+            *map(str, cv_dirs),
+            "--spec",
+            str(spec),
+            "-o",
+            str(fused_cv),
+        ),
     )
+    pp_plan = tuning / "postprocessing_plan.json"
+    run(
+        "postprocess/determine",
+        _ours(
+            "postprocess",
+            "determine",
+            "-i",
+            str(fused_cv),
+            "-r",
+            str(references),
+            "-o",
+            str(pp_plan),
+        ),
+    )
+    paths["ensemble spec"] = spec
+    paths["postprocessing plan"] = pp_plan
+
+    predictions = out / "predictions"
+    members = []
+    for configuration in CONFIGURATIONS:
+        target = predictions / configuration
+        run(
+            f"predict/{configuration}",
+            [
+                nnunet_command("nnUNetv2_predict"),
+                "-i",
+                str(dataset / "imagesTs"),
+                "-o",
+                str(target),
+                "-d",
+                str(DATASET_ID),
+                "-c",
+                configuration,
+                "-f",
+                *map(str, FOLDS),
+                "-tr",
+                config.trainer,
+                "--save_probabilities",
+                "-device",
+                "cpu",
+                "-npp",
+                "1",
+                "-nps",
+                "1",
+            ],
+        )
+        members.append(str(target))
+    run(
+        "ensemble/equal",
+        _ours("ensemble", "-i", *members, "-o", str(predictions / "ensemble_equal")),
+    )
+    run(
+        "ensemble/tuned",
+        _ours(
+            "ensemble",
+            "-i",
+            *members,
+            "--spec",
+            str(spec),
+            "-o",
+            str(predictions / "ensemble_tuned"),
+        ),
+    )
+    final = predictions / "ensemble_tuned_postprocessed"
+    run(
+        "postprocess",
+        _ours(
+            "postprocess",
+            "-i",
+            str(predictions / "ensemble_tuned"),
+            "-o",
+            str(final),
+            "--plan",
+            str(pp_plan),
+        ),
+    )
+    paths["predictions"] = predictions
+    # The postprocessed folder needs dataset.json to be evaluated with label names.
+    if not (final / "dataset.json").exists():
+        shutil.copy2(predictions / "ensemble_tuned" / "dataset.json", final / "dataset.json")
+
+    evaluation = out / "evaluation"
+    evaluation.mkdir()
+    start = time.perf_counter()
+    for method, folder in (
+        ("2d", predictions / "2d"),
+        ("3d_fullres", predictions / "3d_fullres"),
+        ("ensemble (equal)", predictions / "ensemble_equal"),
+        ("ensemble (tuned)", predictions / "ensemble_tuned"),
+        ("tuned + postprocessing", final),
+    ):
+        res.dice[method] = _mean_dice(
+            folder, dataset / "labelsTs", evaluation / f"{folder.name}.json"
+        )
+    run.timings["evaluate"] = time.perf_counter() - start
+    paths["evaluation"] = evaluation
+
+    submission = out / "submission"
+    submission.mkdir()
+    zip_path = submission / "submission.zip"
+    labels = [str(v) for v in DEFAULT_LABELS.values()]
+    run(
+        "submission/build",
+        _ours(
+            "submission",
+            "build",
+            str(final),
+            "-o",
+            str(zip_path),
+            "--images",
+            str(dataset / "imagesTs"),
+            "--labels",
+            *labels,
+            "--preview",
+            str(submission / "preview.png"),
+        ),
+    )
+    run(
+        "submission/check",
+        _ours(
+            "submission",
+            "check",
+            str(zip_path),
+            "--images",
+            str(dataset / "imagesTs"),
+            "--labels",
+            *labels,
+        ),
+    )
+    paths["submission zip"] = zip_path
+    paths["submission preview"] = submission / "preview.png"
+    paths["logs"] = out / "logs"
+    res.timings = run.timings
+    return res
+
+
+def format_summary(result: DemoResult) -> str:
+    """Render the per-label Dice table, the training outcomes and where everything is."""
+    lines = ["Training (-tr CustomEpochs, early stopping on)"]
+    for key, record in result.training.items():
+        stop = record.get("stop")
+        how = f"stopped early: {stop['message']}" if isinstance(stop, dict) else "ran all epochs"
+        lines.append(
+            f"  {key:<16} {record['epochs_completed']:>3} of "
+            f"{record['settings']['num_epochs']} epochs, best epoch {record['best_epoch']}; {how}"
+        )
+    names = list(next(iter(result.dice.values())))
+    width = max(len(m) for m in result.dice) + 2
+    lines += ["", "Mean Dice on the test cases (NaN: label absent in reference and prediction)"]
+    lines.append(" " * width + "".join(f"{n:>16}" for n in names))
+    for method, row in result.dice.items():
+        cells = "".join(f"{'NaN' if math.isnan(v) else f'{v:.4f}':>16}" for v in row.values())
+        lines.append(f"{method:<{width}}{cells}")
+    lines += ["", "Where everything is"]
+    lines += [f"  {name:<22} {path}" for name, path in result.paths.items()]
+    total = sum(result.timings.values())
+    lines += [
+        "",
+        f"Total {total / 60:.1f} min; slowest steps: "
+        + ", ".join(
+            f"{k} {v:.0f} s" for k, v in sorted(result.timings.items(), key=lambda kv: -kv[1])[:4]
+        ),
+    ]
+    return "\n".join(lines)

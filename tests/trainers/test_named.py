@@ -4,8 +4,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from nnunet_ext.trainers import CustomEpochs, named_trainer  # noqa: E402
-from nnunet_ext.trainers.settings import SettingsError  # noqa: E402
+from nnunet_ext.trainers import CustomEpochs, named_trainer
+from nnunet_ext.trainers.settings import SettingsError
 
 
 def test_named_class_has_its_exact_name_and_settings():

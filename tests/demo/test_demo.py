@@ -1,0 +1,135 @@
+"""The Quick-start demo, end to end with real nnU-Net (`nnunet-ext demo --quick`)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+pytestmark = [pytest.mark.nnunet, pytest.mark.slow]
+
+METHODS = ["2d", "3d_fullres", "ensemble (equal)", "ensemble (tuned)", "tuned + postprocessing"]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "nnunet_ext_demo"
+    env_clean = {k: v for k, v in __import__("os").environ.items() if not k.startswith("nnUNet_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "nnunet_ext", "demo", "--quick", "--output", str(out)],
+        capture_output=True,
+        text=True,
+        env=env_clean,
+        timeout=3000,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out, result.stdout
+
+
+def test_summary_reports_every_method_per_label(demo):
+    _, stdout = demo
+    assert "Mean Dice on the test cases" in stdout
+    table = stdout.split("Mean Dice on the test cases", 1)[1].split("Where everything is", 1)[0]
+    header = table.splitlines()[1]
+    for label in ("myocardium", "LV", "RV", "foreground mean"):
+        assert label in header
+    rows = {line[: line.index("  ")].strip() for line in table.splitlines()[2:] if line.strip()}
+    assert set(METHODS) <= rows
+
+
+def test_every_training_ran_with_custom_epochs_and_early_stopping(demo):
+    out, stdout = demo
+    for configuration in ("2d", "3d_fullres"):
+        for fold in (0, 1):
+            fold_dir = (
+                out
+                / "nnUNet_results"
+                / "Dataset501_SyntheticHeart"
+                / f"CustomEpochs__nnUNetPlans__{configuration}"
+                / f"fold_{fold}"
+            )
+            record = json.loads((fold_dir / "nnunet_ext_training.json").read_text())
+            assert record["settings"]["patience"] == 1
+            assert record["status"] in {"stopped_early", "completed"}
+            assert (fold_dir / "checkpoint_final.pth").is_file()
+            assert any((fold_dir / "validation").glob("*.npz"))
+            assert (out / "training_curves" / f"{configuration}_fold_{fold}.png").is_file()
+    assert "stopped early" in stdout
+
+
+def test_tuned_spec_and_postprocessing_plan_are_json(demo):
+    out, _ = demo
+    spec = json.loads((out / "tuning" / "ensemble_spec.json").read_text())
+    assert spec["schema_version"] == 1
+    assert len(spec["members"]) == 2
+    plan = json.loads((out / "tuning" / "postprocessing_plan.json").read_text())
+    assert plan["schema_version"] == 1
+
+
+def test_evaluations_hold_a_finite_dice_for_every_method(demo):
+    out, _ = demo
+    evaluations = sorted((out / "evaluation").glob("*.json"))
+    assert len(evaluations) == len(METHODS)
+    for file in evaluations:
+        text = file.read_text()
+        assert "NaN" not in text  # strict JSON
+        data = json.loads(text)
+        assert data  # non-empty summary
+
+
+def test_submission_zip_is_flat_and_passes_check(demo):
+    out, _ = demo
+    zip_path = out / "submission" / "submission.zip"
+    names = zipfile.ZipFile(zip_path).namelist()
+    assert sorted(names) == ["heart_006.nii.gz", "heart_007.nii.gz"]
+    images = out / "nnUNet_raw" / "Dataset501_SyntheticHeart" / "imagesTs"
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nnunet_ext",
+            "submission",
+            "check",
+            str(zip_path),
+            "--images",
+            str(images),
+            "--labels",
+            "0",
+            "1",
+            "2",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stderr
+    assert (out / "submission" / "preview.png").stat().st_size > 0
+
+
+def test_rerun_into_a_foreign_folder_is_refused(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    result = subprocess.run(
+        [sys.executable, "-m", "nnunet_ext", "demo", "--quick", "--output", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "is not a demo folder" in result.stderr
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_dice_values_are_probabilities(demo):
+    _, stdout = demo
+    table = stdout.split("Mean Dice on the test cases", 1)[1].split("Where everything is", 1)[0]
+    for line in table.splitlines()[2:]:
+        for cell in line.split()[-4:]:
+            if cell != "NaN":
+                assert 0.0 <= float(cell) <= 1.0
+                assert not math.isnan(float(cell))
