@@ -7,8 +7,8 @@ would have: the three nnU-Net paths, small iteration counts, and nothing else of
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
