@@ -52,7 +52,7 @@ def main() -> None:
         )
         seconds = time.perf_counter() - start
         last = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
-        print(f"{args.cases} cases, -j {workers}: {seconds:.2f} s (exit {result.returncode}; {last})")
+        print(f"{args.cases} cases, -j {workers}: {seconds:.2f} s ({result.returncode=}; {last})")
 
 
 if __name__ == "__main__":
