@@ -14,7 +14,13 @@ from collections.abc import Callable, Sequence
 
 from nnunet_ext import __version__
 
-__all__ = ["add_common_arguments", "configure_logging", "make_parser", "run_cli"]
+__all__ = [
+    "add_common_arguments",
+    "add_verbose_to_subcommand",
+    "configure_logging",
+    "make_parser",
+    "run_cli",
+]
 
 Run = Callable[[argparse.Namespace], int]
 AddArguments = Callable[[argparse.ArgumentParser], None]
@@ -30,6 +36,20 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="more log output on stderr (-vv also shows tracebacks)",
     )
     parser.add_argument("--version", action="version", version=f"nnunet_ext {__version__}")
+
+
+def add_verbose_to_subcommand(parser: argparse.ArgumentParser) -> None:
+    """Accept ``-v`` after a nested subcommand too (``postprocess determine -v``).
+
+    The default is suppressed so that a ``-v`` given before the subcommand is not reset.
+    """
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="more log output on stderr (-vv also shows tracebacks)",
+    )
 
 
 def configure_logging(verbosity: int) -> None:

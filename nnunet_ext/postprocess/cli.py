@@ -16,7 +16,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import main_for
+from nnunet_ext._cli import add_verbose_to_subcommand, main_for
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -120,6 +120,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "label's mean Dice improves (nnU-Net's rule). Writes a plan JSON with the metrics.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    add_verbose_to_subcommand(determine)
     determine.add_argument(
         "-i",
         "--input",

@@ -12,7 +12,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import main_for
+from nnunet_ext._cli import add_verbose_to_subcommand, main_for
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -69,6 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o", "--output", type=Path, required=True, metavar="OUT.zip", help="the zip to write"
     )
     _common(build)
+    add_verbose_to_subcommand(build)
     build.add_argument(
         "--label-map",
         type=_pair,
@@ -92,6 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     check.add_argument("zip", type=Path, help="the submission zip")
     _common(check)
+    add_verbose_to_subcommand(check)
 
 
 def run(args: argparse.Namespace) -> int:
