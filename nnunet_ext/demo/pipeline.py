@@ -496,7 +496,7 @@ def format_summary(result: DemoResult) -> str:
         stop = record.get("stop")
         how = f"stopped early: {stop['message']}" if isinstance(stop, dict) else "ran all epochs"
         lines.append(
-            f"  {key:<16} {record['epochs_completed']:>3} of "
+            f"  {key:<18} {record['epochs_completed']:>3} of "
             f"{record['settings']['num_epochs']} epochs, best epoch {record['best_epoch']}; {how}"
         )
     names = list(next(iter(result.dice.values())))
