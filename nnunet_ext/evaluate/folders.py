@@ -1,0 +1,552 @@
+"""Evaluate a folder of predicted label maps against a folder of references.
+
+Per case and label (or region): Dice, IoU, TP/FP/FN/TN, reference and predicted voxel counts,
+from one confusion-counting pass per case (:func:`nnunet_ext.evaluate.metrics.confusion_matrix`),
+in parallel over cases. Per label: the mean over cases under an explicit empty-mask convention,
+and how many cases had an empty reference or an empty prediction. With the default convention
+the numbers equal those of nnU-Net's ``compute_metrics_on_folder`` (``summary.json``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from nnunet_ext.evaluate.metrics import (
+    COUNT_FIELDS,
+    FN,
+    FP,
+    N_PRED,
+    N_REF,
+    TP,
+    LabelOrRegion,
+    confusion_matrix,
+    counts_from_matrix,
+    dice_from_counts,
+    iou_from_counts,
+    label_key,
+)
+
+__all__ = [
+    "EMPTY_POLICIES",
+    "CaseResult",
+    "Evaluation",
+    "LabelSummary",
+    "evaluate_folder",
+    "find_dataset_json",
+    "label_ids_from_dataset_json",
+    "summarise",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Empty-mask policies of :func:`evaluate_folder`.
+#:
+#: * ``"nan"`` (nnU-Net): Dice/IoU are NaN when reference and prediction are both empty; such
+#:   cases are left out of the label's mean.
+#: * ``"one"`` (MedPy, seg-metrics, Metrics Reloaded): they score 1 and count in the mean.
+#: * ``"skip"``: every case whose *reference* lacks the label is left out of that label's mean,
+#:   also when the prediction has false positives there (Dice measured where the structure is).
+EMPTY_POLICIES: tuple[str, ...] = ("nan", "one", "skip")
+
+_NUMERIC_LABEL = re.compile(r"^\s*\(?\s*\d+\s*(,\s*\d+\s*)*,?\s*\)?\s*$")
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """Counts and metrics of one case.
+
+    Attributes:
+        case: Case identifier.
+        reference_file: The reference label file.
+        prediction_file: The predicted label file.
+        counts: ``(L, 6)`` int64 counts, columns :data:`~nnunet_ext.evaluate.metrics.COUNT_FIELDS`.
+        dice: ``(L,)`` Dice under the chosen policy (NaN where undefined or skipped).
+        iou: ``(L,)`` IoU under the chosen policy.
+    """
+
+    case: str
+    reference_file: Path
+    prediction_file: Path
+    counts: NDArray[np.int64]
+    dice: NDArray[np.float64]
+    iou: NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class LabelSummary:
+    """Mean metrics of one label or region over the evaluated cases.
+
+    Attributes:
+        label: The label value or region.
+        name: Its name in ``dataset.json`` (or the key when unknown).
+        dice: Mean Dice over the cases counted (NaN if none).
+        iou: Mean IoU.
+        means: Mean of every count column (as nnU-Net's ``summary.json`` reports them).
+        num_cases: Cases evaluated.
+        num_in_mean: Cases that entered the Dice mean under the policy.
+        num_empty_reference: Cases whose reference has no voxel of the label.
+        num_empty_prediction: Cases whose prediction has no voxel of the label.
+        num_both_empty: Cases where both are empty.
+    """
+
+    label: LabelOrRegion
+    name: str
+    dice: float
+    iou: float
+    means: dict[str, float]
+    num_cases: int
+    num_in_mean: int
+    num_empty_reference: int
+    num_empty_prediction: int
+    num_both_empty: int
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The result of :func:`evaluate_folder`.
+
+    Attributes:
+        cases: Per-case results, sorted by case.
+        labels: Per-label summaries, in ``label_ids`` order.
+        foreground_dice: Mean of the per-label mean Dice (nnU-Net's ``foreground_mean``).
+        foreground_iou: Mean of the per-label mean IoU.
+        empty: The empty-mask policy used.
+        ignore_label: Reference value left out of the counts, if any.
+        label_source: Where the labels came from (a ``dataset.json`` path, ``"--labels"``, ...).
+        missing_predictions: Reference cases without a prediction (only with ``allow_missing``).
+        extra_predictions: Predicted cases without a reference (only with ``allow_missing``).
+    """
+
+    cases: list[CaseResult]
+    labels: list[LabelSummary]
+    foreground_dice: float
+    foreground_iou: float
+    empty: str
+    ignore_label: int | None
+    label_source: str
+    missing_predictions: list[str] = field(default_factory=list)
+    extra_predictions: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the summary as a JSON-ready dict (NaN stays float; use ``io.write_json``)."""
+        per_case = []
+        for case in self.cases:
+            metrics: dict[str, dict[str, Any]] = {}
+            for i, label in enumerate(self.labels):
+                entry: dict[str, Any] = {"Dice": float(case.dice[i]), "IoU": float(case.iou[i])}
+                entry.update({name: int(case.counts[i, j]) for j, name in enumerate(COUNT_FIELDS)})
+                metrics[label_key(label.label)] = entry
+            per_case.append(
+                {
+                    "case": case.case,
+                    "reference_file": str(case.reference_file),
+                    "prediction_file": str(case.prediction_file),
+                    "metrics": metrics,
+                }
+            )
+        means = {}
+        for label in self.labels:
+            means[label_key(label.label)] = {
+                "name": label.name,
+                "Dice": label.dice,
+                "IoU": label.iou,
+                **label.means,
+                "num_cases": label.num_cases,
+                "num_in_mean": label.num_in_mean,
+                "num_empty_reference": label.num_empty_reference,
+                "num_empty_prediction": label.num_empty_prediction,
+                "num_both_empty": label.num_both_empty,
+            }
+        return {
+            "schema_version": 1,
+            "conventions": {
+                "empty": self.empty,
+                "ignore_label": self.ignore_label,
+                "label_source": self.label_source,
+                "mean": "per label: mean over cases, NaN (null) values left out; "
+                "foreground_mean: mean of the per-label means",
+            },
+            "foreground_mean": {"Dice": self.foreground_dice, "IoU": self.foreground_iou},
+            "mean": means,
+            "missing_predictions": list(self.missing_predictions),
+            "extra_predictions": list(self.extra_predictions),
+            "metric_per_case": per_case,
+        }
+
+
+def label_ids_from_dataset_json(
+    dataset_json: Mapping[str, Any], *, source: str = "dataset.json"
+) -> tuple[list[LabelOrRegion], dict[str, str], int | None]:
+    """Labels or regions nnU-Net evaluates for a ``dataset.json``, their names, the ignore label.
+
+    As nnU-Net's ``LabelManager``: a dataset has regions when a label maps to a list of more than
+    one value; then every non-background, non-ignore entry is a region, in file order. Otherwise
+    the foreground labels are the sorted distinct values other than 0 and ``ignore``.
+
+    Args:
+        dataset_json: The loaded ``dataset.json``.
+        source: Its path, for error messages.
+
+    Returns:
+        ``(label_ids, names, ignore_label)`` with ``names`` keyed by :func:`label_key`.
+
+    Raises:
+        ValueError: If ``labels`` is missing or malformed.
+
+    Examples:
+        >>> label_ids_from_dataset_json({"labels": {"background": 0, "b": 2, "a": 1}})
+        ([1, 2], {'1': 'a', '2': 'b'}, None)
+        >>> label_ids_from_dataset_json(
+        ...     {"labels": {"background": 0, "whole": [1, 2], "core": 2, "ignore": 3}})
+        ([(1, 2), 2], {'(1, 2)': 'whole', '2': 'core'}, 3)
+    """
+    raw = dataset_json.get("labels")
+    if not isinstance(raw, Mapping) or not raw:
+        raise ValueError(f"{source}: 'labels' must be a non-empty mapping of name to value.")
+    entries: list[tuple[str, LabelOrRegion]] = []
+    ignore: int | None = None
+    for name, value in raw.items():
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, int) for v in value):
+            parsed: LabelOrRegion = tuple(int(v) for v in value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            parsed = int(value)
+        else:
+            raise ValueError(
+                f"{source}: label {name!r} must be an int or a list of ints; got {value!r}."
+            )
+        if name == "ignore":
+            if not isinstance(parsed, int):
+                raise ValueError(f"{source}: the 'ignore' label must be an int; got {value!r}.")
+            ignore = parsed
+            continue
+        entries.append((str(name), parsed))
+    has_regions = any(isinstance(v, tuple) and len(v) > 1 for _, v in entries)
+    names: dict[str, str] = {}
+    label_ids: list[LabelOrRegion] = []
+    if has_regions:
+        for name, value in entries:
+            if (isinstance(value, int) and value == 0) or (
+                isinstance(value, tuple) and set(value) == {0}
+            ):
+                continue
+            label_ids.append(value)
+            names[label_key(value)] = name
+    else:
+        by_value: dict[int, str] = {}
+        for name, value in entries:
+            for v in value if isinstance(value, tuple) else (value,):
+                by_value.setdefault(v, name)
+        for v in sorted(by_value):
+            if v != 0:
+                label_ids.append(v)
+                names[label_key(v)] = by_value[v]
+    return label_ids, names, ignore
+
+
+def find_dataset_json(prediction_dir: Path, reference_dir: Path) -> Path | None:
+    """Find the ``dataset.json`` that describes a prediction/reference pair of folders.
+
+    Looked for, in order: in the prediction folder (``nnUNetv2_predict`` output), two levels up
+    from it (a model folder above ``fold_X/validation``), in the reference folder and in its
+    parent (``labelsTr``, ``gt_segmentations``).
+
+    Returns:
+        The first file found, or ``None``.
+    """
+    for candidate in (
+        prediction_dir / "dataset.json",
+        prediction_dir.parent.parent / "dataset.json",
+        reference_dir / "dataset.json",
+        reference_dir.parent / "dataset.json",
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _count_case(
+    job: tuple[str, str, list[LabelOrRegion], int | None],
+) -> tuple[NDArray[np.int64], tuple[float, ...], tuple[float, ...]]:
+    """Worker: read one reference/prediction pair and count (top-level for the spawn pool)."""
+    from nnunet_ext.io import read_labels
+
+    reference_file, prediction_file, label_ids, ignore_label = job
+    reference = read_labels(reference_file)
+    prediction = read_labels(prediction_file)
+    if reference.array.shape != prediction.array.shape:
+        raise ValueError(
+            f"{prediction_file}: shape {prediction.array.shape} must equal the reference's "
+            f"{reference.array.shape} ({reference_file}). Predict in the reference geometry."
+        )
+    matrix = confusion_matrix(reference.array, prediction.array, ignore_label=ignore_label)
+    needed = max((max(v) if isinstance(v, tuple) else v) for v in label_ids) + 1
+    if needed > matrix.shape[0]:
+        padded = np.zeros((needed, needed), dtype=np.int64)
+        padded[: matrix.shape[0], : matrix.shape[1]] = matrix
+        matrix = padded
+    return counts_from_matrix(matrix, label_ids), reference.spacing, prediction.spacing
+
+
+def _mean(values: NDArray[np.float64]) -> float:
+    finite = values[~np.isnan(values)]
+    return float(finite.mean()) if finite.size else math.nan
+
+
+def summarise(
+    counts: NDArray[np.integer[Any]],
+    *,
+    empty: str = "nan",
+) -> dict[str, NDArray[np.float64]]:
+    """Per-case Dice/IoU and per-label means from stacked counts, under an empty-mask policy.
+
+    Args:
+        counts: ``(cases, labels, 6)`` counts as from
+            :func:`~nnunet_ext.evaluate.metrics.confusion_counts`.
+        empty: One of :data:`EMPTY_POLICIES`.
+
+    Returns:
+        ``dice`` and ``iou`` ``(cases, labels)`` per case (NaN = undefined or left out), and
+        ``mean_dice``/``mean_iou`` ``(labels,)``, ``in_mean`` ``(labels,)`` case counts.
+
+    Examples:
+        >>> c = np.array([[[1, 0, 1, 0, 2, 1]], [[0, 0, 0, 4, 0, 0]], [[0, 2, 0, 2, 0, 2]]])
+        >>> [summarise(c, empty=e)["mean_dice"].round(4).tolist() for e in EMPTY_POLICIES]
+        [[0.3333], [0.5556], [0.6667]]
+    """
+    if empty not in EMPTY_POLICIES:
+        raise ValueError(f"empty must be one of {EMPTY_POLICIES}; got {empty!r}.")
+    c = np.asarray(counts, dtype=np.int64)
+    convention: Literal["nan", "one"] = "one" if empty == "one" else "nan"
+    dice = np.asarray(
+        dice_from_counts(c[..., TP], c[..., FP], c[..., FN], empty=convention), dtype=np.float64
+    )
+    iou = np.asarray(
+        iou_from_counts(c[..., TP], c[..., FP], c[..., FN], empty=convention), dtype=np.float64
+    )
+    dice_for_mean, iou_for_mean = dice.copy(), iou.copy()
+    if empty == "skip":
+        no_reference = c[..., N_REF] == 0
+        dice_for_mean[no_reference] = np.nan
+        iou_for_mean[no_reference] = np.nan
+    num_labels = c.shape[1] if c.ndim == 3 else 0
+    mean_dice = np.array([_mean(dice_for_mean[:, i]) for i in range(num_labels)], dtype=np.float64)
+    mean_iou = np.array([_mean(iou_for_mean[:, i]) for i in range(num_labels)], dtype=np.float64)
+    in_mean = (~np.isnan(dice_for_mean)).sum(axis=0).astype(np.float64)
+    return {
+        "dice": dice,
+        "iou": iou,
+        "mean_dice": mean_dice,
+        "mean_iou": mean_iou,
+        "in_mean": in_mean,
+    }
+
+
+def _resolve_labels(
+    labels: Sequence[str | int | Sequence[int]] | None,
+    dataset_json: Mapping[str, Any] | None,
+    source: str,
+) -> tuple[list[LabelOrRegion], dict[str, str]]:
+    if dataset_json is not None:
+        known, names, _ = label_ids_from_dataset_json(dataset_json, source=source)
+        by_name = {
+            name: value for key, name in names.items() for value in known if label_key(value) == key
+        }
+    else:
+        known, names, by_name = [], {}, {}
+    if labels is None:
+        return known, names
+    chosen: list[LabelOrRegion] = []
+    for label in labels:
+        value: LabelOrRegion
+        if isinstance(label, str) and _NUMERIC_LABEL.match(label):
+            parts = [int(p) for p in label.strip().strip("()").replace(" ", "").split(",") if p]
+            value = tuple(parts) if "," in label else parts[0]
+        elif isinstance(label, str):
+            if label not in by_name:
+                raise ValueError(
+                    f"labels: {label!r} is not a label name in {source}; known: {sorted(by_name)}. "
+                    "Pass values (1 2), regions (1,2) or names from dataset.json."
+                )
+            value = by_name[label]
+        elif isinstance(label, int):
+            value = label
+        else:
+            value = tuple(int(v) for v in label)
+        chosen.append(value)
+        names.setdefault(label_key(value), label_key(value))
+    return chosen, names
+
+
+def evaluate_folder(
+    prediction_dir: str | os.PathLike[str],
+    reference_dir: str | os.PathLike[str],
+    *,
+    labels: Sequence[str | int | Sequence[int]] | None = None,
+    empty: str = "nan",
+    allow_missing: bool = False,
+    dataset_json: str | os.PathLike[str] | None = None,
+    ignore_label: int | None = None,
+    file_ending: str | None = None,
+    num_workers: int = 1,
+) -> Evaluation:
+    """Evaluate every predicted label file against the reference of the same case.
+
+    Args:
+        prediction_dir: Folder of predicted label maps (``CASE<file_ending>``).
+        reference_dir: Folder of reference label maps with the same names.
+        labels: Labels to score: values (``1``, ``"2"``), regions (``(1, 2)``, ``"1,2"``) or names
+            from ``dataset.json``. Default: nnU-Net's foreground labels/regions of ``dataset.json``.
+        empty: Empty-mask policy, one of :data:`EMPTY_POLICIES` (default nnU-Net's ``"nan"``).
+        allow_missing: Evaluate the cases present in both folders and list the others, instead
+            of failing when a reference case has no prediction (or the reverse).
+        dataset_json: The ``dataset.json`` giving labels, regions, ignore label and file ending;
+            default: found by :func:`find_dataset_json`.
+        ignore_label: Reference value left out of all counts; default that of ``dataset.json``.
+        file_ending: Label file ending; default that of ``dataset.json``, else ``.nii.gz``.
+        num_workers: Processes reading and counting cases (spawn pool when > 1).
+
+    Returns:
+        The per-case and per-label results.
+
+    Raises:
+        NotADirectoryError: If a folder does not exist.
+        ValueError: For missing predictions (unless ``allow_missing``), no labels, bad options,
+            or label maps of different shapes.
+    """
+    from nnunet_ext._parallel import map_cases
+    from nnunet_ext.io import list_case_files, load_json
+
+    if empty not in EMPTY_POLICIES:
+        raise ValueError(f"empty must be one of {', '.join(EMPTY_POLICIES)}; got {empty!r}.")
+    pred_root, ref_root = Path(prediction_dir), Path(reference_dir)
+    for name, folder in (("prediction folder", pred_root), ("reference folder", ref_root)):
+        if not folder.is_dir():
+            raise NotADirectoryError(f"{name} must be an existing folder; got {folder}.")
+    json_path = (
+        Path(dataset_json) if dataset_json is not None else find_dataset_json(pred_root, ref_root)
+    )
+    loaded = load_json(json_path) if json_path is not None else None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ValueError(f"{json_path}: must hold a JSON object; got {type(loaded).__name__}.")
+    source = str(json_path) if json_path is not None else "(no dataset.json)"
+    label_ids, names = _resolve_labels(labels, loaded, source)
+    if not label_ids:
+        raise ValueError(
+            f"no labels to evaluate: no dataset.json found next to {pred_root} or {ref_root}, and "
+            "no labels given. Pass --labels 1 2 ... or --dataset-json PATH."
+        )
+    if ignore_label is None and loaded is not None:
+        ignore_label = label_ids_from_dataset_json(loaded, source=source)[2]
+    ending = file_ending or (
+        str(loaded.get("file_ending")) if loaded and loaded.get("file_ending") else ".nii.gz"
+    )
+
+    predictions, _ = list_case_files(pred_root, ending)
+    references, _ = list_case_files(ref_root, ending)
+    if not references:
+        raise ValueError(
+            f"reference folder {ref_root} must hold label files ending in {ending!r}; found none."
+        )
+    missing = sorted(set(references) - set(predictions))
+    extra = sorted(set(predictions) - set(references))
+    if (missing or extra) and not allow_missing:
+        parts = []
+        if missing:
+            parts.append(
+                f"{len(missing)} reference case(s) have no prediction in {pred_root}: "
+                f"{_shorten(missing)}"
+            )
+        if extra:
+            parts.append(
+                f"{len(extra)} prediction(s) have no reference in {ref_root}: {_shorten(extra)}"
+            )
+        raise ValueError(
+            "; ".join(parts) + ". Predict the missing cases, or pass --allow-missing to evaluate "
+            "only the cases present in both folders."
+        )
+    cases = sorted(set(references) & set(predictions))
+    if not cases:
+        raise ValueError(
+            f"no case is present in both {pred_root} and {ref_root} (ending {ending!r})."
+        )
+    if missing:
+        logger.warning(
+            "%d reference case(s) have no prediction and are left out: %s",
+            len(missing),
+            _shorten(missing),
+        )
+    jobs = [(str(references[c]), str(predictions[c]), label_ids, ignore_label) for c in cases]
+    counted = map_cases(_count_case, jobs, num_workers=num_workers, desc="evaluate")
+    for case, (_, ref_spacing, pred_spacing) in zip(cases, counted, strict=True):
+        if not np.allclose(ref_spacing, pred_spacing, rtol=1e-4, atol=1e-6):
+            logger.warning(
+                "%s: prediction spacing %s differs from the reference's %s",
+                case,
+                pred_spacing,
+                ref_spacing,
+            )
+    stacked = np.stack([c for c, _, _ in counted]).astype(np.int64)
+    scores = summarise(stacked, empty=empty)
+
+    case_results = [
+        CaseResult(
+            case=case,
+            reference_file=references[case],
+            prediction_file=predictions[case],
+            counts=stacked[i],
+            dice=scores["dice"][i],
+            iou=scores["iou"][i],
+        )
+        for i, case in enumerate(cases)
+    ]
+    summaries = []
+    for j, label in enumerate(label_ids):
+        column = stacked[:, j, :]
+        empty_ref = column[:, N_REF] == 0
+        empty_pred = column[:, N_PRED] == 0
+        summaries.append(
+            LabelSummary(
+                label=label,
+                name=names.get(label_key(label), label_key(label)),
+                dice=float(scores["mean_dice"][j]),
+                iou=float(scores["mean_iou"][j]),
+                means={name: float(column[:, k].mean()) for k, name in enumerate(COUNT_FIELDS)},
+                num_cases=len(cases),
+                num_in_mean=int(scores["in_mean"][j]),
+                num_empty_reference=int(empty_ref.sum()),
+                num_empty_prediction=int(empty_pred.sum()),
+                num_both_empty=int((empty_ref & empty_pred).sum()),
+            )
+        )
+    return Evaluation(
+        cases=case_results,
+        labels=summaries,
+        foreground_dice=_foreground_mean([s.dice for s in summaries], label_ids),
+        foreground_iou=_foreground_mean([s.iou for s in summaries], label_ids),
+        empty=empty,
+        ignore_label=ignore_label,
+        label_source="labels argument" if labels is not None else source,
+        missing_predictions=missing,
+        extra_predictions=extra,
+    )
+
+
+def _foreground_mean(values: Sequence[float], label_ids: Sequence[LabelOrRegion]) -> float:
+    """Mean of the per-label means except label 0, as nnU-Net (NaN if any is NaN)."""
+    kept = [v for v, label in zip(values, label_ids, strict=True) if label != 0]
+    return float(np.mean(kept)) if kept else math.nan
+
+
+def _shorten(names: Sequence[str], limit: int = 10) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")

@@ -1,0 +1,135 @@
+"""Write and show an evaluation: strict JSON summary, per-case CSV, text table."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from pathlib import Path
+
+from nnunet_ext.evaluate.folders import Evaluation
+from nnunet_ext.evaluate.metrics import COUNT_FIELDS, label_key
+
+__all__ = ["format_table", "per_case_csv", "write_evaluation"]
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def format_table(evaluation: Evaluation) -> str:
+    """Render the per-label summary as a fixed-width text table.
+
+    Columns: label, name, mean Dice and IoU, cases in the mean / evaluated, cases with an empty
+    reference, with an empty prediction, and with both empty.
+    """
+    header = ("label", "name", "Dice", "IoU", "in mean", "empty ref", "empty pred", "both empty")
+    rows = [
+        (
+            label_key(s.label),
+            s.name,
+            _fmt(s.dice),
+            _fmt(s.iou),
+            f"{s.num_in_mean}/{s.num_cases}",
+            str(s.num_empty_reference),
+            str(s.num_empty_prediction),
+            str(s.num_both_empty),
+        )
+        for s in evaluation.labels
+    ]
+    rows.append(
+        (
+            "fg mean",
+            "",
+            _fmt(evaluation.foreground_dice),
+            _fmt(evaluation.foreground_iou),
+            "",
+            "",
+            "",
+            "",
+        )
+    )
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            cell.rjust(w) if i >= 2 else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in [header, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    notes = [f"empty policy: {evaluation.empty} ({_POLICY_TEXT[evaluation.empty]})"]
+    if evaluation.ignore_label is not None:
+        notes.append(
+            f"ignore label {evaluation.ignore_label}: voxels with that reference value "
+            "are not counted"
+        )
+    if evaluation.missing_predictions:
+        notes.append(
+            f"{len(evaluation.missing_predictions)} reference case(s) without prediction left out"
+        )
+    if evaluation.extra_predictions:
+        notes.append(
+            f"{len(evaluation.extra_predictions)} prediction(s) without reference left out"
+        )
+    return "\n".join([*lines, "", *notes])
+
+
+_POLICY_TEXT = {
+    "nan": "both empty -> NaN, left out of the mean; nnU-Net's convention",
+    "one": "both empty -> 1, counted in the mean",
+    "skip": "cases with an empty reference are left out of the mean",
+}
+
+
+def per_case_csv(evaluation: Evaluation) -> str:
+    """Return one CSV row per case and label: Dice, IoU and the counts (empty cell for NaN)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["case", "label", "name", "Dice", "IoU", *COUNT_FIELDS])
+    for case in evaluation.cases:
+        for i, label in enumerate(evaluation.labels):
+            dice, iou = float(case.dice[i]), float(case.iou[i])
+            writer.writerow(
+                [
+                    case.case,
+                    label_key(label.label),
+                    label.name,
+                    "" if math.isnan(dice) else repr(dice),
+                    "" if math.isnan(iou) else repr(iou),
+                    *(int(v) for v in case.counts[i]),
+                ]
+            )
+    return buffer.getvalue()
+
+
+def write_evaluation(
+    evaluation: Evaluation,
+    output_json: str | os.PathLike[str],
+    *,
+    output_csv: str | os.PathLike[str] | None = None,
+) -> tuple[Path, Path]:
+    """Write the strict-JSON summary and the per-case CSV, each atomically.
+
+    Args:
+        evaluation: The result to write.
+        output_json: The summary file (``.json``).
+        output_csv: The per-case file; default ``<output_json stem>_per_case.csv`` beside it.
+
+    Returns:
+        ``(json_path, csv_path)``.
+    """
+    from nnunet_ext.io import atomic_path, write_json
+
+    json_path = Path(output_json)
+    csv_path = (
+        Path(output_csv)
+        if output_csv is not None
+        else json_path.with_name(f"{json_path.stem}_per_case.csv")
+    )
+    text = per_case_csv(evaluation)
+    with atomic_path(csv_path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    write_json(json_path, evaluation.to_json())
+    return json_path, csv_path

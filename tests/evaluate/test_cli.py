@@ -1,0 +1,76 @@
+import json
+import subprocess
+import sys
+
+from nnunet_ext.cli import main as umbrella_main
+from nnunet_ext.evaluate.cli import main
+
+from ._data import make_folders
+
+
+def test_cli_prints_table_and_writes_json_and_csv(tmp_path, capsys):
+    pred_dir, ref_dir = make_folders(tmp_path)
+    out = tmp_path / "out" / "summary.json"
+    out.parent.mkdir()
+    assert main([str(pred_dir), str(ref_dir), "-o", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "label" in stdout
+    assert "empty ref" in stdout
+    assert "fg mean" in stdout
+    assert "blob" in stdout
+    assert "4/5" in stdout
+    assert json.loads(out.read_text())["conventions"]["empty"] == "nan"
+    assert (tmp_path / "out" / "summary_per_case.csv").is_file()
+    # a rerun refuses to replace the outputs without --overwrite
+    assert main([str(pred_dir), str(ref_dir), "-o", str(out)]) == 1
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert main([str(pred_dir), str(ref_dir), "-o", str(out), "--overwrite", "--empty", "one"]) == 0
+    assert json.loads(out.read_text())["conventions"]["empty"] == "one"
+
+
+def test_missing_prediction_exits_non_zero_naming_the_case_and_writes_nothing(tmp_path):
+    pred_dir, ref_dir = make_folders(tmp_path)
+    (pred_dir / "case_02.nii.gz").unlink()
+    out = tmp_path / "summary.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "nnunet_ext.evaluate", str(pred_dir), str(ref_dir), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1
+    assert "case_02" in proc.stderr
+    assert "error:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pred", "ref"]
+
+
+def test_umbrella_command_and_allow_missing(tmp_path, capsys):
+    pred_dir, ref_dir = make_folders(tmp_path, num_cases=3)
+    (pred_dir / "case_02.nii.gz").unlink()
+    assert umbrella_main(["evaluate", str(pred_dir), str(ref_dir), "--allow-missing"]) == 0
+    assert "1 reference case(s) without prediction left out" in capsys.readouterr().out
+
+
+def test_usage_errors(tmp_path, capsys):
+    pred_dir, ref_dir = make_folders(tmp_path, num_cases=1)
+    assert main([str(pred_dir), str(ref_dir), "-o", str(tmp_path / "summary.txt")]) == 1
+    assert "must end with .json" in capsys.readouterr().err
+    assert main([str(tmp_path / "nope"), str(ref_dir)]) == 1
+    assert "prediction folder must be an existing folder" in capsys.readouterr().err
+
+
+def test_import_and_help_stay_torch_free():
+    code = (
+        "import sys, contextlib, io\n"
+        "import nnunet_ext.evaluate, nnunet_ext.evaluate.cli as c\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try: c.main(['--help'])\n"
+        "    except SystemExit: pass\n"
+        "bad = [m for m in sys.modules if m == 'torch' or m.startswith('nnunetv2.training')]\n"
+        "print(bad)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
