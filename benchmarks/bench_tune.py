@@ -7,9 +7,12 @@ Usage: .venv/bin/python benchmarks/bench_tune.py [--small] [--workers 2] [--keep
 from __future__ import annotations
 
 import argparse
+import resource
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 from nnunet_ext.tune import tune_weights
 from nnunet_ext.tune._cv_data import make_cv_folders
@@ -35,6 +38,13 @@ def main() -> None:
     print(f"tune: {total:.1f} s for {size} ({args.workers} workers)")
     print("  " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
     print(f"  in-sample gain per label: {[round(float(g), 4) for g in result.in_sample_gain]}")
+    held = None if result.cv_gain is None else [round(float(g), 4) for g in result.cv_gain]
+    print(f"  held-out gain per label: {held}")
+    floors = np.nanmax(np.stack(list(result.baselines.values())), axis=0)
+    print(f"  tuned Dice per label: {[round(float(d), 4) for d in result.dice]}")
+    print(f"  tuned minus best baseline: {[round(float(d), 4) for d in result.dice - floors]}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"  peak RSS of the main process: {peak:.0f} MiB")
     print(f"  target <= 60 s: {'met' if total <= 60 else 'MISSED'} (ratio {total / 60:.2f})")
 
 

@@ -1,0 +1,326 @@
+"""Tune per-label ensemble weights on cross-validation folders: files in, spec out.
+
+Each input folder holds one model's CV probabilities (``CASE.npz``, e.g. the ``validation/``
+folder of ``nnUNetv2_train --npz``, or folders merging all folds); the reference folder holds the
+label files (e.g. nnU-Net's ``gt_segmentations``). Every ``.npz`` is decompressed once and
+reduced to the compact form of :mod:`nnunet_ext.tune.search`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from nnunet_ext.tune.search import (
+    CompactCVData,
+    compact_case,
+    merge_cases,
+    search_with_holdout,
+)
+
+__all__ = ["TuneResult", "load_cv_data", "tune_weights"]
+
+logger = logging.getLogger(__name__)
+
+#: Held-out gain this much below the in-sample gain (or <= 0 while in-sample > 0) warns.
+DISAGREEMENT = 0.01
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """The outcome of :func:`tune_weights`.
+
+    Attributes:
+        input_dirs: The model folders, as given.
+        reference_dir: The reference folder.
+        cases: Cases used (present in every input and in the references).
+        left_out: Case to the folders lacking it (cases not used).
+        label_ids: Foreground labels scored (class indices).
+        label_names: Name of each scored label.
+        weights: ``(M, C)`` chosen weights (columns sum to 1), class 0 = background.
+        dice: ``(L,)`` in-sample mean Dice per label with ``weights``.
+        baselines: ``"equal"`` and each model's folder name to ``(L,)`` mean Dice.
+        cv_gain: ``(L,)`` held-out gain over equal weights (k-fold over cases), or ``None``.
+        warnings: Human-readable warnings (e.g. held-out and in-sample gains disagree).
+        timings: Seconds spent reading and searching.
+    """
+
+    input_dirs: list[str]
+    reference_dir: str
+    cases: list[str]
+    left_out: dict[str, list[str]]
+    label_ids: list[int]
+    label_names: list[str]
+    weights: NDArray[np.float64]
+    dice: NDArray[np.float64]
+    baselines: dict[str, NDArray[np.float64]]
+    cv_gain: NDArray[np.float64] | None
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def in_sample_gain(self) -> NDArray[np.float64]:
+        """Tuned minus equal-weight mean Dice per label, on the tuning data."""
+        return self.dice - self.baselines["equal"]
+
+    def spec(self) -> Any:
+        """The :class:`nnunet_ext.ensemble.spec.EnsembleSpec` of the chosen weights."""
+        from nnunet_ext.ensemble.spec import EnsembleSpec
+
+        rounded = np.round(self.weights, 4)
+        label_weights: list[Mapping[str | int, float]] = [
+            {str(c): float(rounded[m, c]) for c in range(rounded.shape[1])}
+            for m in range(rounded.shape[0])
+        ]
+        return EnsembleSpec.from_weights(
+            self.input_dirs, weights=[1.0] * len(self.input_dirs), label_weights=label_weights
+        )
+
+
+def _find_dataset_json(input_dir: Path, reference_dir: Path) -> Path | None:
+    for candidate in (
+        input_dir / "dataset.json",
+        input_dir.parent.parent / "dataset.json",
+        reference_dir / "dataset.json",
+        reference_dir.parent / "dataset.json",
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _compact_job(
+    job: tuple[list[str], str, int, int | None],
+) -> tuple[NDArray[np.int64], NDArray[np.float16], NDArray[np.uint8]]:
+    """Worker: decompress one case of every model once and reduce it (top-level for spawn)."""
+    from nnunet_ext.io import read_labels
+    from nnunet_ext.io.probabilities import read_probabilities
+
+    npz_files, reference_file, num_values, ignore_label = job
+    reference = read_labels(reference_file).array
+    probabilities = [read_probabilities(f) for f in npz_files]
+    for file, member in zip(npz_files, probabilities, strict=True):
+        if member.shape[1:] != reference.shape:
+            raise ValueError(
+                f"{file}: probabilities of spatial shape {member.shape[1:]} must match the "
+                f"reference {reference_file} of shape {reference.shape}. Use CV predictions "
+                "exported in the original geometry (nnUNetv2_train --npz)."
+            )
+    high = int(reference.max()) if reference.size else 0
+    if high >= num_values:
+        raise ValueError(
+            f"{reference_file}: reference value {high} must be a class of the models "
+            f"(< {probabilities[0].shape[0]}) or the ignore label."
+        )
+    return compact_case(probabilities, reference, num_values=num_values, ignore_label=ignore_label)
+
+
+def load_cv_data(
+    input_dirs: Sequence[str | os.PathLike[str]],
+    reference_dir: str | os.PathLike[str],
+    *,
+    num_workers: int = 1,
+    dataset_json: str | os.PathLike[str] | None = None,
+) -> tuple[CompactCVData, list[str], dict[str, list[str]], list[int], list[str]]:
+    """Read CV probabilities and references once into :class:`CompactCVData`.
+
+    Returns:
+        ``(data, cases, left_out, label_ids, label_names)``.
+
+    Raises:
+        NotADirectoryError: If a folder does not exist.
+        ValueError: For fewer than 2 models, no common case, region-based models, or
+            inconsistent class counts or shapes (message names the file).
+    """
+    from nnunet_ext._parallel import map_cases
+    from nnunet_ext.io import LabelSpec, list_case_files, load_json
+    from nnunet_ext.io.probabilities import inspect_probabilities, pair_probability_files
+
+    if len(input_dirs) < 2:
+        raise ValueError(
+            f"-i/--input must list at least 2 model folders to tune weights; got {len(input_dirs)}."
+        )
+    ref_root = Path(reference_dir)
+    if not ref_root.is_dir():
+        raise NotADirectoryError(f"reference folder must be an existing folder; got {ref_root}.")
+    paired = pair_probability_files(input_dirs)
+    json_path = (
+        Path(dataset_json) if dataset_json else _find_dataset_json(Path(input_dirs[0]), ref_root)
+    )
+    spec = (
+        LabelSpec.from_dataset_json(load_json(json_path), source=str(json_path))
+        if json_path is not None
+        else None
+    )
+    if (
+        spec is not None
+        and spec.has_regions
+        and any(isinstance(v, tuple) and len(v) > 1 for v in spec.labels.values())
+    ):
+        raise ValueError(
+            f"{json_path}: region-based (sigmoid) models are not supported by tune; it tunes "
+            "softmax models whose classes are the labels."
+        )
+    ending = spec.file_ending if spec is not None else ".nii.gz"
+    references, _ = list_case_files(ref_root, ending)
+    left_out: dict[str, list[str]] = {}
+    for case, lacking in paired.missing.items():
+        left_out[case] = [str(d) for d in lacking]
+    cases = []
+    for case in paired.cases:
+        if case in left_out:
+            continue
+        if case not in references:
+            left_out[case] = [str(ref_root)]
+            continue
+        cases.append(case)
+    for case in references:
+        if case not in paired.cases:
+            left_out[case] = [str(d) for d in paired.input_dirs]
+    if not cases:
+        raise ValueError(
+            f"no case has probabilities in every input folder and a reference in {ref_root} "
+            f"(ending {ending!r}). Check that the folders belong together."
+        )
+    if left_out:
+        logger.warning("%d case(s) are not in every folder and are left out", len(left_out))
+    first = paired.cases[cases[0]]
+    num_classes = inspect_probabilities(first[0]).num_classes  # type: ignore[arg-type]
+    for case in cases:
+        for path in paired.cases[case]:
+            info = inspect_probabilities(path)  # type: ignore[arg-type]
+            if info.num_classes != num_classes:
+                raise ValueError(
+                    f"{path}: has {info.num_classes} classes but {first[0]} has {num_classes}; "
+                    "all models must predict the same labels."
+                )
+    if spec is not None:
+        values = sorted({v for k, v in spec.labels.items() if k != "ignore" and isinstance(v, int)})
+        if values != list(range(num_classes)):
+            raise ValueError(
+                f"{json_path}: labels {values} must be 0..{num_classes - 1}, the {num_classes} "
+                "classes of the probability files."
+            )
+        names = {v: k for k, v in spec.labels.items() if isinstance(v, int)}
+        ignore = spec.ignore_label
+    else:
+        names, ignore = {}, None
+    num_values = max(num_classes, (ignore + 1) if ignore is not None else 0)
+    jobs = [
+        ([str(p) for p in paired.cases[case]], str(references[case]), num_values, ignore)
+        for case in cases
+    ]
+    compact = map_cases(_compact_job, jobs, num_workers=num_workers, desc="read CV")
+    data = merge_cases(compact)
+    label_ids = list(range(1, num_classes))
+    return data, cases, left_out, label_ids, [names.get(i, str(i)) for i in label_ids]
+
+
+def tune_weights(
+    input_dirs: Sequence[str | os.PathLike[str]],
+    reference_dir: str | os.PathLike[str],
+    *,
+    num_workers: int = 1,
+    steps: int | None = None,
+    max_rounds: int = 4,
+    cv_folds: int = 5,
+    dataset_json: str | os.PathLike[str] | None = None,
+) -> TuneResult:
+    """Tune per-label weights of several models on their cross-validation probabilities.
+
+    Args:
+        input_dirs: One CV probability folder per model (``CASE.npz``).
+        reference_dir: Reference label files (``CASE<file_ending>``).
+        num_workers: Processes decompressing cases.
+        steps: Simplex grid resolution (see :func:`nnunet_ext.tune.search.search_weights`).
+        max_rounds: Coordinate-ascent sweeps at most.
+        cv_folds: Folds over cases for the held-out gain estimate (0 or 1: skip it). Each fold
+            re-tunes with the same procedure on the other cases (sharing the baselines'
+            per-case Dice with the main search).
+        dataset_json: Labels file; default found next to the folders.
+
+    Returns:
+        The chosen weights with the per-label report.
+
+    Raises:
+        NotADirectoryError, FileNotFoundError: For missing inputs.
+        ValueError: For inconsistent inputs or bad options.
+    """
+    if num_workers < 1:
+        raise ValueError(f"num_workers must be >= 1; got {num_workers}.")
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be >= 1; got {steps}.")
+    if max_rounds < 1:
+        raise ValueError(f"max_rounds must be >= 1; got {max_rounds}.")
+    if cv_folds < 0:
+        raise ValueError(f"cv_folds must be >= 0; got {cv_folds}.")
+    start = time.perf_counter()
+    data, cases, left_out, label_ids, label_names = load_cv_data(
+        input_dirs, reference_dir, num_workers=num_workers, dataset_json=dataset_json
+    )
+    read_s = time.perf_counter() - start
+    contested = data.probabilities.shape[2] / max(
+        int(data.fixed.sum()) + data.probabilities.shape[2], 1
+    )
+    logger.info("%.1f%% of voxels are contested between the models", 100 * contested)
+    warnings: list[str] = []
+    folds = cv_folds if cv_folds >= 2 and len(cases) >= 2 else 0
+    if cv_folds >= 2 and len(cases) < 2:
+        warnings.append("only one case: no held-out gain estimate")
+    result, cv_gain = search_with_holdout(
+        data,
+        label_ids,
+        steps=steps,
+        max_rounds=max_rounds,
+        num_folds=folds,
+    )
+    search_s = time.perf_counter() - start - read_s
+    names = {"equal": "equal"}
+    baselines: dict[str, NDArray[np.float64]] = {"equal": result.baselines["equal"]}
+    for m, folder in enumerate(input_dirs):
+        baselines[str(folder)] = result.baselines[f"model {m}"]
+        names[f"model {m}"] = str(folder)
+    in_sample = result.dice - result.baselines["equal"]
+    for j, name in enumerate(label_names):
+        if not np.isnan(result.floors[j]) and result.dice[j] < result.floors[j] - 1e-12:
+            best = max(
+                (k for k in result.baselines if not np.isnan(result.baselines[k][j])),
+                key=lambda k: float(result.baselines[k][j]),
+            )
+            warnings.append(
+                f"label {name}: tuned Dice {result.dice[j]:.4f} is "
+                f"{result.floors[j] - result.dice[j]:.4f} below {names.get(best, best)} "
+                f"({result.floors[j]:.4f}); no weight choice found keeps every label at its "
+                "best baseline together (labels compete through the argmax), so the search "
+                "minimised the largest shortfall, never going below equal weights on any label"
+            )
+        if cv_gain is not None and not np.isnan(cv_gain[j]) and in_sample[j] > 1e-3:
+            if cv_gain[j] <= 0 or cv_gain[j] < in_sample[j] - DISAGREEMENT:
+                warnings.append(
+                    f"label {name}: in-sample gain {in_sample[j]:+.4f} but held-out gain "
+                    f"{cv_gain[j]:+.4f}; the weights may overfit the CV cases"
+                )
+    for text in warnings:
+        logger.warning("%s", text)
+    return TuneResult(
+        input_dirs=[str(d) for d in input_dirs],
+        reference_dir=str(reference_dir),
+        cases=cases,
+        left_out=left_out,
+        label_ids=label_ids,
+        label_names=label_names,
+        weights=result.weights,
+        dice=result.dice,
+        baselines=baselines,
+        cv_gain=cv_gain,
+        warnings=warnings,
+        timings={"read_s": read_s, "search_s": search_s},
+    )

@@ -1,0 +1,156 @@
+"""``nnunet-ext tune`` / ``python -m nnunet_ext.tune``: per-label ensemble weights from CV."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from nnunet_ext._cli import main_for
+
+__all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
+
+DESCRIPTION = (
+    "Tune per-label ensemble weights on cross-validation: reads each model's CV probability "
+    "folder (CASE.npz, e.g. fold_k/validation of nnUNetv2_train --npz) and the references, "
+    "searches the weight simplex per label (hard 0/1 choices included) through the argmax, "
+    "never goes below equal weights or the best single model on any label, estimates the "
+    "held-out gain by k-fold over cases, and writes the spec that "
+    "'python -m nnunet_ext.ensemble --spec' reads, a JSON report and a PNG of the gains. "
+    "With --postprocess it also fuses the CV probabilities with the spec and determines the "
+    "postprocessing plan ('nnunet-ext postprocess --plan') on that fused CV result."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the tune arguments to ``parser``."""
+    parser.add_argument(
+        "-i",
+        "--input",
+        nargs="+",
+        required=True,
+        metavar="DIR",
+        dest="input_dirs",
+        help="one CV probability folder per model (CASE.npz)",
+    )
+    parser.add_argument(
+        "--reference",
+        required=True,
+        metavar="REF_DIR",
+        help="reference label files, e.g. nnU-Net's gt_segmentations",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="SPEC.json",
+        help="the ensemble spec to write (report and figure go beside it)",
+    )
+    parser.add_argument(
+        "--report",
+        default=None,
+        metavar="PATH",
+        help="JSON report path (default: <spec stem>_report.json)",
+    )
+    parser.add_argument(
+        "--figure",
+        default=None,
+        metavar="PATH",
+        help="PNG of per-label gains (default: <spec stem>_gains.png)",
+    )
+    parser.add_argument(
+        "--dataset-json",
+        default=None,
+        metavar="PATH",
+        help="dataset.json (default: found next to the folders)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="coarse simplex grid resolution per label before the finer refinement "
+        "(default 5 for <= 3 models, 4 for 4, 3 beyond)",
+    )
+    parser.add_argument(
+        "--max-rounds", type=int, default=4, help="coordinate-ascent sweeps at most"
+    )
+    parser.add_argument(
+        "--cv-folds", type=int, default=5, help="folds over cases for the held-out gain (0: skip)"
+    )
+    parser.add_argument(
+        "-np",
+        "--num-workers",
+        type=int,
+        default=1,
+        dest="num_workers",
+        help="processes decompressing cases",
+    )
+    parser.add_argument(
+        "--postprocess",
+        action="store_true",
+        help="also fuse the CV probabilities with the spec (into <spec stem>_cv_fused/) and "
+        "write the postprocessing plan chosen on them (<spec stem>_postprocessing.json)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing spec (and plan, fused folder)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Tune as described by ``args``."""
+    from pathlib import Path
+
+    from nnunet_ext.tune.api import tune_weights
+    from nnunet_ext.tune.report import format_table, write_outputs
+
+    out = Path(args.output)
+    if out.suffix != ".json":
+        raise ValueError(f"-o/--output must end with .json; got {out}.")
+    if not out.parent.is_dir():
+        raise NotADirectoryError(
+            f"-o/--output folder must exist; got {out.parent}. Create it first."
+        )
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"output {out} already exists; pass --overwrite to replace it.")
+    if args.postprocess:
+        from nnunet_ext.tune.postprocessing import postprocessing_paths
+
+        for path in postprocessing_paths(out):
+            if path.exists() and not args.overwrite:
+                raise FileExistsError(
+                    f"--postprocess output {path} already exists; pass --overwrite to replace it."
+                )
+    result = tune_weights(
+        args.input_dirs,
+        args.reference,
+        num_workers=args.num_workers,
+        steps=args.steps,
+        max_rounds=args.max_rounds,
+        cv_folds=args.cv_folds,
+        dataset_json=args.dataset_json,
+    )
+    print(format_table(result))
+    spec, report, figure = write_outputs(
+        result, out, report_path=args.report, figure_path=args.figure
+    )
+    print(f"\nwrote {spec}, {report} and {figure}")
+    if args.postprocess:
+        from nnunet_ext.tune.postprocessing import determine_postprocessing
+
+        fused, plan_file, plan = determine_postprocessing(
+            result, spec, num_workers=args.num_workers
+        )
+        steps = [
+            f"{step['operation']}{'' if step['label'] is None else ' ' + str(step['label'])}"
+            for step in plan.metrics.get("steps", [])
+            if step.get("accepted")
+        ]
+        print(
+            f"postprocessing plan on the fused CV result ({fused}): "
+            f"{', '.join(steps) if steps else 'no step improves the CV Dice'}; wrote {plan_file}"
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m nnunet_ext.tune``."""
+    return main_for("python -m nnunet_ext.tune", DESCRIPTION, add_arguments, run, argv)
