@@ -1,7 +1,9 @@
 """Tune per-label ensemble weights on cross-validation, for :mod:`nnunet_ext.ensemble`.
 
 The search maths is in :mod:`nnunet_ext.tune.search` (pure numpy); :func:`tune_weights` reads
-the CV folders; :func:`write_outputs` writes the spec, a JSON report and a PNG figure.
+the CV folders; :func:`write_outputs` writes the spec, a JSON report and a PNG figure;
+:func:`determine_postprocessing` chooses the postprocessing plan on the CV result fused with the
+spec (``--postprocess``).
 """
 
 from nnunet_ext.tune.api import TuneResult, load_cv_data, tune_weights

@@ -82,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         dest="num_workers",
-        help="processes decompressing cases",
+        help="processes decompressing cases (and fusing, reading for --postprocess)",
     )
     parser.add_argument(
         "--postprocess",

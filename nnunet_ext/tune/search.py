@@ -279,7 +279,12 @@ class _Evaluator:
     can change (the others are counted once).
     """
 
-    def __init__(self, data: CompactCVData, label_ids: Sequence[int]) -> None:
+    def __init__(
+        self,
+        data: CompactCVData,
+        label_ids: Sequence[int],
+        weights: NDArray[np.float64] | None = None,
+    ) -> None:
         self.data = data
         self.label_ids = list(label_ids)
         self.k = data.num_values
@@ -287,7 +292,7 @@ class _Evaluator:
         self.size = data.num_cases * self.k * self.k
         self.weights = np.full((data.num_models, data.num_classes), 1.0 / data.num_models)
         self.fused = np.empty(data.probabilities.shape[1:], dtype=np.float32)
-        self.set_weights(self.weights)
+        self.set_weights(self.weights if weights is None else weights)
 
     def column_values(self, column: int, weights: NDArray[np.float64]) -> NDArray[np.float32]:
         members = [self.data.probabilities[m, column] for m in range(self.data.num_models)]
@@ -392,8 +397,7 @@ def score_weights(
     Returns:
         ``(mean_dice, per_case_dice)`` of shapes ``(L,)`` and ``(cases, L)``.
     """
-    evaluator = _Evaluator(data, label_ids)
-    evaluator.set_weights(np.asarray(weights, dtype=np.float64))
+    evaluator = _Evaluator(data, label_ids, np.asarray(weights, dtype=np.float64))
     per_case = evaluator.per_case()
     return _mean_over_cases(per_case), per_case
 
@@ -523,14 +527,10 @@ def _search(
 ) -> SearchResult:
     m, c = data.num_models, data.num_classes
     matrices = baseline_weights(m, c)
-    evaluator = _Evaluator(data, label_ids)
     evaluations = 0
     if baseline_per_case is None:
-        baseline_per_case = {}
-        for name, weights in matrices.items():
-            evaluator.set_weights(weights)
-            baseline_per_case[name] = evaluator.per_case()
-            evaluations += 1
+        baseline_per_case = _baseline_per_case(data, label_ids)
+        evaluations += len(baseline_per_case)
     baselines = {name: _mean_over_cases(v) for name, v in baseline_per_case.items()}
     names = list(matrices)
     table = np.stack([baselines[n] for n in names])
@@ -546,7 +546,7 @@ def _search(
     for j, label in enumerate(label_ids):
         if valid[j]:
             start[:, label] = matrices[names[int(np.nanargmax(table[:, j]))]][:, label]
-    evaluator.set_weights(start)
+    evaluator = _Evaluator(data, label_ids, start)
     fallbacks = [(evaluator.weights.copy(), _mean_over_cases(evaluator.per_case()))]
     fallbacks += [(matrices[name], baselines[name]) for name in names]
     evaluations += 1
@@ -663,10 +663,12 @@ def search_weights(
 def _baseline_per_case(
     data: CompactCVData, label_ids: Sequence[int]
 ) -> dict[str, NDArray[np.float64]]:
-    evaluator = _Evaluator(data, label_ids)
+    matrices = baseline_weights(data.num_models, data.num_classes)
+    evaluator = _Evaluator(data, label_ids, matrices["equal"])
     out = {}
-    for name, weights in baseline_weights(data.num_models, data.num_classes).items():
-        evaluator.set_weights(weights)
+    for name, weights in matrices.items():
+        if name != "equal":
+            evaluator.set_weights(weights)
         out[name] = evaluator.per_case()
     return out
 
