@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="label file ending (default: dataset.json's, else .nii.gz)",
     )
     parser.add_argument(
-        "-np",
+        "-j",
         "--num-workers",
         type=int,
         default=1,

@@ -70,7 +70,9 @@ class CaseResult:
         reference_file: The reference label file.
         prediction_file: The predicted label file.
         counts: ``(L, 6)`` int64 counts, columns :data:`~nnunet_ext.evaluate.metrics.COUNT_FIELDS`.
-        dice: ``(L,)`` Dice under the chosen policy (NaN where undefined or skipped).
+        dice: ``(L,)`` Dice of this case: NaN only where undefined (both empty, policy
+            ``"nan"``). Under ``"skip"`` a case with an empty reference keeps its per-case Dice
+            (0 with false positives) and is only left out of the label's mean.
         iou: ``(L,)`` IoU under the chosen policy.
     """
 
@@ -315,8 +317,9 @@ def summarise(
         empty: One of :data:`EMPTY_POLICIES`.
 
     Returns:
-        ``dice`` and ``iou`` ``(cases, labels)`` per case (NaN = undefined or left out), and
-        ``mean_dice``/``mean_iou`` ``(labels,)``, ``in_mean`` ``(labels,)`` case counts.
+        ``dice`` and ``iou`` ``(cases, labels)`` per case (NaN only where undefined; cases that
+        ``"skip"`` leaves out keep their value here), ``mean_dice``/``mean_iou`` ``(labels,)``
+        and ``in_mean`` ``(labels,)``, the number of cases in each mean.
 
     Examples:
         >>> c = np.array([[[1, 0, 1, 0, 2, 1]], [[0, 0, 0, 4, 0, 0]], [[0, 2, 0, 2, 0, 2]]])

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from nnunet_ext.evaluate.folders import find_dataset_json
 from nnunet_ext.tune.search import (
     CompactCVData,
     compact_case,
@@ -85,18 +86,6 @@ class TuneResult:
         )
 
 
-def _find_dataset_json(input_dir: Path, reference_dir: Path) -> Path | None:
-    for candidate in (
-        input_dir / "dataset.json",
-        input_dir.parent.parent / "dataset.json",
-        reference_dir / "dataset.json",
-        reference_dir.parent / "dataset.json",
-    ):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def _compact_job(
     job: tuple[list[str], str, int, int | None],
 ) -> tuple[NDArray[np.int64], NDArray[np.float16], NDArray[np.uint8]]:
@@ -153,7 +142,7 @@ def load_cv_data(
         raise NotADirectoryError(f"reference folder must be an existing folder; got {ref_root}.")
     paired = pair_probability_files(input_dirs)
     json_path = (
-        Path(dataset_json) if dataset_json else _find_dataset_json(Path(input_dirs[0]), ref_root)
+        Path(dataset_json) if dataset_json else find_dataset_json(Path(input_dirs[0]), ref_root)
     )
     spec = (
         LabelSpec.from_dataset_json(load_json(json_path), source=str(json_path))

@@ -77,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cv-folds", type=int, default=5, help="folds over cases for the held-out gain (0: skip)"
     )
     parser.add_argument(
-        "-np",
+        "-j",
         "--num-workers",
         type=int,
         default=1,

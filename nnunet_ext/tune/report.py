@@ -81,13 +81,12 @@ def format_table(result: TuneResult) -> str:
 
 
 def _plot(result: TuneResult, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # The object-oriented API: no pyplot state, no process-wide backend switch (notebooks).
+    from matplotlib.figure import Figure
 
     x = np.arange(len(result.label_ids))
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(x) + 2), 3.5))
+    fig = Figure(figsize=(max(4.0, 1.2 * len(x) + 2), 3.5))
+    ax = fig.subplots()
     gain = np.nan_to_num(result.in_sample_gain)
     ax.bar(x - 0.2, gain, width=0.4, label="in-sample gain")
     if result.cv_gain is not None:
@@ -98,8 +97,7 @@ def _plot(result: TuneResult, path: Path) -> None:
     ax.set_title("Tuned per-label ensemble weights")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    fig.savefig(path, dpi=100, format="png")
 
 
 def write_outputs(
