@@ -6,7 +6,7 @@ the CV folders; :func:`write_outputs` writes the spec, a JSON report and a PNG f
 spec (``--postprocess``).
 """
 
-from nnunet_ext.tune.api import TuneResult, load_cv_data, tune_weights
+from nnunet_ext.tune.api import TuneResult, load_cv_data, overfit_warning, tune_weights
 from nnunet_ext.tune.postprocessing import determine_postprocessing
 from nnunet_ext.tune.report import format_table, report_dict, write_outputs
 from nnunet_ext.tune.search import (
@@ -31,6 +31,7 @@ __all__ = [
     "format_table",
     "load_cv_data",
     "merge_cases",
+    "overfit_warning",
     "report_dict",
     "score_weights",
     "search_weights",
