@@ -10,13 +10,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 from nnunet_ext import __version__
 
 __all__ = [
     "add_common_arguments",
     "add_verbose_to_subcommand",
+    "check_output_files",
     "configure_logging",
     "make_parser",
     "run_cli",
@@ -50,6 +52,30 @@ def add_verbose_to_subcommand(parser: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         help="more log output on stderr (-vv also shows tracebacks)",
     )
+
+
+def check_output_files(
+    output: Path, *, overwrite: bool, also: Iterable[Path] = (), suffix: str = ".json"
+) -> None:
+    """Check an ``-o/--output`` file (and files written beside it) before any work starts.
+
+    Raises:
+        ValueError: If ``output`` does not end with ``suffix``.
+        NotADirectoryError: If its folder does not exist.
+        FileExistsError: If it or one of ``also`` exists and ``overwrite`` is false.
+    """
+    if output.suffix != suffix:
+        raise ValueError(f"-o/--output must end with {suffix}; got {output}.")
+    if not output.parent.is_dir():
+        raise NotADirectoryError(
+            f"-o/--output folder must exist; got {output.parent}. Create it first."
+        )
+    existing = [p for p in (output, *also) if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"output {existing[0]} already exists; pass --overwrite to replace it "
+            "or choose another -o."
+        )
 
 
 def configure_logging(verbosity: int) -> None:

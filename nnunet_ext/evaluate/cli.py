@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from nnunet_ext._cli import main_for
+from nnunet_ext._cli import check_output_files, main_for
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -97,19 +97,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--csv needs -o/--output SUMMARY.json; pass both or neither.")
     if args.output is not None:
         out = Path(args.output)
-        if out.suffix != ".json":
-            raise ValueError(f"-o/--output must end with .json; got {out}.")
-        if not out.parent.is_dir():
-            raise NotADirectoryError(
-                f"-o/--output folder must exist; got {out.parent}. Create it first."
-            )
         csv_path = Path(args.csv) if args.csv else out.with_name(f"{out.stem}_per_case.csv")
-        existing = [p for p in (out, csv_path) if p.exists()]
-        if existing and not args.overwrite:
-            raise FileExistsError(
-                f"output {existing[0]} already exists; pass --overwrite to replace it "
-                "or choose another -o."
-            )
+        check_output_files(out, overwrite=args.overwrite, also=[csv_path])
     evaluation = evaluate_folder(
         args.prediction_dir,
         args.reference_dir,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from nnunet_ext._cli import main_for
+from nnunet_ext._cli import check_output_files, main_for
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -103,22 +103,12 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_ext.tune.report import format_table, write_outputs
 
     out = Path(args.output)
-    if out.suffix != ".json":
-        raise ValueError(f"-o/--output must end with .json; got {out}.")
-    if not out.parent.is_dir():
-        raise NotADirectoryError(
-            f"-o/--output folder must exist; got {out.parent}. Create it first."
-        )
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"output {out} already exists; pass --overwrite to replace it.")
+    also: list[Path] = []
     if args.postprocess:
         from nnunet_ext.tune.postprocessing import postprocessing_paths
 
-        for path in postprocessing_paths(out):
-            if path.exists() and not args.overwrite:
-                raise FileExistsError(
-                    f"--postprocess output {path} already exists; pass --overwrite to replace it."
-                )
+        also = list(postprocessing_paths(out))
+    check_output_files(out, overwrite=args.overwrite, also=also)
     result = tune_weights(
         args.input_dirs,
         args.reference,
