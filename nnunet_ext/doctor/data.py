@@ -377,58 +377,15 @@ def _read_pth(path: Path) -> None:
         raise ValueError(f"member {bad!r} fails its CRC check")
 
 
-def _check_nifti_length(header: bytes, length: int) -> None:
-    """Raise if a NIfTI-1 file is shorter than its header says (SimpleITK pads with zeros)."""
-    import struct
-
-    if len(header) < 348:
-        raise ValueError(f"NIfTI header is {len(header)} bytes; 348 expected")
-    for order in ("<", ">"):
-        if struct.unpack(order + "i", header[:4])[0] == 348:
-            break
-    else:
-        return  # not NIfTI-1 (e.g. NIfTI-2): leave it to SimpleITK
-    dims = struct.unpack(order + "8h", header[40:56])
-    bitpix = struct.unpack(order + "h", header[72:74])[0]
-    offset = int(struct.unpack(order + "f", header[108:112])[0])
-    count = 1
-    for size in dims[1 : 1 + max(0, min(dims[0], 7))]:
-        count *= max(int(size), 1)
-    expected = offset + count * bitpix // 8
-    if length < expected:
-        raise ValueError(f"truncated: {length} bytes of image data, {expected} expected")
-
-
-def _read_gzip(path: Path) -> tuple[bytes, int]:
-    """Decompress a ``.gz`` to the end (checks its CRC); return the first bytes and the length."""
-    import gzip
-
-    opener: Any = gzip.open
-    with contextlib.suppress(ImportError):  # isal (a dependency) is faster, same answer
-        from isal import igzip
-
-        opener = igzip.open
-    head, length = b"", 0
-    with opener(path, "rb") as stream:
-        while chunk := stream.read(1 << 22):
-            if len(head) < 352:
-                head += chunk[:352]
-            length += len(chunk)
-    return head, length
-
-
 def _check_image_file(path: Path) -> None:
     """Catch truncation that SimpleITK reads silently (it pads a short .nii/.nii.gz)."""
-    name = path.name.lower()
-    if name.endswith(".nii.gz"):
-        head, length = _read_gzip(path)
-        _check_nifti_length(head, length)
-    elif name.endswith(".gz"):
-        _read_gzip(path)
-    elif name.endswith(".nii"):
-        with open(path, "rb") as f:
-            head = f.read(352)
-        _check_nifti_length(head, path.stat().st_size)
+    from nnunet_ext.io.errors import InputError
+    from nnunet_ext.io.labels import verify_image_complete
+
+    try:
+        verify_image_complete(path)
+    except InputError as err:
+        raise ValueError(f"truncated or corrupt: {err.found}; {err.expected} expected") from err
 
 
 def _read_image(path: Path) -> None:

@@ -9,22 +9,31 @@ their stored dtype with SimpleITK; float storage is accepted only when every val
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from nnunet_ext.io.atomic import atomic_path
+from nnunet_ext.io.errors import InputError
 
 __all__ = [
     "FLOAT_LABEL_TOLERANCE",
     "LabelImage",
     "as_exact_labels",
     "read_labels",
+    "verify_image_complete",
     "write_labels",
 ]
+
+_DAMAGED_FIX = (
+    "The file is truncated or corrupt (an interrupted copy or download?); "
+    "copy or export it again."
+)
 
 #: Largest distance to an integer at which a float-stored label is repaired instead of refused.
 FLOAT_LABEL_TOLERANCE = 1e-3
@@ -119,34 +128,193 @@ def read_labels(path: str | os.PathLike[str]) -> LabelImage:
     Returns:
         The exact integer labels and the geometry.
 
+    The file is first verified complete with :func:`verify_image_complete` (SimpleITK fills a
+    truncated ``.nii``/``.nii.gz`` with zeros without a word).
+
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: If the file cannot be read or holds non-integer labels.
+        InputError: If the file is truncated or corrupt, cannot be read, has more than one
+            component per voxel or holds non-integer labels.
     """
     import SimpleITK as sitk  # noqa: N813 - lazy: keeps `import nnunet_ext.io` fast
 
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"label file not found: {file}")
+    verify_image_complete(file)
     try:
         image = sitk.ReadImage(str(file))
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{file}: cannot read label file ({first}).") from err
+        raise InputError(
+            file, "a readable label image", f"a read error ({first[:200]})", fix=_DAMAGED_FIX
+        ) from err
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise ValueError(
-            f"{file}: label files must have one component per voxel; "
-            f"got {image.GetNumberOfComponentsPerPixel()}."
+        raise InputError(
+            file,
+            "a label image with one component per voxel",
+            f"{image.GetNumberOfComponentsPerPixel()} components",
+            fix="Save the labels as a single-channel integer image.",
         )
     raw = sitk.GetArrayViewFromImage(image)
+    try:
+        exact = as_exact_labels(np.asarray(raw), name=str(file))
+    except InputError:
+        raise
+    except ValueError as err:
+        raise InputError(
+            file, "integer label values 0..65535", str(err).removeprefix(f"{file}: ")
+        ) from err
     return LabelImage(
-        array=as_exact_labels(np.asarray(raw), name=str(file)),
+        array=exact,
         spacing=tuple(image.GetSpacing()),
         origin=tuple(image.GetOrigin()),
         direction=tuple(image.GetDirection()),
         path=file,
         stored_dtype=str(raw.dtype),
     )
+
+
+def _inflate_module() -> ModuleType:
+    try:
+        from isal import isal_zlib
+    except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fallback
+        import zlib
+
+        return zlib
+    return isal_zlib
+
+
+#: Bytes of the decompressed stream kept for the header check (a NIfTI-2 header is 540 bytes).
+_HEADER_BYTES = 544
+#: Largest decompressed piece produced at once while verifying a gzip stream.
+_INFLATE_PIECE = 1 << 24
+
+
+def _inflate_to_end(path: Path) -> tuple[bytes, int]:
+    """Decompress every gzip member of ``path``, checking CRC-32 and ISIZE; return head, length.
+
+    ``wbits=31`` makes zlib (and ISA-L) parse the gzip header and verify the trailer: a wrong
+    CRC-32 or length is an error, a stream that stops early never reaches end-of-stream.
+    """
+    inflate = _inflate_module()
+    data = path.read_bytes()
+    head = b""
+    length = 0
+    members = 0
+    view: bytes = data
+    while True:
+        decompressor = inflate.decompressobj(31)
+        pending = view
+        try:
+            while not decompressor.eof:
+                piece = decompressor.decompress(pending, _INFLATE_PIECE)
+                pending = decompressor.unconsumed_tail
+                if len(head) < _HEADER_BYTES:
+                    head += piece[: _HEADER_BYTES - len(head)]
+                length += len(piece)
+                if not piece and not pending:
+                    break
+        except (inflate.error, OSError, ValueError) as err:
+            raise InputError(
+                path, "a complete gzip stream", f"damaged data ({err})", fix=_DAMAGED_FIX
+            ) from err
+        if not decompressor.eof:
+            raise InputError(
+                path,
+                "a complete gzip stream",
+                f"a stream that stops early ({len(data)} bytes on disk)",
+                fix=_DAMAGED_FIX,
+            )
+        members += 1
+        view = decompressor.unused_data
+        if not view or not view.strip(b"\0"):
+            return head, length
+        if view[:2] != b"\x1f\x8b":
+            raise InputError(
+                path,
+                "a gzip stream and nothing after it",
+                f"{len(view)} bytes of other data after gzip member {members}",
+                fix=_DAMAGED_FIX,
+            )
+
+
+def _nifti_expected_size(path: Path, header: bytes) -> int | None:
+    """Bytes a NIfTI-1/2 file must hold according to its header (``None``: not NIfTI)."""
+    if len(header) < 348:
+        raise InputError(
+            path, "a NIfTI header of at least 348 bytes", f"{len(header)} bytes", fix=_DAMAGED_FIX
+        )
+    for order in ("<", ">"):
+        size = struct.unpack(order + "i", header[:4])[0]
+        if size == 348:
+            dims = struct.unpack(order + "8h", header[40:56])
+            bitpix = struct.unpack(order + "h", header[72:74])[0]
+            offset = int(struct.unpack(order + "f", header[108:112])[0])
+            break
+        if size == 540 and len(header) >= 540:
+            dims = struct.unpack(order + "8q", header[16:80])
+            bitpix = struct.unpack(order + "h", header[14:16])[0]
+            offset = int(struct.unpack(order + "q", header[168:176])[0])
+            break
+    else:
+        return None  # not NIfTI (e.g. an ANALYZE file): left to SimpleITK
+    if not 1 <= dims[0] <= 7 or bitpix <= 0 or any(d < 0 for d in dims[1 : 1 + dims[0]]):
+        raise InputError(
+            path,
+            "a valid NIfTI header",
+            f"dim={list(dims)}, bitpix={bitpix}",
+            fix=_DAMAGED_FIX,
+        )
+    count = 1
+    for size in dims[1 : 1 + dims[0]]:
+        count *= max(int(size), 1)
+    return max(offset, 0) + count * bitpix // 8
+
+
+def verify_image_complete(path: str | os.PathLike[str]) -> None:
+    """Check that an image file holds all the data its header announces, reading it to the end.
+
+    SimpleITK reads a truncated ``.nii`` or ``.nii.gz`` without complaint and fills the missing
+    voxels with zeros. Here a ``.gz`` file is decompressed to the end with ISA-L (zlib as the
+    fallback) and its CRC-32 and length are verified; for NIfTI the (decompressed) size must
+    reach what the header implies. MetaImage, NRRD and PNG readers already refuse short files.
+
+    Args:
+        path: An image file.
+
+    Raises:
+        InputError: Naming the file, when it is truncated or corrupt.
+
+    Examples:
+        >>> import gzip, tempfile
+        >>> bad = Path(tempfile.mkdtemp()) / "case.nii.gz"
+        >>> _ = bad.write_bytes(gzip.compress(bytes(400))[:30])
+        >>> verify_image_complete(bad)
+        Traceback (most recent call last):
+        ...
+        nnunet_ext.io.errors.InputError: ...case.nii.gz must be a complete gzip stream; got a ...
+    """
+    file = Path(path)
+    name = file.name.lower()
+    if name.endswith(".gz"):
+        head, length = _inflate_to_end(file)
+        if not name.endswith(".nii.gz"):
+            return
+    elif name.endswith(".nii"):
+        with open(file, "rb") as handle:
+            head = handle.read(_HEADER_BYTES)
+        length = file.stat().st_size
+    else:
+        return
+    expected = _nifti_expected_size(file, head)
+    if expected is not None and length < expected:
+        raise InputError(
+            file,
+            f"{expected} bytes of NIfTI data (as its header says)",
+            f"{length} bytes",
+            fix=_DAMAGED_FIX,
+        )
 
 
 def write_labels(

@@ -116,7 +116,7 @@ EXPECTED = {
     "truncated_pkl": ("unreadable", "cannot be read completely"),
     "truncated_b2nd": ("unreadable", "cannot be read completely"),
     "truncated_pth": ("unreadable", "cannot be read completely"),
-    "truncated_nii": ("unreadable", "truncated: "),
+    "truncated_nii": ("unreadable", "truncated or corrupt: "),
 }
 FIXES = {
     "appledouble": "nnunet-ext doctor --fix",
