@@ -212,47 +212,14 @@ def label_ids_from_dataset_json(
         ...     {"labels": {"background": 0, "whole": [1, 2], "core": 2, "ignore": 3}})
         ([(1, 2), 2], {'(1, 2)': 'whole', '2': 'core'}, 3)
     """
-    raw = dataset_json.get("labels")
-    if not isinstance(raw, Mapping) or not raw:
-        raise ValueError(f"{source}: 'labels' must be a non-empty mapping of name to value.")
-    entries: list[tuple[str, LabelOrRegion]] = []
-    ignore: int | None = None
-    for name, value in raw.items():
-        if isinstance(value, (list, tuple)) and value and all(isinstance(v, int) for v in value):
-            parsed: LabelOrRegion = tuple(int(v) for v in value)
-        elif isinstance(value, int) and not isinstance(value, bool):
-            parsed = int(value)
-        else:
-            raise ValueError(
-                f"{source}: label {name!r} must be an int or a list of ints; got {value!r}."
-            )
-        if name == "ignore":
-            if not isinstance(parsed, int):
-                raise ValueError(f"{source}: the 'ignore' label must be an int; got {value!r}.")
-            ignore = parsed
-            continue
-        entries.append((str(name), parsed))
-    has_regions = any(isinstance(v, tuple) and len(v) > 1 for _, v in entries)
+    from nnunet_ext.io import LabelSpec
+
+    spec = LabelSpec.from_dataset_json(dataset_json, source=source)
     names: dict[str, str] = {}
-    label_ids: list[LabelOrRegion] = []
-    if has_regions:
-        for name, value in entries:
-            if (isinstance(value, int) and value == 0) or (
-                isinstance(value, tuple) and set(value) == {0}
-            ):
-                continue
-            label_ids.append(value)
-            names[label_key(value)] = name
-    else:
-        by_value: dict[int, str] = {}
-        for name, value in entries:
-            for v in value if isinstance(value, tuple) else (value,):
-                by_value.setdefault(v, name)
-        for v in sorted(by_value):
-            if v != 0:
-                label_ids.append(v)
-                names[label_key(v)] = by_value[v]
-    return label_ids, names, ignore
+    for name, value in spec.foreground.items():
+        names.setdefault(label_key(value), name)
+    label_ids: list[LabelOrRegion] = list(spec.defined)
+    return label_ids, {label_key(v): names[label_key(v)] for v in label_ids}, spec.ignore_label
 
 
 def find_dataset_json(prediction_dir: Path, reference_dir: Path) -> Path | None:
@@ -361,13 +328,23 @@ def _resolve_labels(
 ) -> tuple[list[LabelOrRegion], dict[str, str]]:
     if dataset_json is not None:
         known, names, _ = label_ids_from_dataset_json(dataset_json, source=source)
-        by_name = {
-            name: value for key, name in names.items() for value in known if label_key(value) == key
+        if labels is None:
+            return known, names
+        from nnunet_ext.io import LabelSpec
+
+        spec = LabelSpec.from_dataset_json(dataset_json, source=source)
+        requested = [
+            tuple(label) if isinstance(label, Sequence) and not isinstance(label, str) else label
+            for label in labels
+        ]
+        chosen_known: list[LabelOrRegion] = list(spec.resolve_all(requested))
+        return chosen_known, {
+            label_key(v): names.get(label_key(v), label_key(v)) for v in chosen_known
         }
-    else:
-        known, names, by_name = [], {}, {}
+    by_name: dict[str, LabelOrRegion] = {}
+    names = {}
     if labels is None:
-        return known, names
+        return [], names
     chosen: list[LabelOrRegion] = []
     for label in labels:
         value: LabelOrRegion
@@ -427,7 +404,7 @@ def evaluate_folder(
             or label maps of different shapes.
     """
     from nnunet_ext._parallel import map_cases
-    from nnunet_ext.io import list_case_files, load_json
+    from nnunet_ext.io import list_case_files, load_json_object
 
     if empty not in EMPTY_POLICIES:
         raise ValueError(f"empty must be one of {', '.join(EMPTY_POLICIES)}; got {empty!r}.")
@@ -438,9 +415,7 @@ def evaluate_folder(
     json_path = (
         Path(dataset_json) if dataset_json is not None else find_dataset_json(pred_root, ref_root)
     )
-    loaded = load_json(json_path) if json_path is not None else None
-    if loaded is not None and not isinstance(loaded, dict):
-        raise ValueError(f"{json_path}: must hold a JSON object; got {type(loaded).__name__}.")
+    loaded = load_json_object(json_path) if json_path is not None else None
     source = str(json_path) if json_path is not None else "(no dataset.json)"
     label_ids, names = _resolve_labels(labels, loaded, source)
     if not label_ids:

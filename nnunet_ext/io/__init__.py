@@ -11,19 +11,25 @@ from nnunet_ext.io.atomic import (
     to_strict_json,
     write_json,
 )
+from nnunet_ext.io.errors import InputError
 from nnunet_ext.io.labels import (
     FLOAT_LABEL_TOLERANCE,
     LabelImage,
     as_exact_labels,
     read_labels,
+    verify_image_complete,
     write_labels,
 )
 from nnunet_ext.io.nnunet_files import (
     LabelSpec,
+    LabelValue,
     case_id_from_filename,
     is_hidden,
     list_case_files,
+    load_dataset_json,
     load_json,
+    load_json_object,
+    load_plans,
     reader_writer,
 )
 from nnunet_ext.io.safe_pickle import UnsafePickleError, load_properties, safe_loads
@@ -31,21 +37,27 @@ from nnunet_ext.io.safe_pickle import UnsafePickleError, load_properties, safe_l
 __all__ = [
     "FLOAT_LABEL_TOLERANCE",
     "TEMP_PREFIX",
+    "InputError",
     "LabelImage",
     "LabelSpec",
+    "LabelValue",
     "UnsafePickleError",
     "as_exact_labels",
     "atomic_path",
     "case_id_from_filename",
     "is_hidden",
     "list_case_files",
+    "load_dataset_json",
     "load_json",
+    "load_json_object",
+    "load_plans",
     "load_properties",
     "read_labels",
     "reader_writer",
     "remove_stale_temporaries",
     "safe_loads",
     "to_strict_json",
+    "verify_image_complete",
     "write_json",
     "write_labels",
 ]

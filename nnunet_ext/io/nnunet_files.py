@@ -5,16 +5,24 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nnunet_ext.io.errors import InputError
+from nnunet_ext.io.schema import describe, expect_mapping, key_path
+
 __all__ = [
     "LabelSpec",
+    "LabelValue",
     "case_id_from_filename",
     "is_hidden",
     "list_case_files",
+    "load_dataset_json",
     "load_json",
+    "load_json_object",
+    "load_plans",
     "reader_writer",
 ]
 
@@ -107,20 +115,50 @@ def load_json(path: str | os.PathLike[str]) -> Any:
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: If it is not valid JSON.
+        InputError: If it is not valid UTF-8 JSON (``NaN`` and ``Infinity`` included: not JSON).
     """
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"file not found: {file}")
+
+    def _no_constants(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON")
+
     try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{file}: not valid JSON ({err}).") from err
+        return json.loads(file.read_text(encoding="utf-8"), parse_constant=_no_constants)
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        found = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise InputError(
+            file,
+            "valid UTF-8 JSON",
+            f"a parse error ({found})",
+            fix="Fix the file (a JSON linter shows where) or write it again.",
+        ) from err
+
+
+def load_json_object(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a JSON file that must hold an object (a ``{...}``).
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        InputError: If it is not valid JSON or not an object.
+    """
+    data = load_json(path)
+    if not isinstance(data, dict):
+        raise InputError(path, "a JSON object ({...}) at the top level", describe(data))
+    return data
+
+
+LabelValue = int | tuple[int, ...]
 
 
 @dataclass(frozen=True)
 class LabelSpec:
-    """The label definitions of an nnU-Net ``dataset.json``.
+    """The label definitions of an nnU-Net ``dataset.json``, with ``LabelManager``'s semantics.
+
+    A dataset is region-based exactly when some label maps to a list of more than one value
+    (``{"x": [1]}`` is the label 1, not a region). In a label dataset every value is an ``int``;
+    in a region dataset a list value is a tuple.
 
     Attributes:
         labels: Name to value (an int) or, for region-based datasets, to a tuple of ints.
@@ -129,11 +167,12 @@ class LabelSpec:
         file_ending: E.g. ``".nii.gz"``.
     """
 
-    labels: dict[str, int | tuple[int, ...]]
+    labels: dict[str, LabelValue]
     regions_class_order: tuple[int, ...] | None = None
     ignore_label: int | None = None
     file_ending: str = ".nii.gz"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    source: str = field(default="dataset.json", compare=False)
 
     @property
     def has_regions(self) -> bool:
@@ -141,67 +180,285 @@ class LabelSpec:
         return any(isinstance(v, tuple) for v in self.labels.values())
 
     @property
-    def foreground(self) -> dict[str, int | tuple[int, ...]]:
+    def foreground(self) -> dict[str, LabelValue]:
         """Labels other than background (value 0) and ``ignore``."""
         return {k: v for k, v in self.labels.items() if k != "ignore" and v != 0 and v != (0,)}
 
-    def resolve(self, label: str | int) -> int | tuple[int, ...]:
-        """Turn a label name or value (as given on a command line) into its value.
+    @property
+    def defined(self) -> list[LabelValue]:
+        """What can be asked for: foreground label values (sorted) or regions (in file order).
+
+        Examples:
+            >>> LabelSpec(labels={"background": 0, "b": 2, "a": 1}).defined
+            [1, 2]
+        """
+        if self.has_regions:
+            return list(self.foreground.values())
+        return sorted({v for v in self.foreground.values() if isinstance(v, int)})
+
+    def describe_defined(self) -> str:
+        """The defined labels as ``1 (LV), 2 (RV)`` for error messages.
+
+        Examples:
+            >>> LabelSpec(labels={"background": 0, "LV": 1, "RV": 2}).describe_defined()
+            '1 (LV), 2 (RV)'
+        """
+        names: dict[LabelValue, str] = {}
+        for name, value in self.foreground.items():
+            names.setdefault(value, name)
+        parts = []
+        for value in self.defined:
+            shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+            parts.append(f"{shown} ({names[value]})" if value in names else shown)
+        return ", ".join(parts) or "none"
+
+    def resolve(self, label: str | int | tuple[int, ...]) -> LabelValue:
+        """Turn a label name, value or region (as given on a command line) into its value.
+
+        Raises:
+            InputError: If ``dataset.json`` does not define it; the defined labels are listed.
 
         Examples:
             >>> spec = LabelSpec(labels={"background": 0, "LV": 1, "RV": 2})
             >>> spec.resolve("RV"), spec.resolve("1"), spec.resolve(2)
             (2, 1, 2)
+            >>> spec.resolve(9)
+            Traceback (most recent call last):
+            ...
+            nnunet_ext.io.errors.InputError: --labels must be a label defined in dataset.json ...
         """
-        if isinstance(label, int) or (isinstance(label, str) and label.strip().isdigit()):
-            value = int(label)
-            known = {v for v in self.labels.values() if isinstance(v, int)}
-            if value not in known and not self.has_regions:
-                raise ValueError(
-                    f"label {value} is not defined in dataset.json; known: {sorted(known)}."
-                )
-            return value
-        if label in self.labels:
-            return self.labels[label]
-        import difflib
+        value: LabelValue | None = None
+        if isinstance(label, bool):
+            value = None
+        elif isinstance(label, int):
+            value = label
+        elif isinstance(label, tuple):
+            value = tuple(int(v) for v in label)
+        elif isinstance(label, str):
+            text = label.strip().strip("()").replace(" ", "")
+            if text and all(part.isdigit() for part in text.split(",")):
+                parts = tuple(int(p) for p in text.split(","))
+                value = parts if "," in text else parts[0]
+            elif label in self.foreground:
+                return self.foreground[label]
+        if isinstance(value, tuple) and len(value) == 1 and not self.has_regions:
+            value = value[0]
+        used = {v for val in self.foreground.values() for v in _as_tuple(val)}
+        if value is not None and (value in self.defined or set(_as_tuple(value)) <= used):
+            return value  # a defined label/region, or a union of defined label values
+        hint = ""
+        if isinstance(label, str) and value is None:
+            import difflib
 
-        close = difflib.get_close_matches(str(label), list(self.labels), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"label {label!r} is not defined in dataset.json.{hint}")
+            close = difflib.get_close_matches(label, list(self.foreground), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise InputError(
+            "--labels",
+            f"a label defined in {self.source} ({self.describe_defined()})",
+            repr(label),
+            fix=f"Pass one of the defined labels.{hint}",
+        )
+
+    def resolve_all(self, labels: Sequence[str | int | tuple[int, ...]]) -> list[LabelValue]:
+        """Resolve every label of a ``--labels`` list, refusing undefined ones and duplicates."""
+        chosen: list[LabelValue] = []
+        for label in labels:
+            value = self.resolve(label)
+            if value in chosen:
+                raise InputError(
+                    "--labels", "each label once", f"{label!r} twice", fix="Drop the duplicate."
+                )
+            chosen.append(value)
+        return chosen
 
     @classmethod
-    def from_dataset_json(
-        cls, dataset_json: dict[str, Any], *, source: str = "dataset.json"
-    ) -> LabelSpec:
-        """Build from a loaded ``dataset.json`` dict.
+    def from_dataset_json(cls, dataset_json: Any, *, source: str = "dataset.json") -> LabelSpec:
+        """Build from a loaded ``dataset.json``, validating it as nnU-Net's ``LabelManager`` does.
 
         Raises:
-            ValueError: If ``labels`` is missing or malformed.
+            InputError: If the file is not an object, ``labels`` is missing or malformed, the
+                background is not 0, the ignore label is not the largest value + 1, a region
+                dataset lacks a matching ``regions_class_order``, or ``file_ending`` is not a
+                string starting with ``.``.
+
+        Examples:
+            >>> LabelSpec.from_dataset_json({"labels": {"background": 0, "x": [1]}}).labels
+            {'background': 0, 'x': 1}
+            >>> LabelSpec.from_dataset_json({"labels": {"background": 0, "x": "1"}})
+            Traceback (most recent call last):
+            ...
+            nnunet_ext.io.errors.InputError: dataset.json: labels.x must be an integer >= 0 ...
         """
-        raw = dataset_json.get("labels")
+        data = expect_mapping(dataset_json, source=source, where=None)
+        if "labels" not in data:
+            raise InputError(source, "present", "nothing", key="labels", fix=_LABELS_FIX)
+        raw = data["labels"]
         if not isinstance(raw, dict) or not raw:
-            raise ValueError(f"{source}: 'labels' must be a non-empty mapping of name to value.")
-        labels: dict[str, int | tuple[int, ...]] = {}
+            raise InputError(
+                source, "a non-empty object of name to value", describe(raw), key="labels"
+            )
+        parsed: dict[str, list[int] | int] = {}
         for name, value in raw.items():
-            if isinstance(value, (list, tuple)):
-                labels[name] = tuple(int(v) for v in value)
-            elif isinstance(value, int) and not isinstance(value, bool):
-                labels[name] = value
+            where = key_path("labels", str(name))
+            if isinstance(value, list):
+                if not value:
+                    raise InputError(source, "a non-empty list of integers", "[]", key=where)
+                parsed[name] = [
+                    _label_int(v, source, key_path(where, i)) for i, v in enumerate(value)
+                ]
             else:
-                raise ValueError(
-                    f"{source}: label {name!r} must be an int or a list of ints; got {value!r}."
+                parsed[name] = _label_int(value, source, where)
+        if "background" not in parsed:
+            raise InputError(
+                source,
+                "present (value 0)",
+                "nothing",
+                key=key_path("labels", "background"),
+                fix=_LABELS_FIX,
+            )
+        if parsed["background"] != 0:
+            raise InputError(
+                source,
+                "0",
+                describe(raw["background"]),
+                key=key_path("labels", "background"),
+                fix="nnU-Net requires background = 0.",
+            )
+        has_regions = any(isinstance(v, list) and len(v) > 1 for v in parsed.values())
+        labels: dict[str, LabelValue] = {}
+        for name, value in parsed.items():
+            if isinstance(value, list):
+                labels[name] = tuple(value) if has_regions else value[0]
+            else:
+                labels[name] = value
+        ignore: int | None = None
+        if "ignore" in labels:
+            ignore_value = labels["ignore"]
+            if isinstance(ignore_value, tuple):
+                raise InputError(
+                    source,
+                    "an integer, not a region",
+                    describe(raw["ignore"]),
+                    key=key_path("labels", "ignore"),
                 )
-        order = dataset_json.get("regions_class_order")
-        ignore = labels.get("ignore")
+            ignore = ignore_value
+            others = [
+                v
+                for k, val in labels.items()
+                if k != "ignore"
+                for v in (val if isinstance(val, tuple) else (val,))
+            ]
+            if ignore != max(others) + 1:
+                raise InputError(
+                    source,
+                    f"the largest label + 1 ({max(others) + 1}), as nnU-Net requires",
+                    describe(raw["ignore"]),
+                    key=key_path("labels", "ignore"),
+                )
+        order: tuple[int, ...] | None = None
+        raw_order = data.get("regions_class_order")
+        if has_regions:
+            regions = [
+                v
+                for k, v in labels.items()
+                if k != "ignore" and v != 0 and set(_as_tuple(v)) != {0}
+            ]
+            if not isinstance(raw_order, list):
+                raise InputError(
+                    source,
+                    f"a list of {len(regions)} label values (one per region)",
+                    describe(raw_order) if "regions_class_order" in data else "nothing",
+                    key="regions_class_order",
+                    fix="Region-based datasets need regions_class_order.",
+                )
+            order = tuple(
+                _label_int(v, source, key_path("regions_class_order", i))
+                for i, v in enumerate(raw_order)
+            )
+            if len(order) != len(regions):
+                raise InputError(
+                    source,
+                    f"one entry per region ({len(regions)})",
+                    f"{len(order)} entries",
+                    key="regions_class_order",
+                )
+        elif raw_order is not None:
+            if not isinstance(raw_order, list):
+                raise InputError(
+                    source, "a list of integers", describe(raw_order), key="regions_class_order"
+                )
+            order = tuple(
+                _label_int(v, source, key_path("regions_class_order", i))
+                for i, v in enumerate(raw_order)
+            )
+        ending = data.get("file_ending", ".nii.gz")
+        if not isinstance(ending, str) or not ending.startswith(".") or len(ending) < 2:
+            raise InputError(
+                source,
+                "a string starting with '.', like \".nii.gz\"",
+                describe(ending),
+                key="file_ending",
+            )
         return cls(
             labels=labels,
-            regions_class_order=tuple(int(v) for v in order) if order else None,
-            ignore_label=ignore if isinstance(ignore, int) else None,
-            file_ending=str(dataset_json.get("file_ending", ".nii.gz")),
-            extra={
-                k: v for k, v in dataset_json.items() if k not in {"labels", "regions_class_order"}
-            },
+            regions_class_order=order or None,
+            ignore_label=ignore,
+            file_ending=ending,
+            extra={k: v for k, v in data.items() if k not in {"labels", "regions_class_order"}},
+            source=source,
         )
+
+
+_LABELS_FIX = (
+    'dataset.json needs "labels": {"background": 0, ...} as nnU-Net\'s LabelManager reads it.'
+)
+
+
+def _as_tuple(value: LabelValue) -> tuple[int, ...]:
+    return value if isinstance(value, tuple) else (value,)
+
+
+def _label_int(value: Any, source: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(source, "an integer >= 0 or a list of them", describe(value), key=where)
+    return value
+
+
+def load_dataset_json(path: str | os.PathLike[str]) -> LabelSpec:
+    """Read and validate a ``dataset.json`` (the owner of this input kind).
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        InputError: For invalid JSON or label definitions; see :meth:`LabelSpec.from_dataset_json`.
+    """
+    return LabelSpec.from_dataset_json(load_json(path), source=str(path))
+
+
+def load_plans(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate an nnU-Net ``plans.json`` for what our commands use of it.
+
+    Checked: a JSON object whose ``image_reader_writer`` is a known reader/writer class name,
+    and ``configurations`` (when present) an object of objects.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        InputError: For invalid JSON or a bad value, with its key.
+    """
+    plans = load_json_object(path)
+    name = plans.get("image_reader_writer")
+    if not isinstance(name, str) or name not in _READER_WRITERS:
+        raise InputError(
+            path,
+            f"one of {', '.join(sorted(_READER_WRITERS))}",
+            describe(name) if "image_reader_writer" in plans else "nothing",
+            key="image_reader_writer",
+            fix="Copy plans.json from the model folder (nnUNet_results/.../plans.json).",
+        )
+    configurations = plans.get("configurations", {})
+    expect_mapping(configurations, source=path, where="configurations")
+    for key, value in configurations.items():
+        expect_mapping(value, source=path, where=key_path("configurations", str(key)))
+    return plans
 
 
 def reader_writer(name: str) -> Any:
@@ -213,11 +470,14 @@ def reader_writer(name: str) -> Any:
         name: ``plans["image_reader_writer"]``, e.g. ``"SimpleITKIO"``.
 
     Raises:
-        ValueError: For an unknown name.
+        InputError: For an unknown name.
     """
     module = _READER_WRITERS.get(name)
     if module is None:
-        raise ValueError(
-            f"image_reader_writer must be one of {sorted(_READER_WRITERS)}; got {name!r}."
+        raise InputError(
+            "plans.json",
+            f"one of {', '.join(sorted(_READER_WRITERS))}",
+            describe(name),
+            key="image_reader_writer",
         )
     return getattr(importlib.import_module(module), name)()

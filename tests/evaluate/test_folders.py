@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nnunet_ext.evaluate import evaluate_folder, label_ids_from_dataset_json, write_evaluation
+from nnunet_ext.io.errors import InputError
 
 from ._data import make_folders, write_label
 
@@ -111,7 +112,7 @@ def test_labels_by_name_value_and_region(tmp_path):
     result = evaluate_folder(pred_dir, ref_dir, labels=["inner", "1", "1,2"])
     assert [s.label for s in result.labels] == [2, 1, (1, 2)]
     assert [s.name for s in result.labels] == ["inner", "outer", "(1, 2)"]
-    with pytest.raises(ValueError, match=r"'innr' is not a label name"):
+    with pytest.raises(InputError, match=r"--labels must be a label defined in .*'innr'.*'inner'"):
         evaluate_folder(pred_dir, ref_dir, labels=["innr"])
 
 
@@ -155,5 +156,5 @@ def test_written_json_is_strict_and_csv_has_a_row_per_case_and_label(tmp_path):
 
 
 def test_label_ids_from_dataset_json_rejects_bad_labels():
-    with pytest.raises(ValueError, match="label 'x' must be an int or a list of ints"):
+    with pytest.raises(InputError, match=r"d.json: labels.x must be an integer >= 0"):
         label_ids_from_dataset_json({"labels": {"background": 0, "x": "1"}}, source="d.json")
