@@ -1,8 +1,8 @@
 """Shared command-line plumbing: common flags, logging set-up and the exit-code contract.
 
 Every command follows one contract: 0 on success, 1 for a domain error (one ``prog: error: ...``
-line on stderr, no traceback unless ``-vv``), 2 for usage errors (argparse). Results go to
-stdout, logs to stderr.
+line on stderr, no traceback unless ``-vv``), 2 for usage errors (argparse), 70 for an internal
+error (a bug: one line naming a log file with the traceback). Results go to stdout, logs to stderr.
 """
 
 from __future__ import annotations
@@ -10,15 +10,18 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nnunet_ext import __version__
 
 __all__ = [
+    "DOMAIN_ERRORS",
+    "INTERNAL_ERROR_EXIT",
+    "INTERNAL_ERROR_MARKER",
     "add_common_arguments",
     "add_verbose_to_subcommand",
-    "check_output_files",
+    "command_name",
     "configure_logging",
     "make_parser",
     "run_cli",
@@ -54,28 +57,9 @@ def add_verbose_to_subcommand(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def check_output_files(
-    output: Path, *, overwrite: bool, also: Iterable[Path] = (), suffix: str = ".json"
-) -> None:
-    """Check an ``-o/--output`` file (and files written beside it) before any work starts.
-
-    Raises:
-        ValueError: If ``output`` does not end with ``suffix``.
-        NotADirectoryError: If its folder does not exist.
-        FileExistsError: If it or one of ``also`` exists and ``overwrite`` is false.
-    """
-    if output.suffix != suffix:
-        raise ValueError(f"-o/--output must end with {suffix}; got {output}.")
-    if not output.parent.is_dir():
-        raise NotADirectoryError(
-            f"-o/--output folder must exist; got {output.parent}. Create it first."
-        )
-    existing = [p for p in (output, *also) if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(
-            f"output {existing[0]} already exists; pass --overwrite to replace it "
-            "or choose another -o."
-        )
+def command_name(args: argparse.Namespace, default: str) -> str:
+    """The command's name for messages and lock records (``nnunet-ext ensemble``)."""
+    return str(getattr(args, "_prog", default))
 
 
 def configure_logging(verbosity: int) -> None:
@@ -102,19 +86,71 @@ def make_parser(
     return parser
 
 
+#: Exit code when the last-resort handler catches an unexpected exception (sysexits EX_SOFTWARE).
+INTERNAL_ERROR_EXIT = 70
+
+#: Marker that starts the one line the last-resort handler prints (tests look for it).
+INTERNAL_ERROR_MARKER = "internal error"
+
+#: Exceptions that are domain errors (bad input, refused output): one line, exit 1. KeyError and
+#: IndexError are not: their message is a bare key, so they reach the last-resort handler.
+DOMAIN_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
+
+
+def _internal_error_log(prog: str, err: BaseException) -> Path | None:
+    """Write the traceback of ``err`` to a log file and return its path (``None`` if impossible)."""
+    import datetime
+    import os
+    import tempfile
+    import traceback
+
+    folder = Path(os.environ.get("NNUNET_EXT_LOG_DIR") or tempfile.gettempdir())
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = folder / f"nnunet_ext-internal-error-{stamp}-{os.getpid()}.log"
+    text = (
+        f"{prog} (nnunet_ext {__version__}, Python {sys.version.split()[0]})\n"
+        f"argv: {sys.argv!r}\n\n"
+        + "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError:
+        return None
+    return path
+
+
 def run_cli(run: Run, args: argparse.Namespace, prog: str) -> int:
-    """Run a command's ``run(args)`` under the exit-code contract."""
+    """Run a command's ``run(args)`` under the exit-code contract.
+
+    0: success; 1: a domain error (``ValueError``, ``OSError``: one ``prog: error: ...`` line);
+    130: interrupted; :data:`INTERNAL_ERROR_EXIT` (70): anything else, a bug: one
+    ``prog: internal error ...`` line naming a log file with the full traceback. ``-vv`` shows
+    tracebacks instead.
+    """
     configure_logging(getattr(args, "verbose", 0))
     try:
         return run(args)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError, LookupError) as err:
+    except DOMAIN_ERRORS as err:
         if getattr(args, "verbose", 0) >= 2:
             raise
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 1
+    except Exception as err:  # the last-resort handler: never a traceback on the terminal
+        if getattr(args, "verbose", 0) >= 2:
+            raise
+        log = _internal_error_log(prog, err)
+        where = f"traceback in {log}" if log is not None else "no log file could be written"
+        summary = f"{type(err).__name__}: {err}".strip().splitlines()[0][:300]
+        print(
+            f"{prog}: {INTERNAL_ERROR_MARKER} ({summary}); this is a bug in nnunet_ext, "
+            f"please report it with the log file ({where}).",
+            file=sys.stderr,
+        )
+        return INTERNAL_ERROR_EXIT
 
 
 def main_for(

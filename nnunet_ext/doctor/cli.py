@@ -7,7 +7,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import main_for
+from nnunet_ext._cli import command_name, main_for
+from nnunet_ext.io.outputs import Output, guard_outputs
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -55,10 +56,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", type=Path, metavar="OUT.json", help="also write the findings as JSON"
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``nnunet-ext doctor``."""
+    from nnunet_ext.doctor.environment import NNUNET_FOLDERS
+
+    if args.num_workers < 1:
+        raise ValueError(f"--num-workers must be >= 1; got {args.num_workers}.")
+    outputs = [None if args.json is None else Output(args.json, "--json", (".json",))]
+    roots = [os.environ.get(name) or None for name in NNUNET_FOLDERS]
+    with guard_outputs(
+        outputs,
+        inputs=roots,
+        overwrite=args.overwrite,
+        command=command_name(args, "nnunet-ext doctor"),
+    ):
+        return _doctor(args)
+
+
+def _doctor(args: argparse.Namespace) -> int:
     from nnunet_ext.doctor.data import remove_junk, scan_data
     from nnunet_ext.doctor.environment import (
         NNUNET_FOLDERS,
@@ -70,13 +88,6 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_ext.doctor.findings import Finding, format_finding
     from nnunet_ext.io import write_json
 
-    if args.num_workers < 1:
-        raise ValueError(f"--num-workers must be >= 1; got {args.num_workers}.")
-    if args.json is not None:
-        if args.json.suffix.lower() != ".json":
-            raise ValueError(f"--json must be a .json file; got {str(args.json)!r}.")
-        if not args.json.parent.is_dir():
-            raise FileNotFoundError(f"--json folder does not exist: {str(args.json.parent)!r}.")
     findings: list[Finding] = []
     folder_findings = check_folders(os.environ)
     if not args.skip_env:

@@ -7,7 +7,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import main_for
+from nnunet_ext._cli import command_name, main_for
+from nnunet_ext.io.outputs import Output, guard_outputs
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -85,17 +86,23 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"-j/--num-workers must be >= 1; got {args.num_workers}.")
     from nnunet_ext.ensemble.folders import ensemble_folders
 
-    summary = ensemble_folders(
-        args.input_dirs,
-        args.output_dir,
-        weights=args.weights,
-        spec=args.spec,
-        save_probabilities=args.save_probabilities,
-        num_workers=args.num_workers,
+    with guard_outputs(
+        [Output(args.output_dir, "-o/--output", folder=True, cases=True)],
+        inputs=[*(args.input_dirs or []), args.spec],
         overwrite=args.overwrite,
-        allow_missing=args.allow_missing,
-        use_isal=False if args.no_isal else None,
-    )
+        command=command_name(args, "nnunet-ext ensemble"),
+    ):
+        summary = ensemble_folders(
+            args.input_dirs,
+            args.output_dir,
+            weights=args.weights,
+            spec=args.spec,
+            save_probabilities=args.save_probabilities,
+            num_workers=args.num_workers,
+            overwrite=args.overwrite,
+            allow_missing=args.allow_missing,
+            use_isal=False if args.no_isal else None,
+        )
     print(json.dumps(summary.to_dict()))
     return 0
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from nnunet_ext._cli import check_output_files, main_for
+from nnunet_ext._cli import command_name, main_for
+from nnunet_ext.io.outputs import Output, guard_outputs
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -95,25 +96,35 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--num-workers must be >= 1; got {args.num_workers}.")
     if args.csv is not None and args.output is None:
         raise ValueError("--csv needs -o/--output SUMMARY.json; pass both or neither.")
+    outputs: list[Output | None] = []
     if args.output is not None:
         out = Path(args.output)
         csv_path = Path(args.csv) if args.csv else out.with_name(f"{out.stem}_per_case.csv")
-        check_output_files(out, overwrite=args.overwrite, also=[csv_path])
-    evaluation = evaluate_folder(
-        args.prediction_dir,
-        args.reference_dir,
-        labels=args.labels,
-        empty=args.empty,
-        allow_missing=args.allow_missing,
-        dataset_json=args.dataset_json,
-        ignore_label=args.ignore_label,
-        file_ending=args.file_ending,
-        num_workers=args.num_workers,
-    )
-    print(format_table(evaluation))
-    if args.output is not None:
-        json_path, written_csv = write_evaluation(evaluation, args.output, output_csv=args.csv)
-        print(f"\nwrote {json_path} and {written_csv}")
+        outputs = [
+            Output(out, "-o/--output", (".json",)),
+            Output(csv_path, "--csv", (".csv",)),
+        ]
+    with guard_outputs(
+        outputs,
+        inputs=[args.prediction_dir, args.reference_dir, args.dataset_json],
+        overwrite=args.overwrite,
+        command=command_name(args, "nnunet-ext evaluate"),
+    ):
+        evaluation = evaluate_folder(
+            args.prediction_dir,
+            args.reference_dir,
+            labels=args.labels,
+            empty=args.empty,
+            allow_missing=args.allow_missing,
+            dataset_json=args.dataset_json,
+            ignore_label=args.ignore_label,
+            file_ending=args.file_ending,
+            num_workers=args.num_workers,
+        )
+        print(format_table(evaluation))
+        if args.output is not None:
+            json_path, written_csv = write_evaluation(evaluation, args.output, output_csv=args.csv)
+            print(f"\nwrote {json_path} and {written_csv}")
     return 0
 
 

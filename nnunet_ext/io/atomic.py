@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -56,7 +57,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
-    """Delete temporary files left in ``folder`` by an interrupted run and return them.
+    """Delete temporary files (and scratch folders) left in ``folder`` by an interrupted run.
+
+    Call it only while holding the folder's lock (:class:`nnunet_ext.io.outputs.OutputLock`):
+    without it, a temporary file of another run writing the same folder would be deleted.
 
     Args:
         folder: An output folder of ours.
@@ -66,8 +70,11 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
     """
     removed = sorted(Path(folder).glob(f"{TEMP_PREFIX}*"))
     for stale in removed:
-        with contextlib.suppress(FileNotFoundError):
-            stale.unlink()
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
     return removed
 
 

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nnunet_ext._cli import main_for
+from nnunet_ext._cli import command_name, main_for
+from nnunet_ext.io.outputs import Output, guard_outputs
 
 if TYPE_CHECKING:
     from nnunet_ext.monitor.history import TrainingHistory
@@ -52,30 +53,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--last", type=int, default=15, metavar="N", help="epochs shown in the table (0: all)"
     )
-
-
-def _check_output(path: Path | None, flag: str, suffix: str) -> None:
-    if path is None:
-        return
-    if path.suffix.lower() != suffix:
-        raise ValueError(f"{flag} must be a {suffix} file; got {str(path)!r}.")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(
-            f"{flag} folder does not exist: {str(path.parent)!r}. Create it first."
-        )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace existing --json/--plot files"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``nnunet-ext log``."""
+    if args.last < 0:
+        raise ValueError(f"--last must be >= 0; got {args.last}.")
+    outputs = [
+        None if args.json is None else Output(args.json, "--json", (".json",)),
+        None if args.plot is None else Output(args.plot, "--plot", (".png",)),
+    ]
+    with guard_outputs(
+        outputs,
+        inputs=[args.fold_dir],
+        overwrite=args.overwrite,
+        command=command_name(args, "nnunet-ext log"),
+    ):
+        return _log(args)
+
+
+def _log(args: argparse.Namespace) -> int:
     from nnunet_ext.io import write_json
     from nnunet_ext.monitor.history import find_log_files, read_training_history
     from nnunet_ext.monitor.report import format_report, plot_history
     from nnunet_ext.monitor.watch import watch_training
 
-    _check_output(args.json, "--json", ".json")
-    _check_output(args.plot, "--plot", ".png")
-    if args.last < 0:
-        raise ValueError(f"--last must be >= 0; got {args.last}.")
     find_log_files(args.fold_dir)  # fail early, with the fold-folder hint
     clear = sys.stdout.isatty() and args.watch is not None
 

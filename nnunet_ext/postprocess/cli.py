@@ -16,7 +16,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import add_verbose_to_subcommand, main_for
+from nnunet_ext._cli import add_verbose_to_subcommand, command_name, main_for
+from nnunet_ext.io.outputs import Output, guard_outputs
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -199,14 +200,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_determine(args: argparse.Namespace) -> int:
-    from nnunet_ext.postprocess.plan import determine_plan, save_plan
-
-    if args.det_output.exists() and not args.det_overwrite:
-        raise FileExistsError(
-            f"--output {str(args.det_output)!r} exists; pass --overwrite to replace it."
-        )
     if any(unit != "voxels" for _, _, unit in args.det_min_size):
         raise ValueError("--min-size for determine must be in voxels (LABEL:N); got a mm3 size.")
+    with guard_outputs(
+        [Output(args.det_output, "-o/--output", (".json",))],
+        inputs=[args.det_input, args.reference],
+        overwrite=args.det_overwrite,
+        command=command_name(args, "nnunet-ext postprocess") + " determine",
+    ):
+        return _determine(args)
+
+
+def _determine(args: argparse.Namespace) -> int:
+    from nnunet_ext.postprocess.plan import determine_plan, save_plan
+
     plan = determine_plan(
         args.det_input,
         args.reference,
@@ -265,14 +272,20 @@ def run(args: argparse.Namespace) -> int:
             fill_holes=tuple(args.fill_holes),
             connectivity=args.connectivity,
         )
-    result = postprocess_folder(
-        args.input,
-        args.output,
-        plan=plan,
-        num_workers=args.num_workers,
+    with guard_outputs(
+        [Output(args.output, "-o/--output", folder=True, cases=True)],
+        inputs=[args.input, args.plan],
         overwrite=args.overwrite,
-        file_ending=args.file_ending,
-    )
+        command=command_name(args, "nnunet-ext postprocess"),
+    ):
+        result = postprocess_folder(
+            args.input,
+            args.output,
+            plan=plan,
+            num_workers=args.num_workers,
+            overwrite=args.overwrite,
+            file_ending=args.file_ending,
+        )
     print(
         f"wrote {len(result.written)} case(s), skipped {len(result.skipped)} to {result.output_dir}"
     )

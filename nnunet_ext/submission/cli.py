@@ -12,7 +12,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import add_verbose_to_subcommand, main_for
+from nnunet_ext._cli import add_verbose_to_subcommand, command_name, main_for
+from nnunet_ext.io.outputs import Output, guard_outputs
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -103,17 +104,30 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_ext.submission.manifest import report_text
 
     if args.action == "build":
-        report = build_submission(
-            args.prediction_dir,
-            args.output,
-            images_dir=args.images,
-            label_ids=args.labels,
-            label_map=dict(args.label_map),
-            name_template=args.name_template,
-            file_ending=args.file_ending,
-            preview=args.preview,
+        stem = args.output.with_suffix("")
+        outputs = [
+            Output(args.output, "-o/--output", (".zip",)),
+            Output(stem.with_name(stem.name + ".manifest.json"), "manifest", (".json",)),
+            Output(stem.with_name(stem.name + ".report.txt"), "report", (".txt",)),
+            None if args.preview is None else Output(args.preview, "--preview", (".png",)),
+        ]
+        with guard_outputs(
+            outputs,
+            inputs=[args.prediction_dir, args.images],
             overwrite=args.overwrite,
-        )
+            command=command_name(args, "nnunet-ext submission") + " build",
+        ):
+            report = build_submission(
+                args.prediction_dir,
+                args.output,
+                images_dir=args.images,
+                label_ids=args.labels,
+                label_map=dict(args.label_map),
+                name_template=args.name_template,
+                file_ending=args.file_ending,
+                preview=args.preview,
+                overwrite=args.overwrite,
+            )
     else:
         report = check_submission(
             args.zip,

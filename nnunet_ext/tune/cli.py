@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
-from nnunet_ext._cli import check_output_files, main_for
+from nnunet_ext._cli import command_name, main_for
+from nnunet_ext.io.outputs import Output, guard_outputs
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -97,18 +99,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Tune as described by ``args``."""
-    from pathlib import Path
-
-    from nnunet_ext.tune.api import tune_weights
-    from nnunet_ext.tune.report import format_table, write_outputs
-
     out = Path(args.output)
-    also: list[Path] = []
+    report = Path(args.report) if args.report else out.with_name(f"{out.stem}_report.json")
+    figure = Path(args.figure) if args.figure else out.with_name(f"{out.stem}_gains.png")
+    outputs = [
+        Output(out, "-o/--output", (".json",)),
+        Output(report, "--report", (".json",)),
+        Output(figure, "--figure", (".png",)),
+    ]
     if args.postprocess:
         from nnunet_ext.tune.postprocessing import postprocessing_paths
 
-        also = list(postprocessing_paths(out))
-    check_output_files(out, overwrite=args.overwrite, also=also)
+        fused_dir, plan_path = postprocessing_paths(out)
+        outputs.append(
+            Output(fused_dir, "--postprocess folder", folder=True, cases=True, exists_ok=False)
+        )
+        outputs.append(Output(plan_path, "--postprocess plan", (".json",)))
+    with guard_outputs(
+        outputs,
+        inputs=[*args.input_dirs, args.reference, args.dataset_json],
+        overwrite=args.overwrite,
+        command=command_name(args, "nnunet-ext tune"),
+    ):
+        return _tune(args, out, report, figure)
+
+
+def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: Path) -> int:
+    from nnunet_ext.tune.api import tune_weights
+    from nnunet_ext.tune.report import format_table, write_outputs
+
     result = tune_weights(
         args.input_dirs,
         args.reference,
@@ -120,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_table(result))
     spec, report, figure = write_outputs(
-        result, out, report_path=args.report, figure_path=args.figure
+        result, out, report_path=report_path, figure_path=figure_path
     )
     print(f"\nwrote {spec}, {report} and {figure}")
     if args.postprocess:

@@ -1,0 +1,426 @@
+"""The one guard for everything a command writes: checks before work, a lock, clean failures.
+
+Every command lists its outputs (main output, reports, figures, CSV, JSON, plots, previews,
+output folders) as :class:`Output` objects and its inputs as paths, then runs its work inside
+:func:`guard_outputs`:
+
+* :func:`check_outputs` (before any work): a file output must end with its suffix, its folder
+  must exist, it must not exist unless ``--overwrite`` is given, and no output may be one of the
+  inputs (paths are resolved, so ``../ref/case.nii.gz`` and symlinks count) or a data file inside
+  an input folder.
+* One writer per output folder: a lock file (:data:`LOCK_NAME`) in every folder the command
+  writes into. A second run refuses at once, naming the process that holds it; a lock left by a
+  killed process on this host is taken over (the lock is an ``flock`` that the kernel releases
+  when its process dies).
+* With the lock held, temporary files left by a killed run
+  (:data:`~nnunet_ext.io.atomic.TEMP_PREFIX`) are removed. On an error every temporary file of
+  the run is removed, an output folder the run created that holds no finished case is removed
+  again, and when finished cases remain the error says how many and how to resume or redo.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import json
+import os
+import shutil
+import socket
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nnunet_ext.io.atomic import remove_stale_temporaries
+
+__all__ = [
+    "DATA_SUFFIXES",
+    "LOCK_NAME",
+    "Output",
+    "OutputLock",
+    "OutputLockedError",
+    "PartialOutputError",
+    "check_outputs",
+    "guard_outputs",
+    "remove_temporaries",
+]
+
+#: Lock file in every folder a command writes into (hidden, so folder scans skip it).
+LOCK_NAME = ".nnunet_ext.lock"
+
+#: Files an output must never replace inside an input folder: nnU-Net data and its metadata.
+DATA_SUFFIXES = (
+    ".nii.gz",
+    ".nii",
+    ".mha",
+    ".nrrd",
+    ".png",
+    ".tif",
+    ".tiff",
+    ".bmp",
+    ".npz",
+    ".npy",
+    ".pkl",
+    ".b2nd",
+    ".pth",
+)
+#: Endings of finished case files in an output folder.
+LABEL_SUFFIXES = (".nii.gz", ".nii", ".mha", ".nrrd", ".png", ".tif", ".tiff", ".bmp")
+_DATA_NAMES = ("dataset.json", "plans.json", "dataset_fingerprint.json", "splits_final.json")
+
+
+class OutputLockedError(OSError):
+    """Another run is writing the same output folder."""
+
+
+class PartialOutputError(ValueError):
+    """A run failed after finishing some cases; the message says how to resume or redo."""
+
+
+@dataclass(frozen=True)
+class Output:
+    """One path a command writes.
+
+    Attributes:
+        path: The file or folder.
+        flag: The option that names it (``"-o/--output"``, ``"--report"``), for messages.
+        suffixes: Allowed file endings (case-insensitive); empty for a folder.
+        folder: ``True`` for an output folder (created by the guard, may exist: reruns resume).
+        cases: For a folder: whether it holds case files (label files, counted as finished
+            cases when a run fails; temporary files are hidden and never counted).
+        exists_ok: For a folder: whether an existing one is fine (reruns resume); if not, it
+            is refused without ``--overwrite`` like an existing file.
+
+    Examples:
+        >>> Output(Path("out/spec.json"), "-o/--output", (".json",)).describe()
+        '-o/--output out/spec.json'
+    """
+
+    path: Path
+    flag: str
+    suffixes: tuple[str, ...] = ()
+    folder: bool = False
+    cases: bool = False
+    exists_ok: bool = True
+
+    def describe(self) -> str:
+        """The flag and the path, for messages."""
+        return f"{self.flag} {self.path}"
+
+
+def _resolve(path: Path) -> Path:
+    return Path(os.path.realpath(os.path.expanduser(path)))
+
+
+def _is_data_name(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in _DATA_NAMES or lowered.endswith(DATA_SUFFIXES)
+
+
+def check_outputs(
+    outputs: Sequence[Output], *, inputs: Iterable[str | os.PathLike[str]], overwrite: bool
+) -> None:
+    """Refuse bad output paths before any work starts.
+
+    Args:
+        outputs: Everything the command will write (``None`` paths already left out).
+        inputs: The command's input files and folders.
+        overwrite: Whether ``--overwrite`` was given (existing files may be replaced).
+
+    Raises:
+        ValueError: A wrong suffix, an output that is an input or a data file inside an input
+            folder, the same path given twice, or a file where a folder is needed (and back).
+        NotADirectoryError: The folder of a file output does not exist.
+        FileExistsError: A file output exists and ``overwrite`` is false.
+
+    Examples:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "case.nii.gz").write_bytes(b"x")
+        >>> check_outputs([Output(folder / "r.json", "--report", (".json",))],
+        ...               inputs=[folder], overwrite=False)
+        >>> check_outputs([Output(folder / "case.nii.gz", "--report", (".json",))],
+        ...               inputs=[folder], overwrite=True)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: --report must be a .json file; got '...case.nii.gz' (the name must end ...).
+    """
+    input_paths = [(Path(p), _resolve(Path(p))) for p in inputs]
+    input_folders = [resolved for _, resolved in input_paths if resolved.is_dir()]
+    seen: dict[Path, Output] = {}
+    for output in outputs:
+        resolved = _resolve(output.path)
+        if resolved in seen:
+            raise ValueError(
+                f"{output.flag} and {seen[resolved].flag} name the same file "
+                f"{str(output.path)!r}; give each output its own path."
+            )
+        seen[resolved] = output
+        for given, source in input_paths:
+            if resolved == source:
+                raise ValueError(
+                    f"{output.describe()} is one of the inputs ({str(given)!r}); inputs are never "
+                    "overwritten. Choose another path."
+                )
+        if output.folder:
+            if resolved.exists() and not resolved.is_dir():
+                raise ValueError(
+                    f"{output.describe()} must be a folder; it is a file. Choose another path."
+                )
+            if resolved.exists() and not output.exists_ok and not overwrite:
+                raise FileExistsError(
+                    f"{output.describe()} already exists; pass --overwrite to replace it or "
+                    "choose another path."
+                )
+            continue
+        if output.suffixes and not output.path.name.lower().endswith(
+            tuple(s.lower() for s in output.suffixes)
+        ):
+            allowed = " or ".join(output.suffixes)
+            raise ValueError(
+                f"{output.flag} must be a {allowed} file; got {str(output.path)!r} (the name "
+                f"must end with {allowed})."
+            )
+        if resolved.is_dir():
+            raise ValueError(f"{output.describe()} is a folder; give a file name.")
+        if resolved.parent in input_folders and _is_data_name(resolved.name):
+            raise ValueError(
+                f"{output.describe()} is a data file inside the input folder "
+                f"{str(resolved.parent)!r}; inputs are never overwritten. Choose a path outside "
+                "the input folders."
+            )
+        if not resolved.parent.is_dir():
+            raise NotADirectoryError(
+                f"{output.flag} folder does not exist: {str(output.path.parent)!r}. "
+                "Create it first."
+            )
+        if resolved.exists() and not overwrite:
+            raise FileExistsError(
+                f"{output.describe()} already exists; pass --overwrite to replace it or choose "
+                "another path."
+            )
+
+
+def _describe_holder(text: str) -> tuple[str, dict[str, object]]:
+    try:
+        info = json.loads(text)
+    except ValueError:
+        info = None
+    if not isinstance(info, dict):
+        return "an unknown process", {}
+    parts = [f"pid {info.get('pid')} on host {info.get('host')}"]
+    if info.get("command"):
+        parts.append(f"running {info['command']!r}")
+    if info.get("started"):
+        parts.append(f"since {info['started']}")
+    return ", ".join(parts), info
+
+
+class OutputLock:
+    """An exclusive, non-blocking lock on an output folder (``<folder>/.nnunet_ext.lock``).
+
+    The lock is an ``flock`` on the lock file, which records the holder's pid, host, command
+    and start time for the message a second run prints. The kernel drops the ``flock`` when its
+    process dies (``kill -9`` included), so a lock file left by a dead process on this host is
+    simply taken over. A lock file naming another host is refused while that host might still
+    be writing (shared file systems do not always carry ``flock``): delete it by hand then.
+
+    Args:
+        folder: The output folder (must exist).
+        command: What is running, for the holder description.
+
+    Examples:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> with OutputLock(folder, "demo"):
+        ...     (folder / LOCK_NAME).is_file()
+        True
+        >>> (folder / LOCK_NAME).exists()
+        False
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], command: str = "") -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_NAME
+        self.command = command
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`OutputLockedError` at once."""
+        import fcntl
+
+        host = socket.gethostname()
+        for _ in range(20):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    os.close(fd)
+                    raise
+                holder, _ = _describe_holder(_read_fd(fd))
+                os.close(fd)
+                raise OutputLockedError(
+                    f"{self.folder} is being written by another run ({holder}); wait for it to "
+                    f"finish or choose another output. Lock file: {self.path}"
+                ) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # the holder removed the file between our open and flock: retry
+                os.close(fd)
+                continue
+            holder, info = _describe_holder(_read_fd(fd))
+            other_host = info.get("host")
+            if info and other_host != host and _pid_may_live(info):
+                os.close(fd)
+                raise OutputLockedError(
+                    f"{self.folder} is locked by a run on another host ({holder}); if that run "
+                    f"is gone, delete {self.path} and retry."
+                )
+            record = {
+                "pid": os.getpid(),
+                "host": host,
+                "command": self.command,
+                "started": datetime.datetime.now().isoformat(timespec="seconds"),
+            }
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+            self._fd = fd
+            return
+        raise OutputLockedError(f"{self.folder}: could not take the lock {self.path}; retry.")
+
+    def release(self) -> None:
+        """Remove the lock file and drop the lock."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> OutputLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read_fd(fd: int) -> str:
+    try:
+        return os.pread(fd, 4096, 0).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _pid_may_live(info: dict[str, object]) -> bool:
+    """A record from another host: we cannot check its pid, so assume it lives."""
+    return bool(info.get("pid"))
+
+
+def _finished_cases(folder: Path, cases: bool) -> int:
+    if not cases or not folder.is_dir():
+        return 0
+    return sum(
+        1
+        for p in folder.iterdir()
+        if not p.name.startswith(".") and p.name.lower().endswith(LABEL_SUFFIXES) and p.is_file()
+    )
+
+
+def _created_ancestor(folder: Path) -> Path | None:
+    """The top-most ancestor of ``folder`` (itself included) that does not exist yet."""
+    missing = None
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            break
+        missing = candidate
+    return missing
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Remove every temporary file and folder of ours in ``folder`` (lock held)."""
+    if folder.is_dir():
+        remove_stale_temporaries(folder)
+
+
+@contextlib.contextmanager
+def guard_outputs(
+    outputs: Sequence[Output | None],
+    *,
+    inputs: Iterable[str | os.PathLike[str] | None],
+    overwrite: bool,
+    command: str = "",
+) -> Iterator[None]:
+    """Check ``outputs``, lock their folders and clean up after a failure; see the module doc.
+
+    Args:
+        outputs: Everything the command writes; ``None`` entries (options not given) are skipped.
+        inputs: The command's input files and folders; ``None`` entries are skipped.
+        overwrite: Whether ``--overwrite`` was given.
+        command: The command line, recorded in the lock for a second run's message.
+
+    Raises:
+        ValueError, NotADirectoryError, FileExistsError: From :func:`check_outputs`.
+        OutputLockedError: Another run holds the lock of an output folder.
+        PartialOutputError: The wrapped block failed after some cases were finished; the
+            original error is its ``__cause__`` and its message leads this one.
+    """
+    wanted = [o for o in outputs if o is not None]
+    check_outputs(wanted, inputs=[p for p in inputs if p is not None], overwrite=overwrite)
+    created: list[Path] = []
+    for output in wanted:
+        if output.folder:
+            top = _created_ancestor(_resolve(output.path))
+            _resolve(output.path).mkdir(parents=True, exist_ok=True)
+            if top is not None:
+                created.append(top)
+    folders = sorted(
+        {_resolve(o.path) if o.folder else _resolve(o.path).parent for o in wanted}, key=str
+    )
+    locks: list[OutputLock] = []
+    try:
+        for folder in folders:
+            lock = OutputLock(folder, command)
+            lock.acquire()
+            locks.append(lock)
+    except BaseException:
+        for lock in reversed(locks):
+            lock.release()
+        _remove_created(created, wanted)
+        raise
+    try:
+        for folder in folders:
+            remove_temporaries(folder)
+        yield
+    except BaseException as err:
+        for folder in folders:
+            remove_temporaries(folder)
+        _remove_created(created, wanted)
+        done = [(o, _finished_cases(_resolve(o.path), o.cases)) for o in wanted if o.folder]
+        for lock in reversed(locks):
+            lock.release()
+        if any(n for _, n in done) and isinstance(err, (ValueError, OSError)):
+            notes = "; ".join(f"{n} case(s) are finished in {str(o.path)!r}" for o, n in done if n)
+            raise PartialOutputError(
+                f"{err} ({notes}: they are valid. Rerun the same command to resume, or add "
+                "--overwrite to redo them.)"
+            ) from err
+        raise
+    else:
+        for lock in reversed(locks):
+            lock.release()
+
+
+def _remove_created(created: Sequence[Path], outputs: Sequence[Output]) -> None:
+    """Remove folders this run created that hold no finished case."""
+    for top in created:
+        finished = any(
+            _finished_cases(_resolve(o.path), o.cases)
+            for o in outputs
+            if o.folder and (_resolve(o.path) == top or top in _resolve(o.path).parents)
+        )
+        if not finished:
+            shutil.rmtree(top, ignore_errors=True)
