@@ -28,10 +28,12 @@ from nnunet_ext._parallel import progress
 from nnunet_ext.ensemble.fusion import FusionAccumulator, normalize_weights, probabilities_to_labels
 from nnunet_ext.ensemble.spec import EnsembleSpec
 from nnunet_ext.io import (
+    InputError,
     LabelSpec,
     atomic_path,
+    load_dataset_json,
     load_json,
-    load_properties,
+    load_plans,
     reader_writer,
     remove_stale_temporaries,
     write_json,
@@ -40,8 +42,8 @@ from nnunet_ext.io.probabilities import (
     ProbabilityFile,
     inspect_probabilities,
     iter_probability_chunks,
+    load_case_properties,
     pair_probability_files,
-    properties_path,
     read_probabilities,
 )
 
@@ -233,7 +235,7 @@ def _load_label_spec(folder: Path) -> tuple[LabelSpec, Path]:
             f"{file} not found; nnUNetv2_predict copies dataset.json into every prediction folder. "
             "Copy it from the model folder."
         )
-    return LabelSpec.from_dataset_json(load_json(file), source=str(file)), file
+    return load_dataset_json(file), file
 
 
 def plan_ensemble(
@@ -301,13 +303,9 @@ def plan_ensemble(
             f"{plans_json_file} not found; it selects nnU-Net's image writer. "
             "nnUNetv2_predict copies it into prediction folders; copy it from the model folder."
         )
-    plans = load_json(plans_json_file)
-    rw_name = plans.get("image_reader_writer") if isinstance(plans, dict) else None
-    if not isinstance(rw_name, str):
-        raise ValueError(
-            f"{plans_json_file}: 'image_reader_writer' must be a string; got {rw_name!r}."
-        )
-    reader_writer(rw_name)  # unknown names fail here, before any work
+    plans = load_plans(plans_json_file)
+    rw_name: str = plans["image_reader_writer"]  # validated by load_plans
+    reader_writer(rw_name)  # import errors fail here, before any work
     channels, _ = _label_channels(label_spec)
     num_classes = len(channels)
     regions_order = label_spec.regions_class_order if label_spec.has_regions else None
@@ -380,17 +378,23 @@ def plan_ensemble(
         first = infos[0]
         for info in infos[1:]:
             if info.shape != first.shape:
-                raise ValueError(
-                    f"case {case!r}: probability shapes differ: {first.path} has {first.shape}, "
-                    f"{info.path} has {info.shape}. Predictions must come from the same images."
+                raise InputError(
+                    info.path,
+                    f"probabilities of shape {first.shape} like {first.path} (case {case!r})",
+                    f"shape {info.shape}",
+                    fix="Predictions must come from the same images.",
                 )
         if first.num_classes != num_classes:
-            raise ValueError(
-                f"case {case!r}: {first.path} has {first.num_classes} channels, but dataset.json "
-                f"({dataset_json_file}) defines {num_classes}. "
-                "Fuse predictions of this dataset only."
+            raise InputError(
+                first.path,
+                f"{num_classes} channels, as {dataset_json_file} defines (case {case!r})",
+                f"{first.num_classes} channels",
+                fix="Fuse predictions of this dataset only.",
             )
-        properties = [load_properties(properties_path(p)) for _, p in present]
+        properties = [
+            load_case_properties(p, reader_writer=rw_name, shape=first.spatial_shape)
+            for _, p in present
+        ]
         case_weights = matrix[[i for i, _ in present]]
         if len(present) < len(folders):
             try:
@@ -461,7 +465,7 @@ def fuse_case(job: CaseJob, *, use_isal: bool | None = None) -> NDArray[np.float
     for index, info in enumerate(job.members):
         if info.fortran_order:
             accumulator.add_array(
-                index, read_probabilities(info.path, use_isal=use_isal, check_finite=False)
+                index, read_probabilities(info.path, use_isal=use_isal, check_finite=True)
             )
         else:
             for offset, values in iter_probability_chunks(info, use_isal=use_isal):

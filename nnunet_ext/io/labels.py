@@ -31,8 +31,7 @@ __all__ = [
 ]
 
 _DAMAGED_FIX = (
-    "The file is truncated or corrupt (an interrupted copy or download?); "
-    "copy or export it again."
+    "The file is truncated or corrupt (an interrupted copy or download?); copy or export it again."
 )
 
 #: Largest distance to an integer at which a float-stored label is repaired instead of refused.
@@ -289,7 +288,7 @@ def verify_image_complete(path: str | os.PathLike[str]) -> None:
     Examples:
         >>> import gzip, tempfile
         >>> bad = Path(tempfile.mkdtemp()) / "case.nii.gz"
-        >>> _ = bad.write_bytes(gzip.compress(bytes(400))[:30])
+        >>> _ = bad.write_bytes(gzip.compress(bytes(range(256)) * 40)[:40])
         >>> verify_image_complete(bad)
         Traceback (most recent call last):
         ...

@@ -25,13 +25,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from nnunet_ext.io.nnunet_files import list_case_files
+from nnunet_ext.io.errors import InputError
+from nnunet_ext.io.nnunet_files import case_id_from_filename, list_case_files
 from nnunet_ext.io.safe_pickle import load_properties
 
 __all__ = [
+    "GEOMETRY_KEYS",
     "PROBABILITIES_KEY",
+    "PROBABILITY_TOLERANCE",
     "PairedCases",
     "ProbabilityFile",
+    "check_case_properties",
     "inspect_probabilities",
     "iter_probability_chunks",
     "load_case_properties",
@@ -45,6 +49,12 @@ PROBABILITIES_KEY = "probabilities"
 
 #: Decompressed bytes per chunk when streaming.
 DEFAULT_CHUNK_BYTES = 1 << 20
+
+#: Probabilities may leave [0, 1] by this much (float32 rounding of softmax/sigmoid).
+PROBABILITY_TOLERANCE = 1e-4
+
+#: Deflate cannot expand data by more than about 1032:1; a header announcing more is crafted.
+_MAX_DEFLATE_RATIO = 1100
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 _LOCAL_MAGIC = b"PK\x03\x04"
@@ -104,10 +114,42 @@ class ProbabilityFile:
         return self.shape[1:]
 
 
-def _bad_file(path: Path, reason: str) -> ValueError:
-    return ValueError(
-        f"{path}: not a readable probability file ({reason}); it is truncated or corrupt. "
-        "Re-export it with nnUNetv2_predict --save_probabilities (or nnUNetv2_train --npz)."
+_REEXPORT = "Re-export it with nnUNetv2_predict --save_probabilities (or nnUNetv2_train --npz)."
+
+
+def _bad_file(path: Path, reason: str) -> InputError:
+    return InputError(
+        path,
+        "a complete nnU-Net probability file (.npz)",
+        f"{reason}; it is truncated or corrupt",
+        fix=_REEXPORT,
+    )
+
+
+def _case_of(path: Path) -> str:
+    try:
+        return case_id_from_filename(path.name, ".npz")
+    except ValueError:
+        return path.name
+
+
+def _check_values(info: ProbabilityFile, values: NDArray[Any]) -> None:
+    """Raise unless every value is a probability: finite, in [0, 1] up to the tolerance."""
+    if values.size == 0:
+        return
+    low, high = values.min(), values.max()  # NaN propagates into both
+    if low >= -PROBABILITY_TOLERANCE and high <= 1 + PROBABILITY_TOLERANCE:
+        return
+    if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
+        found = "NaN" if np.isnan(values).any() else "an infinite value"
+    else:
+        found = f"{float(low if low < -PROBABILITY_TOLERANCE else high):.6g}"
+    raise InputError(
+        info.path,
+        "probabilities: finite values in [0, 1]",
+        f"{found} (case {_case_of(info.path)!r})",
+        fix="Re-export the prediction; the model or export produced invalid values "
+        "(logits instead of probabilities?).",
     )
 
 
@@ -199,16 +241,25 @@ def inspect_probabilities(
                     if "softmax.npy" in names
                     else ""
                 )
-                raise ValueError(f"{file}: the .npz must contain {key!r}; found {found}.{hint}")
+                raise InputError(
+                    file,
+                    f"an .npz with the array {key!r}",
+                    f"only {found}",
+                    fix=hint.strip() or _REEXPORT,
+                )
             zinfo = archive.getinfo(member)
     except zipfile.BadZipFile as err:
         raise _bad_file(file, f"bad zip: {err}") from err
-    except (EOFError, struct.error) as err:
+    except (EOFError, struct.error, OSError, ValueError, NotImplementedError) as err:
+        if isinstance(err, InputError):
+            raise
         raise _bad_file(file, f"bad zip: {err}") from err
     if zinfo.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise ValueError(
-            f"{file}: zip compression must be deflate or stored; got type {zinfo.compress_type}. "
-            "Re-save it with numpy.savez_compressed."
+        raise InputError(
+            file,
+            "a zip member compressed with deflate or stored",
+            f"compression type {zinfo.compress_type}",
+            fix="Re-save it with numpy.savez_compressed.",
         )
     with open(file, "rb") as handle:
         handle.seek(zinfo.header_offset)
@@ -218,6 +269,19 @@ def inspect_probabilities(
         fields = _LOCAL_HEADER.unpack(raw)
         name_length, extra_length = fields[9], fields[10]
     data_offset = zinfo.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+    if data_offset + zinfo.compress_size > file.stat().st_size:
+        raise _bad_file(file, "the file ends inside the compressed data")
+    limit = (
+        zinfo.compress_size
+        if zinfo.compress_type == zipfile.ZIP_STORED
+        else zinfo.compress_size * _MAX_DEFLATE_RATIO + 1024
+    )
+    if zinfo.file_size > limit:
+        raise _bad_file(
+            file,
+            f"the zip directory announces {zinfo.file_size} bytes from {zinfo.compress_size} "
+            "compressed bytes, more than deflate can produce",
+        )
     partial = ProbabilityFile(
         path=file,
         shape=(),
@@ -234,9 +298,11 @@ def inspect_probabilities(
     if len(shape) < 2 or not (
         np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)
     ):
-        raise ValueError(
-            f"{file}: {key!r} must be a real array of shape (C, ...); "
-            f"got shape {shape}, dtype {dtype}."
+        raise InputError(
+            file,
+            f"{key!r} as a real array of shape (C, ...)",
+            f"shape {shape}, dtype {dtype}",
+            fix=_REEXPORT,
         )
     expected = header_size + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if expected != zinfo.file_size:
@@ -290,7 +356,7 @@ def _parse_npy_header(info: ProbabilityFile) -> tuple[tuple[int, ...], np.dtype[
     except ValueError as err:
         raise _bad_file(info.path, f"bad .npy header: {err}") from err
     if dtype.hasobject:
-        raise ValueError(f"{info.path}: probabilities must be numeric; got object dtype.")
+        raise InputError(info.path, "a numeric probability array", "object dtype", fix=_REEXPORT)
     return tuple(int(s) for s in shape), np.dtype(dtype), bool(fortran_order), needed
 
 
@@ -299,6 +365,7 @@ def iter_probability_chunks(
     *,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     use_isal: bool | None = None,
+    check_values: bool = True,
 ) -> Iterator[tuple[int, NDArray[Any]]]:
     """Stream the array of ``info`` as ``(flat_offset, values)`` chunks, in storage order.
 
@@ -310,12 +377,15 @@ def iter_probability_chunks(
         info: From :func:`inspect_probabilities`.
         chunk_bytes: Largest decompressed piece.
         use_isal: ``None`` uses ISA-L when installed, ``False`` forces the standard ``zlib``.
+        check_values: Refuse NaN, infinite, negative or > 1 values (beyond
+            :data:`PROBABILITY_TOLERANCE`) as each chunk passes: a min and a max per chunk.
 
     Yields:
         The flat element offset of the chunk and the chunk.
 
     Raises:
-        ValueError: If the file is corrupt or truncated (message names the file).
+        InputError: If the file is corrupt or truncated, or holds values that are not
+            probabilities (message names the file and the case).
     """
     itemsize = info.dtype.itemsize
     skip = info.header_size
@@ -337,6 +407,8 @@ def iter_probability_chunks(
             carry = bytes(piece[usable:])
         if usable:
             values = np.frombuffer(piece, dtype=info.dtype, count=usable // itemsize)
+            if check_values:
+                _check_values(info, values)
             yield offset, values
             offset += values.size
     if carry or skip:
@@ -358,15 +430,16 @@ def read_probabilities(
         path: The ``.npz`` file (``CASE.npz`` or ``CASE.nii.gz.npz``).
         key: Array name in the ``.npz``.
         use_isal: ``None`` uses ISA-L when installed, ``False`` forces the standard ``zlib``.
-        check_finite: Raise if the array holds NaN or Inf.
+        check_finite: Raise if the array holds NaN, Inf or values outside [0, 1] (checked
+            while streaming).
 
     Returns:
         A C-contiguous float32 array ``(C, ...)``.
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: For a truncated or corrupt file (zip, zlib or CRC error), a missing ``key``,
-            or NaN/Inf values; the message names the file.
+        InputError: For a truncated or corrupt file (zip, zlib or CRC error), a missing ``key``,
+            or values that are not probabilities; the message names the file.
 
     Examples:
         >>> import tempfile
@@ -378,16 +451,11 @@ def read_probabilities(
     """
     info = inspect_probabilities(path, key=key)
     flat = np.empty(int(np.prod(info.shape, dtype=np.int64)), dtype=np.float32)
-    for offset, values in iter_probability_chunks(info, use_isal=use_isal):
+    chunks = iter_probability_chunks(info, use_isal=use_isal, check_values=check_finite)
+    for offset, values in chunks:
         flat[offset : offset + values.size] = values
     shaped = flat.reshape(info.shape, order="F") if info.fortran_order else flat.reshape(info.shape)
-    array = np.ascontiguousarray(shaped)
-    if check_finite and not np.all(np.isfinite(array)):
-        raise ValueError(
-            f"{info.path}: probabilities must be finite; found NaN or Inf. "
-            "Re-export the prediction; the model or export produced invalid values."
-        )
-    return array
+    return np.ascontiguousarray(shaped)
 
 
 def properties_path(npz_path: str | os.PathLike[str]) -> Path:
@@ -418,9 +486,113 @@ def properties_path(npz_path: str | os.PathLike[str]) -> Path:
     )
 
 
-def load_case_properties(npz_path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load the ``.pkl`` properties belonging to an ``.npz`` with the restricted unpickler."""
-    return load_properties(properties_path(npz_path))
+#: The ``.pkl`` entries each nnU-Net reader/writer needs to write a label map.
+GEOMETRY_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "SimpleITKIO": ("sitk_stuff", ("spacing", "origin", "direction")),
+    "SimpleITKIOWithReorient": (
+        "sitk_stuff",
+        ("spacing", "origin", "direction", "original_orientation"),
+    ),
+    "NibabelIO": ("nibabel_stuff", ("original_affine",)),
+    "NibabelIOWithReorient": ("nibabel_stuff", ("original_affine", "reoriented_affine")),
+    "Tiff3DIO": ("", ("spacing",)),
+    "NaturalImage2DIO": ("", ()),
+}
+
+
+def check_case_properties(
+    properties: dict[str, Any],
+    path: str | os.PathLike[str],
+    *,
+    reader_writer: str | None = None,
+    shape: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """Check a case's ``.pkl`` for the geometry the configured reader/writer needs.
+
+    Args:
+        properties: As loaded by :func:`~nnunet_ext.io.safe_pickle.load_properties`.
+        path: The ``.pkl``, for messages.
+        reader_writer: ``plans["image_reader_writer"]``; ``None`` checks nothing reader-specific.
+        shape: The spatial shape of the case's probabilities; must be a permutation of
+            ``shape_before_cropping`` (nnU-Net exports at the original geometry, in the reader's
+            axis order) when that key is present.
+
+    Returns:
+        ``properties``.
+
+    Raises:
+        InputError: Naming the missing or malformed key.
+
+    Examples:
+        >>> check_case_properties({"spacing": [1, 1, 1]}, "c.pkl", reader_writer="SimpleITKIO")
+        Traceback (most recent call last):
+        ...
+        nnunet_ext.io.errors.InputError: c.pkl: sitk_stuff must be present ...
+    """
+    fix = "Use the .pkl nnUNetv2_predict --save_probabilities wrote next to the .npz."
+    if reader_writer is not None and reader_writer in GEOMETRY_KEYS:
+        outer, inner = GEOMETRY_KEYS[reader_writer]
+        container: Any = properties
+        if outer:
+            container = properties.get(outer)
+            if not isinstance(container, dict):
+                found = "nothing" if outer not in properties else type(container).__name__
+                raise InputError(
+                    path,
+                    f"present (as a dict; {reader_writer} needs it to write label maps)",
+                    found,
+                    key=outer,
+                    fix=fix,
+                )
+        for name in inner:
+            value = container.get(name)
+            where = f"{outer}.{name}" if outer else name
+            if value is None:
+                raise InputError(
+                    path, f"present ({reader_writer} needs it)", "nothing", key=where, fix=fix
+                )
+            try:
+                numbers = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                numbers = None
+            if numbers is None or numbers.size == 0 or not np.all(np.isfinite(numbers)):
+                raise InputError(
+                    path, "finite numbers", f"{type(value).__name__} {value!r:.60}", key=where
+                )
+    if shape is not None and "shape_before_cropping" in properties:
+        before = properties["shape_before_cropping"]
+        try:
+            expected = sorted(int(v) for v in before)
+        except (TypeError, ValueError):
+            raise InputError(
+                path, "a list of integers", repr(before)[:60], key="shape_before_cropping"
+            ) from None
+        if expected != sorted(int(v) for v in shape):
+            raise InputError(
+                path,
+                f"the shape of the probabilities {tuple(shape)} (in some axis order)",
+                f"{tuple(before)}",
+                key="shape_before_cropping",
+                fix="The .pkl and the .npz belong to different cases or predictions; "
+                "re-export them together.",
+            )
+    return properties
+
+
+def load_case_properties(
+    npz_path: str | os.PathLike[str],
+    *,
+    reader_writer: str | None = None,
+    shape: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """Load and check the ``.pkl`` belonging to an ``.npz`` with the restricted unpickler.
+
+    See :func:`check_case_properties` for ``reader_writer`` and ``shape``.
+    """
+    path = properties_path(npz_path)
+    return check_case_properties(
+        load_properties(path), path, reader_writer=reader_writer, shape=shape
+    )
 
 
 @dataclass(frozen=True)

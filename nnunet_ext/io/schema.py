@@ -135,9 +135,7 @@ def expect_bool(value: Any, *, source: str | Path, where: str) -> bool:
     return value
 
 
-def expect_int(
-    value: Any, *, source: str | Path, where: str, minimum: int | None = None
-) -> int:
+def expect_int(value: Any, *, source: str | Path, where: str, minimum: int | None = None) -> int:
     """Return ``value`` if it is an integer (not a boolean) at least ``minimum``.
 
     Examples:

@@ -135,7 +135,9 @@ def test_hidden_junk_ignored_and_nii_gz_npz_pairs(make_folders, tmp_path, caplog
 def _truncate(folders):
     data = (folders[1] / "c1.npz").read_bytes()
     (folders[1] / "c1.npz").write_bytes(data[: len(data) - 40])
-    return "c1.npz: not a readable probability file"
+    return (
+        r"c1\.npz must be a complete nnU-Net probability file \(\.npz\); got .*truncated or corrupt"
+    )
 
 
 def _corrupt_data(folders):
@@ -143,7 +145,9 @@ def _corrupt_data(folders):
     data = bytearray(path.read_bytes())
     data[200:260] = bytes(60)
     path.write_bytes(bytes(data))
-    return "c1.npz: not a readable probability file"
+    return (
+        r"c1\.npz must be a complete nnU-Net probability file \(\.npz\); got .*truncated or corrupt"
+    )
 
 
 def _missing(folders):
@@ -155,15 +159,17 @@ def _nan(folders):
     p = np.load(folders[2] / "c1.npz")["probabilities"]
     p[1, 2, 3, 4] = np.nan
     np.savez_compressed(folders[2] / "c1.npz", probabilities=p)
-    return r"model_2/c1\.npz: probabilities must be finite"
+    return (
+        r"model_2/c1\.npz must be probabilities: finite values in \[0, 1\]; got NaN \(case 'c1'\)"
+    )
 
 
 def _shape(folders):
     p = np.load(folders[2] / "c1.npz")["probabilities"]
     np.savez_compressed(folders[2] / "c1.npz", probabilities=p[:, :-1])
     return (
-        r"case 'c1': probability shapes differ: .*model_0/c1\.npz has \(4, 5, 12, 10\), "
-        r".*model_2/c1\.npz has \(4, 4, 12, 10\)"
+        r"model_2/c1\.npz must be probabilities of shape \(4, 5, 12, 10\) like "
+        r".*model_0/c1\.npz \(case 'c1'\); got shape \(4, 4, 12, 10\)"
     )
 
 
@@ -171,7 +177,7 @@ def _classes(folders):
     p = np.load(folders[0] / "c1.npz")["probabilities"]
     for f in folders:
         np.savez_compressed(f / "c1.npz", probabilities=p[:3])
-    return r"case 'c1': .*c1\.npz has 3 channels, but dataset\.json .* defines 4"
+    return r"c1\.npz must be 4 channels, as .*dataset\.json defines \(case 'c1'\); got 3 channels"
 
 
 def _labels(folders):
@@ -370,7 +376,7 @@ def test_error_in_one_case_with_threads(make_folders, tmp_path):
     p = np.load(folders[1] / "c2.npz")["probabilities"]
     p[0, 0, 0, 0] = np.inf
     np.savez_compressed(folders[1] / "c2.npz", probabilities=p)
-    with pytest.raises(ValueError, match=r"model_1/c2\.npz: probabilities must be finite"):
+    with pytest.raises(ValueError, match=r"model_1/c2\.npz must be probabilities: finite values"):
         ensemble_folders(folders, tmp_path / "out", num_workers=2)
     assert not (tmp_path / "out" / "c2.nii.gz").exists()
     assert not list((tmp_path / "out").glob(".nnunet_ext-tmp-*"))

@@ -53,7 +53,10 @@ def test_truncated_file_is_named(npz):
     path, _ = npz
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match=r"case\.npz: not a readable probability file \(bad zip"):
+    with pytest.raises(
+        ValueError,
+        match=r"case\.npz must be a complete nnU-Net probability file \(\.npz\); got bad zip",
+    ):
         read_probabilities(path)
 
 
@@ -66,7 +69,7 @@ def test_corrupt_deflate_stream_is_named(npz):
     path.write_bytes(bytes(data))
     for use_isal in (None, False):
         with pytest.raises(
-            ValueError, match=r"case\.npz: not a readable probability file \((zlib|CRC)"
+            ValueError, match=r"case\.npz must be a complete nnU-Net .*; got (zlib|CRC)"
         ):
             read_probabilities(path, use_isal=use_isal)
 
@@ -75,15 +78,20 @@ def test_nan_and_missing_key(tmp_path):
     bad = np.ones((2, 2, 2), dtype=np.float32)
     bad[0, 0, 0] = np.nan
     np.savez_compressed(tmp_path / "nan.npz", probabilities=bad)
-    with pytest.raises(ValueError, match=r"nan\.npz: probabilities must be finite"):
+    with pytest.raises(
+        ValueError, match=r"nan\.npz must be probabilities: finite values in \[0, 1\]; got NaN"
+    ):
         read_probabilities(tmp_path / "nan.npz")
     np.savez_compressed(tmp_path / "v1.npz", softmax=bad)
-    with pytest.raises(ValueError, match=r"must contain 'probabilities'; found softmax.*v1"):
+    with pytest.raises(
+        ValueError,
+        match=r"v1\.npz must be an \.npz with the array 'probabilities'; got only softmax.*v1",
+    ):
         read_probabilities(tmp_path / "v1.npz")
     with pytest.raises(FileNotFoundError, match="probability file not found"):
         read_probabilities(tmp_path / "absent.npz")
     (tmp_path / "text.npz").write_text("not a zip")
-    with pytest.raises(ValueError, match=r"text\.npz: not a readable probability file"):
+    with pytest.raises(ValueError, match=r"text\.npz must be a complete nnU-Net probability file"):
         inspect_probabilities(tmp_path / "text.npz")
 
 
@@ -113,5 +121,8 @@ def test_zip_with_unexpected_compression(tmp_path):
         z.open("probabilities.npy", "w") as f,
     ):
         np.lib.format.write_array(f, np.zeros((2, 2), dtype=np.float32))
-    with pytest.raises(ValueError, match="compression must be deflate or stored"):
+    with pytest.raises(
+        ValueError,
+        match="must be a zip member compressed with deflate or stored; got compression type 12",
+    ):
         inspect_probabilities(path)
