@@ -81,25 +81,42 @@ def write_deterministic_zip(
 def _label_set(
     label_ids: Iterable[int] | None, label_map: Mapping[int, int], prediction_dir: Path
 ) -> tuple[int, ...]:
+    from nnunet_ext.io import InputError, load_dataset_json
+
+    dataset_json = prediction_dir / "dataset.json"
+    defined: set[int] | None = None
+    if dataset_json.is_file():
+        spec = load_dataset_json(dataset_json)
+        defined = {label_map.get(v, v) for v in spec.labels.values() if isinstance(v, int)}
+        if spec.ignore_label is not None:
+            defined.discard(label_map.get(spec.ignore_label, spec.ignore_label))
     if label_ids is not None:
         ids = {int(v) for v in label_ids}
-    else:
-        dataset_json = prediction_dir / "dataset.json"
-        if not dataset_json.is_file():
-            raise ValueError(
-                f"label_ids must be given (--labels 0 1 2 ...) when {str(prediction_dir)!r} has no "
-                "dataset.json to take them from."
+        _check_uint8(ids)
+        undefined = sorted(ids - (defined or set()) - {0})
+        if defined is not None and undefined:
+            shown = "after --label-map " if label_map else ""
+            raise InputError(
+                "--labels",
+                f"label values {shown}that {dataset_json} defines ({sorted(defined)})",
+                ", ".join(map(str, undefined)),
+                fix="Pass only defined labels (or map them with --label-map).",
             )
-        from nnunet_ext.io import LabelSpec, load_json
+    elif defined is not None:
+        ids = defined
+    else:
+        raise ValueError(
+            f"label_ids must be given (--labels 0 1 2 ...) when {str(prediction_dir)!r} has no "
+            "dataset.json to take them from."
+        )
+    _check_uint8(ids)
+    return tuple(sorted(ids | {0}))
 
-        spec = LabelSpec.from_dataset_json(load_json(dataset_json), source=str(dataset_json))
-        ids = {label_map.get(v, v) for v in spec.labels.values() if isinstance(v, int)}
-        if spec.ignore_label is not None:
-            ids.discard(spec.ignore_label)
+
+def _check_uint8(ids: Iterable[int]) -> None:
     bad = sorted(v for v in ids if not 0 <= v <= 255)
     if bad:
         raise ValueError(f"label_ids must be in 0..255 (uint8); got {bad}.")
-    return tuple(sorted(ids | {0}))
 
 
 def _check_label_map(label_map: Mapping[int, int] | None) -> dict[int, int]:

@@ -282,8 +282,9 @@ def check_submission(
     path = Path(zip_path)
     if not path.is_file():
         raise FileNotFoundError(f"zip_path not found: {str(path)!r}")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: not a zip file.")
+    from nnunet_ext.io.zips import read_zip_member, verify_zip
+
+    verify_zip(path)  # every member inflated, CRC-32 checked, before any other work
     allowed = None if label_ids is None else tuple(sorted({int(v) for v in label_ids}))
     expected = expected_cases(images_dir, file_ending=file_ending)
     pattern = name_pattern(name_template, file_ending)
@@ -302,7 +303,7 @@ def check_submission(
         summaries = []
         with tempfile.TemporaryDirectory(prefix="nnunet_ext-check-") as scratch:
             for case in sorted(set(by_case) & set(expected)):
-                data = archive.read(by_case[case])
+                data = read_zip_member(archive, by_case[case], path)
                 file = Path(scratch) / f"{case}{file_ending}"
                 file.write_bytes(data)
                 found, voxels = check_label_file(
