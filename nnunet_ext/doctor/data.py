@@ -426,6 +426,8 @@ def _check_label(path: Path, declared: Sequence[int]) -> list[Finding]:
             )
         ]
     values = np.asarray(sitk.GetArrayViewFromImage(image))
+    from nnunet_ext.io.errors import InputError
+
     try:
         exact = as_exact_labels(values, name="label file")
     except ValueError as err:
@@ -433,7 +435,9 @@ def _check_label(path: Path, declared: Sequence[int]) -> list[Finding]:
             Finding(
                 "error",
                 "labels",
-                str(err).removeprefix("label file: ").split(". ")[0],
+                f"must be {err.expected}; got {err.found}"
+                if isinstance(err, InputError)
+                else str(err).removeprefix("label file: ").split(". ")[0],
                 path=str(path),
                 fix="re-export the label as integers (cast, don't interpolate: nearest-neighbour "
                 "resampling only)",

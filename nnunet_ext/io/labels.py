@@ -81,7 +81,8 @@ def as_exact_labels(
         ``uint8`` if the largest label is below 256, else ``uint16``.
 
     Raises:
-        ValueError: For negative, non-finite, non-integer (beyond ``tolerance``) or > 65535 values.
+        InputError: For negative, non-finite, non-integer (beyond ``tolerance``) or > 65535
+            values.
 
     Examples:
         >>> as_exact_labels(np.array([0.0, 1.0000001, 2.9999], dtype=np.float32))
@@ -89,32 +90,33 @@ def as_exact_labels(
         >>> as_exact_labels(np.array([0.0, 2.4]), name="case_01.nii.gz")
         Traceback (most recent call last):
         ...
-        ValueError: case_01.nii.gz: label values must be integers; found 2.4 ...
+        nnunet_ext.io.errors.InputError: case_01.nii.gz must be integer label values ...; got 2.4...
     """
     if values.dtype == np.bool_:
         return values.astype(np.uint8)
     if np.issubdtype(values.dtype, np.floating):
         if not np.all(np.isfinite(values)):
-            raise ValueError(f"{name}: label values must be finite; found NaN or Inf.")
+            raise InputError(name, "finite label values", "NaN or Inf")
         rounded = np.rint(values)
         deviation = np.abs(values - rounded)
         worst = int(np.argmax(deviation)) if deviation.size else 0
         if deviation.size and deviation.flat[worst] > tolerance:
-            raise ValueError(
-                f"{name}: label values must be integers; found {values.flat[worst]:.6g} "
-                f"(more than {tolerance:g} from an integer). Fix the file that wrote it; "
-                "labels are never rounded that far."
+            raise InputError(
+                name,
+                f"integer label values (within {tolerance:g} of an integer)",
+                f"{values.flat[worst]:.6g}",
+                fix="Fix the file that wrote it; labels are never rounded that far.",
             )
         values = rounded
     elif not np.issubdtype(values.dtype, np.integer):
-        raise ValueError(f"{name}: label values must be numeric; got dtype {values.dtype}.")
+        raise InputError(name, "numeric label values", f"dtype {values.dtype}")
     if values.size == 0:
         return values.astype(np.uint8)
     low, high = values.min(), values.max()
     if low < 0:
-        raise ValueError(f"{name}: label values must be >= 0; found {low:g}.")
+        raise InputError(name, "label values >= 0", f"{low:g}")
     if high > np.iinfo(np.uint16).max:
-        raise ValueError(f"{name}: label values must be <= 65535; found {high:g}.")
+        raise InputError(name, "label values <= 65535", f"{high:g}")
     return values.astype(np.uint8 if high < 256 else np.uint16)
 
 
@@ -156,14 +158,7 @@ def read_labels(path: str | os.PathLike[str]) -> LabelImage:
             fix="Save the labels as a single-channel integer image.",
         )
     raw = sitk.GetArrayViewFromImage(image)
-    try:
-        exact = as_exact_labels(np.asarray(raw), name=str(file))
-    except InputError:
-        raise
-    except ValueError as err:
-        raise InputError(
-            file, "integer label values 0..65535", str(err).removeprefix(f"{file}: ")
-        ) from err
+    exact = as_exact_labels(np.asarray(raw), name=str(file))
     return LabelImage(
         array=exact,
         spacing=tuple(image.GetSpacing()),

@@ -58,14 +58,9 @@ def _file_ending(input_dir: Path, file_ending: str | None) -> str:
         return file_ending
     dataset_json = input_dir / "dataset.json"
     if dataset_json.is_file():
-        from nnunet_ext.io import load_json
+        from nnunet_ext.io import load_dataset_json
 
-        ending = load_json(dataset_json).get("file_ending", ".nii.gz")
-        if not isinstance(ending, str) or not ending.startswith("."):
-            raise ValueError(
-                f"{dataset_json}: file_ending must be a string like '.nii.gz'; got {ending!r}."
-            )
-        return ending
+        return load_dataset_json(dataset_json).file_ending
     return ".nii.gz"
 
 
@@ -73,12 +68,12 @@ def _check_plan_labels(plan: PostprocessingPlan, input_dir: Path) -> None:
     dataset_json = input_dir / "dataset.json"
     if not dataset_json.is_file():
         return
-    from nnunet_ext.io import LabelSpec, load_json
+    from nnunet_ext.io import InputError, load_dataset_json
 
-    spec = LabelSpec.from_dataset_json(load_json(dataset_json), source=str(dataset_json))
+    spec = load_dataset_json(dataset_json)
     if spec.has_regions:
         return
-    known = {v for v in spec.labels.values() if isinstance(v, int)}
+    known = set(spec.defined)
     used = {
         "keep_largest": plan.keep_largest,
         "fill_holes": plan.fill_holes,
@@ -88,9 +83,11 @@ def _check_plan_labels(plan: PostprocessingPlan, input_dir: Path) -> None:
     for name, ids in used.items():
         missing = sorted(set(ids) - known)
         if missing:
-            raise ValueError(
-                f"{name} label {missing[0]} is not defined in {dataset_json}; known labels: "
-                f"{sorted(known)}. Fix the plan or the label value."
+            raise InputError(
+                f"plan {name}",
+                f"labels defined in {dataset_json} ({spec.describe_defined()})",
+                f"label {missing[0]}",
+                fix="Fix the plan or the label value.",
             )
 
 
@@ -105,7 +102,14 @@ def _check_header(path: Path) -> None:
         reader.ReadImageInformation()
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{path}: cannot read label file ({first}).") from err
+        from nnunet_ext.io import InputError
+
+        raise InputError(
+            path,
+            "a readable label image",
+            f"a read error ({first[:160]})",
+            fix="Copy or export the file again.",
+        ) from err
     if reader.GetNumberOfComponents() != 1:
         raise ValueError(
             f"{path}: label files must have one component per voxel; "

@@ -169,38 +169,57 @@ class PostprocessingPlan:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str = "plan") -> PostprocessingPlan:
-        """Build a plan from its JSON form, with one clear error for anything malformed.
+    def from_dict(cls, data: Any, *, source: str = "plan") -> PostprocessingPlan:
+        """Build a plan from its JSON form, strictly: unknown keys at any level are errors.
 
         Raises:
-            ValueError: For a wrong ``schema_version``, an unknown key or a bad value.
+            InputError: For a wrong ``schema_version``, an unknown or missing key or a bad value,
+                with its key path (``metrics.steps[2].dice_after``) and the allowed keys.
 
         Examples:
             >>> PostprocessingPlan.from_dict({"schema_version": 1, "fill_holes": [1]}).fill_holes
             (1,)
+            >>> PostprocessingPlan.from_dict({"schema_version": 1, "fill_hole": [1]}, source="p")
+            Traceback (most recent call last):
+            ...
+            nnunet_ext.io.errors.InputError: p: fill_hole must be absent (allowed keys: ...
         """
-        if not isinstance(data, Mapping):
-            raise ValueError(f"{source}: a plan must be a JSON object; got {type(data).__name__}.")
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(
-                f"{source}: schema_version must be {SCHEMA_VERSION}; "
-                f"got {data.get('schema_version')!r}."
+        from nnunet_ext.io.errors import InputError
+        from nnunet_ext.io.schema import check_keys, describe, expect_mapping
+
+        data = expect_mapping(data, source=source, where=None)
+        if data.get("schema_version") != SCHEMA_VERSION or isinstance(
+            data.get("schema_version"), bool
+        ):
+            raise InputError(
+                source,
+                str(SCHEMA_VERSION),
+                describe(data.get("schema_version")) if "schema_version" in data else "nothing",
+                key="schema_version",
+                fix="Write the plan with `nnunet-ext postprocess determine` (or save_plan).",
             )
-        unknown = sorted(set(data) - _KEYS)
-        if unknown:
-            raise ValueError(f"{source}: unknown plan keys {unknown}; known: {sorted(_KEYS)}.")
+        check_keys(data, source=source, where=None, allowed=_KEYS, required=("schema_version",))
+        for key in ("keep_largest", "fill_holes"):
+            if not isinstance(data.get(key, []), list):
+                raise InputError(
+                    source, "a list of label values > 0", describe(data.get(key)), key=key
+                )
+        for key in ("min_voxels", "min_volume_mm3", "metrics"):
+            expect_mapping(data.get(key, {}), source=source, where=key)
+        _check_metrics(data.get("metrics", {}), source)
+        connectivity = data.get("connectivity")
+        if connectivity is not None and (
+            isinstance(connectivity, bool) or not isinstance(connectivity, int)
+        ):
+            raise InputError(source, "null or 1..3", describe(connectivity), key="connectivity")
+        if not isinstance(data.get("keep_largest_foreground", False), bool):
+            raise InputError(
+                source,
+                "true or false",
+                describe(data.get("keep_largest_foreground")),
+                key="keep_largest_foreground",
+            )
         try:
-            for key in ("keep_largest", "fill_holes"):
-                if not isinstance(data.get(key, []), list):
-                    raise ValueError(f"{key} must be a list of labels; got {data.get(key)!r}.")
-            for key in ("min_voxels", "min_volume_mm3", "metrics"):
-                if not isinstance(data.get(key, {}), Mapping):
-                    raise ValueError(f"{key} must be an object; got {data.get(key)!r}.")
-            connectivity = data.get("connectivity")
-            if connectivity is not None and (
-                isinstance(connectivity, bool) or not isinstance(connectivity, int)
-            ):
-                raise ValueError(f"connectivity must be null or 1..3; got {connectivity!r}.")
             return cls(
                 keep_largest_foreground=data.get("keep_largest_foreground", False),
                 keep_largest=tuple(data.get("keep_largest", [])),
@@ -211,7 +230,33 @@ class PostprocessingPlan:
                 metrics=dict(data.get("metrics", {})),
             )
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{source}: {err}") from err
+            raise InputError(source, "a valid postprocessing plan", str(err).rstrip(".")) from err
+
+
+#: Keys of a plan's ``metrics`` record (written by :func:`determine_plan`).
+METRICS_KEYS = frozenset(
+    {"rule", "num_cases", "label_ids", "dice_before", "dice_after", "steps", "metric"}
+)
+#: Keys of each entry of ``metrics.steps``.
+STEP_KEYS = frozenset({"operation", "label", "dice_before", "dice_after", "accepted"})
+
+
+def _check_metrics(metrics: Mapping[str, Any], source: str) -> None:
+    from nnunet_ext.io.errors import InputError
+    from nnunet_ext.io.schema import check_keys, describe, expect_mapping, key_path
+
+    check_keys(metrics, source=source, where="metrics", allowed=METRICS_KEYS)
+    steps = metrics.get("steps", [])
+    if not isinstance(steps, list):
+        raise InputError(source, "a list", describe(steps), key="metrics.steps")
+    for index, step in enumerate(steps):
+        where = key_path("metrics.steps", index)
+        check_keys(
+            expect_mapping(step, source=source, where=where),
+            source=source,
+            where=where,
+            allowed=STEP_KEYS,
+        )
 
 
 def save_plan(plan: PostprocessingPlan, path: str | os.PathLike[str]) -> Path:
@@ -222,11 +267,11 @@ def save_plan(plan: PostprocessingPlan, path: str | os.PathLike[str]) -> Path:
 
 
 def load_plan(path: str | os.PathLike[str]) -> PostprocessingPlan:
-    """Read a plan written by :func:`save_plan` (or by hand).
+    """Read a plan written by :func:`save_plan` (or by hand); the owner of this input kind.
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: If it is not a valid plan.
+        InputError: If it is not valid JSON or not a valid plan (unknown keys included).
     """
     from nnunet_ext.io import load_json
 

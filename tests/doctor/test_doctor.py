@@ -59,7 +59,11 @@ def test_acceptance_doctor_names_planted_defects(planted_tree: SimpleNamespace) 
     out = result.stdout
     planted = planted_tree.planted
     assert f"[junk] {planted['appledouble']}: macOS AppleDouble file" in out
-    assert f"[labels] {planted['float_label']}: label values must be integers; found 2.4" in out
+    assert (
+        f"[labels] {planted['float_label']}: must be integer label values "
+        "(within 0.001 of an integer); got 2.4"
+        in out
+    )
     assert f"[unreadable] {planted['corrupt_npz']}: cannot be read completely" in out
     assert "nnUNetv2_train 501 3d_fullres 0 -tr nnUNetTrainer -p nnUNetPlans --val --npz" in out
     assert "[trainers] -tr CustomEpochs found in" in out
@@ -107,7 +111,7 @@ EXPECTED = {
     "appledouble": ("junk", "macOS AppleDouble file"),
     "ds_store_raw": ("junk", "macOS folder metadata"),
     "ds_store_results": ("junk", "macOS folder metadata"),
-    "float_label": ("labels", "label values must be integers; found 2.4"),
+    "float_label": ("labels", "must be integer label values (within 0.001 of an integer); got 2.4"),
     "undeclared_label": ("labels", "label values [7] are not declared in dataset.json"),
     "corrupt_npz": ("unreadable", "cannot be read completely"),
     "truncated_image": ("unreadable", "cannot be read completely"),

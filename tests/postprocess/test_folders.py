@@ -170,7 +170,7 @@ def _bad_value_folder(tmp_path: Path, value: float, dtype: type) -> Path:
     ("value", "dtype", "match"),
     [
         pytest.param(
-            2.4, np.float32, r"b_bad.nii.gz: label values must be integers; found 2.4", id="float"
+            2.4, np.float32, r"b_bad.nii.gz must be integer label values .*; got 2.4", id="float"
         ),
         pytest.param(300, np.uint16, r"b_bad.nii.gz: labels must be <= 255", id="above-255"),
     ],
@@ -191,7 +191,10 @@ def test_bad_file_names_it_and_leaves_no_output(tmp_path, capsys, value, dtype, 
     ("extra", "match"),
     [
         pytest.param(
-            ["--keep-largest", "7"], "keep_largest label 7 is not defined", id="unknown-label"
+            ["--keep-largest", "7"],
+            r"plan keep_largest must be labels defined in .*dataset.json "
+            r"\(1 \(myo\), 2 \(LV\), 3 \(RV\)\); got label 7",
+            id="unknown-label",
         ),
         pytest.param([], "no step given", id="no-step"),
         pytest.param(
@@ -225,7 +228,9 @@ def test_folder_errors(label_folder, tmp_path):
         postprocess_folder(label_folder, tmp_path / "o", plan=plan, num_workers=0)
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "x.nii.gz").write_bytes(b"garbage")
-    with pytest.raises(ValueError, match=r"x.nii.gz: cannot read label file"):
+    with pytest.raises(
+        ValueError, match=r"x.nii.gz must be a readable label image; got a read error"
+    ):
         postprocess_folder(tmp_path / "junk", tmp_path / "o", plan=plan)
 
 

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from nnunet_ext.io.errors import InputError
 from nnunet_ext.postprocess import (
     PostprocessingPlan,
     apply_plan,
@@ -25,7 +26,7 @@ def test_round_trip_json(tmp_path):
         min_volume_mm3={3: 12.5},
         fill_holes=(2,),
         connectivity=1,
-        metrics={"note": "x"},
+        metrics={"rule": "x"},
     )
     path = save_plan(plan, tmp_path / "plan.json")
     data = json.loads(path.read_text())
@@ -34,16 +35,18 @@ def test_round_trip_json(tmp_path):
     assert data["min_voxels"] == {"2": 5.0}
     loaded = load_plan(path)
     assert loaded == plan
-    assert loaded.metrics == {"note": "x"}
+    assert loaded.metrics == {"rule": "x"}
 
 
 @pytest.mark.parametrize(
     ("data", "match"),
     [
-        pytest.param({"schema_version": 2}, "schema_version must be 1", id="version"),
+        pytest.param(
+            {"schema_version": 2}, "schema_version must be 1; got the number 2", id="version"
+        ),
         pytest.param(
             {"schema_version": 1, "keep_larges": [1]},
-            r"unknown plan keys \['keep_larges'\]",
+            r"p.json: keep_larges must be absent \(allowed keys: connectivity, fill_holes, ",
             id="typo",
         ),
         pytest.param({"schema_version": 1, "keep_largest": [0]}, "label values > 0", id="label-0"),
@@ -63,10 +66,25 @@ def test_round_trip_json(tmp_path):
             {"schema_version": 1, "connectivity": 4}, r"connectivity must be in \[1, 3\]", id="conn"
         ),
         pytest.param([], "must be a JSON object", id="not-object"),
+        pytest.param(
+            {"schema_version": 1, "metrics": {"steps": [{"operation": "x", "labl": 1}]}},
+            r"p.json: metrics.steps\[0\].labl must be absent \(allowed keys: accepted, ",
+            id="nested-unknown",
+        ),
+        pytest.param(
+            {"schema_version": 1, "metrics": {"dice": 1}},
+            r"p.json: metrics.dice must be absent \(allowed keys: dice_after, dice_before",
+            id="metrics-unknown",
+        ),
+        pytest.param(
+            {"schema_version": 1, "keep_largest_foreground": "yes"},
+            r"keep_largest_foreground must be true or false; got the string 'yes'",
+            id="bool",
+        ),
     ],
 )
 def test_from_dict_errors(data, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InputError, match=match):
         PostprocessingPlan.from_dict(data, source="p.json")
 
 
@@ -74,7 +92,7 @@ def test_load_plan_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="file not found"):
         load_plan(tmp_path / "nope.json")
     (tmp_path / "bad.json").write_text("{")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(InputError, match=r"bad\.json must be valid UTF-8 JSON; got a parse error"):
         load_plan(tmp_path / "bad.json")
 
 

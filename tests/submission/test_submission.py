@@ -184,7 +184,7 @@ def _break(kind: str, pred: Path, images: Path) -> None:
         pytest.param(
             "unknown", r"stray_case: unknown case file stray_case.nii.gz", id="unknown-case"
         ),
-        pytest.param("float", r"heart_001: .*label values must be integers; found 0.5", id="float"),
+        pytest.param("float", r"heart_001: .*must be integer label values .*; got 0.5", id="float"),
         pytest.param("shape", r"heart_000: shape \(6, 10, 11\) must equal", id="shape"),
     ],
 )
