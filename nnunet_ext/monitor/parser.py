@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from nnunet_ext.io.errors import InputError
+
 __all__ = [
     "EPOCH_KEYS",
     "EpochRecord",
@@ -154,8 +156,17 @@ def parse_pseudo_dice(text: str) -> tuple[float, ...]:
     return tuple(_to_float(part) for part in text.split(","))
 
 
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
+def _parse_time(text: str, source: str, number: int) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as err:
+        raise InputError(
+            source,
+            "a real date and time (YYYY-MM-DD HH:MM:SS.ffffff, as nnU-Net writes)",
+            f"{text!r} ({err})",
+            key=f"line {number}",
+            fix="The log is damaged or was edited; is this an nnU-Net training log?",
+        ) from None
 
 
 @dataclass
@@ -199,7 +210,8 @@ def parse_log_text(text: str, *, source: str = "training_log") -> LogFile:
         The parsed log.
 
     Raises:
-        ValueError: If an epoch line holds a value that is not a number.
+        InputError: If an epoch line holds a value that is not a number, a timestamp is not a
+            real date, or the text has content but not one nnU-Net log line.
 
     Examples:
         >>> log = parse_log_text(
@@ -223,7 +235,7 @@ def parse_log_text(text: str, *, source: str = "training_log") -> LogFile:
         match = _LINE.match(line)
         if not match:
             continue
-        stamp = _parse_time(match.group(1))
+        stamp = _parse_time(match.group(1), source, number)
         first = first or stamp
         last = stamp
         message = match.group(2)
@@ -250,10 +262,21 @@ def parse_log_text(text: str, *, source: str = "training_log") -> LogFile:
             elif best_match := _NEW_BEST.match(message):
                 pending.logged_best_ema = _to_float(best_match.group(1))
         except ValueError as err:
-            raise ValueError(
-                f"{source}, line {number}: expected a number in {message!r} ({err}). "
-                "Is this an nnU-Net training log?"
+            raise InputError(
+                source,
+                f"a number in {message[:80]!r}",
+                str(err)[:80],
+                key=f"line {number}",
+                fix="The log is damaged or was edited; is this an nnU-Net training log?",
             ) from err
+    if first is None and text.strip():
+        raise InputError(
+            source,
+            "an nnU-Net training log (lines '2026-01-31 12:00:00.000000: message')",
+            "no such line",
+            fix="Pass the fold folder nnUNetv2_train writes (nnUNet_results/.../fold_N); "
+            "remove or rename files that are not its training_log_*.txt.",
+        )
     unfinished = None
     if pending is not None:
         if pending.pseudo_dice is not None:
@@ -276,12 +299,21 @@ def read_log_file(path: str | os.PathLike[str]) -> LogFile:
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: If an epoch line holds a value that is not a number.
+        InputError: If the file is not text, not an nnU-Net log, or holds an impossible value.
     """
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"training log not found: {file}")
-    text = file.read_text(encoding="utf-8", errors="replace")
+    raw = file.read_bytes()
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raise InputError(
+            file,
+            "an nnU-Net training log (text)",
+            f"binary data (a NUL byte at offset {nul})",
+            fix="Remove files that are not nnUNetv2_train's training_log_*.txt.",
+        )
+    text = raw.decode("utf-8", errors="replace")
     parsed = parse_log_text(text, source=str(file))
     return LogFile(
         path=file,

@@ -427,7 +427,7 @@ def determine_plan(
         ValueError: If a prediction has no reference, shapes differ, or no case is found.
     """
     from nnunet_ext._parallel import map_cases
-    from nnunet_ext.io import LabelSpec, list_case_files, load_json
+    from nnunet_ext.io import list_case_files, load_dataset_json
     from nnunet_ext.postprocess.folders import _file_ending
 
     predictions_root, references_root = Path(prediction_dir), Path(reference_dir)
@@ -454,6 +454,15 @@ def determine_plan(
             len(predicted),
         )
     min_candidates = _sizes(min_voxels or {}, "min_voxels")
+    dataset_json = predictions_root / "dataset.json"
+    spec = load_dataset_json(dataset_json) if dataset_json.is_file() else None
+    if label_ids is not None:
+        ids = list(_ids(label_ids, "label_ids"))
+        if spec is not None and not spec.has_regions:
+            for label in ids:
+                spec.resolve(label)  # InputError listing the defined labels
+    elif spec is not None:
+        ids = sorted(v for v in spec.foreground.values() if isinstance(v, int))
     cases = sorted(predicted)
     loaded = map_cases(
         _load_pair,
@@ -463,15 +472,8 @@ def determine_plan(
     )
     current = [p for p, _, _ in loaded]
     truth = [r for _, r, _ in loaded]
-    if label_ids is None:
-        dataset_json = predictions_root / "dataset.json"
-        if dataset_json.is_file():
-            spec = LabelSpec.from_dataset_json(load_json(dataset_json), source=str(dataset_json))
-            ids = sorted(v for v in spec.foreground.values() if isinstance(v, int))
-        else:
-            ids = sorted({int(v) for r in truth for v in np.unique(r) if v != 0})
-    else:
-        ids = list(_ids(label_ids, "label_ids"))
+    if label_ids is None and spec is None:
+        ids = sorted({int(v) for r in truth for v in np.unique(r) if v != 0})
     if not ids:
         raise ValueError("label_ids must name at least one foreground label; none found.")
     for array in current:

@@ -161,7 +161,7 @@ def load_cv_data(
             inconsistent class counts or shapes (message names the file).
     """
     from nnunet_ext._parallel import map_cases
-    from nnunet_ext.io import LabelSpec, list_case_files, load_json
+    from nnunet_ext.io import list_case_files, load_dataset_json
     from nnunet_ext.io.probabilities import inspect_probabilities, pair_probability_files
 
     if len(input_dirs) < 2:
@@ -175,11 +175,7 @@ def load_cv_data(
     json_path = (
         Path(dataset_json) if dataset_json else find_dataset_json(Path(input_dirs[0]), ref_root)
     )
-    spec = (
-        LabelSpec.from_dataset_json(load_json(json_path), source=str(json_path))
-        if json_path is not None
-        else None
-    )
+    spec = load_dataset_json(json_path) if json_path is not None else None
     if (
         spec is not None
         and spec.has_regions

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nnunet_ext import cli as umbrella
+from nnunet_ext.io.errors import InputError
 from nnunet_ext.monitor import (
     EPOCH_KEYS,
     compute_ema,
@@ -239,10 +240,36 @@ def test_ema_properties(means: list[float], constant: float) -> None:
 
 def test_bad_value_names_file_and_line(tmp_path: Path) -> None:
     text = "2026-11-22 10:00:00.000001: Epoch 0 \n2026-11-22 10:00:01.000001: train_loss abc \n"
-    with pytest.raises(
-        ValueError, match=r"log\.txt, line 2: expected a number in 'train_loss abc'"
-    ):
+    with pytest.raises(InputError, match=r"log\.txt: line 2 must be a number in 'train_loss abc'"):
         parse_log_text(text, source="log.txt")
+
+
+@pytest.mark.parametrize(
+    "stamp", ["2026-13-01 10:00:00.000001", "2026-02-30 10:00:00", "2026-01-01 25:61:00"]
+)
+def test_impossible_timestamp_is_one_input_error(stamp: str) -> None:
+    text = f"2026-11-22 10:00:00.000001: Epoch 0 \n{stamp}: train_loss 0.1 \n"
+    with pytest.raises(InputError, match=r"log\.txt: line 2 must be a real date and time"):
+        parse_log_text(text, source="log.txt")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"hello, this is my shopping list\nmilk\n",
+        b'{"epoch": 1, "loss": 0.5}',
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+    ],
+    ids=["text", "json", "binary"],
+)
+def test_file_that_is_not_an_nnunet_log_is_an_error_not_running(
+    tmp_path: Path, content: bytes
+) -> None:
+    fold = tmp_path / "fold_0"
+    fold.mkdir()
+    (fold / "training_log_2026_1_1_00_00_00.txt").write_bytes(content)
+    with pytest.raises(InputError, match=r"training_log_2026_1_1_00_00_00\.txt must be an nnU-Net"):
+        read_training_history(fold)
 
 
 def test_timestamp_without_microseconds() -> None:
