@@ -341,15 +341,12 @@ def _log_sort_key(path: Path, log: LogFile) -> tuple[Any, ...]:
 
 
 def _label_names(fold_dir: Path, count: int) -> tuple[str, ...]:
-    from nnunet_ext.io import LabelSpec, load_json
+    from nnunet_ext.io import load_dataset_json
 
     for candidate in (fold_dir.parent / "dataset.json", fold_dir / "dataset.json"):
         if not candidate.is_file():
             continue
-        try:
-            spec = LabelSpec.from_dataset_json(load_json(candidate), source=str(candidate))
-        except ValueError:
-            continue
+        spec = load_dataset_json(candidate)  # a damaged dataset.json is an InputError
         foreground = spec.foreground
         if spec.has_regions:
             names = list(foreground)
