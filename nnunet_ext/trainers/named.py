@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from nnunet_ext.trainers.custom_epochs import CustomEpochs, nnUNetTrainerCustomEpochs
-from nnunet_ext.trainers.settings import parse_trainer_name
+from nnunet_ext.trainers.mixins import _install_settings_error_hook
+from nnunet_ext.trainers.settings import SettingsError, parse_trainer_name
 
 __all__ = ["named_trainer"]
 
@@ -27,11 +28,18 @@ def named_trainer(name: str) -> type:
 
     Raises:
         AttributeError: If ``name`` is not one of our names with a settings suffix.
-        SettingsError: If it is one of ours but the suffix is malformed.
+        SettingsError: If it is one of ours but the suffix is malformed. nnU-Net's trainer
+            lookup (``nnUNetv2_train -tr NAME``) does not catch it, so the one-line hook is
+            installed first: the command prints ``nnunet_ext: error: ...`` and exits 1 before
+            it creates anything.
     """
     if name in _CACHE:
         return _CACHE[name]
-    base_name, settings = parse_trainer_name(name)
+    try:
+        base_name, settings = parse_trainer_name(name)
+    except SettingsError:
+        _install_settings_error_hook()
+        raise
     if base_name not in _BASES or not settings:
         raise AttributeError(name)
     base = _BASES[base_name]
