@@ -182,7 +182,7 @@ class LabelSpec:
     @property
     def foreground(self) -> dict[str, LabelValue]:
         """Labels other than background (value 0) and ``ignore``."""
-        return {k: v for k, v in self.labels.items() if k != "ignore" and v != 0 and v != (0,)}
+        return {k: v for k, v in self.labels.items() if k != "ignore" and set(_as_tuple(v)) != {0}}
 
     @property
     def defined(self) -> list[LabelValue]:
@@ -250,7 +250,8 @@ class LabelSpec:
         if isinstance(label, str) and value is None:
             import difflib
 
-            close = difflib.get_close_matches(label, list(self.foreground), n=1)
+            close = [n for n in self.foreground if n.lower() == label.lower()]
+            close = close or difflib.get_close_matches(label, list(self.foreground), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
         raise InputError(
             "--labels",
