@@ -384,12 +384,17 @@ def guard_outputs(
     try:
         for folder in folders:
             lock = OutputLock(folder, command)
-            lock.acquire()
+            try:
+                lock.acquire()
+            except FileNotFoundError:  # a failing run just removed the folder it had created
+                folder.mkdir(parents=True, exist_ok=True)
+                lock.acquire()
             locks.append(lock)
     except BaseException:
+        # Without every lock this run owns nothing: never remove a folder here, even one it
+        # seemed to create (another run may have created it at the same moment and hold it).
         for lock in reversed(locks):
             lock.release()
-        _remove_created(created, wanted)
         raise
     try:
         for folder in folders:

@@ -206,7 +206,13 @@ def build_submission(
     for case in sorted(set(expected) - set(predicted)):
         problems.append(f"{case}: missing (no {case}{file_ending} in {source})")
     panels = []
-    with tempfile.TemporaryDirectory(prefix="nnunet_ext-submission-") as scratch:
+    from nnunet_ext.io import TEMP_PREFIX
+
+    # scratch beside the zip, under our temporary prefix: a killed build leaves nothing that
+    # the next run into this folder does not remove (nnunet_ext.io.outputs)
+    with tempfile.TemporaryDirectory(
+        prefix=f"{TEMP_PREFIX}submission-", dir=target.parent
+    ) as scratch:
         files: list[tuple[str, Path]] = []
         for case in sorted(set(predicted) & set(expected)):
             try:
