@@ -6,7 +6,7 @@ and the command-line layer prints it as one ``prog: error: ...`` line with exit 
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 __all__ = ["InputError"]
 
@@ -29,14 +29,14 @@ class InputError(ValueError):
 
     def __init__(
         self,
-        source: str | Path,
+        source: str | os.PathLike[str],
         expected: str,
         found: str,
         *,
         key: str | None = None,
         fix: str | None = None,
     ) -> None:
-        self.source = str(source)
+        self.source = os.fspath(source)
         self.key = key
         self.expected = expected
         self.found = found

@@ -263,7 +263,7 @@ def _nifti_expected_size(path: Path, header: bytes) -> int | None:
     count = 1
     for size in dims[1 : 1 + dims[0]]:
         count *= max(int(size), 1)
-    return max(offset, 0) + count * bitpix // 8
+    return int(max(offset, 0) + count * int(bitpix) // 8)
 
 
 def verify_image_complete(path: str | os.PathLike[str]) -> None:

@@ -8,9 +8,9 @@ the key path (``members[1].label_weights."3"``), what was expected and what was 
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Collection, Mapping
-from pathlib import Path
 from typing import Any
 
 from nnunet_ext.io.errors import InputError
@@ -71,7 +71,7 @@ def describe(value: Any) -> str:
 def check_keys(
     obj: Mapping[str, Any],
     *,
-    source: str | Path,
+    source: str | os.PathLike[str],
     where: str | None,
     allowed: Collection[str],
     required: Collection[str] = (),
@@ -114,28 +114,32 @@ def check_keys(
             )
 
 
-def expect_mapping(value: Any, *, source: str | Path, where: str | None) -> Mapping[str, Any]:
+def expect_mapping(
+    value: Any, *, source: str | os.PathLike[str], where: str | None
+) -> Mapping[str, Any]:
     """Return ``value`` if it is a JSON object, else raise :class:`InputError`."""
     if not isinstance(value, Mapping):
         raise InputError(source, "a JSON object", describe(value), key=where)
     return value
 
 
-def expect_str(value: Any, *, source: str | Path, where: str) -> str:
+def expect_str(value: Any, *, source: str | os.PathLike[str], where: str) -> str:
     """Return ``value`` if it is a string, else raise :class:`InputError`."""
     if not isinstance(value, str):
         raise InputError(source, "a string", describe(value), key=where)
     return value
 
 
-def expect_bool(value: Any, *, source: str | Path, where: str) -> bool:
+def expect_bool(value: Any, *, source: str | os.PathLike[str], where: str) -> bool:
     """Return ``value`` if it is a boolean, else raise :class:`InputError`."""
     if not isinstance(value, bool):
         raise InputError(source, "true or false", describe(value), key=where)
     return value
 
 
-def expect_int(value: Any, *, source: str | Path, where: str, minimum: int | None = None) -> int:
+def expect_int(
+    value: Any, *, source: str | os.PathLike[str], where: str, minimum: int | None = None
+) -> int:
     """Return ``value`` if it is an integer (not a boolean) at least ``minimum``.
 
     Examples:
@@ -154,7 +158,7 @@ def expect_int(value: Any, *, source: str | Path, where: str, minimum: int | Non
 
 
 def expect_number(
-    value: Any, *, source: str | Path, where: str, minimum: float | None = None
+    value: Any, *, source: str | os.PathLike[str], where: str, minimum: float | None = None
 ) -> float:
     """Return ``value`` as a float if it is a finite number (not a boolean) at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
