@@ -183,10 +183,11 @@ def check_outputs(
             )
         if resolved.is_dir():
             raise ValueError(f"{output.describe()} is a folder; give a file name.")
-        if resolved.parent in input_folders and _is_data_name(resolved.name):
+        inside = [f for f in input_folders if f in resolved.parents]
+        if inside and _is_data_name(resolved.name):
             raise ValueError(
                 f"{output.describe()} is a data file inside the input folder "
-                f"{str(resolved.parent)!r}; inputs are never overwritten. Choose a path outside "
+                f"{str(inside[0])!r}; inputs are never overwritten. Choose a path outside "
                 "the input folders."
             )
         if not resolved.parent.is_dir():
