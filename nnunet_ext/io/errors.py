@@ -7,6 +7,7 @@ and the command-line layer prints it as one ``prog: error: ...`` line with exit 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 __all__ = ["InputError"]
 
@@ -46,3 +47,22 @@ class InputError(ValueError):
         if fix:
             message += f" {fix}"
         super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions pickle as ``cls(*args)``; rebuild from the fields so that an InputError
+        # raised in a spawn worker reaches the parent intact.
+        return (
+            _rebuild,
+            (type(self), self.source, self.expected, self.found, self.key, self.fix),
+        )
+
+
+def _rebuild(
+    cls: type[InputError],
+    source: str,
+    expected: str,
+    found: str,
+    key: str | None,
+    fix: str | None,
+) -> InputError:
+    return cls(source, expected, found, key=key, fix=fix)

@@ -257,3 +257,17 @@ def test_labels_that_dataset_json_does_not_define(
         build_submission(a, tmp_path / "s.zip", images_dir=images, label_ids=[0, 1, 9])
     result = evaluate_folder(a, b, labels=["LV", "1"])
     assert [s.label for s in result.labels] == [2, 1]
+
+
+def test_input_error_from_a_spawn_worker_reaches_the_caller_intact(
+    folders: tuple[Path, Path],
+) -> None:
+    import pickle
+
+    error = InputError("f.nii.gz", "a thing", "another", key="a.b", fix="Fix it.")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), str(copy), copy.key, copy.fix) == (InputError, str(error), "a.b", "Fix it.")
+    pred, ref = folders
+    _truncate(pred / "case_001.nii.gz")
+    with pytest.raises(InputError, match=r"model_a/case_001\.nii\.gz must be a complete gzip"):
+        evaluate_folder(pred, ref, num_workers=2)
