@@ -209,7 +209,8 @@ def label_ids_from_dataset_json(
         >>> label_ids_from_dataset_json({"labels": {"background": 0, "b": 2, "a": 1}})
         ([1, 2], {'1': 'a', '2': 'b'}, None)
         >>> label_ids_from_dataset_json(
-        ...     {"labels": {"background": 0, "whole": [1, 2], "core": 2, "ignore": 3}})
+        ...     {"labels": {"background": 0, "whole": [1, 2], "core": 2, "ignore": 3},
+        ...      "regions_class_order": [1, 2]})
         ([(1, 2), 2], {'(1, 2)': 'whole', '2': 'core'}, 3)
     """
     from nnunet_ext.io import LabelSpec
