@@ -68,6 +68,9 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
     Returns:
         The paths that were removed (sorted).
     """
+    from nnunet_ext.io.outputs import remove_dead_lock
+
+    remove_dead_lock(folder)  # a lock file whose holder was killed (none is held by a live run)
     removed = sorted(Path(folder).glob(f"{TEMP_PREFIX}*"))
     for stale in removed:
         if stale.is_dir() and not stale.is_symlink():

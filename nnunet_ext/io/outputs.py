@@ -42,6 +42,7 @@ __all__ = [
     "PartialOutputError",
     "check_outputs",
     "guard_outputs",
+    "remove_dead_lock",
     "remove_temporaries",
 ]
 
@@ -307,6 +308,42 @@ class OutputLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def remove_dead_lock(folder: str | os.PathLike[str]) -> bool:
+    """Remove ``folder``'s lock file if no process holds it (its holder died) and it is ours.
+
+    For library calls that write a folder without the command-line lock (the Python API), so a
+    run killed there leaves nothing behind either. A lock held by a live run, or recorded by
+    another host, is left alone.
+
+    Returns:
+        Whether a lock file was removed.
+    """
+    import fcntl
+
+    path = Path(folder) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # held: a live run
+        _, info = _describe_holder(_read_fd(fd))
+        if info.get("host") not in (None, socket.gethostname()):
+            return False
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            return False
+        if same:
+            path.unlink()
+        return same
+    finally:
+        os.close(fd)
 
 
 def _read_fd(fd: int) -> str:

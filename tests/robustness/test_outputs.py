@@ -221,3 +221,20 @@ def test_unexpected_exception_is_one_line_and_a_log_file(
     text = log.read_text()
     assert "Traceback (most recent call last)" in text
     assert "def broken" in text or "broken" in text
+
+
+def test_library_cleanup_removes_only_dead_locks(tmp_path: Path) -> None:
+    """The Python API (no command-line lock) removes a lock file left by a killed run, never a
+    held one or another host's."""
+    from nnunet_ext.io import remove_stale_temporaries
+
+    dead = {"pid": 2**22 + 12345, "host": socket.gethostname(), "command": "killed"}
+    (tmp_path / LOCK_NAME).write_text(json.dumps(dead))
+    remove_stale_temporaries(tmp_path)
+    assert not (tmp_path / LOCK_NAME).exists()
+    with OutputLock(tmp_path, "live"):
+        remove_stale_temporaries(tmp_path)
+        assert (tmp_path / LOCK_NAME).is_file()
+    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": 5, "host": "elsewhere.example"}))
+    remove_stale_temporaries(tmp_path)
+    assert (tmp_path / LOCK_NAME).is_file()
