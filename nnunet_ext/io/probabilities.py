@@ -551,6 +551,12 @@ def check_case_properties(
                 raise InputError(
                     path, f"present ({reader_writer} needs it)", "nothing", key=where, fix=fix
                 )
+            if name == "original_orientation":  # a DICOM orientation code such as "LPS"
+                if not isinstance(value, str) or not value:
+                    raise InputError(
+                        path, "an orientation code such as 'LPS'", repr(value)[:60], key=where
+                    )
+                continue
             try:
                 numbers = np.asarray(value, dtype=np.float64)
             except (TypeError, ValueError):

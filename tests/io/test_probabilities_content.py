@@ -132,6 +132,14 @@ def test_properties_need_the_geometry_of_the_reader(tmp_path: Path) -> None:
         check_case_properties(props, "c.pkl", reader_writer="SimpleITKIO")
     with pytest.raises(InputError, match=r"c\.pkl: nibabel_stuff must be present"):
         check_case_properties(props, "c.pkl", reader_writer="NibabelIO")
+    reoriented = sitk_properties((4, 5, 6))
+    reoriented["sitk_stuff"]["original_orientation"] = "LPS"
+    assert check_case_properties(reoriented, "c.pkl", reader_writer="SimpleITKIOWithReorient")
+    reoriented["sitk_stuff"]["original_orientation"] = 3
+    with pytest.raises(
+        InputError, match=r"sitk_stuff\.original_orientation must be an orientation"
+    ):
+        check_case_properties(reoriented, "c.pkl", reader_writer="SimpleITKIOWithReorient")
     broken = sitk_properties((4, 5, 6))
     broken["sitk_stuff"]["origin"] = "here"
     with pytest.raises(InputError, match=r"c\.pkl: sitk_stuff\.origin must be finite numbers"):
