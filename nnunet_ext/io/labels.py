@@ -120,11 +120,13 @@ def as_exact_labels(
     return values.astype(np.uint8 if high < 256 else np.uint16)
 
 
-def read_labels(path: str | os.PathLike[str]) -> LabelImage:
+def read_labels(path: str | os.PathLike[str], *, verify: bool = True) -> LabelImage:
     """Read a label file (any format SimpleITK reads: .nii.gz, .nrrd, .mha, .png, ...).
 
     Args:
         path: The label file.
+        verify: Check that the file is complete first (:func:`verify_image_complete`); pass
+            ``False`` only right after calling it yourself.
 
     Returns:
         The exact integer labels and the geometry.
@@ -142,7 +144,8 @@ def read_labels(path: str | os.PathLike[str]) -> LabelImage:
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"label file not found: {file}")
-    verify_image_complete(file)
+    if verify:
+        verify_image_complete(file)
     try:
         image = sitk.ReadImage(str(file))
     except RuntimeError as err:

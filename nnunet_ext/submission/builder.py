@@ -172,7 +172,13 @@ def build_submission(
         SubmissionError: Listing every problem by case (missing, unknown, bad values, geometry);
             no zip is written.
     """
-    from nnunet_ext.io import list_case_files, read_labels, write_json, write_labels
+    from nnunet_ext.io import (
+        list_case_files,
+        read_labels,
+        verify_image_complete,
+        write_json,
+        write_labels,
+    )
     from nnunet_ext.submission.manifest import absent_label_warnings, manifest_dict, report_text
 
     source = Path(prediction_dir)
@@ -215,8 +221,9 @@ def build_submission(
     ) as scratch:
         files: list[tuple[str, Path]] = []
         for case in sorted(set(predicted) & set(expected)):
+            verify_image_complete(predicted[case])  # a damaged file stops the build: InputError
             try:
-                labels = read_labels(predicted[case])
+                labels = read_labels(predicted[case], verify=False)
             except ValueError as err:
                 problems.append(f"{case}: {err}")
                 continue

@@ -112,7 +112,7 @@ def test_submission_build_never_zips_a_truncated_file(
     images = _images(pred, tmp_path)
     build_submission(pred, tmp_path / "ok.zip", images_dir=images)  # intact: builds
     _truncate(pred / "case_001.nii.gz")
-    with pytest.raises(SubmissionError, match=r"case_001\.nii\.gz must be a complete gzip"):
+    with pytest.raises(InputError, match=r"model_a/case_001\.nii\.gz must be a complete gzip"):
         build_submission(pred, tmp_path / "s.zip", images_dir=images)
     assert not (tmp_path / "s.zip").exists()
 
