@@ -30,6 +30,6 @@ def test_postprocess_determines_the_plan_on_the_cv_result_fused_with_the_spec(cv
     # outputs are not replaced without --overwrite, and nothing is written then
     spec.unlink()
     assert main([*argv, "--cv-folds", "0", "--postprocess"]) == 1
-    assert "spec_cv_fused already exists; pass --overwrite" in capsys.readouterr().err
+    assert "spec_report.json already exists; pass --overwrite" in capsys.readouterr().err
     assert not spec.exists()
     assert main([*argv, "--cv-folds", "0", "--postprocess", "--overwrite"]) == 0
