@@ -238,3 +238,34 @@ def test_library_cleanup_removes_only_dead_locks(tmp_path: Path) -> None:
     (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": 5, "host": "elsewhere.example"}))
     remove_stale_temporaries(tmp_path)
     assert (tmp_path / LOCK_NAME).is_file()
+
+
+def test_failure_after_finished_cases_keeps_them_and_says_how_to_resume(
+    pristine: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    root, out = _setup(pristine, tmp_path)
+    bad = root / "m1" / "case_c.npz"
+    good = bad.read_bytes()
+    with np.load(bad) as data:
+        probabilities = data["probabilities"].copy()
+    probabilities[0, 0, 0, 0] = np.nan
+    np.savez_compressed(bad, probabilities=probabilities)
+    result = run_command(COMMANDS["ensemble"], root, out)
+    assert result.code == 1
+    (line,) = error_lines(result.err)
+    assert "case_c.npz" in line
+    assert f"2 case(s) are finished in '{out / 'ens'}': they are valid" in line
+    assert "Rerun the same command to resume, or add --overwrite to redo them." in line
+    assert sorted(p.name for p in (out / "ens").glob("*.nii.gz")) == [
+        "case_a.nii.gz",
+        "case_b.nii.gz",
+    ]
+    assert leftovers(tmp_path) == []
+    bad.write_bytes(good)  # fixed: the rerun resumes, skipping the finished cases
+    result = run_command(COMMANDS["ensemble"], root, out)
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    assert summary["skipped"] == ["case_a", "case_b"]
+    assert summary["written"] == ["case_c"]
