@@ -148,6 +148,17 @@ def label_image(array: np.ndarray, spacing: tuple[float, ...] = (1.0, 1.0, 2.5))
     return apply
 
 
+def nifti_dims(dims: tuple[int, int, int]) -> Mutation:
+    """Keep the voxel data, but make the NIfTI header announce other dimensions."""
+
+    def apply(path: Path) -> None:
+        raw = bytearray(gzip.decompress(path.read_bytes()))
+        raw[42:48] = struct.pack("<3h", *dims)
+        path.write_bytes(gzip.compress(bytes(raw)))
+
+    return apply
+
+
 def gzip_of(data: bytes) -> Mutation:
     def apply(path: Path) -> None:
         path.write_bytes(gzip.compress(data))
@@ -225,6 +236,8 @@ def _label_faults(
         ("empty", content(b"")),
         ("junk", content(JUNK)),
         ("gzip-of-text", gzip_of(TEXT)),
+        ("header-huge-dims", nifti_dims((30000, 30000, 30000))),
+        ("header-more-voxels", nifti_dims((16, 16, 7))),
         ("float-labels", label_image(float_labels)),
         ("negative-labels", label_image(np.full(SHAPE, -1, dtype=np.int16))),
     ]
@@ -411,6 +424,22 @@ FAULTS: list[Fault] = [
         for mid, m in [
             ("truncate-50", truncate(0.5)),
             ("float-labels", label_image(np.full((6, 16, 16), 2.4, dtype=np.float32))),
+        ]
+    ],
+    # test images (they define the expected cases and geometry of a submission)
+    *[
+        Fault(f"image-{mid}", ("build", "check"), "images/case_b_0000.nii.gz", m, names)
+        for mid, m, names in [
+            # only the header (geometry) of a test image is read without --preview
+            ("truncate-in-header", truncate(0.01), ("case_b_0000.nii.gz",)),
+            ("junk", content(JUNK), ("case_b_0000.nii.gz",)),
+            ("empty", content(b""), ("case_b_0000.nii.gz",)),
+            (
+                "other-spacing",
+                label_image(np.zeros(SHAPE, np.float32), (2.0, 1.0, 2.5)),
+                ("case_b",),
+            ),
+            ("missing", remove, ("case_b",)),
         ]
     ],
     # cases: missing, duplicate, junk files
