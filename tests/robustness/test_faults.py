@@ -9,6 +9,7 @@ findings on stdout (exit 1) instead of an error line.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import json
@@ -506,3 +507,43 @@ def test_valid_inputs_succeed(pristine: Path, tmp_path: Path, command: str) -> N
     assert result.code == 0, result.out + result.err
     check_outcome(COMMANDS[command], result, tmp_path, out)
     assert tree_hashes(root) == before
+
+
+# (command, extra arguments, what the error line must name): option values the inputs refute
+BAD_OPTIONS = [
+    ("evaluate", ("--labels", "9"), ("9",)),
+    ("evaluate", ("--labels", "Aorta"), ("Aorta",)),
+    ("determine", ("--labels", "9"), ("9",)),
+    ("build", ("--labels", "0", "1", "9"), ("9",)),
+    ("check", ("--labels", "0", "1"), ("case_a",)),
+    ("postprocess", ("--keep-largest", "9"), ("9",)),
+    ("postprocess", ("--fill-holes", "7"), ("7",)),
+    ("ensemble", ("--weights", "1", "-1"), ("weights",)),
+    ("ensemble", ("--weights", "1"), ("weights",)),
+    ("tune", ("--dataset-json", "{root}/ref/case_a.nii.gz"), ("case_a.nii.gz",)),
+    ("evaluate", ("--dataset-json", "{root}/nothing.json"), ("nothing.json",)),
+    ("evaluate", ("--file-ending", ".mha"), (".mha",)),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "extra", "names"),
+    BAD_OPTIONS,
+    ids=[f"{c}-{'-'.join(Path(e).name for e in x)}" for c, x, _ in BAD_OPTIONS],
+)
+def test_bad_option_is_one_error_line(
+    pristine: Path, tmp_path: Path, command: str, extra: tuple[str, ...], names: tuple[str, ...]
+) -> None:
+    root = tmp_path / "inputs"
+    shutil.copytree(pristine, root)
+    out = tmp_path / "out"
+    out.mkdir()
+    base = COMMANDS[command]
+    with_options = dataclasses.replace(
+        base, argv=lambda r, o: [*base.argv(r, o), *(e.format(root=r) for e in extra)]
+    )
+    before = tree_hashes(root)
+    result = run_command(with_options, root, out)
+    check_failure(with_options, result, tmp_path, names)
+    assert tree_hashes(root) == before
+    assert list(out.iterdir()) == []
