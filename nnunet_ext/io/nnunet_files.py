@@ -14,6 +14,7 @@ from nnunet_ext.io.errors import InputError
 from nnunet_ext.io.schema import describe, expect_mapping, key_path
 
 __all__ = [
+    "FILE_ENDINGS",
     "LabelSpec",
     "LabelValue",
     "case_id_from_filename",
@@ -400,6 +401,13 @@ class LabelSpec:
                 describe(ending),
                 key="file_ending",
             )
+        if ending.lower() not in FILE_ENDINGS:
+            raise InputError(
+                source,
+                f"a file ending nnU-Net's readers support ({', '.join(sorted(FILE_ENDINGS))})",
+                describe(ending),
+                key="file_ending",
+            )
         return cls(
             labels=labels,
             regions_class_order=order or None,
@@ -409,6 +417,11 @@ class LabelSpec:
             source=source,
         )
 
+
+#: Every ending one of nnU-Net's image reader/writers supports (``supported_file_endings``).
+FILE_ENDINGS = frozenset(
+    {".nii.gz", ".nii", ".nrrd", ".mha", ".gipl", ".png", ".bmp", ".tif", ".tiff"}
+)
 
 _LABELS_FIX = (
     'dataset.json needs "labels": {"background": 0, ...} as nnU-Net\'s LabelManager reads it.'

@@ -295,12 +295,10 @@ def inspect_probabilities(
         header_size=0,
     )
     shape, dtype, fortran_order, header_size = _parse_npy_header(partial)
-    if len(shape) < 2 or not (
-        np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)
-    ):
+    if len(shape) < 2 or not np.issubdtype(dtype, np.floating):
         raise InputError(
             file,
-            f"{key!r} as a real array of shape (C, ...)",
+            f"{key!r} as a floating-point array of shape (C, ...)",
             f"shape {shape}, dtype {dtype}",
             fix=_REEXPORT,
         )

@@ -269,11 +269,11 @@ def parse_log_text(text: str, *, source: str = "training_log") -> LogFile:
                 key=f"line {number}",
                 fix="The log is damaged or was edited; is this an nnU-Net training log?",
             ) from err
-    if first is None and text.strip():
+    if first is None:
         raise InputError(
             source,
             "an nnU-Net training log (lines '2026-01-31 12:00:00.000000: message')",
-            "no such line",
+            "no such line" if text.strip() else "an empty file",
             fix="Pass the fold folder nnUNetv2_train writes (nnUNet_results/.../fold_N); "
             "remove or rename files that are not its training_log_*.txt.",
         )

@@ -84,9 +84,10 @@ def _check_plan_labels(plan: PostprocessingPlan, input_dir: Path) -> None:
         missing = sorted(set(ids) - known)
         if missing:
             raise InputError(
-                f"plan {name}",
+                plan.source or "plan",
                 f"labels defined in {dataset_json} ({spec.describe_defined()})",
                 f"label {missing[0]}",
+                key=name,
                 fix="Fix the plan or the label value.",
             )
 

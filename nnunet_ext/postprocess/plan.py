@@ -104,7 +104,8 @@ class PostprocessingPlan:
         min_volume_mm3: Label to the smallest component volume kept, in mm³ (needs the spacing).
         fill_holes: Labels whose holes are filled.
         connectivity: 1..ndim (scipy convention) for all component steps; ``None`` is full.
-        metrics: Free-form record of how the plan was chosen (written by ``determine_plan``).
+        metrics: Record of how the plan was chosen (written by ``determine_plan``).
+        source: The file the plan was read from, for error messages (not part of the JSON).
     """
 
     keep_largest_foreground: bool = False
@@ -114,6 +115,7 @@ class PostprocessingPlan:
     fill_holes: tuple[int, ...] = ()
     connectivity: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict, compare=False)
+    source: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keep_largest", _ids(self.keep_largest, "keep_largest"))
@@ -228,6 +230,7 @@ class PostprocessingPlan:
                 fill_holes=tuple(data.get("fill_holes", [])),
                 connectivity=connectivity,
                 metrics=dict(data.get("metrics", {})),
+                source=source,
             )
         except (TypeError, ValueError) as err:
             raise InputError(source, "a valid postprocessing plan", str(err).rstrip(".")) from err

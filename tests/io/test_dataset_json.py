@@ -190,3 +190,17 @@ def test_same_labels_and_regions_as_nnunets_label_manager(raw: dict[str, Any]) -
         assert spec.defined == [
             tuple(r) if isinstance(r, (list, tuple)) else r for r in manager.all_regions
         ]
+
+
+def test_file_ending_must_be_one_nnunet_reads() -> None:
+    with pytest.raises(InputError, match=r"file_ending must be a file ending nnU-Net's readers"):
+        LabelSpec.from_dataset_json(
+            {"labels": {"background": 0, "x": 1}, "file_ending": ".nii.gzx"}
+        )
+    for ending in (".nii.gz", ".nrrd", ".mha", ".png", ".tif", ".tiff", ".nii", ".bmp", ".gipl"):
+        assert (
+            LabelSpec.from_dataset_json(
+                {"labels": {"background": 0, "x": 1}, "file_ending": ending}
+            ).file_ending
+            == ending
+        )

@@ -245,7 +245,7 @@ def test_labels_that_dataset_json_does_not_define(
         determine_plan(a, b, label_ids=[9])
     with pytest.raises(
         InputError,
-        match=r"plan keep_largest must be labels defined in .*\(1 \(myocardium\), 2 \(LV\)\); "
+        match=r"plan: keep_largest must be labels defined in .*\(1 \(myocardium\), 2 \(LV\)\); "
         r"got label 9",
     ):
         postprocess_folder(a, tmp_path / "pp", plan=PostprocessingPlan(keep_largest=(9,)))

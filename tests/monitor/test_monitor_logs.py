@@ -375,3 +375,10 @@ def test_import_and_help_stay_light() -> None:
     )
     assert "usage: nnunet-ext log" in result.stdout
     assert "HEAVY []" in result.stdout
+
+
+def test_empty_log_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(
+        InputError, match=r"empty\.txt must be an nnU-Net training log .*; got an empty file"
+    ):
+        parse_log_text("", source="empty.txt")

@@ -192,7 +192,7 @@ def test_bad_file_names_it_and_leaves_no_output(tmp_path, capsys, value, dtype, 
     [
         pytest.param(
             ["--keep-largest", "7"],
-            r"plan keep_largest must be labels defined in .*dataset.json "
+            r"plan: keep_largest must be labels defined in .*dataset.json "
             r"\(1 \(myo\), 2 \(LV\), 3 \(RV\)\); got label 7",
             id="unknown-label",
         ),
