@@ -46,6 +46,7 @@ from nnunet_ext.io.probabilities import (
     pair_probability_files,
     read_probabilities,
 )
+from nnunet_ext.io.schema import key_path
 
 __all__ = [
     "PROVENANCE_FILE",
@@ -96,7 +97,9 @@ def _label_channels(label_spec: LabelSpec) -> tuple[list[int | tuple[int, ...]],
     return list(values), lookup
 
 
-def weight_matrix(spec: EnsembleSpec, label_spec: LabelSpec) -> NDArray[np.float64]:
+def weight_matrix(
+    spec: EnsembleSpec, label_spec: LabelSpec, *, source: str = "spec"
+) -> NDArray[np.float64]:
     """Build the ``(M, C)`` weight matrix of ``spec`` for the channels of ``label_spec``.
 
     Each member's global ``weight`` fills its row; ``label_weights`` override single labels,
@@ -105,12 +108,13 @@ def weight_matrix(spec: EnsembleSpec, label_spec: LabelSpec) -> NDArray[np.float
     Args:
         spec: Members and weights.
         label_spec: The ``dataset.json`` labels of the inputs.
+        source: The spec file (or option) the weights come from, for error messages.
 
     Returns:
         Unnormalised weights, one row per member, one column per probability channel.
 
     Raises:
-        ValueError: For an unknown label name/value.
+        InputError: For a label name/value ``dataset.json`` does not define.
 
     Examples:
         >>> labels = LabelSpec(labels={"background": 0, "LV": 1, "RV": 2})
@@ -130,9 +134,12 @@ def weight_matrix(spec: EnsembleSpec, label_spec: LabelSpec) -> NDArray[np.float
                 lowered = {k.lower(): k for k in lookup}
                 close = difflib.get_close_matches(key.lower(), list(lowered), n=1)
                 hint = f" Did you mean {lowered[close[0]]!r}?" if close else ""
-                raise ValueError(
-                    f"label_weights of member {row} ({member.path}) name label {key!r}, which "
-                    f"dataset.json does not define; known: {', '.join(lookup)}.{hint}"
+                raise InputError(
+                    source,
+                    f"a label defined in {label_spec.source} ({', '.join(lookup)})",
+                    repr(key),
+                    key=key_path(key_path(key_path("members", row), "label_weights"), key),
+                    fix=f"Use a defined label name or value.{hint}",
                 )
             matrix[row, lookup[key]] = weight
     return matrix
@@ -259,8 +266,12 @@ def plan_ensemble(
     Raises:
         ValueError, FileNotFoundError, NotADirectoryError, FileExistsError: For any bad input.
     """
+    spec_source = "--label-weights"
     if spec is not None and not isinstance(spec, EnsembleSpec):
+        spec_source = str(spec)
         spec = EnsembleSpec.load(spec)
+    elif spec is not None:
+        spec_source = "spec"
     if spec is not None:
         if weights is not None or label_weights is not None:
             raise ValueError(
@@ -315,7 +326,7 @@ def plan_ensemble(
             f"{dataset_json_file}: labels must be <= {_MAX_UINT8_LABEL} to be written as uint8; "
             f"the largest label is {max_label}."
         )
-    matrix = weight_matrix(spec, label_spec)
+    matrix = weight_matrix(spec, label_spec, source=spec_source)
     normalize_weights(matrix, num_members=len(folders), num_classes=num_classes)
 
     # pair the cases
