@@ -185,7 +185,7 @@ def _inflate_module() -> ModuleType:
 #: Bytes of the decompressed stream kept for the header check (a NIfTI-2 header is 540 bytes).
 _HEADER_BYTES = 544
 #: Largest decompressed piece produced at once while verifying a gzip stream.
-_INFLATE_PIECE = 1 << 24
+_INFLATE_PIECE = 1 << 20
 
 
 def _inflate_to_end(path: Path) -> tuple[bytes, int]:
