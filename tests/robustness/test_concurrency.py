@@ -182,32 +182,67 @@ def test_killed_run_is_taken_over_cleaned_and_resumed_exactly(
     assert _digests(out) == clean_run  # byte-identical to a run that was never interrupted
 
 
-def test_killed_submission_build_leaves_no_temporary_zip_after_the_next_run(
-    tmp_path: Path,
+@pytest.fixture(scope="module")
+def big_submission(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """30 predicted label files and their test images (16x64x64), for a build that takes time."""
+    import SimpleITK as sitk  # noqa: N813
+
+    root = tmp_path_factory.mktemp("submission")
+    (root / "pred").mkdir()
+    (root / "images").mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(NUM_CASES):
+        labels = rng.integers(0, 4, size=SHAPE[1:], dtype=np.uint8)
+        image = rng.normal(size=SHAPE[1:]).astype(np.float32)
+        for array, path in (
+            (labels, root / "pred" / f"case_{i:03d}.nii.gz"),
+            (image, root / "images" / f"case_{i:03d}_0000.nii.gz"),
+        ):
+            itk = sitk.GetImageFromArray(array)
+            itk.SetSpacing((1.0, 1.0, 2.5))
+            sitk.WriteImage(itk, str(path), True)
+    return root
+
+
+def _build(inputs: Path, out: Path) -> list[str]:
+    return _command(
+        "submission", "build", str(inputs / "pred"), "-o", str(out / "sub.zip"),
+        "--images", str(inputs / "images"), "--labels", "0", "1", "2", "3",
+    )  # fmt: skip
+
+
+def test_killed_submission_build_is_cleaned_up_by_the_next_run(
+    big_submission: Path, tmp_path: Path
 ) -> None:
-    """``kill -9`` during ``submission build`` leaves its temporary zip (and scratch folder)
-    next to the target; the next build into that folder removes them."""
-    inputs = build_inputs(tmp_path / "inputs")
+    """``kill -9`` during ``submission build`` leaves its scratch folder (and, killed later, its
+    temporary zip) next to the target; the next build into that folder removes them and writes
+    the same zip as an uninterrupted build."""
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    subprocess.run(_build(big_submission, clean), env=_env(), check=True, capture_output=True)
     out = tmp_path / "out"
     out.mkdir()
+    victim = subprocess.Popen(
+        _build(big_submission, out),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for(lambda: any(out.glob(f"{TEMP_PREFIX}submission-*/*.nii.gz")))
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    assert list(out.glob(f"{TEMP_PREFIX}submission-*")), "killed too late; make the build longer"
+    assert not (out / "sub.zip").exists()
+    # a kill while the zip is being written leaves the temporary zip too
     stale_zip = out / f"{TEMP_PREFIX}0123456789ab-sub.zip"
     stale_zip.write_bytes(b"PK half a zip")
-    stale_dir = out / f"{TEMP_PREFIX}submission-0123"
-    stale_dir.mkdir()
-    (stale_dir / "case_a.nii.gz").write_bytes(b"x")
     result = subprocess.run(
-        _command(
-            "submission", "build", str(inputs / "m1"), "-o", str(out / "sub.zip"),
-            "--images", str(inputs / "images"),
-        ),
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )  # fmt: skip
+        _build(big_submission, out), env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == [
         "sub.manifest.json",
         "sub.report.txt",
         "sub.zip",
     ]
+    assert (out / "sub.zip").read_bytes() == (clean / "sub.zip").read_bytes()
