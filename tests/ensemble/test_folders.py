@@ -279,8 +279,9 @@ def test_resume_after_kill_matches_clean_run(make_folders, tmp_path):
     (out / ".nnunet_ext-tmp-0123456789ab-c23.nii.gz").write_bytes(
         b"partial"
     )  # as if killed mid-write
-    summary = ensemble_folders(folders, out)
-    assert len(summary.skipped) == done_before
+    # resume as a user would: the same command again (it takes over the killed run's lock)
+    resumed = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert len(json.loads(resumed.stdout)["skipped"]) == done_before
     assert label_files(out) == label_files(clean)
     assert not list(out.glob(".nnunet_ext-tmp-*"))
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in clean.iterdir())
