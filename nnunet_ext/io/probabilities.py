@@ -563,6 +563,9 @@ def check_case_properties(
                 raise InputError(
                     path, "finite numbers", f"{type(value).__name__} {value!r:.60}", key=where
                 )
+    sitk_stuff = properties.get("sitk_stuff")
+    if reader_writer in ("SimpleITKIO", "SimpleITKIOWithReorient") and isinstance(sitk_stuff, dict):
+        _check_sitk_geometry(sitk_stuff, path, shape)
     if shape is not None and "shape_before_cropping" in properties:
         before = properties["shape_before_cropping"]
         try:
@@ -581,6 +584,28 @@ def check_case_properties(
                 "re-export them together.",
             )
     return properties
+
+
+def _check_sitk_geometry(
+    sitk_stuff: dict[str, Any], path: str | os.PathLike[str], shape: Sequence[int] | None
+) -> None:
+    """Spacing, origin and direction must fit one image (what nnU-Net's writer asserts)."""
+    dim = len(np.atleast_1d(np.asarray(sitk_stuff["spacing"], dtype=np.float64)))
+    if not 2 <= dim <= 3:
+        raise InputError(path, "2 or 3 values", f"{dim}", key="sitk_stuff.spacing")
+    for name, size in (("origin", dim), ("direction", dim * dim)):
+        found = np.asarray(sitk_stuff[name], dtype=np.float64).size
+        if found != size:
+            raise InputError(
+                path, f"{size} values (spacing has {dim})", f"{found}", key=f"sitk_stuff.{name}"
+            )
+    if shape is not None and dim == 2 and (len(shape) != 3 or shape[0] != 1):
+        raise InputError(
+            path,
+            f"3 values for probabilities of spatial shape {tuple(shape)}",
+            "2",
+            key="sitk_stuff.spacing",
+        )
 
 
 def load_case_properties(
