@@ -144,7 +144,7 @@ def test_properties_need_the_geometry_of_the_reader(tmp_path: Path) -> None:
     short["sitk_stuff"]["origin"] = (0.0, 0.0)
     with pytest.raises(InputError, match=r"sitk_stuff\.origin must be 3 values \(spacing has 3\)"):
         check_case_properties(short, "c.pkl", reader_writer="SimpleITKIO")
-    flat = sitk_properties((5, 6))
+    flat = sitk_properties((5, 6), spacing=(1.0, 1.0))
     flat["shape_before_cropping"] = (1, 5, 6)  # nnU-Net reads 2D images as (1, y, x)
     assert check_case_properties(flat, "c.pkl", reader_writer="SimpleITKIO", shape=(1, 5, 6))
     with pytest.raises(InputError, match=r"sitk_stuff\.spacing must be 3 values for"):
