@@ -40,12 +40,15 @@ from numpy.typing import NDArray
 __all__ = [
     "FLOOR_TOLERANCE",
     "SETTLED_MARGIN",
+    "MAX_RULE_SCALE",
     "CompactCVData",
+    "HoldoutRuns",
     "SearchResult",
     "baseline_weights",
     "compact_case",
     "cross_validated_gain",
     "default_steps",
+    "holdout_runs",
     "label_dice",
     "merge_cases",
     "score_weights",
@@ -56,6 +59,10 @@ __all__ = [
 
 #: A voxel is settled when its best class beats every other by more than this.
 SETTLED_MARGIN = 1e-4
+
+#: ... and by this factor: the largest decision scale a rule may give a label
+#: (:mod:`nnunet_ext.tune.rules`), so no scale rule can change a settled voxel either.
+MAX_RULE_SCALE = 3.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,7 @@ def compact_case(
     num_values: int | None = None,
     ignore_label: int | None = None,
     margin: float = SETTLED_MARGIN,
+    max_scale: float = MAX_RULE_SCALE,
 ) -> tuple[NDArray[np.int64], NDArray[np.float16], NDArray[np.uint8]]:
     """Split one case into settled voxels (counted) and contested voxels (kept).
 
@@ -123,8 +131,11 @@ def compact_case(
         num_values: ``K`` of the confusion matrix (default ``C``, or more if the reference has
             larger values, such as an ignore label).
         ignore_label: Reference value whose voxels are dropped (nnU-Net's ignore label).
-        margin: A voxel is settled when the lowest probability of its best class exceeds the
-            highest of every other class by more than ``margin``.
+        margin: A voxel is settled when the lowest probability of its best class exceeds
+            ``max_scale`` times the highest of every other class by more than ``margin``.
+        max_scale: The largest per-label decision scale to be scored (1: weights only).
+            At a settled voxel every member's argmax is the best class, so no weights, no
+            ``from`` rule and no decision scale up to ``max_scale`` can change its label.
 
     Returns:
         ``(fixed, contested, reference)``: the ``(K, K)`` confusion matrix of settled voxels,
@@ -169,7 +180,7 @@ def compact_case(
     best = low.argmax(axis=0)
     best_low = np.take_along_axis(low, best[None], axis=0)[0]
     np.put_along_axis(top, best[None], -np.inf, axis=0)
-    settled = best_low > top.max(axis=0) + margin
+    settled = best_low > np.float32(max_scale) * top.max(axis=0) + margin
     if ignore_label is not None:
         use = ref != ignore_label
         settled &= use
@@ -733,6 +744,62 @@ def search_with_holdout(
         ``(result, gain)``: the search on all cases, and per label the held-out tuned minus
         equal-weight mean Dice (``None`` without folds).
     """
+    runs = holdout_runs(
+        data,
+        label_ids,
+        steps=steps,
+        max_rounds=max_rounds,
+        refine=refine,
+        num_folds=num_folds,
+        fold_rounds=fold_rounds,
+        fold_refine=fold_refine,
+    )
+    return runs.result, runs.gain
+
+
+@dataclass(frozen=True)
+class HoldoutRuns:
+    """The search on all cases and on each fold's training cases (:func:`holdout_runs`).
+
+    Attributes:
+        result: The search on all cases.
+        baseline_per_case: ``"equal"``, ``"model m"`` to ``(cases, L)`` Dice.
+        folds: Held-out case indices of each fold (empty without folds).
+        fold_weights: The weights searched without each fold's cases.
+        held_out: ``(cases, L)`` held-out Dice of the tuned weights, or ``None``.
+    """
+
+    result: SearchResult
+    baseline_per_case: dict[str, NDArray[np.float64]]
+    folds: list[list[int]]
+    fold_weights: list[NDArray[np.float64]]
+    held_out: NDArray[np.float64] | None
+
+    @property
+    def gain(self) -> NDArray[np.float64] | None:
+        """Per label, held-out tuned minus equal-weight mean Dice (``None`` without folds)."""
+        if self.held_out is None:
+            return None
+        return _mean_over_cases(self.held_out) - _mean_over_cases(
+            self.baseline_per_case["equal"]
+        )
+
+
+def holdout_runs(
+    data: CompactCVData,
+    label_ids: Sequence[int],
+    *,
+    steps: int | None = None,
+    max_rounds: int = 4,
+    refine: int = 4,
+    num_folds: int = 5,
+    fold_rounds: int | None = None,
+    fold_refine: int | None = None,
+) -> HoldoutRuns:
+    """:func:`search_with_holdout`, keeping each fold's weights (for the rule choice).
+
+    Case ``i`` is held out in fold ``i % k``, ``k = min(num_folds, cases)``.
+    """
     label_list = [int(v) for v in label_ids]
     steps = steps or default_steps(data.num_models)
     per_case = _baseline_per_case(data, label_list)
@@ -750,11 +817,11 @@ def search_with_holdout(
     outcomes = [_search_job(job) for job in jobs]
     result = outcomes[0][0]
     if not folds:
-        return result, None
+        return HoldoutRuns(result, per_case, [], [], None)
     tuned = np.full((n, len(label_list)), np.nan)
     for held, (_, held_dice) in zip(folds, outcomes[1:], strict=True):
         tuned[held] = held_dice
-    return result, _mean_over_cases(tuned) - _mean_over_cases(per_case["equal"])
+    return HoldoutRuns(result, per_case, folds, [o[0].weights for o in outcomes[1:]], tuned)
 
 
 def cross_validated_gain(
