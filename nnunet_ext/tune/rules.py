@@ -85,7 +85,7 @@ class Candidate:
             >>> Candidate("from", member=1).describe(), Candidate("scale", scale=1.5).describe()
             ('from m1', 'scale x1.5')
         """
-        if self.kind == "from":
+        if self.kind == "from" and self.member is not None:
             return f"from {members[self.member] if members else f'm{self.member}'}"
         if self.kind == "scale":
             return f"scale x{self.scale:g}"
@@ -181,8 +181,7 @@ class _Scorer:
         self.size = data.num_cases * self.k * self.k
         # member argmax of the contested voxels (settled voxels: all members agree)
         self.member_labels = {
-            m: data.probabilities[m].argmax(axis=0).astype(np.uint8)
-            for m in range(data.num_models)
+            m: data.probabilities[m].argmax(axis=0).astype(np.uint8) for m in range(data.num_models)
         }
 
     def fused(self, weights: NDArray[np.float64]) -> NDArray[np.float32]:
@@ -205,11 +204,9 @@ class _Scorer:
 def _with(rules: LabelRules, label: int, candidate: Candidate, num_classes: int) -> LabelRules:
     scale = dict(enumerate(rules.scale)) if rules.scale is not None else {}
     take = list(rules.take)
-    if candidate.kind == "from":
-        assert candidate.member is not None
+    if candidate.kind == "from" and candidate.member is not None:
         take.append((label, candidate.member))
-    elif candidate.kind == "scale":
-        assert candidate.scale is not None
+    elif candidate.kind == "scale" and candidate.scale is not None:
         scale[label] = candidate.scale
     return LabelRules.build(num_classes, scale=scale, take=take)
 
@@ -307,21 +304,22 @@ def choose_rules(
             pooled = np.full((n, len(label_list)), np.nan)
             complete = True
             for f, (train, held) in enumerate(zip(trains, helds, strict=True)):
-                index = _pick(kind, candidates, fold_per_case[f], train, equal_per_case)
-                if index is None:
+                fold_pick = _pick(kind, candidates, fold_per_case[f], train, equal_per_case)
+                if fold_pick is None:
                     complete = False
                     break
-                pooled[held] = fold_per_case[f][index][held]
+                pooled[held] = fold_per_case[f][fold_pick][held]
             held_kind[kind] = pooled if complete else None
         current = "weighted"
         steps = []
         for kind in _KINDS[1:]:
             step: dict[str, Any] = {"kind": kind, "over": current}
-            if chosen_index[kind] is None or held_kind[kind] is None or not folds:
+            held_new, held_current = held_kind[kind], held_kind[current]
+            if chosen_index[kind] is None or held_new is None or held_current is None:
                 step.update(gain=None, noise=None, taken=False)
                 steps.append(step)
                 continue
-            diff = _case_score(held_kind[kind]) - _case_score(held_kind[current])  # type: ignore[arg-type]
+            diff = _case_score(held_new) - _case_score(held_current)
             gain = float(np.nanmean(diff)) if np.any(~np.isnan(diff)) else 0.0
             noise = bootstrap_noise(diff)
             taken = gain > max(NOISE_Z * noise, MIN_GAIN)
@@ -329,15 +327,13 @@ def choose_rules(
             steps.append(step)
             if taken:
                 current = kind
-        index = chosen_index[current]
-        assert index is not None
-        chosen = candidates[index]
+        chosen = candidates[chosen_index[current] or 0]  # "weighted" is always index 0
         rules = _with(rules, label, chosen, c)
         if chosen.kind != "weighted":
             for f, train in enumerate(trains):
                 pick = _pick(current, candidates, fold_per_case[f], train, equal_per_case)
-                assert pick is not None
-                fold_rules[f] = _with(fold_rules[f], label, candidates[pick], c)
+                if pick is not None:  # always: a kind is taken only if every fold had one
+                    fold_rules[f] = _with(fold_rules[f], label, candidates[pick], c)
         decisions.append(
             LabelDecision(
                 label=label,

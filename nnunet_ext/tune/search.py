@@ -39,8 +39,8 @@ from numpy.typing import NDArray
 
 __all__ = [
     "FLOOR_TOLERANCE",
-    "SETTLED_MARGIN",
     "MAX_RULE_SCALE",
+    "SETTLED_MARGIN",
     "CompactCVData",
     "HoldoutRuns",
     "SearchResult",
@@ -780,9 +780,7 @@ class HoldoutRuns:
         """Per label, held-out tuned minus equal-weight mean Dice (``None`` without folds)."""
         if self.held_out is None:
             return None
-        return _mean_over_cases(self.held_out) - _mean_over_cases(
-            self.baseline_per_case["equal"]
-        )
+        return _mean_over_cases(self.held_out) - _mean_over_cases(self.baseline_per_case["equal"])
 
 
 def holdout_runs(

@@ -65,7 +65,7 @@ def test_every_training_ran_with_custom_epochs_and_early_stopping(demo):
 def test_tuned_spec_and_postprocessing_plan_are_json(demo):
     out, _ = demo
     spec = json.loads((out / "tuning" / "ensemble_spec.json").read_text())
-    assert spec["schema_version"] == 1
+    assert spec["schema_version"] == 2
     assert len(spec["members"]) == 2
     plan = json.loads((out / "tuning" / "postprocessing_plan.json").read_text())
     assert plan["schema_version"] == 1

@@ -72,9 +72,11 @@ def test_acceptance_the_tuner_takes_rv_from_the_model_that_predicts_it(forgot_rv
     result = tune_weights(dirs, ref_dir, cv_folds=4)
     assert (3, "from", 1, None) in result.rules
     rv = next(d for d in result.decisions if d.label == 3)
-    assert rv.chosen.kind == "from" and rv.chosen.member == 1
+    assert rv.chosen.kind == "from"
+    assert rv.chosen.member == 1
     from_step = rv.steps[0]
-    assert from_step["kind"] == "from" and from_step["taken"]
+    assert from_step["kind"] == "from"
+    assert from_step["taken"]
     assert from_step["gain"] > 2 * from_step["noise"]
     # the weights alone cannot keep both: RV or the large labels suffer
     assert result.weights_dice is not None
@@ -113,7 +115,8 @@ def test_rules_off_reproduces_the_weights_only_tuner(cv):
     with_rules = tune_weights(model_dirs, ref_dir, cv_folds=3)
     without = tune_weights(model_dirs, ref_dir, cv_folds=3, rules=False)
     np.testing.assert_array_equal(with_rules.weights, without.weights)
-    assert without.rules == [] and without.decisions == []
+    assert without.rules == []
+    assert without.decisions == []
     # rules never take a label below equal weights in-sample
     assert np.all(with_rules.dice >= with_rules.baselines["equal"] - 1e-12)
     assert report_dict(with_rules)["schema_version"] == 2
