@@ -99,6 +99,44 @@ class CompactCVData:
         """Number of classes ``C``."""
         return int(self.probabilities.shape[1])
 
+    def settle(self, margin: float = SETTLED_MARGIN) -> CompactCVData:
+        """Return the data for weights only: voxels no weights can change are counted.
+
+        :func:`compact_case` keeps every voxel a decision scale up to :data:`MAX_RULE_SCALE`
+        could change; the weight search needs only those whose label some weights can
+        change. Decided on the stored (float16) values, with which every score is computed,
+        so every weight matrix scores exactly the same on the result as on ``self``.
+
+        Examples:
+            >>> p = np.array([[[0.9, 0.4], [0.1, 0.6]],   # member 0: 2 classes x 2 voxels
+            ...               [[0.8, 0.6], [0.2, 0.4]]], dtype=np.float16)
+            >>> data = CompactCVData(np.zeros((1, 2, 2), np.int64), p, np.array([0, 1]),
+            ...                      np.array([0, 0]), 2)
+            >>> settled = data.settle()
+            >>> settled.fixed.tolist(), settled.probabilities.shape
+            ([[[1, 0], [0, 0]]], (2, 2, 1))
+        """
+        p = self.probabilities
+        if p.shape[2] == 0:
+            return self
+        low = p.min(axis=0).astype(np.float32)
+        top = p.max(axis=0).astype(np.float32)
+        best = low.argmax(axis=0)
+        best_low = np.take_along_axis(low, best[None], axis=0)[0]
+        np.put_along_axis(top, best[None], -np.inf, axis=0)
+        settled = best_low > top.max(axis=0) + margin
+        k = self.num_values
+        keys = (self.case_index[settled].astype(np.int64) * k + self.reference[settled]) * k
+        counts = np.bincount(keys + best[settled], minlength=self.num_cases * k * k)
+        keep = ~settled
+        return CompactCVData(
+            fixed=self.fixed + counts.reshape(self.num_cases, k, k),
+            probabilities=p[:, :, keep],
+            reference=self.reference[keep],
+            case_index=self.case_index[keep],
+            num_values=k,
+        )
+
     def subset(self, cases: Sequence[int]) -> CompactCVData:
         """Return the data of some cases only (renumbered in the given order)."""
         chosen = np.asarray(cases, dtype=np.int64)
@@ -663,7 +701,7 @@ def search_weights(
     if max_rounds < 1 or refine < 0:
         raise ValueError(f"max_rounds must be >= 1 and refine >= 0; got {max_rounds}, {refine}.")
     return _search(
-        data,
+        data.settle(),
         label_ids,
         steps=steps or default_steps(data.num_models),
         max_rounds=max_rounds,
@@ -800,6 +838,7 @@ def holdout_runs(
     """
     label_list = [int(v) for v in label_ids]
     steps = steps or default_steps(data.num_models)
+    data = data.settle()  # same scores for every weight matrix, fewer voxels
     per_case = _baseline_per_case(data, label_list)
     options = {"steps": steps, "max_rounds": max_rounds, "refine": refine}
     jobs: list[_Job] = [(data, label_list, options, per_case, None)]
