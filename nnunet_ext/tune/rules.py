@@ -194,6 +194,44 @@ class _Scorer:
             out[c] = acc
         return out
 
+    def candidates_per_case(
+        self,
+        fused: NDArray[np.float32],
+        rules: LabelRules,
+        label: int,
+        candidates: Sequence[Candidate],
+    ) -> list[NDArray[np.float64]]:
+        """``per_case`` of ``rules`` plus each candidate for ``label``, on the voxels it changes.
+
+        A candidate can only change a voxel that no earlier ``from`` rule claims and where
+        ``label`` is decided now, some member's argmax is ``label``, or ``MAX_SCALE`` times the
+        fused ``label`` reaches the largest fused value of the other labels the fusion decides.
+        The others are counted once from the labels of ``rules``.
+        """
+        base = apply_label_rules(fused, rules, self.member_labels)
+        base_counts = np.bincount(self.key_base + base, minlength=self.size)
+        taken = {t for t, _ in rules.take}
+        others = [o for o in range(fused.shape[0]) if o != label and o not in taken]
+        reach = fused[others].max(axis=0) if others else np.zeros(base.shape, np.float32)
+        active = (base == label) | (np.float32(MAX_SCALE) * fused[label] >= reach)
+        for m in self.member_labels:
+            active |= self.member_labels[m] == label
+        for t, m in rules.take:
+            active &= self.member_labels[m] != t  # claimed by an earlier rule: never changes
+        index = np.flatnonzero(active)
+        keys = self.key_base[index]
+        fused_active = fused[:, index]
+        maps = {m: labels[index] for m, labels in self.member_labels.items()}
+        without = base_counts - np.bincount(keys + base[index], minlength=self.size)
+        out = []
+        c = fused.shape[0]
+        for candidate in candidates:
+            labels = apply_label_rules(fused_active, _with(rules, label, candidate, c), maps)
+            counts = without + np.bincount(keys + labels, minlength=self.size)
+            confusion = self.data.fixed + counts.reshape(self.data.num_cases, self.k, self.k)
+            out.append(label_dice(confusion, self.label_ids))
+        return out
+
     def per_case(self, fused: NDArray[np.float32], rules: LabelRules) -> NDArray[np.float64]:
         labels = apply_label_rules(fused, rules, self.member_labels)
         counts = np.bincount(self.key_base + labels, minlength=self.size)
@@ -280,10 +318,10 @@ def choose_rules(
     fold_rules = [LabelRules() for _ in folds]
     decisions = []
     for label in order:
-        in_sample = [scorer.per_case(fused_all, _with(rules, label, k, c)) for k in candidates]
+        in_sample = scorer.candidates_per_case(fused_all, rules, label, candidates)
         # per fold: every candidate on all cases with the fold's weights and decided rules
         fold_per_case = [
-            [scorer.per_case(fused, _with(fold_rules[f], label, k, c)) for k in candidates]
+            scorer.candidates_per_case(fused, fold_rules[f], label, candidates)
             for f, fused in enumerate(fused_folds)
         ]
         held_fixed = []

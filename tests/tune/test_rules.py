@@ -156,3 +156,25 @@ def test_bootstrap_noise_is_shift_invariant_and_shrinks_with_more_cases(values, 
     assert bootstrap_noise(base + shift) == pytest.approx(noise, abs=1e-9)
     assert bootstrap_noise(np.tile(base, 4)) <= noise * 0.75 + 1e-12
     assert bootstrap_noise(np.array([0.5])) == float("inf")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_candidates_scored_on_the_voxels_they_change_equal_full_scoring(seed):
+    from nnunet_ext.ensemble import LabelRules
+    from nnunet_ext.tune.rules import _candidates, _Scorer, _with
+
+    rng = np.random.default_rng(seed)
+    cases = []
+    for _ in range(3):
+        ref = rng.integers(0, 4, size=(5, 9, 9))
+        members = [rng.dirichlet([1, 1, 1, 1], size=ref.shape).transpose(3, 0, 1, 2) for _ in "ab"]
+        cases.append(compact_case([m.astype(np.float32) for m in members], ref))
+    data = merge_cases(cases)
+    scorer = _Scorer(data, [1, 2, 3])
+    fused = scorer.fused(rng.random((2, 4)) + 0.1)
+    decided = LabelRules.build(4, scale={2: 1.5}, take=[(3, 1)])
+    candidates = _candidates(2)
+    fast = scorer.candidates_per_case(fused, decided, 1, candidates)
+    for candidate, got in zip(candidates, fast, strict=True):
+        expected = scorer.per_case(fused, _with(decided, 1, candidate, 4))
+        np.testing.assert_array_equal(got, expected)
