@@ -465,11 +465,24 @@ def apply_label_rules(
         if not scaled and not taken:
             result[start:stop] = flat[:, start:stop].argmax(axis=0)
             continue
-        block = flat[:, start:stop].copy()
-        for c, value in scaled:
-            block[c] *= value
-        block[taken] = -np.inf  # the fusion decides among the labels no rule takes
-        result[start:stop] = block.argmax(axis=0)
+        # argmax over the (scaled) labels no rule takes: a running maximum over the few
+        # channels; ">" keeps the first maximum, as np.argmax (and without its strided copy)
+        factors = dict(scaled)
+        out = result[start:stop]
+        best: NDArray[Any] | None = None
+        for c in range(num_channels):
+            if c in taken:
+                continue
+            row = flat[c, start:stop]
+            if c in factors:
+                row = row * factors[c]
+            if best is None:
+                best = row.copy()
+                out[...] = c
+            else:
+                better = row > best
+                np.copyto(best, row, where=better)
+                out[better] = c
         for label, member in reversed(rules.take):  # the first listed is applied last: it wins
             result[start:stop][maps[member][start:stop] == label] = label
     return result.reshape(spatial)

@@ -170,6 +170,17 @@ def _score(mean: NDArray[np.float64]) -> float:
     return float(np.nanmean(mean)) if np.any(~np.isnan(mean)) else 0.0
 
 
+def _argmax(values: NDArray[Any]) -> NDArray[np.uint8]:
+    """``values.argmax(axis=0)`` as uint8 by a running maximum (first maximum wins)."""
+    best = values[0].copy()
+    out = np.zeros(best.shape, dtype=np.uint8)
+    for c in range(1, values.shape[0]):
+        better = values[c] > best
+        np.copyto(best, values[c], where=better)
+        out[better] = c
+    return out
+
+
 class _Scorer:
     """Per-case Dice of weights + rules on compact data (all cases at once)."""
 
@@ -180,9 +191,7 @@ class _Scorer:
         self.key_base = (data.case_index.astype(np.int64) * self.k + data.reference) * self.k
         self.size = data.num_cases * self.k * self.k
         # member argmax of the contested voxels (settled voxels: all members agree)
-        self.member_labels = {
-            m: data.probabilities[m].argmax(axis=0).astype(np.uint8) for m in range(data.num_models)
-        }
+        self.member_labels = {m: _argmax(data.probabilities[m]) for m in range(data.num_models)}
 
     def fused(self, weights: NDArray[np.float64]) -> NDArray[np.float32]:
         w = np.asarray(weights, dtype=np.float64) / np.sum(weights, axis=0)

@@ -58,6 +58,8 @@ def softmax(rng, shape):
 def test_rules_match_their_definition(seed, num_classes, num_members, data):
     rng = np.random.default_rng(seed)
     members = [softmax(rng, (num_classes, 3, 7)) for _ in range(num_members)]
+    if seed % 2:  # coarse values: exact ties, which go to the lower label
+        members = [(np.round(p * 4) / 4).astype(np.float32) for p in members]
     scale = data.draw(
         st.lists(st.sampled_from([1.0, 0.5, 1.5, 3.0]), min_size=num_classes, max_size=num_classes)
     )
