@@ -5,8 +5,10 @@ What it does, top to bottom:
 1. makes cross-validation (CV) probability folders of two models that are good at different
    labels (as ``nnUNetv2_train --npz`` leaves them in ``fold_k/validation``), and the reference
    label files (as nnU-Net's ``gt_segmentations``);
-2. tunes one weight per model and label with :func:`nnunet_ext.tune.tune_weights` and prints
-   the per-label table (each model, equal weights, tuned, in-sample and held-out gain);
+2. tunes one weight per model and label with :func:`nnunet_ext.tune.tune_weights`, then one
+   rule per label (weighted, "from" one model, or a decision scale, taken only when its
+   held-out gain beats the bootstrap noise), and prints the per-label table (each model, equal
+   weights, tuned, in-sample and held-out gain, rule) with every rule candidate's Dice;
 3. writes the tuned ensemble spec (plus a JSON report and a PNG of the gains);
 4. fuses the CV folders with that spec and evaluates every model, the equal-weight ensemble
    and the tuned ensemble with :func:`nnunet_ext.evaluate.evaluate_folder`.

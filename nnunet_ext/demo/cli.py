@@ -27,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="demo folder (rebuilt if it holds an earlier demo)",
     )
     parser.add_argument("--quick", action="store_true", help="smaller, faster run (used by tests)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the synthetic dataset (nnU-Net's training is not seeded)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     def show(step: str) -> None:
         print(f"  ... {step}", file=sys.stderr, flush=True)
 
-    result = run_demo(args.output, DemoConfig.quick() if args.quick else DemoConfig(), on_step=show)
+    config = DemoConfig.quick(args.seed) if args.quick else DemoConfig(seed=args.seed)
+    result = run_demo(args.output, config, on_step=show)
     print()
     print(format_summary(result))
     return 0

@@ -52,8 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--spec",
         type=Path,
         metavar="SPEC.json",
-        help="ensemble spec JSON with members, weights and per-label weights; with -i its weights "
-        "apply to the given folders in the same order",
+        help="ensemble spec JSON with members, weights, per-label weights and rules ('from' a "
+        "member, decision 'scale'); with -i its weights and rules apply to the given folders in "
+        "the same order",
     )
     parser.add_argument(
         "--save-probabilities",

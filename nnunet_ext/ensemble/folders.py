@@ -25,7 +25,12 @@ from numpy.typing import NDArray
 
 from nnunet_ext import __version__
 from nnunet_ext._parallel import progress
-from nnunet_ext.ensemble.fusion import FusionAccumulator, normalize_weights, probabilities_to_labels
+from nnunet_ext.ensemble.fusion import (
+    FusionAccumulator,
+    LabelRules,
+    normalize_weights,
+    probabilities_to_labels,
+)
 from nnunet_ext.ensemble.spec import EnsembleSpec
 from nnunet_ext.io import (
     InputError,
@@ -55,6 +60,7 @@ __all__ = [
     "EnsembleSummary",
     "ensemble_folders",
     "fuse_case",
+    "label_rules",
     "plan_ensemble",
     "weight_matrix",
 ]
@@ -145,6 +151,62 @@ def weight_matrix(
     return matrix
 
 
+def _unknown_label(key: str, lookup: Mapping[str, int], where: str) -> ValueError:
+    import difflib
+
+    lowered = {k.lower(): k for k in lookup}
+    close = difflib.get_close_matches(key.lower(), list(lowered), n=1)
+    hint = f" Did you mean {lowered[close[0]]!r}?" if close else ""
+    return ValueError(
+        f"{where} name label {key!r}, which dataset.json does not define; "
+        f"known: {', '.join(lookup)}.{hint}"
+    )
+
+
+def label_rules(spec: EnsembleSpec, label_spec: LabelSpec) -> LabelRules:
+    """Resolve the spec's ``rules`` to class indices of ``label_spec``'s channels.
+
+    Raises:
+        ValueError: For an unknown label, or rules on region-based (sigmoid) labels.
+
+    Examples:
+        >>> labels = LabelSpec(labels={"background": 0, "LV": 1, "RV": 2})
+        >>> spec = EnsembleSpec.from_weights(
+        ...     ["a", "b"], rules=[{"label": "RV", "from": 0}, {"label": 1, "scale": 1.5}])
+        >>> label_rules(spec, labels)
+        LabelRules(scale=(1.0, 1.5, 1.0), take=((2, 0),))
+    """
+    if not spec.rules:
+        return LabelRules()
+    if label_spec.has_regions:
+        raise ValueError(
+            "the spec's rules (scale, from) apply to softmax (label) models; dataset.json "
+            "defines regions. Remove the rules."
+        )
+    _, lookup = _label_channels(label_spec)
+    scale: dict[int, float] = {}
+    take: list[tuple[int, int]] = []
+    for index, rule in enumerate(spec.rules):
+        if rule.label not in lookup:
+            raise _unknown_label(rule.label, lookup, f"rules[{index}] of the spec")
+        channel = lookup[rule.label]
+        if rule.member is not None:
+            if channel in [c for c, _ in take]:
+                raise ValueError(
+                    f"rules[{index}] of the spec: label {rule.label!r} has a from rule already "
+                    "(by another name or value); keep one."
+                )
+            take.append((channel, rule.member))
+        else:
+            if channel in scale:
+                raise ValueError(
+                    f"rules[{index}] of the spec: label {rule.label!r} has a scale already "
+                    "(by another name or value); keep one."
+                )
+            scale[channel] = float(rule.scale or 1.0)
+    return LabelRules.build(len(_label_channels(label_spec)[0]), scale=scale, take=take)
+
+
 @dataclass(frozen=True)
 class CaseJob:
     """Everything needed to fuse one case (picklable, small).
@@ -157,6 +219,7 @@ class CaseJob:
         properties: The first member's ``.pkl`` properties (geometry for the writer).
         label_file: Destination label file.
         probabilities_file: Destination ``.npz`` with ``save_probabilities``, else ``None``.
+        rules: Per-label rules, member indices into ``members`` (present members).
     """
 
     case_id: str
@@ -166,6 +229,7 @@ class CaseJob:
     properties: dict[str, Any]
     label_file: Path
     probabilities_file: Path | None
+    rules: LabelRules = field(default_factory=LabelRules)
 
 
 @dataclass(frozen=True)
@@ -177,6 +241,7 @@ class EnsemblePlan:
         output_dir: Destination folder.
         label_spec: Label definitions shared by all inputs.
         weights: The unnormalised ``(M, C)`` weight matrix.
+        rules: The spec's per-label rules on class indices (member indices into the spec).
         jobs: One job per case to (re)write.
         skipped: Cases whose outputs are complete already.
         ignored: Hidden files skipped in the input folders.
@@ -190,6 +255,7 @@ class EnsemblePlan:
     output_dir: Path
     label_spec: LabelSpec
     weights: NDArray[np.float64]
+    rules: LabelRules
     jobs: tuple[CaseJob, ...]
     skipped: tuple[str, ...]
     ignored: tuple[Path, ...]
@@ -328,6 +394,7 @@ def plan_ensemble(
         )
     matrix = weight_matrix(spec, label_spec, source=spec_source)
     normalize_weights(matrix, num_members=len(folders), num_classes=num_classes)
+    rules = label_rules(spec, label_spec)
 
     # pair the cases
     paired = pair_probability_files(folders)
@@ -375,7 +442,11 @@ def plan_ensemble(
     if out_exists and not overwrite and previous.is_file():
         old = load_json(previous)
         keys = ("inputs", "weights", "save_probabilities", "file_ending")
-        if not isinstance(old, dict) or any(old.get(k) != provenance[k] for k in keys):
+        if (
+            not isinstance(old, dict)
+            or any(old.get(k) != provenance[k] for k in keys)
+            or old.get("spec", {}).get("rules", []) != provenance["spec"].get("rules", [])
+        ):
             raise FileExistsError(
                 f"{out} holds an ensemble made with other inputs or weights ({previous}). "
                 "Pass --overwrite (overwrite=True) to replace it, or choose another output folder."
@@ -420,6 +491,14 @@ def plan_ensemble(
             normalized = normalize_weights(
                 case_weights, num_members=len(present), num_classes=num_classes
             )
+        position = {folder_index: k for k, (folder_index, _) in enumerate(present)}
+        for label, member in rules.take:
+            if member not in position:
+                raise ValueError(
+                    f"case {case!r}: the spec's from rule for label {label} needs member {member} "
+                    f"({folders[member]}), which lacks this case. Add the prediction."
+                )
+        case_rules = LabelRules(rules.scale, tuple((c, position[m]) for c, m in rules.take))
         label_file = out / f"{case}{file_ending}"
         npz_file = out / f"{case}.npz" if save_probabilities else None
         complete = label_file.is_file() and (
@@ -437,6 +516,7 @@ def plan_ensemble(
                 properties=properties[0],
                 label_file=label_file,
                 probabilities_file=npz_file,
+                rules=case_rules,
             )
         )
     return EnsemblePlan(
@@ -444,6 +524,7 @@ def plan_ensemble(
         output_dir=out,
         label_spec=label_spec,
         weights=matrix,
+        rules=rules,
         jobs=tuple(jobs),
         skipped=tuple(skipped),
         ignored=paired.ignored,
@@ -470,8 +551,18 @@ def fuse_case(job: CaseJob, *, use_isal: bool | None = None) -> NDArray[np.float
     Raises:
         ValueError: For a corrupt member or NaN/Inf probabilities (message names the file).
     """
+    return _fuse(job, use_isal=use_isal)[0]
+
+
+def _fuse(
+    job: CaseJob, *, use_isal: bool | None = None
+) -> tuple[NDArray[np.float32], dict[int, NDArray[Any]]]:
+    """Fused probabilities and the uint8 argmax of the members the ``from`` rules need."""
     accumulator = FusionAccumulator(
-        job.members[0].shape, weights=job.weights, num_members=len(job.members)
+        job.members[0].shape,
+        weights=job.weights,
+        num_members=len(job.members),
+        argmax_members=job.rules.members,
     )
     for index, info in enumerate(job.members):
         if info.fortran_order:
@@ -493,14 +584,17 @@ def fuse_case(job: CaseJob, *, use_isal: bool | None = None) -> NDArray[np.float
             f"case {job.case_id!r}: the fused probabilities overflow float32; the inputs are not "
             "probabilities (logits?)."
         )
-    return fused
+    return fused, accumulator.member_labels()
 
 
 def _run_job(
     job: CaseJob, *, writer: Any, regions_class_order: Sequence[int] | None, use_isal: bool | None
 ) -> str:
-    fused = fuse_case(job, use_isal=use_isal)
-    labels = probabilities_to_labels(fused, regions_class_order=regions_class_order)
+    fused, member_labels = _fuse(job, use_isal=use_isal)
+    labels = probabilities_to_labels(
+        fused, regions_class_order=regions_class_order, rules=job.rules, member_labels=member_labels
+    )
+    del member_labels
     if labels.size and int(labels.max()) > _MAX_UINT8_LABEL:
         raise ValueError(
             f"case {job.case_id!r}: labels must be <= {_MAX_UINT8_LABEL} to be written as uint8; "

@@ -7,13 +7,21 @@ ties included. Other classes are accumulated in float32 as
 ``sum_m (w[m, c] / sum_m w[m, c]) * p_m[c]``.
 
 :class:`FusionAccumulator` does the same work on flat chunks of each member, so a folder ensemble
-can stream decompressed data into one accumulator without ever holding a whole member array.
+can stream decompressed data into one accumulator without ever holding a whole member array; it
+can also keep the argmax of chosen members as uint8 maps (for ``from`` rules).
+
+Per-label rules (:class:`LabelRules`, applied by :func:`apply_label_rules`, which
+:func:`probabilities_to_labels` calls) change how the fused probabilities become labels:
+a decision ``scale`` per label (``argmax_c scale[c] * fused[c]``) and ``from`` rules (label ``L``
+is exactly where member ``M``'s own argmax is ``L``). Without rules nothing changes: the labels
+are the plain argmax, identical to ``nnUNetv2_ensemble`` with equal weights.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +29,10 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 __all__ = [
     "FusionAccumulator",
+    "LabelRules",
+    "apply_label_rules",
     "fuse_probabilities",
+    "fuse_to_labels",
     "normalize_weights",
     "probabilities_to_labels",
 ]
@@ -106,14 +117,19 @@ class FusionAccumulator:
         weights: As for :func:`normalize_weights`.
         num_members: ``M``.
         dtype: Accumulator dtype; float32 mirrors ``nnUNetv2_ensemble``.
+        argmax_members: Members whose own argmax (label map) to keep while streaming, for
+            ``from`` rules: one uint8 map each (``uint16`` beyond 256 classes) and one float32
+            running maximum shared by them, never a member's probabilities.
 
     Examples:
-        >>> acc = FusionAccumulator((2, 2), weights=None, num_members=2)
+        >>> acc = FusionAccumulator((2, 2), weights=None, num_members=2, argmax_members=[1])
         >>> acc.add(0, 0, np.array([1.0, 0.0, 0.0, 1.0]))
         >>> acc.add(1, 0, np.array([0.0, 1.0, 1.0, 0.0]))
         >>> acc.result()
         array([[0.5, 0.5],
                [0.5, 0.5]], dtype=float32)
+        >>> acc.member_labels()
+        {1: array([1, 0], dtype=uint8)}
     """
 
     def __init__(
@@ -123,6 +139,7 @@ class FusionAccumulator:
         weights: ArrayLike | None,
         num_members: int,
         dtype: DTypeLike = np.float32,
+        argmax_members: Sequence[int] = (),
     ) -> None:
         self.shape = tuple(int(s) for s in shape)
         if len(self.shape) < 1:
@@ -144,6 +161,34 @@ class FusionAccumulator:
             for c in range(self.num_classes)
         }
         self._done = False
+        self._tracked = sorted({int(m) for m in argmax_members})
+        for member in self._tracked:
+            if not 0 <= member < self.num_members:
+                raise ValueError(
+                    f"argmax_members must be member indices 0..{self.num_members - 1}; "
+                    f"got {member}."
+                )
+        label_dtype = np.uint8 if self.num_classes <= 256 else np.uint16
+        self._labels = {m: np.zeros(self.class_size, dtype=label_dtype) for m in self._tracked}
+        self._best = np.empty(self.class_size if self._tracked else 0, dtype=np.float32)
+        self._best_owner = -1
+
+    def _track(self, member: int, cls: int, start: int, piece: NDArray[Any]) -> None:
+        """Update ``member``'s running argmax with class ``cls`` at spatial ``start``."""
+        if member != self._best_owner:
+            self._best.fill(-np.inf)
+            self._best_owner = member
+        best = self._best[start : start + piece.size]
+        labels = self._labels[member][start : start + piece.size]
+        # the first maximum wins, as np.argmax, whatever order the chunks come in
+        take = (piece > best) | ((piece == best) & (labels > cls))
+        best[take] = piece[take]
+        labels[take] = cls
+
+    def member_labels(self) -> dict[int, NDArray[np.unsignedinteger[Any]]]:
+        """The argmax label map (spatial shape) of each member in ``argmax_members``."""
+        spatial = self.shape[1:]
+        return {m: labels.reshape(spatial) for m, labels in self._labels.items()}
 
     def add(self, member: int, offset: int, values: NDArray[Any]) -> None:
         """Add the flat chunk ``values`` of member ``member`` starting at flat index ``offset``.
@@ -161,6 +206,8 @@ class FusionAccumulator:
             cls = position // self.class_size
             stop = min(end, (cls + 1) * self.class_size)
             piece = values[position - offset : stop - offset]
+            if member in self._labels:
+                self._track(member, cls, position - cls * self.class_size, piece)
             target = self._flat[position:stop]
             if self.is_equal[cls]:
                 if member == 0:
@@ -246,31 +293,235 @@ def fuse_probabilities(
     return accumulator.result()
 
 
+@dataclass(frozen=True)
+class LabelRules:
+    """Per-label decision rules on class indices (the spec's ``rules``, resolved).
+
+    Attributes:
+        scale: Decision scale of each class (length ``C``, all > 0), or ``None`` for none.
+            The label of a voxel is ``argmax_c scale[c] * fused[c]`` (ties: lower label).
+        take: ``(label, member)`` pairs of the ``from`` rules in priority order: label
+            ``label`` is exactly where member ``member``'s own argmax is ``label``; where
+            several rules claim a voxel, the first listed wins. Elsewhere the (scaled) fusion
+            decides among the labels that no rule takes.
+
+    Examples:
+        >>> LabelRules.build(3, scale={2: 1.5}, take=[(2, 0)]).members
+        [0]
+        >>> LabelRules.build(2, scale={1: 0})
+        Traceback (most recent call last):
+        ...
+        ValueError: scale of class 1 must be a finite number > 0; got 0.
+    """
+
+    scale: tuple[float, ...] | None = None
+    take: tuple[tuple[int, int], ...] = ()
+
+    @classmethod
+    def build(
+        cls,
+        num_classes: int,
+        *,
+        scale: Mapping[int, float] | None = None,
+        take: Sequence[tuple[int, int]] = (),
+    ) -> LabelRules:
+        """Check and build rules for ``num_classes`` classes.
+
+        Args:
+            num_classes: ``C``.
+            scale: Class index to decision scale (others 1).
+            take: ``(label, member)`` pairs in priority order, at most one per label.
+
+        Raises:
+            ValueError: For a class out of range, a scale that is not > 0, or a label taken twice.
+        """
+        scales = None
+        if scale:
+            values = [1.0] * num_classes
+            for c, value in scale.items():
+                if not 0 <= int(c) < num_classes:
+                    raise ValueError(f"scale names class {c}; classes are 0..{num_classes - 1}.")
+                if not np.isfinite(value) or value <= 0:
+                    raise ValueError(
+                        f"scale of class {c} must be a finite number > 0; got {value}."
+                    )
+                values[int(c)] = float(value)
+            scales = None if all(v == 1.0 for v in values) else tuple(values)
+        pairs = tuple((int(label), int(member)) for label, member in take)
+        labels = [label for label, _ in pairs]
+        for label, member in pairs:
+            if not 0 <= label < num_classes or member < 0:
+                raise ValueError(
+                    f"take must pair a class 0..{num_classes - 1} with a member index >= 0; "
+                    f"got ({label}, {member})."
+                )
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"take must name each label once; got labels {labels}.")
+        if pairs and len(pairs) >= num_classes:
+            raise ValueError(
+                f"take must leave at least one of the {num_classes} labels to the fusion; "
+                f"got from rules for all of them."
+            )
+        return cls(scales, pairs)
+
+    @property
+    def members(self) -> list[int]:
+        """The members whose argmax the ``from`` rules need."""
+        return sorted({member for _, member in self.take})
+
+    @property
+    def is_identity(self) -> bool:
+        """Whether the rules change nothing (plain argmax)."""
+        return self.scale is None and not self.take
+
+
+def apply_label_rules(
+    fused: NDArray[Any],
+    rules: LabelRules,
+    member_labels: Mapping[int, NDArray[Any]] | Sequence[NDArray[Any]] | None = None,
+) -> NDArray[np.unsignedinteger[Any]]:
+    """Turn fused softmax probabilities into labels under per-label rules (pure, no files).
+
+    The fused array is not modified nor copied: the decision is made in blocks of voxels.
+    Another module (e.g. a predictor) can call this on a :class:`FusionAccumulator` result and
+    the members' argmax maps (:meth:`FusionAccumulator.member_labels`).
+
+    Args:
+        fused: Fused probabilities ``(C, ...)``.
+        rules: The rules.
+        member_labels: Each member's own argmax label map (spatial shape), by member index;
+            needed for the members of ``from`` rules only.
+
+    Returns:
+        ``uint8`` labels (``uint16`` beyond 256 classes) of shape ``fused.shape[1:]``.
+
+    Raises:
+        ValueError: If a ``from`` rule's member map is missing or has the wrong shape, or a
+            rule names a class beyond ``C``.
+
+    Examples:
+        Scale: the fusion under-calls label 2 in the middle voxel; a scale of 1.5 recovers it.
+
+        >>> fused = np.array([[0.6, 0.5, 0.2],
+        ...                   [0.1, 0.1, 0.1],
+        ...                   [0.3, 0.4, 0.7]], dtype=np.float32)
+        >>> apply_label_rules(fused, LabelRules())  # before: plain argmax
+        array([0, 0, 2], dtype=uint8)
+        >>> apply_label_rules(fused, LabelRules.build(3, scale={2: 1.5}))  # after
+        array([0, 2, 2], dtype=uint8)
+
+        From: label 2 exactly where member 0 says 2 (here only the first voxel); the fusion
+        decides the rest among labels 0 and 1.
+
+        >>> member_0 = np.array([2, 0, 1], dtype=np.uint8)
+        >>> apply_label_rules(fused, LabelRules.build(3, take=[(2, 0)]), {0: member_0})
+        array([2, 0, 0], dtype=uint8)
+
+        Two ``from`` rules claiming the same voxel: the first listed wins.
+
+        >>> member_1 = np.array([1, 1, 1], dtype=np.uint8)
+        >>> apply_label_rules(fused, LabelRules.build(3, take=[(2, 0), (1, 1)]),
+        ...                   {0: member_0, 1: member_1})
+        array([2, 1, 1], dtype=uint8)
+    """
+    num_channels = fused.shape[0]
+    spatial = fused.shape[1:]
+    for label, _ in rules.take:
+        if label >= num_channels:
+            raise ValueError(f"a from rule names class {label}; the fusion has {num_channels}.")
+    if rules.take and len(rules.take) >= num_channels:
+        raise ValueError("from rules must leave at least one label to the fusion.")
+    if rules.scale is not None and len(rules.scale) != num_channels:
+        raise ValueError(
+            f"scale must have one value per class ({num_channels}); got {len(rules.scale)}."
+        )
+    maps: dict[int, NDArray[Any]] = {}
+    for _, member in rules.take:
+        if member_labels is None:
+            raise ValueError(f"member_labels must hold member {member}'s argmax for a from rule.")
+        try:
+            found = member_labels[member]
+        except (KeyError, IndexError):
+            raise ValueError(
+                f"member_labels must hold member {member}'s argmax for a from rule."
+            ) from None
+        if tuple(found.shape) != tuple(spatial):
+            raise ValueError(
+                f"member_labels[{member}] must have the spatial shape {tuple(spatial)}; "
+                f"got {tuple(found.shape)}."
+            )
+        maps[member] = np.asarray(found).reshape(-1)
+    out_dtype = np.uint8 if num_channels <= 256 else np.uint16
+    flat = fused.reshape(num_channels, -1)
+    result = np.empty(flat.shape[1], dtype=out_dtype)
+    taken = [label for label, _ in rules.take]
+    scaled = (
+        []
+        if rules.scale is None
+        else [(c, fused.dtype.type(v)) for c, v in enumerate(rules.scale) if v != 1.0]
+    )
+    for start in range(0, flat.shape[1], _LABEL_BLOCK):
+        stop = start + _LABEL_BLOCK
+        if not scaled and not taken:
+            result[start:stop] = flat[:, start:stop].argmax(axis=0)
+            continue
+        # argmax over the (scaled) labels no rule takes: a running maximum over the few
+        # channels; ">" keeps the first maximum, as np.argmax (and without its strided copy)
+        factors = dict(scaled)
+        out = result[start:stop]
+        best: NDArray[Any] | None = None
+        for c in range(num_channels):
+            if c in taken:
+                continue
+            row = flat[c, start:stop]
+            if c in factors:
+                row = row * factors[c]
+            if best is None:
+                best = row.copy()
+                out[...] = c
+            else:
+                better = row > best
+                np.copyto(best, row, where=better)
+                out[better] = c
+        for label, member in reversed(rules.take):  # the first listed is applied last: it wins
+            result[start:stop][maps[member][start:stop] == label] = label
+    return result.reshape(spatial)
+
+
 def probabilities_to_labels(
     probabilities: NDArray[Any],
     *,
     regions_class_order: Sequence[int] | None = None,
+    rules: LabelRules | None = None,
+    member_labels: Mapping[int, NDArray[Any]] | Sequence[NDArray[Any]] | None = None,
 ) -> NDArray[np.unsignedinteger[Any]]:
     """Convert (fused) probabilities to a label map the way nnU-Net's LabelManager does.
 
     Softmax (label) models: ``argmax`` over the channel axis; the channel index is the label value
     and ties go to the lower label. Region (sigmoid) models: start from 0 and, for each channel
     ``i`` in order, set ``regions_class_order[i]`` where ``p[i] > 0.5`` (later regions win).
+    With ``rules`` (softmax only), :func:`apply_label_rules` decides instead.
 
     Args:
         probabilities: Array ``(C, ...)``. Not modified.
         regions_class_order: For region-based models, the label of each channel (``dataset.json``).
+        rules: Per-label rules (``scale``, ``from``); ``None`` or no rules: plain argmax.
+        member_labels: Each member's argmax map, for ``from`` rules (see
+            :func:`apply_label_rules`).
 
     Returns:
         ``uint8`` labels of shape ``probabilities.shape[1:]`` (``uint16`` if a label exceeds 255).
 
     Raises:
-        ValueError: If ``regions_class_order`` does not have one entry per channel.
+        ValueError: If ``regions_class_order`` does not have one entry per channel, or rules
+            are given for region-based probabilities.
 
     Examples:
         >>> p = np.array([[0.5, 0.2, 0.4], [0.5, 0.8, 0.6]], dtype=np.float32)
         >>> probabilities_to_labels(p)  # the tie in the first voxel goes to label 0
         array([0, 1, 1], dtype=uint8)
+        >>> probabilities_to_labels(p, rules=LabelRules.build(2, scale={0: 1.6}))
+        array([0, 1, 0], dtype=uint8)
         >>> r = np.array([[0.9, 0.9, 0.1], [0.2, 0.7, 0.6]])
         >>> probabilities_to_labels(r, regions_class_order=[1, 2])
         array([1, 2, 2], dtype=uint8)
@@ -278,6 +529,11 @@ def probabilities_to_labels(
     num_channels = probabilities.shape[0]
     spatial = probabilities.shape[1:]
     if regions_class_order is not None:
+        if rules is not None and not rules.is_identity:
+            raise ValueError(
+                "rules (scale, from) apply to softmax (label) probabilities; got region-based "
+                "ones (regions_class_order)."
+            )
         order = [int(v) for v in regions_class_order]
         if len(order) != num_channels:
             raise ValueError(
@@ -289,10 +545,28 @@ def probabilities_to_labels(
         for channel, value in enumerate(order):
             labels[probabilities[channel] > 0.5] = value
         return labels
-    out_dtype = np.uint8 if num_channels <= 256 else np.uint16
-    flat = probabilities.reshape(num_channels, -1)
-    result = np.empty(flat.shape[1], dtype=out_dtype)
-    for start in range(0, flat.shape[1], _LABEL_BLOCK):
-        stop = start + _LABEL_BLOCK
-        result[start:stop] = flat[:, start:stop].argmax(axis=0)
-    return result.reshape(spatial)
+    return apply_label_rules(probabilities, rules or LabelRules(), member_labels)
+
+
+def fuse_to_labels(
+    probabilities: Sequence[NDArray[Any]],
+    weights: ArrayLike | None = None,
+    rules: LabelRules | None = None,
+) -> NDArray[np.unsignedinteger[Any]]:
+    """Fuse softmax members and decide labels under ``rules``: the whole ensemble on arrays.
+
+    :func:`fuse_probabilities`, then :func:`apply_label_rules` with the argmax of each member
+    that a ``from`` rule names.
+
+    Examples:
+        >>> a = np.array([[0.6, 0.9], [0.4, 0.1]], dtype=np.float32)  # member 0: [0, 0]
+        >>> b = np.array([[0.9, 0.3], [0.1, 0.7]], dtype=np.float32)  # member 1: [0, 1]
+        >>> fuse_to_labels([a, b])
+        array([0, 0], dtype=uint8)
+        >>> fuse_to_labels([a, b], rules=LabelRules.build(2, take=[(1, 1)]))
+        array([0, 1], dtype=uint8)
+    """
+    fused = fuse_probabilities(probabilities, weights)
+    rules = rules or LabelRules()
+    maps = {m: probabilities_to_labels(probabilities[m]) for m in rules.members}
+    return apply_label_rules(fused, rules, maps)

@@ -1,13 +1,29 @@
-"""The ensemble spec: which prediction folders to fuse and with which weights, as JSON.
+"""The ensemble spec: which prediction folders to fuse, with which weights and per-label rules.
 
-Example (paths relative to the spec file's folder, or absolute)::
+Version 2 (written by this version; paths relative to the spec file's folder, or absolute)::
 
-    {"schema_version": 1,
-     "members": [{"path": "pred_2d", "weight": 0.3, "label_weights": {"3": 1.0}},
-                 {"path": "pred_3d_fullres", "weight": 0.7, "label_weights": {"RV": 0.0}}]}
+    {"schema_version": 2,
+     "members": [{"path": "pred_2d", "weight": 0.3, "label_weights": {"3": 1.0}, "name": "2d"},
+                 {"path": "pred_3d_fullres", "weight": 0.7, "label_weights": {"RV": 0.0}}],
+     "rules": [{"label": "RV", "from": "2d"},
+               {"label": "LV", "scale": 1.5}]}
 
 ``weight`` applies to every label of the member; ``label_weights`` overrides it for single labels,
-named by value or by name from ``dataset.json``. The tuner (``nnunet_ext.tune``) writes this format.
+named by value or by name from ``dataset.json``. ``name`` (optional) names a member for rules.
+
+``rules`` (optional, version 2) change how the fused probabilities become labels:
+
+* ``{"label": L, "scale": s}``: the decision is ``argmax_c scale[c] * fused[c]`` with
+  ``scale[L] = s`` (> 0; 1 for labels without a scale rule). At most one scale rule per label.
+* ``{"label": L, "from": M}``: label ``L`` is exactly where member ``M`` (its index in
+  ``members``, or its ``name``) predicts ``L`` by its own argmax; elsewhere the weighted fusion
+  decides among the other labels. Where several ``from`` rules claim a voxel, the one listed
+  first in ``rules`` wins. At most one ``from`` rule per label.
+
+See :func:`nnunet_ext.ensemble.fusion.apply_label_rules` for the arithmetic. Every level is
+strict: an unknown key is an error that names its key path (e.g. ``members[1].label_weights``)
+and the allowed keys. Version 1 (members only, written by nnunet_ext 0.1) is still read and
+fuses exactly as before. The tuner (``nnunet_ext.tune``) writes this format.
 """
 
 from __future__ import annotations
@@ -20,20 +36,53 @@ from pathlib import Path
 from typing import Any
 
 from nnunet_ext.io import load_json, write_json
+from nnunet_ext.io.errors import InputError
 
-__all__ = ["SCHEMA_VERSION", "EnsembleSpec", "MemberSpec"]
+__all__ = ["SCHEMA_VERSION", "EnsembleSpec", "MemberSpec", "RuleSpec"]
 
 #: Version of the JSON layout written by :meth:`EnsembleSpec.to_dict`.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: Versions :meth:`EnsembleSpec.from_dict` reads.
+READABLE_VERSIONS = (1, 2)
+
+_TOP_KEYS = {1: ("schema_version", "members"), 2: ("schema_version", "members", "rules")}
+_MEMBER_KEYS = ("path", "weight", "label_weights", "name")
+_RULE_KEYS = ("label", "from", "scale")
 
 
-def _check_weight(value: Any, where: str) -> float:
+def _check_weight(value: Any, where: str, source: str | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{where} must be a number; got {value!r}.")
+        raise _error(source, where, "a number", repr(value))
     number = float(value)
     if not math.isfinite(number) or number < 0:
-        raise ValueError(f"{where} must be a finite number >= 0; got {value!r}.")
+        raise _error(source, where, "a finite number >= 0", repr(value))
     return number
+
+
+def _error(source: str | None, key: str, expected: str, found: str) -> InputError:
+    if source is None:  # programmatic use (from_weights): the key is the variable
+        return InputError(key, expected, found)
+    return InputError(source, expected, found, key=key)
+
+
+def _check_keys(item: Mapping[str, Any], allowed: Sequence[str], where: str, source: str) -> None:
+    unknown = [str(k) for k in item if k not in allowed]
+    if unknown:
+        path = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise InputError(
+            source,
+            f"a known key (allowed here: {', '.join(allowed)})",
+            repr(unknown[0]),
+            key=path,
+            fix="Remove or rename it.",
+        )
+
+
+def _label_key(value: Any, where: str, source: str | None) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+        raise _error(source, where, "a label name or value (string or integer)", repr(value))
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -44,11 +93,13 @@ class MemberSpec:
         path: The prediction folder (absolute once loaded from a file).
         weight: Weight for every label, >= 0.
         label_weights: Per-label overrides: label name or value (as a string) to weight.
+        name: Optional name, used by rules (``"from": "2d"``).
     """
 
     path: Path
     weight: float = 1.0
     label_weights: dict[str, float] = field(default_factory=dict)
+    name: str | None = None
 
     def to_dict(self, *, relative_to: Path | None = None) -> dict[str, Any]:
         """Return the JSON form; ``path`` relative to ``relative_to`` when below it."""
@@ -61,23 +112,112 @@ class MemberSpec:
         out: dict[str, Any] = {"path": path.as_posix(), "weight": self.weight}
         if self.label_weights:
             out["label_weights"] = dict(self.label_weights)
+        if self.name is not None:
+            out["name"] = self.name
         return out
 
 
 @dataclass(frozen=True)
+class RuleSpec:
+    """One per-label rule (see the module docstring).
+
+    Attributes:
+        label: Label name or value (as a string), resolved against ``dataset.json`` when fusing.
+        member: For a ``from`` rule, the index of the member whose argmax decides the label.
+        scale: For a ``scale`` rule, the decision scale of the label (> 0).
+    """
+
+    label: str
+    member: int | None = None
+    scale: float | None = None
+
+    @property
+    def kind(self) -> str:
+        """``"from"`` or ``"scale"``."""
+        return "from" if self.member is not None else "scale"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form (members by index)."""
+        if self.member is not None:
+            return {"label": self.label, "from": self.member}
+        return {"label": self.label, "scale": self.scale}
+
+
+def _parse_rules(
+    raw: Any, members: Sequence[MemberSpec], source: str | None
+) -> tuple[RuleSpec, ...]:
+    if not isinstance(raw, list):
+        raise _error(source, "rules", "a list of rule objects", repr(raw))
+    names = {m.name: i for i, m in enumerate(members) if m.name is not None}
+    rules: list[RuleSpec] = []
+    seen: set[tuple[str, str]] = set()
+    for index, item in enumerate(raw):
+        where = f"rules[{index}]"
+        if not isinstance(item, Mapping):
+            raise _error(source, where, 'an object like {"label": "RV", "from": 0}', repr(item))
+        if source is not None:
+            _check_keys(item, _RULE_KEYS, where, source)
+        if "label" not in item:
+            raise _error(source, f"{where}.label", "a label name or value", "no 'label' key")
+        label = _label_key(item["label"], f"{where}.label", source)
+        if ("from" in item) == ("scale" in item):
+            raise _error(source, where, "exactly one of 'from' and 'scale'", f"keys {sorted(item)}")
+        if "from" in item:
+            ref = item["from"]
+            if isinstance(ref, str) and ref in names:
+                member = names[ref]
+            elif isinstance(ref, int) and not isinstance(ref, bool) and 0 <= ref < len(members):
+                member = ref
+            else:
+                known = [str(i) for i in range(len(members))] + [repr(n) for n in names]
+                raise _error(
+                    source,
+                    f"{where}.from",
+                    f"a member index or name ({', '.join(known)})",
+                    repr(ref),
+                )
+            rule = RuleSpec(label, member=member)
+        else:
+            value = item["scale"]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise _error(source, f"{where}.scale", "a number > 0", repr(value))
+            if not math.isfinite(float(value)) or float(value) <= 0:
+                raise _error(source, f"{where}.scale", "a finite number > 0", repr(value))
+            rule = RuleSpec(label, scale=float(value))
+        if (rule.kind, label) in seen:
+            raise _error(
+                source,
+                where,
+                f"the only {rule.kind!r} rule of label {label!r}",
+                "a second one",
+            )
+        seen.add((rule.kind, label))
+        rules.append(rule)
+    return tuple(rules)
+
+
+@dataclass(frozen=True)
 class EnsembleSpec:
-    """Members and weights of an ensemble (see the module docstring for the JSON).
+    """Members, weights and per-label rules of an ensemble (see the module docstring).
 
     Examples:
         >>> spec = EnsembleSpec.from_dict(
-        ...     {"schema_version": 1, "members": [{"path": "/p/a", "weight": 2},
-        ...      {"path": "/p/b", "weight": 1, "label_weights": {"3": 0}}]})
+        ...     {"schema_version": 2, "members": [{"path": "/p/a", "weight": 2, "name": "2d"},
+        ...      {"path": "/p/b", "weight": 1, "label_weights": {"3": 0}}],
+        ...      "rules": [{"label": "3", "from": "2d"}, {"label": "1", "scale": 2}]})
         >>> [m.weight for m in spec.members], spec.members[1].label_weights
         ([2.0, 1.0], {'3': 0.0})
+        >>> spec.rules
+        (RuleSpec(label='3', member=0, scale=None), RuleSpec(label='1', member=None, scale=2.0))
+        >>> EnsembleSpec.from_dict({"schema_version": 2, "members": [{"path": "a", "wieght": 1}]})
+        Traceback (most recent call last):
+        ...
+        nnunet_ext.io.errors.InputError: spec: members[0].wieght must be a known key \
+(allowed here: path, weight, label_weights, name); got 'wieght'. Remove or rename it.
     """
 
     members: tuple[MemberSpec, ...]
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    rules: tuple[RuleSpec, ...] = ()
 
     @property
     def input_dirs(self) -> list[Path]:
@@ -101,11 +241,21 @@ class EnsembleSpec:
         *,
         weights: Sequence[float] | None = None,
         label_weights: Sequence[Mapping[str | int, float]] | None = None,
+        rules: Sequence[Mapping[str, Any]] | None = None,
+        names: Sequence[str | None] | None = None,
     ) -> EnsembleSpec:
-        """Build a spec from folders, global weights and per-label overrides.
+        """Build a spec from folders, global weights, per-label overrides and rules.
+
+        Args:
+            input_dirs: The member folders.
+            weights: One global weight per folder (default 1).
+            label_weights: Per folder, label name or value to weight.
+            rules: Rules in their JSON form (``{"label": 3, "from": 0}``, ``{"label": 1,
+                "scale": 1.5}``), in priority order.
+            names: Optional member names (rules may refer to them).
 
         Raises:
-            ValueError: If the lengths do not match ``input_dirs`` or a weight is invalid.
+            ValueError: If the lengths do not match ``input_dirs`` or a value is invalid.
         """
         n = len(input_dirs)
         if weights is not None and len(weights) != n:
@@ -117,6 +267,8 @@ class EnsembleSpec:
                 f"label_weights must have one mapping per input folder ({n}); "
                 f"got {len(label_weights)}."
             )
+        if names is not None and len(names) != n:
+            raise ValueError(f"names must have one entry per input folder ({n}); got {len(names)}.")
         members = []
         for index, folder in enumerate(input_dirs):
             weight = _check_weight(1.0 if weights is None else weights[index], f"weights[{index}]")
@@ -124,8 +276,10 @@ class EnsembleSpec:
                 str(k): _check_weight(v, f"label_weights[{index}][{k!r}]")
                 for k, v in ((label_weights or [{}] * n)[index]).items()
             }
-            members.append(MemberSpec(Path(folder), weight, overrides))
-        return cls(tuple(members))
+            name = None if names is None else names[index]
+            members.append(MemberSpec(Path(folder), weight, overrides, name))
+        parsed = _parse_rules(list(rules or []), members, None)
+        return cls(tuple(members), parsed)
 
     @classmethod
     def from_dict(
@@ -133,45 +287,60 @@ class EnsembleSpec:
     ) -> EnsembleSpec:
         """Validate and build from the JSON form; relative paths are resolved against ``base_dir``.
 
+        Reads ``schema_version`` 1 (members only) and 2 (members and rules). Unknown keys are
+        errors at every level.
+
         Raises:
-            ValueError: For a wrong schema version or malformed members (message names ``source``).
+            InputError: (a ``ValueError``) for a wrong schema version, an unknown key or a
+                malformed value; the message names ``source`` and the key path.
         """
         if not isinstance(data, Mapping):
-            raise ValueError(f"{source}: must be a JSON object; got {type(data).__name__}.")
+            raise InputError(source, "a JSON object", type(data).__name__)
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise ValueError(
-                f"{source}: schema_version must be {SCHEMA_VERSION}; got {version!r}. "
-                "Write the spec with this version of nnunet_ext."
+        if isinstance(version, bool) or version not in READABLE_VERSIONS:
+            raise InputError(
+                source,
+                f"{' or '.join(map(str, READABLE_VERSIONS))}",
+                repr(version),
+                key="schema_version",
+                fix="Write the spec with this version of nnunet_ext.",
             )
+        _check_keys(data, _TOP_KEYS[version], "", source)
         raw = data.get("members")
         if not isinstance(raw, list) or not raw:
-            raise ValueError(f"{source}: 'members' must be a non-empty list; got {raw!r}.")
+            raise InputError(source, "a non-empty list", repr(raw), key="members")
         members = []
         for index, item in enumerate(raw):
-            where = f"{source}: members[{index}]"
-            if not isinstance(item, Mapping) or not isinstance(item.get("path"), str):
-                raise ValueError(f"{where} must be an object with a string 'path'; got {item!r}.")
-            unknown = set(item) - {"path", "weight", "label_weights", "name"}
-            if unknown:
-                raise ValueError(
-                    f"{where} has unknown field(s) {sorted(unknown)}; allowed: path, weight, "
-                    "label_weights, name."
+            where = f"members[{index}]"
+            if not isinstance(item, Mapping):
+                raise InputError(source, "an object with a string 'path'", repr(item), key=where)
+            _check_keys(item, _MEMBER_KEYS, where, source)
+            if not isinstance(item.get("path"), str) or not item["path"]:
+                raise InputError(
+                    source, "a folder path (string)", repr(item.get("path")), key=f"{where}.path"
                 )
             path = Path(item["path"])
             if not path.is_absolute() and base_dir is not None:
                 path = base_dir / path
-            weight = _check_weight(item.get("weight", 1.0), f"{where}.weight")
+            weight = _check_weight(item.get("weight", 1.0), f"{where}.weight", source)
             overrides_raw = item.get("label_weights", {})
             if not isinstance(overrides_raw, Mapping):
-                raise ValueError(f"{where}.label_weights must be an object; got {overrides_raw!r}.")
+                raise InputError(
+                    source, "an object", repr(overrides_raw), key=f"{where}.label_weights"
+                )
             overrides = {
-                str(k): _check_weight(v, f"{where}.label_weights[{k!r}]")
+                str(k): _check_weight(v, f'{where}.label_weights."{k}"', source)
                 for k, v in overrides_raw.items()
             }
-            members.append(MemberSpec(path, weight, overrides))
-        extra = {k: v for k, v in data.items() if k not in {"schema_version", "members"}}
-        return cls(tuple(members), extra)
+            name = item.get("name")
+            if name is not None and (not isinstance(name, str) or not name):
+                raise InputError(source, "a non-empty string", repr(name), key=f"{where}.name")
+            members.append(MemberSpec(path, weight, overrides, name))
+        names = [m.name for m in members if m.name is not None]
+        if len(set(names)) != len(names):
+            raise InputError(source, "distinct member names", repr(names), key="members")
+        rules = _parse_rules(data.get("rules", []), members, source)
+        return cls(tuple(members), rules)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> EnsembleSpec:
@@ -179,18 +348,19 @@ class EnsembleSpec:
 
         Raises:
             FileNotFoundError: If the file does not exist.
-            ValueError: If it is not valid JSON or not a valid spec.
+            ValueError: If it is not valid JSON or not a valid spec (:class:`InputError`).
         """
         file = Path(path)
         return cls.from_dict(load_json(file), base_dir=file.resolve().parent, source=str(file))
 
     def to_dict(self, *, relative_to: Path | None = None) -> dict[str, Any]:
-        """Return the JSON form (``schema_version`` 1)."""
+        """Return the JSON form (``schema_version`` 2; ``rules`` only when there are some)."""
         out: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "members": [m.to_dict(relative_to=relative_to) for m in self.members],
         }
-        out.update({k: v for k, v in self.extra.items() if k not in out})
+        if self.rules:
+            out["rules"] = [r.to_dict() for r in self.rules]
         return out
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -199,7 +369,7 @@ class EnsembleSpec:
         return write_json(file, self.to_dict(relative_to=file.resolve().parent))
 
     def with_input_dirs(self, input_dirs: Sequence[str | os.PathLike[str]]) -> EnsembleSpec:
-        """Return the spec's weights applied to other folders, in the same order.
+        """Return the spec's weights and rules applied to other folders, in the same order.
 
         Raises:
             ValueError: If the number of folders differs from the number of members.
@@ -211,8 +381,8 @@ class EnsembleSpec:
             )
         return EnsembleSpec(
             tuple(
-                MemberSpec(Path(d), m.weight, dict(m.label_weights))
+                MemberSpec(Path(d), m.weight, dict(m.label_weights), m.name)
                 for d, m in zip(input_dirs, self.members, strict=True)
             ),
-            dict(self.extra),
+            self.rules,
         )

@@ -21,11 +21,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from nnunet_ext.evaluate.folders import find_dataset_json
+from nnunet_ext.tune.rules import LabelDecision, choose_rules
 from nnunet_ext.tune.search import (
     CompactCVData,
     compact_case,
+    holdout_runs,
     merge_cases,
-    search_with_holdout,
 )
 
 __all__ = ["TuneResult", "load_cv_data", "tune_weights"]
@@ -78,11 +79,17 @@ class TuneResult:
         label_ids: Foreground labels scored (class indices).
         label_names: Name of each scored label.
         weights: ``(M, C)`` chosen weights (columns sum to 1), class 0 = background.
-        dice: ``(L,)`` in-sample mean Dice per label with ``weights``.
+        dice: ``(L,)`` in-sample mean Dice per label with ``weights`` and ``rules``.
         baselines: ``"equal"`` and each model's folder name to ``(L,)`` mean Dice.
-        cv_gain: ``(L,)`` held-out gain over equal weights (k-fold over cases), or ``None``.
+        cv_gain: ``(L,)`` held-out gain over equal weights (k-fold over cases: weights and
+            rules re-chosen without each fold's cases), or ``None``.
         warnings: Human-readable warnings (e.g. held-out and in-sample gains disagree).
         timings: Seconds spent reading and searching.
+        rules: Per-label rules ``(kind, member, scale)`` by class index, in priority order
+            (see :mod:`nnunet_ext.tune.rules`); empty: weights only.
+        decisions: Every label's candidates with in-sample and held-out Dice, and the
+            decision steps.
+        weights_dice: ``(L,)`` in-sample mean Dice of the weights alone.
     """
 
     input_dirs: list[str]
@@ -97,6 +104,9 @@ class TuneResult:
     cv_gain: NDArray[np.float64] | None
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    rules: list[tuple[int, str, int | None, float | None]] = field(default_factory=list)
+    decisions: list[LabelDecision] = field(default_factory=list)
+    weights_dice: NDArray[np.float64] | None = None
 
     @property
     def in_sample_gain(self) -> NDArray[np.float64]:
@@ -112,8 +122,17 @@ class TuneResult:
             {str(c): float(rounded[m, c]) for c in range(rounded.shape[1])}
             for m in range(rounded.shape[0])
         ]
+        rules: list[dict[str, Any]] = []
+        for label, kind, member, scale in self.rules:
+            if kind == "from":
+                rules.append({"label": str(label), "from": member})
+            elif kind == "scale":
+                rules.append({"label": str(label), "scale": scale})
         return EnsembleSpec.from_weights(
-            self.input_dirs, weights=[1.0] * len(self.input_dirs), label_weights=label_weights
+            self.input_dirs,
+            weights=[1.0] * len(self.input_dirs),
+            label_weights=label_weights,
+            rules=rules,
         )
 
 
@@ -249,8 +268,14 @@ def tune_weights(
     max_rounds: int = 4,
     cv_folds: int = 5,
     dataset_json: str | os.PathLike[str] | None = None,
+    rules: bool = True,
 ) -> TuneResult:
-    """Tune per-label weights of several models on their cross-validation probabilities.
+    """Tune per-label weights and rules of several models on their CV probabilities.
+
+    First the per-label weights (:mod:`nnunet_ext.tune.search`), then per label a rule
+    (``weighted``, ``from`` a member, or a decision ``scale``, :mod:`nnunet_ext.tune.rules`):
+    a more complex rule is taken only when its held-out gain over the simpler one exceeds
+    the noise (twice its per-case bootstrap standard error).
 
     Args:
         input_dirs: One CV probability folder per model (``CASE.npz``).
@@ -262,6 +287,8 @@ def tune_weights(
             re-tunes with the same procedure on the other cases (sharing the baselines'
             per-case Dice with the main search).
         dataset_json: Labels file; default found next to the folders.
+        rules: Whether to choose per-label rules (``False``: weights only, as before). Rules
+            need the held-out folds; without them every label stays ``weighted``.
 
     Returns:
         The chosen weights with the per-label report.
@@ -291,29 +318,50 @@ def tune_weights(
     folds = cv_folds if cv_folds >= 2 and len(cases) >= 2 else 0
     if cv_folds >= 2 and len(cases) < 2:
         warnings.append("only one case: no held-out gain estimate")
-    result, cv_gain = search_with_holdout(
-        data,
-        label_ids,
-        steps=steps,
-        max_rounds=max_rounds,
-        num_folds=folds,
-    )
+    runs = holdout_runs(data, label_ids, steps=steps, max_rounds=max_rounds, num_folds=folds)
+    result, cv_gain = runs.result, runs.gain
     search_s = time.perf_counter() - start - read_s
+    final_dice = result.dice
+    chosen_rules: list[tuple[int, str, int | None, float | None]] = []
+    decisions: list[LabelDecision] = []
+    if rules:
+        choice = choose_rules(
+            data,
+            label_ids,
+            result.weights,
+            equal_per_case=runs.baseline_per_case["equal"],
+            folds=runs.folds,
+            fold_weights=runs.fold_weights,
+        )
+        decisions = choice.decisions
+        final_dice = choice.dice
+        scale = choice.rules.scale
+        take = dict(choice.rules.take)
+        for decision in decisions:  # priority order
+            label = decision.label
+            if label in take:
+                chosen_rules.append((label, "from", take[label], None))
+        for label in label_ids:
+            if scale is not None and scale[label] != 1.0:
+                chosen_rules.append((label, "scale", None, float(scale[label])))
+        if choice.held_out is not None:
+            cv_gain = choice.held_out - result.baselines["equal"]
+    rules_s = time.perf_counter() - start - read_s - search_s
     names = {"equal": "equal"}
     baselines: dict[str, NDArray[np.float64]] = {"equal": result.baselines["equal"]}
     for m, folder in enumerate(input_dirs):
         baselines[str(folder)] = result.baselines[f"model {m}"]
         names[f"model {m}"] = str(folder)
-    in_sample = result.dice - result.baselines["equal"]
+    in_sample = final_dice - result.baselines["equal"]
     for j, name in enumerate(label_names):
-        if not np.isnan(result.floors[j]) and result.dice[j] < result.floors[j] - 1e-12:
+        if not np.isnan(result.floors[j]) and final_dice[j] < result.floors[j] - 1e-12:
             best = max(
                 (k for k in result.baselines if not np.isnan(result.baselines[k][j])),
                 key=lambda k: float(result.baselines[k][j]),
             )
             warnings.append(
-                f"label {name}: tuned Dice {result.dice[j]:.4f} is "
-                f"{result.floors[j] - result.dice[j]:.4f} below {names.get(best, best)} "
+                f"label {name}: tuned Dice {final_dice[j]:.4f} is "
+                f"{result.floors[j] - final_dice[j]:.4f} below {names.get(best, best)} "
                 f"({result.floors[j]:.4f}); no weight choice found keeps every label at its "
                 "best baseline together (labels compete through the argmax), so the search "
                 "minimised the largest shortfall, never going below equal weights on any label"
@@ -332,9 +380,12 @@ def tune_weights(
         label_ids=label_ids,
         label_names=label_names,
         weights=result.weights,
-        dice=result.dice,
+        dice=final_dice,
         baselines=baselines,
         cv_gain=cv_gain,
         warnings=warnings,
-        timings={"read_s": read_s, "search_s": search_s},
+        timings={"read_s": read_s, "search_s": search_s, "rules_s": rules_s},
+        rules=chosen_rules,
+        decisions=decisions,
+        weights_dice=result.dice,
     )

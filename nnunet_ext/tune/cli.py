@@ -15,8 +15,10 @@ DESCRIPTION = (
     "Tune per-label ensemble weights on cross-validation: reads each model's CV probability "
     "folder (CASE.npz, e.g. fold_k/validation of nnUNetv2_train --npz) and the references, "
     "searches the weight simplex per label (hard 0/1 choices included) through the argmax, "
-    "never goes below equal weights or the best single model on any label, estimates the "
-    "held-out gain by k-fold over cases, and writes the spec that "
+    "never going below equal weights on any label on these cases; then per label chooses a "
+    "rule (weighted, 'from' one model, or a decision scale), taking a more complex rule only "
+    "when its held-out gain (k-fold over cases) exceeds twice its per-case bootstrap standard "
+    "error; and writes the spec that "
     "'python -m nnunet_ext.ensemble --spec' reads, a JSON report and a PNG of the gains. "
     "With --postprocess it also fuses the CV probabilities with the spec and determines the "
     "postprocessing plan ('nnunet-ext postprocess --plan') on that fused CV result."
@@ -79,6 +81,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cv-folds", type=int, default=5, help="folds over cases for the held-out gain (0: skip)"
     )
     parser.add_argument(
+        "--no-rules",
+        action="store_true",
+        help="weights only: no per-label rules (from a model, decision scales)",
+    )
+    parser.add_argument(
         "-j",
         "--num-workers",
         type=int,
@@ -136,6 +143,7 @@ def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: P
         max_rounds=args.max_rounds,
         cv_folds=args.cv_folds,
         dataset_json=args.dataset_json,
+        rules=not args.no_rules,
     )
     print(format_table(result))
     spec, report, figure = write_outputs(

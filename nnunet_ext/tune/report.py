@@ -18,25 +18,75 @@ def _f(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.4f}"
 
 
+def _number(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def _rule_entries(result: TuneResult) -> dict[int, dict[str, Any]]:
+    """Per label: the rule taken, the decision steps and every candidate's Dice."""
+    out: dict[int, dict[str, Any]] = {}
+    index = {label: j for j, label in enumerate(result.label_ids)}
+    for priority, decision in enumerate(result.decisions):
+        j = index[decision.label]
+        out[decision.label] = {
+            "rule": decision.chosen.describe(),
+            "decision_order": priority,
+            "decision": [
+                {
+                    "rule": step["kind"],
+                    "over": step["over"],
+                    "held_out_gain": step["gain"],
+                    "noise": step["noise"],
+                    "taken": step["taken"],
+                }
+                for step in decision.steps
+            ],
+            "candidates": [
+                {
+                    "rule": candidate.describe(),
+                    "in_sample_dice": _number(float(in_sample[j])),
+                    "held_out_dice": None if held.size == 0 else _number(float(held[j])),
+                    "in_sample_mean_dice": _number(_mean(in_sample)),
+                    "held_out_mean_dice": None if held.size == 0 else _number(_mean(held)),
+                }
+                for candidate, in_sample, held in decision.candidates
+            ],
+        }
+    return out
+
+
+def _mean(values: np.ndarray[Any, Any]) -> float:
+    return float(np.nanmean(values)) if np.any(~np.isnan(values)) else math.nan
+
+
 def report_dict(result: TuneResult) -> dict[str, Any]:
-    """Return the JSON report (per-label Dice of each baseline and tuned, gains, weights)."""
+    """Return the JSON report.
+
+    Per label: the Dice of each baseline, of the tuned weights and of the tuned weights + rule,
+    gains, weights, and every rule candidate's in-sample and held-out Dice with the decision
+    (held-out gain, bootstrap noise, taken or not).
+    """
     labels = []
+    rules = _rule_entries(result)
     for j, (label, name) in enumerate(zip(result.label_ids, result.label_names, strict=True)):
-        labels.append(
-            {
-                "label": label,
-                "name": name,
-                "dice": {k: float(v[j]) for k, v in result.baselines.items()}
-                | {"tuned": float(result.dice[j])},
-                "in_sample_gain": float(result.in_sample_gain[j]),
-                "held_out_gain": None if result.cv_gain is None else float(result.cv_gain[j]),
-                "weights": {
-                    d: float(result.weights[m, label]) for m, d in enumerate(result.input_dirs)
-                },
-            }
-        )
+        dice = {k: float(v[j]) for k, v in result.baselines.items()}
+        if result.weights_dice is not None:
+            dice["tuned weights"] = float(result.weights_dice[j])
+        entry: dict[str, Any] = {
+            "label": label,
+            "name": name,
+            "dice": dice | {"tuned": float(result.dice[j])},
+            "in_sample_gain": float(result.in_sample_gain[j]),
+            "held_out_gain": None if result.cv_gain is None else float(result.cv_gain[j]),
+            "weights": {
+                d: float(result.weights[m, label]) for m, d in enumerate(result.input_dirs)
+            },
+            "rule": "weighted",
+        }
+        entry.update(rules.get(label, {}))
+        labels.append(entry)
     return {
-        "schema_version": 1,
+        "schema_version": 2,
         "input_dirs": result.input_dirs,
         "reference_dir": result.reference_dir,
         "cases": result.cases,
@@ -45,6 +95,10 @@ def report_dict(result: TuneResult) -> dict[str, Any]:
             d: float(result.weights[m, 0]) for m, d in enumerate(result.input_dirs)
         },
         "labels": labels,
+        "rules": [
+            {"label": label, "rule": kind, "member": member, "scale": scale}
+            for label, kind, member, scale in result.rules
+        ],
         "warnings": result.warnings,
         "timings": result.timings,
     }
@@ -55,6 +109,8 @@ def format_table(result: TuneResult) -> str:
     models = result.input_dirs
     header = ["label", *[f"m{m}" for m in range(len(models))], "equal", "tuned", "gain", "held-out"]
     header.append("weights (" + ", ".join(f"m{m}" for m in range(len(models))) + ")")
+    header.append("rule")
+    rules = {d.label: d.chosen.describe() for d in result.decisions}
     rows = []
     for j, (label, name) in enumerate(zip(result.label_ids, result.label_names, strict=True)):
         cv = "n/a" if result.cv_gain is None else f"{result.cv_gain[j]:+.4f}"
@@ -67,17 +123,52 @@ def format_table(result: TuneResult) -> str:
                 f"{result.in_sample_gain[j]:+.4f}",
                 cv,
                 " ".join(f"{w:.2f}" for w in result.weights[:, label]),
+                rules.get(label, "weighted"),
             ]
         )
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in [header, *rows]
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = _columns([header, *rows])
+    for decision in result.decisions:
+        j = result.label_ids.index(decision.label)
+        name = result.label_names[j]
+        lines += ["", f"label {decision.label} {name}: rule candidates (Dice of this label)"]
+        table = [["candidate", "in-sample", "held-out"]]
+        for candidate, in_sample, held in decision.candidates:
+            mark = " *" if candidate == decision.chosen else ""
+            table.append(
+                [
+                    candidate.describe() + mark,
+                    _f(float(in_sample[j])),
+                    "n/a" if held.size == 0 else _f(float(held[j])),
+                ]
+            )
+        lines += ["  " + line for line in _columns(table)]
+        for step in decision.steps:
+            if step["gain"] is None:
+                lines.append(f"  {step['kind']}: no admissible choice or no held-out folds")
+                continue
+            verdict = "taken" if step["taken"] else "not taken"
+            lines.append(
+                f"  {step['kind']} over {step['over']}: held-out gain {step['gain']:+.4f} "
+                f"(mean foreground Dice), noise {step['noise']:.4f} -> {verdict}"
+            )
     legend = [f"m{m} = {d}" for m, d in enumerate(models)]
     legend.append(f"{len(result.cases)} case(s) used, {len(result.left_out)} left out")
+    if result.decisions:
+        legend.append(
+            "rules: a more complex rule (weighted < from < scale) is taken only if its held-out "
+            "gain exceeds twice its per-case bootstrap standard error; * = chosen"
+        )
     return "\n".join([*lines, "", *legend, *(f"warning: {w}" for w in result.warnings)])
+
+
+def _columns(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
 
 
 def _plot(result: TuneResult, path: Path) -> None:
@@ -85,8 +176,14 @@ def _plot(result: TuneResult, path: Path) -> None:
     from matplotlib.figure import Figure
 
     x = np.arange(len(result.label_ids))
-    fig = Figure(figsize=(max(4.0, 1.2 * len(x) + 2), 3.5))
-    ax = fig.subplots()
+    if result.decisions:
+        width = max(8.0, 2.2 * len(x) + 4)
+        fig = Figure(figsize=(width, 7.0))
+        ax, rules_ax = fig.subplots(2, 1)
+        _plot_candidates(result, rules_ax)
+    else:
+        fig = Figure(figsize=(max(4.0, 1.2 * len(x) + 2), 3.5))
+        ax = fig.subplots()
     gain = np.nan_to_num(result.in_sample_gain)
     ax.bar(x - 0.2, gain, width=0.4, label="in-sample gain")
     if result.cv_gain is not None:
@@ -94,10 +191,49 @@ def _plot(result: TuneResult, path: Path) -> None:
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(x, [f"{n}" for n in result.label_names])
     ax.set_ylabel("Dice gain over equal weights")
-    ax.set_title("Tuned per-label ensemble weights")
+    ax.set_title("Tuned per-label ensemble (weights and rules)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100, format="png")
+
+
+def _plot_candidates(result: TuneResult, ax: Any) -> None:
+    """Every rule candidate's in-sample (solid) and held-out (hatched) Dice, per label."""
+    groups = []
+    for decision in sorted(result.decisions, key=lambda d: d.label):
+        j = result.label_ids.index(decision.label)
+        groups.append((result.label_names[j], j, decision))
+    n = max(len(d.candidates) for _, _, d in groups)
+    step = 0.8 / (2 * n)
+    colors = [f"C{i % 10}" for i in range(n)]
+    for g, (_, j, decision) in enumerate(groups):
+        for i, (candidate, in_sample, held) in enumerate(decision.candidates):
+            left = g - 0.4 + 2 * i * step
+            chosen = candidate == decision.chosen
+            edge = {"edgecolor": "black", "linewidth": 1.5} if chosen else {}
+            ax.bar(
+                left,
+                np.nan_to_num(in_sample[j]),
+                width=step,
+                color=colors[i],
+                label=candidate.describe() if g == 0 else None,
+                **edge,
+            )
+            if held.size:
+                ax.bar(
+                    left + step,
+                    np.nan_to_num(held[j]),
+                    width=step,
+                    color=colors[i],
+                    alpha=0.5,
+                    hatch="//",
+                    **edge,
+                )
+    ax.set_xticks(np.arange(len(groups)), [name for name, _, _ in groups])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("Dice of the label")
+    ax.set_title("Rule candidates: in-sample (solid), held-out (hatched); chosen outlined")
+    ax.legend(fontsize=7, ncol=4, loc="lower left")
 
 
 def write_outputs(

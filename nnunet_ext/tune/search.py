@@ -39,13 +39,16 @@ from numpy.typing import NDArray
 
 __all__ = [
     "FLOOR_TOLERANCE",
+    "MAX_RULE_SCALE",
     "SETTLED_MARGIN",
     "CompactCVData",
+    "HoldoutRuns",
     "SearchResult",
     "baseline_weights",
     "compact_case",
     "cross_validated_gain",
     "default_steps",
+    "holdout_runs",
     "label_dice",
     "merge_cases",
     "score_weights",
@@ -56,6 +59,10 @@ __all__ = [
 
 #: A voxel is settled when its best class beats every other by more than this.
 SETTLED_MARGIN = 1e-4
+
+#: ... and by this factor: the largest decision scale a rule may give a label
+#: (:mod:`nnunet_ext.tune.rules`), so no scale rule can change a settled voxel either.
+MAX_RULE_SCALE = 3.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,44 @@ class CompactCVData:
         """Number of classes ``C``."""
         return int(self.probabilities.shape[1])
 
+    def settle(self, margin: float = SETTLED_MARGIN) -> CompactCVData:
+        """Return the data for weights only: voxels no weights can change are counted.
+
+        :func:`compact_case` keeps every voxel a decision scale up to :data:`MAX_RULE_SCALE`
+        could change; the weight search needs only those whose label some weights can
+        change. Decided on the stored (float16) values, with which every score is computed,
+        so every weight matrix scores exactly the same on the result as on ``self``.
+
+        Examples:
+            >>> p = np.array([[[0.9, 0.4], [0.1, 0.6]],   # member 0: 2 classes x 2 voxels
+            ...               [[0.8, 0.6], [0.2, 0.4]]], dtype=np.float16)
+            >>> data = CompactCVData(np.zeros((1, 2, 2), np.int64), p, np.array([0, 1]),
+            ...                      np.array([0, 0]), 2)
+            >>> settled = data.settle()
+            >>> settled.fixed.tolist(), settled.probabilities.shape
+            ([[[1, 0], [0, 0]]], (2, 2, 1))
+        """
+        p = self.probabilities
+        if p.shape[2] == 0:
+            return self
+        low = p.min(axis=0).astype(np.float32)
+        top = p.max(axis=0).astype(np.float32)
+        best = low.argmax(axis=0)
+        best_low = np.take_along_axis(low, best[None], axis=0)[0]
+        np.put_along_axis(top, best[None], -np.inf, axis=0)
+        settled = best_low > top.max(axis=0) + margin
+        k = self.num_values
+        keys = (self.case_index[settled].astype(np.int64) * k + self.reference[settled]) * k
+        counts = np.bincount(keys + best[settled], minlength=self.num_cases * k * k)
+        keep = ~settled
+        return CompactCVData(
+            fixed=self.fixed + counts.reshape(self.num_cases, k, k),
+            probabilities=p[:, :, keep],
+            reference=self.reference[keep],
+            case_index=self.case_index[keep],
+            num_values=k,
+        )
+
     def subset(self, cases: Sequence[int]) -> CompactCVData:
         """Return the data of some cases only (renumbered in the given order)."""
         chosen = np.asarray(cases, dtype=np.int64)
@@ -114,6 +159,7 @@ def compact_case(
     num_values: int | None = None,
     ignore_label: int | None = None,
     margin: float = SETTLED_MARGIN,
+    max_scale: float = MAX_RULE_SCALE,
 ) -> tuple[NDArray[np.int64], NDArray[np.float16], NDArray[np.uint8]]:
     """Split one case into settled voxels (counted) and contested voxels (kept).
 
@@ -123,8 +169,11 @@ def compact_case(
         num_values: ``K`` of the confusion matrix (default ``C``, or more if the reference has
             larger values, such as an ignore label).
         ignore_label: Reference value whose voxels are dropped (nnU-Net's ignore label).
-        margin: A voxel is settled when the lowest probability of its best class exceeds the
-            highest of every other class by more than ``margin``.
+        margin: A voxel is settled when the lowest probability of its best class exceeds
+            ``max_scale`` times the highest of every other class by more than ``margin``.
+        max_scale: The largest per-label decision scale to be scored (1: weights only).
+            At a settled voxel every member's argmax is the best class, so no weights, no
+            ``from`` rule and no decision scale up to ``max_scale`` can change its label.
 
     Returns:
         ``(fixed, contested, reference)``: the ``(K, K)`` confusion matrix of settled voxels,
@@ -169,7 +218,7 @@ def compact_case(
     best = low.argmax(axis=0)
     best_low = np.take_along_axis(low, best[None], axis=0)[0]
     np.put_along_axis(top, best[None], -np.inf, axis=0)
-    settled = best_low > top.max(axis=0) + margin
+    settled = best_low > np.float32(max_scale) * top.max(axis=0) + margin
     if ignore_label is not None:
         use = ref != ignore_label
         settled &= use
@@ -652,7 +701,7 @@ def search_weights(
     if max_rounds < 1 or refine < 0:
         raise ValueError(f"max_rounds must be >= 1 and refine >= 0; got {max_rounds}, {refine}.")
     return _search(
-        data,
+        data.settle(),
         label_ids,
         steps=steps or default_steps(data.num_models),
         max_rounds=max_rounds,
@@ -733,8 +782,63 @@ def search_with_holdout(
         ``(result, gain)``: the search on all cases, and per label the held-out tuned minus
         equal-weight mean Dice (``None`` without folds).
     """
+    runs = holdout_runs(
+        data,
+        label_ids,
+        steps=steps,
+        max_rounds=max_rounds,
+        refine=refine,
+        num_folds=num_folds,
+        fold_rounds=fold_rounds,
+        fold_refine=fold_refine,
+    )
+    return runs.result, runs.gain
+
+
+@dataclass(frozen=True)
+class HoldoutRuns:
+    """The search on all cases and on each fold's training cases (:func:`holdout_runs`).
+
+    Attributes:
+        result: The search on all cases.
+        baseline_per_case: ``"equal"``, ``"model m"`` to ``(cases, L)`` Dice.
+        folds: Held-out case indices of each fold (empty without folds).
+        fold_weights: The weights searched without each fold's cases.
+        held_out: ``(cases, L)`` held-out Dice of the tuned weights, or ``None``.
+    """
+
+    result: SearchResult
+    baseline_per_case: dict[str, NDArray[np.float64]]
+    folds: list[list[int]]
+    fold_weights: list[NDArray[np.float64]]
+    held_out: NDArray[np.float64] | None
+
+    @property
+    def gain(self) -> NDArray[np.float64] | None:
+        """Per label, held-out tuned minus equal-weight mean Dice (``None`` without folds)."""
+        if self.held_out is None:
+            return None
+        return _mean_over_cases(self.held_out) - _mean_over_cases(self.baseline_per_case["equal"])
+
+
+def holdout_runs(
+    data: CompactCVData,
+    label_ids: Sequence[int],
+    *,
+    steps: int | None = None,
+    max_rounds: int = 4,
+    refine: int = 4,
+    num_folds: int = 5,
+    fold_rounds: int | None = None,
+    fold_refine: int | None = None,
+) -> HoldoutRuns:
+    """:func:`search_with_holdout`, keeping each fold's weights (for the rule choice).
+
+    Case ``i`` is held out in fold ``i % k``, ``k = min(num_folds, cases)``.
+    """
     label_list = [int(v) for v in label_ids]
     steps = steps or default_steps(data.num_models)
+    data = data.settle()  # same scores for every weight matrix, fewer voxels
     per_case = _baseline_per_case(data, label_list)
     options = {"steps": steps, "max_rounds": max_rounds, "refine": refine}
     jobs: list[_Job] = [(data, label_list, options, per_case, None)]
@@ -750,11 +854,11 @@ def search_with_holdout(
     outcomes = [_search_job(job) for job in jobs]
     result = outcomes[0][0]
     if not folds:
-        return result, None
+        return HoldoutRuns(result, per_case, [], [], None)
     tuned = np.full((n, len(label_list)), np.nan)
     for held, (_, held_dice) in zip(folds, outcomes[1:], strict=True):
         tuned[held] = held_dice
-    return result, _mean_over_cases(tuned) - _mean_over_cases(per_case["equal"])
+    return HoldoutRuns(result, per_case, folds, [o[0].weights for o in outcomes[1:]], tuned)
 
 
 def cross_validated_gain(

@@ -99,7 +99,7 @@ def test_acceptance_spec_fused_by_the_ensemble_module_beats_every_baseline(cv, t
     assert "tuned" in out
     assert "held-out" in out
     spec = json.loads(spec_path.read_text())
-    assert spec["schema_version"] == 1
+    assert spec["schema_version"] == 2
     assert len(spec["members"]) == 2
     assert (tmp_path / "spec_report.json").is_file()
     assert (tmp_path / "spec_gains.png").read_bytes()[:4] == b"\x89PNG"

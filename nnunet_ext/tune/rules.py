@@ -1,0 +1,402 @@
+"""Choose a per-label rule on top of the tuned weights, by its held-out gain and a bootstrap.
+
+For each label ``L`` (smallest reference volume first, which is also the priority order of the
+``from`` rules taken), three kinds of rule compete, from simplest to most complex:
+
+1. ``weighted``: the tuned weights decide, as without rules;
+2. ``from M``: label ``L`` is exactly where member ``M``'s own argmax is ``L`` (a discrete
+   choice among the members);
+3. ``scale``: the weighted decision with label ``L``'s decision scale ``s`` from
+   :data:`SCALE_GRID` (a tuned continuous parameter: threshold moving).
+
+The parameter of a kind (``M`` or ``s``) is chosen on the tuning cases by mean foreground Dice,
+among the choices that keep every label at or above its equal-weight Dice in-sample. The kind
+is decided on held-out cases: with the same k folds over cases as the held-out weight estimate,
+each fold's weights (searched on the other cases) and each fold's parameter (chosen on the other
+cases) are applied to the fold's cases, which gives every case a held-out Dice for every kind.
+A more complex kind replaces the current one only if its held-out gain -- the mean over cases of
+the per-case difference in mean foreground Dice -- exceeds the noise: ``NOISE_Z`` times the
+bootstrap standard error of that mean (:data:`BOOTSTRAP_SAMPLES` resamples of the cases with
+replacement, fixed seed) and at least :data:`MIN_GAIN`.
+
+Member argmax maps of the contested voxels are taken from the float16 compact probabilities
+(settled voxels: every member agrees, see :mod:`nnunet_ext.tune.search`, whose settled test
+allows decision scales up to :data:`MAX_SCALE`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from nnunet_ext.ensemble.fusion import LabelRules, apply_label_rules
+from nnunet_ext.tune.search import MAX_RULE_SCALE, CompactCVData, label_dice
+
+__all__ = [
+    "BOOTSTRAP_SAMPLES",
+    "MAX_SCALE",
+    "MIN_GAIN",
+    "NOISE_Z",
+    "SCALE_GRID",
+    "Candidate",
+    "LabelDecision",
+    "RuleChoice",
+    "bootstrap_noise",
+    "choose_rules",
+]
+
+#: Decision scales tried for a label (threshold moving for a label the fusion under-calls).
+SCALE_GRID = (1.25, 1.5, 2.0, 3.0)
+#: Largest decision scale; :func:`nnunet_ext.tune.search.compact_case` keeps every voxel it
+#: could change.
+MAX_SCALE = MAX_RULE_SCALE
+#: Bootstrap resamples of the cases for the noise of a held-out gain.
+BOOTSTRAP_SAMPLES = 2000
+#: A held-out gain counts when it exceeds this many bootstrap standard errors ...
+NOISE_Z = 2.0
+#: ... and at least this much mean foreground Dice.
+MIN_GAIN = 1e-3
+
+_KINDS = ("weighted", "from", "scale")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One rule for one label.
+
+    Attributes:
+        kind: ``"weighted"``, ``"from"`` or ``"scale"``.
+        member: The member of a ``from`` rule.
+        scale: The decision scale of a ``scale`` rule.
+    """
+
+    kind: str
+    member: int | None = None
+    scale: float | None = None
+
+    def describe(self, members: Sequence[str] | None = None) -> str:
+        """Human-readable form, e.g. ``from m1`` or ``scale x1.5``.
+
+        Examples:
+            >>> Candidate("from", member=1).describe(), Candidate("scale", scale=1.5).describe()
+            ('from m1', 'scale x1.5')
+        """
+        if self.kind == "from" and self.member is not None:
+            return f"from {members[self.member] if members else f'm{self.member}'}"
+        if self.kind == "scale":
+            return f"scale x{self.scale:g}"
+        return "weighted"
+
+
+@dataclass(frozen=True)
+class LabelDecision:
+    """The candidates of one label and the decision.
+
+    Attributes:
+        label: Class index.
+        candidates: Every candidate, each with ``in_sample`` and ``held_out`` ``(L,)`` mean
+            Dice of every label (held out: the folds' weights, this candidate fixed).
+        chosen: The rule taken.
+        steps: The decisions along the chain ``weighted -> from -> scale``: for each complex
+            kind, its held-out gain over the kind before it, the noise, and whether it was
+            taken (``None`` gain: no admissible choice).
+    """
+
+    label: int
+    candidates: list[tuple[Candidate, NDArray[np.float64], NDArray[np.float64]]]
+    chosen: Candidate
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RuleChoice:
+    """The outcome of :func:`choose_rules`.
+
+    Attributes:
+        rules: The rules on class and member indices (for the spec).
+        decisions: One per label, in decision (priority) order.
+        dice: ``(L,)`` in-sample mean Dice with the weights and ``rules``.
+        held_out: ``(L,)`` held-out mean Dice of the whole procedure (weights and rule kinds
+            re-chosen per fold), or ``None`` without folds.
+    """
+
+    rules: LabelRules
+    decisions: list[LabelDecision]
+    dice: NDArray[np.float64]
+    held_out: NDArray[np.float64] | None
+
+
+def bootstrap_noise(
+    differences: NDArray[np.float64], *, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
+) -> float:
+    """Bootstrap standard error of the mean of per-case differences (NaN cases dropped).
+
+    Examples:
+        >>> round(bootstrap_noise(np.array([0.1, 0.1, 0.1])), 6)
+        0.0
+        >>> 0.02 < bootstrap_noise(np.array([0.0, 0.1, 0.2, -0.1, 0.3])) < 0.1
+        True
+    """
+    values = differences[~np.isnan(differences)]
+    if values.size < 2:
+        return float("inf")
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, values.size, size=(samples, values.size))
+    return float(values[picks].mean(axis=1).std())
+
+
+def _mean_over_cases(dice: NDArray[np.float64]) -> NDArray[np.float64]:
+    valid = ~np.isnan(dice)
+    counts = valid.sum(axis=0)
+    sums = np.where(valid, dice, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def _case_score(per_case: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Per-case mean foreground Dice (NaN labels left out; NaN if none)."""
+    valid = ~np.isnan(per_case)
+    counts = valid.sum(axis=1)
+    sums = np.where(valid, per_case, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def _score(mean: NDArray[np.float64]) -> float:
+    return float(np.nanmean(mean)) if np.any(~np.isnan(mean)) else 0.0
+
+
+def _argmax(values: NDArray[Any]) -> NDArray[np.uint8]:
+    """``values.argmax(axis=0)`` as uint8 by a running maximum (first maximum wins)."""
+    best = values[0].copy()
+    out = np.zeros(best.shape, dtype=np.uint8)
+    for c in range(1, values.shape[0]):
+        better = values[c] > best
+        np.copyto(best, values[c], where=better)
+        out[better] = c
+    return out
+
+
+class _Scorer:
+    """Per-case Dice of weights + rules on compact data (all cases at once)."""
+
+    def __init__(self, data: CompactCVData, label_ids: Sequence[int]) -> None:
+        self.data = data
+        self.label_ids = list(label_ids)
+        self.k = data.num_values
+        self.key_base = (data.case_index.astype(np.int64) * self.k + data.reference) * self.k
+        self.size = data.num_cases * self.k * self.k
+        # member argmax of the contested voxels (settled voxels: all members agree)
+        self.member_labels = {m: _argmax(data.probabilities[m]) for m in range(data.num_models)}
+
+    def fused(self, weights: NDArray[np.float64]) -> NDArray[np.float32]:
+        w = np.asarray(weights, dtype=np.float64) / np.sum(weights, axis=0)
+        out = np.empty(self.data.probabilities.shape[1:], dtype=np.float32)
+        for c in range(self.data.num_classes):
+            acc = np.float32(w[0, c]) * self.data.probabilities[0, c].astype(np.float32)
+            for m in range(1, self.data.num_models):
+                acc += np.float32(w[m, c]) * self.data.probabilities[m, c]
+            out[c] = acc
+        return out
+
+    def candidates_per_case(
+        self,
+        fused: NDArray[np.float32],
+        rules: LabelRules,
+        label: int,
+        candidates: Sequence[Candidate],
+    ) -> list[NDArray[np.float64]]:
+        """``per_case`` of ``rules`` plus each candidate for ``label``, on the voxels it changes.
+
+        A candidate can only change a voxel that no earlier ``from`` rule claims and where
+        ``label`` is decided now, some member's argmax is ``label``, or ``MAX_SCALE`` times the
+        fused ``label`` reaches the largest fused value of the other labels the fusion decides.
+        The others are counted once from the labels of ``rules``.
+        """
+        base = apply_label_rules(fused, rules, self.member_labels)
+        base_counts = np.bincount(self.key_base + base, minlength=self.size)
+        taken = {t for t, _ in rules.take}
+        others = [o for o in range(fused.shape[0]) if o != label and o not in taken]
+        reach = fused[others].max(axis=0) if others else np.zeros(base.shape, np.float32)
+        active = (base == label) | (np.float32(MAX_SCALE) * fused[label] >= reach)
+        for m in self.member_labels:
+            active |= self.member_labels[m] == label
+        for t, m in rules.take:
+            active &= self.member_labels[m] != t  # claimed by an earlier rule: never changes
+        index = np.flatnonzero(active)
+        keys = self.key_base[index]
+        fused_active = fused[:, index]
+        maps = {m: labels[index] for m, labels in self.member_labels.items()}
+        without = base_counts - np.bincount(keys + base[index], minlength=self.size)
+        out = []
+        c = fused.shape[0]
+        for candidate in candidates:
+            labels = apply_label_rules(fused_active, _with(rules, label, candidate, c), maps)
+            counts = without + np.bincount(keys + labels, minlength=self.size)
+            confusion = self.data.fixed + counts.reshape(self.data.num_cases, self.k, self.k)
+            out.append(label_dice(confusion, self.label_ids))
+        return out
+
+    def per_case(self, fused: NDArray[np.float32], rules: LabelRules) -> NDArray[np.float64]:
+        labels = apply_label_rules(fused, rules, self.member_labels)
+        counts = np.bincount(self.key_base + labels, minlength=self.size)
+        confusion = self.data.fixed + counts.reshape(self.data.num_cases, self.k, self.k)
+        return label_dice(confusion, self.label_ids)
+
+
+def _with(rules: LabelRules, label: int, candidate: Candidate, num_classes: int) -> LabelRules:
+    scale = dict(enumerate(rules.scale)) if rules.scale is not None else {}
+    take = list(rules.take)
+    if candidate.kind == "from" and candidate.member is not None:
+        take.append((label, candidate.member))
+    elif candidate.kind == "scale" and candidate.scale is not None:
+        scale[label] = candidate.scale
+    return LabelRules.build(num_classes, scale=scale, take=take)
+
+
+def _candidates(num_models: int) -> list[Candidate]:
+    out = [Candidate("weighted")]
+    out += [Candidate("from", member=m) for m in range(num_models)]
+    out += [Candidate("scale", scale=s) for s in SCALE_GRID]
+    return out
+
+
+def _pick(
+    kind: str,
+    candidates: Sequence[Candidate],
+    per_case: Sequence[NDArray[np.float64]],
+    cases: NDArray[np.int64] | slice,
+    equal: NDArray[np.float64],
+) -> int | None:
+    """Index of the best admissible candidate of ``kind`` on ``cases`` (``None``: none)."""
+    floors = _mean_over_cases(equal[cases])
+    best, best_score = None, -np.inf
+    for index, candidate in enumerate(candidates):
+        if candidate.kind != kind:
+            continue
+        mean = _mean_over_cases(per_case[index][cases])
+        valid = ~np.isnan(mean) & ~np.isnan(floors)
+        if kind != "weighted" and np.any(mean[valid] < floors[valid] - 1e-12):
+            continue  # a rule never takes a label below equal weights on its tuning cases
+        score = _score(mean)
+        if score > best_score + 1e-12:
+            best, best_score = index, score
+    return best
+
+
+def choose_rules(
+    data: CompactCVData,
+    label_ids: Sequence[int],
+    weights: NDArray[np.float64],
+    *,
+    equal_per_case: NDArray[np.float64],
+    folds: Sequence[Sequence[int]] = (),
+    fold_weights: Sequence[NDArray[np.float64]] = (),
+) -> RuleChoice:
+    """Choose one rule per label on top of ``weights`` (see the module docstring).
+
+    Args:
+        data: Compact CV data.
+        label_ids: Foreground labels (class indices).
+        weights: ``(M, C)`` weights searched on all cases.
+        equal_per_case: ``(cases, L)`` Dice of equal weights (the admissibility floor).
+        folds: Held-out case indices of each fold (none: in-sample choice only, every label
+            stays ``weighted``).
+        fold_weights: The weights searched without each fold's cases.
+
+    Returns:
+        The rules, every candidate's in-sample and held-out Dice, and the decisions.
+    """
+    label_list = [int(v) for v in label_ids]
+    c, n = data.num_classes, data.num_cases
+    scorer = _Scorer(data, label_list)
+    candidates = _candidates(data.num_models)
+    fused_all = scorer.fused(weights)
+    fused_folds = [scorer.fused(w) for w in fold_weights]
+    all_cases = np.arange(n)
+    trains = [np.setdiff1d(all_cases, np.asarray(held, dtype=np.int64)) for held in folds]
+    helds = [np.asarray(held, dtype=np.int64) for held in folds]
+    # decision order: smallest reference volume first (also the from rules' priority)
+    counts = data.fixed.sum(axis=(0, 2)) + np.bincount(data.reference, minlength=data.num_values)
+    order = sorted(label_list, key=lambda label: (int(counts[label]), label))
+    rules = LabelRules()
+    fold_rules = [LabelRules() for _ in folds]
+    decisions = []
+    for label in order:
+        in_sample = scorer.candidates_per_case(fused_all, rules, label, candidates)
+        # per fold: every candidate on all cases with the fold's weights and decided rules
+        fold_per_case = [
+            scorer.candidates_per_case(fused, fold_rules[f], label, candidates)
+            for f, fused in enumerate(fused_folds)
+        ]
+        held_fixed = []
+        for index in range(len(candidates)):
+            pooled = np.full((n, len(label_list)), np.nan)
+            for f, held in enumerate(helds):
+                pooled[held] = fold_per_case[f][index][held]
+            held_fixed.append(pooled)
+        # per kind: the parameter chosen on all cases (in-sample), and per fold on its
+        # training cases, then applied to its held-out cases
+        chosen_index: dict[str, int | None] = {}
+        held_kind: dict[str, NDArray[np.float64] | None] = {}
+        for kind in _KINDS:
+            chosen_index[kind] = _pick(kind, candidates, in_sample, slice(None), equal_per_case)
+            if not folds:
+                held_kind[kind] = None
+                continue
+            pooled = np.full((n, len(label_list)), np.nan)
+            complete = True
+            for f, (train, held) in enumerate(zip(trains, helds, strict=True)):
+                fold_pick = _pick(kind, candidates, fold_per_case[f], train, equal_per_case)
+                if fold_pick is None:
+                    complete = False
+                    break
+                pooled[held] = fold_per_case[f][fold_pick][held]
+            held_kind[kind] = pooled if complete else None
+        current = "weighted"
+        steps = []
+        for kind in _KINDS[1:]:
+            step: dict[str, Any] = {"kind": kind, "over": current}
+            held_new, held_current = held_kind[kind], held_kind[current]
+            if chosen_index[kind] is None or held_new is None or held_current is None:
+                step.update(gain=None, noise=None, taken=False)
+                steps.append(step)
+                continue
+            diff = _case_score(held_new) - _case_score(held_current)
+            gain = float(np.nanmean(diff)) if np.any(~np.isnan(diff)) else 0.0
+            noise = bootstrap_noise(diff)
+            taken = gain > max(NOISE_Z * noise, MIN_GAIN)
+            step.update(gain=gain, noise=noise, taken=taken)
+            steps.append(step)
+            if taken:
+                current = kind
+        chosen = candidates[chosen_index[current] or 0]  # "weighted" is always index 0
+        rules = _with(rules, label, chosen, c)
+        if chosen.kind != "weighted":
+            for f, train in enumerate(trains):
+                pick = _pick(current, candidates, fold_per_case[f], train, equal_per_case)
+                if pick is not None:  # always: a kind is taken only if every fold had one
+                    fold_rules[f] = _with(fold_rules[f], label, candidates[pick], c)
+        decisions.append(
+            LabelDecision(
+                label=label,
+                candidates=[
+                    (k, _mean_over_cases(i), _mean_over_cases(h))
+                    for k, i, h in zip(candidates, in_sample, held_fixed, strict=True)
+                ],
+                chosen=chosen,
+                steps=steps,
+            )
+        )
+    dice = _mean_over_cases(scorer.per_case(fused_all, rules))
+    held_out = None
+    if folds:
+        pooled = np.full((n, len(label_list)), np.nan)
+        for f, held in enumerate(helds):
+            pooled[held] = scorer.per_case(fused_folds[f], fold_rules[f])[held]
+        held_out = _mean_over_cases(pooled)
+    return RuleChoice(rules=rules, decisions=decisions, dice=dice, held_out=held_out)

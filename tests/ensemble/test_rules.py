@@ -1,0 +1,188 @@
+"""Per-label rules: "scale" and "from", on arrays, streamed, and through folders/CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from nnunet_ext.ensemble import (
+    EnsembleSpec,
+    FusionAccumulator,
+    LabelRules,
+    apply_label_rules,
+    ensemble_folders,
+    fuse_probabilities,
+    fuse_to_labels,
+    probabilities_to_labels,
+)
+from nnunet_ext.io import read_labels
+
+
+def reference_rules(fused, scale, take, member_maps):
+    """The definition, voxel by voxel, in float64 Python."""
+    c, n = fused.shape[0], fused[0].size
+    flat = fused.reshape(c, -1).astype(np.float64)
+    taken = {label for label, _ in take}
+    out = np.zeros(n, dtype=np.int64)
+    for v in range(n):
+        claimed = [label for label, m in take if member_maps[m].reshape(-1)[v] == label]
+        if claimed:
+            out[v] = claimed[0]
+            continue
+        scores = [
+            -np.inf if k in taken else np.float32(flat[k, v]) * np.float32(scale[k])
+            for k in range(c)
+        ]
+        out[v] = int(np.argmax(scores))
+    return out.reshape(fused.shape[1:])
+
+
+def softmax(rng, shape):
+    logits = rng.normal(0, 2, size=shape).astype(np.float32)
+    e = np.exp(logits - logits.max(axis=0))
+    return (e / e.sum(axis=0)).astype(np.float32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    num_classes=st.integers(2, 5),
+    num_members=st.integers(1, 3),
+    data=st.data(),
+)
+def test_rules_match_their_definition(seed, num_classes, num_members, data):
+    rng = np.random.default_rng(seed)
+    members = [softmax(rng, (num_classes, 3, 7)) for _ in range(num_members)]
+    if seed % 2:  # coarse values: exact ties, which go to the lower label
+        members = [(np.round(p * 4) / 4).astype(np.float32) for p in members]
+    scale = data.draw(
+        st.lists(st.sampled_from([1.0, 0.5, 1.5, 3.0]), min_size=num_classes, max_size=num_classes)
+    )
+    labels = data.draw(
+        st.lists(st.integers(0, num_classes - 1), unique=True, max_size=min(3, num_classes - 1))
+    )
+    take = [(label, data.draw(st.integers(0, num_members - 1))) for label in labels]
+    rules = LabelRules.build(num_classes, scale=dict(enumerate(scale)), take=take)
+    maps = {m: probabilities_to_labels(p) for m, p in enumerate(members)}
+    fused = fuse_probabilities(members)
+    got = apply_label_rules(fused, rules, maps)
+    np.testing.assert_array_equal(got, reference_rules(fused, scale, take, maps))
+    np.testing.assert_array_equal(fuse_to_labels(members, rules=rules), got)
+    # a from rule's label is exactly where its member says it, minus what earlier rules claim
+    for index, (label, member) in enumerate(take):
+        earlier = np.zeros(got.shape, dtype=bool)
+        for other, m in take[:index]:
+            earlier |= maps[m] == other
+        np.testing.assert_array_equal((got == label) & ~earlier, (maps[member] == label) & ~earlier)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    probabilities=hnp.arrays(
+        np.float32,
+        st.tuples(st.integers(1, 4), st.integers(1, 6), st.integers(1, 5)),
+        elements=st.floats(0, 1, width=32),
+    )
+)
+def test_no_rules_and_unit_scales_are_the_plain_argmax(probabilities):
+    plain = probabilities.argmax(axis=0)
+    c = probabilities.shape[0]
+    np.testing.assert_array_equal(apply_label_rules(probabilities, LabelRules()), plain)
+    unit = LabelRules.build(c, scale=dict.fromkeys(range(c), 1.0))
+    assert unit.is_identity
+    np.testing.assert_array_equal(probabilities_to_labels(probabilities, rules=unit), plain)
+
+
+def test_streamed_member_argmax_equals_np_argmax_in_any_chunk_order(rng):
+    shape = (4, 3, 5, 6)
+    members = [softmax(rng, shape) for _ in range(3)]
+    members[2] = (np.round(members[2] * 4) / 4).astype(np.float32)  # many exact ties
+    acc = FusionAccumulator(shape, weights=[1, 2, 3], num_members=3, argmax_members=[0, 2])
+    size = members[0].size
+    for m, member in enumerate(members):
+        flat = member.reshape(-1)
+        starts = list(range(0, size, 17))
+        if m == 2:
+            starts.reverse()  # chunks of one member in any order
+        for start in starts:
+            acc.add(m, start, flat[start : start + 17])
+    maps = acc.member_labels()
+    assert sorted(maps) == [0, 2]
+    for m in (0, 2):
+        assert maps[m].dtype == np.uint8
+        np.testing.assert_array_equal(maps[m], members[m].argmax(axis=0))
+    np.testing.assert_array_equal(acc.result(), fuse_probabilities(members, [1, 2, 3]))
+
+
+def test_rule_errors():
+    fused = np.full((3, 2), 1 / 3, dtype=np.float32)
+    with pytest.raises(ValueError, match="member_labels must hold member 1"):
+        apply_label_rules(fused, LabelRules.build(3, take=[(2, 1)]), {0: np.zeros(2, np.uint8)})
+    with pytest.raises(ValueError, match=r"must have the spatial shape \(2,\)"):
+        apply_label_rules(fused, LabelRules.build(3, take=[(2, 0)]), [np.zeros(3, np.uint8)])
+    with pytest.raises(ValueError, match="take must name each label once"):
+        LabelRules.build(3, take=[(2, 0), (2, 1)])
+    with pytest.raises(ValueError, match="at least one of the 2 labels to the fusion"):
+        LabelRules.build(2, take=[(0, 0), (1, 1)])
+    with pytest.raises(ValueError, match="region-based"):
+        probabilities_to_labels(
+            fused, regions_class_order=[1, 2, 3], rules=LabelRules.build(3, scale={1: 2})
+        )
+
+
+def test_folder_ensemble_applies_rules_like_the_array_function(make_folders, tmp_path):
+    folders = make_folders(2, cases=("c0", "c1"), names=("pred_2d", "pred_3d_fullres"))
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(
+        json.dumps(
+            {
+                "schema_version": 2,
+                "members": [
+                    {"path": "pred_2d", "weight": 0.3, "name": "2d"},
+                    {"path": "pred_3d_fullres", "weight": 0.7, "label_weights": {"LV": 2}},
+                ],
+                "rules": [
+                    {"label": "RV", "from": "2d"},
+                    {"label": "1", "from": 1},
+                    {"label": "LV", "scale": 1.7},
+                ],
+            }
+        )
+    )
+    ensemble_folders(None, tmp_path / "out", spec=spec_file, num_workers=2)
+    rules = LabelRules.build(4, scale={2: 1.7}, take=[(3, 0), (1, 1)])
+    weights = np.array([[0.3, 0.3, 0.3, 0.3], [0.7, 0.7, 2.0, 0.7]])
+    for case in ("c0", "c1"):
+        members = [np.load(f / f"{case}.npz")["probabilities"] for f in folders]
+        expected = fuse_to_labels(members, weights, rules)
+        got = read_labels(tmp_path / "out" / f"{case}.nii.gz").array
+        np.testing.assert_array_equal(got, expected)
+        # label 3 ("RV") is exactly the 2d member's RV
+        np.testing.assert_array_equal(got == 3, members[0].argmax(axis=0) == 3)
+    # other rules into the same folder: refused, not mixed
+    spec = EnsembleSpec.load(spec_file)
+    changed = EnsembleSpec(spec.members, spec.rules[:1])
+    with pytest.raises(FileExistsError, match="other inputs or weights"):
+        ensemble_folders(None, tmp_path / "out", spec=changed)
+
+
+def test_unknown_rule_label_is_named_before_any_output(make_folders, tmp_path):
+    folders = make_folders(2, cases=("c0",))
+    spec = EnsembleSpec.from_weights(folders, rules=[{"label": "Rv", "from": 0}])
+    with pytest.raises(ValueError, match=r"rules\[0\] of the spec name label 'Rv'.*'RV'"):
+        ensemble_folders(None, tmp_path / "out", spec=spec)
+    assert not (tmp_path / "out").exists()
+
+
+def test_from_rule_needs_the_member_of_each_case(make_folders, tmp_path):
+    folders = make_folders(2, cases=("c0", "c1"))
+    (folders[1] / "c1.npz").unlink()
+    (folders[1] / "c1.pkl").unlink()
+    spec = EnsembleSpec.from_weights(folders, rules=[{"label": 3, "from": 1}])
+    with pytest.raises(ValueError, match="from rule for label 3 needs member 1"):
+        ensemble_folders(None, tmp_path / "out", spec=spec, allow_missing=True)

@@ -1,0 +1,180 @@
+"""Per-label rules chosen by the tuner: "from" a member, decision scales, held-out decisions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nnunet_ext.ensemble import ensemble_folders
+from nnunet_ext.io import read_labels
+from nnunet_ext.synthetic import make_case, write_prediction_folder
+from nnunet_ext.tune import tune_weights
+from nnunet_ext.tune.report import report_dict, write_outputs
+from nnunet_ext.tune.rules import bootstrap_noise, choose_rules
+from nnunet_ext.tune.search import compact_case, holdout_runs, merge_cases
+
+
+def forgetful_member(rng, reference, *, good, forgets, p_true=0.28):
+    """Softmax probabilities that are right but unsure (``p_true``) on ``good`` labels and
+    confidently background (0.999) on the ``forgets`` labels: it never predicts them."""
+    num_classes = 4
+    p = np.zeros((num_classes, *reference.shape), dtype=np.float64)
+    p[0][reference == 0] = 0.97
+    p[1:, reference == 0] = 0.01
+    rest = (1 - p_true) / (num_classes - 1)
+    for c in good:
+        at = reference == c
+        p[:, at] = rest
+        p[c, at] = p_true
+    for c in forgets:
+        at = reference == c
+        p[:, at] = 0.001 / (num_classes - 1)
+        p[0, at] = 0.999
+    p *= 1 + 0.02 * rng.random(p.shape)  # a little texture, argmax unchanged
+    return (p / p.sum(axis=0)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def forgot_rv(tmp_path_factory):
+    """Model "3d" never predicts RV (label 3) and is unsure on 1, 2; model "2d" is unsure on
+    RV and confidently background on 1, 2. No weighting (with scales up to 3) keeps both."""
+    root = tmp_path_factory.mktemp("forgot_rv")
+    rng = np.random.default_rng(7)
+    references, members = {}, ({}, {})
+    for i in range(8):
+        _, ref = make_case(rng, shape=(8, 32, 32), with_small_label=i % 4 != 3)
+        case = f"case_{i:03d}"
+        references[case] = ref
+        members[0][case] = forgetful_member(rng, ref, good=(1, 2), forgets=(3,))
+        members[1][case] = forgetful_member(rng, ref, good=(3,), forgets=(1, 2))
+    dirs = [
+        write_prediction_folder(root / name, probs)
+        for name, probs in zip(("3d", "2d"), members, strict=True)
+    ]
+    ref_dir = root / "gt"
+    ref_dir.mkdir()
+    import SimpleITK as sitk  # noqa: N813
+
+    for case, ref in references.items():
+        image = sitk.GetImageFromArray(ref)
+        image.SetSpacing((1.0, 1.0, 2.5))
+        sitk.WriteImage(image, str(ref_dir / f"{case}.nii.gz"), True)
+    (root / "dataset.json").write_text((dirs[0] / "dataset.json").read_text())
+    return dirs, ref_dir, members
+
+
+def test_acceptance_the_tuner_takes_rv_from_the_model_that_predicts_it(forgot_rv, tmp_path):
+    dirs, ref_dir, members = forgot_rv
+    result = tune_weights(dirs, ref_dir, cv_folds=4)
+    assert (3, "from", 1, None) in result.rules
+    rv = next(d for d in result.decisions if d.label == 3)
+    assert rv.chosen.kind == "from"
+    assert rv.chosen.member == 1
+    from_step = rv.steps[0]
+    assert from_step["kind"] == "from"
+    assert from_step["taken"]
+    assert from_step["gain"] > 2 * from_step["noise"]
+    # the weights alone cannot keep both: RV or the large labels suffer
+    assert result.weights_dice is not None
+    assert np.min(result.weights_dice) < 0.5
+    assert result.dice[2] > 0.99  # RV with the rule
+    spec_file, report_file, figure = write_outputs(result, tmp_path / "spec.json")
+    spec = json.loads(spec_file.read_text())
+    assert spec["schema_version"] == 2
+    assert {"label": "3", "from": 1} in spec["rules"]
+    ensemble_folders(None, tmp_path / "fused", spec=spec_file)
+    for case, probs in members[1].items():
+        fused = read_labels(tmp_path / "fused" / f"{case}.nii.gz").array
+        # the fused label map equals the 2d model's for RV
+        np.testing.assert_array_equal(fused == 3, probs.argmax(axis=0) == 3)
+    report = json.loads(report_file.read_text())
+    rv_report = next(item for item in report["labels"] if item["label"] == 3)
+    described = {c["rule"] for c in rv_report["candidates"]}
+    assert {"weighted", "from m0", "from m1", "scale x1.5", "scale x3"} <= described
+    for candidate in rv_report["candidates"]:
+        assert set(candidate) >= {"rule", "in_sample_dice", "held_out_dice"}
+    assert rv_report["rule"] == "from m1"
+    assert figure.stat().st_size > 0
+
+
+def test_no_rule_without_a_held_out_gain(forgot_rv):
+    """Without folds there is no held-out estimate: every label stays weighted."""
+    dirs, ref_dir, _ = forgot_rv
+    result = tune_weights(dirs, ref_dir, cv_folds=0)
+    assert result.rules == []
+    assert all(d.chosen.kind == "weighted" for d in result.decisions)
+    np.testing.assert_array_equal(result.dice, result.weights_dice)
+
+
+def test_rules_off_reproduces_the_weights_only_tuner(cv):
+    model_dirs, ref_dir = cv
+    with_rules = tune_weights(model_dirs, ref_dir, cv_folds=3)
+    without = tune_weights(model_dirs, ref_dir, cv_folds=3, rules=False)
+    np.testing.assert_array_equal(with_rules.weights, without.weights)
+    assert without.rules == []
+    assert without.decisions == []
+    # rules never take a label below equal weights in-sample
+    assert np.all(with_rules.dice >= with_rules.baselines["equal"] - 1e-12)
+    assert report_dict(with_rules)["schema_version"] == 2
+
+
+def test_a_useless_rule_is_not_taken():
+    """Two identical members: no rule can gain held out, so every label stays weighted."""
+    rng = np.random.default_rng(4)
+    cases = []
+    for _ in range(6):
+        _, ref = make_case(rng, shape=(6, 24, 24))
+        p = forgetful_member(rng, ref, good=(1, 2, 3), forgets=(), p_true=0.6)
+        cases.append(compact_case([p, p.copy()], ref))
+    data = merge_cases(cases)
+    runs = holdout_runs(data, [1, 2, 3], num_folds=3)
+    choice = choose_rules(
+        data,
+        [1, 2, 3],
+        runs.result.weights,
+        equal_per_case=runs.baseline_per_case["equal"],
+        folds=runs.folds,
+        fold_weights=runs.fold_weights,
+    )
+    assert choice.rules.is_identity
+    assert all(not step["taken"] for d in choice.decisions for step in d.steps)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    values=st.lists(st.floats(-1, 1), min_size=2, max_size=30),
+    shift=st.floats(-1, 1),
+)
+def test_bootstrap_noise_is_shift_invariant_and_shrinks_with_more_cases(values, shift):
+    base = np.array(values)
+    noise = bootstrap_noise(base)
+    assert noise >= 0
+    assert bootstrap_noise(base + shift) == pytest.approx(noise, abs=1e-9)
+    assert bootstrap_noise(np.tile(base, 4)) <= noise * 0.75 + 1e-12
+    assert bootstrap_noise(np.array([0.5])) == float("inf")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_candidates_scored_on_the_voxels_they_change_equal_full_scoring(seed):
+    from nnunet_ext.ensemble import LabelRules
+    from nnunet_ext.tune.rules import _candidates, _Scorer, _with
+
+    rng = np.random.default_rng(seed)
+    cases = []
+    for _ in range(3):
+        ref = rng.integers(0, 4, size=(5, 9, 9))
+        members = [rng.dirichlet([1, 1, 1, 1], size=ref.shape).transpose(3, 0, 1, 2) for _ in "ab"]
+        cases.append(compact_case([m.astype(np.float32) for m in members], ref))
+    data = merge_cases(cases)
+    scorer = _Scorer(data, [1, 2, 3])
+    fused = scorer.fused(rng.random((2, 4)) + 0.1)
+    decided = LabelRules.build(4, scale={2: 1.5}, take=[(3, 1)])
+    candidates = _candidates(2)
+    fast = scorer.candidates_per_case(fused, decided, 1, candidates)
+    for candidate, got in zip(candidates, fast, strict=True):
+        expected = scorer.per_case(fused, _with(decided, 1, candidate, 4))
+        np.testing.assert_array_equal(got, expected)
