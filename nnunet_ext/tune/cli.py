@@ -123,6 +123,13 @@ def run(args: argparse.Namespace) -> int:
         result, out, report_path=args.report, figure_path=args.figure
     )
     print(f"\nwrote {spec}, {report} and {figure}")
+    from nnunet_ext.tune.boundary import add_to_report, boundary_metrics, format_boundary
+
+    boundary = boundary_metrics(
+        result, num_workers=args.num_workers, dataset_json=args.dataset_json
+    )
+    add_to_report(report, boundary)
+    print("\n" + format_boundary(boundary))
     if args.postprocess:
         from nnunet_ext.tune.postprocessing import determine_postprocessing
 
