@@ -6,8 +6,12 @@ share): the voxels of a mask with at least one face neighbour (6-connectivity in
 with SciPy's default cross-shaped structure and a zero border.
 
 For each pair of masks the two directed distance arrays are computed once: from every predicted
-surface voxel to the nearest reference surface voxel, and back, as SciPy's exact Euclidean
-distance transform with ``sampling=spacing`` (millimetres, anisotropic spacing respected).
+surface voxel to the nearest reference surface voxel, and back, exact Euclidean distances in
+millimetres (anisotropic spacing respected): by SciPy's ``distance_transform_edt`` with
+``sampling=spacing`` on the crop, or, when the surfaces are sparse in the crop (fewer surface
+voxels than a quarter of the crop's voxels, the usual case for compact organs), by a SciPy
+``cKDTree`` nearest-neighbour query over the surface voxels' physical coordinates, which gives
+the same distances (MONAI 1.6 does the same on CPU) at a fraction of the cost.
 Every metric is derived from these two arrays:
 
 * ``hd``: the larger of the two directed maxima (MONAI ``compute_hausdorff_distance``, MedPy
@@ -23,7 +27,7 @@ Every metric is derived from these two arrays:
 Speed: the work is done on a crop around both masks (their joint bounding box plus one voxel
 of zero padding, which is exact: every surface voxel lies inside, and the padding plays the
 image border), the surfaces are extracted once per mask with array slicing, and only two
-distance transforms run per label.
+distance queries (transforms or trees) run per label.
 
 Empty masks are not handled here: :func:`surface_distances` needs both masks non-empty; the
 values for empty cases come from :mod:`nnunet_ext.evaluate.conventions`.
@@ -142,8 +146,6 @@ def surface_distances(
         >>> d.prediction_to_reference.tolist(), d.reference_to_prediction.tolist()
         ([0.0, 0.0, 0.5, 1.0], [0.0, 0.0])
     """
-    from scipy.ndimage import distance_transform_edt
-
     ref = np.asarray(reference, dtype=bool)
     pred = np.asarray(prediction, dtype=bool)
     if ref.shape != pred.shape:
@@ -160,12 +162,43 @@ def surface_distances(
         raise ValueError("surface_distances needs two non-empty masks; handle empty ones first.")
     ref_surface = mask_surface(_padded_crop(ref, box))
     pred_surface = mask_surface(_padded_crop(pred, box))
-    to_ref = distance_transform_edt(~ref_surface, sampling=sampling)[pred_surface]
-    to_pred = distance_transform_edt(~pred_surface, sampling=sampling)[ref_surface]
+    num_points = np.count_nonzero(ref_surface) + np.count_nonzero(pred_surface)
+    if num_points * SPARSE_FRACTION < ref_surface.size:
+        to_ref, to_pred = _tree_distances(ref_surface, pred_surface, sampling)
+    else:
+        to_ref, to_pred = _transform_distances(ref_surface, pred_surface, sampling)
     return SurfaceDistances(
         prediction_to_reference=np.asarray(to_ref, dtype=np.float64),
         reference_to_prediction=np.asarray(to_pred, dtype=np.float64),
     )
+
+
+#: Nearest-neighbour trees replace distance transforms when the surface voxels of both masks
+#: are fewer than ``1 / SPARSE_FRACTION`` of the crop (measured break-even: about 1/4).
+SPARSE_FRACTION = 4
+
+
+def _transform_distances(
+    ref_surface: NDArray[np.bool_], pred_surface: NDArray[np.bool_], sampling: tuple[float, ...]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    from scipy.ndimage import distance_transform_edt
+
+    to_ref = distance_transform_edt(~ref_surface, sampling=sampling)[pred_surface]
+    to_pred = distance_transform_edt(~pred_surface, sampling=sampling)[ref_surface]
+    return to_ref, to_pred
+
+
+def _tree_distances(
+    ref_surface: NDArray[np.bool_], pred_surface: NDArray[np.bool_], sampling: tuple[float, ...]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    from scipy.spatial import cKDTree
+
+    scale = np.asarray(sampling, dtype=np.float64)
+    ref_points = np.argwhere(ref_surface) * scale
+    pred_points = np.argwhere(pred_surface) * scale
+    to_ref = cKDTree(ref_points, leafsize=32).query(pred_points, k=1)[0]
+    to_pred = cKDTree(pred_points, leafsize=32).query(ref_points, k=1)[0]
+    return to_ref, to_pred
 
 
 def distance_metrics(

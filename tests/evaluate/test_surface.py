@@ -190,3 +190,42 @@ def test_unknown_metric_and_bad_tolerance():
         distance_metrics(d, ("hd99",))
     with pytest.raises(ValueError, match="nsd_tolerance"):
         distance_metrics(d, ("nsd",), nsd_tolerance=-1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tree_and_transform_paths_give_the_same_distances(seed, monkeypatch):
+    from nnunet_ext.evaluate import surface
+
+    rng = np.random.default_rng(seed)
+    ref = ndimage.binary_opening(rng.random((9, 16, 14)) < 0.55)
+    pred = ndimage.binary_closing(rng.random((9, 16, 14)) < 0.5)
+    pred[0, 0, 0] = True  # a far voxel: a sparse crop
+    results = []
+    for fraction in (10**9, 0):  # always the tree, never the tree
+        monkeypatch.setattr(surface, "SPARSE_FRACTION", fraction)
+        results.append(surface_distances(ref, pred, (1.5, 0.7, 0.7)))
+    tree, transform = results
+    np.testing.assert_allclose(
+        tree.prediction_to_reference, transform.prediction_to_reference, rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        tree.reference_to_prediction, transform.reference_to_prediction, rtol=1e-12
+    )
+
+
+def test_compact_structures_use_the_tree_and_match_the_references():
+    """Two offset anisotropic ellipsoids in a larger volume: the sparse (tree) path."""
+    z, y, x = np.meshgrid(np.arange(24), np.arange(48), np.arange(48), indexing="ij")
+    ref = ((z - 11) * 1.5) ** 2 + ((y - 22) * 0.7) ** 2 + ((x - 24) * 0.7) ** 2 < 11**2
+    pred = ((z - 12) * 1.5) ** 2 + ((y - 25) * 0.7) ** 2 + ((x - 23) * 0.7) ** 2 < 10**2
+    ref_s, pred_s = mask_surface(ref), mask_surface(pred)
+    assert (ref_s.sum() + pred_s.sum()) * 4 < ref.size  # really the tree path
+    spacing = (1.5, 0.7, 0.7)
+    ours = distance_metrics(surface_distances(ref, pred, spacing), nsd_tolerance=1.0)
+    medpy = medpy_values(ref, pred, spacing)
+    monai = monai_values(ref, pred, spacing, 1.0)
+    for name in ("hd", "hd95_pooled", "assd"):
+        assert abs(ours[name] - medpy[name]) <= 1e-6
+    for name in ("hd", "hd95", "nsd"):
+        assert float32_close(ours[name], monai[name])
+    assert 0 < ours["nsd"] < 1
