@@ -117,7 +117,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "determine",
         help="choose a plan on validation predictions vs references",
         description="Try each step per label on validation predictions; keep it only if that "
-        "label's mean Dice improves (nnU-Net's rule). Writes a plan JSON with the metrics.",
+        "label's mean Dice improves (nnU-Net's rule), or the mean of --metric (HD95, NSD, ASSD, "
+        "a score file). Writes a plan JSON with the metrics.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_verbose_to_subcommand(determine)
