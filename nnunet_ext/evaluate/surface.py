@@ -194,11 +194,26 @@ def _tree_distances(
     from scipy.spatial import cKDTree
 
     scale = np.asarray(sampling, dtype=np.float64)
-    ref_points = np.argwhere(ref_surface) * scale
-    pred_points = np.argwhere(pred_surface) * scale
-    to_ref = cKDTree(ref_points, leafsize=32).query(pred_points, k=1)[0]
-    to_pred = cKDTree(pred_points, leafsize=32).query(ref_points, k=1)[0]
-    return to_ref, to_pred
+    shared = ref_surface & pred_surface  # distance 0 both ways: no query needed
+    out = []
+    for source, target in ((pred_surface, ref_surface), (ref_surface, pred_surface)):
+        distances = np.zeros(int(np.count_nonzero(source)), dtype=np.float64)
+        # positions of the not-shared voxels among the source's voxels (C order, as [mask])
+        query = ~shared[source]
+        if query.any():
+            tree = cKDTree(
+                np.argwhere(target) * scale, leafsize=32, balanced_tree=False, compact_nodes=False
+            )
+            points = np.argwhere(source & ~shared) * scale
+            # most boundary errors are small: a bounded search first (prunes the tree), then
+            # an unbounded one for the points it left (inf); exact either way
+            found = tree.query(points, k=1, distance_upper_bound=2 * float(scale.max()))[0]
+            far = ~np.isfinite(found)
+            if far.any():
+                found[far] = tree.query(points[far], k=1)[0]
+            distances[query] = found
+        out.append(distances)
+    return out[0], out[1]
 
 
 def distance_metrics(
