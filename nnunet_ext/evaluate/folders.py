@@ -557,7 +557,9 @@ def evaluate_folder(
             f"--empty {empty} and --convention {convention} both set Dice for empty cases; "
             "the convention fixes it, so leave --empty at nan."
         )
-    score_spec = score if isinstance(score, ScoreSpec) or score is None else load_score(score)
+    # a path is loaded; anything else is taken as a parsed spec (no isinstance: doctest
+    # collection may import the score module twice, giving two ScoreSpec classes)
+    score_spec = load_score(score) if isinstance(score, (str, os.PathLike)) else score
     wanted = parse_metrics([*metrics, *(score_spec.metrics if score_spec else ())])
     pred_root, ref_root = Path(prediction_dir), Path(reference_dir)
     for name, folder in (("prediction folder", pred_root), ("reference folder", ref_root)):

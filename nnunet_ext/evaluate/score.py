@@ -90,7 +90,7 @@ class ScoreSpec:
     Attributes:
         terms: The weighted terms.
         label_weights: Label key (``"1"``, ``"(1, 2)"``) to weight; unlisted labels weigh 1.
-        name: Free text shown in reports.
+        name: Free text shown in reports (default: the file's name).
         source: Where it was read from.
     """
 
@@ -175,7 +175,7 @@ class ScoreSpec:
         label_weights = {
             str(k): _number(v, f"{source}: label_weights[{k!r}]") for k, v in raw_weights.items()
         }
-        name = data.get("name", "score")
+        name = data.get("name", Path(source).name)
         if not isinstance(name, str):
             raise ValueError(f"{source}: name must be a string; got {name!r}.")
         return cls(tuple(terms), label_weights, name, source)
