@@ -43,6 +43,7 @@ __all__ = [
     "boundary_values",
     "column_keys",
     "label_mask",
+    "nan_mean",
     "parse_metrics",
     "volume_values",
 ]
