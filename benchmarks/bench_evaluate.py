@@ -4,6 +4,14 @@ Both run on the same synthetic label folders with the same number of worker proc
 Full size: 10 cases of 64x224x224 (labels 0-3, 5% of voxels flipped to a random label);
 `--small`: 4 cases of 16x64x64. Data written once to `benchmarks/_data/evaluate_{full,small}`.
 Usage: .venv/bin/python benchmarks/bench_evaluate.py [--small] [--workers 2] [--repeats 2]
+
+With `--metrics dice hd95 assd nsd` (issue 15) it times instead, on predictions with realistic
+boundary errors (a 1-2 voxel shift, boundary noise, a small false-positive blob; spacing
+0.7 x 0.7 x 1.5 mm; written once to `benchmarks/_data/boundary_{full,small}`):
+our Dice-only evaluation, ours with those metrics, and MONAI's functions
+(`compute_hausdorff_distance(percentile=95)`, `compute_average_surface_distance(symmetric=True)`,
+`compute_surface_dice`, on one-hot tensors of the same files read by the same reader) with the
+same worker processes, alternating, and checks that the numbers agree.
 """
 
 from __future__ import annotations
@@ -36,12 +44,118 @@ def _write_data(root: Path, cases: int, shape: tuple[int, int, int]) -> None:
     (root / "done").write_text("ok")
 
 
+def _write_boundary_data(root: Path, cases: int, shape: tuple[int, int, int]) -> None:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(1)
+    for sub in ("ref", "pred"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(cases):
+        _, labels = make_case(rng, shape=shape)
+        pred = np.roll(labels, int(rng.integers(1, 3)), axis=int(rng.integers(1, 3)))
+        edge = ndimage.morphological_gradient(pred, size=3) > 0
+        flip = edge & (rng.random(shape) < 0.3)
+        pred[flip] = ndimage.maximum_filter(pred, size=3)[flip]
+        z, y, x = (int(rng.integers(n // 4, 3 * n // 4)) for n in shape)
+        pred[z : z + 3, y : y + 4, x : x + 4] = 1 + i % 3  # a false-positive blob
+        for sub, array in (("ref", labels), ("pred", pred)):
+            image = sitk.GetImageFromArray(array)
+            image.SetSpacing((0.7, 0.7, 1.5))
+            sitk.WriteImage(image, str(root / sub / f"c{i:02d}.nii.gz"), True)
+    (root / "done").write_text("ok")
+
+
+def _monai_case(job: tuple[str, str, float]) -> list[list[float]]:
+    """Worker: MONAI's HD95, ASSD, NSD and Dice of labels 1-3 of one case (top-level: spawn)."""
+    import warnings
+
+    import torch
+    from monai.metrics import (
+        compute_average_surface_distance,
+        compute_dice,
+        compute_hausdorff_distance,
+        compute_surface_dice,
+    )
+
+    from nnunet_ext.io import read_labels
+
+    reference = read_labels(job[0])
+    prediction = read_labels(job[1]).array
+    spacing = tuple(reversed(reference.spacing))
+    labels = [1, 2, 3]
+    y = torch.from_numpy(np.stack([reference.array == v for v in labels])[None].astype(np.float32))
+    y_pred = torch.from_numpy(np.stack([prediction == v for v in labels])[None].astype(np.float32))
+    common = {"include_background": True}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        values = [
+            compute_dice(y_pred, y, **common),
+            compute_hausdorff_distance(y_pred, y, percentile=95, spacing=spacing, **common),
+            compute_average_surface_distance(y_pred, y, symmetric=True, spacing=spacing, **common),
+            compute_surface_dice(y_pred, y, [job[2]] * 3, spacing=spacing, **common),
+        ]
+    return [v[0].tolist() for v in values]
+
+
+def _boundary(args: argparse.Namespace) -> None:
+    from nnunet_ext._parallel import map_cases
+
+    cases, shape = (4, (16, 64, 64)) if args.small else (10, (64, 224, 224))
+    root = Path(__file__).parent / "_data" / f"boundary_{'small' if args.small else 'full'}"
+    if not (root / "done").is_file():
+        _write_boundary_data(root, cases, shape)
+    files = sorted((root / "ref").glob("*.nii.gz"))
+    jobs = [(str(f), str(root / "pred" / f.name), args.nsd_tolerance) for f in files]
+    dice_s, ours_s, monai_s = [], [], []
+    for _ in range(args.repeats):  # alternate, so that load changes hit all alike
+        t = time.perf_counter()
+        evaluate_folder(root / "pred", root / "ref", labels=[1, 2, 3], num_workers=args.workers)
+        dice_s.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        ours = evaluate_folder(
+            root / "pred",
+            root / "ref",
+            labels=[1, 2, 3],
+            num_workers=args.workers,
+            metrics=args.metrics,
+            nsd_tolerance=args.nsd_tolerance,
+        )
+        ours_s.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        theirs = map_cases(_monai_case, jobs, num_workers=args.workers, desc="monai")
+        monai_s.append(time.perf_counter() - t)
+    worst = {}
+    for index, key in ((1, "hd95"), (2, "assd"), (3, "nsd")):
+        if key in ours.metrics:
+            worst[key] = max(
+                abs(float(case.values[key][j]) - theirs[i][index][j])
+                for i, case in enumerate(ours.cases)
+                for j in range(3)
+            )
+    t_dice, t_ours, t_monai = (statistics.median(v) for v in (dice_s, ours_s, monai_s))
+    print(
+        f"{cases} cases of {'x'.join(map(str, shape))}, labels 1-3, spacing 1.5x0.7x0.7 mm, "
+        f"{args.workers} worker process(es) each, median of {args.repeats}"
+    )
+    print(
+        f"ours Dice only: {t_dice:.2f} s; ours --metrics {' '.join(args.metrics)}: {t_ours:.2f} s "
+        f"({t_ours / t_dice:.2f}x Dice-only); MONAI: {t_monai:.2f} s "
+        f"(ours {t_monai / t_ours:.1f}x faster); max |diff| vs MONAI "
+        + ", ".join(f"{k} {v:.1e}" for k, v in worst.items())
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--small", action="store_true")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--metrics", nargs="+", default=None)
+    parser.add_argument("--nsd-tolerance", type=float, default=1.0)
     args = parser.parse_args()
+    if args.metrics:
+        _boundary(args)
+        return
     cases, shape = (4, (16, 64, 64)) if args.small else (10, (64, 224, 224))
     root = Path(__file__).parent / "_data" / f"evaluate_{'small' if args.small else 'full'}"
     if not (root / "done").is_file():

@@ -14,7 +14,9 @@ What it does, top to bottom:
    * ``"skip"``: every case whose reference lacks the label is left out, false positives too;
 
 3. writes the nnU-Net-compatible summary JSON and a per-case CSV;
-4. shows the counting functions on two arrays directly.
+4. shows the counting functions on two arrays directly;
+5. adds the boundary metrics (HD95, NSD in mm, from the references' spacing) under the default
+   convention (NaN where a side is empty, counted) and BraTS' (both empty 0, one side 374 mm).
 
 Run:  python examples/evaluate_folder.py [WORK_DIR]
 """
@@ -110,6 +112,20 @@ def main(work: Path) -> None:
         print(
             f"  label {label}: {row.tolist()}  Dice nan-policy {dice_from_counts(tp, fp, fn):.4f}"
             f", one-policy {dice_from_counts(tp, fp, fn, empty='one'):.4f}"
+        )
+
+    # 5. Boundary metrics: distances in mm with each reference's spacing (2.5 mm slices here).
+    print("\nRV (label 3) HD95 in mm per case, by convention:")
+    for convention in ("nan", "brats"):
+        evaluation = evaluate_folder(
+            pred_dir, ref_dir, metrics=["dice", "hd95", "nsd"], convention=convention
+        )
+        rv = [summary.label for summary in evaluation.labels].index(3)
+        per_case = "".join(f"{case.values['hd95'][rv]:>11.2f}" for case in evaluation.cases)
+        summary = evaluation.labels[rv]
+        print(
+            f"  {convention:<6}{per_case}  mean {summary.values['hd95']:.2f}, "
+            f"undefined in {summary.num_undefined['hd95']} case(s)"
         )
 
 

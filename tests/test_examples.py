@@ -45,6 +45,8 @@ SCRIPTS: dict[str, list[str]] = {
         r"one\s+[\d.]+\s+1\.0000\s+0\.0000\s+[\d.]+\s+3/3 cases",
         r"skip\s+(?P<skip_case0>[\d.]+)\s+nan\s+0\.0000\s+(?P<skip_mean>[\d.]+)\s+1/3 cases",
         r"wrote evaluation\.json and evaluation_per_case\.csv",
+        r"nan\s+[\d.]+\s+nan\s+nan\s+mean [\d.]+, undefined in 2 case\(s\)",
+        r"brats\s+[\d.]+\s+0\.00\s+374\.00\s+mean [\d.]+, undefined in 0 case\(s\)",
     ],
     "build_submission.py": [
         r"submission\.zip: 3 case\(s\), all checks passed",

@@ -99,6 +99,7 @@ class DemoResult:
         dice: Per method (``"2d"``, ``"3d_fullres"``, ``"ensemble (equal)"``,
             ``"ensemble (tuned)"``, ``"tuned + postprocessing"``), per label name, the mean
             Dice on the test cases (NaN where undefined).
+        hd95: The same for HD95 in mm (NaN where undefined: a side empty in every case).
         timings: Seconds per step.
     """
 
@@ -106,6 +107,7 @@ class DemoResult:
     paths: dict[str, Path] = field(default_factory=dict)
     training: dict[str, dict[str, Any]] = field(default_factory=dict)
     dice: dict[str, dict[str, float]] = field(default_factory=dict)
+    hd95: dict[str, dict[str, float]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -190,16 +192,25 @@ def _merge_cross_validation(model_dir: Path, out: Path) -> Path:
     return out
 
 
-def _mean_dice(prediction_dir: Path, reference_dir: Path, out_json: Path) -> dict[str, float]:
+def _mean_dice(
+    prediction_dir: Path, reference_dir: Path, out_json: Path
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean Dice and HD95 (mm) per label name, and their foreground means."""
     from nnunet_ext.evaluate import evaluate_folder, write_evaluation
 
     evaluation = evaluate_folder(
-        prediction_dir, reference_dir, dataset_json=prediction_dir / "dataset.json"
+        prediction_dir,
+        reference_dir,
+        dataset_json=prediction_dir / "dataset.json",
+        metrics=["dice", "hd95"],
     )
     write_evaluation(evaluation, out_json)
     dice = {summary.name: float(summary.dice) for summary in evaluation.labels}
     dice["foreground mean"] = float(evaluation.foreground_dice)
-    return dice
+    hd95 = {summary.name: float(summary.values["hd95"]) for summary in evaluation.labels}
+    defined = [v for v in hd95.values() if not math.isnan(v)]
+    hd95["foreground mean"] = float(sum(defined) / len(defined)) if defined else math.nan
+    return dice, hd95
 
 
 def run_demo(
@@ -449,7 +460,7 @@ def run_demo(
         ("ensemble (tuned)", predictions / "ensemble_tuned"),
         ("tuned + postprocessing", final),
     ):
-        res.dice[method] = _mean_dice(
+        res.dice[method], res.hd95[method] = _mean_dice(
             folder, dataset / "labelsTs", evaluation / f"{folder.name}.json"
         )
     run.timings["evaluate"] = time.perf_counter() - start
@@ -548,6 +559,12 @@ def format_summary(result: DemoResult) -> str:
             f"{final + ' - best single':<{width}}"
             + "".join(f"{'NaN' if math.isnan(d) else f'{d:+.4f}':>16}" for d in deltas)
         )
+    if result.hd95:
+        lines += ["", "Mean HD95 in mm on the test cases (NaN: a side empty in every case)"]
+        lines.append(" " * width + "".join(f"{n:>16}" for n in names))
+        for method, row in result.hd95.items():
+            cells = "".join(f"{'NaN' if math.isnan(v) else f'{v:.2f}':>16}" for v in row.values())
+            lines.append(f"{method:<{width}}{cells}")
     lines += ["", "Where everything is"]
     lines += [f"  {name:<22} {path}" for name, path in result.paths.items()]
     total = sum(result.timings.values())

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from nnunet_ext._cli import command_name, main_for
 from nnunet_ext.io.outputs import Output, guard_outputs
 
-__all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
+__all__ = ["DESCRIPTION", "add_arguments", "main", "parse_nsd_tolerance", "run"]
 
 DESCRIPTION = (
     "Evaluate predicted label maps against references: Dice, IoU, TP/FP/FN and voxel counts per "
@@ -83,6 +83,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="processes reading and counting cases",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        metavar="METRIC",
+        default=["dice", "iou"],
+        help="metrics: dice iou hd hd95 hd95_pooled assd nsd volume (default: dice iou, as "
+        "before; distances in mm from each reference's spacing)",
+    )
+    parser.add_argument(
+        "--nsd-tolerance",
+        nargs="+",
+        metavar="MM",
+        default=["1.0"],
+        help="NSD tolerance in mm: one value, or per label LABEL:MM (a bare MM is the default "
+        "for labels not listed)",
+    )
+    parser.add_argument(
+        "--convention",
+        default="nan",
+        metavar="NAME",
+        help="values of empty cases: nan (distances NaN, counted; default), brats (both empty: "
+        "Dice 1, HD95 0; one empty: Dice 0, HD95 374), max-distance (one empty: the image "
+        "diagonal in mm)",
+    )
+    parser.add_argument(
+        "--score",
+        metavar="SCORE.json",
+        default=None,
+        help="score file combining per-label metrics into one number (see README)",
+    )
+
+
+def parse_nsd_tolerance(values: Sequence[str]) -> float | dict[str, float]:
+    """Parse ``--nsd-tolerance`` values: ``2`` or ``1:2 2:1.5`` (``LABEL:MM``).
+
+    Examples:
+        >>> parse_nsd_tolerance(["2"]), parse_nsd_tolerance(["1:2", "0.5"])
+        (2.0, {'1': 2.0, '*': 0.5})
+    """
+    per_label: dict[str, float] = {}
+    for text in values:
+        label, sep, mm = text.rpartition(":")
+        try:
+            value = float(mm)
+        except ValueError:
+            value = -1.0
+        if not value >= 0 or (sep and not label.strip()):
+            raise ValueError(
+                "--nsd-tolerance must be MM or LABEL:MM with MM >= 0 (e.g. 2 or 1:2); "
+                f"got {text!r}."
+            )
+        per_label[label.strip() if sep else "*"] = value
+    if list(per_label) == ["*"]:
+        return per_label["*"]
+    return per_label
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         ]
     with guard_outputs(
         outputs,
-        inputs=[args.prediction_dir, args.reference_dir, args.dataset_json],
+        inputs=[args.prediction_dir, args.reference_dir, args.dataset_json, args.score],
         overwrite=args.overwrite,
         command=command_name(args, "nnunet-ext evaluate"),
     ):
@@ -120,6 +175,10 @@ def run(args: argparse.Namespace) -> int:
             ignore_label=args.ignore_label,
             file_ending=args.file_ending,
             num_workers=args.num_workers,
+            metrics=args.metrics,
+            nsd_tolerance=parse_nsd_tolerance(args.nsd_tolerance),
+            convention=args.convention,
+            score=args.score,
         )
         print(format_table(evaluation))
         if args.output is not None:

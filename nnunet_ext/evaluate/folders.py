@@ -5,6 +5,12 @@ from one confusion-counting pass per case (:func:`nnunet_ext.evaluate.metrics.co
 in parallel over cases. Per label: the mean over cases under an explicit empty-mask convention,
 and how many cases had an empty reference or an empty prediction. With the default convention
 the numbers equal those of nnU-Net's ``compute_metrics_on_folder`` (``summary.json``).
+
+On request (``metrics``) also the boundary metrics of :mod:`nnunet_ext.evaluate.surface` and the
+volume difference, in mm with the spacing of each reference file's header, computed in the same
+worker that counts the case (one read per case); empty cases follow a named convention of
+:mod:`nnunet_ext.evaluate.conventions`, and a score file (:mod:`nnunet_ext.evaluate.score`)
+combines the per-label metrics into one number.
 """
 
 from __future__ import annotations
@@ -21,6 +27,16 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from nnunet_ext.evaluate.measures import (
+    COLUMNS,
+    DEFAULT_METRICS,
+    apply_convention,
+    boundary_values,
+    column_keys,
+    nan_mean,
+    parse_metrics,
+    volume_values,
+)
 from nnunet_ext.evaluate.metrics import (
     COUNT_FIELDS,
     FN,
@@ -35,6 +51,7 @@ from nnunet_ext.evaluate.metrics import (
     iou_from_counts,
     label_key,
 )
+from nnunet_ext.evaluate.score import ScoreSpec
 
 __all__ = [
     "EMPTY_POLICIES",
@@ -74,6 +91,8 @@ class CaseResult:
             ``"nan"``). Under ``"skip"`` a case with an empty reference keeps its per-case Dice
             (0 with false positives) and is only left out of the label's mean.
         iou: ``(L,)`` IoU under the chosen policy.
+        values: Further metrics (value key such as ``"hd95"``) to ``(L,)`` values, after the
+            empty-case convention; NaN where undefined.
     """
 
     case: str
@@ -82,6 +101,7 @@ class CaseResult:
     counts: NDArray[np.int64]
     dice: NDArray[np.float64]
     iou: NDArray[np.float64]
+    values: dict[str, NDArray[np.float64]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -99,6 +119,9 @@ class LabelSummary:
         num_empty_reference: Cases whose reference has no voxel of the label.
         num_empty_prediction: Cases whose prediction has no voxel of the label.
         num_both_empty: Cases where both are empty.
+        values: Further metrics: value key to the mean over the cases where it is defined.
+        num_undefined: Value key to the number of cases where it is undefined (NaN).
+        score: This label's score under the score file, if one was given.
     """
 
     label: LabelOrRegion
@@ -111,6 +134,9 @@ class LabelSummary:
     num_empty_reference: int
     num_empty_prediction: int
     num_both_empty: int
+    values: dict[str, float] = field(default_factory=dict)
+    num_undefined: dict[str, int] = field(default_factory=dict)
+    score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +153,11 @@ class Evaluation:
         label_source: Where the labels came from (a ``dataset.json`` path, ``"--labels"``, ...).
         missing_predictions: Reference cases without a prediction (only with ``allow_missing``).
         extra_predictions: Predicted cases without a reference (only with ``allow_missing``).
+        metrics: The metric names evaluated (``--metrics``).
+        convention: The empty-case convention of the further metrics.
+        nsd_tolerance: Label key to NSD tolerance in mm (when ``nsd`` is evaluated).
+        score: The score file's result, if one was given.
+        score_spec: The score file's content.
     """
 
     cases: list[CaseResult]
@@ -138,6 +169,23 @@ class Evaluation:
     label_source: str
     missing_predictions: list[str] = field(default_factory=list)
     extra_predictions: list[str] = field(default_factory=list)
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    convention: str = "nan"
+    nsd_tolerance: dict[str, float] = field(default_factory=dict)
+    score: float | None = None
+    score_spec: dict[str, Any] | None = None
+
+    @property
+    def value_keys(self) -> tuple[str, ...]:
+        """Keys of the further metrics (beyond Dice and IoU), in output order."""
+        return tuple(k for k in column_keys(self.metrics) if k not in ("dice", "iou"))
+
+    @property
+    def is_default(self) -> bool:
+        """Whether only today's metrics and conventions were used (output as before)."""
+        return (
+            self.metrics == DEFAULT_METRICS and self.convention == "nan" and self.score_spec is None
+        )
 
     def to_json(self) -> dict[str, Any]:
         """Return the summary as a JSON-ready dict (NaN stays float; use ``io.write_json``)."""
@@ -147,6 +195,7 @@ class Evaluation:
             for i, label in enumerate(self.labels):
                 entry: dict[str, Any] = {"Dice": float(case.dice[i]), "IoU": float(case.iou[i])}
                 entry.update({name: int(case.counts[i, j]) for j, name in enumerate(COUNT_FIELDS)})
+                entry.update({COLUMNS[k]: float(case.values[k][i]) for k in self.value_keys})
                 metrics[label_key(label.label)] = entry
             per_case.append(
                 {
@@ -169,7 +218,16 @@ class Evaluation:
                 "num_empty_prediction": label.num_empty_prediction,
                 "num_both_empty": label.num_both_empty,
             }
-        return {
+            if not self.is_default:
+                means[label_key(label.label)].update(
+                    {COLUMNS[k]: label.values[k] for k in self.value_keys}
+                )
+                means[label_key(label.label)]["num_undefined"] = {
+                    COLUMNS[k]: label.num_undefined[k] for k in self.value_keys
+                }
+                if label.score is not None:
+                    means[label_key(label.label)]["score"] = label.score
+        summary: dict[str, Any] = {
             "schema_version": 1,
             "conventions": {
                 "empty": self.empty,
@@ -184,6 +242,26 @@ class Evaluation:
             "extra_predictions": list(self.extra_predictions),
             "metric_per_case": per_case,
         }
+        if not self.is_default:
+            summary["metrics"] = list(self.metrics)
+            summary["conventions"]["convention"] = self.convention
+            summary["conventions"]["spacing"] = "each reference file's header"
+            summary["conventions"]["surface"] = (
+                "voxels with a face neighbour (6-connectivity in 3D) outside the mask or image"
+            )
+            if "nsd" in self.metrics:
+                summary["conventions"]["nsd_tolerance_mm"] = dict(self.nsd_tolerance)
+            summary["foreground_mean"].update(
+                {
+                    COLUMNS[k]: _foreground_mean(
+                        [s.values[k] for s in self.labels], [s.label for s in self.labels]
+                    )
+                    for k in self.value_keys
+                }
+            )
+        if self.score_spec is not None:
+            summary["score"] = {"value": self.score, "spec": self.score_spec}
+        return summary
 
 
 def label_ids_from_dataset_json(
@@ -244,13 +322,25 @@ def find_dataset_json(prediction_dir: Path, reference_dir: Path) -> Path | None:
     return None
 
 
-def _count_case(
-    job: tuple[str, str, list[LabelOrRegion], int | None],
-) -> tuple[NDArray[np.int64], tuple[float, ...], tuple[float, ...]]:
-    """Worker: read one reference/prediction pair and count (top-level for the spawn pool)."""
+CaseJob = tuple[str, str, list[LabelOrRegion], int | None, tuple[str, ...], list[float]]
+CaseOutput = tuple[
+    NDArray[np.int64],
+    tuple[float, ...],
+    tuple[float, ...],
+    dict[str, NDArray[np.float64]],
+    tuple[int, ...],
+]
+
+
+def _count_case(job: CaseJob) -> CaseOutput:
+    """Worker: read one reference/prediction pair, count and measure (top-level for spawn).
+
+    Returns the counts, both spacings (SimpleITK order), the boundary metrics (NaN where a
+    mask is empty; in mm with the reference's spacing) and the image shape.
+    """
     from nnunet_ext.io import read_labels
 
-    reference_file, prediction_file, label_ids, ignore_label = job
+    reference_file, prediction_file, label_ids, ignore_label, metrics, tolerances = job
     reference = read_labels(reference_file)
     prediction = read_labels(prediction_file)
     if reference.array.shape != prediction.array.shape:
@@ -264,7 +354,22 @@ def _count_case(
         padded = np.zeros((needed, needed), dtype=np.int64)
         padded[: matrix.shape[0], : matrix.shape[1]] = matrix
         matrix = padded
-    return counts_from_matrix(matrix, label_ids), reference.spacing, prediction.spacing
+    boundary = boundary_values(
+        reference.array,
+        prediction.array,
+        label_ids,
+        tuple(reversed(reference.spacing)),
+        metrics,
+        nsd_tolerance=tolerances,
+        ignore_label=ignore_label,
+    )
+    return (
+        counts_from_matrix(matrix, label_ids),
+        reference.spacing,
+        prediction.spacing,
+        boundary,
+        tuple(int(n) for n in reference.array.shape),
+    )
 
 
 def _mean(values: NDArray[np.float64]) -> float:
@@ -379,6 +484,10 @@ def evaluate_folder(
     ignore_label: int | None = None,
     file_ending: str | None = None,
     num_workers: int = 1,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    nsd_tolerance: float | Mapping[str, float] = 1.0,
+    convention: str = "nan",
+    score: str | os.PathLike[str] | ScoreSpec | None = None,
 ) -> Evaluation:
     """Evaluate every predicted label file against the reference of the same case.
 
@@ -395,6 +504,15 @@ def evaluate_folder(
         ignore_label: Reference value left out of all counts; default that of ``dataset.json``.
         file_ending: Label file ending; default that of ``dataset.json``, else ``.nii.gz``.
         num_workers: Processes reading and counting cases (spawn pool when > 1).
+        metrics: Metric names of :data:`nnunet_ext.evaluate.measures.METRICS`; Dice and IoU
+            are always computed. Default: Dice and IoU only (the output is as before).
+        nsd_tolerance: NSD tolerance in mm, one for all labels or per label key (``"1"``,
+            ``"(1, 2)"``; a ``"*"`` entry is the default for labels not listed).
+        convention: Empty-case convention, a name of
+            :data:`nnunet_ext.evaluate.conventions.CONVENTIONS`; other than ``"nan"`` it also
+            sets Dice/IoU of empty cases, so ``empty`` must then stay ``"nan"``.
+        score: A score file (path or parsed) combining per-label metrics into one number; the
+            metrics it needs are added to ``metrics``.
 
     Returns:
         The per-case and per-label results.
@@ -405,10 +523,22 @@ def evaluate_folder(
             or label maps of different shapes.
     """
     from nnunet_ext._parallel import map_cases
+    from nnunet_ext.evaluate.conventions import get_convention
+    from nnunet_ext.evaluate.score import load_score
     from nnunet_ext.io import list_case_files, load_json_object
 
     if empty not in EMPTY_POLICIES:
         raise ValueError(f"empty must be one of {', '.join(EMPTY_POLICIES)}; got {empty!r}.")
+    get_convention(convention)
+    if convention != "nan" and empty != "nan":
+        raise ValueError(
+            f"--empty {empty} and --convention {convention} both set Dice for empty cases; "
+            "the convention fixes it, so leave --empty at nan."
+        )
+    # a path is loaded; anything else is taken as a parsed spec (no isinstance: doctest
+    # collection may import the score module twice, giving two ScoreSpec classes)
+    score_spec = load_score(score) if isinstance(score, (str, os.PathLike)) else score
+    wanted = parse_metrics([*metrics, *(score_spec.metrics if score_spec else ())])
     pred_root, ref_root = Path(prediction_dir), Path(reference_dir)
     for name, folder in (("prediction folder", pred_root), ("reference folder", ref_root)):
         if not folder.is_dir():
@@ -464,9 +594,16 @@ def evaluate_folder(
             len(missing),
             _shorten(missing),
         )
-    jobs = [(str(references[c]), str(predictions[c]), label_ids, ignore_label) for c in cases]
+    keys = [label_key(label) for label in label_ids]
+    tolerances = _tolerances(nsd_tolerance, keys) if "nsd" in wanted else [1.0] * len(keys)
+    if score_spec is not None:
+        score_spec.check_labels(keys)
+    jobs: list[CaseJob] = [
+        (str(references[c]), str(predictions[c]), label_ids, ignore_label, wanted, tolerances)
+        for c in cases
+    ]
     counted = map_cases(_count_case, jobs, num_workers=num_workers, desc="evaluate")
-    for case, (_, ref_spacing, pred_spacing) in zip(cases, counted, strict=True):
+    for case, (_, ref_spacing, pred_spacing, _, _) in zip(cases, counted, strict=True):
         if not np.allclose(ref_spacing, pred_spacing, rtol=1e-4, atol=1e-6):
             logger.warning(
                 "%s: prediction spacing %s differs from the reference's %s",
@@ -474,8 +611,34 @@ def evaluate_folder(
                 pred_spacing,
                 ref_spacing,
             )
-    stacked = np.stack([c for c, _, _ in counted]).astype(np.int64)
+    stacked = np.stack([c[0] for c in counted]).astype(np.int64)
     scores = summarise(stacked, empty=empty)
+    value_keys = [k for k in column_keys(wanted) if k not in ("dice", "iou")]
+    case_values: list[dict[str, NDArray[np.float64]]] = []
+    for i, (counts, ref_spacing, _, boundary, shape) in enumerate(counted):
+        spacing = tuple(reversed(ref_spacing))
+        raw = {k: v for k, v in boundary.items() if k in value_keys}
+        if "volume" in wanted:
+            raw.update(volume_values(counts, float(np.prod(spacing))))
+        if convention != "nan":
+            raw.update(dice=scores["dice"][i], iou=scores["iou"][i])
+        fixed = apply_convention(raw, counts, convention, shape=shape, spacing=spacing)
+        if convention != "nan":
+            scores["dice"][i], scores["iou"][i] = fixed.pop("dice"), fixed.pop("iou")
+        case_values.append(fixed)
+    if convention != "nan":  # every Dice/IoU is defined now; the means are plain means
+        scores["mean_dice"] = np.array([nan_mean(scores["dice"][:, j]) for j in range(len(keys))])
+        scores["mean_iou"] = np.array([nan_mean(scores["iou"][:, j]) for j in range(len(keys))])
+        scores["in_mean"] = (~np.isnan(scores["dice"])).sum(axis=0).astype(np.float64)
+    per_key = {
+        k: np.stack([v[k] for v in case_values]).reshape(len(cases), len(keys)) for k in value_keys
+    }
+    label_scores: NDArray[np.float64] | None = None
+    total_score: float | None = None
+    if score_spec is not None:
+        inputs = {"dice": scores["dice"], "iou": scores["iou"], **per_key}
+        label_scores = score_spec.label_scores(inputs)
+        total_score = score_spec.combine(label_scores, keys)
 
     case_results = [
         CaseResult(
@@ -485,6 +648,7 @@ def evaluate_folder(
             counts=stacked[i],
             dice=scores["dice"][i],
             iou=scores["iou"][i],
+            values={k: per_key[k][i] for k in value_keys},
         )
         for i, case in enumerate(cases)
     ]
@@ -505,6 +669,9 @@ def evaluate_folder(
                 num_empty_reference=int(empty_ref.sum()),
                 num_empty_prediction=int(empty_pred.sum()),
                 num_both_empty=int((empty_ref & empty_pred).sum()),
+                values={k: nan_mean(per_key[k][:, j]) for k in value_keys},
+                num_undefined={k: int(np.isnan(per_key[k][:, j]).sum()) for k in value_keys},
+                score=None if label_scores is None else float(label_scores[j]),
             )
         )
     return Evaluation(
@@ -517,7 +684,40 @@ def evaluate_folder(
         label_source="labels argument" if labels is not None else source,
         missing_predictions=missing,
         extra_predictions=extra,
+        metrics=wanted,
+        convention=convention,
+        nsd_tolerance=dict(zip(keys, tolerances, strict=True)) if "nsd" in wanted else {},
+        score=total_score,
+        score_spec=None if score_spec is None else score_spec.to_dict(),
     )
+
+
+def _tolerances(nsd_tolerance: float | Mapping[str, float], keys: Sequence[str]) -> list[float]:
+    """One NSD tolerance per label key, from one value or a per-label mapping."""
+    if isinstance(nsd_tolerance, Mapping):
+        unknown = sorted(set(nsd_tolerance) - set(keys) - {"*"})
+        if unknown:
+            raise ValueError(
+                f"--nsd-tolerance names label(s) {unknown} that are not evaluated; "
+                f"evaluated: {list(keys)}."
+            )
+        out = []
+        for key in keys:
+            value = nsd_tolerance.get(key, nsd_tolerance.get("*"))
+            if value is None:
+                raise ValueError(
+                    f"--nsd-tolerance gives no tolerance for label {key}; add {key}:MM or one "
+                    "value for all labels."
+                )
+            out.append(float(value))
+    else:
+        out = [float(nsd_tolerance)] * len(keys)
+    for key, value in zip(keys, out, strict=True):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(
+                f"--nsd-tolerance for label {key} must be a finite number >= 0 (mm); got {value}."
+            )
+    return out
 
 
 def _foreground_mean(values: Sequence[float], label_ids: Sequence[LabelOrRegion]) -> float:

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from nnunet_ext.evaluate.folders import Evaluation
+from nnunet_ext.evaluate.measures import COLUMNS
 from nnunet_ext.evaluate.metrics import COUNT_FIELDS, label_key
 
 __all__ = ["format_table", "per_case_csv", "write_evaluation"]
@@ -22,9 +23,24 @@ def format_table(evaluation: Evaluation) -> str:
     """Render the per-label summary as a fixed-width text table.
 
     Columns: label, name, mean Dice and IoU, cases in the mean / evaluated, cases with an empty
-    reference, with an empty prediction, and with both empty.
+    reference, with an empty prediction, and with both empty; then each further metric's mean
+    over the cases where it is defined, with ``(n undefined)`` when some are not, and the
+    label's score when a score file was given.
     """
-    header = ("label", "name", "Dice", "IoU", "in mean", "empty ref", "empty pred", "both empty")
+    keys = evaluation.value_keys
+    has_score = evaluation.score_spec is not None
+    header = (
+        "label",
+        "name",
+        "Dice",
+        "IoU",
+        "in mean",
+        "empty ref",
+        "empty pred",
+        "both empty",
+        *(COLUMNS[k] for k in keys),
+        *(("score",) if has_score else ()),
+    )
     rows = [
         (
             label_key(s.label),
@@ -35,6 +51,8 @@ def format_table(evaluation: Evaluation) -> str:
             str(s.num_empty_reference),
             str(s.num_empty_prediction),
             str(s.num_both_empty),
+            *(_with_undefined(s.values[k], s.num_undefined[k]) for k in keys),
+            *((_fmt(s.score if s.score is not None else math.nan),) if has_score else ()),
         )
         for s in evaluation.labels
     ]
@@ -48,6 +66,8 @@ def format_table(evaluation: Evaluation) -> str:
             "",
             "",
             "",
+            *("" for _ in keys),
+            *(("",) if has_score else ()),
         )
     )
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
@@ -73,7 +93,32 @@ def format_table(evaluation: Evaluation) -> str:
         notes.append(
             f"{len(evaluation.extra_predictions)} prediction(s) without reference left out"
         )
+    if not evaluation.is_default:
+        notes.append(
+            f"convention: {evaluation.convention}; distances in mm (spacing of each reference), "
+            "surface = voxels with a face neighbour outside the mask; (n undefined) = cases "
+            "left out of that mean"
+        )
+    if "nsd" in evaluation.metrics:
+        tolerances = sorted(set(evaluation.nsd_tolerance.values()))
+        notes.append(
+            "NSD tolerance: "
+            + (
+                f"{tolerances[0]:g} mm"
+                if len(tolerances) == 1
+                else ", ".join(f"{k}: {v:g} mm" for k, v in evaluation.nsd_tolerance.items())
+            )
+        )
+    if evaluation.score_spec is not None:
+        notes.append(
+            f"score ({evaluation.score_spec['name']}): "
+            f"{_fmt(evaluation.score if evaluation.score is not None else math.nan)}"
+        )
     return "\n".join([*lines, "", *notes])
+
+
+def _with_undefined(value: float, undefined: int) -> str:
+    return _fmt(value) + (f" ({undefined} undefined)" if undefined else "")
 
 
 _POLICY_TEXT = {
@@ -87,7 +132,10 @@ def per_case_csv(evaluation: Evaluation) -> str:
     """Return one CSV row per case and label: Dice, IoU and the counts (empty cell for NaN)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["case", "label", "name", "Dice", "IoU", *COUNT_FIELDS])
+    keys = evaluation.value_keys
+    writer.writerow(
+        ["case", "label", "name", "Dice", "IoU", *COUNT_FIELDS, *(COLUMNS[k] for k in keys)]
+    )
     for case in evaluation.cases:
         for i, label in enumerate(evaluation.labels):
             dice, iou = float(case.dice[i]), float(case.iou[i])
@@ -99,9 +147,14 @@ def per_case_csv(evaluation: Evaluation) -> str:
                     "" if math.isnan(dice) else repr(dice),
                     "" if math.isnan(iou) else repr(iou),
                     *(int(v) for v in case.counts[i]),
+                    *(_cell(float(case.values[k][i])) for k in keys),
                 ]
             )
     return buffer.getvalue()
+
+
+def _cell(value: float) -> str:
+    return "" if math.isnan(value) else repr(value)
 
 
 def write_evaluation(

@@ -118,7 +118,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "determine",
         help="choose a plan on validation predictions vs references",
         description="Try each step per label on validation predictions; keep it only if that "
-        "label's mean Dice improves (nnU-Net's rule). Writes a plan JSON with the metrics.",
+        "label's mean Dice improves (nnU-Net's rule), or the mean of --metric (HD95, NSD, ASSD, "
+        "a score file). Writes a plan JSON with the metrics.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_verbose_to_subcommand(determine)
@@ -192,6 +193,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="worker processes for reading",
     )
     determine.add_argument(
+        "--metric",
+        default="dice",
+        metavar="METRIC",
+        help="decide each step on dice, iou, hd, hd95, hd95_pooled, assd, nsd or "
+        "score:SCORE.json (distances in mm, lower is better); other than dice, every step's "
+        "effect on Dice, HD95, ASSD and NSD is reported",
+    )
+    determine.add_argument(
+        "--nsd-tolerance",
+        type=float,
+        default=1.0,
+        metavar="MM",
+        help="NSD tolerance in mm",
+    )
+    determine.add_argument(
+        "--convention",
+        default="nan",
+        metavar="NAME",
+        help="empty-case convention of the metrics (nan, brats, max-distance; see evaluate)",
+    )
+    determine.add_argument(
         "--overwrite",
         dest="det_overwrite",
         action="store_true",
@@ -225,15 +247,20 @@ def _determine(args: argparse.Namespace) -> int:
         connectivity=args.det_connectivity,
         ignore_label=args.ignore_label,
         num_workers=args.det_workers,
+        metric=args.metric,
+        nsd_tolerance=args.nsd_tolerance,
+        convention=args.convention,
     )
     save_plan(plan, args.det_output)
+    names = {"dice": "Dice", "iou": "IoU", "hd95": "HD95", "assd": "ASSD", "nsd": "NSD"}
     for step in plan.metrics["steps"]:
         label = "foreground" if step["label"] is None else f"label {step['label']}"
         verdict = "accepted" if step["accepted"] else "rejected"
-        print(
-            f"{step['operation']:<24} {label:<12} Dice {step['dice_before']:.4f} -> "
-            f"{step['dice_after']:.4f}  {verdict}"
+        changes = "  ".join(
+            f"{names.get(k, k)} {step['before'][k]:.4f} -> {step['after'][k]:.4f}"
+            for k in step["before"]
         )
+        print(f"{step['operation']:<24} {label:<12} {changes}  {verdict} on {step['metric']}")
     print(args.det_output)
     return 0
 

@@ -344,32 +344,13 @@ def _mean(values: NDArray[np.float64]) -> float:
     return float(finite.mean()) if finite.size else float("nan")
 
 
-def _case_dice(
-    references: Sequence[NDArray[Any]],
-    predictions: Sequence[NDArray[Any]],
-    label_ids: Sequence[int],
-    ignore_label: int | None,
-) -> NDArray[np.float64]:
-    from nnunet_ext.evaluate.metrics import FN, FP, TP, confusion_counts, dice_from_counts
-
-    rows = []
-    for reference, prediction in zip(references, predictions, strict=True):
-        counts = confusion_counts(
-            reference, prediction, label_ids=list(label_ids), ignore_label=ignore_label
-        )
-        rows.append(
-            np.asarray(
-                dice_from_counts(counts[:, TP], counts[:, FP], counts[:, FN]), dtype=np.float64
-            )
-        )
-    return np.stack(rows) if rows else np.zeros((0, len(label_ids)))
-
-
 def _label_means(dice: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.array([_mean(dice[:, i]) for i in range(dice.shape[1])], dtype=np.float64)
 
 
-def _load_pair(job: tuple[str, str]) -> tuple[NDArray[Any], NDArray[Any], tuple[float, ...]]:
+def _load_pair(
+    job: tuple[str, str],
+) -> tuple[NDArray[Any], NDArray[Any], tuple[float, ...], tuple[float, ...]]:
     from nnunet_ext.io import read_labels
 
     prediction = read_labels(job[0])
@@ -379,7 +360,121 @@ def _load_pair(job: tuple[str, str]) -> tuple[NDArray[Any], NDArray[Any], tuple[
             f"{job[0]}: prediction shape {prediction.array.shape} must equal the reference "
             f"{job[1]} shape {reference.array.shape}."
         )
-    return prediction.array, reference.array, prediction.spacing
+    return prediction.array, reference.array, prediction.spacing, reference.spacing
+
+
+class _Objective:
+    """What ``determine_plan`` decides on: one metric (higher or lower better) or a score file.
+
+    ``values`` are metric key to ``(cases, labels)`` arrays; Dice is always among them.
+    """
+
+    def __init__(
+        self,
+        metric: str,
+        *,
+        nsd_tolerance: float,
+        convention: str,
+        ignore_label: int | None,
+    ) -> None:
+        from nnunet_ext.evaluate.conventions import get_convention
+        from nnunet_ext.evaluate.measures import HIGHER_IS_BETTER
+        from nnunet_ext.evaluate.score import load_score
+
+        get_convention(convention)
+        self.name = metric
+        self.score = None
+        if metric.startswith("score:"):
+            self.score = load_score(metric[len("score:") :])
+            needed = set(self.score.metrics)
+        elif metric in HIGHER_IS_BETTER:
+            needed = {metric}
+        else:
+            raise ValueError(
+                f"--metric must be one of {', '.join(HIGHER_IS_BETTER)} or score:SCORE.json; "
+                f"got {metric!r}."
+            )
+        self.higher_is_better = True if self.score else HIGHER_IS_BETTER[metric]
+        # Dice alone keeps today's cost; any other choice reports the boundary metrics too.
+        shown = ["dice"] if metric == "dice" else ["dice", "hd95", "assd", "nsd"]
+        self.keys = [*shown, *sorted(needed - set(shown))]
+        self.nsd_tolerance = nsd_tolerance
+        self.convention = convention
+        self.ignore_label = ignore_label
+
+    def values(
+        self,
+        truth: Sequence[NDArray[Any]],
+        predictions: Sequence[NDArray[Any]],
+        label_ids: Sequence[int],
+        spacings: Sequence[tuple[float, ...]],
+    ) -> dict[str, NDArray[np.float64]]:
+        from nnunet_ext.evaluate.measures import apply_convention, boundary_values
+        from nnunet_ext.evaluate.metrics import (
+            FN,
+            FP,
+            TP,
+            confusion_counts,
+            dice_from_counts,
+            iou_from_counts,
+        )
+
+        rows: dict[str, list[NDArray[np.float64]]] = {k: [] for k in self.keys}
+        for reference, prediction, spacing in zip(truth, predictions, spacings, strict=True):
+            counts = confusion_counts(
+                reference, prediction, label_ids=list(label_ids), ignore_label=self.ignore_label
+            )
+            case: dict[str, NDArray[np.float64]] = {
+                "dice": np.asarray(
+                    dice_from_counts(counts[:, TP], counts[:, FP], counts[:, FN]), np.float64
+                ),
+                "iou": np.asarray(
+                    iou_from_counts(counts[:, TP], counts[:, FP], counts[:, FN]), np.float64
+                ),
+            }
+            case.update(
+                boundary_values(
+                    reference,
+                    prediction,
+                    list(label_ids),
+                    spacing,
+                    self.keys,
+                    nsd_tolerance=self.nsd_tolerance,
+                    ignore_label=self.ignore_label,
+                )
+            )
+            case = apply_convention(
+                case, counts, self.convention, shape=reference.shape, spacing=spacing
+            )
+            for key in self.keys:
+                rows[key].append(case[key])
+        return {k: np.stack(v) if v else np.zeros((0, len(label_ids))) for k, v in rows.items()}
+
+    def label_value(self, values: dict[str, NDArray[np.float64]], j: int) -> float:
+        """The objective of label column ``j`` (mean over cases, NaN ones left out)."""
+        if self.score is not None:
+            return float(self.score.label_scores({k: v[:, [j]] for k, v in values.items()})[0])
+        return _mean(values[self.name][:, j])
+
+    def undefined(self, values: dict[str, NDArray[np.float64]], j: int) -> int:
+        """Cases where a metric the objective needs is undefined, for label column ``j``."""
+        keys = self.score.metrics if self.score is not None else (self.name,)
+        return int(sum(np.isnan(values[k][:, j]).sum() for k in keys))
+
+    def better(self, new: float, old: float) -> bool:
+        """Strictly better in the objective's direction (NaN is never better)."""
+        if math.isnan(new):
+            return False
+        if math.isnan(old):
+            return True
+        return new > old if self.higher_is_better else new < old
+
+    def total(self, label_values: Sequence[float], label_ids: Sequence[int]) -> float:
+        """The objective over all labels: the score, or the mean of the label means."""
+        array = np.asarray(label_values, dtype=np.float64)
+        if self.score is not None:
+            return self.score.combine(array, [str(k) for k in label_ids])
+        return _mean(array)
 
 
 def determine_plan(
@@ -395,8 +490,11 @@ def determine_plan(
     ignore_label: int | None = None,
     num_workers: int = 1,
     file_ending: str | None = None,
+    metric: str = "dice",
+    nsd_tolerance: float = 1.0,
+    convention: str = "nan",
 ) -> PostprocessingPlan:
-    """Choose a plan on validation predictions, per label, by mean Dice (nnU-Net's rule).
+    """Choose a plan on validation predictions, per label, by a metric (default: Dice, as nnU-Net).
 
     Candidates are tried in the plan's step order, each on top of what was accepted so far:
 
@@ -405,8 +503,13 @@ def determine_plan(
     2. per label, largest component; 3. per label, ``min_voxels[label]``; 4. per label, fill
        holes: each kept only if that label's mean Dice (NaN cases left out) improves strictly.
 
-    Dice uses :mod:`nnunet_ext.evaluate.metrics` (NaN when reference and prediction are empty).
-    Before/after means of every tried step are recorded in ``plan.metrics``.
+    With ``metric`` other than Dice the same rule applies to that metric (lower is better for
+    distances), and a step is also refused if it makes the metric undefined in more cases (an
+    emptied prediction must not drop out of a distance mean). Metrics come from
+    :mod:`nnunet_ext.evaluate` (Dice NaN when reference and prediction are empty; distances in
+    mm from each reference's spacing; empty cases per ``convention``). Before/after means of
+    every tried step, for every computed metric (Dice; with another ``metric`` also HD95, ASSD
+    and NSD), are recorded in ``plan.metrics``.
 
     Args:
         prediction_dir: Folder of predicted label files. Not modified.
@@ -421,6 +524,10 @@ def determine_plan(
         ignore_label: Reference value left out of the Dice counts (nnU-Net's ignore label).
         num_workers: Processes used to read the files.
         file_ending: Label file ending; default from ``dataset.json``, else ``.nii.gz``.
+        metric: ``dice``, ``iou``, ``hd``, ``hd95``, ``hd95_pooled``, ``assd``, ``nsd`` or
+            ``score:SCORE.json`` (a score file of :mod:`nnunet_ext.evaluate.score`).
+        nsd_tolerance: NSD tolerance in mm.
+        convention: Empty-case convention of :mod:`nnunet_ext.evaluate.conventions`.
 
     Returns:
         The accepted plan, with ``metrics``.
@@ -433,6 +540,9 @@ def determine_plan(
     from nnunet_ext.io import list_case_files, load_dataset_json
     from nnunet_ext.postprocess.folders import _file_ending
 
+    objective = _Objective(
+        metric, nsd_tolerance=nsd_tolerance, convention=convention, ignore_label=ignore_label
+    )
     predictions_root, references_root = Path(prediction_dir), Path(reference_dir)
     for name, folder in (("prediction_dir", predictions_root), ("reference_dir", references_root)):
         if not folder.is_dir():
@@ -473,8 +583,9 @@ def determine_plan(
         num_workers=num_workers,
         desc="load",
     )
-    current = [p for p, _, _ in loaded]
-    truth = [r for _, r, _ in loaded]
+    current = [p for p, _, _, _ in loaded]
+    truth = [r for _, r, _, _ in loaded]
+    spacings = [tuple(reversed(s)) for _, _, _, s in loaded]
     if label_ids is None and spec is None:
         ids = sorted({int(v) for r in truth for v in np.unique(r) if v != 0})
     if not ids:
@@ -482,9 +593,13 @@ def determine_plan(
     for array in current:
         check_connectivity(connectivity, ndim=array.ndim)
 
-    dice = _case_dice(truth, current, ids, ignore_label)
-    means = _label_means(dice)
-    before = {str(k): float(v) for k, v in zip(ids, means, strict=True)}
+    values = objective.values(truth, current, ids, spacings)
+    label_values = [objective.label_value(values, j) for j in range(len(ids))]
+
+    def label_means(vals: dict[str, NDArray[np.float64]], j: int) -> dict[str, float]:
+        return {k: _mean(v[:, j]) for k, v in vals.items()}
+
+    before_all = {str(k): label_means(values, j) for j, k in enumerate(ids)}
     steps: list[dict[str, Any]] = []
     accepted: dict[str, Any] = {
         "keep_largest_foreground": False,
@@ -493,45 +608,78 @@ def determine_plan(
         "fill_holes": [],
     }
 
+    def fg(vals: dict[str, NDArray[np.float64]]) -> dict[str, float]:
+        return {k: _mean(_label_means(v)) for k, v in vals.items()}
+
     if try_keep_largest_foreground:
         candidate = [
             keep_largest_foreground_component(p, connectivity=connectivity) for p in current
         ]
-        new_means = _label_means(_case_dice(truth, candidate, ids, ignore_label))
-        old_fg, new_fg = _mean(means), _mean(new_means)
-        ok = bool(new_fg > old_fg) and not bool(np.any(new_means < means))
+        new_values = objective.values(truth, candidate, ids, spacings)
+        new_label_values = [objective.label_value(new_values, j) for j in range(len(ids))]
+        old_total = objective.total(label_values, ids)
+        new_total = objective.total(new_label_values, ids)
+        no_worse = not any(  # "old better than new" for some label
+            objective.better(old, new)
+            for old, new in zip(label_values, new_label_values, strict=True)
+        )
+        more_undefined = any(
+            objective.undefined(new_values, j) > objective.undefined(values, j)
+            for j in range(len(ids))
+        )
+        ok = objective.better(new_total, old_total) and no_worse and not more_undefined
+        old_fg, new_fg = fg(values), fg(new_values)
         steps.append(
             {
                 "operation": "keep_largest_foreground",
                 "label": None,
-                "dice_before": old_fg,
-                "dice_after": new_fg,
+                "dice_before": old_fg["dice"],
+                "dice_after": new_fg["dice"],
+                "metric": objective.name,
+                "value_before": old_total,
+                "value_after": new_total,
+                "before": old_fg,
+                "after": new_fg,
                 "accepted": ok,
             }
         )
         if ok:
-            current, means, accepted["keep_largest_foreground"] = candidate, new_means, True
+            current, values = candidate, new_values
+            label_values = new_label_values
+            accepted["keep_largest_foreground"] = True
 
     def try_step(operation: str, label: int, apply: Any) -> bool:
-        nonlocal current, means
+        nonlocal current, values
         index = ids.index(label)
         candidate = [apply(p) for p in current]
-        new_dice = _case_dice(truth, candidate, [label], ignore_label)
-        old, new = float(means[index]), _mean(new_dice[:, 0])
-        ok = bool(new > old)
+        new_column = objective.values(truth, candidate, [label], spacings)
+        old_value = label_values[index]
+        new_value = objective.label_value(new_column, 0)
+        old_column = {k: v[:, [index]] for k, v in values.items()}
+        ok = objective.better(new_value, old_value) and objective.undefined(
+            new_column, 0
+        ) <= objective.undefined(old_column, 0)
+        old_means, new_means = label_means(old_column, 0), label_means(new_column, 0)
         steps.append(
             {
                 "operation": operation,
                 "label": label,
-                "dice_before": old,
-                "dice_after": new,
+                "dice_before": old_means["dice"],
+                "dice_after": new_means["dice"],
+                "metric": objective.name,
+                "value_before": old_value,
+                "value_after": new_value,
+                "before": old_means,
+                "after": new_means,
                 "accepted": ok,
             }
         )
         if ok:
             current = candidate
-            means = means.copy()
-            means[index] = new
+            values = {k: v.copy() for k, v in values.items()}
+            for k in values:
+                values[k][:, index] = new_column[k][:, 0]
+            label_values[index] = new_value
         return ok
 
     for label in ids if try_keep_largest else []:
@@ -559,14 +707,24 @@ def determine_plan(
             accepted["fill_holes"].append(label)
 
     metrics = {
-        "rule": "accept a step if the label's mean Dice improves strictly (foreground step: mean "
-        "foreground Dice improves and no label gets worse); NaN cases left out of means",
+        "rule": f"accept a step if the label's mean {objective.name} improves strictly "
+        f"({'higher' if objective.higher_is_better else 'lower'} is better; foreground step: "
+        "the mean over labels improves and no label gets worse); NaN cases left out of means"
+        + ("" if objective.name == "dice" else "; refused if more cases become undefined"),
+        "metric": objective.name,
         "num_cases": len(cases),
         "label_ids": ids,
-        "dice_before": before,
-        "dice_after": {str(k): float(v) for k, v in zip(ids, means, strict=True)},
+        "dice_before": {k: v["dice"] for k, v in before_all.items()},
+        "dice_after": {str(k): _mean(values["dice"][:, j]) for j, k in enumerate(ids)},
         "steps": steps,
     }
+    if objective.name != "dice":
+        metrics.update(
+            convention=objective.convention,
+            nsd_tolerance_mm=objective.nsd_tolerance,
+            before=before_all,
+            after={str(k): label_means(values, j) for j, k in enumerate(ids)},
+        )
     return PostprocessingPlan(
         keep_largest_foreground=accepted["keep_largest_foreground"],
         keep_largest=tuple(accepted["keep_largest"]),

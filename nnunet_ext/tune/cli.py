@@ -150,6 +150,13 @@ def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: P
         result, out, report_path=report_path, figure_path=figure_path
     )
     print(f"\nwrote {spec}, {report} and {figure}")
+    from nnunet_ext.tune.boundary import add_to_report, boundary_metrics, format_boundary
+
+    boundary = boundary_metrics(
+        result, num_workers=args.num_workers, dataset_json=args.dataset_json
+    )
+    add_to_report(report, boundary)
+    print("\n" + format_boundary(boundary))
     if args.postprocess:
         from nnunet_ext.tune.postprocessing import determine_postprocessing
 

@@ -34,7 +34,7 @@ def demo(tmp_path_factory):
 def test_summary_reports_every_method_per_label(demo):
     _, stdout = demo
     assert "Mean Dice on the test cases" in stdout
-    table = stdout.split("Mean Dice on the test cases", 1)[1].split("Where everything is", 1)[0]
+    table = stdout.split("Mean Dice on the test cases", 1)[1].split("Mean HD95", 1)[0]
     header = table.splitlines()[1]
     for label in ("myocardium", "LV", "RV", "foreground mean"):
         assert label in header
@@ -129,9 +129,20 @@ def test_rerun_into_a_foreign_folder_is_refused(tmp_path):
     assert (tmp_path / "precious.txt").read_text() == "keep me"
 
 
+def test_hd95_table_has_every_method_in_mm(demo):
+    _, stdout = demo
+    table = stdout.split("Mean HD95 in mm on the test cases", 1)[1].split("Where everything", 1)[0]
+    rows = {line[: line.index("  ")].strip() for line in table.splitlines()[2:] if line.strip()}
+    assert set(METHODS) <= rows
+    for line in table.splitlines()[2:]:
+        for cell in line.split()[-4:]:
+            if cell != "NaN":
+                assert 0.0 <= float(cell) < 1000.0
+
+
 def test_dice_values_are_probabilities(demo):
     _, stdout = demo
-    table = stdout.split("Mean Dice on the test cases", 1)[1].split("Where everything is", 1)[0]
+    table = stdout.split("Mean Dice on the test cases", 1)[1].split("Mean HD95", 1)[0]
     for line in table.splitlines()[2:]:
         if line.startswith("tuned + postprocessing - best single"):
             continue  # differences, in [-1, 1]

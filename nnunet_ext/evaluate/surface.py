@@ -1,0 +1,266 @@
+"""Boundary metrics: Hausdorff distance, HD95, ASSD, NSD, from surface voxels in millimetres.
+
+Surface voxels (the definition MONAI's ``get_mask_edges`` and MedPy's ``__surface_distances``
+share): the voxels of a mask with at least one face neighbour (6-connectivity in 3D,
+4-connectivity in 2D) outside the mask or outside the image, i.e. ``mask ^ binary_erosion(mask)``
+with SciPy's default cross-shaped structure and a zero border.
+
+For each pair of masks the two directed distance arrays are computed once: from every predicted
+surface voxel to the nearest reference surface voxel, and back, exact Euclidean distances in
+millimetres (anisotropic spacing respected): by SciPy's ``distance_transform_edt`` with
+``sampling=spacing`` on the crop, or, when the surfaces are sparse in the crop (fewer surface
+voxels than a quarter of the crop's voxels, the usual case for compact organs), by a SciPy
+``cKDTree`` nearest-neighbour query over the surface voxels' physical coordinates, which gives
+the same distances (MONAI 1.6 does the same on CPU) at a fraction of the cost.
+Every metric is derived from these two arrays:
+
+* ``hd``: the larger of the two directed maxima (MONAI ``compute_hausdorff_distance``, MedPy
+  ``hd``).
+* ``hd95``: the larger of the two directed 95th percentiles, linear interpolation (MONAI
+  ``compute_hausdorff_distance(percentile=95)``).
+* ``hd95_pooled``: the 95th percentile of both arrays pooled (MedPy ``hd95``).
+* ``assd``: the mean of both arrays pooled, i.e. over the surface voxels of both masks (MedPy
+  ``assd`` 0.5, MONAI ``compute_average_surface_distance(symmetric=True)``).
+* ``nsd``: the fraction of surface voxels of both masks within the tolerance of the other
+  surface (MONAI ``compute_surface_dice`` without sub-voxels; compared in float32 as MONAI does).
+
+Speed: the work is done on a crop around both masks (their joint bounding box plus one voxel
+of zero padding, which is exact: every surface voxel lies inside, and the padding plays the
+image border), the surfaces are extracted once per mask with array slicing, and only two
+distance queries (transforms or trees) run per label.
+
+Empty masks are not handled here: :func:`surface_distances` needs both masks non-empty; the
+values for empty cases come from :mod:`nnunet_ext.evaluate.conventions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "DISTANCE_METRICS",
+    "SurfaceDistances",
+    "crop_box",
+    "distance_metrics",
+    "mask_surface",
+    "surface_distances",
+]
+
+#: Metrics derived from the two directed surface-distance arrays.
+DISTANCE_METRICS: tuple[str, ...] = ("hd", "hd95", "hd95_pooled", "assd", "nsd")
+
+
+def crop_box(*masks: NDArray[np.bool_]) -> tuple[slice, ...] | None:
+    """Bounding box of the union of ``masks`` as slices, or ``None`` when all are empty.
+
+    Examples:
+        >>> m = np.zeros((4, 5), dtype=bool); m[1, 2] = m[2, 3] = True
+        >>> crop_box(m)
+        (slice(1, 3, None), slice(2, 4, None))
+    """
+    ndim = masks[0].ndim
+    box = []
+    for axis in range(ndim):
+        others = tuple(a for a in range(ndim) if a != axis)
+        present = np.zeros(masks[0].shape[axis], dtype=bool)
+        for mask in masks:
+            present |= mask.any(axis=others) if others else mask
+        where = np.flatnonzero(present)
+        if where.size == 0:
+            return None
+        box.append(slice(int(where[0]), int(where[-1]) + 1))
+    return tuple(box)
+
+
+def _padded_crop(mask: NDArray[np.bool_], box: tuple[slice, ...]) -> NDArray[np.bool_]:
+    return np.pad(mask[box], 1, mode="constant", constant_values=False)
+
+
+def mask_surface(mask: ArrayLike) -> NDArray[np.bool_]:
+    """Surface voxels of a binary mask: those with a face neighbour outside it or the image.
+
+    Equal to ``mask ^ scipy.ndimage.binary_erosion(mask)`` (cross structure, zero border).
+
+    Examples:
+        >>> m = np.zeros((5, 5), dtype=bool); m[1:4, 1:4] = True
+        >>> mask_surface(m).astype(int)
+        array([[0, 0, 0, 0, 0],
+               [0, 1, 1, 1, 0],
+               [0, 1, 0, 1, 0],
+               [0, 1, 1, 1, 0],
+               [0, 0, 0, 0, 0]])
+    """
+    m = np.asarray(mask, dtype=bool)
+    padded = np.pad(m, 1, mode="constant", constant_values=False)
+    inner = tuple(slice(1, -1) for _ in range(m.ndim))
+    interior = m.copy()
+    for axis in range(m.ndim):
+        for shift in (slice(None, -2), slice(2, None)):
+            index = list(inner)
+            index[axis] = shift
+            interior &= padded[tuple(index)]
+    surface: NDArray[np.bool_] = m & ~interior
+    return surface
+
+
+@dataclass(frozen=True)
+class SurfaceDistances:
+    """The two directed surface-distance arrays of a reference/prediction pair, in mm.
+
+    Attributes:
+        prediction_to_reference: For each predicted surface voxel, the distance to the nearest
+            reference surface voxel.
+        reference_to_prediction: For each reference surface voxel, the distance to the nearest
+            predicted surface voxel.
+    """
+
+    prediction_to_reference: NDArray[np.float64]
+    reference_to_prediction: NDArray[np.float64]
+
+
+def surface_distances(
+    reference: ArrayLike, prediction: ArrayLike, spacing: Sequence[float]
+) -> SurfaceDistances:
+    """Directed distances between the surfaces of two non-empty binary masks.
+
+    Args:
+        reference: Binary mask (ground truth), any dimension. Not modified.
+        prediction: Binary mask of the same shape. Not modified.
+        spacing: Voxel size per array axis (numpy order), in mm.
+
+    Returns:
+        The two directed distance arrays.
+
+    Raises:
+        ValueError: If a mask is empty, the shapes differ, or the spacing does not fit.
+
+    Examples:
+        >>> ref = np.zeros((1, 6), dtype=bool); ref[0, 1:3] = True
+        >>> pred = np.zeros((1, 6), dtype=bool); pred[0, 1:5] = True
+        >>> d = surface_distances(ref, pred, (1.0, 0.5))
+        >>> d.prediction_to_reference.tolist(), d.reference_to_prediction.tolist()
+        ([0.0, 0.0, 0.5, 1.0], [0.0, 0.0])
+    """
+    ref = np.asarray(reference, dtype=bool)
+    pred = np.asarray(prediction, dtype=bool)
+    if ref.shape != pred.shape:
+        raise ValueError(
+            f"reference and prediction must have the same shape; got {ref.shape} and {pred.shape}."
+        )
+    sampling = tuple(float(s) for s in spacing)
+    if len(sampling) != ref.ndim or not all(np.isfinite(s) and s > 0 for s in sampling):
+        raise ValueError(
+            f"spacing must hold {ref.ndim} positive numbers (mm per axis); got {tuple(spacing)}."
+        )
+    box = crop_box(ref, pred)
+    if box is None or not ref.any() or not pred.any():
+        raise ValueError("surface_distances needs two non-empty masks; handle empty ones first.")
+    ref_surface = mask_surface(_padded_crop(ref, box))
+    pred_surface = mask_surface(_padded_crop(pred, box))
+    num_points = np.count_nonzero(ref_surface) + np.count_nonzero(pred_surface)
+    if num_points * SPARSE_FRACTION < ref_surface.size:
+        to_ref, to_pred = _tree_distances(ref_surface, pred_surface, sampling)
+    else:
+        to_ref, to_pred = _transform_distances(ref_surface, pred_surface, sampling)
+    return SurfaceDistances(
+        prediction_to_reference=np.asarray(to_ref, dtype=np.float64),
+        reference_to_prediction=np.asarray(to_pred, dtype=np.float64),
+    )
+
+
+#: Nearest-neighbour trees replace distance transforms when the surface voxels of both masks
+#: are fewer than ``1 / SPARSE_FRACTION`` of the crop (measured break-even: about 1/4).
+SPARSE_FRACTION = 4
+
+
+def _transform_distances(
+    ref_surface: NDArray[np.bool_], pred_surface: NDArray[np.bool_], sampling: tuple[float, ...]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    from scipy.ndimage import distance_transform_edt
+
+    to_ref = distance_transform_edt(~ref_surface, sampling=sampling)[pred_surface]
+    to_pred = distance_transform_edt(~pred_surface, sampling=sampling)[ref_surface]
+    return to_ref, to_pred
+
+
+def _tree_distances(
+    ref_surface: NDArray[np.bool_], pred_surface: NDArray[np.bool_], sampling: tuple[float, ...]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    from scipy.spatial import cKDTree
+
+    scale = np.asarray(sampling, dtype=np.float64)
+    shared = ref_surface & pred_surface  # distance 0 both ways: no query needed
+    out = []
+    for source, target in ((pred_surface, ref_surface), (ref_surface, pred_surface)):
+        distances = np.zeros(int(np.count_nonzero(source)), dtype=np.float64)
+        # positions of the not-shared voxels among the source's voxels (C order, as [mask])
+        query = ~shared[source]
+        if query.any():
+            tree = cKDTree(
+                np.argwhere(target) * scale, leafsize=32, balanced_tree=False, compact_nodes=False
+            )
+            points = np.argwhere(source & ~shared) * scale
+            # most boundary errors are small: a bounded search first (prunes the tree), then
+            # an unbounded one for the points it left (inf); exact either way
+            found = tree.query(points, k=1, distance_upper_bound=2 * float(scale.max()))[0]
+            far = ~np.isfinite(found)
+            if far.any():
+                found[far] = tree.query(points[far], k=1)[0]
+            distances[query] = found
+        out.append(distances)
+    return out[0], out[1]
+
+
+def distance_metrics(
+    distances: SurfaceDistances,
+    metrics: Sequence[str] = DISTANCE_METRICS,
+    *,
+    nsd_tolerance: float = 1.0,
+) -> dict[str, float]:
+    """Derive boundary metrics from the two directed distance arrays.
+
+    Args:
+        distances: From :func:`surface_distances`.
+        metrics: Names out of :data:`DISTANCE_METRICS`.
+        nsd_tolerance: NSD tolerance in mm (a surface voxel counts if within it).
+
+    Returns:
+        Metric name to value (mm for distances, a fraction for ``nsd``).
+
+    Raises:
+        ValueError: For an unknown metric name or a negative tolerance.
+
+    Examples:
+        >>> d = SurfaceDistances(np.array([0.0, 1.0, 2.0]), np.array([0.0, 4.0]))
+        >>> distance_metrics(d, ("hd", "assd", "nsd"), nsd_tolerance=1.0)
+        {'hd': 4.0, 'assd': 1.4, 'nsd': 0.6}
+    """
+    unknown = [m for m in metrics if m not in DISTANCE_METRICS]
+    if unknown:
+        raise ValueError(f"unknown distance metric(s) {unknown}; known: {list(DISTANCE_METRICS)}.")
+    if not (np.isfinite(nsd_tolerance) and nsd_tolerance >= 0):
+        raise ValueError(f"nsd_tolerance must be a finite number >= 0 (mm); got {nsd_tolerance}.")
+    a, b = distances.prediction_to_reference, distances.reference_to_prediction
+    out: dict[str, float] = {}
+    for name in metrics:
+        value: Any
+        if name == "hd":
+            value = max(a.max(), b.max())
+        elif name == "hd95":
+            value = max(np.percentile(a, 95), np.percentile(b, 95))
+        elif name == "hd95_pooled":
+            value = np.percentile(np.concatenate([a, b]), 95)
+        elif name == "assd":
+            value = np.concatenate([a, b]).mean()
+        else:  # nsd, compared in float32 as MONAI does (its distances are float32)
+            tolerance = np.float32(nsd_tolerance)
+            within = int((a.astype(np.float32) <= tolerance).sum())
+            within += int((b.astype(np.float32) <= tolerance).sum())
+            value = within / (a.size + b.size)
+        out[name] = float(value)
+    return out
