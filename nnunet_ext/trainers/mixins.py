@@ -47,10 +47,12 @@ from nnunet_ext.trainers.label_tracking import (
 from nnunet_ext.trainers.record import RUN_RECORD_NAME, SCHEMA_VERSION, read_run_record
 from nnunet_ext.trainers.settings import SettingsError, TrainingSettings, resolve_settings
 
-__all__ = ["RUN_RECORD_NAME", "STOP_FILE_NAME", "EpochControlMixin"]
+__all__ = ["BEFORE_COOLDOWN_NAME", "RUN_RECORD_NAME", "STOP_FILE_NAME", "EpochControlMixin"]
 
 #: File in the fold folder that ends training gracefully after the current epoch.
 STOP_FILE_NAME = "STOP"
+#: Weights-only checkpoint of the model when the cooldown started (predictable with ``-chk``).
+BEFORE_COOLDOWN_NAME = "checkpoint_before_cooldown.pth"
 
 
 def _install_settings_error_hook() -> None:
@@ -261,6 +263,7 @@ class EpochControlMixin:
                 "epochs_done": done,
                 "completed": done == plan.epochs,
                 "ended_by": self._nnunet_ext_cooldown_ended_by,
+                "checkpoint_before": BEFORE_COOLDOWN_NAME,
             }
         record = {
             "schema_version": SCHEMA_VERSION,
@@ -391,10 +394,19 @@ class EpochControlMixin:
     def _nnunet_ext_save_label_checkpoint(
         self, index: int, name: str, file_name: str, epoch: int, ema: float
     ) -> None:
-        """Weights plus what nnU-Net's predictor reads; no optimizer state."""
         self._nnunet_ext_label_checkpoints[index] = {"epoch": epoch}
+        if self._nnunet_ext_save_weights(
+            file_name, epoch, {"label": name, "index": index, "epoch": epoch, "ema": ema}
+        ):
+            self.print_to_log_file(
+                f"nnunet_ext: new best EMA pseudo Dice of label {name!r}: {ema:.4f}; "
+                f"wrote {file_name}"
+            )
+
+    def _nnunet_ext_save_weights(self, file_name: str, epoch: int, info: dict[str, Any]) -> bool:
+        """Write weights plus what nnU-Net's predictor reads (no optimizer state) on rank 0."""
         if self.local_rank != 0 or self.disable_checkpointing:
-            return
+            return False
         module = self.network.module if self.is_ddp else self.network
         module = getattr(module, "_orig_mod", module)  # torch.compile wrapper
         checkpoint = {
@@ -403,14 +415,12 @@ class EpochControlMixin:
             "init_args": self.my_init_kwargs,
             "inference_allowed_mirroring_axes": self.inference_allowed_mirroring_axes,
             "current_epoch": epoch + 1,
-            "nnunet_ext": {"label": name, "index": index, "epoch": epoch, "ema": ema},
+            "nnunet_ext": info,
         }
         target = Path(self.output_folder) / file_name
         with atomic_path(target) as tmp:
             torch.save(checkpoint, tmp)
-        self.print_to_log_file(
-            f"nnunet_ext: new best EMA pseudo Dice of label {name!r}: {ema:.4f}; wrote {file_name}"
-        )
+        return True
 
     def nnunet_ext_stop_decision(self, *, check_stop_file: bool = True) -> StopDecision:
         """Decide, identically on all ranks, whether to stop before the next epoch."""
@@ -476,11 +486,17 @@ class EpochControlMixin:
             message=decision.message,
         )
         self._nnunet_ext_install_cooldown(plan)
+        self._nnunet_ext_save_weights(
+            BEFORE_COOLDOWN_NAME,
+            self.current_epoch - 1,
+            {"before_cooldown": True, "epoch": self.current_epoch - 1},
+        )
         capped = f", capped by nnUNet_n_epochs={self.num_epochs}" if plan.epochs < wanted else ""
         self.print_to_log_file(
             f"nnunet_ext: cooldown: {plan.epochs} more epochs (epochs {plan.start_epoch}-"
             f"{plan.end_epoch - 1}) with the learning rate annealed from {start_lr:.6g} to 0 on "
-            f"the poly curve (nnUNet_cooldown_epochs={wanted}{capped})."
+            f"the poly curve (nnUNet_cooldown_epochs={wanted}{capped}). The weights before "
+            f"it are in {BEFORE_COOLDOWN_NAME}."
         )
         self._nnunet_ext_write_record("running")
         return plan
