@@ -65,8 +65,17 @@ def main() -> int:
             shape=config.shape,
         )
         _run(
-            [nnunet_command("nnUNetv2_plan_and_preprocess"), "-d", str(DATASET_ID)]
-            + ["-c", "3d_fullres", "-np", "1", "-npfp", "1"],
+            [
+                nnunet_command("nnUNetv2_plan_and_preprocess"),
+                "-d",
+                str(DATASET_ID),
+                "-c",
+                "3d_fullres",
+                "-np",
+                "1",
+                "-npfp",
+                "1",
+            ],
             {**env, "nnUNet_results": str(out / "results_0")},
             log,
         )
@@ -86,8 +95,17 @@ def main() -> int:
         start = time.perf_counter()
         if not (fold / "checkpoint_final.pth").is_file():
             _run(
-                [nnunet_command("nnUNetv2_train"), str(DATASET_ID), "3d_fullres", "0"]
-                + ["-tr", trainer, "-device", "cpu", "--npz"],
+                [
+                    nnunet_command("nnUNetv2_train"),
+                    str(DATASET_ID),
+                    "3d_fullres",
+                    "0",
+                    "-tr",
+                    trainer,
+                    "-device",
+                    "cpu",
+                    "--npz",
+                ],
                 run_env,
                 log,
             )
@@ -95,8 +113,16 @@ def main() -> int:
         wanted = [c for c in CHECKPOINTS if (fold / f"{c}.pth").is_file()]
         table = out / f"validate_{repeat}.json"
         _run(
-            [sys.executable, "-m", "nnunet_ext.validate", str(fold), "--checkpoint", *wanted]
-            + ["--json", str(table)],
+            [
+                sys.executable,
+                "-m",
+                "nnunet_ext.validate",
+                str(fold),
+                "--checkpoint",
+                *wanted,
+                "--json",
+                str(table),
+            ],
             run_env,
             log,
         )
