@@ -2,8 +2,9 @@
 
 ``.venv/bin/python benchmarks/bench_cooldown.py OUT_DIR [--repeats 3] [--cooldown 4]`` builds
 the demo's dataset (``DemoConfig()``: 10 training cases of 16x48x48, two folds), preprocesses
-``3d_fullres`` and trains fold 0 ``--repeats`` times with the demo's training settings plus
-``nnUNet_cooldown_epochs`` and label checkpoints (``-tr CustomEpochs_c<K>_l1``). Each run is
+``3d_fullres`` and trains fold 0 ``--repeats`` times with the demo's training settings, a stop
+forced after 8 epochs (:data:`STOP_AT`), ``nnUNet_cooldown_epochs`` and label checkpoints
+(``-tr CustomEpochs_c<K>_l1``). Each run is
 validated by nnU-Net (its ``validation/``: the model after the cooldown) and with
 ``nnunet-ext validate`` for ``checkpoint_before_cooldown.pth`` (the model an early stop without
 cooldown ends with; same run, so the comparison is paired) and ``checkpoint_best_RV.pth``.
@@ -26,6 +27,10 @@ from nnunet_ext.demo.pipeline import DATASET_ID, DATASET_NAME, DemoConfig, nnune
 from nnunet_ext.synthetic import make_raw_dataset
 
 CHECKPOINTS = ("checkpoint_before_cooldown", "checkpoint_final", "checkpoint_best_RV")
+#: The demo's 12 epochs never trigger its patience rule (the EMA still rises), so the stop is
+#: forced after epoch 7 (patience 1 with an impossible min_delta, never before 8 epochs); with
+#: ``--cooldown 4`` the run ends at the demo's 12 epochs.
+STOP_AT = {"nnUNet_patience": "1", "nnUNet_min_delta": "1", "nnUNet_min_epochs": "8"}
 
 
 def _run(args: list[str], env: dict[str, str], log: Path) -> None:
@@ -90,7 +95,7 @@ def main() -> int:
     runs = []
     for repeat in range(args.repeats):
         results = out / f"results_{repeat}"
-        run_env = {**env, **config.training_env, "nnUNet_results": str(results)}
+        run_env = {**env, **config.training_env, **STOP_AT, "nnUNet_results": str(results)}
         fold = results / DATASET_NAME / f"{trainer}__nnUNetPlans__3d_fullres" / "fold_0"
         start = time.perf_counter()
         if not (fold / "checkpoint_final.pth").is_file():
