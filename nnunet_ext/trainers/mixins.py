@@ -364,7 +364,11 @@ class EpochControlMixin:
         self._nnunet_ext_write_record("running")
 
     def on_epoch_end(self) -> None:
-        """nnU-Net's epoch end; a checkpoint_latest in each cooldown epoch; per-label tracking."""
+        """nnU-Net's epoch end; a checkpoint_latest in each cooldown epoch; per-label tracking.
+
+        The run record is rewritten after every epoch, so that it names the label checkpoints
+        on disk when ``--c`` resumes after a crash.
+        """
         epoch = self.current_epoch
         plan = self._nnunet_ext_cooldown
         save_every = self.save_every
@@ -375,6 +379,7 @@ class EpochControlMixin:
         finally:
             self.save_every = save_every
         self._nnunet_ext_track_labels(epoch)
+        self._nnunet_ext_write_record("running")  # in step with the label checkpoints on disk
 
     def _nnunet_ext_track_labels(self, epoch: int) -> None:
         """Write label checkpoints at new per-label bests; log forgetting when it is detected."""
