@@ -225,9 +225,9 @@ def format_side_by_side(results: Mapping[str, Mapping[str, Mapping[str, float]]]
         >>> print(format_side_by_side({"fold_0": {
         ...     "checkpoint_final": {"RV": 0.0, "mean": 0.5},
         ...     "checkpoint_best_RV": {"RV": 0.61, "mean": 0.55}}}))
-        fold_0   checkpoint_final  checkpoint_best_RV
-        RV                 0.0000              0.6100
-        mean               0.5000              0.5500
+        fold_0  checkpoint_final  checkpoint_best_RV
+        RV                0.0000              0.6100
+        mean              0.5000              0.5500
     """
     blocks = []
     tables = {k: dict(v) for k, v in results.items()}
