@@ -47,6 +47,12 @@ def main() -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cooldown", type=int, default=4)
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="instead: the demo's own 12-epoch schedule, no forced stop, no cooldown "
+        "(-tr CustomEpochs_l1), into OUT_DIR/baseline_<k>",
+    )
     args = parser.parse_args()
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -91,11 +97,13 @@ def main() -> int:
             {"train": cases[:half], "val": cases[half:]},
         ]
         (pre / DATASET_NAME / "splits_final.json").write_text(json.dumps(splits))
-    trainer = f"CustomEpochs_c{args.cooldown}_l1"
+    trainer = "CustomEpochs_l1" if args.baseline else f"CustomEpochs_c{args.cooldown}_l1"
+    prefix = "baseline" if args.baseline else "results"
     runs = []
     for repeat in range(args.repeats):
-        results = out / f"results_{repeat}"
-        run_env = {**env, **config.training_env, **STOP_AT, "nnUNet_results": str(results)}
+        results = out / f"{prefix}_{repeat}"
+        forced = {} if args.baseline else STOP_AT
+        run_env = {**env, **config.training_env, **forced, "nnUNet_results": str(results)}
         fold = results / DATASET_NAME / f"{trainer}__nnUNetPlans__3d_fullres" / "fold_0"
         start = time.perf_counter()
         if not (fold / "checkpoint_final.pth").is_file():
@@ -116,7 +124,7 @@ def main() -> int:
             )
         record = json.loads((fold / "nnunet_ext_training.json").read_text())
         wanted = [c for c in CHECKPOINTS if (fold / f"{c}.pth").is_file()]
-        table = out / f"validate_{repeat}.json"
+        table = out / f"validate_{prefix}_{repeat}.json"
         _run(
             [
                 sys.executable,
@@ -146,7 +154,7 @@ def main() -> int:
                 "dice": dice,
             }
         )
-        (out / "results.json").write_text(json.dumps(runs, indent=2))
+        (out / f"{prefix}.json").write_text(json.dumps(runs, indent=2))
         print(f"repeat {repeat}: {json.dumps(runs[-1]['dice'])}", flush=True)
     print(f"\n| checkpoint | label | Dice mean | sd | n | (trainer {trainer}, demo settings)")
     print("|---|---|---|---|---|")
