@@ -5,8 +5,9 @@ The checkpoint's trainer class is found by nnU-Net's lookup, constructed as
 ``nnUNetv2_train --val`` would, given the checkpoint's network weights (only those: label
 checkpoints hold no optimizer state), and its ``perform_actual_validation`` runs with
 ``nnUNet_results`` pointed at a temporary folder inside the fold folder. The finished
-``validation`` folder is then renamed to ``validation_<stem>``, so the fold's own
-``validation/``, logs and checkpoints are never written.
+``validation`` folder gets the model's ``dataset.json`` and ``plans.json`` (as an
+``nnUNetv2_predict`` output folder has them) and is renamed to ``validation_<stem>``, so the
+fold's own ``validation/``, logs and checkpoints are never written.
 """
 
 from __future__ import annotations
@@ -118,6 +119,9 @@ def validate_checkpoint(
             trainer.print_to_log_file(f"nnunet_ext validate: {checkpoint} -> {target}")
             trainer.perform_actual_validation(save_probabilities)
             produced = Path(trainer.output_folder) / "validation"
+            # as in an nnUNetv2_predict output folder, so ensemble and tune take it as it is
+            for name in ("dataset.json", "plans.json"):
+                shutil.copyfile(fold.parent / name, produced / name)
         old = None
         if target.exists():
             old = Path(scratch) / "previous"

@@ -235,6 +235,7 @@ def test_validate_writes_its_own_folders_and_leaves_validation_untouched(story, 
         folder = fold / f"validation_{stem}"
         assert (folder / "summary.json").is_file()
         assert (folder / "heart_000.nii.gz").is_file()
+        assert (folder / "dataset.json").read_bytes() == (fold.parent / "dataset.json").read_bytes()
         with np.load(folder / "heart_000.npz") as npz:
             assert npz["probabilities"].shape == (4, 16, 48, 48)
     assert not list(fold.glob(".nnunet_ext-validate-*"))
@@ -257,7 +258,7 @@ def test_validation_folder_of_a_checkpoint_is_an_ensemble_member(story, validate
             str(BIN / "nnunet-ext"),
             "ensemble",
             "-i",
-            str(fold / "validation"),
+            str(fold / "validation_checkpoint_final"),
             str(fold / "validation_checkpoint_before_cooldown"),
             "-o",
             str(out),
@@ -269,3 +270,24 @@ def test_validation_folder_of_a_checkpoint_is_an_ensemble_member(story, validate
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert read_labels(out / "heart_000.nii.gz").array.shape == (16, 48, 48)
+    # one member alone gives back its own segmentation
+    single = story["out"] / "single"
+    result = subprocess.run(
+        [
+            str(BIN / "nnunet-ext"),
+            "ensemble",
+            "-i",
+            str(fold / "validation_checkpoint_final"),
+            "-o",
+            str(single),
+        ],
+        env=workspace.env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    np.testing.assert_array_equal(
+        read_labels(single / "heart_000.nii.gz").array,
+        read_labels(fold / "validation" / "heart_000.nii.gz").array,
+    )
