@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "submission": ("nnunet_ext.submission.cli", "build or check a challenge submission zip"),
     "log": ("nnunet_ext.monitor.cli", "read, plot and watch nnU-Net training logs"),
     "doctor": ("nnunet_ext.doctor.cli", "check the nnU-Net environment, trainers and data"),
+    "validate": (
+        "nnunet_ext.validate.cli",
+        "validate any checkpoint into validation_<ckpt>/ without touching validation/",
+    ),
 }
 
 

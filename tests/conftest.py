@@ -25,6 +25,11 @@ _TRAINING_VARS = (
     "nnUNet_min_delta",
     "nnUNet_min_epochs",
     "nnUNet_target_dice",
+    "nnUNet_cooldown_epochs",
+    "nnUNet_label_checkpoints",
+    "nnUNet_forgetting_fraction",
+    "nnUNet_forgetting_epochs",
+    "nnUNet_stop_on_forgetting",
 )
 
 

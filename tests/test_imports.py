@@ -53,5 +53,9 @@ def test_help_of_every_command_is_torch_free(command):
 
 
 def test_trainer_settings_import_without_torch():
-    code = "import nnunet_ext.trainers.settings, nnunet_ext.trainers.early_stopping"
+    code = (
+        "import nnunet_ext.trainers.settings, nnunet_ext.trainers.early_stopping, "
+        "nnunet_ext.trainers.cooldown, nnunet_ext.trainers.label_tracking, "
+        "nnunet_ext.trainers.record"
+    )
     assert _heavy_modules_after(code) == []

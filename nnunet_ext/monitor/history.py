@@ -28,12 +28,12 @@ __all__ = [
     "read_training_history",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Statuses after which a run writes nothing more.
 TERMINAL_STATUSES = frozenset({"completed", "stopped_early", "failed"})
 _SETTINGS_FILE = "nnunet_ext_training.json"
 _LOG_NAME = re.compile(r"^training_log_(\d+)_(\d+)_(\d+)_(\d+)_(\d+)_(\d+)\.txt$")
-_STOP_REASONS = {"patience", "target_dice", "stop_file"}
+_STOP_REASONS = {"patience", "target_dice", "stop_file", "forgetting"}
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,9 @@ class TrainingHistory:
         last_log_time: Time of the newest log line.
         missing_epochs: Epoch numbers absent between the first and last logged epoch.
         warnings: Notes on the logs (replaced epochs, gaps, parse problems).
+        cooldown: The learning-rate cooldown after the stop (from the run record), or ``None``.
+        forgetting: Labels the forgetting guard flagged: from the run record of our trainers,
+            else computed from the logged pseudo Dice with the default rule.
     """
 
     fold_dir: Path
@@ -99,6 +102,16 @@ class TrainingHistory:
     last_log_time: datetime | None
     missing_epochs: tuple[int, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    cooldown: dict[str, Any] | None = None
+    forgetting: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def cooldown_window(self) -> tuple[int, int] | None:
+        """First and last epoch of the cooldown, when there is one."""
+        if not self.cooldown:
+            return None
+        start = int(self.cooldown["start_epoch"])
+        return start, start + int(self.cooldown["epochs"]) - 1
 
     @property
     def best(self) -> EpochRecord | None:
@@ -142,7 +155,9 @@ class TrainingHistory:
             return None if self.status not in TERMINAL_STATUSES else 0.0
         done = self.epochs[-1].epoch + 1 if self.epochs else 0
         times = [e.epoch_time_s for e in self.epochs if e.epoch_time_s is not None]
-        return estimate_remaining_s(times, self.num_epochs - done, window=window)
+        window_end = self.cooldown_window
+        end = window_end[1] + 1 if window_end is not None else self.num_epochs
+        return estimate_remaining_s(times, end - done, window=window)
 
     def collapsing_labels(self, *, window: int = 5) -> list[LabelCollapse]:
         """Return the labels whose recent pseudo Dice fell below half their best."""
@@ -198,6 +213,8 @@ class TrainingHistory:
                 }
                 for c in collapses
             ],
+            "cooldown": self.cooldown,
+            "forgetting": list(self.forgetting),
             "warnings": list(self.warnings),
         }
 
@@ -360,12 +377,11 @@ def _label_names(fold_dir: Path, count: int) -> tuple[str, ...]:
 def _read_settings(fold_dir: Path) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
     """Return (settings, source file name, our trainer JSON or {})."""
     from nnunet_ext.io import load_json
+    from nnunet_ext.trainers.record import read_run_record
 
     ours = fold_dir / _SETTINGS_FILE
     if ours.is_file():
-        data = load_json(ours)
-        if not isinstance(data, dict):
-            raise ValueError(f"{ours}: must hold a JSON object; got {type(data).__name__}.")
+        data = read_run_record(ours)
         settings = data.get("settings")
         return (dict(settings) if isinstance(settings, dict) else {}), ours.name, data
     debug = fold_dir / "debug.json"
@@ -463,11 +479,17 @@ def read_training_history(
             f"epochs {_ranges(list(missing))} are in no log; the recomputed EMA skips them"
         )
     count = max((len(e.pseudo_dice) for e in epochs), default=0)
+    label_names = _label_names(root, count)
+    cooldown = ours.get("cooldown") if isinstance(ours.get("cooldown"), dict) else None
+    if "forgetting_fraction" in settings:  # our trainer tracked it: its record is exact
+        forgetting = tuple(e for e in ours.get("forgetting") or [] if isinstance(e, dict))
+    else:
+        forgetting = _forgetting_from_logs(epochs, label_names)
     return TrainingHistory(
         fold_dir=root,
         log_files=tuple(log.path for log in logs),
         epochs=tuple(epochs),
-        label_names=_label_names(root, count),
+        label_names=label_names,
         num_epochs=num_epochs,
         settings=settings,
         settings_source=source,
@@ -477,7 +499,28 @@ def read_training_history(
         last_log_time=last_time,
         missing_epochs=missing,
         warnings=tuple(notes),
+        cooldown=cooldown,
+        forgetting=forgetting,
     )
+
+
+def _forgetting_from_logs(
+    epochs: Sequence[EpochRecord], label_names: Sequence[str]
+) -> tuple[dict[str, Any], ...]:
+    """The forgetting rule with its defaults, on the logged pseudo Dice (plain nnU-Net runs)."""
+    from nnunet_ext.trainers.label_tracking import detect_forgetting, label_emas
+    from nnunet_ext.trainers.settings import TrainingSettings
+
+    if not epochs or [e.epoch for e in epochs] != list(range(len(epochs))):
+        return ()  # the rule counts consecutive epochs; gaps would misplace it
+    defaults = TrainingSettings()
+    events = detect_forgetting(
+        label_emas([e.pseudo_dice for e in epochs]),
+        fraction=defaults.forgetting_fraction,
+        epochs=defaults.forgetting_epochs,
+        label_names=label_names,
+    )
+    return tuple(e.to_dict() for e in events)
 
 
 def _status(

@@ -39,8 +39,9 @@ def _num(value: float | None, digits: int = 4) -> str:
 def format_report(history: TrainingHistory, *, last: int = 15) -> str:
     """Render the last ``last`` epochs as a table plus a summary (best, ETA, status, warnings).
 
-    The best epoch (``checkpoint_best.pth``) is marked with ``*``; labels whose pseudo Dice
-    collapsed are marked ``!`` in the header and explained below the table.
+    The best epoch (``checkpoint_best.pth``) is marked with ``*`` and cooldown epochs with ``c``;
+    labels whose pseudo Dice collapsed are marked ``!`` in the header and explained below the
+    table, as are labels the forgetting guard flagged and the cooldown window.
 
     Args:
         history: From :func:`~nnunet_ext.monitor.history.read_training_history`.
@@ -56,8 +57,11 @@ def format_report(history: TrainingHistory, *, last: int = 15) -> str:
     header = ["epoch", "train_loss", "val_loss", *names, "EMA", "lr", "time_s"]
     rows: list[list[str]] = []
     shown = history.epochs if last <= 0 else history.epochs[-last:]
+    cooldown = history.cooldown_window
     for record in shown:
         mark = "*" if best is not None and record.epoch == best.epoch else " "
+        if cooldown is not None and cooldown[0] <= record.epoch <= cooldown[1]:
+            mark = f"c{mark.strip()}"
         rows.append(
             [
                 f"{record.epoch}{mark}",
@@ -98,8 +102,19 @@ def format_report(history: TrainingHistory, *, last: int = 15) -> str:
         lines.append(
             f"stopped early: {reason} at epoch {history.stop.get('epoch')}. {message}".rstrip()
         )
+    if history.cooldown and cooldown is not None:
+        c = history.cooldown
+        ended = f", ended by {c['ended_by']}" if c.get("ended_by") else ""
+        lines.append(
+            f"cooldown (c): epochs {cooldown[0]}-{cooldown[1]} after the {c.get('reason')} stop, "
+            f"learning rate {float(c['start_lr']):.6g} -> 0; "
+            f"{c.get('epochs_done', '?')} of {c['epochs']} done{ended}"
+        )
+    for event in history.forgetting:
+        lines.append(f"FORGETTING: {event.get('message')}")
     if history.status == "running":
-        lines.append(f"ETA (configured epochs): {format_duration(history.eta_s())}")
+        what = "cooldown end" if cooldown is not None else "configured epochs"
+        lines.append(f"ETA ({what}): {format_duration(history.eta_s())}")
     elif history.status == "not_running":
         lines.append(
             f"no log line since {history.last_log_time}: the run is not finished and not writing; "
@@ -115,10 +130,11 @@ def format_report(history: TrainingHistory, *, last: int = 15) -> str:
 def plot_history(history: TrainingHistory, path: str | os.PathLike[str]) -> Path:
     """Write a PNG: per-label pseudo Dice with the EMA (top) and the losses (bottom).
 
-    The best epoch is a vertical line, the early-stop window is shaded when known, and
-    collapsing labels are drawn dashed and named in the legend. Uses matplotlib's Agg backend
-    on this figure only (no display, no change to pyplot's backend), imported here. Written
-    atomically.
+    The best epoch is a vertical line, the early-stop window (orange) and the cooldown (blue)
+    are shaded when known, collapsing labels are drawn dashed and named in the legend, and a
+    label flagged by the forgetting guard gets an ``x`` where the rule fired. Uses matplotlib's
+    Agg backend on this figure only (no display, no change to pyplot's backend), imported here.
+    Written atomically.
 
     Args:
         history: The training history.
@@ -165,8 +181,25 @@ def plot_history(history: TrainingHistory, path: str | os.PathLike[str]) -> Path
         x, [_nan(e.train_loss) for e in history.epochs], color="tab:blue", label="train loss"
     )
     loss_ax.plot(x, [_nan(e.val_loss) for e in history.epochs], color="tab:red", label="val loss")
+    by_epoch = {e.epoch: e for e in history.epochs}
+    for event in history.forgetting:
+        index, epoch = int(event["index"]), int(event["epoch"])
+        record = by_epoch.get(epoch)
+        if record is None or index >= len(record.pseudo_dice):
+            continue
+        name = history.label_names[index] if index < len(history.label_names) else str(index)
+        dice_ax.plot(
+            [epoch],
+            [record.pseudo_dice[index]],
+            marker="X",
+            ms=12,
+            color="black",
+            ls="none",
+            label=f"{name} forgotten (epoch {epoch})",
+        )
     best = history.best
     window = history.early_stop_window
+    cooldown = history.cooldown_window
     for ax in (dice_ax, loss_ax):
         if best is not None:
             ax.axvline(best.epoch, color="green", ls=":", lw=1.5, label=f"best epoch {best.epoch}")
@@ -177,6 +210,14 @@ def plot_history(history: TrainingHistory, path: str | os.PathLike[str]) -> Path
                 color="orange",
                 alpha=0.15,
                 label=f"patience window {window[0]}-{window[1]}",
+            )
+        if cooldown is not None:
+            ax.axvspan(
+                cooldown[0] - 0.5,
+                cooldown[1] + 0.5,
+                color="tab:blue",
+                alpha=0.12,
+                label=f"LR cooldown {cooldown[0]}-{cooldown[1]}",
             )
         if history.num_epochs is not None:
             ax.set_xlim(-0.5, max(history.num_epochs - 0.5, x[-1] + 0.5))

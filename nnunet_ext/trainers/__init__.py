@@ -2,8 +2,10 @@
 
 ``nnUNetv2_train D C F -tr CustomEpochs`` finds these classes with no set-up: installing
 nnunet_ext adds its shim folder to ``nnUNet_extTrainer`` at interpreter start (a ``.pth`` file).
-Pure parts (:mod:`~nnunet_ext.trainers.settings`, :mod:`~nnunet_ext.trainers.early_stopping`)
-import without torch; the classes are loaded on first access.
+Pure parts (:mod:`~nnunet_ext.trainers.settings`, :mod:`~nnunet_ext.trainers.early_stopping`,
+:mod:`~nnunet_ext.trainers.cooldown`, :mod:`~nnunet_ext.trainers.label_tracking`,
+:mod:`~nnunet_ext.trainers.record`) import without torch; the classes are loaded on first access.
+:mod:`~nnunet_ext.trainers.validate` is the torch side of ``nnunet-ext validate``.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Literal
 
 __all__ = ["StopDecision", "best_epoch", "decide_stop"]
 
-StopReason = Literal["patience", "target_dice", "stop_file"]
+StopReason = Literal["patience", "target_dice", "stop_file", "forgetting"]
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,8 @@ class StopDecision:
 
     Attributes:
         should_stop: Stop now.
-        reason: ``"patience"``, ``"target_dice"`` or ``"stop_file"`` when stopping, else ``None``.
+        reason: ``"patience"``, ``"target_dice"``, ``"stop_file"`` or ``"forgetting"`` when
+            stopping, else ``None``.
         message: A human sentence for the training log.
         epochs_completed: Epochs in the history.
         best_epoch: Epoch of the highest finite EMA (first one on ties, as nnU-Net's

@@ -11,6 +11,11 @@ Put the mixin first in the bases of a trainer class with a unique name::
 Settings come from the environment (see :mod:`nnunet_ext.trainers.settings`) and, for
 ``CustomEpochs_<tokens>`` names, from the trainer name. They are validated in ``__init__``, before
 nnU-Net creates anything. What the run did is recorded in ``<fold>/nnunet_ext_training.json``.
+
+Besides the stop rules, the mixin runs the learning-rate cooldown after a stop
+(:mod:`~nnunet_ext.trainers.cooldown`), tracks a per-label EMA pseudo-Dice with optional
+``checkpoint_best_<label>.pth`` files and guards against a label being forgotten
+(:mod:`~nnunet_ext.trainers.label_tracking`).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import dataclasses
 import datetime
 import importlib.metadata
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -29,17 +34,25 @@ import torch
 import torch.distributed as dist
 
 from nnunet_ext import __version__
-from nnunet_ext.io.atomic import write_json
+from nnunet_ext.io.atomic import atomic_path, write_json
+from nnunet_ext.trainers.cooldown import CooldownPlan
 from nnunet_ext.trainers.early_stopping import StopDecision, best_epoch, decide_stop
+from nnunet_ext.trainers.label_tracking import (
+    ForgettingEvent,
+    checkpoint_name_for_label,
+    detect_forgetting,
+    label_bests,
+    label_emas,
+)
+from nnunet_ext.trainers.record import RUN_RECORD_NAME, SCHEMA_VERSION, read_run_record
 from nnunet_ext.trainers.settings import SettingsError, TrainingSettings, resolve_settings
 
-__all__ = ["RUN_RECORD_NAME", "STOP_FILE_NAME", "EpochControlMixin"]
+__all__ = ["BEFORE_COOLDOWN_NAME", "RUN_RECORD_NAME", "STOP_FILE_NAME", "EpochControlMixin"]
 
 #: File in the fold folder that ends training gracefully after the current epoch.
 STOP_FILE_NAME = "STOP"
-#: JSON record of settings, versions and how training ended, in the fold folder.
-RUN_RECORD_NAME = "nnunet_ext_training.json"
-SCHEMA_VERSION = 1
+#: Weights-only checkpoint of the model when the cooldown started (predictable with ``-chk``).
+BEFORE_COOLDOWN_NAME = "checkpoint_before_cooldown.pth"
 
 
 def _install_settings_error_hook() -> None:
@@ -65,6 +78,57 @@ def _nnunetv2_version() -> str:
         return "unknown"
 
 
+class _CooldownScheduler:
+    """Stands in for the trainer's LR scheduler during a cooldown.
+
+    nnU-Net's ``on_train_epoch_start`` calls ``lr_scheduler.step(current_epoch)`` and logs the
+    rate; this sets the rate of the epoch's first cooldown iteration. The loop sets the rate of
+    every further iteration.
+    """
+
+    def __init__(self, optimizer: Any, plan: CooldownPlan) -> None:
+        self.optimizer = optimizer
+        self.plan = plan
+
+    def step(self, current_step: int | None = None) -> None:
+        if current_step is not None and self.plan.contains(current_step):
+            _set_lr(self.optimizer, self.plan.lr(current_step, 0))
+
+
+def _set_lr(optimizer: Any, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def _label_names(label_manager: Any, dataset_json: Mapping[str, Any]) -> list[str]:
+    """Names of nnU-Net's per-label pseudo-Dice entries, in its order (labels or regions)."""
+    labels = dict(dataset_json.get("labels", {}))
+    names: list[str] = []
+    if label_manager.has_regions:
+        for index, region in enumerate(label_manager.foreground_regions):
+            wanted = tuple(region) if isinstance(region, (list, tuple)) else (region,)
+            found = [
+                k
+                for k, v in labels.items()
+                if (tuple(v) if isinstance(v, (list, tuple)) else (v,)) == wanted
+            ]
+            names.append(found[0] if found else f"label {index + 1}")
+    else:
+        by_value = {int(v): k for k, v in labels.items() if not isinstance(v, (list, tuple))}
+        for index, value in enumerate(label_manager.foreground_labels):
+            names.append(by_value.get(int(value), f"label {index + 1}"))
+    return names
+
+
+def _checkpoint_names(names: Sequence[str]) -> list[str]:
+    """One ``checkpoint_best_<label>.pth`` per label; clashes after sanitizing get the index."""
+    files = [checkpoint_name_for_label(n) for n in names]
+    return [
+        f[: -len(".pth")] + f"_{i + 1}.pth" if files.count(f) > 1 else f
+        for i, f in enumerate(files)
+    ]
+
+
 class EpochControlMixin:
     """Epoch count, iteration counts and early stopping from the environment or trainer name.
 
@@ -86,6 +150,15 @@ class EpochControlMixin:
         logger: Any
         dataloader_train: Any
         dataloader_val: Any
+        optimizer: Any
+        lr_scheduler: Any
+        network: Any
+        label_manager: Any
+        dataset_json: dict[str, Any]
+        my_init_kwargs: dict[str, Any]
+        inference_allowed_mirroring_axes: Any
+        save_every: int
+        disable_checkpointing: bool
 
         def print_to_log_file(  # noqa: D102
             self, *args: Any, also_print_to_console: bool = ..., add_timestamp: bool = ...
@@ -97,7 +170,6 @@ class EpochControlMixin:
         def on_validation_epoch_start(self) -> None: ...  # noqa: D102
         def validation_step(self, batch: dict[str, Any]) -> dict[str, Any]: ...  # noqa: D102
         def on_validation_epoch_end(self, val_outputs: list[Any]) -> None: ...  # noqa: D102
-        def on_epoch_end(self) -> None: ...  # noqa: D102
         def on_train_end(self) -> None: ...  # noqa: D102
 
     def __init__(
@@ -116,6 +188,10 @@ class EpochControlMixin:
             _install_settings_error_hook()
             raise
         self.nnunet_ext_settings: TrainingSettings = settings
+        self._nnunet_ext_cooldown: CooldownPlan | None = None
+        self._nnunet_ext_cooldown_ended_by: str | None = None
+        self._nnunet_ext_stop: dict[str, Any] | None = None
+        self._nnunet_ext_label_checkpoints: dict[int, dict[str, Any]] = {}
         self._nnunet_ext_continuing = bool(plans.get("continue_training", False))
         self._nnunet_ext_started = datetime.datetime.now().isoformat(timespec="seconds")
         super().__init__(plans, configuration, fold, dataset_json, device)  # type: ignore[call-arg]
@@ -134,11 +210,61 @@ class EpochControlMixin:
         """``<fold>/nnunet_ext_training.json``."""
         return Path(self.output_folder) / RUN_RECORD_NAME
 
-    def _nnunet_ext_write_record(self, status: str, decision: StopDecision | None) -> None:
+    @property
+    def nnunet_ext_label_names(self) -> list[str]:
+        """Names of the entries of nnU-Net's per-label pseudo Dice, in its order."""
+        return _label_names(self.label_manager, self.dataset_json)
+
+    def _nnunet_ext_label_state(
+        self, epochs: int
+    ) -> tuple[list[list[float]], list[tuple[int | None, float | None]], list[ForgettingEvent]]:
+        """Per-label EMAs, bests and forgetting events over the first ``epochs`` epochs."""
+        dice = [
+            [float(v) for v in row]
+            for row in list(self.logger.get_value("dice_per_class_or_region", step=None))[:epochs]
+        ]
+        emas = label_emas(dice)
+        settings = self.nnunet_ext_settings
+        events = detect_forgetting(
+            emas,
+            fraction=settings.forgetting_fraction,
+            epochs=settings.forgetting_epochs,
+            label_names=self.nnunet_ext_label_names,
+        )
+        return emas, label_bests(emas), events
+
+    def _nnunet_ext_write_record(self, status: str) -> None:
         if self.local_rank != 0:
             return
         history = list(self.logger.get_value("ema_fg_dice", step=None))[: self.current_epoch]
         best_e, best_v = best_epoch(history)
+        _, bests, events = self._nnunet_ext_label_state(self.current_epoch)
+        names = self.nnunet_ext_label_names
+        files = _checkpoint_names(names)
+        labels = []
+        for index, (epoch, value) in enumerate(bests):
+            written = self._nnunet_ext_label_checkpoints.get(index)
+            labels.append(
+                {
+                    "index": index,
+                    "name": names[index] if index < len(names) else f"label {index + 1}",
+                    "best_epoch": epoch,
+                    "best_ema": value,
+                    "checkpoint": files[index] if written is not None else None,
+                    "checkpoint_epoch": written["epoch"] if written is not None else None,
+                }
+            )
+        plan = self._nnunet_ext_cooldown
+        cooldown = None
+        if plan is not None:
+            done = max(0, min(self.current_epoch, plan.end_epoch) - plan.start_epoch)
+            cooldown = {
+                **plan.to_dict(),
+                "epochs_done": done,
+                "completed": done == plan.epochs,
+                "ended_by": self._nnunet_ext_cooldown_ended_by,
+                "checkpoint_before": BEFORE_COOLDOWN_NAME,
+            }
         record = {
             "schema_version": SCHEMA_VERSION,
             "nnunet_ext_version": __version__,
@@ -149,36 +275,33 @@ class EpochControlMixin:
             "settings": self.nnunet_ext_settings.to_dict(),
             "settings_sources": dict(self.nnunet_ext_settings.sources),
             "status": status,
-            "stop": (
-                {
-                    "reason": decision.reason,
-                    "message": decision.message,
-                    "epoch": self.current_epoch - 1,
-                }
-                if decision is not None and decision.should_stop
-                else None
-            ),
+            "stop": self._nnunet_ext_stop,
+            "cooldown": cooldown,
             "epochs_completed": self.current_epoch,
             "best_epoch": best_e,
             "best_ema": best_v,
+            "labels": labels,
+            "forgetting": [e.to_dict() for e in events],
             "started": self._nnunet_ext_started,
             "updated": datetime.datetime.now().isoformat(timespec="seconds"),
         }
         write_json(self.run_record_file, record)
 
-    def _nnunet_ext_recorded_epochs(self) -> int | None:
-        """The epoch count this fold's run was started with, from its run record (if any)."""
-        from nnunet_ext.io.nnunet_files import load_json
-
+    def _nnunet_ext_read_record(self) -> dict[str, Any] | None:
+        """This fold's run record, or ``None`` if there is none or it cannot be read."""
         try:
-            return int(load_json(self.run_record_file)["settings"]["num_epochs"])
-        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return read_run_record(self.run_record_file)
+        except (FileNotFoundError, ValueError):
             return None
 
     # -- nnU-Net hooks -------------------------------------------------------------------------
     def load_checkpoint(self, filename_or_checkpoint: dict[str, Any] | str) -> None:
-        """Refuse to continue a run with a different epoch count (the poly LR would jump)."""
-        started_with = self._nnunet_ext_recorded_epochs() if self._nnunet_ext_continuing else None
+        """Refuse to continue a run with a different epoch count; pick up a cooldown."""
+        record = self._nnunet_ext_read_record() if self._nnunet_ext_continuing else None
+        started_with = None
+        if record is not None:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                started_with = int(record["settings"]["num_epochs"])
         if started_with is not None and started_with != self.num_epochs:
             _install_settings_error_hook()
             raise SettingsError(
@@ -189,6 +312,42 @@ class EpochControlMixin:
                 f"a trainer name such as CustomEpochs_e{self.num_epochs})."
             )
         super().load_checkpoint(filename_or_checkpoint)  # type: ignore[misc]
+        if record is not None:
+            self._nnunet_ext_resume(record)
+
+    def _nnunet_ext_resume(self, record: dict[str, Any]) -> None:
+        """After ``--c``: continue a recorded cooldown, keep the labels' checkpoint epochs."""
+        for label in record.get("labels") or []:
+            if isinstance(label, dict) and label.get("checkpoint_epoch") is not None:
+                epoch = int(label["checkpoint_epoch"])
+                if epoch < self.current_epoch:
+                    self._nnunet_ext_label_checkpoints[int(label["index"])] = {"epoch": epoch}
+        data = record.get("cooldown")
+        if not isinstance(data, dict):
+            return
+        plan = CooldownPlan.from_dict(data)
+        if self.current_epoch < plan.start_epoch:
+            self.print_to_log_file(
+                f"nnunet_ext: the recorded cooldown started at epoch {plan.start_epoch}, but the "
+                f"checkpoint resumes at epoch {self.current_epoch}; the stop rules decide anew."
+            )
+            return
+        if plan.iterations_per_epoch != self.num_iterations_per_epoch:
+            plan = dataclasses.replace(plan, iterations_per_epoch=self.num_iterations_per_epoch)
+        self._nnunet_ext_stop = record.get("stop") if isinstance(record.get("stop"), dict) else None
+        self._nnunet_ext_cooldown_ended_by = data.get("ended_by")
+        self._nnunet_ext_install_cooldown(plan)
+        if self.current_epoch < plan.end_epoch and self._nnunet_ext_cooldown_ended_by is None:
+            self.print_to_log_file(
+                f"nnunet_ext: resuming the cooldown at epoch {self.current_epoch} "
+                f"(cooldown epochs {plan.start_epoch}-{plan.end_epoch - 1}, learning rate "
+                f"from {plan.start_lr:.6g} to 0)."
+            )
+        else:
+            self.print_to_log_file(
+                "nnunet_ext: this run already ended with its cooldown; no further epoch is "
+                "trained (start a new run to train longer)."
+            )
 
     def on_train_start(self) -> None:
         """Remove a stale STOP file, then nnU-Net's start; log and record the settings."""
@@ -202,7 +361,71 @@ class EpochControlMixin:
             f"nnunet_ext {__version__}: {self.nnunet_ext_settings.describe()}. "
             f"Create {self.stop_file} to stop after the current epoch."
         )
-        self._nnunet_ext_write_record("running", None)
+        self._nnunet_ext_write_record("running")
+
+    def on_epoch_end(self) -> None:
+        """nnU-Net's epoch end; a checkpoint_latest in each cooldown epoch; per-label tracking.
+
+        The run record is rewritten after every epoch, so that it names the label checkpoints
+        on disk when ``--c`` resumes after a crash.
+        """
+        epoch = self.current_epoch
+        plan = self._nnunet_ext_cooldown
+        save_every = self.save_every
+        if plan is not None and plan.contains(epoch) and epoch + 1 < plan.end_epoch:
+            self.save_every = 1  # so that --c can resume the cooldown where it was interrupted
+        try:
+            super().on_epoch_end()  # type: ignore[misc]
+        finally:
+            self.save_every = save_every
+        self._nnunet_ext_track_labels(epoch)
+        self._nnunet_ext_write_record("running")  # in step with the label checkpoints on disk
+
+    def _nnunet_ext_track_labels(self, epoch: int) -> None:
+        """Write label checkpoints at new per-label bests; log forgetting when it is detected."""
+        _, bests, events = self._nnunet_ext_label_state(epoch + 1)
+        names = self.nnunet_ext_label_names
+        if self.nnunet_ext_settings.label_checkpoints:
+            files = _checkpoint_names(names)
+            for index, (best_e, best_v) in enumerate(bests):
+                if best_e == epoch and best_v is not None:
+                    self._nnunet_ext_save_label_checkpoint(
+                        index, names[index], files[index], epoch, best_v
+                    )
+        for event in events:
+            if event.epoch == epoch:
+                self.print_to_log_file(f"nnunet_ext: WARNING: {event.describe()}.")
+
+    def _nnunet_ext_save_label_checkpoint(
+        self, index: int, name: str, file_name: str, epoch: int, ema: float
+    ) -> None:
+        self._nnunet_ext_label_checkpoints[index] = {"epoch": epoch}
+        if self._nnunet_ext_save_weights(
+            file_name, epoch, {"label": name, "index": index, "epoch": epoch, "ema": ema}
+        ):
+            self.print_to_log_file(
+                f"nnunet_ext: new best EMA pseudo Dice of label {name!r}: {ema:.4f}; "
+                f"wrote {file_name}"
+            )
+
+    def _nnunet_ext_save_weights(self, file_name: str, epoch: int, info: dict[str, Any]) -> bool:
+        """Write weights plus what nnU-Net's predictor reads (no optimizer state) on rank 0."""
+        if self.local_rank != 0 or self.disable_checkpointing:
+            return False
+        module = self.network.module if self.is_ddp else self.network
+        module = getattr(module, "_orig_mod", module)  # torch.compile wrapper
+        checkpoint = {
+            "network_weights": module.state_dict(),
+            "trainer_name": self.__class__.__name__,
+            "init_args": self.my_init_kwargs,
+            "inference_allowed_mirroring_axes": self.inference_allowed_mirroring_axes,
+            "current_epoch": epoch + 1,
+            "nnunet_ext": info,
+        }
+        target = Path(self.output_folder) / file_name
+        with atomic_path(target) as tmp:
+            torch.save(checkpoint, tmp)
+        return True
 
     def nnunet_ext_stop_decision(self, *, check_stop_file: bool = True) -> StopDecision:
         """Decide, identically on all ranks, whether to stop before the next epoch."""
@@ -217,6 +440,19 @@ class EpochControlMixin:
         )
         if (
             not decision.should_stop
+            and settings.stop_on_forgetting
+            and len(history) >= max(1, settings.min_epochs)
+        ):
+            _, _, events = self._nnunet_ext_label_state(self.current_epoch)
+            if events:
+                decision = dataclasses.replace(
+                    decision,
+                    should_stop=True,
+                    reason="forgetting",
+                    message=f"{events[0].describe()} (nnUNet_stop_on_forgetting=1)",
+                )
+        if (
+            not decision.should_stop
             and check_stop_file
             and self.local_rank == 0
             and self.stop_file.exists()
@@ -224,32 +460,100 @@ class EpochControlMixin:
             decision = dataclasses.replace(
                 decision, should_stop=True, reason="stop_file", message=f"found {self.stop_file}"
             )
+        return self._nnunet_ext_broadcast(decision)
+
+    def _nnunet_ext_broadcast(self, value: Any) -> Any:
         if self.is_ddp and dist.is_available() and dist.is_initialized():
-            shared = [decision]
+            shared = [value]
             dist.broadcast_object_list(shared, src=0)
-            decision = shared[0]
-        return decision
+            return shared[0]
+        return value
+
+    def _nnunet_ext_install_cooldown(self, plan: CooldownPlan) -> None:
+        self._nnunet_ext_cooldown = plan
+        self.lr_scheduler = _CooldownScheduler(self.optimizer, plan)
+
+    def _nnunet_ext_start_cooldown(self, decision: StopDecision) -> CooldownPlan | None:
+        """Start the cooldown after a stop rule fired; ``None`` when it is off."""
+        wanted = self.nnunet_ext_settings.cooldown_epochs
+        left = self.num_epochs - self.current_epoch
+        if wanted <= 0 or left <= 0:
+            return None
+        self.lr_scheduler.step(self.current_epoch)  # the rate the schedule gives this epoch
+        start_lr = float(self.optimizer.param_groups[0]["lr"])
+        plan = CooldownPlan(
+            start_epoch=self.current_epoch,
+            epochs=min(wanted, left),
+            requested_epochs=wanted,
+            start_lr=start_lr,
+            iterations_per_epoch=self.num_iterations_per_epoch,
+            reason=str(decision.reason),
+            message=decision.message,
+        )
+        self._nnunet_ext_install_cooldown(plan)
+        self._nnunet_ext_save_weights(
+            BEFORE_COOLDOWN_NAME,
+            self.current_epoch - 1,
+            {"before_cooldown": True, "epoch": self.current_epoch - 1},
+        )
+        capped = f", capped by nnUNet_n_epochs={self.num_epochs}" if plan.epochs < wanted else ""
+        self.print_to_log_file(
+            f"nnunet_ext: cooldown: {plan.epochs} more epochs (epochs {plan.start_epoch}-"
+            f"{plan.end_epoch - 1}) with the learning rate annealed from {start_lr:.6g} to 0 on "
+            f"the poly curve (nnUNet_cooldown_epochs={wanted}{capped}). The weights before "
+            f"it are in {BEFORE_COOLDOWN_NAME}."
+        )
+        self._nnunet_ext_write_record("running")
+        return plan
+
+    def _nnunet_ext_stop_file_found(self) -> bool:
+        found = self.local_rank == 0 and self.stop_file.exists()
+        return bool(self._nnunet_ext_broadcast(found))
 
     def run_training(self) -> None:
-        """nnU-Net's training loop (unchanged since v2.2) plus a stop check before each epoch."""
+        """nnU-Net's training loop (unchanged since v2.2) plus the stop rules and the cooldown."""
         self.on_train_start()
-        decision: StopDecision | None = None
         first = True
-        for _epoch in range(self.current_epoch, self.num_epochs):
-            # The STOP file is honoured only after an epoch of this session, so a stale one
-            # cannot end a run before it starts.
-            decision = self.nnunet_ext_stop_decision(check_stop_file=not first)
-            first = False
-            if decision.should_stop:
-                self._nnunet_ext_log_stop(decision)
+        while self.current_epoch < self.num_epochs:
+            plan = self._nnunet_ext_cooldown
+            if plan is None:
+                # The STOP file is honoured only after an epoch of this session, so a stale one
+                # cannot end a run before it starts.
+                decision = self.nnunet_ext_stop_decision(check_stop_file=not first)
+                if decision.should_stop:
+                    self._nnunet_ext_log_stop(decision)
+                    plan = self._nnunet_ext_start_cooldown(decision)
+                    if plan is None:
+                        break
+            elif self.current_epoch >= plan.end_epoch or self._nnunet_ext_cooldown_ended_by:
                 break
+            elif not first and self._nnunet_ext_stop_file_found():
+                self._nnunet_ext_cooldown_ended_by = "stop_file"
+                self.print_to_log_file(
+                    f"nnunet_ext: found {self.stop_file} during the cooldown; ending now, after "
+                    f"{self.current_epoch - plan.start_epoch} of {plan.epochs} cooldown epochs."
+                )
+                if self.local_rank == 0:
+                    with contextlib.suppress(FileNotFoundError):
+                        self.stop_file.unlink()
+                break
+            first = False
             self.on_epoch_start()
 
             self.on_train_epoch_start()
             train_outputs = []
-            for _batch_id in range(self.num_iterations_per_epoch):
+            rates = []
+            for batch_id in range(self.num_iterations_per_epoch):
+                if plan is not None:
+                    rates.append(plan.lr(self.current_epoch, batch_id))
+                    _set_lr(self.optimizer, rates[-1])
                 train_outputs.append(self.train_step(next(self.dataloader_train)))
             self.on_train_epoch_end(train_outputs)
+            if plan is not None:
+                self.print_to_log_file(
+                    f"nnunet_ext: cooldown epoch {self.current_epoch - plan.start_epoch + 1} of "
+                    f"{plan.epochs}: learning rate {rates[0]:.6g} -> {rates[-1]:.6g}"
+                )
 
             with torch.no_grad():
                 self.on_validation_epoch_start()
@@ -259,15 +563,18 @@ class EpochControlMixin:
                 self.on_validation_epoch_end(val_outputs)
 
             self.on_epoch_end()
-        else:
-            decision = None
 
         self.on_train_end()
         self._nnunet_ext_write_record(
-            "stopped_early" if decision is not None else "completed", decision
+            "stopped_early" if self._nnunet_ext_stop is not None else "completed"
         )
 
     def _nnunet_ext_log_stop(self, decision: StopDecision) -> None:
+        self._nnunet_ext_stop = {
+            "reason": decision.reason,
+            "message": decision.message,
+            "epoch": self.current_epoch - 1,
+        }
         best = (
             f"best epoch {decision.best_epoch} with EMA pseudo Dice {decision.best_ema:.4f}"
             if decision.best_epoch is not None and decision.best_ema is not None

@@ -15,6 +15,14 @@ variable                        default              meaning
 ``nnUNet_min_delta``            0                    an improvement must exceed this (float ≥ 0)
 ``nnUNet_min_epochs``           0                    never stop early before this many epochs
 ``nnUNet_target_dice``          unset (off)          stop once the EMA pseudo-Dice reaches this
+``nnUNet_cooldown_epochs``      0 (off)              when a stop rule fires, train this many more
+                                                     epochs with the learning rate annealed to 0
+``nnUNet_label_checkpoints``    0 (off)              1: write ``checkpoint_best_<label>.pth``
+                                                     when a label's EMA pseudo-Dice is a new best
+``nnUNet_forgetting_fraction``  0.5                  a label is forgotten when its EMA stays below
+                                                     this fraction of its best ...
+``nnUNet_forgetting_epochs``    20                   ... for this many epochs
+``nnUNet_stop_on_forgetting``   0 (off)              1: forgetting is a stop rule
 ==============================  ===================  ==========================================
 
 Trainer names can carry the same settings, so that the results folder records them:
@@ -32,6 +40,8 @@ key    setting                         value
 ``m``  ``min_epochs``                  int, e.g. ``m100``
 ``d``  ``min_delta``                   decimal with ``p`` as the point: ``d0p001`` = 0.001
 ``t``  ``target_dice``                 decimal with ``p`` as the point: ``t0p9`` = 0.9
+``c``  ``cooldown_epochs``             int ≥ 0, e.g. ``c20``
+``l``  ``label_checkpoints``           ``l1`` (on) or ``l0`` (off)
 =====  ==============================  =====================================
 
 A value in the name wins over the environment variable; the environment fills the rest.
@@ -65,6 +75,11 @@ ENV_VARS: dict[str, str] = {
     "min_delta": "nnUNet_min_delta",
     "min_epochs": "nnUNet_min_epochs",
     "target_dice": "nnUNet_target_dice",
+    "cooldown_epochs": "nnUNet_cooldown_epochs",
+    "label_checkpoints": "nnUNet_label_checkpoints",
+    "forgetting_fraction": "nnUNet_forgetting_fraction",
+    "forgetting_epochs": "nnUNet_forgetting_epochs",
+    "stop_on_forgetting": "nnUNet_stop_on_forgetting",
 }
 
 #: Trainer-name key -> setting.
@@ -76,6 +91,8 @@ NAME_KEYS: dict[str, str] = {
     "m": "min_epochs",
     "d": "min_delta",
     "t": "target_dice",
+    "c": "cooldown_epochs",
+    "l": "label_checkpoints",
 }
 
 #: Names of our trainer classes that accept settings suffixes.
@@ -102,6 +119,13 @@ class TrainingSettings:
         min_delta: The EMA must rise by more than this to count as an improvement.
         min_epochs: Never stop early before this many epochs are complete.
         target_dice: Stop once the EMA pseudo-Dice reaches this; ``None`` disables it.
+        cooldown_epochs: Epochs trained after a stop rule fires, with the learning rate
+            annealed to 0 on nnU-Net's poly curve; 0 ends training at once (as before).
+        label_checkpoints: Write ``checkpoint_best_<label>.pth`` at each new best per-label EMA.
+        forgetting_fraction: A label counts as forgotten once its EMA stays below this
+            fraction of its best EMA ...
+        forgetting_epochs: ... for this many consecutive epochs.
+        stop_on_forgetting: Forgetting is a stop rule (reason ``"forgetting"``).
         sources: Where each value came from: ``"default"``, ``"env:<VAR>"`` or ``"name:<token>"``.
     """
 
@@ -112,12 +136,17 @@ class TrainingSettings:
     min_delta: float = 0.0
     min_epochs: int = 0
     target_dice: float | None = None
+    cooldown_epochs: int = 0
+    label_checkpoints: bool = False
+    forgetting_fraction: float = 0.5
+    forgetting_epochs: int = 20
+    stop_on_forgetting: bool = False
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def early_stopping(self) -> bool:
         """Whether any early-stop rule is on."""
-        return self.patience is not None or self.target_dice is not None
+        return self.patience is not None or self.target_dice is not None or self.stop_on_forgetting
 
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as a JSON-ready dict (without ``sources``)."""
@@ -161,8 +190,23 @@ def _float_in(
     return value
 
 
-def _parse_value(setting: str, raw: str, what: str) -> int | float:
+def _flag(raw: str, *, what: str, example: str) -> bool:
+    text = raw.strip()
+    if text not in {"0", "1"}:
+        raise SettingsError(f"{what} must be 0 or 1; got {raw!r}. Example: {example}.")
+    return text == "1"
+
+
+def _parse_value(setting: str, raw: str, what: str) -> int | float | bool:
     env = ENV_VARS[setting]
+    if setting in {"label_checkpoints", "stop_on_forgetting"}:
+        return _flag(raw, what=what, example=f"{env}=1")
+    if setting == "cooldown_epochs":
+        return _positive_int(raw, what=what, example=f"{env}=20", allow_zero=True)
+    if setting == "forgetting_epochs":
+        return _positive_int(raw, what=what, example=f"{env}=20")
+    if setting == "forgetting_fraction":
+        return _float_in(raw, what=what, example=f"{env}=0.5", low=0.0, high=1.0, low_open=True)
     if setting in {
         "num_epochs",
         "num_iterations_per_epoch",
@@ -177,7 +221,7 @@ def _parse_value(setting: str, raw: str, what: str) -> int | float:
     return _float_in(raw, what=what, example=f"{env}=0.9", low=0.0, high=1.0, low_open=True)
 
 
-def parse_trainer_name(name: str) -> tuple[str, dict[str, int | float]]:
+def parse_trainer_name(name: str) -> tuple[str, dict[str, int | float | bool]]:
     """Split a trainer name into its base name and the settings its suffix carries.
 
     Args:
@@ -211,7 +255,7 @@ def parse_trainer_name(name: str) -> tuple[str, dict[str, int | float]]:
     tokens = name[len(base) :]
     if "__" in tokens or not _NAME_RE.match("X" + tokens):
         raise SettingsError(f"trainer name {name!r} is malformed: {grammar}.")
-    settings: dict[str, int | float] = {}
+    settings: dict[str, int | float | bool] = {}
     for match in _TOKEN_RE.finditer(tokens):
         key, raw = match["key"], match["value"]
         if key not in NAME_KEYS:
@@ -241,7 +285,7 @@ def parse_trainer_name(name: str) -> tuple[str, dict[str, int | float]]:
 def resolve_settings(
     environ: Mapping[str, str] | None = None,
     *,
-    name_settings: Mapping[str, int | float] | None = None,
+    name_settings: Mapping[str, int | float | bool] | None = None,
     name_tokens: str = "",
 ) -> TrainingSettings:
     """Combine defaults, environment variables and trainer-name settings; validate all.

@@ -52,7 +52,7 @@ def test_acceptance_two_logs_json_and_png(
         assert got["pseudo_dice"] == pytest.approx(list(want.dice), abs=1e-6)
         assert got["epoch_time_s"] == pytest.approx(want.time_s, abs=1e-9)
         assert got["learning_rate"] == pytest.approx(want.lr, abs=1e-9)
-    assert report["schema_version"] == 1
+    assert report["schema_version"] == 2
     assert report["label_names"] == ["myocardium", "LV", "RV"]
     assert report["status"] == "completed"
     assert report["stopped"] is True

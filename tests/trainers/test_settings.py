@@ -126,3 +126,77 @@ def test_name_settings_win_over_environment():
     assert s.sources["patience"] == "env:nnUNet_patience"
     assert "num_epochs=250 (name:CustomEpochs_e250)" in s.describe()
     assert "target_dice=off (default)" in s.describe()
+
+
+def test_cooldown_label_and_forgetting_defaults():
+    s = resolve_settings({})
+    assert s.cooldown_epochs == 0  # off: an early stop ends as before unless asked
+    assert s.label_checkpoints is False
+    assert (s.forgetting_fraction, s.forgetting_epochs) == (0.5, 20)
+    assert s.stop_on_forgetting is False
+
+
+def test_cooldown_label_and_forgetting_from_the_environment():
+    s = resolve_settings(
+        {
+            "nnUNet_cooldown_epochs": "20",
+            "nnUNet_label_checkpoints": "1",
+            "nnUNet_forgetting_fraction": "0.3",
+            "nnUNet_forgetting_epochs": "15",
+            "nnUNet_stop_on_forgetting": "1",
+        }
+    )
+    assert (s.cooldown_epochs, s.label_checkpoints) == (20, True)
+    assert (s.forgetting_fraction, s.forgetting_epochs, s.stop_on_forgetting) == (0.3, 15, True)
+    assert s.early_stopping  # forgetting is a stop rule
+    assert s.sources["cooldown_epochs"] == "env:nnUNet_cooldown_epochs"
+    assert s.to_dict()["label_checkpoints"] is True
+
+
+def test_cooldown_and_label_tokens_in_the_name():
+    base, settings = parse_trainer_name("CustomEpochs_p30_c20_l1")
+    assert base == "CustomEpochs"
+    assert settings == {"patience": 30, "cooldown_epochs": 20, "label_checkpoints": True}
+    s = resolve_settings(
+        {"nnUNet_cooldown_epochs": "5"},
+        name_settings=settings,
+        name_tokens="CustomEpochs_p30_c20_l1",
+    )
+    assert s.cooldown_epochs == 20
+    assert s.sources["cooldown_epochs"] == "name:CustomEpochs_p30_c20_l1"
+    assert parse_trainer_name("CustomEpochs_c0_l0")[1] == {
+        "cooldown_epochs": 0,
+        "label_checkpoints": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("environ", "match"),
+    [
+        ({"nnUNet_cooldown_epochs": "-1"}, "nnUNet_cooldown_epochs must be a non-negative integer"),
+        ({"nnUNet_label_checkpoints": "yes"}, "nnUNet_label_checkpoints must be 0 or 1; got 'yes'"),
+        ({"nnUNet_stop_on_forgetting": "2"}, "nnUNet_stop_on_forgetting must be 0 or 1"),
+        (
+            {"nnUNet_forgetting_fraction": "0"},
+            r"nnUNet_forgetting_fraction must be a number in \(0",
+        ),
+        ({"nnUNet_forgetting_fraction": "1.5"}, "nnUNet_forgetting_fraction must be a number"),
+        ({"nnUNet_forgetting_epochs": "0"}, "nnUNet_forgetting_epochs must be a positive integer"),
+    ],
+)
+def test_bad_new_values_name_the_variable(environ, match):
+    with pytest.raises(SettingsError, match=match):
+        resolve_settings(environ)
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        ("CustomEpochs_l2", "must be 0 or 1"),
+        ("CustomEpochs_c1p5", "must be an integer"),
+        ("CustomEpochs_c3_c4", "key 'c' given twice"),
+    ],
+)
+def test_bad_new_tokens_name_the_token(name, match):
+    with pytest.raises(SettingsError, match=match):
+        parse_trainer_name(name)

@@ -1,0 +1,112 @@
+"""``nnunet-ext validate FOLD_DIR... --checkpoint NAME... [--npz] [--json OUT.json]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from nnunet_ext._cli import main_for
+
+__all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = (
+    "Run nnU-Net's own validation for any checkpoint of a fold (checkpoint_final.pth, "
+    "checkpoint_best.pth, checkpoint_best_<label>.pth ...) into fold_k/validation_<checkpoint "
+    "stem>/, never touching fold_k/validation/, and print the per-label Dice of every "
+    "checkpoint side by side. The folders are ordinary members for tune and ensemble."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``validate`` command's arguments."""
+    parser.add_argument(
+        "fold_dirs",
+        type=Path,
+        nargs="+",
+        metavar="FOLD_DIR",
+        help="nnU-Net fold folders, e.g. "
+        "nnUNet_results/Dataset501_X/CustomEpochs__nnUNetPlans__3d_fullres/fold_0",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        nargs="+",
+        required=True,
+        metavar="NAME",
+        help="checkpoint file names in each fold folder (.pth may be left out)",
+    )
+    parser.add_argument(
+        "--npz",
+        action="store_true",
+        help="also export .npz probabilities (needed by tune and ensemble), as nnU-Net's --npz",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "mps"),
+        default=None,
+        help="device for the validation (default: cuda when available, else cpu)",
+    )
+    parser.add_argument(
+        "--json", type=Path, metavar="OUT.json", help="also write the Dice table as JSON"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="redo validations whose output is complete"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``nnunet-ext validate``."""
+    from nnunet_ext._cli import check_output_files
+    from nnunet_ext.io import write_json
+    from nnunet_ext.validate.jobs import format_side_by_side, plan_validation, read_validation_dice
+
+    if args.json is not None:
+        check_output_files(args.json, overwrite=True)
+    jobs = plan_validation(args.fold_dirs, args.checkpoint, npz=args.npz, overwrite=args.overwrite)
+    todo = [job for job in jobs if not job.done]
+    if todo:
+        from nnunet_ext.trainers.validate import validate_checkpoint
+
+        for job in todo:
+            log.info("validating %s -> %s", job.checkpoint, job.output_dir)
+            validate_checkpoint(
+                job.fold_dir,
+                job.checkpoint,
+                job.output_dir,
+                save_probabilities=args.npz,
+                device=args.device,
+            )
+    for job in jobs:
+        if job.done:
+            log.info("%s is complete; kept (--overwrite redoes it)", job.output_dir)
+    dice = {job: read_validation_dice(job.output_dir) for job in jobs}
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for job, values in dice.items():
+        title = f"{job.fold_dir.parent.name}/{job.fold_dir.name}"
+        results.setdefault(title, {})[job.stem] = values
+    print(format_side_by_side(results))
+    if args.json is not None:
+        write_json(
+            args.json,
+            {
+                "schema_version": 1,
+                "validations": [
+                    {
+                        "fold_dir": str(job.fold_dir),
+                        "checkpoint": job.checkpoint.name,
+                        "folder": str(job.output_dir),
+                        "dice": values,
+                    }
+                    for job, values in dice.items()
+                ],
+            },
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m nnunet_ext.validate``."""
+    return main_for("nnunet-ext validate", DESCRIPTION, add_arguments, run, argv)
