@@ -8,6 +8,9 @@ import numpy as np
 import SimpleITK as sitk  # noqa: N813
 from nnunet_workspace import BIN, DATASET_ID, NnunetWorkspace, check
 
+#: The cases predicted by these tests: two test and two training images.
+CASES = ("heart_000", "heart_001", "heart_006", "heart_007")
+
 #: The venv's python, as a user runs it.
 BIN_PYTHON = BIN / "python"
 

@@ -3,27 +3,37 @@ on the session's two tiny models, shared by the predict tests."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 from nnunet_workspace import DATASET_NAME, NnunetWorkspace, check
 
-from ._helpers import nnunet_predict, ours
+from ._helpers import CASES, nnunet_predict, ours
 
 
 @pytest.fixture(scope="session")
 def test_images(workspace: NnunetWorkspace) -> Path:
-    return workspace.raw / DATASET_NAME / "imagesTs"
+    """A folder with the images of ``CASES``."""
+    folder = workspace.raw.parent / "predict_images"
+    folder.mkdir(exist_ok=True)
+    raw = workspace.raw / DATASET_NAME
+    for case in CASES:
+        split = "imagesTs" if case >= "heart_006" else "imagesTr"
+        shutil.copyfile(raw / split / f"{case}_0000.nii.gz", folder / f"{case}_0000.nii.gz")
+    return folder
 
 
 @pytest.fixture(scope="session")
 def two_step(
     workspace: NnunetWorkspace, ensemble_models: dict[str, Path], test_images: Path
 ) -> dict[str, Path]:
-    """Probability folders of both members and nnUNetv2_ensemble's labels, for imagesTs."""
+    """Probability folders of both members (no TTA) and nnUNetv2_ensemble's labels."""
     root = workspace.raw.parent / "two_step"
     folders = {
-        c: nnunet_predict(workspace, test_images, root / f"pred_{c}", c, "--save_probabilities")
+        c: nnunet_predict(
+            workspace, test_images, root / f"pred_{c}", c, "--save_probabilities", "--disable_tta"
+        )
         for c in ("2d", "3d_fullres")
     }
     ensemble = root / "nnunet_ensemble"
@@ -46,7 +56,7 @@ def two_step(
 def equal_weights_output(
     workspace: NnunetWorkspace, ensemble_models: dict[str, Path], test_images: Path
 ) -> Path:
-    """`nnunet-ext predict -m 2d 3d_fullres` (equal weights, all folds) on imagesTs."""
+    """`nnunet-ext predict -m 2d 3d_fullres --disable-tta` (equal weights, all folds)."""
     out = workspace.raw.parent / "ours_equal"
     ours(
         workspace,

@@ -90,7 +90,8 @@ def test_default_folds_skip_folds_without_the_checkpoint_like_nnunet(tmp_path):
         ("labels_differ", r"members must predict the same labels"),
         (
             "channels",
-            r"must have the model's 2 channel file\(s\) a_0000..a_0001\.nii\.gz; got channel\(s\) \[0\]",
+            r"must have the model.s 2 channel file\(s\) a_0000..a_0001\.nii\.gz; "
+            r"got channel\(s\) \[0\]",
         ),
         ("not_a_model", r"dataset\.json not found; a trained model folder"),
         ("cascade", r"cascade stage"),

@@ -16,16 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from nnunet_workspace import DATASET_NAME, NnunetWorkspace, check
+from nnunet_workspace import NnunetWorkspace, check
 
 from nnunet_ext.io import TEMP_PREFIX
 from nnunet_ext.io.probabilities import read_probabilities
 
-from ._helpers import BIN_PYTHON, nnunet_predict, ours, read_seg
+from ._helpers import BIN_PYTHON, CASES, nnunet_predict, ours, read_seg
 
 pytestmark = [pytest.mark.nnunet, pytest.mark.slow]
-
-CASES = ("heart_006", "heart_007")
 
 
 def labels_of(
@@ -82,7 +80,8 @@ def test_equal_weights_are_voxel_identical_to_nnunet_two_step_route(
     assert [m["configuration"] for m in provenance["members"]] == ["2d", "3d_fullres"]
     assert provenance["settings"]["device"] == "cpu"
     assert provenance["settings"]["step_size"] == 0.5
-    assert provenance["settings"]["mirror_axes_used"] == [[0, 1], [0, 1, 2]]
+    assert provenance["settings"]["disable_tta"] is True
+    assert provenance["settings"]["mirror_axes_used"] == [[], []]
 
 
 def test_per_label_weights_match_our_ensemble_on_two_step_folders(
@@ -142,6 +141,7 @@ def test_per_label_weights_match_our_ensemble_on_two_step_folders(
         "--device",
         "cpu",
         "--save-probabilities",
+        "--disable-tta",
     )
     check(
         workspace.run(
@@ -185,7 +185,18 @@ def test_spec_mixing_a_probability_folder_and_a_model(
         )
     )
     out = tmp_path / "out"
-    ours(workspace, "-i", str(test_images), "-o", str(out), "--spec", str(spec), "--device", "cpu")
+    ours(
+        workspace,
+        "-i",
+        str(test_images),
+        "-o",
+        str(out),
+        "--spec",
+        str(spec),
+        "--device",
+        "cpu",
+        "--disable-tta",
+    )
     assert_same_labels(out, two_step["ensemble"])
 
 
@@ -226,25 +237,27 @@ def test_time_budget_controls_reach_nnunet_and_the_provenance(
     assert settings["mirror_axes_used"] == [[]]
     # a mirror-axes subset is recorded per member
     out2 = tmp_path / "out2"
+    one = tmp_path / "one_image"
+    one.mkdir()
+    shutil.copyfile(test_images / "heart_006_0000.nii.gz", one / "heart_006_0000.nii.gz")
     ours(
         workspace,
         "-i",
-        str(test_images),
+        str(one),
         "-o",
         str(out2),
         "-m",
-        str(ensemble_models["2d"]),
         str(ensemble_models["3d_fullres"]),
         "--device",
         "cpu",
         "--mirror-axes",
-        "1",
         "2",
+        "1",
         "-f",
         "0",
     )
     settings = json.loads((out2 / "nnunet_ext_predict.json").read_text())["settings"]
-    assert settings["mirror_axes_used"] == [[1], [1, 2]]
+    assert settings["mirror_axes_used"] == [[1, 2]]
     assert json.loads((out2 / "nnunet_ext_predict.json").read_text())["members"][0]["folds"] == [
         "0"
     ]
@@ -280,7 +293,7 @@ def test_rerun_resumes_and_never_trusts_a_half_written_file(
     )
     check(result)
     summary = json.loads(result.stdout)
-    assert (summary["written"], summary["skipped"]) == (["heart_007"], ["heart_006"])
+    assert (summary["written"], summary["skipped"]) == (["heart_007"], list(CASES[:3]))
     assert (out / "heart_006.nii.gz").stat().st_mtime_ns == untouched
     assert leftovers(out) == []
     assert_same_labels(out, equal_weights_output)
@@ -316,14 +329,22 @@ def test_python_api_parts_and_arrays(
     models = [ensemble_models["2d"], ensemble_models["3d_fullres"]]
     out = tmp_path / "parts"
     parts = [
-        predict_folder(test_images, out, model_dirs=models, device="cpu", part_id=k, num_parts=2)
+        predict_folder(
+            test_images,
+            out,
+            model_dirs=models,
+            device="cpu",
+            disable_tta=True,
+            part_id=k,
+            num_parts=2,
+        )
         for k in range(2)
     ]
-    assert [p.written for p in parts] == [("heart_006",), ("heart_007",)]
+    assert [p.written for p in parts] == [CASES[0::2], CASES[1::2]]
     assert_same_labels(out, equal_weights_output)
 
     result = predict_arrays(
-        [test_images / "heart_006_0000.nii.gz"], model_dirs=models, device="cpu"
+        [test_images / "heart_006_0000.nii.gz"], model_dirs=models, device="cpu", disable_tta=True
     )
     expected, _ = read_seg(equal_weights_output / "heart_006.nii.gz")
     np.testing.assert_array_equal(result.labels, expected)
@@ -332,27 +353,23 @@ def test_python_api_parts_and_arrays(
     image = sitk.ReadImage(str(test_images / "heart_006_0000.nii.gz"))
     array = sitk.GetArrayFromImage(image)[None].astype(np.float32)
     from_array = predict_arrays(
-        array, model_dirs=models, device="cpu", properties={"spacing": image.GetSpacing()[::-1]}
+        array,
+        model_dirs=models,
+        device="cpu",
+        disable_tta=True,
+        properties={"spacing": image.GetSpacing()[::-1]},
     )
     np.testing.assert_array_equal(from_array.labels, expected)
 
 
 def test_three_claiming_processes_one_killed_write_every_case_once(
-    workspace: NnunetWorkspace, ensemble_models: dict[str, Path], tmp_path: Path
+    workspace: NnunetWorkspace,
+    ensemble_models: dict[str, Path],
+    equal_weights_output: Path,
+    test_images: Path,
+    tmp_path: Path,
 ):
-    images = tmp_path / "images"
-    images.mkdir()
-    raw = workspace.raw / DATASET_NAME
-    for source in sorted((raw / "imagesTr").glob("*.nii.gz")) + sorted(
-        (raw / "imagesTs").glob("*.nii.gz")
-    ):
-        shutil.copyfile(source, images / source.name)
-    cases = tuple(sorted(p.name[: -len("_0000.nii.gz")] for p in images.iterdir()))
     models = [str(ensemble_models["2d"]), str(ensemble_models["3d_fullres"])]
-    common = ["-i", str(images), "-m", *models, "--device", "cpu"]
-    clean = tmp_path / "clean"
-    ours(workspace, *common, "-o", str(clean))
-
     out = tmp_path / "shared"
     logs = [tmp_path / f"process_{k}.log" for k in range(3)]
     processes = []
@@ -365,9 +382,15 @@ def test_three_claiming_processes_one_killed_write_every_case_once(
                         "-m",
                         "nnunet_ext",
                         "predict",
-                        *common,
+                        "-i",
+                        str(test_images),
                         "-o",
                         str(out),
+                        "-m",
+                        *models,
+                        "--device",
+                        "cpu",
+                        "--disable-tta",
                         "--claim",
                         "-v",
                     ],
@@ -378,7 +401,7 @@ def test_three_claiming_processes_one_killed_write_every_case_once(
             )
     victim = processes[0]
     claims = out / ".nnunet_ext-claims"
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + 900
     killed = False
     while time.monotonic() < deadline and victim.poll() is None:
         held = []
@@ -389,7 +412,7 @@ def test_three_claiming_processes_one_killed_write_every_case_once(
                 except (OSError, ValueError):
                     pass
         if victim.pid in held:
-            os.kill(victim.pid, signal.SIGKILL)
+            os.kill(victim.pid, signal.SIGKILL)  # midway through a case
             killed = True
             break
         time.sleep(0.05)
@@ -399,12 +422,11 @@ def test_three_claiming_processes_one_killed_write_every_case_once(
         assert process.wait(timeout=900) == 0
     written = []
     for log in logs:
+        text = log.read_text()
         written += [
-            line.split()[2]
-            for line in log.read_text().splitlines()
-            if line.startswith("INFO: wrote ")
+            line.split()[2] for line in text.splitlines() if line.startswith("INFO: wrote ")
         ]
-    assert sorted(written) == sorted(cases)  # every case written exactly once, by someone
+    assert sorted(written) == sorted(CASES)  # every case written exactly once, by someone
     assert "retaking the expired claim" in "".join(log.read_text() for log in logs[1:])
-    assert_same_labels(out, clean, cases)
+    assert_same_labels(out, equal_weights_output)
     assert leftovers(out) == []
