@@ -12,8 +12,8 @@ same images and device (cpu):
 (b) ``nnunet-ext predict --spec`` (equal weights).
 
 For each it reports wall time, peak memory of the whole process tree (sum of the PSS of the
-command and all its descendants, sampled every 50 ms from /proc/PID/smaps_rollup) and the bytes each route leaves
-on disk (intermediate: the member folders of (a); final: the label folder). It checks that both
+command and all its descendants, sampled every 50 ms from /proc/PID/smaps_rollup) and the bytes
+each route leaves on disk (intermediate: the member folders of (a); final: the label folder). It checks that both
 routes wrote identical label maps. Test-time mirroring is off by default (``--tta`` turns it on
 for both) so that an untrained small network on 2 CPU cores measures the pipeline, not the
 convolutions.

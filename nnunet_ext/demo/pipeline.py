@@ -11,7 +11,8 @@ per-label ensemble weights on the cross-validation probabilities → determine p
 the tuned cross-validation ensemble → predict the test images with probabilities → ensemble
 with equal weights → the tuned ensemble with ``nnunet-ext predict --spec`` in one pass (and, to
 compare time, disk and labels, by ``ensemble --spec`` on the probability folders) →
-postprocess → evaluate everything against the test references → build and check a submission zip with a preview.
+postprocess → evaluate everything against the test references → build and check a submission
+zip with a preview.
 """
 
 from __future__ import annotations
