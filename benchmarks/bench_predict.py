@@ -13,10 +13,10 @@ same images and device (cpu):
 
 For each it reports wall time, peak memory of the whole process tree (sum of the PSS of the
 command and all its descendants, sampled every 50 ms from /proc/PID/smaps_rollup) and the bytes
-each route leaves on disk (intermediate: the member folders of (a); final: the label folder). It checks that both
-routes wrote identical label maps. Test-time mirroring is off by default (``--tta`` turns it on
-for both) so that an untrained small network on 2 CPU cores measures the pipeline, not the
-convolutions.
+each route leaves on disk (intermediate: the member folders of (a); final: the label folder).
+It checks that both routes wrote identical label maps. Test-time mirroring is off by default
+(``--tta`` turns it on for both) so that an untrained small network on 2 CPU cores measures
+the pipeline, not the convolutions.
 """
 
 from __future__ import annotations
