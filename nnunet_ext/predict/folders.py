@@ -45,8 +45,9 @@ logger = logging.getLogger(__name__)
 #: Provenance file written into every output folder.
 PROVENANCE_FILE = "nnunet_ext_predict.json"
 
-#: Settings that must match for a rerun to resume into an existing output folder.
-_RESUME_KEYS = ("members", "weights", "settings", "save_probabilities", "file_ending")
+#: What must match for a rerun to resume into an existing output folder.
+_RESUME_KEYS = ("members", "weights", "save_probabilities", "file_ending")
+_RESUME_SETTINGS = ("step_size", "disable_tta", "mirror_axes")
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,13 @@ def _check_output(
     previous = out / PROVENANCE_FILE
     if previous.is_file():
         old = load_json(previous)
-        if not isinstance(old, dict) or any(old.get(k) != provenance.get(k) for k in _RESUME_KEYS):
+        old_settings = old.get("settings") if isinstance(old, dict) else None
+        if (
+            not isinstance(old, dict)
+            or not isinstance(old_settings, dict)
+            or any(old.get(k) != provenance.get(k) for k in _RESUME_KEYS)
+            or any(old_settings.get(k) != provenance["settings"].get(k) for k in _RESUME_SETTINGS)
+        ):
             raise FileExistsError(
                 f"{out} holds a prediction made with other members or settings ({previous}). "
                 "Pass --overwrite to replace it, or choose another output folder."
