@@ -226,8 +226,15 @@ def tree_pss(pid: int) -> int:
     return total
 
 
-def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """Run ``command``; return wall seconds and peak process-tree PSS in bytes."""
+def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, int, float]:
+    """Run ``command``; return wall seconds, peak process-tree PSS in bytes and CPU seconds.
+
+    CPU seconds (user + system of the command and every descendant it waited for) do not depend
+    on how many other jobs share the machine; wall time does.
+    """
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -249,7 +256,9 @@ def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, int]:
     sampler.join()
     if process.returncode != 0:
         raise RuntimeError(f"{command[0]} failed ({process.returncode}):\n{err[-3000:]}")
-    return wall, peak
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, peak, cpu
 
 
 def folder_bytes(folder: Path, suffixes: tuple[str, ...] | None = None) -> int:
@@ -283,7 +292,7 @@ def main() -> int:
     tta_nnunet = [] if args.tta else ["--disable_tta"]
     tta_ours = [] if args.tta else ["--disable-tta"]
     results: dict[str, dict[str, list[float]]] = {
-        name: {"wall": [], "peak": [], "intermediate": [], "npz": [], "final": []}
+        name: {"wall": [], "cpu": [], "peak": [], "intermediate": [], "npz": [], "final": []}
         for name in ("two_step", "ours")
     }
     for repeat in range(args.repeats):
@@ -292,11 +301,11 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
             if name == "two_step":
-                wall, peak = 0.0, 0
+                wall, peak, cpu = 0.0, 0, 0.0
                 members = []
                 for index, model in enumerate(models):
                     out = work / f"member_{index}"
-                    w, p = run_measured(
+                    w, p, c = run_measured(
                         [
                             str(BIN / "nnUNetv2_predict_from_modelfolder"),
                             "-i",
@@ -318,9 +327,9 @@ def main() -> int:
                         ],
                         env,
                     )
-                    wall, peak = wall + w, max(peak, p)
+                    wall, peak, cpu = wall + w, max(peak, p), cpu + c
                     members.append(out)
-                w, p = run_measured(
+                w, p, c = run_measured(
                     [
                         str(BIN / "nnUNetv2_ensemble"),
                         "-i",
@@ -332,7 +341,7 @@ def main() -> int:
                     ],
                     env,
                 )
-                wall, peak = wall + w, max(peak, p)
+                wall, peak, cpu = wall + w, max(peak, p), cpu + c
                 intermediate = sum(folder_bytes(m) for m in members)
                 npz = sum(folder_bytes(m, (".npz",)) for m in members)
             else:
@@ -360,6 +369,7 @@ def main() -> int:
             final = folder_bytes(work / "labels", (".nii.gz",))
             for key, value in (
                 ("wall", wall),
+                ("cpu", cpu),
                 ("peak", peak),
                 ("intermediate", intermediate),
                 ("npz", npz),
@@ -367,7 +377,8 @@ def main() -> int:
             ):
                 results[name][key].append(float(value))
             print(
-                f"{name:8s} wall {wall:7.2f} s  peak tree PSS {peak / 2**20:7.1f} MiB  "
+                f"{name:8s} wall {wall:7.2f} s  cpu {cpu:7.2f} s  "
+                f"peak tree PSS {peak / 2**20:7.1f} MiB  "
                 f"intermediate {intermediate / 2**20:8.1f} MiB",
                 file=sys.stderr,
             )
@@ -393,11 +404,13 @@ def main() -> int:
     }
     for name, values in results.items():
         report[f"{name}_wall_s"] = statistics.median(values["wall"])
+        report[f"{name}_cpu_s"] = statistics.median(values["cpu"])
         report[f"{name}_peak_tree_pss_mib"] = max(values["peak"]) / 2**20
         report[f"{name}_intermediate_mib"] = max(values["intermediate"]) / 2**20
         report[f"{name}_npz_mib"] = max(values["npz"]) / 2**20
         report[f"{name}_labels_mib"] = max(values["final"]) / 2**20
     report["wall_ratio"] = report["ours_wall_s"] / report["two_step_wall_s"]
+    report["cpu_ratio"] = report["ours_cpu_s"] / report["two_step_cpu_s"]
     report["memory_ratio"] = report["ours_peak_tree_pss_mib"] / report["two_step_peak_tree_pss_mib"]
     report["labels_identical"] = True
     print(json.dumps(report, indent=2))
