@@ -22,6 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "nnunet_ext.ensemble.cli",
         "fuse probability folders with per-model/per-label weights",
     ),
+    "predict": (
+        "nnunet_ext.predict.cli",
+        "predict with a weighted multi-model ensemble in one pass",
+    ),
     "tune": ("nnunet_ext.tune.cli", "tune per-label ensemble weights on cross-validation"),
     "postprocess": (
         "nnunet_ext.postprocess.cli",

@@ -117,3 +117,32 @@ def predicted_test_set(workspace: NnunetWorkspace, trained_fold: Path) -> Path:
         )
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def ensemble_models(workspace: NnunetWorkspace, trained_fold: Path) -> dict[str, Path]:
+    """Two real model folders with two folds each: CustomEpochs 3d_fullres and 2d.
+
+    3d_fullres fold 0 is ``trained_fold``; 3d_fullres fold 1 and 2d folds 0 and 1 are trained
+    here for one epoch (2 iterations) each, after preprocessing the 2d configuration.
+    """
+    check(workspace.run("nnUNetv2_preprocess", "-d", str(DATASET_ID), "-c", "2d", "-np", "1"))
+    for configuration, fold in (("3d_fullres", 1), ("2d", 0), ("2d", 1)):
+        check(
+            workspace.run(
+                "nnUNetv2_train",
+                str(DATASET_ID),
+                configuration,
+                str(fold),
+                "-tr",
+                "CustomEpochs",
+                "-device",
+                "cpu",
+                nnUNet_n_epochs="1",
+                **FAST,
+            )
+        )
+    return {
+        configuration: workspace.fold_dir("CustomEpochs", 0, configuration).parent
+        for configuration in ("2d", "3d_fullres")
+    }

@@ -22,6 +22,8 @@ def _torch_free_modules() -> list[str]:
     for info in pkgutil.walk_packages(nnunet_ext.__path__, "nnunet_ext."):
         if info.name.startswith(("nnunet_ext.trainers", "nnunet_ext._nnunet_shim")):
             continue
+        if info.name == "nnunet_ext.predict.engine":  # the one predict module that loads networks
+            continue
         if info.name.endswith("__main__"):
             continue
         names.append(info.name)

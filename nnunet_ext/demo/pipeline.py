@@ -9,8 +9,10 @@ Steps: synthetic dataset → plan and preprocess (2d, 3d_fullres) → train both
 two folds with ``-tr CustomEpochs`` (early stopping on) and ``--npz`` → training curves → tune
 per-label ensemble weights on the cross-validation probabilities → determine postprocessing on
 the tuned cross-validation ensemble → predict the test images with probabilities → ensemble
-with equal and with tuned weights → postprocess → evaluate everything against the test
-references → build and check a submission zip with a preview.
+with equal weights → the tuned ensemble with ``nnunet-ext predict --spec`` in one pass (and, to
+compare time, disk and labels, by ``ensemble --spec`` on the probability folders) →
+postprocess → evaluate everything against the test references → build and check a submission
+zip with a preview.
 """
 
 from __future__ import annotations
@@ -101,6 +103,9 @@ class DemoResult:
             Dice on the test cases (NaN where undefined).
         hd95: The same for HD95 in mm (NaN where undefined: a side empty in every case).
         timings: Seconds per step.
+        routes: Seconds and intermediate ``.npz``/``.pkl`` bytes of the tuned test-set ensemble
+            by ``nnunet-ext predict --spec`` and by the npz route (nnUNetv2_predict
+            --save_probabilities per model + ensemble), and whether their labels are identical.
     """
 
     output_dir: Path
@@ -109,6 +114,7 @@ class DemoResult:
     dice: dict[str, dict[str, float]] = field(default_factory=dict)
     hd95: dict[str, dict[str, float]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    routes: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def nnunet_command(name: str) -> str:
@@ -190,6 +196,43 @@ def _merge_cross_validation(model_dir: Path, out: Path) -> Path:
                 except OSError:
                     shutil.copy2(file, out / file.name)
     return out
+
+
+def _model_spec(tuned_spec: Path, model_dirs: Sequence[Path], folder: Path) -> Path:
+    """The tuned spec with each member's probability folder replaced by its model folder."""
+    spec = json.loads(tuned_spec.read_text())
+    for member, model_dir in zip(spec["members"], model_dirs, strict=True):
+        member.pop("path")
+        member["model"] = str(model_dir)
+    out = folder / "predict_spec.json"
+    out.write_text(json.dumps(spec, indent=2) + "\n")
+    return out
+
+
+def _route_costs(
+    timings: Mapping[str, float], member_dirs: Sequence[Path], predictions: Path
+) -> dict[str, dict[str, float]]:
+    """Time and intermediate bytes of the tuned ensemble: one pass vs. the npz route."""
+    from nnunet_ext.io import read_labels
+
+    npz_bytes = sum(
+        p.stat().st_size for d in member_dirs for p in d.iterdir() if p.suffix in {".npz", ".pkl"}
+    )
+    one_pass, npz_route = predictions / "ensemble_tuned", predictions / "ensemble_tuned_npz_route"
+    identical = all(
+        (read_labels(f).array == read_labels(npz_route / f.name).array).all()
+        for f in sorted(one_pass.glob("*.nii.gz"))
+    )
+    predict_steps = [f"predict/{c}" for c in CONFIGURATIONS]
+    return {
+        "nnunet-ext predict --spec": {"seconds": timings["predict/tuned"], "npz_bytes": 0.0},
+        "npz route": {
+            "seconds": sum(timings[s] for s in predict_steps)
+            + timings["ensemble/tuned (npz route)"],
+            "npz_bytes": float(npz_bytes),
+            "identical_labels": float(identical),
+        },
+    }
 
 
 def _mean_dice(
@@ -420,8 +463,24 @@ def run_demo(
         "ensemble/equal",
         _ours("ensemble", "-i", *members, "-o", str(predictions / "ensemble_equal")),
     )
+    # the tuned ensemble in one pass from the models (no per-model .npz), and the npz route beside
+    predict_spec = _model_spec(spec, [paths[f"model {c}"] for c in CONFIGURATIONS], tuning)
     run(
-        "ensemble/tuned",
+        "predict/tuned",
+        _ours(
+            "predict",
+            "-i",
+            str(dataset / "imagesTs"),
+            "-o",
+            str(predictions / "ensemble_tuned"),
+            "--spec",
+            str(predict_spec),
+            "--device",
+            "cpu",
+        ),
+    )
+    run(
+        "ensemble/tuned (npz route)",
         _ours(
             "ensemble",
             "-i",
@@ -429,9 +488,10 @@ def run_demo(
             "--spec",
             str(spec),
             "-o",
-            str(predictions / "ensemble_tuned"),
+            str(predictions / "ensemble_tuned_npz_route"),
         ),
     )
+    res.routes = _route_costs(run.timings, [Path(m) for m in members], predictions)
     final = predictions / "ensemble_tuned_postprocessed"
     run(
         "postprocess",
@@ -565,6 +625,15 @@ def format_summary(result: DemoResult) -> str:
         for method, row in result.hd95.items():
             cells = "".join(f"{'NaN' if math.isnan(v) else f'{v:.2f}':>16}" for v in row.values())
             lines.append(f"{method:<{width}}{cells}")
+    if result.routes:
+        ours, npz = result.routes["nnunet-ext predict --spec"], result.routes["npz route"]
+        lines += [
+            "",
+            f"Tuned ensemble of the test images: nnunet-ext predict --spec {ours['seconds']:.0f} s,"
+            f" no intermediate files; the npz route (nnUNetv2_predict --save_probabilities per "
+            f"model + ensemble) {npz['seconds']:.0f} s and {npz['npz_bytes'] / 2**20:.1f} MiB of "
+            f".npz/.pkl; labels {'identical' if npz['identical_labels'] else 'DIFFERENT'}.",
+        ]
     lines += ["", "Where everything is"]
     lines += [f"  {name:<22} {path}" for name, path in result.paths.items()]
     total = sum(result.timings.values())

@@ -1,0 +1,162 @@
+"""``python -m nnunet_ext.predict`` / ``nnunet-ext predict``: multi-model prediction in one pass."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from nnunet_ext._cli import main_for
+
+__all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
+
+DESCRIPTION = (
+    "Predict a folder of images with a weighted ensemble of trained nnU-Net models in one pass: "
+    "each member predicts with nnU-Net's own predictor and export, probabilities are fused in "
+    "memory (no per-model .npz files) and uint8 labels are written with nnU-Net's writer. Equal "
+    "weights give exactly nnUNetv2_predict --save_probabilities per model + nnUNetv2_ensemble. "
+    "Reruns resume; --claim lets several processes share one output folder."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the predict options to ``parser``."""
+    parser.add_argument(
+        "-i",
+        "--input",
+        dest="input_dir",
+        type=Path,
+        required=True,
+        metavar="IMAGES",
+        help="folder of images named CASE_0000<file_ending> (one file per channel)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        dest="output_dir",
+        type=Path,
+        required=True,
+        metavar="OUT",
+        help="output folder",
+    )
+    members = parser.add_mutually_exclusive_group(required=True)
+    members.add_argument(
+        "-m",
+        "--model",
+        dest="model_dirs",
+        nargs="+",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="trained model folders ($nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG)",
+    )
+    members.add_argument(
+        "--spec",
+        type=Path,
+        metavar="SPEC.json",
+        help="predict spec: ensemble spec whose members are 'model' folders (with optional "
+        "'folds', 'checkpoint') or 'path' probability folders, with weights and label_weights",
+    )
+    parser.add_argument(
+        "--weights",
+        nargs="+",
+        type=float,
+        metavar="W",
+        help="one global weight per -m model (default: equal weights)",
+    )
+    parser.add_argument(
+        "-f",
+        "--folds",
+        nargs="+",
+        metavar="FOLD",
+        help="folds of every model (default: all fold_k with the checkpoint, like nnU-Net)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default="checkpoint_final.pth",
+        metavar="NAME",
+        help="checkpoint file in each fold folder (e.g. checkpoint_best.pth)",
+    )
+    parser.add_argument(
+        "--step-size",
+        type=float,
+        default=0.5,
+        metavar="S",
+        help="sliding-window step as a fraction of the patch size (larger: faster)",
+    )
+    parser.add_argument(
+        "--disable-tta", action="store_true", help="no mirroring test-time augmentation"
+    )
+    parser.add_argument(
+        "--mirror-axes",
+        nargs="+",
+        type=int,
+        metavar="AXIS",
+        help="mirror only these axes (each model uses those it allows; 2d models 0 and 1)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "mps"),
+        default=None,
+        help="device (default: cuda if available, else cpu)",
+    )
+    parser.add_argument(
+        "--save-probabilities",
+        action="store_true",
+        help="also write the fused CASE.npz and CASE.pkl",
+    )
+    parser.add_argument(
+        "--part-id", type=int, default=0, metavar="K", help="this process's part (as nnU-Net)"
+    )
+    parser.add_argument(
+        "--num-parts", type=int, default=1, metavar="N", help="number of parts (as nnU-Net)"
+    )
+    parser.add_argument(
+        "--claim",
+        action="store_true",
+        help="share the cases with other processes on the same output folder via claim files",
+    )
+    parser.add_argument(
+        "--claim-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="a claim whose heartbeat is older than this expires (processes on other hosts)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="redo cases whose outputs already exist"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the prediction described by parsed ``args``; print a JSON summary on stdout."""
+    from nnunet_ext.predict.folders import predict_folder
+
+    if args.weights is not None and args.model_dirs is None:
+        raise ValueError("--weights goes with -m/--model; with --spec put the weights in the spec.")
+    summary = predict_folder(
+        args.input_dir,
+        args.output_dir,
+        model_dirs=args.model_dirs,
+        spec=args.spec,
+        weights=args.weights,
+        folds=args.folds,
+        checkpoint=args.checkpoint,
+        step_size=args.step_size,
+        disable_tta=args.disable_tta,
+        mirror_axes=args.mirror_axes,
+        device=args.device,
+        save_probabilities=args.save_probabilities,
+        part_id=args.part_id,
+        num_parts=args.num_parts,
+        claim=args.claim,
+        claim_timeout=args.claim_timeout,
+        overwrite=args.overwrite,
+    )
+    print(json.dumps(summary.to_dict()))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m nnunet_ext.predict``."""
+    return main_for("nnunet-ext predict", DESCRIPTION, add_arguments, run, argv)

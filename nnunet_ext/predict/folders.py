@@ -1,0 +1,426 @@
+"""Predict a folder of images with a weighted ensemble of trained models; resumable and shardable.
+
+Everything is validated before a network is loaded
+(:func:`~nnunet_ext.predict.plan.plan_prediction`). Outputs go to temporary names and are renamed
+when complete, so a case counts as done only when its final files exist. Work can be split
+statically (``part_id``/``num_parts``, as nnU-Net) or dynamically (``claim=True``: processes
+sharing the output folder claim cases through claim files, see :mod:`nnunet_ext.predict.claims`).
+This module imports torch only when it predicts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nnunet_ext import __version__
+from nnunet_ext.io import TEMP_PREFIX, atomic_path, load_json, write_json
+from nnunet_ext.predict.claims import ClaimStore
+from nnunet_ext.predict.plan import (
+    DEFAULT_CHECKPOINT,
+    CaseInput,
+    ModelMember,
+    PredictPlan,
+    plan_prediction,
+    select_part,
+)
+
+if TYPE_CHECKING:
+    from nnunet_ext.predict.engine import CaseResult, EnsemblePredictor
+
+__all__ = ["PROVENANCE_FILE", "PredictSummary", "predict_arrays", "predict_folder"]
+
+logger = logging.getLogger(__name__)
+
+#: Provenance file written into every output folder.
+PROVENANCE_FILE = "nnunet_ext_predict.json"
+
+#: What must match for a rerun to resume into an existing output folder.
+_RESUME_KEYS = ("members", "weights", "save_probabilities", "file_ending")
+_RESUME_SETTINGS = ("step_size", "disable_tta", "mirror_axes")
+
+
+@dataclass(frozen=True)
+class PredictSummary:
+    """What :func:`predict_folder` did.
+
+    Attributes:
+        output_dir: The output folder.
+        written: Cases predicted and written by this call.
+        skipped: Cases whose outputs already existed (or, with claims, were done by others).
+        provenance: The provenance record written to ``nnunet_ext_predict.json``.
+    """
+
+    output_dir: Path
+    written: tuple[str, ...]
+    skipped: tuple[str, ...]
+    provenance: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "output_dir": str(self.output_dir),
+            "written": list(self.written),
+            "skipped": list(self.skipped),
+        }
+
+
+def _outputs(out: Path, case_id: str, file_ending: str, save_probabilities: bool) -> list[Path]:
+    files = [out / f"{case_id}{file_ending}"]
+    if save_probabilities:
+        files = [out / f"{case_id}.npz", out / f"{case_id}.pkl", *files]
+    return files
+
+
+def _done(out: Path, case_id: str, file_ending: str, save_probabilities: bool) -> bool:
+    return all(p.is_file() for p in _outputs(out, case_id, file_ending, save_probabilities))
+
+
+def _remove_case_temporaries(out: Path, names: Sequence[str]) -> None:
+    """Remove temporaries of an interrupted write of these outputs (only this case's)."""
+    wanted = set(names)
+    for tmp in out.glob(f"{TEMP_PREFIX}*"):
+        tail = tmp.name[len(TEMP_PREFIX) :]
+        if tail.split("-", 1)[-1] in wanted:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
+def _provenance(plan: PredictPlan, save_probabilities: bool) -> dict[str, Any]:
+    from importlib.metadata import version
+
+    import nnunetv2  # noqa: F401  (version below)
+
+    return {
+        "schema_version": 1,
+        "tool": "nnunet_ext.predict",
+        "version": __version__,
+        "nnunetv2_version": version("nnunetv2"),
+        "members": [m.to_dict() for m in plan.members],
+        "weights": plan.weights.tolist(),
+        "spec": plan.spec.to_dict(),
+        "settings": dict(plan.settings),
+        "save_probabilities": save_probabilities,
+        "file_ending": plan.file_ending,
+    }
+
+
+def _check_output(
+    out: Path, input_dir: Path, provenance: dict[str, Any], overwrite: bool, file_ending: str
+) -> None:
+    if out.resolve() == input_dir.resolve():
+        raise ValueError(f"-o/--output must differ from -i/--input; got {out} for both.")
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"-o/--output must be a folder; got the file {out}.")
+    if not out.is_dir() or overwrite:
+        return
+    previous = out / PROVENANCE_FILE
+    if previous.is_file():
+        old = load_json(previous)
+        old_settings = old.get("settings") if isinstance(old, dict) else None
+        if (
+            not isinstance(old, dict)
+            or not isinstance(old_settings, dict)
+            or any(old.get(k) != provenance.get(k) for k in _RESUME_KEYS)
+            or any(old_settings.get(k) != provenance["settings"].get(k) for k in _RESUME_SETTINGS)
+        ):
+            raise FileExistsError(
+                f"{out} holds a prediction made with other members or settings ({previous}). "
+                "Pass --overwrite to replace it, or choose another output folder."
+            )
+        return
+    foreign = sorted(p.name for p in out.glob(f"*{file_ending}") if not p.name.startswith("."))
+    if foreign:
+        raise FileExistsError(
+            f"{out} already holds {len(foreign)} label file(s) not written by nnunet-ext predict "
+            f"(e.g. {foreign[0]}). Pass --overwrite to replace them, or choose an empty folder."
+        )
+
+
+def _write_case(
+    out: Path,
+    case_id: str,
+    result: CaseResult,
+    writer: Any,
+    file_ending: str,
+    save_probabilities: bool,
+) -> None:
+    if save_probabilities:
+        with atomic_path(out / f"{case_id}.npz") as tmp:
+            np.savez_compressed(tmp, probabilities=result.probabilities)
+        with atomic_path(out / f"{case_id}.pkl") as tmp, open(tmp, "wb") as handle:
+            pickle.dump(result.properties, handle)
+    # the label file last: its presence marks the case complete
+    with atomic_path(out / f"{case_id}{file_ending}") as tmp:
+        writer.write_seg(result.labels, str(tmp), result.properties)
+
+
+def predict_folder(
+    input_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    *,
+    model_dirs: Sequence[str | os.PathLike[str]] | None = None,
+    spec: str | os.PathLike[str] | None = None,
+    weights: Sequence[float] | None = None,
+    label_weights: Sequence[Mapping[str | int, float]] | None = None,
+    folds: Sequence[int | str] | None = None,
+    checkpoint: str = DEFAULT_CHECKPOINT,
+    step_size: float = 0.5,
+    disable_tta: bool = False,
+    mirror_axes: Sequence[int] | None = None,
+    device: str | None = None,
+    save_probabilities: bool = False,
+    part_id: int = 0,
+    num_parts: int = 1,
+    claim: bool = False,
+    claim_timeout: float = 600.0,
+    poll_interval: float | None = None,
+    overwrite: bool = False,
+) -> PredictSummary:
+    """Predict every case of ``input_dir`` with a weighted ensemble and write the fused labels.
+
+    Args:
+        input_dir: nnU-Net image folder (``CASE_0000.nii.gz`` ...).
+        output_dir: Destination: ``CASE<file_ending>`` (uint8, nnU-Net's writer), ``dataset.json``,
+            ``plans.json`` and ``nnunet_ext_predict.json`` (provenance: members, weights, settings).
+        model_dirs: Trained model folders (``TRAINER__PLANS__CONFIG``), or use ``spec``.
+        spec: Predict spec JSON (``model`` and ``path`` members with weights).
+        weights: One global weight per model folder (default equal: ``nnUNetv2_ensemble``).
+        label_weights: Per model folder, label name or value -> weight.
+        folds: Folds of every model member (default: all with the checkpoint, like nnU-Net).
+        checkpoint: Checkpoint file name (a spec member's ``checkpoint`` overrides it).
+        step_size: Sliding-window step as a fraction of the patch (nnU-Net's 0.5).
+        disable_tta: Predict without mirroring (about 4x/8x faster in 2d/3d).
+        mirror_axes: Mirror only these axes (each model uses those it allows; 2d models 0, 1).
+        device: ``cpu``, ``cuda`` or ``mps`` (default: cuda if available, else cpu).
+        save_probabilities: Also write the fused ``CASE.npz`` + ``CASE.pkl``.
+        part_id: This process's part (``nnUNetv2_predict -part_id``).
+        num_parts: Number of parts (``-num_parts``).
+        claim: Share cases with other processes on the same output folder through claim files.
+        claim_timeout: Seconds without heartbeat after which another host's claim expires.
+        poll_interval: With ``claim``, seconds to wait before looking again at cases claimed by
+            others (default ``min(5, claim_timeout / 10)``).
+        overwrite: Redo cases whose outputs exist (default: skip them; a rerun resumes).
+
+    Returns:
+        What was written and skipped.
+
+    Raises:
+        ValueError, FileNotFoundError, NotADirectoryError, FileExistsError: For bad input,
+            before any network is loaded.
+    """
+    plan = plan_prediction(
+        input_dir,
+        model_dirs=model_dirs,
+        spec=spec,
+        weights=weights,
+        label_weights=label_weights,
+        folds=folds,
+        checkpoint=checkpoint,
+        step_size=step_size,
+        disable_tta=disable_tta,
+        mirror_axes=mirror_axes,
+        device=device or "cpu",
+    )
+    if device is None:
+        plan.settings["device"] = None
+    if claim and overwrite:
+        raise ValueError(
+            "--overwrite cannot be combined with --claim (every process would redo every case); "
+            "empty the output folder instead."
+        )
+    if claim and (part_id, num_parts) != (0, 1):
+        raise ValueError("--claim replaces --part-id/--num-parts; give one of them.")
+    out = Path(output_dir)
+    cases: list[CaseInput] = select_part(plan.cases, part_id, num_parts)
+    save = bool(save_probabilities)
+    provenance = _provenance(plan, save)
+    _check_output(out, Path(input_dir), provenance, overwrite, plan.file_ending)
+    done = [c.case_id for c in cases if _done(out, c.case_id, plan.file_ending, save)]
+    if not overwrite and len(done) == len(cases):
+        logger.info("all %d case(s) are complete in %s", len(cases), out)
+        return PredictSummary(out, (), tuple(done), provenance)
+
+    from nnunet_ext.predict.engine import EnsemblePredictor
+
+    predictor = EnsemblePredictor(plan)
+    provenance["settings"]["device"] = predictor.device.type
+    provenance["settings"]["mirror_axes_used"] = predictor.mirror_axes
+    out.mkdir(parents=True, exist_ok=True)
+    first = plan.first_model
+    for name in ("dataset.json", "plans.json"):
+        with atomic_path(out / name) as tmp:
+            shutil.copyfile(first.model_dir / name, tmp)
+    write_json(out / PROVENANCE_FILE, provenance)
+    if claim:
+        written, skipped = _run_claimed(
+            predictor, plan, cases, out, save, claim_timeout, poll_interval
+        )
+    else:
+        written, skipped = [], []
+        for case in cases:
+            if not overwrite and _done(out, case.case_id, plan.file_ending, save):
+                skipped.append(case.case_id)
+                continue
+            _predict_and_write(predictor, plan, case, out, save)
+            written.append(case.case_id)
+    logger.info("predicted %d case(s) into %s (%d skipped)", len(written), out, len(skipped))
+    return PredictSummary(out, tuple(written), tuple(sorted(skipped)), provenance)
+
+
+def _predict_and_write(
+    predictor: EnsemblePredictor,
+    plan: PredictPlan,
+    case: CaseInput,
+    out: Path,
+    save: bool,
+    still_ours: Any = None,
+) -> bool:
+    names = [p.name for p in _outputs(out, case.case_id, plan.file_ending, save)]
+    _remove_case_temporaries(out, names)
+    start = time.perf_counter()
+    result = predictor.predict(case.image_files, case_id=case.case_id)
+    if still_ours is not None and not still_ours():
+        logger.warning(
+            "lost the claim of %s while predicting; another process redoes it", case.case_id
+        )
+        return False
+    _write_case(out, case.case_id, result, predictor.writer(), plan.file_ending, save)
+    logger.info("wrote %s (%.1f s)", case.case_id, time.perf_counter() - start)
+    return True
+
+
+def _run_claimed(
+    predictor: EnsemblePredictor,
+    plan: PredictPlan,
+    cases: Sequence[CaseInput],
+    out: Path,
+    save: bool,
+    timeout: float,
+    poll_interval: float | None,
+) -> tuple[list[str], list[str]]:
+    store = ClaimStore(out, timeout=timeout)
+    poll = min(5.0, timeout / 10) if poll_interval is None else float(poll_interval)
+    written: list[str] = []
+    while True:
+        pending = [c for c in cases if not _done(out, c.case_id, plan.file_ending, save)]
+        if not pending:
+            break
+        progressed = False
+        for case in pending:
+            if _done(out, case.case_id, plan.file_ending, save):
+                continue
+            held = store.try_claim(case.case_id)
+            if held is None:
+                continue
+            try:
+                # finished by another process between our listing and our claim
+                if _done(out, case.case_id, plan.file_ending, save):
+                    continue
+                if _predict_and_write(predictor, plan, case, out, save, still_ours=held.held):
+                    written.append(case.case_id)
+                progressed = True
+            finally:
+                held.release()
+        if not progressed:
+            time.sleep(poll)
+    store.cleanup()
+    skipped = [c.case_id for c in cases if c.case_id not in set(written)]
+    return written, skipped
+
+
+def predict_arrays(
+    images: Sequence[str | os.PathLike[str]] | np.ndarray,
+    *,
+    model_dirs: Sequence[str | os.PathLike[str]] | None = None,
+    weights: Sequence[float] | None = None,
+    label_weights: Sequence[Mapping[str | int, float]] | None = None,
+    folds: Sequence[int | str] | None = None,
+    checkpoint: str = DEFAULT_CHECKPOINT,
+    properties: Mapping[str, Any] | None = None,
+    step_size: float = 0.5,
+    disable_tta: bool = False,
+    mirror_axes: Sequence[int] | None = None,
+    device: str | None = None,
+    predictor: EnsemblePredictor | None = None,
+) -> CaseResult:
+    """Predict one image in memory (for notebooks): labels and fused probabilities as arrays.
+
+    Args:
+        images: The channel files of one case (``CASE_0000.nii.gz`` ...), or an array
+            ``(C, z, y, x)`` (``(C, 1, y, x)`` for 2D) together with ``properties``.
+        model_dirs: Trained model folders (as :func:`predict_folder`).
+        weights: One global weight per model folder.
+        label_weights: Per model folder, label name or value -> weight.
+        folds: Folds of every model (default: all with the checkpoint).
+        checkpoint: Checkpoint file name.
+        properties: For an array: ``{"spacing": [z, y, x]}`` (nnU-Net's ``predict_single_npy_array``
+            convention).
+        step_size: Sliding-window step (nnU-Net's 0.5).
+        disable_tta: Predict without mirroring.
+        mirror_axes: Mirror only these axes.
+        device: ``cpu``, ``cuda`` or ``mps`` (default: cuda if available, else cpu).
+        predictor: A loaded :class:`~nnunet_ext.predict.engine.EnsemblePredictor` to reuse across
+            calls (then the model arguments are ignored).
+
+    Returns:
+        :class:`~nnunet_ext.predict.engine.CaseResult` with ``labels``, ``probabilities`` and
+        ``properties``.
+    """
+    from nnunet_ext.predict.engine import EnsemblePredictor
+
+    if predictor is None:
+        if not model_dirs:
+            raise ValueError("model_dirs must list at least one trained model folder; got none.")
+        import tempfile
+
+        from nnunet_ext.predict.plan import _validate_model
+
+        with tempfile.TemporaryDirectory(prefix="nnunet_ext-predict-") as folder:
+            # validation reads an input folder; give it one with the right channel count
+            first = _validate_model(
+                Path(model_dirs[0]).resolve(), None, checkpoint, "model_dirs[0]"
+            )
+            ending = str(first.dataset_json.get("file_ending", ".nii.gz"))
+            for channel in range(first.num_channels):
+                (Path(folder) / f"case_{channel:04d}{ending}").touch()
+            plan = plan_prediction(
+                folder,
+                model_dirs=model_dirs,
+                weights=weights,
+                label_weights=label_weights,
+                folds=folds,
+                checkpoint=checkpoint,
+                step_size=step_size,
+                disable_tta=disable_tta,
+                mirror_axes=mirror_axes,
+                device=device or "cpu",
+            )
+        if device is None:
+            plan.settings["device"] = None
+        predictor = EnsemblePredictor(plan)
+    if isinstance(images, np.ndarray):
+        if properties is None or "spacing" not in properties:
+            raise ValueError("properties must give the 'spacing' of an array image; got none.")
+        return predictor.predict(images, properties=dict(properties))
+    files = [Path(f) for f in images]
+    models = [m for m in predictor.plan.members if isinstance(m, ModelMember)]
+    if len(files) != models[0].num_channels:
+        raise ValueError(
+            f"images must list the model's {models[0].num_channels} channel file(s); "
+            f"got {len(files)}."
+        )
+    for file in files:
+        if not file.is_file():
+            raise FileNotFoundError(f"image not found: {file}")
+    return predictor.predict(files)

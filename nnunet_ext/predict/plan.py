@@ -1,0 +1,544 @@
+"""Everything ``nnunet-ext predict`` checks before a network is loaded (torch-free).
+
+A *member* is either a trained model folder (``$nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG``
+with ``fold_k/<checkpoint>``) or, as in ``nnunet-ext ensemble``, a folder of probabilities
+(``CASE.npz`` + ``CASE.pkl``). A predict spec is an ensemble spec whose members may carry
+``"model"`` instead of ``"path"``::
+
+    {"schema_version": 1,
+     "members": [{"model": "Dataset501_X/nnUNetTrainer__nnUNetPlans__2d", "weight": 0.4},
+                 {"model": "Dataset501_X/nnUNetTrainer__nnUNetPlans__3d_fullres",
+                  "folds": [0, 1], "checkpoint": "checkpoint_best.pth",
+                  "weight": 0.6, "label_weights": {"RV": 1.0}},
+                 {"path": "pred_external", "weight": 0.2}]}
+
+Model members take the extra keys ``folds`` (default: every ``fold_k`` that has the checkpoint,
+like nnU-Net) and ``checkpoint`` (default ``checkpoint_final.pth``); everything else (weights,
+per-label weights) is read by :class:`nnunet_ext.ensemble.spec.EnsembleSpec`, so the two commands
+share one weight format.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from nnunet_ext.ensemble.spec import EnsembleSpec
+from nnunet_ext.io import LabelSpec, load_json
+
+__all__ = [
+    "DEFAULT_CHECKPOINT",
+    "CaseInput",
+    "ModelMember",
+    "PredictMember",
+    "PredictPlan",
+    "ProbabilityMember",
+    "list_image_cases",
+    "load_predict_spec",
+    "plan_prediction",
+    "select_part",
+]
+
+#: Checkpoint used when a member names none (as ``nnUNetv2_predict``).
+DEFAULT_CHECKPOINT = "checkpoint_final.pth"
+
+_MODEL_KEYS = ("model", "folds", "checkpoint")
+_FOLD_RE = re.compile(r"fold_(\d+|all)")
+
+
+@dataclass(frozen=True)
+class ModelMember:
+    """A trained nnU-Net model folder and the folds/checkpoint to predict with.
+
+    Attributes:
+        model_dir: ``TRAINER__PLANS__CONFIG`` folder (absolute).
+        folds: Fold names (``"0"``, ``"1"``, ``"all"``) whose checkpoints are averaged.
+        checkpoint: Checkpoint file name in each ``fold_k`` folder.
+        configuration: nnU-Net configuration (from the folder name, checked in ``plans.json``).
+        dataset_json: The model's ``dataset.json``.
+        plans: The model's ``plans.json``.
+    """
+
+    model_dir: Path
+    folds: tuple[str, ...]
+    checkpoint: str
+    configuration: str
+    dataset_json: dict[str, Any] = field(compare=False, repr=False)
+    plans: dict[str, Any] = field(compare=False, repr=False)
+
+    @property
+    def num_channels(self) -> int:
+        """Input channels the model expects (``channel_names`` of ``dataset.json``)."""
+        names = self.dataset_json.get("channel_names", self.dataset_json.get("modality", {}))
+        return len(names)
+
+    @property
+    def spatial_dims(self) -> int:
+        """2 or 3: the dimensionality of the model's patches."""
+        return len(self.plans["configurations"][self.configuration]["patch_size"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for the provenance file."""
+        return {
+            "model": str(self.model_dir),
+            "folds": list(self.folds),
+            "checkpoint": self.checkpoint,
+            "configuration": self.configuration,
+        }
+
+
+@dataclass(frozen=True)
+class ProbabilityMember:
+    """A folder of probabilities (``CASE.npz`` + ``CASE.pkl``), fused as by ``ensemble``."""
+
+    path: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for the provenance file."""
+        return {"path": str(self.path)}
+
+
+PredictMember = ModelMember | ProbabilityMember
+
+
+@dataclass(frozen=True)
+class CaseInput:
+    """One case to predict: its channel files (``CASE_0000`` ...) in channel order."""
+
+    case_id: str
+    image_files: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class PredictPlan:
+    """A validated prediction run: what :func:`nnunet_ext.predict.predict_folder` will do.
+
+    Attributes:
+        members: The members, in spec order.
+        weights: Unnormalised ``(M, C)`` weight matrix (members x probability channels).
+        spec: The weights as an ensemble spec (member paths: model folders or probability folders).
+        label_spec: Labels shared by all members.
+        cases: All cases of the input folder (before ``part_id``/``num_parts``).
+        file_ending: Image and label file ending from ``dataset.json``.
+        settings: Step size, TTA, mirror axes (per member), device.
+    """
+
+    members: tuple[PredictMember, ...]
+    weights: NDArray[np.float64]
+    spec: EnsembleSpec
+    label_spec: LabelSpec
+    cases: tuple[CaseInput, ...]
+    file_ending: str
+    settings: dict[str, Any]
+
+    @property
+    def models(self) -> list[ModelMember]:
+        """The model members."""
+        return [m for m in self.members if isinstance(m, ModelMember)]
+
+    @property
+    def first_model(self) -> ModelMember:
+        """The first model member (its ``plans.json`` selects the image writer)."""
+        return self.models[0]
+
+
+def _fold_names(folds: Any, where: str) -> tuple[str, ...] | None:
+    if folds is None:
+        return None
+    if isinstance(folds, (str, int)) and not isinstance(folds, bool):
+        folds = [folds]
+    if not isinstance(folds, (list, tuple)) or not folds:
+        raise ValueError(
+            f"{where} must be a non-empty list of folds (0, 1, ..., 'all'); got {folds!r}."
+        )
+    names = []
+    for fold in folds:
+        name = str(fold)
+        if isinstance(fold, bool) or not _FOLD_RE.fullmatch(f"fold_{name}"):
+            raise ValueError(f"{where} must hold fold numbers or 'all'; got {fold!r}.")
+        names.append(name)
+    return tuple(names)
+
+
+def _checkpoint_name(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value or "/" in value or "\\" in value:
+        raise ValueError(
+            f"{where} must be a checkpoint file name such as 'checkpoint_final.pth' or "
+            f"'checkpoint_best.pth'; got {value!r}."
+        )
+    return value
+
+
+def load_predict_spec(
+    path: str | os.PathLike[str],
+) -> tuple[EnsembleSpec, list[dict[str, Any] | None]]:
+    """Read a predict spec: an ensemble spec whose members may be ``model`` members.
+
+    Model-specific keys (``model``, ``folds``, ``checkpoint``) are taken out; the rest of each
+    member is read by :meth:`EnsembleSpec.from_dict` with ``path`` set to the model folder.
+
+    Args:
+        path: The spec JSON; relative paths are relative to its folder.
+
+    Returns:
+        ``(spec, models)``: the weights, and for each member its model keys (``None`` for a
+        probability-folder member).
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: For malformed JSON or members (the message names the file and member).
+
+    Examples:
+        >>> import json, tempfile
+        >>> file = Path(tempfile.mkdtemp()) / "spec.json"
+        >>> _ = file.write_text(json.dumps({"schema_version": 1, "members": [
+        ...     {"model": "/r/Tr__P__2d", "folds": [0], "weight": 2}, {"path": "/p/b"}]}))
+        >>> spec, models = load_predict_spec(file)
+        >>> spec.weights, models
+        ([2.0, 1.0], [{'model': '/r/Tr__P__2d', 'folds': [0]}, None])
+    """
+    file = Path(path)
+    data = load_json(file)
+    source = str(file)
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{source}: must be a JSON object; got {type(data).__name__}.")
+    raw = data.get("members")
+    if not isinstance(raw, list) or not raw:
+        raise ValueError(f"{source}: 'members' must be a non-empty list; got {raw!r}.")
+    plain: list[Any] = []
+    models: list[dict[str, Any] | None] = []
+    for index, item in enumerate(raw):
+        where = f"{source}: members[{index}]"
+        if isinstance(item, Mapping) and "model" in item:
+            if "path" in item:
+                raise ValueError(
+                    f"{where} has both 'model' and 'path'; give 'model' for a trained model "
+                    "folder or 'path' for a probability folder."
+                )
+            if not isinstance(item["model"], str):
+                raise ValueError(
+                    f"{where}.model must be a folder path (string); got {item['model']!r}."
+                )
+            model = {k: item[k] for k in _MODEL_KEYS if k in item}
+            rest = {k: v for k, v in item.items() if k not in _MODEL_KEYS}
+            plain.append({**rest, "path": item["model"]})
+            models.append(model)
+        else:
+            if isinstance(item, Mapping):
+                stray = sorted(set(item) & {"folds", "checkpoint"})
+                if stray:
+                    raise ValueError(
+                        f"{where} has {stray} but no 'model'; these keys belong to model members."
+                    )
+            plain.append(item)
+            models.append(None)
+    spec = EnsembleSpec.from_dict(
+        {**data, "members": plain}, base_dir=file.resolve().parent, source=source
+    )
+    return spec, models
+
+
+def _validate_model(
+    model_dir: Path, folds: tuple[str, ...] | None, checkpoint: str, where: str
+) -> ModelMember:
+    if not model_dir.is_dir():
+        raise NotADirectoryError(
+            f"{where}: model folder not found: {model_dir}. Give a trained model folder "
+            "($nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG)."
+        )
+    for name in ("dataset.json", "plans.json"):
+        if not (model_dir / name).is_file():
+            raise FileNotFoundError(
+                f"{where}: {model_dir / name} not found; a trained model folder holds "
+                "dataset.json and plans.json (written by nnUNetv2_train)."
+            )
+    dataset_json = load_json(model_dir / "dataset.json")
+    plans = load_json(model_dir / "plans.json")
+    if not isinstance(dataset_json, dict) or not isinstance(plans, dict):
+        raise ValueError(
+            f"{where}: dataset.json and plans.json of {model_dir} must be JSON objects."
+        )
+    parts = model_dir.name.split("__")
+    configurations = plans.get("configurations")
+    if len(parts) != 3 or not isinstance(configurations, dict):
+        raise ValueError(
+            f"{where}: model folder name must be TRAINER__PLANS__CONFIGURATION; got "
+            f"{model_dir.name!r}."
+        )
+    configuration = parts[2]
+    if configuration not in configurations:
+        raise ValueError(
+            f"{where}: configuration {configuration!r} (from the folder name) is not in "
+            f"{model_dir / 'plans.json'}; known: {', '.join(configurations)}."
+        )
+    if configurations[configuration].get("previous_stage"):
+        raise ValueError(
+            f"{where}: {configuration} is a cascade stage that needs the previous stage's "
+            "segmentation; nnunet-ext predict supports single-stage configurations only."
+        )
+    present = sorted(
+        (p.name[len("fold_") :] for p in model_dir.glob("fold_*") if _FOLD_RE.fullmatch(p.name)),
+        key=lambda f: (f == "all", int(f) if f.isdigit() else 0),
+    )
+    if folds is None:
+        # as nnU-Net's auto_detect_available_folds: each fold_k (not fold_all) with the checkpoint
+        folds = tuple(
+            f for f in present if f != "all" and (model_dir / f"fold_{f}" / checkpoint).is_file()
+        )
+        if not folds:
+            raise FileNotFoundError(
+                f"{where}: no fold of {model_dir} has {checkpoint} (folds present: "
+                f"{', '.join(present) or 'none'}). Train the model to the end, or name another "
+                "checkpoint (--checkpoint / 'checkpoint' in the spec)."
+            )
+    for fold in folds:
+        file = model_dir / f"fold_{fold}" / checkpoint
+        if not (model_dir / f"fold_{fold}").is_dir():
+            raise FileNotFoundError(
+                f"{where}: fold {fold} not found: {model_dir / f'fold_{fold}'} (folds present: "
+                f"{', '.join(present) or 'none'}). Choose existing folds (-f/--folds)."
+            )
+        if not file.is_file():
+            have = sorted(p.name for p in (model_dir / f"fold_{fold}").glob("checkpoint*.pth"))
+            raise FileNotFoundError(
+                f"{where}: checkpoint not found: {file} (that fold has "
+                f"{', '.join(have) or 'no checkpoint'}). Finish its training or name another "
+                "checkpoint."
+            )
+    return ModelMember(model_dir, tuple(folds), checkpoint, configuration, dataset_json, plans)
+
+
+def list_image_cases(input_dir: Path, file_ending: str, num_channels: int) -> tuple[CaseInput, ...]:
+    """List the cases of an nnU-Net image folder (``CASE_XXXX<ending>``) and check channels.
+
+    Raises:
+        NotADirectoryError: If ``input_dir`` is not a folder.
+        ValueError: If a case lacks or has extra channel files, or no case is found.
+    """
+    if not input_dir.is_dir():
+        raise NotADirectoryError(f"-i/--input must be a folder of images; got {input_dir}.")
+    pattern = re.compile(rf"(.+)_(\d{{4}}){re.escape(file_ending)}")
+    channels: dict[str, dict[int, Path]] = {}
+    for entry in sorted(input_dir.iterdir()):
+        if entry.name.startswith(".") or not entry.is_file():
+            continue
+        match = pattern.fullmatch(entry.name)
+        if match:
+            channels.setdefault(match.group(1), {})[int(match.group(2))] = entry
+    if not channels:
+        raise ValueError(
+            f"-i/--input {input_dir} holds no images named CASE_0000{file_ending} (the file "
+            "ending comes from the model's dataset.json)."
+        )
+    cases = []
+    expected = list(range(num_channels))
+    for case_id, files in sorted(channels.items()):
+        if sorted(files) != expected:
+            raise ValueError(
+                f"image {input_dir / (case_id + '_XXXX' + file_ending)} must have the model's "
+                f"{num_channels} channel file(s) {case_id}_0000..{case_id}_{num_channels - 1:04d}"
+                f"{file_ending}; got channel(s) {sorted(files)}. Give every case all channels "
+                "the model was trained with."
+            )
+        cases.append(CaseInput(case_id, tuple(files[i] for i in expected)))
+    return tuple(cases)
+
+
+def select_part(cases: Sequence[Any], part_id: int, num_parts: int) -> list[Any]:
+    """The cases of part ``part_id`` of ``num_parts``, exactly as ``nnUNetv2_predict`` splits.
+
+    Examples:
+        >>> select_part(list("abcde"), 1, 2)
+        ['b', 'd']
+    """
+    if num_parts < 1 or not 0 <= part_id < num_parts:
+        raise ValueError(
+            f"--part-id must be in 0..num_parts-1 and --num-parts >= 1; got part {part_id} "
+            f"of {num_parts}."
+        )
+    return list(cases[part_id::num_parts])
+
+
+def _resolve_mirror_axes(
+    mirror_axes: Sequence[int] | None, models: Sequence[ModelMember]
+) -> list[list[int] | None]:
+    if mirror_axes is None:
+        return [None] * len(models)
+    axes = sorted(set(int(a) for a in mirror_axes))
+    if any(a < 0 or a > 2 for a in axes):
+        raise ValueError(f"--mirror-axes must be axes 0, 1 or 2; got {list(mirror_axes)}.")
+    per_model: list[list[int] | None] = [[a for a in axes if a < m.spatial_dims] for m in models]
+    used = {a for chosen in per_model for a in chosen or []}
+    unused = [a for a in axes if a not in used]
+    if unused:
+        raise ValueError(
+            f"--mirror-axes {unused} exceed every model's patch dimensions "
+            f"({sorted({m.spatial_dims for m in models})}); 2d models mirror axes 0 and 1 only."
+        )
+    return per_model
+
+
+def plan_prediction(
+    input_dir: str | os.PathLike[str],
+    *,
+    model_dirs: Sequence[str | os.PathLike[str]] | None = None,
+    spec: str | os.PathLike[str] | None = None,
+    weights: Sequence[float] | None = None,
+    label_weights: Sequence[Mapping[str | int, float]] | None = None,
+    folds: Sequence[int | str] | None = None,
+    checkpoint: str = DEFAULT_CHECKPOINT,
+    step_size: float = 0.5,
+    disable_tta: bool = False,
+    mirror_axes: Sequence[int] | None = None,
+    device: str = "cpu",
+) -> PredictPlan:
+    """Validate members, weights, labels and images; load nothing heavy.
+
+    Returns:
+        The plan.
+
+    Raises:
+        ValueError, FileNotFoundError, NotADirectoryError: For any bad input (one line).
+    """
+    from nnunet_ext.ensemble.folders import weight_matrix
+    from nnunet_ext.io import list_case_files
+    from nnunet_ext.io.probabilities import inspect_probabilities
+
+    if (spec is None) == (not model_dirs):
+        raise ValueError(
+            "give the members either with -m/--model (model_dirs) or with --spec; got "
+            + ("both." if spec is not None else "neither.")
+        )
+    if not isinstance(step_size, (int, float)) or not 0 < step_size <= 1:
+        raise ValueError(f"--step-size must be in (0, 1]; got {step_size!r}. nnU-Net uses 0.5.")
+    if device not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device must be cpu, cuda or mps; got {device!r}.")
+    fold_names = _fold_names(list(folds), "-f/--folds") if folds is not None else None
+    checkpoint = _checkpoint_name(checkpoint, "--checkpoint")
+    if spec is not None:
+        if weights is not None or label_weights is not None:
+            raise ValueError(
+                "--weights must not be given together with --spec; put them in the spec."
+            )
+        ensemble_spec, model_keys = load_predict_spec(spec)
+        where_prefix = str(spec)
+    else:
+        assert model_dirs is not None  # for mypy; checked above
+        ensemble_spec = EnsembleSpec.from_weights(
+            model_dirs, weights=weights, label_weights=label_weights
+        )
+        model_keys = [{"model": str(d)} for d in model_dirs]
+        where_prefix = "-m/--model"
+    members: list[PredictMember] = []
+    for index, (entry, keys) in enumerate(zip(ensemble_spec.members, model_keys, strict=True)):
+        where = f"{where_prefix} member {index}"
+        folder = entry.path.resolve()
+        if keys is None:
+            if not folder.is_dir():
+                raise NotADirectoryError(f"{where}: probability folder not found: {folder}")
+            members.append(ProbabilityMember(folder))
+            continue
+        member_folds = _fold_names(keys.get("folds"), f"{where}.folds") or fold_names
+        member_checkpoint = (
+            _checkpoint_name(keys["checkpoint"], f"{where}.checkpoint")
+            if "checkpoint" in keys
+            else checkpoint
+        )
+        members.append(_validate_model(folder, member_folds, member_checkpoint, where))
+    ensemble_spec = ensemble_spec.with_input_dirs(
+        [m.model_dir if isinstance(m, ModelMember) else m.path for m in members]
+    )
+    models = [m for m in members if isinstance(m, ModelMember)]
+    if not models:
+        raise ValueError(
+            "the members must include at least one trained model folder; to fuse probability "
+            "folders only, use nnunet-ext ensemble."
+        )
+    keys_seen = [(m.model_dir, m.folds, m.checkpoint) for m in models]
+    if len(set(keys_seen)) != len(keys_seen):
+        raise ValueError(
+            "the members must be distinct; a model folder with the same folds and "
+            "checkpoint is listed twice (give it a larger weight instead)."
+        )
+
+    # labels: every member must predict the same label set
+    first = models[0]
+    label_spec = LabelSpec.from_dataset_json(first.dataset_json, source=str(first.model_dir))
+    for other_member in members[1:]:
+        if isinstance(other_member, ModelMember):
+            other_json = other_member.dataset_json
+            source = other_member.model_dir / "dataset.json"
+        else:
+            source = other_member.path / "dataset.json"
+            if not source.is_file():
+                raise FileNotFoundError(
+                    f"{source} not found; nnUNetv2_predict copies dataset.json into every "
+                    "prediction folder. Copy it from the model folder."
+                )
+            other_json = load_json(source)
+        other = LabelSpec.from_dataset_json(other_json, source=str(source))
+        if (other.labels, other.regions_class_order) != (
+            label_spec.labels,
+            label_spec.regions_class_order,
+        ):
+            raise ValueError(
+                f"members must predict the same labels: {first.model_dir / 'dataset.json'} has "
+                f"{label_spec.labels} but {source} has {other.labels}. Only models of the same "
+                "labels can be fused."
+            )
+    matrix = weight_matrix(ensemble_spec, label_spec)
+    from nnunet_ext.ensemble.fusion import normalize_weights
+
+    normalize_weights(matrix, num_members=len(members), num_classes=matrix.shape[1])
+
+    channel_counts = {m.num_channels for m in models}
+    if len(channel_counts) != 1:
+        raise ValueError(
+            "members must take the same input channels; got "
+            + ", ".join(f"{m.model_dir.name}: {m.num_channels}" for m in models)
+            + "."
+        )
+    file_ending = str(first.dataset_json.get("file_ending", ".nii.gz"))
+    cases = list_image_cases(Path(input_dir), file_ending, first.num_channels)
+
+    # probability members must hold every case, with the model's channel count
+    for probability_member in members:
+        if not isinstance(probability_member, ProbabilityMember):
+            continue
+        files, _ = list_case_files(probability_member.path, ".npz")
+        missing = [c.case_id for c in cases if c.case_id not in files]
+        if missing:
+            raise ValueError(
+                f"probability folder {probability_member.path} lacks {len(missing)} case(s) of "
+                "-i/--input, "
+                f"e.g. {missing[0]}.npz. Predict them there first, or leave that member out."
+            )
+        for case in cases:
+            info = inspect_probabilities(files[case.case_id])
+            if info.num_classes != matrix.shape[1]:
+                raise ValueError(
+                    f"{files[case.case_id]} holds {info.num_classes} channels; the models "
+                    f"predict {matrix.shape[1]}."
+                )
+    settings = {
+        "step_size": float(step_size),
+        "disable_tta": bool(disable_tta),
+        "mirror_axes": _resolve_mirror_axes(mirror_axes, models),
+        "device": device,
+    }
+    return PredictPlan(
+        members=tuple(members),
+        weights=matrix,
+        spec=ensemble_spec,
+        label_spec=label_spec,
+        cases=cases,
+        file_ending=file_ending,
+        settings=settings,
+    )
