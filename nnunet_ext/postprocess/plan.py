@@ -238,10 +238,36 @@ class PostprocessingPlan:
 
 #: Keys of a plan's ``metrics`` record (written by :func:`determine_plan`).
 METRICS_KEYS = frozenset(
-    {"rule", "num_cases", "label_ids", "dice_before", "dice_after", "steps", "metric"}
+    {
+        "rule",
+        "num_cases",
+        "label_ids",
+        "dice_before",
+        "dice_after",
+        "steps",
+        "metric",
+        # only when determine_plan decided on a metric other than Dice
+        "convention",
+        "nsd_tolerance_mm",
+        "before",
+        "after",
+    }
 )
 #: Keys of each entry of ``metrics.steps``.
-STEP_KEYS = frozenset({"operation", "label", "dice_before", "dice_after", "accepted"})
+STEP_KEYS = frozenset(
+    {
+        "operation",
+        "label",
+        "dice_before",
+        "dice_after",
+        "accepted",
+        "metric",
+        "value_before",
+        "value_after",
+        "before",
+        "after",
+    }
+)
 
 
 def _check_metrics(metrics: Mapping[str, Any], source: str) -> None:
