@@ -59,12 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``nnunet-ext validate``."""
-    from nnunet_ext._cli import check_output_files
     from nnunet_ext.io import write_json
+    from nnunet_ext.io.outputs import Output, check_outputs
     from nnunet_ext.validate.jobs import format_side_by_side, plan_validation, read_validation_dice
 
     if args.json is not None:
-        check_output_files(args.json, overwrite=True)
+        report = Output(Path(args.json), "--json", (".json",))
+        check_outputs([report], inputs=args.fold_dirs, overwrite=args.overwrite)
     jobs = plan_validation(args.fold_dirs, args.checkpoint, npz=args.npz, overwrite=args.overwrite)
     todo = [job for job in jobs if not job.done]
     if todo:
