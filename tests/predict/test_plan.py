@@ -209,7 +209,7 @@ def test_spec_rejects_model_keys_on_path_members_and_both_kinds(tmp_path):
     with pytest.raises(ValueError, match=r"has both 'model' and 'path'"):
         load_predict_spec(spec)
     spec.write_text(json.dumps({"schema_version": 1, "members": [{"model": "b", "wieght": 1}]}))
-    with pytest.raises(ValueError, match=r"unknown field\(s\) \['wieght'\]"):
+    with pytest.raises(ValueError, match=r"members\[0\]\.wieght must be a known key"):
         load_predict_spec(spec)
 
 

@@ -64,5 +64,5 @@ def test_missing_and_malformed_files(tmp_path):
         read_run_record(tmp_path / "nnunet_ext_training.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(ValueError, match="must be valid UTF-8 JSON"):
         read_run_record(bad)
