@@ -236,7 +236,10 @@ class EnsemblePredictor:
                     del data
             if accumulator is None:
                 accumulator = FusionAccumulator(
-                    probabilities.shape, weights=self.plan.weights, num_members=len(members)
+                    probabilities.shape,
+                    weights=self.plan.weights,
+                    num_members=len(members),
+                    argmax_members=self.plan.rules.members,
                 )
             if tuple(probabilities.shape) != accumulator.shape:
                 raise ValueError(
@@ -250,7 +253,12 @@ class EnsemblePredictor:
         assert accumulator is not None
         assert first_props is not None
         fused = accumulator.result()
-        labels = probabilities_to_labels(fused, regions_class_order=self.regions_class_order)
+        labels = probabilities_to_labels(
+            fused,
+            regions_class_order=self.regions_class_order,
+            rules=self.plan.rules,
+            member_labels=accumulator.member_labels(),
+        )
         return CaseResult(labels=labels, probabilities=fused, properties=first_props)
 
     def writer(self) -> Any:

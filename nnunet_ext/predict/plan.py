@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from nnunet_ext.ensemble.fusion import LabelRules
 from nnunet_ext.ensemble.spec import EnsembleSpec
 from nnunet_ext.io import LabelSpec, load_json
 
@@ -128,6 +129,8 @@ class PredictPlan:
         cases: All cases of the input folder (before ``part_id``/``num_parts``).
         file_ending: Image and label file ending from ``dataset.json``.
         settings: Step size, TTA, mirror axes (per member), device.
+        rules: The spec's per-label ``scale`` and ``from`` rules on class indices, applied to
+            the fused probabilities exactly as ``nnunet-ext ensemble`` applies them.
     """
 
     members: tuple[PredictMember, ...]
@@ -137,6 +140,7 @@ class PredictPlan:
     cases: tuple[CaseInput, ...]
     file_ending: str
     settings: dict[str, Any]
+    rules: LabelRules = field(default_factory=LabelRules)
 
     @property
     def models(self) -> list[ModelMember]:
@@ -407,7 +411,7 @@ def plan_prediction(
     Raises:
         ValueError, FileNotFoundError, NotADirectoryError: For any bad input (one line).
     """
-    from nnunet_ext.ensemble.folders import weight_matrix
+    from nnunet_ext.ensemble.folders import label_rules, weight_matrix
     from nnunet_ext.io import list_case_files
     from nnunet_ext.io.probabilities import inspect_probabilities
 
@@ -541,4 +545,5 @@ def plan_prediction(
         cases=cases,
         file_ending=file_ending,
         settings=settings,
+        rules=label_rules(ensemble_spec, label_spec),
     )

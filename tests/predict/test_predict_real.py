@@ -84,14 +84,21 @@ def test_equal_weights_are_voxel_identical_to_nnunet_two_step_route(
     assert provenance["settings"]["mirror_axes_used"] == [[], []]
 
 
+@pytest.mark.parametrize(
+    "rules",
+    [None, [{"label": "RV", "from": 0}, {"label": "LV", "scale": 1.5}]],
+    ids=["weights", "weights-and-rules"],
+)
 def test_per_label_weights_match_our_ensemble_on_two_step_folders(
     workspace: NnunetWorkspace,
     two_step: dict[str, Path],
     ensemble_models: dict[str, Path],
     test_images: Path,
     tmp_path: Path,
+    rules: list[dict[str, object]] | None,
 ):
     label_weights = [{"LV": 0.2, "RV": 3.0}, {"myocardium": 0.1, "3": 0.5}]
+    with_rules = {} if rules is None else {"schema_version": 2, "rules": rules}
     predict_spec = tmp_path / "predict_spec.json"
     predict_spec.write_text(
         json.dumps(
@@ -110,6 +117,7 @@ def test_per_label_weights_match_our_ensemble_on_two_step_folders(
                         "folds": [0, 1],
                     },
                 ],
+                **with_rules,
             }
         )
     )
@@ -126,6 +134,7 @@ def test_per_label_weights_match_our_ensemble_on_two_step_folders(
                         "label_weights": label_weights[1],
                     },
                 ],
+                **with_rules,
             }
         )
     )
