@@ -61,8 +61,7 @@ def test_acceptance_doctor_names_planted_defects(planted_tree: SimpleNamespace) 
     assert f"[junk] {planted['appledouble']}: macOS AppleDouble file" in out
     assert (
         f"[labels] {planted['float_label']}: must be integer label values "
-        "(within 0.001 of an integer); got 2.4"
-        in out
+        "(within 0.001 of an integer); got 2.4" in out
     )
     assert f"[unreadable] {planted['corrupt_npz']}: cannot be read completely" in out
     assert "nnUNetv2_train 501 3d_fullres 0 -tr nnUNetTrainer -p nnUNetPlans --val --npz" in out
