@@ -170,8 +170,10 @@ class EnsembleSpec:
                 for k, v in overrides_raw.items()
             }
             members.append(MemberSpec(path, weight, overrides))
-        extra = {k: v for k, v in data.items() if k not in {"schema_version", "members"}}
-        return cls(tuple(members), extra)
+        from nnunet_ext.io.schema import check_keys  # unknown keys are errors (issue 10)
+
+        check_keys(data, source=source, where=None, allowed=("schema_version", "members"))
+        return cls(tuple(members))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> EnsembleSpec:
