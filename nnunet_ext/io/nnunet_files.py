@@ -432,9 +432,20 @@ def _as_tuple(value: LabelValue) -> tuple[int, ...]:
     return value if isinstance(value, tuple) else (value,)
 
 
+#: Largest label value: nnU-Net writes label maps as uint8 or uint16.
+MAX_LABEL = 65535
+
+
 def _label_int(value: Any, source: str, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InputError(source, "an integer >= 0 or a list of them", describe(value), key=where)
+    if value > MAX_LABEL:
+        raise InputError(
+            source,
+            f"at most {MAX_LABEL} (label maps are uint8 or uint16)",
+            describe(value),
+            key=where,
+        )
     return value
 
 

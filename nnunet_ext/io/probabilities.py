@@ -599,6 +599,19 @@ def _check_sitk_geometry(
             raise InputError(
                 path, f"{size} values (spacing has {dim})", f"{found}", key=f"sitk_stuff.{name}"
             )
+    spacing = np.asarray(sitk_stuff["spacing"], dtype=np.float64)
+    if not np.all(spacing > 0):
+        raise InputError(
+            path, "positive voxel sizes", f"{tuple(spacing.tolist())}", key="sitk_stuff.spacing"
+        )
+    direction = np.asarray(sitk_stuff["direction"], dtype=np.float64).reshape(dim, dim)
+    if abs(float(np.linalg.det(direction))) < 1e-6:
+        raise InputError(
+            path,
+            "a direction matrix with a non-zero determinant",
+            f"{tuple(direction.ravel().tolist())}",
+            key="sitk_stuff.direction",
+        )
     if shape is not None and dim == 2 and (len(shape) != 3 or shape[0] != 1):
         raise InputError(
             path,

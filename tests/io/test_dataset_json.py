@@ -55,6 +55,11 @@ def test_regions_need_regions_class_order() -> None:
             id="negative",
         ),
         pytest.param(
+            {"labels": {"background": 0, "x": 10**30}},
+            r"labels\.x must be at most 65535 \(label maps are uint8 or uint16\)",
+            id="huge",
+        ),
+        pytest.param(
             {"labels": {"background": 0, "x": [1, "a"]}},
             r"labels\.x\[1\] must be an integer",
             id="list-item",

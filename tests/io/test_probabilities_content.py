@@ -149,6 +149,14 @@ def test_properties_need_the_geometry_of_the_reader(tmp_path: Path) -> None:
     assert check_case_properties(flat, "c.pkl", reader_writer="SimpleITKIO", shape=(1, 5, 6))
     with pytest.raises(InputError, match=r"sitk_stuff\.spacing must be 3 values for"):
         check_case_properties(flat, "c.pkl", reader_writer="SimpleITKIO", shape=(2, 5, 6))
+    for key, value, match in (
+        ("spacing", (1.0, 0.0, 2.0), r"sitk_stuff\.spacing must be positive voxel sizes"),
+        ("direction", (0.0,) * 9, r"sitk_stuff\.direction must be a direction matrix with a non"),
+    ):
+        bad = sitk_properties((4, 5, 6))
+        bad["sitk_stuff"][key] = value
+        with pytest.raises(InputError, match=match):
+            check_case_properties(bad, "c.pkl", reader_writer="SimpleITKIO")
     broken = sitk_properties((4, 5, 6))
     broken["sitk_stuff"]["origin"] = "here"
     with pytest.raises(InputError, match=r"c\.pkl: sitk_stuff\.origin must be finite numbers"):
