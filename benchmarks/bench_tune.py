@@ -42,6 +42,7 @@ def main() -> None:
     print(f"  held-out gain per label: {held}")
     floors = np.nanmax(np.stack(list(result.baselines.values())), axis=0)
     print(f"  tuned Dice per label: {[round(float(d), 4) for d in result.dice]}")
+    print(f"  rules: {getattr(result, 'rules', None)}")
     print(f"  tuned minus best baseline: {[round(float(d), 4) for d in result.dice - floors]}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  peak RSS of the main process: {peak:.0f} MiB")

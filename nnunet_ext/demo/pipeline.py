@@ -603,7 +603,10 @@ def format_summary(result: DemoResult) -> str:
             if method not in CONFIGURATIONS and f"best single ({best})" not in rows:
                 rows[f"best single ({best})"] = result.dice[best]
             rows[method] = row
-    width = max(len(m) for m in rows) + 2
+    final = "tuned + postprocessing"
+    delta_row = f"{final} - best single"
+    show_delta = best is not None and final in result.dice
+    width = max([len(m) for m in rows] + ([len(delta_row)] if show_delta else [])) + 2
 
     def cell(value: float) -> str:
         return f"{'NaN' if math.isnan(value) else f'{value:.4f}':>16}"
@@ -612,11 +615,10 @@ def format_summary(result: DemoResult) -> str:
     lines.append(" " * width + "".join(f"{n:>16}" for n in names))
     for method, row in rows.items():
         lines.append(f"{method:<{width}}" + "".join(cell(v) for v in row.values()))
-    final = "tuned + postprocessing"
-    if best is not None and final in result.dice:
+    if show_delta and best is not None:
         deltas = [result.dice[final][n] - result.dice[best][n] for n in names]
         lines.append(
-            f"{final + ' - best single':<{width}}"
+            f"{delta_row:<{width}}"
             + "".join(f"{'NaN' if math.isnan(d) else f'{d:+.4f}':>16}" for d in deltas)
         )
     if result.hd95:

@@ -10,7 +10,8 @@ For each label ``L`` (smallest reference volume first, which is also the priorit
    :data:`SCALE_GRID` (a tuned continuous parameter: threshold moving).
 
 The parameter of a kind (``M`` or ``s``) is chosen on the tuning cases by mean foreground Dice,
-among the choices that keep every label at or above its equal-weight Dice in-sample. The kind
+among the choices that keep every label at or above its equal-weight Dice in-sample (none
+admissible: the label stays ``weighted``, in a fold as on all cases). The kind
 is decided on held-out cases: with the same k folds over cases as the held-out weight estimate,
 each fold's weights (searched on the other cases) and each fold's parameter (chosen on the other
 cases) are applied to the fold's cases, which gives every case a held-out Dice for every kind.
@@ -349,14 +350,11 @@ def choose_rules(
                 held_kind[kind] = None
                 continue
             pooled = np.full((n, len(label_list)), np.nan)
-            complete = True
             for f, (train, held) in enumerate(zip(trains, helds, strict=True)):
                 fold_pick = _pick(kind, candidates, fold_per_case[f], train, equal_per_case)
-                if fold_pick is None:
-                    complete = False
-                    break
-                pooled[held] = fold_per_case[f][fold_pick][held]
-            held_kind[kind] = pooled if complete else None
+                # no admissible choice on a fold's tuning cases: the procedure stays weighted
+                pooled[held] = fold_per_case[f][0 if fold_pick is None else fold_pick][held]
+            held_kind[kind] = pooled
         current = "weighted"
         steps = []
         for kind in _KINDS[1:]:
@@ -379,7 +377,7 @@ def choose_rules(
         if chosen.kind != "weighted":
             for f, train in enumerate(trains):
                 pick = _pick(current, candidates, fold_per_case[f], train, equal_per_case)
-                if pick is not None:  # always: a kind is taken only if every fold had one
+                if pick is not None:  # else the fold stays weighted for this label
                     fold_rules[f] = _with(fold_rules[f], label, candidates[pick], c)
         decisions.append(
             LabelDecision(
