@@ -6,12 +6,13 @@ import itertools
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nnunet_ext.trainers.cooldown import CooldownPlan, cooldown_lr
 
 
+@settings(deadline=None)  # the shared CI machine is slow at times
 @given(
     start=st.floats(1e-6, 1.0),
     epochs=st.integers(1, 30),
@@ -26,6 +27,7 @@ def test_rate_falls_strictly_below_the_start_and_ends_at_zero(start, epochs, ite
     assert all(a > b for a, b in itertools.pairwise(rates))
 
 
+@settings(deadline=None)  # the shared CI machine is slow at times
 @given(total=st.integers(1, 10_000), data=st.data())
 def test_rate_is_nnunet_poly_curve(total, data):
     step = data.draw(st.integers(0, total - 1))

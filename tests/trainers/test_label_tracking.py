@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nnunet_ext.trainers.label_tracking import (
@@ -27,6 +27,7 @@ def _ema_reference(values):
     return out
 
 
+@settings(deadline=None)  # the shared CI machine is slow at times
 @given(st.lists(st.lists(st.floats(0, 1), min_size=3, max_size=3), min_size=1, max_size=40))
 def test_each_label_gets_nnunets_ema(rows):
     emas = label_emas(rows)
@@ -124,6 +125,7 @@ def test_bad_rule_parameters_are_refused(fraction, epochs):
         detect_forgetting([[0.5]], fraction=fraction, epochs=epochs)
 
 
+@settings(deadline=None)  # the shared CI machine is slow at times
 @given(st.text(min_size=1, max_size=30))
 def test_checkpoint_names_are_safe_file_names(name):
     file_name = checkpoint_name_for_label(name)
