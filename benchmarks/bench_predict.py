@@ -345,7 +345,7 @@ def main() -> int:
                 intermediate = sum(folder_bytes(m) for m in members)
                 npz = sum(folder_bytes(m, (".npz",)) for m in members)
             else:
-                wall, peak = run_measured(
+                wall, peak, cpu = run_measured(
                     [
                         str(BIN / "python"),
                         "-m",

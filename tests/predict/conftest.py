@@ -69,5 +69,6 @@ def equal_weights_output(
         str(ensemble_models["3d_fullres"]),
         "--device",
         "cpu",
+        "--disable-tta",
     )
     return out

@@ -299,6 +299,7 @@ def test_rerun_resumes_and_never_trusts_a_half_written_file(
         str(ensemble_models["3d_fullres"]),
         "--device",
         "cpu",
+        "--disable-tta",
     )
     check(result)
     summary = json.loads(result.stdout)
@@ -320,11 +321,14 @@ def test_rerun_resumes_and_never_trusts_a_half_written_file(
         str(ensemble_models["2d"]),
         "--device",
         "cpu",
+        "--disable-tta",
     )
     assert other.returncode == 1
     assert "holds a prediction made with other members or settings" in other.stderr
 
 
+# importing torch in this process: torch's own deprecation warning is not ours to fix
+@pytest.mark.filterwarnings("ignore:`torch.jit.interface` is deprecated:FutureWarning")
 def test_python_api_parts_and_arrays(
     ensemble_models: dict[str, Path],
     equal_weights_output: Path,
