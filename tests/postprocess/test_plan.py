@@ -73,7 +73,8 @@ def test_round_trip_json(tmp_path):
         ),
         pytest.param(
             {"schema_version": 1, "metrics": {"dice": 1}},
-            r"p.json: metrics.dice must be absent \(allowed keys: after, before, convention, dice_after, dice_before",
+            r"p.json: metrics.dice must be absent "
+            r"\(allowed keys: after, before, convention, dice_after, dice_before",
             id="metrics-unknown",
         ),
         pytest.param(
