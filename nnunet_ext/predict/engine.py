@@ -106,17 +106,17 @@ class EnsemblePredictor:
                 self.keys.append(None)
                 self.mirror_axes.append(None)
                 continue
-            predictor = nnUNetPredictor(
-                tile_step_size=plan.settings["step_size"],
-                use_gaussian=True,
-                use_mirroring=not plan.settings["disable_tta"],
-                perform_everything_on_device=self.device.type == "cuda",
-                device=self.device,
-                verbose=False,
-                verbose_preprocessing=False,
-                allow_tqdm=False,
-            )
             with _quiet():
+                predictor = nnUNetPredictor(
+                    tile_step_size=plan.settings["step_size"],
+                    use_gaussian=True,
+                    use_mirroring=not plan.settings["disable_tta"],
+                    perform_everything_on_device=self.device.type == "cuda",
+                    device=self.device,
+                    verbose=False,
+                    verbose_preprocessing=False,
+                    allow_tqdm=False,
+                )
                 predictor.initialize_from_trained_model_folder(
                     str(member.model_dir), use_folds=member.folds, checkpoint_name=member.checkpoint
                 )

@@ -150,3 +150,13 @@ def test_dice_values_are_probabilities(demo):
             if cell != "NaN":
                 assert 0.0 <= float(cell) <= 1.0
                 assert not math.isnan(float(cell))
+
+
+def test_tuned_ensemble_is_predicted_in_one_pass_and_matches_the_npz_route(demo):
+    out, stdout = demo
+    assert "Tuned ensemble of the test images: nnunet-ext predict --spec" in stdout
+    assert "labels identical" in stdout
+    tuned = out / "predictions" / "ensemble_tuned"
+    assert not list(tuned.glob("*.npz"))
+    provenance = json.loads((tuned / "nnunet_ext_predict.json").read_text())
+    assert provenance["tool"] == "nnunet_ext.predict"
