@@ -240,17 +240,19 @@ def _surface_pair_distances(
         (ref_index, pred_flat, pred_index),
     ):
         distances = np.empty(source.size, dtype=np.float64)
-        todo = np.arange(source.size)
-        for offset, length in zip(flat_offsets, lengths, strict=True):
-            hit = target_flat[source[todo] + offset]
-            distances[todo[hit]] = length
-            todo = todo[~hit]
-            if todo.size == 0:
-                break
+        todo, position = np.arange(source.size), source
+        for offset, length in zip(flat_offsets.tolist(), lengths.tolist(), strict=True):
+            hit = target_flat[position + offset]
+            if hit.any():
+                distances[todo[hit]] = length
+                missed = ~hit
+                todo, position = todo[missed], position[missed]
+                if todo.size == 0:
+                    break
         if todo.size:
             distances[todo] = _tree_query(
                 np.stack(np.unravel_index(target_index, ref_padded.shape), axis=1) * scale,
-                np.stack(np.unravel_index(source[todo], ref_padded.shape), axis=1) * scale,
+                np.stack(np.unravel_index(position, ref_padded.shape), axis=1) * scale,
                 scale,
             )
         out.append(distances)
