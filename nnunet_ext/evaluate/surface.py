@@ -52,6 +52,7 @@ __all__ = [
     "crop_box",
     "distance_metrics",
     "mask_surface",
+    "pair_box",
     "surface_distances",
 ]
 
@@ -67,18 +68,47 @@ def crop_box(*masks: NDArray[np.bool_]) -> tuple[slice, ...] | None:
         >>> crop_box(m)
         (slice(1, 3, None), slice(2, 4, None))
     """
-    ndim = masks[0].ndim
-    box = []
-    for axis in range(ndim):
-        others = tuple(a for a in range(ndim) if a != axis)
-        present = np.zeros(masks[0].shape[axis], dtype=bool)
-        for mask in masks:
-            present |= mask.any(axis=others) if others else mask
-        where = np.flatnonzero(present)
-        if where.size == 0:
-            return None
-        box.append(slice(int(where[0]), int(where[-1]) + 1))
-    return tuple(box)
+    boxes = [box for box in map(_mask_box, masks) if box is not None]
+    if not boxes:
+        return None
+    return tuple(
+        slice(min(b[axis].start for b in boxes), max(b[axis].stop for b in boxes))
+        for axis in range(len(boxes[0]))
+    )
+
+
+def pair_box(
+    reference: NDArray[np.bool_], prediction: NDArray[np.bool_]
+) -> tuple[slice, ...] | None:
+    """Joint bounding box of two masks, or ``None`` when either is empty.
+
+    Examples:
+        >>> a = np.zeros((3, 4), dtype=bool); a[0, 1] = True
+        >>> b = np.zeros((3, 4), dtype=bool); b[2, 2] = True
+        >>> pair_box(a, b), pair_box(a, np.zeros_like(a))
+        ((slice(0, 3, None), slice(1, 3, None)), None)
+    """
+    ref_box, pred_box = _mask_box(reference), _mask_box(prediction)
+    if ref_box is None or pred_box is None:
+        return None
+    return tuple(
+        slice(min(r.start, p.start), max(r.stop, p.stop))
+        for r, p in zip(ref_box, pred_box, strict=True)
+    )
+
+
+def _mask_box(mask: NDArray[np.bool_]) -> tuple[slice, ...] | None:
+    # two passes over the mask: the profile along the first axis, and the projection of the
+    # rest, whose box comes from the (small) projection
+    if mask.ndim == 0:
+        return () if bool(mask) else None
+    profile = np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1))
+    if profile.size == 0:
+        return None
+    rest = _mask_box(np.asarray(mask.any(axis=0))) if mask.ndim > 1 else ()
+    if rest is None:
+        return None
+    return (slice(int(profile[0]), int(profile[-1]) + 1), *rest)
 
 
 def _padded_crop(mask: NDArray[np.bool_], box: tuple[slice, ...]) -> NDArray[np.bool_]:
@@ -161,8 +191,8 @@ def surface_distances(
         raise ValueError(
             f"spacing must hold {ref.ndim} positive numbers (mm per axis); got {tuple(spacing)}."
         )
-    box = crop_box(ref, pred)
-    if box is None or not ref.any() or not pred.any():
+    box = pair_box(ref, pred)
+    if box is None:
         raise ValueError("surface_distances needs two non-empty masks; handle empty ones first.")
     ref_surface = mask_surface(_padded_crop(ref, box))
     pred_surface = mask_surface(_padded_crop(pred, box))

@@ -261,3 +261,28 @@ def test_compact_structures_use_the_tree_and_match_the_references():
     for name in ("hd", "hd95", "nsd"):
         assert float32_close(ours[name], monai[name])
     assert 0 < ours["nsd"] < 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+    seed=st.integers(0, 2**32 - 1),
+    density=st.floats(0.0, 0.3),
+)
+def test_boxes_are_the_bounding_boxes_of_the_voxels(shape, seed, density):
+    from nnunet_ext.evaluate.surface import crop_box, pair_box
+
+    rng = np.random.default_rng(seed)
+    a, b = (rng.random(shape) < density for _ in range(2))
+
+    def expected(*masks):
+        where = np.argwhere(np.logical_or.reduce(masks))
+        if where.size == 0:
+            return None
+        return tuple(
+            slice(int(lo), int(hi) + 1) for lo, hi in zip(where.min(0), where.max(0), strict=True)
+        )
+
+    assert crop_box(a, b) == expected(a, b)
+    assert crop_box(a) == expected(a)
+    assert pair_box(a, b) == (expected(a, b) if a.any() and b.any() else None)
