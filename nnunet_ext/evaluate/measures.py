@@ -32,7 +32,12 @@ from nnunet_ext.evaluate.conventions import (
     convention_value,
 )
 from nnunet_ext.evaluate.metrics import N_PRED, N_REF, LabelOrRegion
-from nnunet_ext.evaluate.surface import DISTANCE_METRICS, distance_metrics, surface_distances
+from nnunet_ext.evaluate.surface import (
+    DISTANCE_METRICS,
+    distance_metrics,
+    pair_box,
+    surface_distances,
+)
 
 __all__ = [
     "COLUMNS",
@@ -167,10 +172,14 @@ def boundary_values(
         pred_mask = label_mask(prediction, label)
         if keep is not None:
             pred_mask &= keep
-        if not ref_mask.any() or not pred_mask.any():
+        box = pair_box(ref_mask, pred_mask)
+        if box is None:  # a mask is empty
             continue
+        # on the joint bounding box only (exact: both masks lie wholly inside it)
         values = distance_metrics(
-            surface_distances(ref_mask, pred_mask, spacing), wanted, nsd_tolerance=tolerances[i]
+            surface_distances(ref_mask[box], pred_mask[box], spacing),
+            wanted,
+            nsd_tolerance=tolerances[i],
         )
         for name, value in values.items():
             out[name][i] = value

@@ -213,6 +213,38 @@ def test_tree_and_transform_paths_give_the_same_distances(seed, monkeypatch):
     )
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    spacing=st.sampled_from(
+        [(1.5, 0.7, 0.7), (1.0, 1.0, 1.0), (5.0, 0.5, 0.5), (50.0, 0.1, 0.1), (0.7, 3.0, 1.1)]
+    ),
+    density=st.floats(0.02, 0.6),
+)
+def test_offset_search_equals_the_distance_transform(seed, spacing, density):
+    """The voxel-offset search (plus the tree beyond it) against SciPy's exact EDT, per voxel."""
+    from nnunet_ext.evaluate.surface import (
+        _padded_crop,
+        _surface_pair_distances,
+        _transform_distances,
+        crop_box,
+    )
+
+    rng = np.random.default_rng(seed)
+    ref = rng.random((7, 19, 17)) < density
+    pred = ndimage.binary_dilation(rng.random((7, 19, 17)) < density / 3)
+    ref[rng.integers(0, 7), rng.integers(0, 19), rng.integers(0, 17)] = True
+    pred[rng.integers(0, 7), rng.integers(0, 19), rng.integers(0, 17)] = True
+    box = crop_box(ref, pred)
+    ref_s, pred_s = mask_surface(_padded_crop(ref, box)), mask_surface(_padded_crop(pred, box))
+    for ours, exact in zip(
+        _surface_pair_distances(ref_s, pred_s, spacing),
+        _transform_distances(ref_s, pred_s, spacing),
+        strict=True,
+    ):
+        np.testing.assert_allclose(ours, exact, rtol=1e-12, atol=0)
+
+
 def test_compact_structures_use_the_tree_and_match_the_references():
     """Two offset anisotropic ellipsoids in a larger volume: the sparse (tree) path."""
     z, y, x = np.meshgrid(np.arange(24), np.arange(48), np.arange(48), indexing="ij")
@@ -229,3 +261,28 @@ def test_compact_structures_use_the_tree_and_match_the_references():
     for name in ("hd", "hd95", "nsd"):
         assert float32_close(ours[name], monai[name])
     assert 0 < ours["nsd"] < 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+    seed=st.integers(0, 2**32 - 1),
+    density=st.floats(0.0, 0.3),
+)
+def test_boxes_are_the_bounding_boxes_of_the_voxels(shape, seed, density):
+    from nnunet_ext.evaluate.surface import crop_box, pair_box
+
+    rng = np.random.default_rng(seed)
+    a, b = (rng.random(shape) < density for _ in range(2))
+
+    def expected(*masks):
+        where = np.argwhere(np.logical_or.reduce(masks))
+        if where.size == 0:
+            return None
+        return tuple(
+            slice(int(lo), int(hi) + 1) for lo, hi in zip(where.min(0), where.max(0), strict=True)
+        )
+
+    assert crop_box(a, b) == expected(a, b)
+    assert crop_box(a) == expected(a)
+    assert pair_box(a, b) == (expected(a, b) if a.any() and b.any() else None)
