@@ -593,6 +593,15 @@ def format_summary(result: DemoResult) -> str:
             f"  {key:<18} {record['epochs_completed']:>3} of "
             f"{record['settings']['num_epochs']} epochs, best epoch {record['best_epoch']}; {how}"
         )
+    if result.routes:
+        ours, npz = result.routes["nnunet-ext predict --spec"], result.routes["npz route"]
+        lines += [
+            "",
+            f"Tuned ensemble of the test images: nnunet-ext predict --spec {ours['seconds']:.0f} s,"
+            f" no intermediate files; the npz route (nnUNetv2_predict --save_probabilities per "
+            f"model + ensemble) {npz['seconds']:.0f} s and {npz['npz_bytes'] / 2**20:.1f} MiB of "
+            f".npz/.pkl; labels {'identical' if npz['identical_labels'] else 'DIFFERENT'}.",
+        ]
     names = list(next(iter(result.dice.values())))
     rows = dict(result.dice)
     best = best_single_model(result.dice)
@@ -627,15 +636,6 @@ def format_summary(result: DemoResult) -> str:
         for method, row in result.hd95.items():
             cells = "".join(f"{'NaN' if math.isnan(v) else f'{v:.2f}':>16}" for v in row.values())
             lines.append(f"{method:<{width}}{cells}")
-    if result.routes:
-        ours, npz = result.routes["nnunet-ext predict --spec"], result.routes["npz route"]
-        lines += [
-            "",
-            f"Tuned ensemble of the test images: nnunet-ext predict --spec {ours['seconds']:.0f} s,"
-            f" no intermediate files; the npz route (nnUNetv2_predict --save_probabilities per "
-            f"model + ensemble) {npz['seconds']:.0f} s and {npz['npz_bytes'] / 2**20:.1f} MiB of "
-            f".npz/.pkl; labels {'identical' if npz['identical_labels'] else 'DIFFERENT'}.",
-        ]
     lines += ["", "Where everything is"]
     lines += [f"  {name:<22} {path}" for name, path in result.paths.items()]
     total = sum(result.timings.values())

@@ -75,3 +75,20 @@ def test_summary_shows_dice_and_hd95_per_method_and_label():
     assert hd95_rows[0] == ["2d", "4.25", "3.00", "3.62"]
     assert hd95_rows[1] == ["tuned", "2.50", "NaN", "2.50"]
     assert "LV" in hd95.splitlines()[1]
+
+
+def test_route_line_stays_out_of_the_metric_tables():
+    names = ["myocardium", "foreground mean"]
+    res = DemoResult(output_dir=Path("out"))
+    res.dice = {"2d": dict(zip(names, [0.8, 0.8], strict=True))}
+    res.hd95 = {"2d": dict(zip(names, [4.0, 4.0], strict=True))}
+    res.routes = {
+        "nnunet-ext predict --spec": {"seconds": 10.0, "npz_bytes": 0.0},
+        "npz route": {"seconds": 20.0, "npz_bytes": 2.0**20, "identical_labels": 1.0},
+    }
+    text = format_summary(res)
+    assert "Tuned ensemble of the test images" in text.split("Mean Dice", 1)[0]
+    hd95 = text.split("Mean HD95 in mm", 1)[1].split("Where everything", 1)[0]
+    assert [line.split() for line in hd95.splitlines()[2:] if line.strip()] == [
+        ["2d", "4.00", "4.00"]
+    ]
