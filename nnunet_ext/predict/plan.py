@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from nnunet_ext.ensemble.fusion import LabelRules
 from nnunet_ext.ensemble.spec import EnsembleSpec
-from nnunet_ext.io import LabelSpec, load_json
+from nnunet_ext.io import LabelSpec, load_json, load_json_object, load_plans
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
@@ -263,12 +263,8 @@ def _validate_model(
                 f"{where}: {model_dir / name} not found; a trained model folder holds "
                 "dataset.json and plans.json (written by nnUNetv2_train)."
             )
-    dataset_json = load_json(model_dir / "dataset.json")
-    plans = load_json(model_dir / "plans.json")
-    if not isinstance(dataset_json, dict) or not isinstance(plans, dict):
-        raise ValueError(
-            f"{where}: dataset.json and plans.json of {model_dir} must be JSON objects."
-        )
+    dataset_json = load_json_object(model_dir / "dataset.json")
+    plans = load_plans(model_dir / "plans.json")
     parts = model_dir.name.split("__")
     configurations = plans.get("configurations")
     if len(parts) != 3 or not isinstance(configurations, dict):
@@ -474,7 +470,9 @@ def plan_prediction(
 
     # labels: every member must predict the same label set
     first = models[0]
-    label_spec = LabelSpec.from_dataset_json(first.dataset_json, source=str(first.model_dir))
+    label_spec = LabelSpec.from_dataset_json(
+        first.dataset_json, source=str(first.model_dir / "dataset.json")
+    )
     for other_member in members[1:]:
         if isinstance(other_member, ModelMember):
             other_json = other_member.dataset_json
@@ -486,7 +484,7 @@ def plan_prediction(
                     f"{source} not found; nnUNetv2_predict copies dataset.json into every "
                     "prediction folder. Copy it from the model folder."
                 )
-            other_json = load_json(source)
+            other_json = load_json_object(source)
         other = LabelSpec.from_dataset_json(other_json, source=str(source))
         if (other.labels, other.regions_class_order) != (
             label_spec.labels,
