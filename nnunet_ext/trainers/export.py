@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ def stock_trainer(cls: type) -> type:
 
 
 def find_trainer_class(name: str) -> type:
-    """Look ``name`` up exactly as ``nnUNetv2_predict`` does (its chatter is silenced).
+    """Look ``name`` up exactly as ``nnUNetv2_predict`` does (its output is silenced).
 
     Raises:
         ValueError: If nnU-Net cannot find the trainer.
@@ -94,7 +95,11 @@ def find_trainer_class(name: str) -> type:
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        # the lookup imports nnU-Net's whole trainer tree: silence its chatter and the
+        # deprecation warnings of those imports (not ours to fix)
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
             cls: type = recursive_find_trainer_class_by_name(name)
     except (RuntimeError, ImportError, AssertionError) as err:
         raise ValueError(
