@@ -31,7 +31,7 @@ from nnunet_ext.export.manifest import (
     zip_info,
 )
 from nnunet_ext.io import atomic_path
-from nnunet_ext.io.outputs import Output, guard_outputs
+from nnunet_ext.io.outputs import Output, check_outputs, guard_outputs
 
 __all__ = ["DEFAULT_CHECKPOINT", "ExportSummary", "export_bundle"]
 
@@ -347,8 +347,12 @@ def export_bundle(
     names = list(checkpoints)
     if not names or len(set(names)) != len(names):
         raise ValueError(f"--checkpoint must name distinct checkpoint files; got {names}.")
+    target = Path(output)
+    outputs = [Output(target, "-o/--output", (".zip",))]
+    inputs = [p for p in (*model_dirs, spec, plan) if p is not None]
+    check_outputs(outputs, inputs=inputs, overwrite=overwrite)
     members = [_plan_member(Path(d), folds, names, index) for index, d in enumerate(model_dirs)]
-    bundle_spec = _bundle_spec(None if spec is None else Path(spec), members)
+    _bundle_spec(None if spec is None else Path(spec), members)  # checked before torch loads
     plan_data = None
     if plan is not None:
         from nnunet_ext.postprocess.plan import load_plan
@@ -362,13 +366,7 @@ def export_bundle(
     if plan_data is not None:
         extra[f"{dataset}/{BUNDLE_FOLDER}/{PLAN_NAME}"] = json_bytes(plan_data)
     manifest = _manifest(members, dataset, plan_data is not None)
-    target = Path(output)
-    with guard_outputs(
-        [Output(target, "-o/--output", (".zip",))],
-        inputs=[*model_dirs, spec, plan],
-        overwrite=overwrite,
-        command="nnunet-ext export",
-    ):
+    with guard_outputs(outputs, inputs=inputs, overwrite=overwrite, command="nnunet-ext export"):
         with atomic_path(target) as tmp:
             checkpoint_bytes, removed = _write_bundle(tmp, members, entries, extra, manifest)
             verify_bundle(tmp)
