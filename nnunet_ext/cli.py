@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "nnunet_ext.predict.cli",
         "predict with a weighted multi-model ensemble in one pass",
     ),
+    "export": (
+        "nnunet_ext.export.cli",
+        "bundle trained models, spec and plan for stock nnU-Net; check a bundle",
+    ),
     "tune": ("nnunet_ext.tune.cli", "tune per-label ensemble weights on cross-validation"),
     "postprocess": (
         "nnunet_ext.postprocess.cli",

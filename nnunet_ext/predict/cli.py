@@ -57,6 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="predict spec: ensemble spec whose members are 'model' folders (with optional "
         "'folds', 'checkpoint') or 'path' probability folders, with weights and label_weights",
     )
+    members.add_argument(
+        "--bundle",
+        type=Path,
+        metavar="BUNDLE.zip",
+        help="run an exported bundle's whole recipe (members, weights, postprocessing) after "
+        "verifying its checksums (nnunet-ext export)",
+    )
     parser.add_argument(
         "--weights",
         nargs="+",
@@ -130,6 +137,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the prediction described by parsed ``args``; print a JSON summary on stdout."""
+    if args.bundle is not None:
+        from nnunet_ext.predict.bundle import run_bundle
+
+        return run_bundle(args)
     from nnunet_ext.predict.folders import predict_folder
 
     if args.weights is not None and args.model_dirs is None:

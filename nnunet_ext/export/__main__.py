@@ -1,0 +1,6 @@
+"""Run ``python -m nnunet_ext.export``."""
+
+from nnunet_ext.export.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
