@@ -440,38 +440,18 @@ def predict_arrays(
         :class:`~nnunet_ext.predict.engine.CaseResult` with ``labels``, ``probabilities`` and
         ``properties``.
     """
-    from nnunet_ext.predict.engine import EnsemblePredictor
-
     if predictor is None:
-        if not model_dirs:
-            raise ValueError("model_dirs must list at least one trained model folder; got none.")
-        import tempfile
-
-        from nnunet_ext.predict.plan import _validate_model
-
-        with tempfile.TemporaryDirectory(prefix="nnunet_ext-predict-") as folder:
-            # validation reads an input folder; give it one with the right channel count
-            first = _validate_model(
-                Path(model_dirs[0]).resolve(), None, checkpoint, "model_dirs[0]"
-            )
-            ending = str(first.dataset_json.get("file_ending", ".nii.gz"))
-            for channel in range(first.num_channels):
-                (Path(folder) / f"case_{channel:04d}{ending}").touch()
-            plan = plan_prediction(
-                folder,
-                model_dirs=model_dirs,
-                weights=weights,
-                label_weights=label_weights,
-                folds=folds,
-                checkpoint=checkpoint,
-                step_size=step_size,
-                disable_tta=disable_tta,
-                mirror_axes=mirror_axes,
-                device=device or "cpu",
-            )
-        if device is None:
-            plan.settings["device"] = None
-        predictor = EnsemblePredictor(plan)
+        predictor = _load_predictor(
+            model_dirs,
+            weights=weights,
+            label_weights=label_weights,
+            folds=folds,
+            checkpoint=checkpoint,
+            step_size=step_size,
+            disable_tta=disable_tta,
+            mirror_axes=mirror_axes,
+            device=device,
+        )
     if isinstance(images, np.ndarray):
         if properties is None or "spacing" not in properties:
             raise ValueError("properties must give the 'spacing' of an array image; got none.")
@@ -487,3 +467,31 @@ def predict_arrays(
         if not file.is_file():
             raise FileNotFoundError(f"image not found: {file}")
     return predictor.predict(files)
+
+
+def _load_predictor(
+    model_dirs: Sequence[str | os.PathLike[str]] | None,
+    *,
+    device: str | None,
+    **options: Any,
+) -> EnsemblePredictor:
+    """Validate ``model_dirs`` (as :func:`plan_prediction`, on a stand-in input folder); load."""
+    import tempfile
+
+    from nnunet_ext.predict.engine import EnsemblePredictor
+    from nnunet_ext.predict.plan import _validate_model
+
+    if not model_dirs:
+        raise ValueError("model_dirs must list at least one trained model folder; got none.")
+    with tempfile.TemporaryDirectory(prefix="nnunet_ext-predict-") as folder:
+        # validation reads an input folder; give it one with the right channel count
+        first = _validate_model(
+            Path(model_dirs[0]).resolve(), None, options["checkpoint"], "model_dirs[0]"
+        )
+        ending = str(first.dataset_json.get("file_ending", ".nii.gz"))
+        for channel in range(first.num_channels):
+            (Path(folder) / f"case_{channel:04d}{ending}").touch()
+        plan = plan_prediction(folder, model_dirs=model_dirs, device=device or "cpu", **options)
+    if device is None:
+        plan.settings["device"] = None
+    return EnsemblePredictor(plan)

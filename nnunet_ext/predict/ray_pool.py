@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nnunet_ext._ray import TASK_RETRIES, check_writable_from_worker, ray_session, reraise_cause
+from nnunet_ext.predict.claims import ClaimStore
 from nnunet_ext.predict.plan import CaseInput, PredictPlan
 
 __all__ = ["PredictWorker", "RayPredictJob", "predict_on_ray"]
@@ -56,7 +57,6 @@ class PredictWorker:
         import torch
 
         from nnunet_ext._parallel import worker_name
-        from nnunet_ext.predict.claims import ClaimStore
         from nnunet_ext.predict.engine import EnsemblePredictor
 
         self.job = job
@@ -154,6 +154,7 @@ def predict_on_ray(
         records = list(progress(_results(ray, ActorPool(actors), cases), total=len(cases)))
         for actor in actors:
             ray.kill(actor)
+    ClaimStore(job.out).cleanup()
     written = sorted(r["case"] for r in records if r["written"])
     skipped = sorted(r["case"] for r in records if not r["written"])
     workers = Counter(r["worker"] for r in records)
