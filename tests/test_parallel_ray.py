@@ -103,7 +103,7 @@ def _run_without_ray(tmp_path: Path, code: str) -> subprocess.CompletedProcess[s
     shim.mkdir()
     (shim / "sitecustomize.py").write_text("import sys\nsys.modules['ray'] = None\n")
     path = os.pathsep.join([str(shim), *filter(None, [os.environ.get("PYTHONPATH")])])
-    env = {**os.environ, "PYTHONPATH": path}
+    env = {**os.environ, "PYTHONPATH": path, "nnUNet_raw": str(tmp_path)}
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
     )
@@ -116,6 +116,7 @@ def _run_without_ray(tmp_path: Path, code: str) -> subprocess.CompletedProcess[s
         ["ensemble", "-i", "a", "b", "-o", "out"],
         ["postprocess", "-i", "a", "-o", "out", "--fill-holes", "1"],
         ["evaluate", "a", "b"],
+        ["doctor", "--skip-env"],
     ],
 )
 def test_without_ray_executor_ray_says_how_to_install_it(tmp_path, command):
