@@ -85,9 +85,18 @@ def ray_session(address: str | None) -> Iterator[Any]:
 
 
 def reraise_cause(ray: Any, err: BaseException) -> None:
-    """Re-raise a failed task's own exception (one line, as locally); other errors unchanged."""
+    """Re-raise a failed task's own exception (one line, as locally).
+
+    A worker process that died more often than Ray retries becomes one ``ChildProcessError`` line.
+    """
     if isinstance(err, ray.exceptions.RayTaskError) and isinstance(err.cause, BaseException):
         raise err.cause from None
+    if isinstance(err, (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError)):
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ChildProcessError(
+            f"a Ray worker process died {TASK_RETRIES + 1} times (killed, or out of memory?): "
+            f"{first} Rerun to resume; finished cases are kept."
+        ) from None
     raise err
 
 

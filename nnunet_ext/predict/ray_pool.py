@@ -60,14 +60,23 @@ class PredictWorker:
         from nnunet_ext.predict.engine import EnsemblePredictor
 
         self.job = job
-        self.predictor = EnsemblePredictor(job.plan)
-        if self.predictor.device.type == "cpu" and not use_gpu:
-            torch.set_num_threads(job.cpus_per_worker)
         self.store = ClaimStore(job.out, timeout=job.claim_timeout)
         self.name = worker_name()
+        # an error here is raised by every call, as the task's own one-line error (an error in
+        # __init__ would reach the caller only as Ray's multi-line "actor died")
+        self.error: Exception | None = None
+        try:
+            self.predictor = EnsemblePredictor(job.plan)
+        except Exception as err:
+            self.error = err
+            return
+        if self.predictor.device.type == "cpu" and not use_gpu:
+            torch.set_num_threads(job.cpus_per_worker)
 
     def describe(self) -> tuple[str, list[list[int] | None]]:
         """The device type and the mirror axes each member uses (for the provenance)."""
+        if self.error is not None:
+            raise self.error
         return self.predictor.device.type, list(self.predictor.mirror_axes)
 
     def predict_case(self, case: CaseInput) -> dict[str, Any]:
@@ -78,6 +87,8 @@ class PredictWorker:
         """
         from nnunet_ext.predict.folders import _done, _predict_and_write
 
+        if self.error is not None:
+            raise self.error
         job, case_id = self.job, case.case_id
         poll = min(5.0, job.claim_timeout / 10)
         while True:
