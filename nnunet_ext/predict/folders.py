@@ -234,14 +234,13 @@ def predict_folder(
     plan, cases, out, provenance = _plan_request(request)
     save = bool(save_probabilities)
     done = [c.case_id for c in cases if _done(out, c.case_id, plan.file_ending, save)]
+    executor = executor or Executor()
     if not overwrite and len(done) == len(cases):
         logger.info("all %d case(s) are complete in %s", len(cases), out)
-        return PredictSummary(out, (), tuple(done), provenance, {"executor": "none"})
-    if executor is not None and executor.is_ray:
-        from nnunet_ext.predict.ray_pool import RayPredictJob, predict_on_ray
-
-        job = RayPredictJob(plan, out, save, overwrite, claim_timeout, int(cpus_per_worker))
-        written, skipped, run = predict_on_ray(job, cases, provenance, executor.address)
+        run = {"executor": executor.kind, "workers": {}, "retries": 0, "wall_s": 0.0}
+        return PredictSummary(out, (), tuple(done), provenance, run)
+    if executor.is_ray:
+        written, skipped, run = _predict_ray(plan, cases, done, out, provenance, request)
     else:
         written, skipped, run = _predict_local(plan, cases, out, provenance, request)
     run["wall_s"] = round(time.perf_counter() - start, 3)
@@ -308,6 +307,31 @@ def _write_shared_files(
         with atomic_path(out / name) as tmp:
             shutil.copyfile(first.model_dir / name, tmp)
     write_json(out / PROVENANCE_FILE, provenance)
+
+
+def _predict_ray(
+    plan: PredictPlan,
+    cases: Sequence[CaseInput],
+    done: Sequence[str],
+    out: Path,
+    provenance: dict[str, Any],
+    request: dict[str, Any],
+) -> tuple[list[str], list[str], dict[str, Any]]:
+    """Predict the cases still to do on Ray (:mod:`nnunet_ext.predict.ray_pool`)."""
+    from nnunet_ext.predict.ray_pool import RayPredictJob, predict_on_ray
+
+    overwrite = bool(request["overwrite"])
+    job = RayPredictJob(
+        plan,
+        out,
+        bool(request["save_probabilities"]),
+        overwrite,
+        float(request["claim_timeout"]),
+        int(request["cpus_per_worker"]),
+    )
+    todo = cases if overwrite else [c for c in cases if c.case_id not in set(done)]
+    written, skipped, run = predict_on_ray(job, todo, provenance, request["executor"].address)
+    return written, skipped + ([] if overwrite else list(done)), run
 
 
 def _predict_local(
