@@ -46,7 +46,7 @@ def ensure_venv() -> Path:
                 "--disable-pip-version-check",
                 "-q",
                 "-e",
-                f"{ROOT}[test]",
+                f"{ROOT}[test,ray]",
             ],
             check=True,
         )

@@ -1,19 +1,23 @@
 """Benchmark `nnunet-ext ensemble` against `nnUNetv2_ensemble` on nnU-Net-like prediction folders.
 
 Usage: .venv/bin/python benchmarks/bench_ensemble.py [--small] [--workers N] [--repeats R]
+       [--executor ray [--ray-address auto|HOST:PORT]]
 
 Generates (once, cached under benchmarks/_data/) M prediction folders of smooth softmax
 probabilities (CASE.npz float32 + CASE.pkl + label files, dataset.json, plans.json), then runs both
 tools alternately at the same worker count and reports wall time and peak memory (largest process
 RSS, from getrusage(RUSAGE_CHILDREN) of a wrapper per run, which covers pool workers) and the
 ratios.
-It also checks that both wrote identical label maps.
+It also checks that both wrote identical label maps. With ``--executor ray`` a third contender,
+``ours_ray`` (the same command with ``--executor ray``: one Ray task per case; a local Ray is
+started per run unless ``--ray-address`` names a running one), runs in the same rotation.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -98,6 +102,8 @@ def main() -> int:
     parser.add_argument("--small", action="store_true", help="4 cases x 3 models x 4 x 32x112x112")
     parser.add_argument("--workers", type=int, default=2, help="-j / -np for both tools")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each tool (alternating)")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local")
+    parser.add_argument("--ray-address", default=None, help="a running Ray cluster (auto)")
     args = parser.parse_args()
     size = "small" if args.small else "full"
     folders = make_data(size)
@@ -123,10 +129,21 @@ def main() -> int:
         "-np",
         str(args.workers),
     ]
-    times: dict[str, list[float]] = {"ours": [], "nnunet": []}
-    peaks: dict[str, list[int]] = {"ours": [], "nnunet": []}
+    commands = {"nnunet": ref_cmd, "ours": ours_cmd}
+    if args.executor == "ray":
+        address = ["--ray-address", args.ray_address] if args.ray_address else []
+        commands["ours_ray"] = [
+            *ours_cmd[: ours_cmd.index("-o") + 1],
+            str(out / "ours_ray"),
+            *ours_cmd[ours_cmd.index("-o") + 2 :],
+            "--executor",
+            "ray",
+            *address,
+        ]
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    peaks: dict[str, list[int]] = {name: [] for name in commands}
     for _ in range(args.repeats):
-        for name, command in (("nnunet", ref_cmd), ("ours", ours_cmd)):
+        for name, command in commands.items():
             wall, peak = measure(command)
             times[name].append(wall)
             peaks[name].append(peak)
@@ -137,9 +154,11 @@ def main() -> int:
     from nnunet_ext.io import read_labels
 
     for label_file in sorted((out / "nnunet").glob("*.nii.gz")):
-        a, b = read_labels(label_file), read_labels(out / "ours" / label_file.name)
-        if not (np.array_equal(a.array, b.array) and a.geometry() == b.geometry()):
-            raise SystemExit(f"outputs differ for {label_file.name}")
+        a = read_labels(label_file)
+        for name in list(commands)[1:]:
+            b = read_labels(out / name / label_file.name)
+            if not (np.array_equal(a.array, b.array) and a.geometry() == b.geometry()):
+                raise SystemExit(f"outputs differ for {label_file.name} ({name})")
     cfg = SIZES[size]
     report = {
         "size": f"{cfg['cases']} cases x {cfg['members']} models x {cfg['classes']} classes x "
@@ -154,6 +173,10 @@ def main() -> int:
     }
     report["wall_ratio"] = report["ours_wall_s"] / report["nnunet_wall_s"]
     report["memory_ratio"] = report["ours_peak_rss_mib"] / report["nnunet_peak_rss_mib"]
+    if "ours_ray" in commands:
+        report["ours_ray_wall_s"] = statistics.median(times["ours_ray"])
+        report["ray_vs_local_wall_ratio"] = report["ours_ray_wall_s"] / report["ours_wall_s"]
+    report["load_average"] = os.getloadavg()[0]
     print(json.dumps(report, indent=2))
     return 0
 

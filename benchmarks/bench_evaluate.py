@@ -20,6 +20,7 @@ import argparse
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
@@ -145,6 +146,20 @@ def _boundary(args: argparse.Namespace) -> None:
     )
 
 
+def _executor(args: argparse.Namespace) -> Any:
+    """The Ray executor, with Ray started (or joined) once for all repeats."""
+    import ray
+
+    from nnunet_ext._parallel import Executor
+
+    if not ray.is_initialized():
+        if args.ray_address:
+            ray.init(address=args.ray_address)
+        else:
+            ray.init(include_dashboard=False)
+    return Executor("ray")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--small", action="store_true")
@@ -152,6 +167,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--metrics", nargs="+", default=None)
     parser.add_argument("--nsd-tolerance", type=float, default=1.0)
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="ray: ours also runs on Ray (one task per case), reported next to local",
+    )
+    parser.add_argument("--ray-address", default=None, help="a running Ray cluster (auto)")
     args = parser.parse_args()
     if args.metrics:
         _boundary(args)
@@ -164,7 +186,7 @@ def main() -> None:
     from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
     from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
-    ours_s, theirs_s = [], []
+    ours_s, theirs_s, ray_s = [], [], []
     for _ in range(args.repeats):  # alternate, so that load changes hit both alike
         t = time.perf_counter()
         ours = evaluate_folder(
@@ -183,6 +205,13 @@ def main() -> None:
             args.workers,
         )
         theirs_s.append(time.perf_counter() - t)
+        if args.executor == "ray":
+            t = time.perf_counter()
+            on_ray = evaluate_folder(
+                root / "pred", root / "ref", labels=[1, 2, 3], executor=_executor(args)
+            )
+            ray_s.append(time.perf_counter() - t)
+            assert repr(on_ray) == repr(ours), "Ray and local results differ"
     diff = max(abs(s.dice - theirs["mean"][s.label]["Dice"]) for s in ours.labels)
     t_ours, t_theirs = statistics.median(ours_s), statistics.median(theirs_s)
     print(
@@ -194,6 +223,12 @@ def main() -> None:
         f"nnU-Net compute_metrics_on_folder: {t_theirs:.2f} s; "
         f"ratio ours/nnU-Net {t_ours / t_theirs:.2f}; max |dDice| {diff:.1e}"
     )
+    if ray_s:
+        t_ray = statistics.median(ray_s)
+        print(
+            f"nnunet_ext evaluate --executor ray: {t_ray:.2f} s (Ray started once before; "
+            f"one task per case); Ray/local {t_ray / t_ours:.2f}; same results"
+        )
 
 
 if __name__ == "__main__":

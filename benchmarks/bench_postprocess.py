@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
@@ -66,10 +67,14 @@ def run_nnunet(source: Path, target: Path, workers: int) -> float:
     return time.perf_counter() - start
 
 
-def run_ours(source: Path, target: Path, workers: int) -> float:
+def run_ours(source: Path, target: Path, workers: int, executor: Any = None) -> float:
     start = time.perf_counter()
     postprocess_folder(
-        source, target, plan=PostprocessingPlan(keep_largest=(1, 2, 3)), num_workers=workers
+        source,
+        target,
+        plan=PostprocessingPlan(keep_largest=(1, 2, 3)),
+        num_workers=workers,
+        executor=executor,
     )
     return time.perf_counter() - start
 
@@ -96,6 +101,13 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=2, help="worker processes for both tools")
     parser.add_argument("--keep", type=Path, default=None, help="keep the data in this folder")
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="ray: ours also runs on Ray (one task per case), reported next to local",
+    )
+    parser.add_argument("--ray-address", default=None, help="a running Ray cluster (auto)")
     args = parser.parse_args()
     cases, shape = (4, (16, 64, 64)) if args.small else (10, (64, 224, 224))
     root = Path(tempfile.mkdtemp(prefix="bench_pp_")) if args.keep is None else args.keep
@@ -116,6 +128,23 @@ def main() -> None:
             f"ratio ours/nnU-Net: {t_ours / t_theirs:.3f} (target <= 0.25); identical labels in "
             f"{same}/{compared} cases; largest geometry difference {geometry:.1e}"
         )
+        if args.executor == "ray":
+            import ray
+
+            from nnunet_ext._parallel import Executor
+
+            start = time.perf_counter()
+            ray.init(
+                address=args.ray_address, include_dashboard=None if args.ray_address else False
+            )
+            started = time.perf_counter() - start
+            t_ray = run_ours(root / "in", root / "ours_ray", args.workers, Executor("ray"))
+            compared, same, _ = compare(root / "ours_ray", root / "ours")
+            print(
+                f"nnunet_ext postprocess_folder on Ray: {t_ray:.2f} s (+ {started:.1f} s to "
+                f"start Ray); Ray/local {t_ray / t_ours:.2f}; identical to local in "
+                f"{same}/{compared} cases"
+            )
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)

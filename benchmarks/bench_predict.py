@@ -1,6 +1,7 @@
 """Benchmark `nnunet-ext predict --spec` against the two-step nnU-Net route.
 
 Usage: .venv/bin/python benchmarks/bench_predict.py [--small] [--cases N] [--repeats R] [--tta]
+       [--executor ray [--ray-address auto|HOST:PORT] [--ray-cpus-per-worker N]]
 
 Generates (once, cached under benchmarks/_data/predict/) synthetic 64x224x224 images and two
 small untrained 3d_fullres model folders (plans.json written here, random weights saved as
@@ -9,7 +10,9 @@ same images and device (cpu):
 
 (a) ``nnUNetv2_predict_from_modelfolder --save_probabilities`` per member (``-npp 1 -nps 1``)
     followed by ``nnUNetv2_ensemble -np 1``;
-(b) ``nnunet-ext predict --spec`` (equal weights).
+(b) ``nnunet-ext predict --spec`` (equal weights);
+(c) with ``--executor ray``, also (b) with ``--executor ray`` (``ours_ray``: an actor pool; a
+    local Ray is started per run unless ``--ray-address`` names a running one).
 
 For each it reports wall time, peak memory of the whole process tree (sum of the PSS of the
 command and all its descendants, sampled every 50 ms from /proc/PID/smaps_rollup) and the bytes
@@ -275,7 +278,14 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--tta", action="store_true", help="mirroring TTA on for both routes")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local")
+    parser.add_argument("--ray-address", default=None, help="a running Ray cluster (auto)")
+    parser.add_argument("--ray-cpus-per-worker", type=int, default=1)
     args = parser.parse_args()
+    ray_flags = ["--executor", "ray", "--ray-cpus-per-worker", str(args.ray_cpus_per_worker)]
+    if args.ray_address:
+        ray_flags += ["--ray-address", args.ray_address]
+    routes = ["two_step", "ours"] + (["ours_ray"] if args.executor == "ray" else [])
     size = "small" if args.small else "full"
     images, models = make_data(size, args.cases)
     work = DATA / "runs"
@@ -293,10 +303,10 @@ def main() -> int:
     tta_ours = [] if args.tta else ["--disable-tta"]
     results: dict[str, dict[str, list[float]]] = {
         name: {"wall": [], "cpu": [], "peak": [], "intermediate": [], "npz": [], "final": []}
-        for name in ("two_step", "ours")
+        for name in routes
     }
     for repeat in range(args.repeats):
-        order = ["two_step", "ours"] if repeat % 2 == 0 else ["ours", "two_step"]
+        order = routes if repeat % 2 == 0 else routes[::-1]
         for name in order:
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
@@ -360,6 +370,7 @@ def main() -> int:
                         "--device",
                         "cpu",
                         *tta_ours,
+                        *(ray_flags if name == "ours_ray" else []),
                     ],
                     env,
                 )
@@ -386,12 +397,13 @@ def main() -> int:
     # identical labels
     import SimpleITK as sitk  # noqa: N813
 
-    for case in sorted((DATA / "labels_ours").glob("*.nii.gz")):
-        mine = sitk.GetArrayFromImage(sitk.ReadImage(str(case)))
-        theirs = sitk.GetArrayFromImage(sitk.ReadImage(str(DATA / "labels_two_step" / case.name)))
-        if not np.array_equal(mine, theirs):
-            print(f"LABELS DIFFER for {case.name}", file=sys.stderr)
-            return 1
+    for case in sorted((DATA / "labels_two_step").glob("*.nii.gz")):
+        theirs = sitk.GetArrayFromImage(sitk.ReadImage(str(case)))
+        for name in routes[1:]:
+            mine = sitk.GetArrayFromImage(sitk.ReadImage(str(DATA / f"labels_{name}" / case.name)))
+            if not np.array_equal(mine, theirs):
+                print(f"LABELS DIFFER for {case.name} ({name})", file=sys.stderr)
+                return 1
     report = {
         "size": size,
         "cases": args.cases,
@@ -412,6 +424,8 @@ def main() -> int:
     report["wall_ratio"] = report["ours_wall_s"] / report["two_step_wall_s"]
     report["cpu_ratio"] = report["ours_cpu_s"] / report["two_step_cpu_s"]
     report["memory_ratio"] = report["ours_peak_tree_pss_mib"] / report["two_step_peak_tree_pss_mib"]
+    if "ours_ray" in results:
+        report["ray_vs_local_wall_ratio"] = report["ours_ray_wall_s"] / report["ours_wall_s"]
     report["labels_identical"] = True
     print(json.dumps(report, indent=2))
     return 0

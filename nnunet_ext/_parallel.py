@@ -1,16 +1,117 @@
-"""Run one function over many cases: sequentially, or in a spawn pool like nnU-Net."""
+"""Run one function over many cases: sequentially, in a spawn pool like nnU-Net, or on Ray.
+
+The executor layer of every per-case command. :class:`Executor` names where the cases run:
+``local`` (this machine: one process or a spawn pool, the default) or ``ray`` (tasks on a Ray
+cluster, see :mod:`nnunet_ext._ray`). Commands add ``--executor`` and ``--ray-address`` with
+:func:`add_executor_arguments` and read them back with :func:`executor_from_args`. Nothing here
+imports Ray; it is imported only when an executor of kind ``ray`` runs.
+"""
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing
+import os
+import socket
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["map_cases", "progress"]
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "add_executor_arguments",
+    "executor_from_args",
+    "map_cases",
+    "progress",
+    "worker_name",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: The executor kinds ``--executor`` accepts.
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Executor:
+    """Where per-case work runs.
+
+    Attributes:
+        kind: ``local`` (this machine, ``num_workers`` processes) or ``ray``.
+        address: Ray only: ``None`` starts a local Ray for the run (stopped afterwards);
+            ``auto`` joins the cluster this machine is part of (``ray start``); ``HOST:PORT``
+            joins that cluster's head.
+
+    Examples:
+        >>> Executor().is_ray
+        False
+        >>> Executor("ray", "auto").is_ray
+        True
+        >>> Executor("dask")
+        Traceback (most recent call last):
+        ...
+        ValueError: --executor must be one of local, ray; got 'dask'.
+    """
+
+    kind: str = "local"
+    address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in EXECUTORS:
+            choices = ", ".join(EXECUTORS)
+            raise ValueError(f"--executor must be one of {choices}; got {self.kind!r}.")
+        if self.address is not None and self.kind != "ray":
+            raise ValueError(
+                f"--ray-address {self.address} needs --executor ray; got --executor {self.kind}."
+            )
+
+    @property
+    def is_ray(self) -> bool:
+        """Whether the cases run on Ray."""
+        return self.kind == "ray"
+
+
+def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--executor {local,ray}`` and ``--ray-address`` to a per-case command's parser."""
+    parser.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="where the cases run: this machine (local, -j processes) or a Ray cluster (ray; "
+        'needs pip install "nnunet_ext[ray]")',
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="auto|HOST:PORT",
+        help="with --executor ray: join this cluster ('auto': the one started with ray start on "
+        "this machine); default: start a local Ray for this run",
+    )
+
+
+def executor_from_args(args: argparse.Namespace) -> Executor:
+    """The :class:`Executor` of parsed ``--executor``/``--ray-address`` (local if absent).
+
+    With ``ray`` this checks that Ray is installed.
+
+    Raises:
+        ValueError: ``--ray-address`` without ``--executor ray``, or Ray is not installed (one line
+            saying how to install it).
+    """
+    executor = Executor(getattr(args, "executor", "local"), getattr(args, "ray_address", None))
+    if executor.is_ray:
+        from nnunet_ext._ray import import_ray
+
+        import_ray()
+    return executor
+
+
+def worker_name() -> str:
+    """``host:pid`` of this process: how run summaries name a worker."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "") -> Iterator[T]:
@@ -26,19 +127,23 @@ def map_cases(
     *,
     num_workers: int = 1,
     desc: str = "",
+    executor: Executor | None = None,
 ) -> list[R]:
     """Apply ``function`` to each item and return the results in input order.
 
     With ``num_workers <= 1`` everything runs in this process (no pool, easy to debug and safe
     in notebooks). Otherwise a ``spawn`` pool is used, as nnU-Net does on every OS, so
     ``function`` must be a picklable top-level callable and the caller's script needs an
-    ``if __name__ == "__main__":`` guard.
+    ``if __name__ == "__main__":`` guard. With a Ray ``executor`` every item is one Ray task
+    (retried by Ray if its worker dies; ``num_workers`` is then ignored: the cluster's CPUs set
+    the parallelism); results and errors are the same as local ones.
 
     Args:
         function: Top-level function of one argument.
         items: The work items (picklable).
         num_workers: Number of processes; capped at ``len(items)``.
         desc: Progress bar label.
+        executor: Where to run (default: local).
 
     Returns:
         ``[function(item) for item in items]``.
@@ -47,6 +152,10 @@ def map_cases(
         >>> map_cases(abs, [-1, 2, -3])
         [1, 2, 3]
     """
+    if executor is not None and executor.is_ray:
+        from nnunet_ext._ray import map_cases_ray
+
+        return map_cases_ray(function, items, address=executor.address, desc=desc)
     workers = min(int(num_workers), len(items))
     if workers <= 1:
         return [function(item) for item in progress(items, total=len(items), desc=desc)]

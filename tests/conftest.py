@@ -9,6 +9,7 @@ area's real-nnU-Net tests share one preprocessing run and one training run.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,19 @@ def ensemble_models(workspace: NnunetWorkspace, trained_fold: Path) -> dict[str,
         configuration: workspace.fold_dir("CustomEpochs", 0, configuration).parent
         for configuration in ("2d", "3d_fullres")
     }
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """A local Ray (2 CPUs, no dashboard) shared by the Ray tests; yields its address.
+
+    Commands run in this process find it connected and use it; subprocesses join it with
+    ``--ray-address ADDRESS``. Its workers inherit this environment (``PYTHONPATH``).
+    """
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    try:
+        yield str(ray.get_runtime_context().gcs_address)
+    finally:
+        ray.shutdown()

@@ -15,6 +15,8 @@ import pytest
 import nnunet_ext
 
 HEAVY = ("torch", "nnunetv2.training")
+#: Imported only by ``--executor ray`` (the optional extra).
+RAY = ("ray",)
 
 
 def _torch_free_modules() -> list[str]:
@@ -30,8 +32,8 @@ def _torch_free_modules() -> list[str]:
     return names
 
 
-def _heavy_modules_after(code: str) -> list[str]:
-    probe = f"{code}\nimport sys; print(sorted(m for m in sys.modules if m.startswith({HEAVY!r})))"
+def _heavy_modules_after(code: str, heavy: tuple[str, ...] = HEAVY + RAY) -> list[str]:
+    probe = f"{code}\nimport sys; print(sorted(m for m in sys.modules if m.startswith({heavy!r})))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     return eval(out.stdout.strip().splitlines()[-1])  # a printed list of strings
 
@@ -61,3 +63,17 @@ def test_trainer_settings_import_without_torch():
         "nnunet_ext.trainers.record"
     )
     assert _heavy_modules_after(code) == []
+
+
+def test_no_module_imports_ray():
+    """Only ``--executor ray`` imports Ray: no module does, trainers and engine included."""
+    names = [
+        info.name
+        for info in pkgutil.walk_packages(nnunet_ext.__path__, "nnunet_ext.")
+        if not info.name.endswith("__main__") and not info.name.startswith("nnunet_ext._nnunet_")
+    ]
+    assert {"nnunet_ext._ray", "nnunet_ext.predict.ray_pool", "nnunet_ext.predict.engine"} <= set(
+        names
+    )
+    imports = "\n".join(f"import {m}" for m in names)
+    assert _heavy_modules_after(imports, RAY) == []

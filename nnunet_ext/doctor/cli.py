@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nnunet_ext._cli import command_name, main_for
+from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 from nnunet_ext.io.outputs import Output, guard_outputs
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
@@ -57,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--json", type=Path, metavar="OUT.json", help="also write the findings as JSON"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    add_executor_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,7 +113,10 @@ def _doctor(args: argparse.Namespace) -> int:
         if args.skip_env:  # still say which roots were skipped
             findings.extend(f for f in folder_findings if f.severity != "ok")
         data_findings, files_checked = scan_data(
-            roots, dataset=args.dataset, num_workers=args.num_workers
+            roots,
+            dataset=args.dataset,
+            num_workers=args.num_workers,
+            executor=executor_from_args(args),
         )
         findings.extend(data_findings)
     removed: list[Path] = []

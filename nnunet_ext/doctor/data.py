@@ -14,9 +14,12 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nnunet_ext.doctor.findings import Finding, is_junk
+
+if TYPE_CHECKING:
+    from nnunet_ext._parallel import Executor
 
 __all__ = [
     "IMAGE_ENDINGS",
@@ -464,6 +467,7 @@ def scan_data(
     *,
     dataset: str | int | None = None,
     num_workers: int = 1,
+    executor: Executor | None = None,
 ) -> tuple[list[Finding], int]:
     """Scan nnU-Net folders for junk, damaged files and raw-dataset problems.
 
@@ -472,6 +476,7 @@ def scan_data(
             ``nnUNet_raw`` gets the raw-dataset layout and label checks.
         dataset: One dataset (ID or name) instead of all.
         num_workers: Processes reading files in parallel.
+        executor: Where the files are read (default: local, ``num_workers`` processes).
 
     Returns:
         ``(findings, files_checked)``: problems only (no ``ok`` findings), in path order.
@@ -533,7 +538,7 @@ def scan_data(
                     jobs.append(job)
     logger.info("reading %d files with %d worker(s)", len(jobs), num_workers)
     for result in map_cases(
-        check_file, jobs, num_workers=num_workers, desc="doctor: reading files"
+        check_file, jobs, num_workers=num_workers, desc="doctor: reading files", executor=executor
     ):
         findings.extend(result)
     findings.sort(key=lambda f: (f.path or "", f.check))

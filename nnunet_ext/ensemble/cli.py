@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nnunet_ext._cli import command_name, main_for
+from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 from nnunet_ext.io.outputs import Output, guard_outputs
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
@@ -77,6 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="inflate with the standard zlib instead of ISA-L (same results, slower)",
     )
+    add_executor_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             allow_missing=args.allow_missing,
             use_isal=False if args.no_isal else None,
+            executor=executor_from_args(args),
         )
     print(json.dumps(summary.to_dict()))
     return 0

@@ -10,6 +10,7 @@ temporary name that is renamed when complete. A rerun skips complete cases.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import pickle
@@ -24,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from nnunet_ext import __version__
-from nnunet_ext._parallel import progress
+from nnunet_ext._parallel import Executor, map_cases, progress
 from nnunet_ext.ensemble.fusion import (
     FusionAccumulator,
     LabelRules,
@@ -627,6 +628,7 @@ def ensemble_folders(
     overwrite: bool = False,
     allow_missing: bool = False,
     use_isal: bool | None = None,
+    executor: Executor | None = None,
 ) -> EnsembleSummary:
     """Fuse nnU-Net probability folders into label files (and optionally fused probabilities).
 
@@ -645,6 +647,8 @@ def ensemble_folders(
         overwrite: Redo cases whose outputs exist (default: skip them, so a rerun resumes).
         allow_missing: Fuse each case from the folders that have it instead of failing.
         use_isal: ``None``: inflate with ISA-L when installed; ``False``: standard zlib.
+        executor: Where the cases run (default: local, ``num_workers`` threads); with Ray each
+            case is one Ray task.
 
     Returns:
         What was written and skipped.
@@ -682,7 +686,10 @@ def ensemble_folders(
     written: list[str] = []
     workers = min(num_workers, max(len(plan.jobs), 1))
     options = {"writer": writer, "regions_class_order": regions, "use_isal": use_isal}
-    if workers <= 1:
+    if executor is not None and executor.is_ray:
+        run_job = functools.partial(_run_job, **options)
+        written = map_cases(run_job, plan.jobs, desc="ensemble", executor=executor)
+    elif workers <= 1:
         for job in progress(plan.jobs, total=len(plan.jobs), desc="ensemble"):
             written.append(_run_job(job, **options))
     else:

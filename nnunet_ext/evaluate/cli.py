@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from nnunet_ext._cli import command_name, main_for
+from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 from nnunet_ext.io.outputs import Output, guard_outputs
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "parse_nsd_tolerance", "run"]
@@ -83,6 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="processes reading and counting cases",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_executor_arguments(parser)
     parser.add_argument(
         "--metrics",
         nargs="+",
@@ -179,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
             nsd_tolerance=parse_nsd_tolerance(args.nsd_tolerance),
             convention=args.convention,
             score=args.score,
+            executor=executor_from_args(args),
         )
         print(format_table(evaluation))
         if args.output is not None:

@@ -22,10 +22,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from nnunet_ext._parallel import Executor
 
 from nnunet_ext.evaluate.measures import (
     COLUMNS,
@@ -488,6 +491,7 @@ def evaluate_folder(
     nsd_tolerance: float | Mapping[str, float] = 1.0,
     convention: str = "nan",
     score: str | os.PathLike[str] | ScoreSpec | None = None,
+    executor: Executor | None = None,
 ) -> Evaluation:
     """Evaluate every predicted label file against the reference of the same case.
 
@@ -513,6 +517,7 @@ def evaluate_folder(
             sets Dice/IoU of empty cases, so ``empty`` must then stay ``"nan"``.
         score: A score file (path or parsed) combining per-label metrics into one number; the
             metrics it needs are added to ``metrics``.
+        executor: Where the cases run (default: local, ``num_workers`` processes).
 
     Returns:
         The per-case and per-label results.
@@ -602,7 +607,9 @@ def evaluate_folder(
         (str(references[c]), str(predictions[c]), label_ids, ignore_label, wanted, tolerances)
         for c in cases
     ]
-    counted = map_cases(_count_case, jobs, num_workers=num_workers, desc="evaluate")
+    counted = map_cases(
+        _count_case, jobs, num_workers=num_workers, desc="evaluate", executor=executor
+    )
     for case, (_, ref_spacing, pred_spacing, _, _) in zip(cases, counted, strict=True):
         if not np.allclose(ref_spacing, pred_spacing, rtol=1e-4, atol=1e-6):
             logger.warning(

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nnunet_ext._cli import add_verbose_to_subcommand, command_name, main_for
+from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 from nnunet_ext.io.outputs import Output, guard_outputs
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
@@ -108,6 +109,7 @@ def _add_apply_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-j", "--num-workers", type=int, default=1, help="worker processes")
     parser.add_argument("--overwrite", action="store_true", help="redo cases already in --output")
+    add_executor_arguments(parser)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -312,6 +314,7 @@ def run(args: argparse.Namespace) -> int:
             num_workers=args.num_workers,
             overwrite=args.overwrite,
             file_ending=args.file_ending,
+            executor=executor_from_args(args),
         )
     print(
         f"wrote {len(result.written)} case(s), skipped {len(result.skipped)} to {result.output_dir}"

@@ -16,9 +16,12 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nnunet_ext.postprocess.plan import PostprocessingPlan, apply_plan
+
+if TYPE_CHECKING:
+    from nnunet_ext._parallel import Executor
 
 __all__ = ["PLAN_RECORD", "FolderResult", "postprocess_folder"]
 
@@ -145,6 +148,7 @@ def postprocess_folder(
     num_workers: int = 1,
     overwrite: bool = False,
     file_ending: str | None = None,
+    executor: Executor | None = None,
 ) -> FolderResult:
     """Apply ``plan`` to every label file in ``input_dir`` and write the results to ``output_dir``.
 
@@ -158,6 +162,7 @@ def postprocess_folder(
         num_workers: Processes (spawn pool) to use; 1 runs in this process.
         overwrite: Redo cases already present in ``output_dir``.
         file_ending: Label file ending; default from ``input_dir/dataset.json``, else ``.nii.gz``.
+        executor: Where the cases run (default: local, ``num_workers`` processes).
 
     Returns:
         A :class:`FolderResult`.
@@ -220,7 +225,9 @@ def postprocess_folder(
     plan_dict = plan.to_dict()
     jobs = [(str(cases[c]), str(target / f"{c}{ending}"), plan_dict) for c in todo]
     try:
-        changed = map_cases(_process_case, jobs, num_workers=num_workers, desc="postprocess")
+        changed = map_cases(
+            _process_case, jobs, num_workers=num_workers, desc="postprocess", executor=executor
+        )
     except BaseException:
         fresh = set(todo) - existing
         for case in fresh:

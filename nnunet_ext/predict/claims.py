@@ -139,6 +139,8 @@ class ClaimStore:
         self.timeout = float(timeout)
         self.host = socket.gethostname()
         self.pid = os.getpid()
+        #: Cases whose expired claim (left by a dead process) this store removed: the retries.
+        self.retaken: list[str] = []
 
     def path(self, case_id: str) -> Path:
         """The claim file of ``case_id``."""
@@ -211,6 +213,7 @@ class ClaimStore:
                 )
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
+                    self.retaken.append(path.stem)
             return True
         finally:
             with contextlib.suppress(FileNotFoundError):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nnunet_ext._cli import main_for
+from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -133,6 +134,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="redo cases whose outputs already exist"
     )
+    add_executor_arguments(parser)
+    parser.add_argument(
+        "--ray-cpus-per-worker",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --executor ray on CPU-only nodes: CPUs (and torch threads) of one actor",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
         claim=args.claim,
         claim_timeout=args.claim_timeout,
         overwrite=args.overwrite,
+        executor=executor_from_args(args),
+        cpus_per_worker=args.ray_cpus_per_worker,
     )
     print(json.dumps(summary.to_dict()))
     return 0

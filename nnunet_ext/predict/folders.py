@@ -17,13 +17,14 @@ import pickle
 import shutil
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nnunet_ext import __version__
+from nnunet_ext._parallel import Executor
 from nnunet_ext.io import TEMP_PREFIX, atomic_path, load_json, write_json
 from nnunet_ext.predict.claims import ClaimStore
 from nnunet_ext.predict.plan import (
@@ -59,12 +60,15 @@ class PredictSummary:
         written: Cases predicted and written by this call.
         skipped: Cases whose outputs already existed (or, with claims, were done by others).
         provenance: The provenance record written to ``nnunet_ext_predict.json``.
+        run: How it ran: ``executor`` (``local``/``ray``), ``workers`` (``host:pid`` -> cases
+            handled), ``retries`` (cases retaken from a worker that died) and ``wall_s``.
     """
 
     output_dir: Path
     written: tuple[str, ...]
     skipped: tuple[str, ...]
     provenance: dict[str, Any]
+    run: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -72,6 +76,7 @@ class PredictSummary:
             "output_dir": str(self.output_dir),
             "written": list(self.written),
             "skipped": list(self.skipped),
+            **self.run,
         }
 
 
@@ -186,6 +191,8 @@ def predict_folder(
     claim_timeout: float = 600.0,
     poll_interval: float | None = None,
     overwrite: bool = False,
+    executor: Executor | None = None,
+    cpus_per_worker: int = 1,
 ) -> PredictSummary:
     """Predict every case of ``input_dir`` with a weighted ensemble and write the fused labels.
 
@@ -211,6 +218,9 @@ def predict_folder(
         poll_interval: With ``claim``, seconds to wait before looking again at cases claimed by
             others (default ``min(5, claim_timeout / 10)``).
         overwrite: Redo cases whose outputs exist (default: skip them; a rerun resumes).
+        executor: Where to predict (default local: this process). With Ray, an actor pool
+            (:mod:`nnunet_ext.predict.ray_pool`) shares the cases through claim files.
+        cpus_per_worker: Ray on CPU-only nodes: CPUs (and torch threads) of one actor.
 
     Returns:
         What was written and skipped.
@@ -219,53 +229,130 @@ def predict_folder(
         ValueError, FileNotFoundError, NotADirectoryError, FileExistsError: For bad input,
             before any network is loaded.
     """
+    request = dict(locals())  # every argument, by name
+    start = time.perf_counter()
+    plan, cases, out, provenance = _plan_request(request)
+    save = bool(save_probabilities)
+    done = [c.case_id for c in cases if _done(out, c.case_id, plan.file_ending, save)]
+    executor = executor or Executor()
+    if not overwrite and len(done) == len(cases):
+        logger.info("all %d case(s) are complete in %s", len(cases), out)
+        run = {"executor": executor.kind, "workers": {}, "retries": 0, "wall_s": 0.0}
+        return PredictSummary(out, (), tuple(done), provenance, run)
+    if executor.is_ray:
+        written, skipped, run = _predict_ray(plan, cases, done, out, provenance, request)
+    else:
+        written, skipped, run = _predict_local(plan, cases, out, provenance, request)
+    run["wall_s"] = round(time.perf_counter() - start, 3)
+    logger.info("predicted %d case(s) into %s (%d skipped)", len(written), out, len(skipped))
+    return PredictSummary(out, tuple(written), tuple(sorted(skipped)), provenance, run)
+
+
+#: The arguments of :func:`predict_folder` that go to :func:`plan_prediction` as they are.
+_PLAN_ARGUMENTS = (
+    "model_dirs",
+    "spec",
+    "weights",
+    "label_weights",
+    "folds",
+    "checkpoint",
+    "step_size",
+    "disable_tta",
+    "mirror_axes",
+)
+
+
+def _plan_request(
+    request: dict[str, Any],
+) -> tuple[PredictPlan, list[CaseInput], Path, dict[str, Any]]:
+    """Validate :func:`predict_folder`'s arguments: plan, this part's cases, output, provenance."""
+    device = request["device"]
     plan = plan_prediction(
-        input_dir,
-        model_dirs=model_dirs,
-        spec=spec,
-        weights=weights,
-        label_weights=label_weights,
-        folds=folds,
-        checkpoint=checkpoint,
-        step_size=step_size,
-        disable_tta=disable_tta,
-        mirror_axes=mirror_axes,
+        request["input_dir"],
+        **{name: request[name] for name in _PLAN_ARGUMENTS},
         device=device or "cpu",
     )
     if device is None:
         plan.settings["device"] = None
+    claim, overwrite = request["claim"], request["overwrite"]
     if claim and overwrite:
         raise ValueError(
             "--overwrite cannot be combined with --claim (every process would redo every case); "
             "empty the output folder instead."
         )
-    if claim and (part_id, num_parts) != (0, 1):
+    if claim and (request["part_id"], request["num_parts"]) != (0, 1):
         raise ValueError("--claim replaces --part-id/--num-parts; give one of them.")
-    out = Path(output_dir)
-    cases: list[CaseInput] = select_part(plan.cases, part_id, num_parts)
-    save = bool(save_probabilities)
-    provenance = _provenance(plan, save)
-    _check_output(out, Path(input_dir), provenance, overwrite, plan.file_ending)
-    done = [c.case_id for c in cases if _done(out, c.case_id, plan.file_ending, save)]
-    if not overwrite and len(done) == len(cases):
-        logger.info("all %d case(s) are complete in %s", len(cases), out)
-        return PredictSummary(out, (), tuple(done), provenance)
+    if isinstance(request["cpus_per_worker"], bool) or int(request["cpus_per_worker"]) < 1:
+        raise ValueError(f"--ray-cpus-per-worker must be >= 1; got {request['cpus_per_worker']}.")
+    out = Path(request["output_dir"])
+    cases: list[CaseInput] = select_part(plan.cases, request["part_id"], request["num_parts"])
+    provenance = _provenance(plan, bool(request["save_probabilities"]))
+    _check_output(out, Path(request["input_dir"]), provenance, overwrite, plan.file_ending)
+    return plan, cases, out, provenance
 
-    from nnunet_ext.predict.engine import EnsemblePredictor
 
-    predictor = EnsemblePredictor(plan)
-    provenance["settings"]["device"] = predictor.device.type
-    provenance["settings"]["mirror_axes_used"] = predictor.mirror_axes
+def _write_shared_files(
+    out: Path,
+    plan: PredictPlan,
+    provenance: dict[str, Any],
+    device: str,
+    mirror_axes: list[list[int] | None],
+) -> None:
+    """Create the output folder; write dataset.json, plans.json and the provenance."""
+    provenance["settings"]["device"] = device
+    provenance["settings"]["mirror_axes_used"] = mirror_axes
     out.mkdir(parents=True, exist_ok=True)
     first = plan.first_model
     for name in ("dataset.json", "plans.json"):
         with atomic_path(out / name) as tmp:
             shutil.copyfile(first.model_dir / name, tmp)
     write_json(out / PROVENANCE_FILE, provenance)
-    if claim:
-        written, skipped = _run_claimed(
-            predictor, plan, cases, out, save, claim_timeout, poll_interval
-        )
+
+
+def _predict_ray(
+    plan: PredictPlan,
+    cases: Sequence[CaseInput],
+    done: Sequence[str],
+    out: Path,
+    provenance: dict[str, Any],
+    request: dict[str, Any],
+) -> tuple[list[str], list[str], dict[str, Any]]:
+    """Predict the cases still to do on Ray (:mod:`nnunet_ext.predict.ray_pool`)."""
+    from nnunet_ext.predict.ray_pool import RayPredictJob, predict_on_ray
+
+    overwrite = bool(request["overwrite"])
+    job = RayPredictJob(
+        plan,
+        out,
+        bool(request["save_probabilities"]),
+        overwrite,
+        float(request["claim_timeout"]),
+        int(request["cpus_per_worker"]),
+    )
+    todo = cases if overwrite else [c for c in cases if c.case_id not in set(done)]
+    written, skipped, run = predict_on_ray(job, todo, provenance, request["executor"].address)
+    return written, skipped + ([] if overwrite else list(done)), run
+
+
+def _predict_local(
+    plan: PredictPlan,
+    cases: Sequence[CaseInput],
+    out: Path,
+    provenance: dict[str, Any],
+    request: dict[str, Any],
+) -> tuple[list[str], list[str], dict[str, Any]]:
+    """Predict in this process (all cases, or those it claims); the run record as Ray's."""
+    from nnunet_ext._parallel import worker_name
+    from nnunet_ext.predict.engine import EnsemblePredictor
+
+    predictor = EnsemblePredictor(plan)
+    _write_shared_files(out, plan, provenance, predictor.device.type, predictor.mirror_axes)
+    save, overwrite = bool(request["save_probabilities"]), request["overwrite"]
+    retries = 0
+    if request["claim"]:
+        store = ClaimStore(out, timeout=request["claim_timeout"])
+        written, skipped = _run_claimed(predictor, plan, cases, out, save, store, request)
+        retries = len(store.retaken)
     else:
         written, skipped = [], []
         for case in cases:
@@ -274,8 +361,8 @@ def predict_folder(
                 continue
             _predict_and_write(predictor, plan, case, out, save)
             written.append(case.case_id)
-    logger.info("predicted %d case(s) into %s (%d skipped)", len(written), out, len(skipped))
-    return PredictSummary(out, tuple(written), tuple(sorted(skipped)), provenance)
+    workers = {worker_name(): len(written) + len(skipped)} if cases else {}
+    return written, skipped, {"executor": "local", "workers": workers, "retries": retries}
 
 
 def _predict_and_write(
@@ -306,11 +393,11 @@ def _run_claimed(
     cases: Sequence[CaseInput],
     out: Path,
     save: bool,
-    timeout: float,
-    poll_interval: float | None,
+    store: ClaimStore,
+    request: dict[str, Any],
 ) -> tuple[list[str], list[str]]:
-    store = ClaimStore(out, timeout=timeout)
-    poll = min(5.0, timeout / 10) if poll_interval is None else float(poll_interval)
+    poll_interval = request["poll_interval"]
+    poll = min(5.0, store.timeout / 10) if poll_interval is None else float(poll_interval)
     written: list[str] = []
     while True:
         pending = [c for c in cases if not _done(out, c.case_id, plan.file_ending, save)]
@@ -377,38 +464,18 @@ def predict_arrays(
         :class:`~nnunet_ext.predict.engine.CaseResult` with ``labels``, ``probabilities`` and
         ``properties``.
     """
-    from nnunet_ext.predict.engine import EnsemblePredictor
-
     if predictor is None:
-        if not model_dirs:
-            raise ValueError("model_dirs must list at least one trained model folder; got none.")
-        import tempfile
-
-        from nnunet_ext.predict.plan import _validate_model
-
-        with tempfile.TemporaryDirectory(prefix="nnunet_ext-predict-") as folder:
-            # validation reads an input folder; give it one with the right channel count
-            first = _validate_model(
-                Path(model_dirs[0]).resolve(), None, checkpoint, "model_dirs[0]"
-            )
-            ending = str(first.dataset_json.get("file_ending", ".nii.gz"))
-            for channel in range(first.num_channels):
-                (Path(folder) / f"case_{channel:04d}{ending}").touch()
-            plan = plan_prediction(
-                folder,
-                model_dirs=model_dirs,
-                weights=weights,
-                label_weights=label_weights,
-                folds=folds,
-                checkpoint=checkpoint,
-                step_size=step_size,
-                disable_tta=disable_tta,
-                mirror_axes=mirror_axes,
-                device=device or "cpu",
-            )
-        if device is None:
-            plan.settings["device"] = None
-        predictor = EnsemblePredictor(plan)
+        predictor = _load_predictor(
+            model_dirs,
+            weights=weights,
+            label_weights=label_weights,
+            folds=folds,
+            checkpoint=checkpoint,
+            step_size=step_size,
+            disable_tta=disable_tta,
+            mirror_axes=mirror_axes,
+            device=device,
+        )
     if isinstance(images, np.ndarray):
         if properties is None or "spacing" not in properties:
             raise ValueError("properties must give the 'spacing' of an array image; got none.")
@@ -424,3 +491,31 @@ def predict_arrays(
         if not file.is_file():
             raise FileNotFoundError(f"image not found: {file}")
     return predictor.predict(files)
+
+
+def _load_predictor(
+    model_dirs: Sequence[str | os.PathLike[str]] | None,
+    *,
+    device: str | None,
+    **options: Any,
+) -> EnsemblePredictor:
+    """Validate ``model_dirs`` (as :func:`plan_prediction`, on a stand-in input folder); load."""
+    import tempfile
+
+    from nnunet_ext.predict.engine import EnsemblePredictor
+    from nnunet_ext.predict.plan import _validate_model
+
+    if not model_dirs:
+        raise ValueError("model_dirs must list at least one trained model folder; got none.")
+    with tempfile.TemporaryDirectory(prefix="nnunet_ext-predict-") as folder:
+        # validation reads an input folder; give it one with the right channel count
+        first = _validate_model(
+            Path(model_dirs[0]).resolve(), None, options["checkpoint"], "model_dirs[0]"
+        )
+        ending = str(first.dataset_json.get("file_ending", ".nii.gz"))
+        for channel in range(first.num_channels):
+            (Path(folder) / f"case_{channel:04d}{ending}").touch()
+        plan = plan_prediction(folder, model_dirs=model_dirs, device=device or "cpu", **options)
+    if device is None:
+        plan.settings["device"] = None
+    return EnsemblePredictor(plan)

@@ -408,9 +408,54 @@ def plan_prediction(
         ValueError, FileNotFoundError, NotADirectoryError: For any bad input (one line).
     """
     from nnunet_ext.ensemble.folders import label_rules, weight_matrix
-    from nnunet_ext.io import list_case_files
-    from nnunet_ext.io.probabilities import inspect_probabilities
+    from nnunet_ext.ensemble.fusion import normalize_weights
 
+    _check_options(model_dirs, spec, step_size, device)
+    fold_names = _fold_names(list(folds), "-f/--folds") if folds is not None else None
+    checkpoint = _checkpoint_name(checkpoint, "--checkpoint")
+    ensemble_spec, model_keys, where = _member_spec(model_dirs, spec, weights, label_weights)
+    members = _validate_members(ensemble_spec, model_keys, where, fold_names, checkpoint)
+    ensemble_spec = ensemble_spec.with_input_dirs(
+        [m.model_dir if isinstance(m, ModelMember) else m.path for m in members]
+    )
+    models = [m for m in members if isinstance(m, ModelMember)]
+    label_spec = _common_labels(members)
+    matrix = weight_matrix(ensemble_spec, label_spec)
+    normalize_weights(matrix, num_members=len(members), num_classes=matrix.shape[1])
+    channel_counts = {m.num_channels for m in models}
+    if len(channel_counts) != 1:
+        raise ValueError(
+            "members must take the same input channels; got "
+            + ", ".join(f"{m.model_dir.name}: {m.num_channels}" for m in models)
+            + "."
+        )
+    file_ending = str(models[0].dataset_json.get("file_ending", ".nii.gz"))
+    cases = list_image_cases(Path(input_dir), file_ending, models[0].num_channels)
+    _check_probability_members(members, cases, int(matrix.shape[1]))
+    settings = {
+        "step_size": float(step_size),
+        "disable_tta": bool(disable_tta),
+        "mirror_axes": _resolve_mirror_axes(mirror_axes, models),
+        "device": device,
+    }
+    return PredictPlan(
+        members=tuple(members),
+        weights=matrix,
+        spec=ensemble_spec,
+        label_spec=label_spec,
+        cases=cases,
+        file_ending=file_ending,
+        settings=settings,
+        rules=label_rules(ensemble_spec, label_spec),
+    )
+
+
+def _check_options(
+    model_dirs: Sequence[str | os.PathLike[str]] | None,
+    spec: str | os.PathLike[str] | None,
+    step_size: float,
+    device: str,
+) -> None:
     if (spec is None) == (not model_dirs):
         raise ValueError(
             "give the members either with -m/--model (model_dirs) or with --spec; got "
@@ -420,22 +465,37 @@ def plan_prediction(
         raise ValueError(f"--step-size must be in (0, 1]; got {step_size!r}. nnU-Net uses 0.5.")
     if device not in ("cpu", "cuda", "mps"):
         raise ValueError(f"--device must be cpu, cuda or mps; got {device!r}.")
-    fold_names = _fold_names(list(folds), "-f/--folds") if folds is not None else None
-    checkpoint = _checkpoint_name(checkpoint, "--checkpoint")
+
+
+def _member_spec(
+    model_dirs: Sequence[str | os.PathLike[str]] | None,
+    spec: str | os.PathLike[str] | None,
+    weights: Sequence[float] | None,
+    label_weights: Sequence[Mapping[str | int, float]] | None,
+) -> tuple[EnsembleSpec, list[dict[str, Any] | None], str]:
+    """The ensemble spec, each member's model keys (``None``: probability folder), a prefix."""
     if spec is not None:
         if weights is not None or label_weights is not None:
             raise ValueError(
                 "--weights must not be given together with --spec; put them in the spec."
             )
         ensemble_spec, model_keys = load_predict_spec(spec)
-        where_prefix = str(spec)
-    else:
-        assert model_dirs is not None  # for mypy; checked above
-        ensemble_spec = EnsembleSpec.from_weights(
-            model_dirs, weights=weights, label_weights=label_weights
-        )
-        model_keys = [{"model": str(d)} for d in model_dirs]
-        where_prefix = "-m/--model"
+        return ensemble_spec, list(model_keys), str(spec)
+    assert model_dirs is not None  # for mypy; checked by _check_options
+    ensemble_spec = EnsembleSpec.from_weights(
+        model_dirs, weights=weights, label_weights=label_weights
+    )
+    return ensemble_spec, [{"model": str(d)} for d in model_dirs], "-m/--model"
+
+
+def _validate_members(
+    ensemble_spec: EnsembleSpec,
+    model_keys: Sequence[dict[str, Any] | None],
+    where_prefix: str,
+    fold_names: tuple[str, ...] | None,
+    checkpoint: str,
+) -> list[PredictMember]:
+    """Validate every member (folders, folds, checkpoints); at least one model, no duplicates."""
     members: list[PredictMember] = []
     for index, (entry, keys) in enumerate(zip(ensemble_spec.members, model_keys, strict=True)):
         where = f"{where_prefix} member {index}"
@@ -452,9 +512,6 @@ def plan_prediction(
             else checkpoint
         )
         members.append(_validate_model(folder, member_folds, member_checkpoint, where))
-    ensemble_spec = ensemble_spec.with_input_dirs(
-        [m.model_dir if isinstance(m, ModelMember) else m.path for m in members]
-    )
     models = [m for m in members if isinstance(m, ModelMember)]
     if not models:
         raise ValueError(
@@ -467,9 +524,12 @@ def plan_prediction(
             "the members must be distinct; a model folder with the same folds and "
             "checkpoint is listed twice (give it a larger weight instead)."
         )
+    return members
 
-    # labels: every member must predict the same label set
-    first = models[0]
+
+def _common_labels(members: Sequence[PredictMember]) -> LabelSpec:
+    """The label spec every member shares (that of the first model)."""
+    first = next(m for m in members if isinstance(m, ModelMember))
     label_spec = LabelSpec.from_dataset_json(
         first.dataset_json, source=str(first.model_dir / "dataset.json")
     )
@@ -495,22 +555,16 @@ def plan_prediction(
                 f"{label_spec.labels} but {source} has {other.labels}. Only models of the same "
                 "labels can be fused."
             )
-    matrix = weight_matrix(ensemble_spec, label_spec)
-    from nnunet_ext.ensemble.fusion import normalize_weights
+    return label_spec
 
-    normalize_weights(matrix, num_members=len(members), num_classes=matrix.shape[1])
 
-    channel_counts = {m.num_channels for m in models}
-    if len(channel_counts) != 1:
-        raise ValueError(
-            "members must take the same input channels; got "
-            + ", ".join(f"{m.model_dir.name}: {m.num_channels}" for m in models)
-            + "."
-        )
-    file_ending = str(first.dataset_json.get("file_ending", ".nii.gz"))
-    cases = list_image_cases(Path(input_dir), file_ending, first.num_channels)
+def _check_probability_members(
+    members: Sequence[PredictMember], cases: Sequence[CaseInput], num_classes: int
+) -> None:
+    """Probability members must hold every case, with the models' class count."""
+    from nnunet_ext.io import list_case_files
+    from nnunet_ext.io.probabilities import inspect_probabilities
 
-    # probability members must hold every case, with the model's channel count
     for probability_member in members:
         if not isinstance(probability_member, ProbabilityMember):
             continue
@@ -524,24 +578,8 @@ def plan_prediction(
             )
         for case in cases:
             info = inspect_probabilities(files[case.case_id])
-            if info.num_classes != matrix.shape[1]:
+            if info.num_classes != num_classes:
                 raise ValueError(
                     f"{files[case.case_id]} holds {info.num_classes} channels; the models "
-                    f"predict {matrix.shape[1]}."
+                    f"predict {num_classes}."
                 )
-    settings = {
-        "step_size": float(step_size),
-        "disable_tta": bool(disable_tta),
-        "mirror_axes": _resolve_mirror_axes(mirror_axes, models),
-        "device": device,
-    }
-    return PredictPlan(
-        members=tuple(members),
-        weights=matrix,
-        spec=ensemble_spec,
-        label_spec=label_spec,
-        cases=cases,
-        file_ending=file_ending,
-        settings=settings,
-        rules=label_rules(ensemble_spec, label_spec),
-    )

@@ -48,9 +48,13 @@ def test_a_live_claim_blocks_and_a_release_frees(tmp_path):
 def test_claim_of_a_dead_process_on_this_host_is_retaken(tmp_path):
     store = ClaimStore(tmp_path, timeout=600)
     write_claim(store, "c", host=store.host, pid=dead_pid())
+    fresh = store.try_claim("fresh")  # no claim to retake: not a retry
+    assert fresh is not None
+    fresh.release()
     claim = store.try_claim("c")
     assert claim is not None
     assert json.loads(store.path("c").read_text())["pid"] == os.getpid()
+    assert store.retaken == ["c"]  # what run summaries count as retries
     claim.release()
 
 
@@ -75,6 +79,7 @@ def test_claim_of_another_host_expires_by_heartbeat_age(tmp_path, age, retaken):
     write_claim(store, "c", host="elsewhere.example", pid=1, age=age)
     claim = store.try_claim("c")
     assert (claim is not None) == retaken
+    assert store.retaken == (["c"] if retaken else [])
     if claim is not None:
         claim.release()
 
