@@ -62,7 +62,7 @@ def find_dataset_folders(
     if dataset is not None and not any(found.values()):
         listing = ", ".join(sorted(available)[:10]) or "none"
         raise ValueError(
-            f"--dataset {str(dataset)!r} matches no Dataset folder in "
+            f"dataset {str(dataset)!r} matches no Dataset folder in "
             f"{', '.join(str(r) for r in roots.values())}; available: {listing}."
         )
     return found

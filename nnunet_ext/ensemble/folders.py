@@ -412,7 +412,7 @@ def plan_ensemble(
         ]
         raise ValueError(
             f"{len(missing)} case(s) are missing from some input folders: "
-            f"{_list_some(details, 3)}. Add the predictions, or pass --allow-missing to fuse "
+            f"{_list_some(details, 3)}. Add the predictions, or pass allow_missing=True to fuse "
             "each case from the folders that have it."
         )
 
@@ -436,7 +436,7 @@ def plan_ensemble(
         if foreign:
             raise FileExistsError(
                 f"{out} already holds {len(foreign)} label file(s) not written by this command "
-                f"({_list_some(foreign, 3)}). Pass --overwrite (overwrite=True) to replace them, "
+                f"({_list_some(foreign, 3)}). Pass overwrite=True to replace them, "
                 "or choose an empty output folder."
             )
     if out_exists and not overwrite and previous.is_file():
@@ -449,7 +449,7 @@ def plan_ensemble(
         ):
             raise FileExistsError(
                 f"{out} holds an ensemble made with other inputs or weights ({previous}). "
-                "Pass --overwrite (overwrite=True) to replace it, or choose another output folder."
+                "Pass overwrite=True to replace it, or choose another output folder."
             )
 
     jobs: list[CaseJob] = []

@@ -532,8 +532,8 @@ def evaluate_folder(
     get_convention(convention)
     if convention != "nan" and empty != "nan":
         raise ValueError(
-            f"--empty {empty} and --convention {convention} both set Dice for empty cases; "
-            "the convention fixes it, so leave --empty at nan."
+            f"empty {empty!r} and convention {convention!r} both set Dice for empty cases; "
+            "the convention fixes it, so leave empty at 'nan'."
         )
     # a path is loaded; anything else is taken as a parsed spec (no isinstance: doctest
     # collection may import the score module twice, giving two ScoreSpec classes)
@@ -552,7 +552,7 @@ def evaluate_folder(
     if not label_ids:
         raise ValueError(
             f"no labels to evaluate: no dataset.json found next to {pred_root} or {ref_root}, and "
-            "no labels given. Pass --labels 1 2 ... or --dataset-json PATH."
+            "no labels given. Pass labels (e.g. [1, 2]) or dataset_json."
         )
     if ignore_label is None and loaded is not None:
         ignore_label = label_ids_from_dataset_json(loaded, source=source)[2]
@@ -580,7 +580,8 @@ def evaluate_folder(
                 f"{len(extra)} prediction(s) have no reference in {ref_root}: {_shorten(extra)}"
             )
         raise ValueError(
-            "; ".join(parts) + ". Predict the missing cases, or pass --allow-missing to evaluate "
+            "; ".join(parts)
+            + ". Predict the missing cases, or pass allow_missing=True to evaluate "
             "only the cases present in both folders."
         )
     cases = sorted(set(references) & set(predictions))
@@ -698,7 +699,7 @@ def _tolerances(nsd_tolerance: float | Mapping[str, float], keys: Sequence[str])
         unknown = sorted(set(nsd_tolerance) - set(keys) - {"*"})
         if unknown:
             raise ValueError(
-                f"--nsd-tolerance names label(s) {unknown} that are not evaluated; "
+                f"nsd_tolerance names label(s) {unknown} that are not evaluated; "
                 f"evaluated: {list(keys)}."
             )
         out = []
@@ -706,8 +707,8 @@ def _tolerances(nsd_tolerance: float | Mapping[str, float], keys: Sequence[str])
             value = nsd_tolerance.get(key, nsd_tolerance.get("*"))
             if value is None:
                 raise ValueError(
-                    f"--nsd-tolerance gives no tolerance for label {key}; add {key}:MM or one "
-                    "value for all labels."
+                    f"nsd_tolerance gives no tolerance for label {key}; add one for {key!r} "
+                    "or one value for all labels."
                 )
             out.append(float(value))
     else:
@@ -715,7 +716,7 @@ def _tolerances(nsd_tolerance: float | Mapping[str, float], keys: Sequence[str])
     for key, value in zip(keys, out, strict=True):
         if not (math.isfinite(value) and value >= 0):
             raise ValueError(
-                f"--nsd-tolerance for label {key} must be a finite number >= 0 (mm); got {value}."
+                f"nsd_tolerance for label {key} must be a finite number >= 0 (mm); got {value}."
             )
     return out
 

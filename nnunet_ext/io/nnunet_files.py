@@ -226,7 +226,7 @@ class LabelSpec:
             >>> spec.resolve(9)
             Traceback (most recent call last):
             ...
-            nnunet_ext.io.errors.InputError: --labels must be a label defined in dataset.json ...
+            nnunet_ext.io.errors.InputError: labels must be a label defined in dataset.json ...
         """
         value: LabelValue | None = None
         if isinstance(label, bool):
@@ -255,7 +255,7 @@ class LabelSpec:
             close = close or difflib.get_close_matches(label, list(self.foreground), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
         raise InputError(
-            "--labels",
+            "labels",
             f"a label defined in {self.source} ({self.describe_defined()})",
             repr(label),
             fix=f"Pass one of the defined labels.{hint}",
@@ -268,7 +268,7 @@ class LabelSpec:
             value = self.resolve(label)
             if value in chosen:
                 raise InputError(
-                    "--labels", "each label once", f"{label!r} twice", fix="Drop the duplicate."
+                    "labels", "each label once", f"{label!r} twice", fix="Drop the duplicate."
                 )
             chosen.append(value)
         return chosen

@@ -149,10 +149,10 @@ def plot_history(history: TrainingHistory, path: str | os.PathLike[str]) -> Path
     """
     final = Path(path)
     if final.suffix.lower() != ".png":
-        raise ValueError(f"--plot must be a .png file; got {str(final)!r}.")
+        raise ValueError(f"path must be a .png file; got {str(final)!r}.")
     if not final.parent.is_dir():
         raise FileNotFoundError(
-            f"--plot folder does not exist: {str(final.parent)!r}. Create it first."
+            f"path folder does not exist: {str(final.parent)!r}. Create it first."
         )
     if not history.epochs:
         raise ValueError(f"{history.fold_dir}: no finished epoch to plot yet.")

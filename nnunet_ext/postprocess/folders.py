@@ -206,7 +206,7 @@ def postprocess_folder(
         if previous != _plan_key(plan):
             raise FileExistsError(
                 f"output_dir {str(target)!r} already holds {len(existing)} case(s) made with a "
-                "different or unknown plan. Pass overwrite=True (--overwrite) to redo them, or "
+                "different or unknown plan. Pass overwrite=True to redo them, or "
                 "choose another folder."
             )
     todo = sorted(cases if overwrite else set(cases) - existing)

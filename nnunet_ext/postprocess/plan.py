@@ -417,7 +417,7 @@ class _Objective:
             needed = {metric}
         else:
             raise ValueError(
-                f"--metric must be one of {', '.join(HIGHER_IS_BETTER)} or score:SCORE.json; "
+                f"metric must be one of {', '.join(HIGHER_IS_BETTER)} or score:SCORE.json; "
                 f"got {metric!r}."
             )
         self.higher_is_better = True if self.score else HIGHER_IS_BETTER[metric]

@@ -7,9 +7,20 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import main_for
+from nnunet_ext._cli import add_input, add_output, add_overwrite, main_for
 
-__all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
+__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
+
+#: Library parameter names as this command's flags, for error messages.
+PARAMETER_FLAGS = {
+    "input_dir": "-i/--input",
+    "output_dir": "-o/--output",
+    "model_dirs": "-m/--model",
+    "mirror_axes": "--mirror-axes",
+    "step_size": "--step-size",
+    "part_id": "--part-id",
+    "num_parts": "--num-parts",
+}
 
 DESCRIPTION = (
     "Predict a folder of images with a weighted ensemble of trained nnU-Net models in one pass: "
@@ -22,24 +33,12 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the predict options to ``parser``."""
-    parser.add_argument(
-        "-i",
-        "--input",
-        dest="input_dir",
-        type=Path,
-        required=True,
+    add_input(
+        parser,
+        "folder of images named CASE_0000<file_ending> (one file per channel)",
         metavar="IMAGES",
-        help="folder of images named CASE_0000<file_ending> (one file per channel)",
     )
-    parser.add_argument(
-        "-o",
-        "--output",
-        dest="output_dir",
-        type=Path,
-        required=True,
-        metavar="OUT",
-        help="output folder",
-    )
+    add_output(parser, "output folder")
     members = parser.add_mutually_exclusive_group(required=True)
     members.add_argument(
         "-m",
@@ -123,9 +122,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="a claim whose heartbeat is older than this expires (processes on other hosts)",
     )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="redo cases whose outputs already exist"
-    )
+    add_overwrite(parser, "redo cases whose outputs already exist")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,8 +132,8 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is not None and args.model_dirs is None:
         raise ValueError("--weights goes with -m/--model; with --spec put the weights in the spec.")
     summary = predict_folder(
-        args.input_dir,
-        args.output_dir,
+        args.input,
+        args.output,
         model_dirs=args.model_dirs,
         spec=args.spec,
         weights=args.weights,

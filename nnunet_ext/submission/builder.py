@@ -95,18 +95,18 @@ def _label_set(
         _check_uint8(ids)
         undefined = sorted(ids - (defined or set()) - {0})
         if defined is not None and undefined:
-            shown = "after --label-map " if label_map else ""
+            shown = "after label_map " if label_map else ""
             raise InputError(
-                "--labels",
+                "label_ids",
                 f"label values {shown}that {dataset_json} defines ({sorted(defined)})",
                 ", ".join(map(str, undefined)),
-                fix="Pass only defined labels (or map them with --label-map).",
+                fix="Pass only defined labels (or map them with label_map).",
             )
     elif defined is not None:
         ids = defined
     else:
         raise ValueError(
-            f"label_ids must be given (--labels 0 1 2 ...) when {str(prediction_dir)!r} has no "
+            f"label_ids must be given (e.g. [0, 1, 2]) when {str(prediction_dir)!r} has no "
             "dataset.json to take them from."
         )
     _check_uint8(ids)
@@ -191,7 +191,7 @@ def build_submission(
         raise ValueError(f"output_zip must end with .zip; got {str(target)!r}.")
     if target.exists() and not overwrite:
         raise FileExistsError(
-            f"output_zip {str(target)!r} exists; pass overwrite=True (--overwrite) to replace it."
+            f"output_zip {str(target)!r} exists; pass overwrite=True to replace it."
         )
     if not target.parent.is_dir():
         raise NotADirectoryError(

@@ -50,7 +50,7 @@ class ValidationJob:
 def _checkpoint_file_name(name: str) -> str:
     if not name or "/" in name or "\\" in name or name in {".", ".."}:
         raise ValueError(
-            f"--checkpoint must be a file name in the fold folder, e.g. checkpoint_best.pth; "
+            f"checkpoints must be file names in the fold folder, e.g. checkpoint_best.pth; "
             f"got {name!r}."
         )
     return name if name.endswith(".pth") else f"{name}.pth"
@@ -139,9 +139,9 @@ def plan_validation(
     """
     env = os.environ if environ is None else environ
     if not fold_dirs:
-        raise ValueError("give at least one FOLD_DIR.")
+        raise ValueError("fold_dirs needs at least one fold folder.")
     if not checkpoints:
-        raise ValueError("--checkpoint needs at least one checkpoint file name.")
+        raise ValueError("checkpoints needs at least one checkpoint file name.")
     names = list(dict.fromkeys(_checkpoint_file_name(c) for c in checkpoints))
     jobs = []
     for raw in dict.fromkeys(Path(f) for f in fold_dirs):
