@@ -159,7 +159,7 @@ def test_postprocess_without_subcommand_is_apply():
 def test_library_parameter_names_become_flags_in_cli_errors(tmp_path, capsys):
     from nnunet_ext.evaluate.conventions import get_convention
 
-    with pytest.raises(ValueError, match=r"^convention: unknown"):  # the library names its parameter
+    with pytest.raises(ValueError, match=r"^convention: unknown"):  # names its parameter
         get_convention("kits")
     assert main(["evaluate", "-i", str(tmp_path), "-r", str(tmp_path), "--convention", "kits"]) == 1
     assert "error: --convention: unknown convention 'kits'" in capsys.readouterr().err

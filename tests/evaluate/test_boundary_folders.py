@@ -198,8 +198,8 @@ def test_bad_score_files_give_one_clear_line(tmp_path, content, match):
     score.write_text(content)
     proc = subprocess.run(
         [
-            *(sys.executable, "-m", "nnunet_ext.evaluate", str(pred_dir), str(ref_dir)),
-            *("--score", str(score), "-o", str(tmp_path / "out.json")),
+            *(sys.executable, "-m", "nnunet_ext.evaluate", "-i", str(pred_dir), "-r", str(ref_dir)),
+            *("--score", str(score), "--json", str(tmp_path / "out.json")),
         ],
         capture_output=True,
         text=True,

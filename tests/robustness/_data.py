@@ -225,7 +225,10 @@ COMMANDS: dict[str, Command] = {
         ),
         Command(
             "evaluate",
-            lambda r, o: ["evaluate", _p(r / "m1"), _p(r / "ref"), "-o", _p(o / "summary.json")],
+            lambda r, o: [
+                *("evaluate", "-i", _p(r / "m1"), "-r", _p(r / "ref")),
+                *("--json", _p(o / "summary.json")),
+            ],
             files=("summary.json", "summary_per_case.csv"),
         ),
         Command(
@@ -235,7 +238,7 @@ COMMANDS: dict[str, Command] = {
                 "-i",
                 _p(r / "m1"),
                 _p(r / "m2"),
-                "--reference",
+                "-r",
                 _p(r / "ref"),
                 "-o",
                 _p(o / "spec.json"),
@@ -253,6 +256,7 @@ COMMANDS: dict[str, Command] = {
             lambda r, o: [
                 "submission",
                 "build",
+                "-i",
                 _p(r / "m1"),
                 "-o",
                 _p(o / "sub.zip"),
@@ -266,6 +270,7 @@ COMMANDS: dict[str, Command] = {
             lambda r, o: [
                 "submission",
                 "check",
+                "-i",
                 _p(r / "sub.zip"),
                 "--images",
                 _p(r / "images"),
@@ -275,7 +280,7 @@ COMMANDS: dict[str, Command] = {
         ),
         Command(
             "log",
-            lambda r, o: ["log", _p(r / "fold"), "--json", _p(o / "log.json")],
+            lambda r, o: ["log", "-i", _p(r / "fold"), "--json", _p(o / "log.json")],
             files=("log.json",),
         ),
         Command(

@@ -103,7 +103,8 @@ def test_second_run_refuses_at_once_naming_the_first(tmp_path: Path) -> None:
         for second in (
             _ensemble(inputs, out),
             _command(
-                "evaluate", str(inputs / "m1"), str(inputs / "ref"), "-o", str(out / "s.json")
+                *("evaluate", "-i", str(inputs / "m1"), "-r", str(inputs / "ref")),
+                *("--json", str(out / "s.json")),
             ),
         ):
             start = time.monotonic()
