@@ -7,7 +7,6 @@ Nothing here imports torch.
 from nnunet_ext.io.atomic import (
     TEMP_PREFIX,
     atomic_path,
-    remove_stale_temporaries,
     to_strict_json,
     write_json,
 )
@@ -32,6 +31,7 @@ from nnunet_ext.io.nnunet_files import (
     load_plans,
     reader_writer,
 )
+from nnunet_ext.io.outputs import remove_stale_temporaries
 from nnunet_ext.io.safe_pickle import UnsafePickleError, load_properties, safe_loads
 
 __all__ = [

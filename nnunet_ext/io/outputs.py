@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nnunet_ext.io.atomic import remove_stale_temporaries
+from nnunet_ext.io.atomic import TEMP_PREFIX
 
 __all__ = [
     "DATA_SUFFIXES",
@@ -43,6 +43,7 @@ __all__ = [
     "check_outputs",
     "guard_outputs",
     "remove_dead_lock",
+    "remove_stale_temporaries",
     "remove_temporaries",
 ]
 
@@ -467,3 +468,26 @@ def _remove_created(created: Sequence[Path], outputs: Sequence[Output]) -> None:
         )
         if not finished:
             shutil.rmtree(top, ignore_errors=True)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete temporary files (and scratch folders) left in ``folder`` by an interrupted run.
+
+    Call it only while holding the folder's lock (:class:`nnunet_ext.io.outputs.OutputLock`):
+    without it, a temporary file of another run writing the same folder would be deleted.
+
+    Args:
+        folder: An output folder of ours.
+
+    Returns:
+        The paths that were removed (sorted).
+    """
+    remove_dead_lock(folder)  # a lock file whose holder was killed (none is held by a live run)
+    removed = sorted(Path(folder).glob(f"{TEMP_PREFIX}*"))
+    for stale in removed:
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+    return removed

@@ -288,6 +288,19 @@ def _check_metrics(metrics: Mapping[str, Any], source: str) -> None:
         )
 
 
+def _file_ending(input_dir: Path, file_ending: str | None) -> str:
+    if file_ending is not None:
+        if not file_ending.startswith("."):
+            raise ValueError(f"file_ending must start with '.'; got {file_ending!r}.")
+        return file_ending
+    dataset_json = input_dir / "dataset.json"
+    if dataset_json.is_file():
+        from nnunet_ext.io import load_dataset_json
+
+        return load_dataset_json(dataset_json).file_ending
+    return ".nii.gz"
+
+
 def save_plan(plan: PostprocessingPlan, path: str | os.PathLike[str]) -> Path:
     """Write ``plan`` as strict JSON, atomically, and return the path."""
     from nnunet_ext.io import write_json
@@ -564,7 +577,6 @@ def determine_plan(
     """
     from nnunet_ext._parallel import map_cases
     from nnunet_ext.io import list_case_files, load_dataset_json
-    from nnunet_ext.postprocess.folders import _file_ending
 
     objective = _Objective(
         metric, nsd_tolerance=nsd_tolerance, convention=convention, ignore_label=ignore_label
