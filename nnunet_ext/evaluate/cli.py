@@ -97,6 +97,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_num_workers(parser, "processes reading and counting cases")
     add_overwrite(parser, "replace existing output files")
+    _add_metric_arguments(parser)
+
+
+def _add_metric_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics",
         nargs="+",

@@ -50,10 +50,23 @@ def format_report(history: TrainingHistory, *, last: int = 15) -> str:
     Returns:
         The report text (no trailing newline).
     """
-    best = history.best
     collapses = history.collapsing_labels()
     collapsed = {c.index for c in collapses}
     names = [f"{name}{'!' if i in collapsed else ''}" for i, name in enumerate(history.label_names)]
+    lines = [f"{history.fold_dir}  ({len(history.log_files)} log file(s))"]
+    lines.extend(_epoch_table(history, names, last))
+    lines.append("")
+    lines.extend(_summary_lines(history))
+    for collapse in collapses:
+        lines.append(f"WARNING: {collapse.describe(5)}")
+    for note in history.warnings:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def _epoch_table(history: TrainingHistory, names: list[str], last: int) -> list[str]:
+    """The epoch table: header and one row per shown epoch (``*`` best, ``c`` cooldown)."""
+    best = history.best
     header = ["epoch", "train_loss", "val_loss", *names, "EMA", "lr", "time_s"]
     rows: list[list[str]] = []
     shown = history.epochs if last <= 0 else history.epochs[-last:]
@@ -77,15 +90,20 @@ def format_report(history: TrainingHistory, *, last: int = 15) -> str:
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
     ]
-    lines = [f"{history.fold_dir}  ({len(history.log_files)} log file(s))"]
-    lines.append("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
     lines.extend("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
     if not rows:
         lines.append("(no finished epoch yet)")
+    return lines
+
+
+def _summary_lines(history: TrainingHistory) -> list[str]:
+    """Progress, best epoch, early stopping, cooldown, forgetting and ETA below the table."""
+    best = history.best
+    cooldown = history.cooldown_window
     done = history.epochs[-1].epoch + 1 if history.epochs else 0
     total = str(history.num_epochs) if history.num_epochs is not None else "?"
-    lines.append("")
-    lines.append(f"epochs finished: {done} of {total}   status: {history.status}")
+    lines = [f"epochs finished: {done} of {total}   status: {history.status}"]
     if history.unfinished_epoch is not None and history.status == "running":
         lines.append(f"epoch {history.unfinished_epoch} is in progress")
     if best is not None:
@@ -120,11 +138,7 @@ def format_report(history: TrainingHistory, *, last: int = 15) -> str:
             f"no log line since {history.last_log_time}: the run is not finished and not writing; "
             "resume it with nnUNetv2_train ... --c"
         )
-    for collapse in collapses:
-        lines.append(f"WARNING: {collapse.describe(5)}")
-    for note in history.warnings:
-        lines.append(f"note: {note}")
-    return "\n".join(lines)
+    return lines
 
 
 def plot_history(history: TrainingHistory, path: str | os.PathLike[str]) -> Path:
