@@ -508,7 +508,9 @@ def main_for(
 ) -> int:
     """Parse ``argv`` and run: the body of every ``cli.main``."""
     parser = make_parser(prog, description, add_arguments)
-    default = getattr(sys.modules.get(add_arguments.__module__), "DEFAULT_SUBCOMMAND", None)
+    module = sys.modules.get(add_arguments.__module__)
+    parser.set_defaults(_flags=getattr(module, "PARAMETER_FLAGS", {}))
+    default = getattr(module, "DEFAULT_SUBCOMMAND", None)
     if default is not None:
         argv = insert_default_subcommand(sys.argv[1:] if argv is None else argv, *default)
     args = parser.parse_args(argv)

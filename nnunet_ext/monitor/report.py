@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 from nnunet_ext.monitor.history import TrainingHistory
 
@@ -175,12 +176,33 @@ def plot_history(history: TrainingHistory, path: str | os.PathLike[str]) -> Path
 
     from nnunet_ext.io import atomic_path
 
-    x = [e.epoch for e in history.epochs]
-    collapsed = {c.index: c for c in history.collapsing_labels()}
     figure = Figure(figsize=(11, 8), dpi=100)
     FigureCanvasAgg(figure)  # Agg, set on this figure only: no display, no global backend change
     dice_ax, loss_ax = figure.subplots(2, 1, sharex=True)
+    _plot_curves(history, dice_ax, loss_ax)
+    _plot_forgetting(history, dice_ax)
+    _mark_windows(history, (dice_ax, loss_ax))
+    dice_ax.set_ylabel("pseudo Dice")
+    dice_ax.set_ylim(-0.02, 1.02)
     num_labels = len(history.label_names)
+    dice_ax.legend(loc="lower right", fontsize=8, ncol=2 if num_labels > 6 else 1)
+    loss_ax.set_ylabel("loss")
+    loss_ax.set_xlabel("epoch")
+    loss_ax.legend(loc="upper right", fontsize=8)
+    title = f"{history.fold_dir.parent.name}/{history.fold_dir.name}: {history.status}"
+    if history.stop and history.stop.get("reason"):
+        title += f" ({history.stop['reason']})"
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    with atomic_path(final) as tmp:
+        figure.savefig(tmp, format="png")
+    return final
+
+
+def _plot_curves(history: TrainingHistory, dice_ax: Any, loss_ax: Any) -> None:
+    """Per-label pseudo Dice (collapsing labels dashed red), the EMA, and both losses."""
+    x = [e.epoch for e in history.epochs]
+    collapsed = {c.index: c for c in history.collapsing_labels()}
     for index, name in enumerate(history.label_names):
         values = [
             e.pseudo_dice[index] if index < len(e.pseudo_dice) else math.nan for e in history.epochs
@@ -195,6 +217,10 @@ def plot_history(history: TrainingHistory, path: str | os.PathLike[str]) -> Path
         x, [_nan(e.train_loss) for e in history.epochs], color="tab:blue", label="train loss"
     )
     loss_ax.plot(x, [_nan(e.val_loss) for e in history.epochs], color="tab:red", label="val loss")
+
+
+def _plot_forgetting(history: TrainingHistory, dice_ax: Any) -> None:
+    """An ``x`` where the forgetting guard fired for a label."""
     by_epoch = {e.epoch: e for e in history.epochs}
     for event in history.forgetting:
         index, epoch = int(event["index"]), int(event["epoch"])
@@ -211,10 +237,15 @@ def plot_history(history: TrainingHistory, path: str | os.PathLike[str]) -> Path
             ls="none",
             label=f"{name} forgotten (epoch {epoch})",
         )
+
+
+def _mark_windows(history: TrainingHistory, axes: tuple[Any, Any]) -> None:
+    """The best epoch, the early-stop window and the cooldown on both axes."""
     best = history.best
     window = history.early_stop_window
     cooldown = history.cooldown_window
-    for ax in (dice_ax, loss_ax):
+    last_epoch = history.epochs[-1].epoch
+    for ax in axes:
         if best is not None:
             ax.axvline(best.epoch, color="green", ls=":", lw=1.5, label=f"best epoch {best.epoch}")
         if window is not None:
@@ -234,22 +265,8 @@ def plot_history(history: TrainingHistory, path: str | os.PathLike[str]) -> Path
                 label=f"LR cooldown {cooldown[0]}-{cooldown[1]}",
             )
         if history.num_epochs is not None:
-            ax.set_xlim(-0.5, max(history.num_epochs - 0.5, x[-1] + 0.5))
+            ax.set_xlim(-0.5, max(history.num_epochs - 0.5, last_epoch + 0.5))
         ax.grid(alpha=0.3)
-    dice_ax.set_ylabel("pseudo Dice")
-    dice_ax.set_ylim(-0.02, 1.02)
-    dice_ax.legend(loc="lower right", fontsize=8, ncol=2 if num_labels > 6 else 1)
-    loss_ax.set_ylabel("loss")
-    loss_ax.set_xlabel("epoch")
-    loss_ax.legend(loc="upper right", fontsize=8)
-    title = f"{history.fold_dir.parent.name}/{history.fold_dir.name}: {history.status}"
-    if history.stop and history.stop.get("reason"):
-        title += f" ({history.stop['reason']})"
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    with atomic_path(final) as tmp:
-        figure.savefig(tmp, format="png")
-    return final
 
 
 def _nan(value: float | None) -> float:
