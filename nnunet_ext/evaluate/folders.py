@@ -533,7 +533,7 @@ def evaluate_folder(
     if convention != "nan" and empty != "nan":
         raise ValueError(
             f"empty {empty!r} and convention {convention!r} both set Dice for empty cases; "
-            "the convention fixes it, so leave empty at 'nan'."
+            "the convention fixes it; empty must stay 'nan'."
         )
     # a path is loaded; anything else is taken as a parsed spec (no isinstance: doctest
     # collection may import the score module twice, giving two ScoreSpec classes)

@@ -214,8 +214,10 @@ def test_bad_arguments(
     clean_tree: SimpleNamespace, nnunet_env: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     nnunet_env(clean_tree)
-    assert main(["--skip-env", "-j", "0"]) == 1
-    assert "--num-workers must be >= 1; got 0." in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # a usage error, as in every command
+        main(["--skip-env", "-j", "0"])
+    assert usage.value.code == 2
+    assert "-j/--num-workers: must be an integer >= 1; got '0'" in capsys.readouterr().err
     assert main([*SKIP_ENV, "--json", "x.txt"]) == 1
     assert "--json must be a .json file" in capsys.readouterr().err
 

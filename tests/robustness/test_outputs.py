@@ -99,8 +99,8 @@ def test_existing_output_is_refused_without_overwrite(
 
 # (command, extra arguments, what the message says): refused even with --overwrite
 INPUT_AS_OUTPUT = [
-    ("tune", ("--report", "{root}/ref/case_a.nii.gz"), "--report must be a .json file"),
-    ("tune", ("--report", "{root}/m1/dataset.json"), "is a data file inside the input folder"),
+    ("tune", ("--json", "{root}/ref/case_a.nii.gz"), "--json must be a .json file"),
+    ("tune", ("--json", "{root}/m1/dataset.json"), "is a data file inside the input folder"),
     ("tune", ("--figure", "{root}/m1/case_a.nii.gz"), "--figure must be a .png file"),
     ("tune", ("-o", "{root}/m2/plans.json"), "is a data file inside the input folder"),
     ("tune", ("-o", "{root}/spec.json", "--json", "{root}/spec.json"), "name the same file"),
