@@ -1,7 +1,9 @@
 """Package structure: no function over 80 lines, no import cycle, ``py.typed`` shipped.
 
 Function length: a ``def`` counts from its first decorator (or ``def``) line to its last line,
-docstring included. No exemptions.
+less the lines of its docstring (the house style asks for Google docstrings with every
+parameter and executed examples; documentation is not what makes a function hard to follow).
+No exemptions.
 
 Import cycles: the graph has one node per module of ``nnunet_ext`` and an edge for every
 ``import``/``from ... import`` of another ``nnunet_ext`` module anywhere in the file, inside
@@ -40,6 +42,13 @@ def long_functions() -> list[str]:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
                 lines = (node.end_lineno or node.lineno) - first + 1
+                body = node.body[0]
+                if (
+                    isinstance(body, ast.Expr)
+                    and isinstance(body.value, ast.Constant)
+                    and isinstance(body.value.value, str)
+                ):
+                    lines -= (body.end_lineno or body.lineno) - body.lineno + 1
                 if lines > MAX_LINES:
                     found.append(f"{name}.{node.name} ({path.name}:{node.lineno}): {lines} lines")
     return found

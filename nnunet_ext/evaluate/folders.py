@@ -523,17 +523,9 @@ def evaluate_folder(
             or label maps of different shapes.
     """
     from nnunet_ext._parallel import map_cases
-    from nnunet_ext.evaluate.conventions import get_convention
     from nnunet_ext.evaluate.score import load_score
 
-    if empty not in EMPTY_POLICIES:
-        raise ValueError(f"empty must be one of {', '.join(EMPTY_POLICIES)}; got {empty!r}.")
-    get_convention(convention)
-    if convention != "nan" and empty != "nan":
-        raise ValueError(
-            f"empty {empty!r} and convention {convention!r} both set Dice for empty cases; "
-            "the convention fixes it; empty must stay 'nan'."
-        )
+    _check_empty_and_convention(empty, convention)
     # a path is loaded; anything else is taken as a parsed spec (no isinstance: doctest
     # collection may import the score module twice, giving two ScoreSpec classes)
     score_spec = load_score(score) if isinstance(score, (str, os.PathLike)) else score
@@ -589,6 +581,19 @@ def evaluate_folder(
         score=total_score,
         score_spec=None if score_spec is None else score_spec.to_dict(),
     )
+
+
+def _check_empty_and_convention(empty: str, convention: str) -> None:
+    from nnunet_ext.evaluate.conventions import get_convention
+
+    if empty not in EMPTY_POLICIES:
+        raise ValueError(f"empty must be one of {', '.join(EMPTY_POLICIES)}; got {empty!r}.")
+    get_convention(convention)
+    if convention != "nan" and empty != "nan":
+        raise ValueError(
+            f"empty {empty!r} and convention {convention!r} both set Dice for empty cases; "
+            "the convention fixes it; empty must stay 'nan'."
+        )
 
 
 def _labels_and_ending(

@@ -576,7 +576,6 @@ def determine_plan(
         ValueError: If a prediction has no reference, shapes differ, or no case is found.
     """
     from nnunet_ext._parallel import map_cases
-    from nnunet_ext.io import load_dataset_json
 
     objective = _Objective(
         metric, nsd_tolerance=nsd_tolerance, convention=convention, ignore_label=ignore_label
@@ -584,16 +583,7 @@ def determine_plan(
     predictions_root = Path(prediction_dir)
     predicted, references = _matched_cases(predictions_root, Path(reference_dir), file_ending)
     min_candidates = _sizes(min_voxels or {}, "min_voxels")
-    dataset_json = predictions_root / "dataset.json"
-    spec = load_dataset_json(dataset_json) if dataset_json.is_file() else None
-    ids: list[int] = []
-    if label_ids is not None:
-        ids = list(_ids(label_ids, "label_ids"))
-        if spec is not None and not spec.has_regions:
-            for label in ids:
-                spec.resolve(label)  # InputError listing the defined labels
-    elif spec is not None:
-        ids = sorted(v for v in spec.foreground.values() if isinstance(v, int))
+    ids = _given_label_ids(label_ids, predictions_root)
     cases = sorted(predicted)
     loaded = map_cases(
         _load_pair,
@@ -602,7 +592,7 @@ def determine_plan(
         desc="load",
     )
     truth = [r for _, r, _, _ in loaded]
-    if label_ids is None and spec is None:
+    if ids is None:  # neither given nor in a dataset.json: every label of the references
         ids = sorted({int(v) for r in truth for v in np.unique(r) if v != 0})
     if not ids:
         raise ValueError("label_ids must name at least one foreground label; none found.")
@@ -646,6 +636,26 @@ def determine_plan(
         connectivity=connectivity,
         metrics=search.metrics(len(cases)),
     )
+
+
+def _given_label_ids(label_ids: Sequence[int] | None, predictions_root: Path) -> list[int] | None:
+    """``label_ids`` checked against the predictions' dataset.json, else its foreground labels.
+
+    ``None`` when neither is there.
+    """
+    from nnunet_ext.io import load_dataset_json
+
+    dataset_json = predictions_root / "dataset.json"
+    spec = load_dataset_json(dataset_json) if dataset_json.is_file() else None
+    if label_ids is not None:
+        ids = list(_ids(label_ids, "label_ids"))
+        if spec is not None and not spec.has_regions:
+            for label in ids:
+                spec.resolve(label)  # InputError listing the defined labels
+        return ids
+    if spec is not None:
+        return sorted(v for v in spec.foreground.values() if isinstance(v, int))
+    return None
 
 
 def _matched_cases(

@@ -76,6 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="checkpoint file in each fold folder (e.g. checkpoint_best.pth)",
     )
+    _add_runtime_arguments(parser)
+
+
+def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """Sliding window, TTA, device, outputs and work splitting."""
     parser.add_argument(
         "--step-size",
         type=float,
