@@ -230,58 +230,8 @@ def inspect_probabilities(
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"probability file not found: {file}")
-    member = f"{key}.npy"
-    try:
-        with zipfile.ZipFile(file) as archive:
-            names = archive.namelist()
-            if member not in names:
-                found = ", ".join(n.removesuffix(".npy") for n in names) or "nothing"
-                hint = (
-                    " This looks like an nnU-Net v1 file ('softmax'); re-export with nnU-Net v2."
-                    if "softmax.npy" in names
-                    else ""
-                )
-                raise InputError(
-                    file,
-                    f"an .npz with the array {key!r}",
-                    f"only {found}",
-                    fix=hint.strip() or _REEXPORT,
-                )
-            zinfo = archive.getinfo(member)
-    except zipfile.BadZipFile as err:
-        raise _bad_file(file, f"bad zip: {err}") from err
-    except (EOFError, struct.error, OSError, ValueError, NotImplementedError) as err:
-        if isinstance(err, InputError):
-            raise
-        raise _bad_file(file, f"bad zip: {err}") from err
-    if zinfo.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise InputError(
-            file,
-            "a zip member compressed with deflate or stored",
-            f"compression type {zinfo.compress_type}",
-            fix="Re-save it with numpy.savez_compressed.",
-        )
-    with open(file, "rb") as handle:
-        handle.seek(zinfo.header_offset)
-        raw = handle.read(_LOCAL_HEADER.size)
-        if len(raw) != _LOCAL_HEADER.size or raw[:4] != _LOCAL_MAGIC:
-            raise _bad_file(file, "bad local zip header")
-        fields = _LOCAL_HEADER.unpack(raw)
-        name_length, extra_length = fields[9], fields[10]
-    data_offset = zinfo.header_offset + _LOCAL_HEADER.size + name_length + extra_length
-    if data_offset + zinfo.compress_size > file.stat().st_size:
-        raise _bad_file(file, "the file ends inside the compressed data")
-    limit = (
-        zinfo.compress_size
-        if zinfo.compress_type == zipfile.ZIP_STORED
-        else zinfo.compress_size * _MAX_DEFLATE_RATIO + 1024
-    )
-    if zinfo.file_size > limit:
-        raise _bad_file(
-            file,
-            f"the zip directory announces {zinfo.file_size} bytes from {zinfo.compress_size} "
-            "compressed bytes, more than deflate can produce",
-        )
+    zinfo = _zip_member(file, key)
+    data_offset = _data_offset(file, zinfo)
     partial = ProbabilityFile(
         path=file,
         shape=(),
@@ -319,6 +269,68 @@ def inspect_probabilities(
         compress_type=zinfo.compress_type,
         header_size=header_size,
     )
+
+
+def _zip_member(file: Path, key: str) -> zipfile.ZipInfo:
+    """The zip directory entry of ``key.npy`` (deflated or stored)."""
+    member = f"{key}.npy"
+    try:
+        with zipfile.ZipFile(file) as archive:
+            names = archive.namelist()
+            if member not in names:
+                found = ", ".join(n.removesuffix(".npy") for n in names) or "nothing"
+                hint = (
+                    " This looks like an nnU-Net v1 file ('softmax'); re-export with nnU-Net v2."
+                    if "softmax.npy" in names
+                    else ""
+                )
+                raise InputError(
+                    file,
+                    f"an .npz with the array {key!r}",
+                    f"only {found}",
+                    fix=hint.strip() or _REEXPORT,
+                )
+            zinfo = archive.getinfo(member)
+    except zipfile.BadZipFile as err:
+        raise _bad_file(file, f"bad zip: {err}") from err
+    except (EOFError, struct.error, OSError, ValueError, NotImplementedError) as err:
+        if isinstance(err, InputError):
+            raise
+        raise _bad_file(file, f"bad zip: {err}") from err
+    if zinfo.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise InputError(
+            file,
+            "a zip member compressed with deflate or stored",
+            f"compression type {zinfo.compress_type}",
+            fix="Re-save it with numpy.savez_compressed.",
+        )
+    return zinfo
+
+
+def _data_offset(file: Path, zinfo: zipfile.ZipInfo) -> int:
+    """Where the member's compressed data starts; checks it fits the file and deflate's ratio."""
+    with open(file, "rb") as handle:
+        handle.seek(zinfo.header_offset)
+        raw = handle.read(_LOCAL_HEADER.size)
+        if len(raw) != _LOCAL_HEADER.size or raw[:4] != _LOCAL_MAGIC:
+            raise _bad_file(file, "bad local zip header")
+        fields = _LOCAL_HEADER.unpack(raw)
+        name_length, extra_length = fields[9], fields[10]
+    data_offset: int = zinfo.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+    if data_offset + zinfo.compress_size > file.stat().st_size:
+        raise _bad_file(file, "the file ends inside the compressed data")
+    limit = (
+        zinfo.compress_size
+        if zinfo.compress_type == zipfile.ZIP_STORED
+        else zinfo.compress_size * _MAX_DEFLATE_RATIO + 1024
+    )
+    if zinfo.file_size > limit:
+        raise _bad_file(
+            file,
+            f"the zip directory announces {zinfo.file_size} bytes from {zinfo.compress_size} "
+            "compressed bytes, more than deflate can produce",
+        )
+    return data_offset
 
 
 def _parse_npy_header(info: ProbabilityFile) -> tuple[tuple[int, ...], np.dtype[Any], bool, int]:

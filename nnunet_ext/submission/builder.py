@@ -190,17 +190,7 @@ def build_submission(
     expected = expected_cases(images_dir, file_ending=file_ending)
     predicted, _ = list_case_files(source, file_ending)
 
-    problems = [
-        *(
-            f"{case}: unknown case file {predicted[case].name} "
-            f"(no test image {case}_0000{file_ending})"
-            for case in sorted(set(predicted) - set(expected))
-        ),
-        *(
-            f"{case}: missing (no {case}{file_ending} in {source})"
-            for case in sorted(set(expected) - set(predicted))
-        ),
-    ]
+    problems = _case_set_problems(predicted, expected, file_ending, source)
     panels = []
     from nnunet_ext.io import TEMP_PREFIX
 
@@ -245,6 +235,23 @@ def build_submission(
     if preview is not None:
         _write_preview(panels, Path(preview))
     return report
+
+
+def _case_set_problems(
+    predicted: Mapping[str, Path], expected: Mapping[str, Path], file_ending: str, source: Path
+) -> list[str]:
+    """Prediction files without a test image, and test images without a prediction."""
+    return [
+        *(
+            f"{case}: unknown case file {predicted[case].name} "
+            f"(no test image {case}_0000{file_ending})"
+            for case in sorted(set(predicted) - set(expected))
+        ),
+        *(
+            f"{case}: missing (no {case}{file_ending} in {source})"
+            for case in sorted(set(expected) - set(predicted))
+        ),
+    ]
 
 
 def _check_paths(source: Path, target: Path, overwrite: bool) -> None:
