@@ -70,9 +70,11 @@ logger = logging.getLogger(__name__)
 #:
 #: * ``"nan"`` (nnU-Net): Dice/IoU are NaN when reference and prediction are both empty; such
 #:   cases are left out of the label's mean.
-#: * ``"one"`` (MedPy, seg-metrics, Metrics Reloaded): they score 1 and count in the mean.
+#: * ``"one"``: they score 1 and count in the mean (MONAI ``DiceMetric(ignore_empty=False)``).
 #: * ``"skip"``: every case whose *reference* lacks the label is left out of that label's mean,
-#:   also when the prediction has false positives there (Dice measured where the structure is).
+#:   also when the prediction has false positives there (Dice measured where the structure is;
+#:   MONAI ``DiceMetric(ignore_empty=True)``). Both tested against MONAI
+#:   (``tests/evaluate/test_empty_vs_monai.py``).
 EMPTY_POLICIES: tuple[str, ...] = ("nan", "one", "skip")
 
 _NUMERIC_LABEL = re.compile(r"^\s*\(?\s*\d+\s*(,\s*\d+\s*)*,?\s*\)?\s*$")
