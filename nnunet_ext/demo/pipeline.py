@@ -239,7 +239,8 @@ def _mean_dice(
     prediction_dir: Path, reference_dir: Path, out_json: Path
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Mean Dice and HD95 (mm) per label name, and their foreground means."""
-    from nnunet_ext.evaluate import evaluate_folder, write_evaluation
+    from nnunet_ext.evaluate import evaluate_folder
+    from nnunet_ext.evaluate.report import write_evaluation
 
     evaluation = evaluate_folder(
         prediction_dir,

@@ -87,7 +87,7 @@ def fill_holes(
         ValueError: If a label id is <= 0.
 
     Examples:
-        A pocket inside label 2, which sits inside label 1, becomes 2 (never 1):
+        A pocket touching only label 2 (which sits inside label 1) becomes 2, never 1:
 
         >>> labels = np.array([[1, 1, 1, 1, 1],
         ...                    [1, 2, 2, 2, 1],

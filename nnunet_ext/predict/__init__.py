@@ -6,32 +6,6 @@ function and added into one weighted float32 accumulator; no member's probabilit
 Importing this package does not import torch; :mod:`nnunet_ext.predict.engine` does.
 """
 
-from nnunet_ext.predict.claims import ClaimStore
-from nnunet_ext.predict.folders import (
-    PROVENANCE_FILE,
-    PredictSummary,
-    predict_arrays,
-    predict_folder,
-)
-from nnunet_ext.predict.plan import (
-    DEFAULT_CHECKPOINT,
-    ModelMember,
-    PredictPlan,
-    ProbabilityMember,
-    load_predict_spec,
-    plan_prediction,
-)
+from nnunet_ext.predict.folders import PredictSummary, predict_arrays, predict_folder
 
-__all__ = [
-    "DEFAULT_CHECKPOINT",
-    "PROVENANCE_FILE",
-    "ClaimStore",
-    "ModelMember",
-    "PredictPlan",
-    "PredictSummary",
-    "ProbabilityMember",
-    "load_predict_spec",
-    "plan_prediction",
-    "predict_arrays",
-    "predict_folder",
-]
+__all__ = ["PredictSummary", "predict_arrays", "predict_folder"]

@@ -11,15 +11,14 @@ from typing import Any
 import pytest
 
 from nnunet_ext import cli as umbrella
-from nnunet_ext.doctor import (
-    Finding,
+from nnunet_ext.doctor import Finding, scan_data
+from nnunet_ext.doctor.cli import main
+from nnunet_ext.doctor.data import remove_junk
+from nnunet_ext.doctor.environment import (
     check_folders,
     check_nnunetv2_version,
     interpret_lookup_output,
-    remove_junk,
-    scan_data,
 )
-from nnunet_ext.doctor.cli import main
 
 SKIP_ENV = ["--skip-env", "-j", "1"]
 

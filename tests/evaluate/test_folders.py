@@ -5,7 +5,9 @@ import shutil
 import numpy as np
 import pytest
 
-from nnunet_ext.evaluate import evaluate_folder, label_ids_from_dataset_json, write_evaluation
+from nnunet_ext.evaluate import evaluate_folder
+from nnunet_ext.evaluate.folders import label_ids_from_dataset_json
+from nnunet_ext.evaluate.report import write_evaluation
 from nnunet_ext.io.errors import InputError
 
 from ._data import make_folders, write_label

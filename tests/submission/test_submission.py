@@ -12,13 +12,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk  # noqa: N813
 
-from nnunet_ext.submission import (
-    SubmissionError,
-    build_submission,
-    check_submission,
-    expected_cases,
-    remap_labels,
-)
+from nnunet_ext.submission import SubmissionError, build_submission, check_submission
+from nnunet_ext.submission.builder import remap_labels
+from nnunet_ext.submission.checker import expected_cases
 from nnunet_ext.submission.cli import main
 from tests.submission.conftest import case_labels, write_image
 

@@ -9,13 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from nnunet_ext.validate import (
-    format_side_by_side,
-    output_folder_name,
-    plan_validation,
-    read_validation_dice,
-)
+from nnunet_ext.validate import plan_validation, read_validation_dice
 from nnunet_ext.validate.cli import main
+from nnunet_ext.validate.jobs import format_side_by_side, output_folder_name
 
 
 def _fold(tmp_path: Path, *, checkpoints=("checkpoint_final.pth",), previous_stage=None) -> Path:
