@@ -23,10 +23,11 @@ import json
 import os
 import pickle
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -302,20 +303,6 @@ class Result:
     err: str
 
 
-@contextlib.contextmanager
-def _env(values: dict[str, str]) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def run_command(command: Command, root: Path, out: Path) -> Result:
     """Run ``command`` in this process, capturing stdout and stderr."""
     from nnunet_ext.cli import main
@@ -329,7 +316,7 @@ def run_command(command: Command, root: Path, out: Path) -> Result:
             nnUNet_results=str(root / "results"),
         )
     with (
-        _env(env),
+        mock.patch.dict(os.environ, env),
         contextlib.redirect_stdout(stdout),
         contextlib.redirect_stderr(stderr),
     ):
