@@ -84,39 +84,17 @@ def _min_size(text: str) -> tuple[int, float, str]:
     return int(label), value, unit
 
 
-def _add_apply_arguments(parser: argparse.ArgumentParser) -> None:
-    add_input(parser, "folder of label files (not modified)")
-    add_output(parser, "output folder (must differ from --input)")
+def _add_label_list(parser: argparse.ArgumentParser, flag: str, help: str) -> None:
+    parser.add_argument(flag, type=_label, nargs="+", default=[], metavar="L", help=help)
+
+
+def _add_min_size(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument(
-        "--keep-largest",
-        type=_label,
-        nargs="+",
-        default=[],
-        metavar="L",
-        help="labels whose largest component alone is kept (ties: all tied kept)",
+        "--min-size", type=_min_size, nargs="+", default=[], metavar="L:N", help=help
     )
-    parser.add_argument(
-        "--keep-largest-foreground",
-        action="store_true",
-        help="keep only the largest component of all foreground labels together",
-    )
-    parser.add_argument(
-        "--min-size",
-        type=_min_size,
-        nargs="+",
-        default=[],
-        metavar="L:N",
-        help="remove components of label L with fewer than N voxels (or a volume under N mm3, "
-        "as L:Nmm3); a component of exactly N is kept",
-    )
-    parser.add_argument(
-        "--fill-holes",
-        type=_label,
-        nargs="+",
-        default=[],
-        metavar="L",
-        help="labels whose holes (background not reaching the border) are filled",
-    )
+
+
+def _add_connectivity(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--connectivity",
         type=int,
@@ -124,6 +102,28 @@ def _add_apply_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="K",
         help="component connectivity 1..ndim (scipy convention); default: full (ndim)",
     )
+
+
+def _add_apply_arguments(parser: argparse.ArgumentParser) -> None:
+    add_input(parser, "folder of label files (not modified)")
+    add_output(parser, "output folder (must differ from --input)")
+    _add_label_list(
+        parser, "--keep-largest", "labels whose largest component alone is kept (ties: all kept)"
+    )
+    parser.add_argument(
+        "--keep-largest-foreground",
+        action="store_true",
+        help="keep only the largest component of all foreground labels together",
+    )
+    _add_min_size(
+        parser,
+        "remove components of label L with fewer than N voxels (or a volume under N mm3, "
+        "as L:Nmm3); a component of exactly N is kept",
+    )
+    _add_label_list(
+        parser, "--fill-holes", "labels whose holes (background not reaching the border) are filled"
+    )
+    _add_connectivity(parser)
     parser.add_argument(
         "--plan",
         type=Path,
@@ -146,14 +146,7 @@ def _add_determine_arguments(parser: argparse.ArgumentParser) -> None:
     add_reference(parser, "folder of reference label files with the same case IDs")
     add_output(parser, "where to write the plan", metavar="PLAN.json")
     add_labels(parser, "labels to consider, ids or names; default: dataset.json foreground labels")
-    parser.add_argument(
-        "--min-size",
-        type=_min_size,
-        nargs="+",
-        default=[],
-        metavar="L:N",
-        help="candidate minimum sizes (voxels) to try",
-    )
+    _add_min_size(parser, "candidate minimum sizes (voxels) to try")
     parser.add_argument(
         "--no-keep-largest-foreground",
         action="store_true",
@@ -163,13 +156,7 @@ def _add_determine_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-keep-largest", action="store_true", help="do not try per-label largest component"
     )
     parser.add_argument("--no-fill-holes", action="store_true", help="do not try hole filling")
-    parser.add_argument(
-        "--connectivity",
-        type=int,
-        default=None,
-        metavar="K",
-        help="component connectivity 1..ndim; default: full (ndim)",
-    )
+    _add_connectivity(parser)
     parser.add_argument(
         "--ignore-label",
         type=int,
