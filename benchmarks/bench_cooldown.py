@@ -130,6 +130,7 @@ def main() -> int:
                 sys.executable,
                 "-m",
                 "nnunet_ext.validate",
+                "-i",
                 str(fold),
                 "--checkpoint",
                 *wanted,

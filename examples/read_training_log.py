@@ -11,7 +11,7 @@ This example writes a fold folder the way ``nnUNetv2_train`` leaves it after a c
    epoch (the one saved as ``checkpoint_best.pth``) is looked up, and the curves are drawn
    into a PNG (:func:`~nnunet_ext.monitor.plot_history`).
 
-The same is available as ``nnunet-ext log FOLD_DIR [--plot curves.png] [--watch]``.
+The same is available as ``nnunet-ext log -i FOLD_DIR --plot curves.png`` (or ``--watch``).
 
 Run:  python examples/read_training_log.py [WORK_DIR]
 """
