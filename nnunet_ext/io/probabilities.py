@@ -11,6 +11,7 @@ Also here: pairing ``CASE.npz`` with ``CASE.nii.gz.npz`` across folders, and the
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import struct
@@ -257,17 +258,8 @@ def inspect_probabilities(
         raise _bad_file(
             file, f"member holds {zinfo.file_size} bytes, the header announces {expected}"
         )
-    return ProbabilityFile(
-        path=file,
-        shape=shape,
-        dtype=dtype,
-        fortran_order=fortran_order,
-        data_offset=data_offset,
-        compress_size=zinfo.compress_size,
-        file_size=zinfo.file_size,
-        crc=zinfo.CRC,
-        compress_type=zinfo.compress_type,
-        header_size=header_size,
+    return dataclasses.replace(
+        partial, shape=shape, dtype=dtype, fortran_order=fortran_order, header_size=header_size
     )
 
 

@@ -248,22 +248,19 @@ def _mark_windows(history: TrainingHistory, axes: tuple[Any, Any]) -> None:
     for ax in axes:
         if best is not None:
             ax.axvline(best.epoch, color="green", ls=":", lw=1.5, label=f"best epoch {best.epoch}")
-        if window is not None:
-            ax.axvspan(
-                window[0] - 0.5,
-                window[1] + 0.5,
-                color="orange",
-                alpha=0.15,
-                label=f"patience window {window[0]}-{window[1]}",
-            )
-        if cooldown is not None:
-            ax.axvspan(
-                cooldown[0] - 0.5,
-                cooldown[1] + 0.5,
-                color="tab:blue",
-                alpha=0.12,
-                label=f"LR cooldown {cooldown[0]}-{cooldown[1]}",
-            )
+        spans = (
+            (window, "orange", 0.15, "patience window"),
+            (cooldown, "tab:blue", 0.12, "LR cooldown"),
+        )
+        for span, color, alpha, name in spans:
+            if span is not None:
+                ax.axvspan(
+                    span[0] - 0.5,
+                    span[1] + 0.5,
+                    color=color,
+                    alpha=alpha,
+                    label=f"{name} {span[0]}-{span[1]}",
+                )
         if history.num_epochs is not None:
             ax.set_xlim(-0.5, max(history.num_epochs - 0.5, last_epoch + 0.5))
         ax.grid(alpha=0.3)
