@@ -674,6 +674,8 @@ def _run_job(
     return job.case_id
 
 
+# Deliberate duplicate: ensemble_folders repeats plan_ensemble's keyword parameters (it forwards
+# them), so that both public signatures are explicit and typed for users and mypy.
 def ensemble_folders(
     input_dirs: Sequence[str | os.PathLike[str]] | None,
     output_dir: str | os.PathLike[str],
