@@ -11,7 +11,7 @@ from nnunet_ext.tune.cli import main
 def test_postprocess_determines_the_plan_on_the_cv_result_fused_with_the_spec(cv, tmp_path, capsys):
     model_dirs, ref_dir = cv
     spec = tmp_path / "spec.json"
-    argv = ["-i", *map(str, model_dirs), "-r", str(ref_dir), "-o", str(spec)]
+    argv = ["-i", *map(str, model_dirs), "--reference", str(ref_dir), "-o", str(spec)]
     assert main([*argv, "--cv-folds", "0", "--postprocess"]) == 0
     out = capsys.readouterr().out
     assert "postprocessing plan on the fused CV result" in out
