@@ -167,3 +167,39 @@ def test_library_parameter_names_become_flags_in_cli_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error: --checkpoint must be file names in the fold folder" in err
     assert "checkpoints" not in err
+
+
+def test_labels_are_ids_or_names_in_every_command(tmp_path):
+    """``--labels`` takes values or dataset.json names in postprocess determine and submission
+    (evaluate: tests/evaluate/test_folders.py)."""
+    import json
+
+    from nnunet_ext.postprocess.cli import _label_ids
+    from nnunet_ext.submission.cli import _label_values
+
+    folder = tmp_path / "pred"
+    folder.mkdir()
+    dataset = {"labels": {"background": 0, "MYO": 1, "LV": 2}, "file_ending": ".nii.gz"}
+    (folder / "dataset.json").write_text(json.dumps(dataset))
+    determine = _parse(
+        [
+            *("postprocess", "determine", "-i", str(folder), "-r", "R", "-o", "p.json"),
+            *("--labels", "LV", "1"),
+        ]
+    )
+    assert _label_ids(determine) == [2, 1]
+    build = _parse(
+        [
+            *("submission", "build", "-i", str(folder), "-o", "s.zip", "--images", "I"),
+            *("--labels", "background", "MYO", "2"),
+        ]
+    )
+    assert _label_values(build) == [0, 1, 2]
+    check = _parse(["submission", "check", "-i", "s.zip", "--images", "I", "--labels", "LV"])
+    with pytest.raises(ValueError, match="give --dataset-json"):
+        _label_values(check)
+    check.dataset_json = folder / "dataset.json"
+    assert _label_values(check) == [2]
+    check.labels = ["RV"]
+    with pytest.raises(ValueError, match="--labels must be a label value or a label name"):
+        _label_values(check)
