@@ -344,10 +344,15 @@ def flag_message(message: str, flags: Mapping[str, str]) -> str:
     return message
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``-v/--verbose``, ``-q/--quiet`` and ``--version``."""
-    parser.add_argument("-v", "--verbose", action="count", default=0, help=_VERBOSE_HELP)
-    parser.add_argument("-q", "--quiet", action="count", default=0, help=_QUIET_HELP)
+def add_common_arguments(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
+    """Add ``-v/--verbose``, ``-q/--quiet`` and ``--version``.
+
+    ``nested`` (a subcommand's parser): the defaults are suppressed, so that ``-v``/``-q`` given
+    before the subcommand (``nnunet-ext -q evaluate ...``) is not reset by the subcommand.
+    """
+    default: Any = argparse.SUPPRESS if nested else 0
+    parser.add_argument("-v", "--verbose", action="count", default=default, help=_VERBOSE_HELP)
+    parser.add_argument("-q", "--quiet", action="count", default=default, help=_QUIET_HELP)
     parser.add_argument("--version", action="version", version=f"nnunet_ext {__version__}")
 
 

@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
             _flags=getattr(module, "PARAMETER_FLAGS", {}),
         )
         module.add_arguments(sub)
-        add_common_arguments(sub)
+        add_common_arguments(sub, nested=True)
     return parser
 
 

@@ -203,3 +203,21 @@ def test_labels_are_ids_or_names_in_every_command(tmp_path):
     check.labels = ["RV"]
     with pytest.raises(ValueError, match="--labels must be a label value or a label name"):
         _label_values(check)
+
+
+def test_quiet_and_verbose_set_the_log_level():
+    import logging
+
+    logger = logging.getLogger("nnunet_ext")
+    try:
+        for argv, level in (
+            (["-q", "log", "-i", "F"], logging.ERROR),
+            (["log", "-i", "F"], logging.WARNING),
+            (["log", "-i", "F", "-v"], logging.INFO),
+            (["log", "-i", "F", "-vv"], logging.DEBUG),
+        ):
+            args = _parse(argv)
+            _cli.configure_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0))
+            assert logger.level == level, argv
+    finally:
+        _cli.configure_logging(0)
