@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from _common import run
 
 from nnunet_ext.monitor import format_report, plot_history, read_training_history
 
@@ -142,8 +141,4 @@ def main(work: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        main(Path(sys.argv[1]))
-    else:
-        with tempfile.TemporaryDirectory(prefix="nnunet_ext-example-") as tmp:
-            main(Path(tmp))
+    run(main)
