@@ -211,6 +211,38 @@ def add_overwrite(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--overwrite", dest="overwrite", action="store_true", help=help)
 
 
+# Flags outside the vocabulary that several commands share: defined once here.
+
+
+def add_file_ending(parser: argparse.ArgumentParser, help: str, default: str | None = None) -> None:
+    """Add ``--file-ending ENDING`` (the label file ending, e.g. ``.nii.gz``)."""
+    parser.add_argument("--file-ending", default=default, metavar="ENDING", help=help)
+
+
+def add_ignore_label(parser: argparse.ArgumentParser, help: str) -> None:
+    """Add ``--ignore-label VALUE``: a reference value left out of the counts."""
+    parser.add_argument("--ignore-label", type=int, default=None, metavar="VALUE", help=help)
+
+
+def add_allow_missing(parser: argparse.ArgumentParser, help: str) -> None:
+    """Add ``--allow-missing``: go on with the cases present instead of failing."""
+    parser.add_argument("--allow-missing", action="store_true", help=help)
+
+
+def add_save_probabilities(parser: argparse.ArgumentParser) -> None:
+    """Add ``--save-probabilities``: also write the fused ``CASE.npz`` and ``CASE.pkl``."""
+    parser.add_argument(
+        "--save-probabilities",
+        action="store_true",
+        help="also write the fused CASE.npz and CASE.pkl",
+    )
+
+
+def add_device(parser: argparse.ArgumentParser, help: str) -> None:
+    """Add ``--device {cpu,cuda,mps}`` (default ``None``: the command picks)."""
+    parser.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help=help)
+
+
 class _Deprecated(argparse.Action):
     """A hidden old spelling: stores into the new ``dest`` and says so on stderr."""
 

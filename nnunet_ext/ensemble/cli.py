@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nnunet_ext._cli import (
+    add_allow_missing,
     add_input,
     add_num_workers,
     add_output,
     add_overwrite,
+    add_save_probabilities,
     command_name,
     main_for,
 )
@@ -55,18 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "member, decision 'scale'); with -i its weights and rules apply to the given folders in "
         "the same order",
     )
-    parser.add_argument(
-        "--save-probabilities",
-        action="store_true",
-        help="also write the fused CASE.npz and CASE.pkl",
-    )
+    add_save_probabilities(parser)
     add_num_workers(parser, "cases fused in parallel")
     add_overwrite(parser, "redo cases whose outputs already exist")
-    parser.add_argument(
-        "--allow-missing",
-        action="store_true",
-        help="fuse each case from the folders that have it instead of failing",
-    )
+    add_allow_missing(parser, "fuse each case from the folders that have it instead of failing")
     parser.add_argument(
         "--no-isal",
         action="store_true",

@@ -6,8 +6,11 @@ import argparse
 from collections.abc import Sequence
 
 from nnunet_ext._cli import (
+    add_allow_missing,
     add_deprecated_option,
     add_deprecated_positional,
+    add_file_ending,
+    add_ignore_label,
     add_input,
     add_json,
     add_labels,
@@ -71,10 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="both empty: nan = NaN, left out of the mean (nnU-Net); one = 1; "
         "skip = leave every case with an empty reference out of that label's mean",
     )
-    parser.add_argument(
-        "--allow-missing",
-        action="store_true",
-        help="evaluate the cases present in both folders instead of failing on a missing one",
+    add_allow_missing(
+        parser, "evaluate the cases present in both folders instead of failing on a missing one"
     )
     parser.add_argument(
         "--dataset-json",
@@ -82,19 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="dataset.json with labels, regions, ignore, file_ending (default: found nearby)",
     )
-    parser.add_argument(
-        "--ignore-label",
-        type=int,
-        default=None,
-        metavar="VALUE",
-        help="reference value not counted (default: dataset.json's 'ignore')",
-    )
-    parser.add_argument(
-        "--file-ending",
-        default=None,
-        metavar="ENDING",
-        help="label file ending (default: dataset.json's, else .nii.gz)",
-    )
+    add_ignore_label(parser, "reference value not counted (default: dataset.json's 'ignore')")
+    add_file_ending(parser, "label file ending (default: dataset.json's, else .nii.gz)")
     add_num_workers(parser, "processes reading and counting cases")
     add_overwrite(parser, "replace existing output files")
     _add_metric_arguments(parser)

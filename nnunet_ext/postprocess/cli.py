@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nnunet_ext._cli import (
+    add_file_ending,
+    add_ignore_label,
     add_input,
     add_labels,
     add_num_workers,
@@ -131,12 +133,7 @@ def _add_apply_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PLAN.json",
         help="a plan JSON (from 'determine'); cannot be combined with step flags",
     )
-    parser.add_argument(
-        "--file-ending",
-        default=None,
-        metavar="ENDING",
-        help="label file ending; default from dataset.json, else .nii.gz",
-    )
+    add_file_ending(parser, "label file ending; default from dataset.json, else .nii.gz")
     add_num_workers(parser, "worker processes")
     add_overwrite(parser, "redo cases already in --output")
 
@@ -157,13 +154,7 @@ def _add_determine_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-fill-holes", action="store_true", help="do not try hole filling")
     _add_connectivity(parser)
-    parser.add_argument(
-        "--ignore-label",
-        type=int,
-        default=None,
-        metavar="VALUE",
-        help="reference value left out of Dice counts",
-    )
+    add_ignore_label(parser, "reference value left out of Dice counts")
     add_num_workers(parser, "worker processes for reading")
     parser.add_argument(
         "--metric",

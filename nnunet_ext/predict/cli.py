@@ -7,7 +7,14 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import add_input, add_output, add_overwrite, main_for
+from nnunet_ext._cli import (
+    add_device,
+    add_input,
+    add_output,
+    add_overwrite,
+    add_save_probabilities,
+    main_for,
+)
 
 __all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
 
@@ -98,17 +105,8 @@ def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="AXIS",
         help="mirror only these axes (each model uses those it allows; 2d models 0 and 1)",
     )
-    parser.add_argument(
-        "--device",
-        choices=("cpu", "cuda", "mps"),
-        default=None,
-        help="device (default: cuda if available, else cpu)",
-    )
-    parser.add_argument(
-        "--save-probabilities",
-        action="store_true",
-        help="also write the fused CASE.npz and CASE.pkl",
-    )
+    add_device(parser, "device (default: cuda if available, else cpu)")
+    add_save_probabilities(parser)
     parser.add_argument(
         "--part-id", type=int, default=0, metavar="K", help="this process's part (as nnU-Net)"
     )

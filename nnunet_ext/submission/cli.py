@@ -14,6 +14,7 @@ from pathlib import Path
 
 from nnunet_ext._cli import (
     add_deprecated_positional,
+    add_file_ending,
     add_input,
     add_labels,
     add_output,
@@ -80,9 +81,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="TEMPLATE",
         help="file name (without ending) from the case ID, e.g. '{case}_seg'",
     )
-    parser.add_argument(
-        "--file-ending", default=".nii.gz", metavar="ENDING", help="label file ending"
-    )
+    add_file_ending(parser, "label file ending", default=".nii.gz")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

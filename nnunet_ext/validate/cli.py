@@ -9,6 +9,7 @@ from pathlib import Path
 
 from nnunet_ext._cli import (
     add_deprecated_positional,
+    add_device,
     add_input,
     add_json,
     add_overwrite,
@@ -54,12 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also export .npz probabilities (needed by tune and ensemble), as nnU-Net's --npz",
     )
-    parser.add_argument(
-        "--device",
-        choices=("cpu", "cuda", "mps"),
-        default=None,
-        help="device for the validation (default: cuda when available, else cpu)",
-    )
+    add_device(parser, "device for the validation (default: cuda when available, else cpu)")
     add_json(parser, "also write the Dice table as JSON")
     add_overwrite(parser, "redo validations whose output is complete")
 
