@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nnunet_ext.synthetic import DEFAULT_LABELS, make_raw_dataset
+from nnunet_ext.synthetic import DEFAULT_LABELS, make_raw_dataset, nnunet_environment
 
 __all__ = ["DemoConfig", "DemoResult", "best_single_model", "nnunet_command", "run_demo"]
 
@@ -313,19 +313,7 @@ class _Demo:
         self.raw = out / "nnUNet_raw"
         self.preprocessed = out / "nnUNet_preprocessed"
         self.results = out / "nnUNet_results"
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("nnUNet_") or k == "nnUNet_extTrainer"
-        }
-        env.update(
-            nnUNet_raw=str(self.raw),
-            nnUNet_preprocessed=str(self.preprocessed),
-            nnUNet_results=str(self.results),
-            nnUNet_n_proc_DA="1",
-            nnUNet_def_n_proc="1",
-            MPLBACKEND="Agg",
-        )
+        env = nnunet_environment(self.raw, self.preprocessed, self.results, MPLBACKEND="Agg")
         self.run = _Runner(out / "logs", env, on_step)
         self.res = DemoResult(out)
         self.dataset = out
