@@ -68,6 +68,7 @@ def main() -> int:
             num_test=config.num_test,
             shape=config.shape,
         )
+        # nnU-Net's own command written out as a user types it (tests/conftest.py runs it too)
         _run(
             [
                 nnunet_command("nnUNetv2_plan_and_preprocess"),

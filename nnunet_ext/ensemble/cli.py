@@ -19,6 +19,7 @@ from nnunet_ext._cli import (
 )
 from nnunet_ext.io.outputs import Output, guard_outputs
 
+# Same shape as every cli.py on purpose: DESCRIPTION, PARAMETER_FLAGS, add_arguments, run, main.
 __all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
 
 #: Library parameter names as this command's flags, for error messages.
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         command=command_name(args, "nnunet-ext ensemble"),
     ):
+        # One explicit line per flag -> parameter, as in every cli.py (deliberately not generic).
         summary = ensemble_folders(
             args.input,
             args.output,

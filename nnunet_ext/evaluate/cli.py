@@ -171,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         command=command_name(args, "nnunet-ext evaluate"),
     ):
+        # One explicit line per flag -> parameter, as in every cli.py (deliberately not generic).
         evaluation = evaluate_folder(
             args.input,
             args.reference,

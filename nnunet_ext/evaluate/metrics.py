@@ -191,6 +191,7 @@ def counts_from_matrix(
     return out
 
 
+# Its parameters and their docs repeat confusion_matrix's on purpose: both are public API.
 def confusion_counts(
     reference: ArrayLike,
     prediction: ArrayLike,

@@ -392,6 +392,7 @@ def _regions_class_order(
             v for k, v in labels.items() if k != "ignore" and v != 0 and set(_as_tuple(v)) != {0}
         ]
         if not isinstance(raw_order, list):
+            # the one InputError shape of every io check (source, expected, got, key, fix)
             raise InputError(
                 source,
                 f"a list of {len(regions)} label values (one per region)",

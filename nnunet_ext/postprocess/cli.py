@@ -197,6 +197,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_determine_arguments(determine)
 
 
+# Like submission's _label_values but not the same rule: foreground values only (> 0), names
+# (regions too) resolved through the input folder's dataset.json.
 def _label_ids(args: argparse.Namespace) -> list[int] | None:
     """``--labels`` as label values: numbers as they are, names through the input's dataset.json."""
     if args.labels is None:

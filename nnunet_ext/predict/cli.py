@@ -134,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.weights is not None and args.model_dirs is None:
         raise ValueError("--weights goes with -m/--model; with --spec put the weights in the spec.")
+    # One explicit line per flag -> parameter, as in every cli.py (deliberately not generic).
     summary = predict_folder(
         args.input,
         args.output,

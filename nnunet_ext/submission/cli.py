@@ -25,6 +25,7 @@ from nnunet_ext._cli import (
 )
 from nnunet_ext.io.outputs import Output, guard_outputs
 
+# Same shape as every cli.py on purpose: DESCRIPTION, PARAMETER_FLAGS, add_arguments, run, main.
 __all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
 
 #: Library parameter names as this command's flags, for error messages.
@@ -116,6 +117,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(check)
 
 
+# Like postprocess's _label_ids but not the same rule: 0 allowed, ids and names mixed, names
+# from --dataset-json (or the input folder's for build).
 def _label_values(args: argparse.Namespace) -> list[int] | None:
     """``--labels`` as values: numbers as given, names through dataset.json."""
     if args.labels is None:

@@ -16,6 +16,7 @@ from nnunet_ext._cli import (
     main_for,
 )
 
+# Same shape as every cli.py on purpose: DESCRIPTION, PARAMETER_FLAGS, add_arguments, run, main.
 __all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
 
 #: Library parameter names as this command's flags, for error messages.
