@@ -127,18 +127,25 @@ def add_input(
     metavar: str = "DIR",
     multiple: bool = False,
     required: bool = True,
+    old_positional: bool = False,
 ) -> None:
-    """Add ``-i/--input``: one path, or one or more with ``multiple``."""
+    """Add ``-i/--input``: one path, or one or more with ``multiple``.
+
+    ``old_positional``: the input was once positional; that form still works (see
+    :func:`_keep_old_positional`).
+    """
     parser.add_argument(
         "-i",
         "--input",
         dest="input",
         type=Path,
         nargs="+" if multiple else None,
-        required=required,
+        required=required and not old_positional,
         metavar=metavar,
         help=help,
     )
+    if old_positional:
+        _keep_old_positional(parser, "input", multiple=multiple)
 
 
 def add_output(
@@ -163,18 +170,28 @@ def add_output(
 
 
 def add_reference(
-    parser: argparse.ArgumentParser, help: str, *, required: bool = True, metavar: str = "REF_DIR"
+    parser: argparse.ArgumentParser,
+    help: str,
+    *,
+    required: bool = True,
+    metavar: str = "REF_DIR",
+    old_positional: bool = False,
 ) -> None:
-    """Add ``-r/--reference``: the folder of reference label files."""
+    """Add ``-r/--reference``: the folder of reference label files.
+
+    ``old_positional``: as in :func:`add_input`.
+    """
     parser.add_argument(
         "-r",
         "--reference",
         dest="reference",
         type=Path,
-        required=required,
+        required=required and not old_positional,
         metavar=metavar,
         help=help,
     )
+    if old_positional:
+        _keep_old_positional(parser, "reference")
 
 
 def add_labels(parser: argparse.ArgumentParser, help: str) -> None:
@@ -298,6 +315,18 @@ def add_deprecated_positional(
         default=[] if multiple else None,
         help=argparse.SUPPRESS,
     )
+
+
+def _keep_old_positional(
+    parser: argparse.ArgumentParser, dest: str, *, multiple: bool = False
+) -> None:
+    """Accept ``dest`` also as the hidden positional it once was, and still require one of them.
+
+    argparse cannot require "the option or the positional", so :func:`finish_args` checks it
+    (``dest`` is added to the parser's ``_required`` default).
+    """
+    add_deprecated_positional(parser, dest, multiple=multiple)
+    parser.set_defaults(_required=(*(parser.get_default("_required") or ()), dest))
 
 
 def finish_args(args: argparse.Namespace, required: Sequence[str] = ()) -> argparse.Namespace:

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from nnunet_ext._cli import (
     add_allow_missing,
     add_deprecated_option,
-    add_deprecated_positional,
     add_file_ending,
     add_ignore_label,
     add_input,
@@ -49,11 +48,8 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the evaluate arguments to ``parser``."""
-    add_input(parser, "folder of predicted label files", metavar="PRED_DIR", required=False)
-    add_reference(parser, "folder of reference label files (same names)", required=False)
-    add_deprecated_positional(parser, "input")
-    add_deprecated_positional(parser, "reference")
-    parser.set_defaults(_required=("input", "reference"))
+    add_input(parser, "folder of predicted label files", metavar="PRED_DIR", old_positional=True)
+    add_reference(parser, "folder of reference label files (same names)", old_positional=True)
     add_json(
         parser,
         "write the summary here (strict JSON) and the per-case CSV beside it (<stem>_per_case.csv)",

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nnunet_ext._cli import (
-    add_deprecated_positional,
     add_input,
     add_json,
     add_overwrite,
@@ -40,10 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "nnU-Net fold folder, e.g. "
         "nnUNet_results/Dataset501_X/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0",
         metavar="FOLD_DIR",
-        required=False,
+        old_positional=True,
     )
-    add_deprecated_positional(parser, "input")
-    parser.set_defaults(_required=("input",))
     add_json(parser, "write the epochs and summary as JSON")
     parser.add_argument(
         "--plot",

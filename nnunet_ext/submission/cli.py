@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nnunet_ext._cli import (
-    add_deprecated_positional,
     add_file_ending,
     add_input,
     add_labels,
@@ -89,9 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``build`` and ``check`` subcommands to ``parser``."""
     sub = parser.add_subparsers(dest="action", required=True, metavar="{build,check}")
     build = add_subcommand(sub, "build", "build a submission zip from a prediction folder")
-    add_input(build, "folder with CASE<ending> label files", metavar="PRED_DIR", required=False)
-    add_deprecated_positional(build, "input")
-    build.set_defaults(_required=("input",))
+    add_input(
+        build, "folder with CASE<ending> label files", metavar="PRED_DIR", old_positional=True
+    )
     add_output(build, "the zip to write", metavar="OUT.zip")
     _common(build)
     build.add_argument(
@@ -111,9 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_overwrite(build, "replace an existing zip")
     check = add_subcommand(sub, "check", "check any submission zip")
-    add_input(check, "the submission zip", metavar="ZIP", required=False)
-    add_deprecated_positional(check, "input")
-    check.set_defaults(_required=("input",))
+    add_input(check, "the submission zip", metavar="ZIP", old_positional=True)
     _common(check)
 
 

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nnunet_ext._cli import (
-    add_deprecated_positional,
     add_device,
     add_input,
     add_json,
@@ -40,10 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "nnUNet_results/Dataset501_X/CustomEpochs__nnUNetPlans__3d_fullres/fold_0",
         metavar="FOLD_DIR",
         multiple=True,
-        required=False,
+        old_positional=True,
     )
-    add_deprecated_positional(parser, "input", multiple=True)
-    parser.set_defaults(_required=("input",))
     parser.add_argument(
         "--checkpoint",
         nargs="+",
