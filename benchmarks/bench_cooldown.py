@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 
 from nnunet_ext.demo.pipeline import DATASET_ID, DATASET_NAME, DemoConfig, nnunet_command
-from nnunet_ext.synthetic import make_raw_dataset
+from nnunet_ext.synthetic import make_raw_dataset, nnunet_environment
 
 CHECKPOINTS = ("checkpoint_before_cooldown", "checkpoint_final", "checkpoint_best_RV")
 #: The demo's 12 epochs never trigger its patience rule (the EMA still rises), so the stop is
@@ -58,14 +57,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     config = DemoConfig()
     raw, pre = out / "raw", out / "preprocessed"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
-    env.update(
-        nnUNet_raw=str(raw),
-        nnUNet_preprocessed=str(pre),
-        nnUNet_n_proc_DA="1",
-        nnUNet_def_n_proc="1",
-        MPLBACKEND="Agg",
-    )
+    env = nnunet_environment(raw, pre, MPLBACKEND="Agg")
+    env.pop("nnUNet_extTrainer", None)  # nnU-Net finds our trainers through our .pth
     log = out / "log.txt"
     if not (pre / DATASET_NAME / "splits_final.json").is_file():
         dataset = make_raw_dataset(
@@ -75,6 +68,7 @@ def main() -> int:
             num_test=config.num_test,
             shape=config.shape,
         )
+        # nnU-Net's own command written out as a user types it (tests/conftest.py runs it too)
         _run(
             [
                 nnunet_command("nnUNetv2_plan_and_preprocess"),
@@ -130,6 +124,7 @@ def main() -> int:
                 sys.executable,
                 "-m",
                 "nnunet_ext.validate",
+                "-i",
                 str(fold),
                 "--checkpoint",
                 *wanted,

@@ -29,19 +29,25 @@ from nnunet_ext.evaluate import evaluate_folder
 from nnunet_ext.synthetic import make_case
 
 
+def _write_pair(
+    root: Path, case: str, reference: np.ndarray, prediction: np.ndarray, spacing: tuple[float, ...]
+) -> None:
+    """Write ``root/ref/CASE.nii.gz`` and ``root/pred/CASE.nii.gz`` with ``spacing`` (x, y, z)."""
+    for sub, array in (("ref", reference), ("pred", prediction)):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        image = sitk.GetImageFromArray(array)
+        image.SetSpacing(spacing)
+        sitk.WriteImage(image, str(root / sub / f"{case}.nii.gz"), True)
+
+
 def _write_data(root: Path, cases: int, shape: tuple[int, int, int]) -> None:
     rng = np.random.default_rng(0)
-    for sub in ("ref", "pred"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
     for i in range(cases):
         _, labels = make_case(rng, shape=shape)
         pred = labels.copy()
         noise = rng.random(shape) < 0.05
         pred[noise] = rng.integers(0, 4, size=int(noise.sum()))
-        for sub, array in (("ref", labels), ("pred", pred)):
-            sitk.WriteImage(
-                sitk.GetImageFromArray(array), str(root / sub / f"c{i:02d}.nii.gz"), True
-            )
+        _write_pair(root, f"c{i:02d}", labels, pred, (1.0, 1.0, 1.0))
     (root / "done").write_text("ok")
 
 
@@ -49,8 +55,6 @@ def _write_boundary_data(root: Path, cases: int, shape: tuple[int, int, int]) ->
     from scipy import ndimage
 
     rng = np.random.default_rng(1)
-    for sub in ("ref", "pred"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
     for i in range(cases):
         _, labels = make_case(rng, shape=shape)
         pred = np.roll(labels, int(rng.integers(1, 3)), axis=int(rng.integers(1, 3)))
@@ -59,10 +63,7 @@ def _write_boundary_data(root: Path, cases: int, shape: tuple[int, int, int]) ->
         pred[flip] = ndimage.maximum_filter(pred, size=3)[flip]
         z, y, x = (int(rng.integers(n // 4, 3 * n // 4)) for n in shape)
         pred[z : z + 3, y : y + 4, x : x + 4] = 1 + i % 3  # a false-positive blob
-        for sub, array in (("ref", labels), ("pred", pred)):
-            image = sitk.GetImageFromArray(array)
-            image.SetSpacing((0.7, 0.7, 1.5))
-            sitk.WriteImage(image, str(root / sub / f"c{i:02d}.nii.gz"), True)
+        _write_pair(root, f"c{i:02d}", labels, pred, (0.7, 0.7, 1.5))
     (root / "done").write_text("ok")
 
 

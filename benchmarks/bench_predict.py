@@ -315,6 +315,7 @@ def main() -> int:
                 members = []
                 for index, model in enumerate(models):
                     out = work / f"member_{index}"
+                    # nnU-Net's own command as a user types it (the tests spell it out too)
                     w, p, c = run_measured(
                         [
                             str(BIN / "nnUNetv2_predict_from_modelfolder"),

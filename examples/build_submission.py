@@ -18,12 +18,11 @@ Run:  python examples/build_submission.py [WORK_DIR]
 
 from __future__ import annotations
 
-import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+from _common import run
 
 from nnunet_ext.io import read_labels
 from nnunet_ext.submission import SubmissionError, build_submission, check_submission, report_text
@@ -87,8 +86,4 @@ def main(work: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        main(Path(sys.argv[1]))
-    else:
-        with tempfile.TemporaryDirectory(prefix="nnunet_ext-example-") as tmp:
-            main(Path(tmp))
+    run(main)

@@ -24,12 +24,10 @@ Run:  python examples/evaluate_folder.py [WORK_DIR]
 from __future__ import annotations
 
 import json
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk  # noqa: N813
+from _common import run, write_label_files
 
 from nnunet_ext.evaluate import (
     COUNT_FIELDS,
@@ -43,16 +41,11 @@ from nnunet_ext.evaluate import (
 from nnunet_ext.synthetic import DEFAULT_LABELS, make_case
 
 SHAPE = (8, 40, 40)
-SPACING = (1.0, 1.0, 2.5)  # SimpleITK order (x, y, z)
 
 
 def write_label_folder(folder: Path, arrays: dict[str, np.ndarray]) -> Path:
     """Write ``CASE.nii.gz`` label files and a dataset.json (all evaluate needs)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for case, labels in arrays.items():
-        image = sitk.GetImageFromArray(labels.astype(np.uint8))
-        image.SetSpacing(SPACING)
-        sitk.WriteImage(image, str(folder / f"{case}.nii.gz"), True)
+    write_label_files(folder, arrays)
     dataset_json = {
         "channel_names": {"0": "MRI"},
         "labels": DEFAULT_LABELS,
@@ -130,8 +123,4 @@ def main(work: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        main(Path(sys.argv[1]))
-    else:
-        with tempfile.TemporaryDirectory(prefix="nnunet_ext-example-") as tmp:
-            main(Path(tmp))
+    run(main)

@@ -17,11 +17,10 @@ Run:  python examples/fuse_with_spec.py [WORK_DIR]
 from __future__ import annotations
 
 import json
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
+from _common import run
 
 from nnunet_ext.ensemble import (
     EnsembleSpec,
@@ -120,8 +119,4 @@ def main(work: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        main(Path(sys.argv[1]))
-    else:
-        with tempfile.TemporaryDirectory(prefix="nnunet_ext-example-") as tmp:
-            main(Path(tmp))
+    run(main)

@@ -17,12 +17,10 @@ Run:  python examples/postprocess_array_and_folder.py [WORK_DIR]
 
 from __future__ import annotations
 
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk  # noqa: N813
+from _common import SPACING, run, write_label_files
 
 from nnunet_ext.postprocess import (
     PostprocessingPlan,
@@ -38,7 +36,6 @@ from nnunet_ext.postprocess import (
 from nnunet_ext.synthetic import make_case, write_prediction_folder
 
 SHAPE = (8, 40, 40)
-SPACING = (1.0, 1.0, 2.5)  # SimpleITK order (x, y, z)
 
 # 0 background, 1 myocardium (ring), 2 LV (inside the ring, with a one-voxel hole), 3 RV.
 # Stray islands: a single 1 at the top right, a two-voxel 2 at the bottom left, a lone 3.
@@ -106,12 +103,7 @@ def folder_demo(work: Path) -> None:
         c: np.moveaxis(np.eye(4, dtype=np.float32)[p], -1, 0) for c, p in predictions.items()
     }
     pred_dir = write_prediction_folder(work / "predictions", one_hot, spacing=SPACING)
-    ref_dir = work / "references"
-    ref_dir.mkdir(parents=True, exist_ok=True)
-    for case, labels in references.items():
-        image = sitk.GetImageFromArray(labels)
-        image.SetSpacing(SPACING)
-        sitk.WriteImage(image, str(ref_dir / f"{case}.nii.gz"), True)
+    ref_dir = write_label_files(work / "references", references)
 
     # Choose the steps on (validation) predictions against references: each step is kept only if
     # it improves that label's mean Dice. The before/after Dice is recorded in plan.metrics.
@@ -147,8 +139,4 @@ def main(work: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        main(Path(sys.argv[1]))
-    else:
-        with tempfile.TemporaryDirectory(prefix="nnunet_ext-example-") as tmp:
-            main(Path(tmp))
+    run(main)

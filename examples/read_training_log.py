@@ -11,7 +11,7 @@ This example writes a fold folder the way ``nnUNetv2_train`` leaves it after a c
    epoch (the one saved as ``checkpoint_best.pth``) is looked up, and the curves are drawn
    into a PNG (:func:`~nnunet_ext.monitor.plot_history`).
 
-The same is available as ``nnunet-ext log FOLD_DIR [--plot curves.png] [--watch]``.
+The same is available as ``nnunet-ext log -i FOLD_DIR --plot curves.png`` (or ``--watch``).
 
 Run:  python examples/read_training_log.py [WORK_DIR]
 """
@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from _common import run
 
 from nnunet_ext.monitor import format_report, plot_history, read_training_history
 
@@ -142,8 +141,4 @@ def main(work: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        main(Path(sys.argv[1]))
-    else:
-        with tempfile.TemporaryDirectory(prefix="nnunet_ext-example-") as tmp:
-            main(Path(tmp))
+    run(main)

@@ -22,12 +22,10 @@ Run:  python examples/tune_weights.py [WORK_DIR]
 
 from __future__ import annotations
 
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk  # noqa: N813
+from _common import SPACING, run, write_label_files
 
 from nnunet_ext.ensemble import ensemble_folders
 from nnunet_ext.evaluate import evaluate_folder
@@ -35,7 +33,6 @@ from nnunet_ext.synthetic import DEFAULT_LABELS, make_case, write_prediction_fol
 from nnunet_ext.tune import format_table, tune_weights, write_outputs
 
 SHAPE = (8, 40, 40)
-SPACING = (1.0, 1.0, 2.5)  # SimpleITK order (x, y, z)
 NUM_CLASSES = len(DEFAULT_LABELS)
 LABEL_NAMES = {v: k for k, v in DEFAULT_LABELS.items()}
 
@@ -62,12 +59,7 @@ def main(work: Path) -> None:
     references = {
         f"heart_{i:03d}": make_case(rng, shape=SHAPE, with_small_label=i != 5)[1] for i in range(6)
     }
-    gt_dir = work / "gt_segmentations"
-    gt_dir.mkdir(parents=True, exist_ok=True)
-    for case, labels in references.items():
-        image = sitk.GetImageFromArray(labels)
-        image.SetSpacing(SPACING)
-        sitk.WriteImage(image, str(gt_dir / f"{case}.nii.gz"), True)
+    gt_dir = write_label_files(work / "gt_segmentations", references)
 
     # "2d" segments myocardium and LV well but misses RV; "3d_fullres" is the other way round.
     weak = {"2d": (3,), "3d_fullres": (1, 2)}
@@ -113,8 +105,4 @@ def main(work: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        main(Path(sys.argv[1]))
-    else:
-        with tempfile.TemporaryDirectory(prefix="nnunet_ext-example-") as tmp:
-            main(Path(tmp))
+    run(main)

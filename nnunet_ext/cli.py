@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Sequence
 
-from nnunet_ext._cli import add_common_arguments, run_cli
+from nnunet_ext._cli import HelpFormatter, add_common_arguments, insert_default_subcommand, run_cli
 
 __all__ = ["COMMANDS", "main"]
 
@@ -69,17 +70,38 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=help_text,
             description=getattr(module, "DESCRIPTION", help_text),
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            formatter_class=HelpFormatter,
+        )
+        sub.set_defaults(
+            _run=module.run,
+            _prog=f"nnunet-ext {name}",
+            _parser=sub,
+            _flags=getattr(module, "PARAMETER_FLAGS", {}),
         )
         module.add_arguments(sub)
-        add_common_arguments(sub)
-        sub.set_defaults(_run=module.run, _prog=f"nnunet-ext {name}")
+        add_common_arguments(sub, nested=True)
     return parser
+
+
+def _with_default_subcommand(argv: Sequence[str]) -> list[str]:
+    """``nnunet-ext postprocess -i ...`` means ``nnunet-ext postprocess apply -i ...``."""
+    argv = list(argv)
+    position = next((k for k, token in enumerate(argv) if not token.startswith("-")), None)
+    if position is None or argv[position] not in COMMANDS:
+        return argv
+    module = importlib.import_module(COMMANDS[argv[position]][0])
+    default = getattr(module, "DEFAULT_SUBCOMMAND", None)
+    if default is None:
+        return argv
+    head, rest = argv[: position + 1], argv[position + 1 :]
+    return head + insert_default_subcommand(rest, *default)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``nnunet-ext``."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(
+        _with_default_subcommand(sys.argv[1:] if argv is None else argv)
+    )
     return run_cli(args._run, args, args._prog)
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "make_case",
     "make_raw_dataset",
     "minimal_plans",
+    "nnunet_environment",
     "sitk_properties",
     "write_prediction_folder",
 ]
@@ -88,6 +89,36 @@ def _write_image(array: NDArray[Any], path: Path, spacing: Sequence[float]) -> N
     image = sitk.GetImageFromArray(array)
     image.SetSpacing([float(s) for s in spacing])
     sitk.WriteImage(image, str(path), True)
+
+
+def nnunet_environment(
+    raw: str | os.PathLike[str],
+    preprocessed: str | os.PathLike[str],
+    results: str | os.PathLike[str] | None = None,
+    **extra: str,
+) -> dict[str, str]:
+    """The environment for running ``nnUNetv2_*`` commands on one workspace, one process each.
+
+    ``os.environ`` without its ``nnUNet_*`` variables (except ``nnUNet_extTrainer``, the trainer
+    folders a user set), plus ``nnUNet_raw``, ``nnUNet_preprocessed``, ``nnUNet_results`` (when
+    given), ``nnUNet_n_proc_DA=1`` and ``nnUNet_def_n_proc=1``, then ``extra``.
+
+    Examples:
+        >>> env = nnunet_environment("raw", "pre", MPLBACKEND="Agg")
+        >>> env["nnUNet_raw"], env["nnUNet_def_n_proc"], env["MPLBACKEND"], "nnUNet_results" in env
+        ('raw', '1', 'Agg', False)
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("nnUNet_") or k == "nnUNet_extTrainer"
+    }
+    env.update(nnUNet_raw=os.fspath(raw), nnUNet_preprocessed=os.fspath(preprocessed))
+    if results is not None:
+        env["nnUNet_results"] = os.fspath(results)
+    env.update(nnUNet_n_proc_DA="1", nnUNet_def_n_proc="1")
+    env.update(extra)
+    return env
 
 
 def make_raw_dataset(

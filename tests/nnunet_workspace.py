@@ -7,12 +7,13 @@ would have: the three nnU-Net paths, small iteration counts, and nothing else of
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from nnunet_ext.synthetic import nnunet_environment
 
 DATASET_ID = 501
 DATASET_NAME = "Dataset501_SyntheticHeart"
@@ -28,20 +29,9 @@ class NnunetWorkspace:
     results: Path
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("nnUNet_") or k == "nnUNet_extTrainer"
-        }
+        env = nnunet_environment(self.raw, self.preprocessed, self.results)
         # nnUNet_extTrainer comes from our .pth in the child process; drop any inherited value
         env.pop("nnUNet_extTrainer", None)
-        env.update(
-            nnUNet_raw=str(self.raw),
-            nnUNet_preprocessed=str(self.preprocessed),
-            nnUNet_results=str(self.results),
-            nnUNet_n_proc_DA="1",
-            nnUNet_def_n_proc="1",
-        )
         env.update(extra)
         return env
 

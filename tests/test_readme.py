@@ -3,9 +3,14 @@ Python API example runs as written."""
 
 from __future__ import annotations
 
+import json
 import re
 import runpy
+import shlex
 from pathlib import Path
+
+import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -44,3 +49,81 @@ def test_every_command_in_the_umbrella_is_documented():
     commands = README.split("## Commands", 1)[1].split("## Python API", 1)[0]
     for command in COMMANDS:
         assert f"nnunet-ext {command}" in commands
+
+
+def _readme_commands() -> list[str]:
+    """Every ``nnunet-ext ...`` line of the README's bash blocks, continuations joined."""
+    commands = []
+    for block in _blocks("bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("  #", 1)[0].strip()
+            if line.startswith("nnunet-ext "):
+                commands.append(line)
+    return commands
+
+
+README_COMMANDS = _readme_commands()
+
+
+def _parse(argv):
+    from nnunet_ext._cli import finish_args
+    from nnunet_ext.cli import _with_default_subcommand, build_parser
+
+    args = build_parser().parse_args(_with_default_subcommand(argv))
+    return finish_args(args, getattr(args, "_required", ()))
+
+
+def test_the_readme_shows_every_command():
+    from nnunet_ext.cli import COMMANDS
+
+    assert {shlex.split(c)[1] for c in README_COMMANDS} == set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", README_COMMANDS)
+def test_every_readme_command_parses_as_written(command, capsys):
+    argv = shlex.split(command)[1:]
+    args = _parse(argv)  # a usage error exits 2 here
+    assert args._prog == f"nnunet-ext {argv[0]}"
+    assert "deprecated" not in capsys.readouterr().err
+
+
+def _write(path: Path, array: np.ndarray) -> None:
+    import SimpleITK as sitk  # noqa: N813
+
+    image = sitk.GetImageFromArray(array.astype(np.uint8))
+    image.SetSpacing((1.0, 1.0, 2.0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(image, str(path))
+
+
+def test_the_cheap_readme_commands_run_as_written(tmp_path, monkeypatch, capsys):
+    """postprocess apply, evaluate and submission build/check run for real, in the README's
+    order, on tiny data laid out under the README's folder names."""
+    from nnunet_ext.cli import main
+
+    rng = np.random.default_rng(0)
+    dataset = {"labels": {"background": 0, "a": 1, "b": 2, "c": 3}, "file_ending": ".nii.gz"}
+    for folder in ("fused", "labelsTs"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "dataset.json").write_text(json.dumps(dataset))
+    for case in ("case_0", "case_1"):
+        reference = np.zeros((6, 16, 16), np.uint8)
+        reference[1:5, 2:8, 2:8], reference[1:5, 9:14, 3:9], reference[2:4, 3:12, 10:14] = 1, 2, 3
+        noisy = np.where(rng.random(reference.shape) < 0.05, 0, reference)
+        _write(tmp_path / "labelsTs" / f"{case}.nii.gz", reference)
+        _write(tmp_path / "fused" / f"{case}.nii.gz", noisy)
+        _write(tmp_path / "imagesTs" / f"{case}_0000.nii.gz", reference * 10)
+    monkeypatch.chdir(tmp_path)
+    cheap = [
+        c
+        for c in README_COMMANDS
+        if c.startswith(
+            ("nnunet-ext postprocess apply -i fused -o clean --keep", "nnunet-ext evaluate")
+        )
+        or c.startswith("nnunet-ext submission")
+    ]
+    assert len(cheap) == 5
+    for command in cheap:
+        assert main(shlex.split(command)[1:]) == 0, (command, capsys.readouterr().err)
+    assert (tmp_path / "summary.json").is_file()
+    assert (tmp_path / "submission.zip").is_file()

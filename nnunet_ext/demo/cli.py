@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import main_for
+from nnunet_ext._cli import add_output, main_for
 
 DESCRIPTION = (
     "Run nnunet_ext end to end with real nnU-Net on a synthetic cardiac-like dataset: plan and "
@@ -19,18 +19,19 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the demo's arguments."""
-    parser.add_argument(
-        "-o",
-        "--output",
-        type=Path,
+    add_output(
+        parser,
+        "demo folder (rebuilt if it holds an earlier demo)",
+        metavar="DIR",
+        required=False,
         default=Path("nnunet_ext_demo"),
-        help="demo folder (rebuilt if it holds an earlier demo)",
     )
     parser.add_argument("--quick", action="store_true", help="smaller, faster run (used by tests)")
     parser.add_argument(
         "--seed",
         type=int,
         default=0,
+        metavar="S",
         help="seed of the synthetic dataset (nnU-Net's training is not seeded)",
     )
 
@@ -41,13 +42,15 @@ def run(args: argparse.Namespace) -> int:
 
     from nnunet_ext.demo.pipeline import DemoConfig, format_summary, run_demo
 
+    quiet = getattr(args, "quiet", 0) > 0
     print(
         f"nnunet-ext demo: real nnU-Net on a synthetic dataset, on the CPU, in {args.output}",
         flush=True,
     )
 
     def show(step: str) -> None:
-        print(f"  ... {step}", file=sys.stderr, flush=True)
+        if not quiet:
+            print(f"  ... {step}", file=sys.stderr, flush=True)
 
     config = DemoConfig.quick(args.seed) if args.quick else DemoConfig(seed=args.seed)
     result = run_demo(args.output, config, on_step=show)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nnunet_ext.synthetic import DEFAULT_LABELS, make_raw_dataset
+from nnunet_ext.synthetic import DEFAULT_LABELS, make_raw_dataset, nnunet_environment
 
 __all__ = ["DemoConfig", "DemoResult", "best_single_model", "nnunet_command", "run_demo"]
 
@@ -239,7 +239,8 @@ def _mean_dice(
     prediction_dir: Path, reference_dir: Path, out_json: Path
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Mean Dice and HD95 (mm) per label name, and their foreground means."""
-    from nnunet_ext.evaluate import evaluate_folder, write_evaluation
+    from nnunet_ext.evaluate import evaluate_folder
+    from nnunet_ext.evaluate.report import write_evaluation
 
     evaluation = evaluate_folder(
         prediction_dir,
@@ -281,82 +282,80 @@ def run_demo(
     out = Path(output_dir).resolve()
     _prepare_output(out)
     (out / "logs").mkdir()
-    raw, preprocessed, results = (
-        out / "nnUNet_raw",
-        out / "nnUNet_preprocessed",
-        out / "nnUNet_results",
-    )
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("nnUNet_") or k == "nnUNet_extTrainer"
-    }
-    env.update(
-        nnUNet_raw=str(raw),
-        nnUNet_preprocessed=str(preprocessed),
-        nnUNet_results=str(results),
-        nnUNet_n_proc_DA="1",
-        nnUNet_def_n_proc="1",
-        MPLBACKEND="Agg",
-    )
-    run = _Runner(out / "logs", env, on_step or (lambda step: logger.info("demo: %s", step)))
-    res = DemoResult(out)
-    paths = res.paths
-
+    demo = _Demo(config, out, on_step or (lambda step: logger.info("demo: %s", step)))
     start = time.perf_counter()
-    dataset = make_raw_dataset(
-        raw,
+    demo.dataset = make_raw_dataset(
+        demo.raw,
         dataset_id=DATASET_ID,
         num_training=config.num_training,
         num_test=config.num_test,
         shape=config.shape,
         seed=config.seed,
     )
-    run.timings["dataset"] = time.perf_counter() - start
-    paths["raw dataset"] = dataset
+    demo.run.timings["dataset"] = time.perf_counter() - start
+    demo.res.paths["raw dataset"] = demo.dataset
+    _stage_plan(demo)
+    cv_dirs = _stage_train(demo)
+    spec, pp_plan = _stage_tune(demo, cv_dirs)
+    final = _stage_predict(demo, spec, pp_plan)
+    _stage_evaluate(demo, final)
+    _stage_submission(demo, final)
+    demo.res.paths["logs"] = out / "logs"
+    demo.res.timings = demo.run.timings
+    return demo.res
 
-    run(
+
+class _Demo:
+    """What the demo's stages share: settings, folders, the step runner and the result."""
+
+    def __init__(self, config: DemoConfig, out: Path, on_step: Callable[[str], None]) -> None:
+        self.config, self.out = config, out
+        self.raw = out / "nnUNet_raw"
+        self.preprocessed = out / "nnUNet_preprocessed"
+        self.results = out / "nnUNet_results"
+        env = nnunet_environment(self.raw, self.preprocessed, self.results, MPLBACKEND="Agg")
+        self.run = _Runner(out / "logs", env, on_step)
+        self.res = DemoResult(out)
+        self.dataset = out
+        self.references = self.preprocessed / DATASET_NAME / "gt_segmentations"
+
+
+def _stage_plan(demo: _Demo) -> None:
+    """nnU-Net's plan and preprocess, then two folds (half of the training cases each)."""
+    demo.run(
         "plan_and_preprocess",
         [
             nnunet_command("nnUNetv2_plan_and_preprocess"),
-            "-d",
-            str(DATASET_ID),
-            "-c",
-            *CONFIGURATIONS,
-            "-np",
-            "1",
-            "-npfp",
-            "1",
-            "--verify_dataset_integrity",
+            *("-d", str(DATASET_ID), "-c", *CONFIGURATIONS),
+            *("-np", "1", "-npfp", "1", "--verify_dataset_integrity"),
         ],
     )
     # Two folds instead of nnU-Net's five: half of the training cases each.
-    cases = sorted(p.name[: -len(".nii.gz")] for p in (dataset / "labelsTr").glob("*.nii.gz"))
+    labels = (demo.dataset / "labelsTr").glob("*.nii.gz")
+    cases = sorted(p.name[: -len(".nii.gz")] for p in labels)
     half = len(cases) // 2
     splits = [
         {"train": cases[half:], "val": cases[:half]},
         {"train": cases[:half], "val": cases[half:]},
     ]
-    (preprocessed / DATASET_NAME / "splits_final.json").write_text(json.dumps(splits, indent=2))
-    references = preprocessed / DATASET_NAME / "gt_segmentations"
+    splits_file = demo.preprocessed / DATASET_NAME / "splits_final.json"
+    splits_file.write_text(json.dumps(splits, indent=2))
 
+
+def _stage_train(demo: _Demo) -> list[Path]:
+    """Train every configuration and fold, read its log; the merged cross-validation folders."""
+    config, out, run = demo.config, demo.out, demo.run
     cv_dirs = []
     for configuration in CONFIGURATIONS:
-        model_dir = results / DATASET_NAME / f"{config.trainer}__nnUNetPlans__{configuration}"
+        model_dir = demo.results / DATASET_NAME / f"{config.trainer}__nnUNetPlans__{configuration}"
         for fold in FOLDS:
             fold_dir = model_dir / f"fold_{fold}"
             run(
                 f"train/{configuration}/fold_{fold}",
                 [
                     nnunet_command("nnUNetv2_train"),
-                    str(DATASET_ID),
-                    configuration,
-                    str(fold),
-                    "-tr",
-                    config.trainer,
-                    "-device",
-                    "cpu",
-                    "--npz",
+                    *(str(DATASET_ID), configuration, str(fold), "-tr", config.trainer),
+                    *("-device", "cpu", "--npz"),
                 ],
                 **config.training_env,
             )
@@ -365,71 +364,56 @@ def run_demo(
             run(
                 f"log/{configuration}/fold_{fold}",
                 _ours(
-                    "log",
-                    str(fold_dir),
-                    "--json",
-                    str(curves / f"{configuration}_fold_{fold}.json"),
-                    "--plot",
-                    str(curves / f"{configuration}_fold_{fold}.png"),
+                    *("log", "-i", str(fold_dir)),
+                    *("--json", str(curves / f"{configuration}_fold_{fold}.json")),
+                    *("--plot", str(curves / f"{configuration}_fold_{fold}.png")),
                 ),
             )
-            res.training[f"{configuration}/fold_{fold}"] = json.loads(
+            demo.res.training[f"{configuration}/fold_{fold}"] = json.loads(
                 (fold_dir / "nnunet_ext_training.json").read_text()
             )
-        paths[f"model {configuration}"] = model_dir
+        demo.res.paths[f"model {configuration}"] = model_dir
         cv_dirs.append(_merge_cross_validation(model_dir, out / "cross_validation" / configuration))
-    paths["training curves"] = out / "training_curves"
+    demo.res.paths["training curves"] = out / "training_curves"
+    return cv_dirs
 
+
+def _stage_tune(demo: _Demo, cv_dirs: Sequence[Path]) -> tuple[Path, Path]:
+    """Tune the ensemble on the cross-validation, fuse it, determine postprocessing on it."""
+    out, run = demo.out, demo.run
     tuning = out / "tuning"
     tuning.mkdir()
     spec = tuning / "ensemble_spec.json"
     run(
         "tune",
         _ours(
-            "tune",
-            "-i",
-            *map(str, cv_dirs),
-            "--reference",
-            str(references),
-            "-o",
-            str(spec),
-            "--report",
-            str(tuning / "tuning_report.json"),
-            "--figure",
-            str(tuning / "tuning_gains.png"),
+            *("tune", "-i", *map(str, cv_dirs), "-r", str(demo.references), "-o", str(spec)),
+            *("--json", str(tuning / "tuning_report.json")),
+            *("--figure", str(tuning / "tuning_gains.png")),
         ),
     )
     fused_cv = out / "cross_validation" / "ensemble_tuned"
     run(
         "ensemble/cross_validation",
-        _ours(
-            "ensemble",
-            "-i",
-            *map(str, cv_dirs),
-            "--spec",
-            str(spec),
-            "-o",
-            str(fused_cv),
-        ),
+        _ours("ensemble", "-i", *map(str, cv_dirs), "--spec", str(spec), "-o", str(fused_cv)),
     )
     pp_plan = tuning / "postprocessing_plan.json"
     run(
         "postprocess/determine",
         _ours(
-            "postprocess",
-            "determine",
-            "-i",
-            str(fused_cv),
-            "-r",
-            str(references),
-            "-o",
-            str(pp_plan),
+            *("postprocess", "determine", "-i", str(fused_cv)),
+            *("-r", str(demo.references), "-o", str(pp_plan)),
         ),
     )
-    paths["ensemble spec"] = spec
-    paths["postprocessing plan"] = pp_plan
+    demo.res.paths["ensemble spec"] = spec
+    demo.res.paths["postprocessing plan"] = pp_plan
+    return spec, pp_plan
 
-    predictions = out / "predictions"
+
+def _stage_predict(demo: _Demo, spec: Path, pp_plan: Path) -> Path:
+    """Predict the test images per model and as ensembles (both routes), then postprocess."""
+    run, images = demo.run, demo.dataset / "imagesTs"
+    predictions = demo.out / "predictions"
     members = []
     for configuration in CONFIGURATIONS:
         target = predictions / configuration
@@ -437,25 +421,9 @@ def run_demo(
             f"predict/{configuration}",
             [
                 nnunet_command("nnUNetv2_predict"),
-                "-i",
-                str(dataset / "imagesTs"),
-                "-o",
-                str(target),
-                "-d",
-                str(DATASET_ID),
-                "-c",
-                configuration,
-                "-f",
-                *map(str, FOLDS),
-                "-tr",
-                config.trainer,
-                "--save_probabilities",
-                "-device",
-                "cpu",
-                "-npp",
-                "1",
-                "-nps",
-                "1",
+                *("-i", str(images), "-o", str(target), "-d", str(DATASET_ID)),
+                *("-c", configuration, "-f", *map(str, FOLDS), "-tr", demo.config.trainer),
+                *("--save_probabilities", "-device", "cpu", "-npp", "1", "-nps", "1"),
             ],
         )
         members.append(str(target))
@@ -464,53 +432,42 @@ def run_demo(
         _ours("ensemble", "-i", *members, "-o", str(predictions / "ensemble_equal")),
     )
     # the tuned ensemble in one pass from the models (no per-model .npz), and the npz route beside
-    predict_spec = _model_spec(spec, [paths[f"model {c}"] for c in CONFIGURATIONS], tuning)
+    models = [demo.res.paths[f"model {c}"] for c in CONFIGURATIONS]
+    predict_spec = _model_spec(spec, models, spec.parent)
     run(
         "predict/tuned",
         _ours(
-            "predict",
-            "-i",
-            str(dataset / "imagesTs"),
-            "-o",
-            str(predictions / "ensemble_tuned"),
-            "--spec",
-            str(predict_spec),
-            "--device",
-            "cpu",
+            *("predict", "-i", str(images), "-o", str(predictions / "ensemble_tuned")),
+            *("--spec", str(predict_spec), "--device", "cpu"),
         ),
     )
     run(
         "ensemble/tuned (npz route)",
         _ours(
-            "ensemble",
-            "-i",
-            *members,
-            "--spec",
-            str(spec),
-            "-o",
-            str(predictions / "ensemble_tuned_npz_route"),
+            *("ensemble", "-i", *members, "--spec", str(spec)),
+            *("-o", str(predictions / "ensemble_tuned_npz_route")),
         ),
     )
-    res.routes = _route_costs(run.timings, [Path(m) for m in members], predictions)
+    demo.res.routes = _route_costs(run.timings, [Path(m) for m in members], predictions)
     final = predictions / "ensemble_tuned_postprocessed"
     run(
         "postprocess",
         _ours(
-            "postprocess",
-            "-i",
-            str(predictions / "ensemble_tuned"),
-            "-o",
-            str(final),
-            "--plan",
-            str(pp_plan),
+            *("postprocess", "apply", "-i", str(predictions / "ensemble_tuned")),
+            *("-o", str(final), "--plan", str(pp_plan)),
         ),
     )
-    paths["predictions"] = predictions
+    demo.res.paths["predictions"] = predictions
     # The postprocessed folder needs dataset.json to be evaluated with label names.
     if not (final / "dataset.json").exists():
         shutil.copy2(predictions / "ensemble_tuned" / "dataset.json", final / "dataset.json")
+    return final
 
-    evaluation = out / "evaluation"
+
+def _stage_evaluate(demo: _Demo, final: Path) -> None:
+    """Dice and HD95 per label of every method on the test cases."""
+    predictions = demo.out / "predictions"
+    evaluation = demo.out / "evaluation"
     evaluation.mkdir()
     start = time.perf_counter()
     for method, folder in (
@@ -520,49 +477,37 @@ def run_demo(
         ("ensemble (tuned)", predictions / "ensemble_tuned"),
         ("tuned + postprocessing", final),
     ):
-        res.dice[method], res.hd95[method] = _mean_dice(
-            folder, dataset / "labelsTs", evaluation / f"{folder.name}.json"
+        demo.res.dice[method], demo.res.hd95[method] = _mean_dice(
+            folder, demo.dataset / "labelsTs", evaluation / f"{folder.name}.json"
         )
-    run.timings["evaluate"] = time.perf_counter() - start
-    paths["evaluation"] = evaluation
+    demo.run.timings["evaluate"] = time.perf_counter() - start
+    demo.res.paths["evaluation"] = evaluation
 
-    submission = out / "submission"
+
+def _stage_submission(demo: _Demo, final: Path) -> None:
+    """Build the submission zip with a preview, and check it."""
+    submission = demo.out / "submission"
     submission.mkdir()
     zip_path = submission / "submission.zip"
+    images = str(demo.dataset / "imagesTs")
     labels = [str(v) for v in DEFAULT_LABELS.values()]
-    run(
+    demo.run(
         "submission/build",
         _ours(
-            "submission",
-            "build",
-            str(final),
-            "-o",
-            str(zip_path),
-            "--images",
-            str(dataset / "imagesTs"),
-            "--labels",
-            *labels,
-            "--preview",
-            str(submission / "preview.png"),
+            *("submission", "build", "-i", str(final), "-o", str(zip_path)),
+            *("--images", images, "--labels", *labels),
+            *("--preview", str(submission / "preview.png")),
         ),
     )
-    run(
+    demo.run(
         "submission/check",
         _ours(
-            "submission",
-            "check",
-            str(zip_path),
-            "--images",
-            str(dataset / "imagesTs"),
-            "--labels",
-            *labels,
+            *("submission", "check", "-i", str(zip_path)),
+            *("--images", images, "--labels", *labels),
         ),
     )
-    paths["submission zip"] = zip_path
-    paths["submission preview"] = submission / "preview.png"
-    paths["logs"] = out / "logs"
-    res.timings = run.timings
-    return res
+    demo.res.paths["submission zip"] = zip_path
+    demo.res.paths["submission preview"] = submission / "preview.png"
 
 
 def best_single_model(dice: Mapping[str, Mapping[str, float]]) -> str | None:

@@ -7,11 +7,20 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import command_name, main_for
+from nnunet_ext._cli import (
+    add_json,
+    add_num_workers,
+    add_overwrite,
+    command_name,
+    main_for,
+)
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 from nnunet_ext.io.outputs import Output, guard_outputs
 
-__all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
+__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
+
+#: Library parameter names as this command's flags, for error messages.
+PARAMETER_FLAGS = {"dataset": "--dataset"}
 
 DESCRIPTION = (
     "Check the nnU-Net environment (nnUNet_raw/_preprocessed/_results, nnunetv2 version, our "
@@ -46,18 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip the torch device probe (a child process importing torch, a few seconds)",
     )
-    parser.add_argument(
-        "-j",
-        "--num-workers",
-        type=int,
-        default=min(8, os.cpu_count() or 1),
-        metavar="N",
-        help="processes reading files in parallel",
-    )
-    parser.add_argument(
-        "--json", type=Path, metavar="OUT.json", help="also write the findings as JSON"
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    add_num_workers(parser, "processes reading files in parallel")
+    add_json(parser, "also write the findings as JSON")
+    add_overwrite(parser, "replace an existing --json file")
     add_executor_arguments(parser)
 
 
@@ -65,8 +65,6 @@ def run(args: argparse.Namespace) -> int:
     """Run ``nnunet-ext doctor``."""
     from nnunet_ext.doctor.environment import NNUNET_FOLDERS
 
-    if args.num_workers < 1:
-        raise ValueError(f"--num-workers must be >= 1; got {args.num_workers}.")
     outputs = [None if args.json is None else Output(args.json, "--json", (".json",))]
     roots = [os.environ.get(name) or None for name in NNUNET_FOLDERS]
     with guard_outputs(

@@ -65,7 +65,7 @@ def find_dataset_folders(
     if dataset is not None and not any(found.values()):
         listing = ", ".join(sorted(available)[:10]) or "none"
         raise ValueError(
-            f"--dataset {str(dataset)!r} matches no Dataset folder in "
+            f"dataset {str(dataset)!r} matches no Dataset folder in "
             f"{', '.join(str(r) for r in roots.values())}; available: {listing}."
         )
     return found
@@ -103,7 +103,7 @@ def check_raw_dataset(folder: Path) -> tuple[list[Finding], list[Job]]:
     Returns:
         The layout findings and the read jobs (images, labels with their declared values).
     """
-    from nnunet_ext.io import LabelSpec, list_case_files, load_json
+    from nnunet_ext.io import LabelSpec, load_json
 
     findings: list[Finding] = []
     jobs: list[Job] = []
@@ -137,63 +137,20 @@ def check_raw_dataset(folder: Path) -> tuple[list[Finding], list[Job]]:
     image_cases: dict[str, set[int]] = {}
     for sub in ("imagesTr", "imagesTs"):
         images = folder / sub
-        if not images.is_dir():
+        if images.is_dir():
+            cases = _check_image_folder(images, ending, num_channels, findings, jobs)
             if sub == "imagesTr":
-                findings.append(
-                    Finding(
-                        "error",
-                        "dataset",
-                        "imagesTr folder is missing",
-                        path=str(images),
-                        fix="put the training images there",
-                    )
+                image_cases = cases
+        elif sub == "imagesTr":
+            findings.append(
+                Finding(
+                    "error",
+                    "dataset",
+                    "imagesTr folder is missing",
+                    path=str(images),
+                    fix="put the training images there",
                 )
-            continue
-        files, _ = list_case_files(images, ending)
-        for stem, path in files.items():
-            jobs.append(("image", str(path), {"area": "raw"}))
-            match = _CHANNEL.match(stem)
-            if match is None:
-                findings.append(
-                    Finding(
-                        "error",
-                        "channels",
-                        f"image names must end with a 4-digit channel suffix (CASE_0000{ending})",
-                        path=str(path),
-                        fix=f"rename it to {stem}_0000{ending}",
-                    )
-                )
-                continue
-            case, channel = match.group(1), int(match.group(2))
-            if channel >= num_channels:
-                findings.append(
-                    Finding(
-                        "error",
-                        "channels",
-                        f"channel suffix _{channel:04d} but dataset.json declares {num_channels} "
-                        f"channel(s) (_0000 to _{num_channels - 1:04d})",
-                        path=str(path),
-                        fix="rename it to its channel index or add the channel to channel_names",
-                    )
-                )
-                continue
-            if sub == "imagesTr":
-                image_cases.setdefault(case, set()).add(channel)
-        for other in sorted(images.iterdir()):
-            if (
-                other.is_file()
-                and not other.name.startswith(".")
-                and not other.name.endswith(ending)
-            ):
-                findings.append(
-                    Finding(
-                        "warning",
-                        "dataset",
-                        f"not a {ending} file (file_ending in dataset.json): nnU-Net ignores it",
-                        path=str(other),
-                        fix="convert it or move it elsewhere",
-                    )
-                )
+            )
     for case, present in sorted(image_cases.items()):
         missing = sorted(set(range(num_channels)) - present)
         if missing:
@@ -207,6 +164,82 @@ def check_raw_dataset(folder: Path) -> tuple[list[Finding], list[Job]]:
                     fix="add the missing channel images",
                 )
             )
+    if _check_labels(folder, ending, declared, image_cases, findings, jobs):
+        num_training = data.get("numTraining")
+        if isinstance(num_training, int) and image_cases and num_training != len(image_cases):
+            findings.append(
+                Finding(
+                    "warning",
+                    "dataset",
+                    f"numTraining is {num_training} but imagesTr holds {len(image_cases)} cases",
+                    path=str(dataset_json),
+                    fix=f"set numTraining to {len(image_cases)}",
+                )
+            )
+    return findings, jobs
+
+
+def _check_image_folder(
+    images: Path, ending: str, num_channels: int, findings: list[Finding], jobs: list[Job]
+) -> dict[str, set[int]]:
+    """Read jobs and channel-suffix findings for one images folder; the channels per case."""
+    from nnunet_ext.io import list_case_files
+
+    image_cases: dict[str, set[int]] = {}
+    files, _ = list_case_files(images, ending)
+    for stem, path in files.items():
+        jobs.append(("image", str(path), {"area": "raw"}))
+        match = _CHANNEL.match(stem)
+        if match is None:
+            findings.append(
+                Finding(
+                    "error",
+                    "channels",
+                    f"image names must end with a 4-digit channel suffix (CASE_0000{ending})",
+                    path=str(path),
+                    fix=f"rename it to {stem}_0000{ending}",
+                )
+            )
+            continue
+        case, channel = match.group(1), int(match.group(2))
+        if channel >= num_channels:
+            findings.append(
+                Finding(
+                    "error",
+                    "channels",
+                    f"channel suffix _{channel:04d} but dataset.json declares {num_channels} "
+                    f"channel(s) (_0000 to _{num_channels - 1:04d})",
+                    path=str(path),
+                    fix="rename it to its channel index or add the channel to channel_names",
+                )
+            )
+            continue
+        image_cases.setdefault(case, set()).add(channel)
+    for other in sorted(images.iterdir()):
+        if other.is_file() and not other.name.startswith(".") and not other.name.endswith(ending):
+            findings.append(
+                Finding(
+                    "warning",
+                    "dataset",
+                    f"not a {ending} file (file_ending in dataset.json): nnU-Net ignores it",
+                    path=str(other),
+                    fix="convert it or move it elsewhere",
+                )
+            )
+    return image_cases
+
+
+def _check_labels(
+    folder: Path,
+    ending: str,
+    declared: list[int],
+    image_cases: Mapping[str, set[int]],
+    findings: list[Finding],
+    jobs: list[Job],
+) -> bool:
+    """Read jobs for labelsTr and image/label pairing findings; ``False`` if it is missing."""
+    from nnunet_ext.io import list_case_files
+
     labels_dir = folder / "labelsTr"
     if not labels_dir.is_dir():
         findings.append(
@@ -218,7 +251,7 @@ def check_raw_dataset(folder: Path) -> tuple[list[Finding], list[Job]]:
                 fix="put the training labels there",
             )
         )
-        return findings, jobs
+        return False
     labels, _ = list_case_files(labels_dir, ending)
     for case, path in labels.items():
         jobs.append(("label", str(path), {"area": "raw", "declared": declared}))
@@ -242,18 +275,7 @@ def check_raw_dataset(folder: Path) -> tuple[list[Finding], list[Job]]:
                 fix="add the label or move the image to imagesTs",
             )
         )
-    num_training = data.get("numTraining")
-    if isinstance(num_training, int) and image_cases and num_training != len(image_cases):
-        findings.append(
-            Finding(
-                "warning",
-                "dataset",
-                f"numTraining is {num_training} but imagesTr holds {len(image_cases)} cases",
-                path=str(dataset_json),
-                fix=f"set numTraining to {len(image_cases)}",
-            )
-        )
-    return findings, jobs
+    return True
 
 
 def _walk(folder: Path) -> Iterable[Path]:

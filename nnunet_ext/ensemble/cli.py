@@ -7,11 +7,24 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import command_name, main_for
+from nnunet_ext._cli import (
+    add_allow_missing,
+    add_input,
+    add_num_workers,
+    add_output,
+    add_overwrite,
+    add_save_probabilities,
+    command_name,
+    main_for,
+)
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 from nnunet_ext.io.outputs import Output, guard_outputs
 
-__all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
+# Same shape as every cli.py on purpose: DESCRIPTION, PARAMETER_FLAGS, add_arguments, run, main.
+__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
+
+#: Library parameter names as this command's flags, for error messages.
+PARAMETER_FLAGS = {"input_dirs": "-i/--input", "output_dir": "-o/--output"}
 
 DESCRIPTION = (
     "Fuse nnU-Net probability folders (CASE.npz + CASE.pkl from nnUNetv2_predict "
@@ -23,24 +36,13 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ensemble options to ``parser``."""
-    parser.add_argument(
-        "-i",
-        "--input",
-        dest="input_dirs",
-        nargs="+",
-        type=Path,
-        metavar="DIR",
-        help="prediction folders to fuse (optional with --spec, which then supplies them)",
+    add_input(
+        parser,
+        "prediction folders to fuse (optional with --spec, which then supplies them)",
+        multiple=True,
+        required=False,
     )
-    parser.add_argument(
-        "-o",
-        "--output",
-        dest="output_dir",
-        type=Path,
-        required=True,
-        metavar="OUT",
-        help="output folder",
-    )
+    add_output(parser, "output folder")
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument(
         "--weights",
@@ -57,22 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "member, decision 'scale'); with -i its weights and rules apply to the given folders in "
         "the same order",
     )
-    parser.add_argument(
-        "--save-probabilities",
-        action="store_true",
-        help="also write the fused CASE.npz and CASE.pkl",
-    )
-    parser.add_argument(
-        "-j", "--num-workers", type=int, default=1, metavar="N", help="cases fused in parallel"
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="redo cases whose outputs already exist"
-    )
-    parser.add_argument(
-        "--allow-missing",
-        action="store_true",
-        help="fuse each case from the folders that have it instead of failing",
-    )
+    add_save_probabilities(parser)
+    add_num_workers(parser, "cases fused in parallel")
+    add_overwrite(parser, "redo cases whose outputs already exist")
+    add_allow_missing(parser, "fuse each case from the folders that have it instead of failing")
     parser.add_argument(
         "--no-isal",
         action="store_true",
@@ -83,21 +73,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the ensemble described by parsed ``args``; print a JSON summary on stdout."""
-    if not args.input_dirs and args.spec is None:
+    if not args.input and args.spec is None:
         raise ValueError("-i/--input must list prediction folders (or give --spec); got none.")
-    if args.num_workers < 1:
-        raise ValueError(f"-j/--num-workers must be >= 1; got {args.num_workers}.")
     from nnunet_ext.ensemble.folders import ensemble_folders
 
     with guard_outputs(
-        [Output(args.output_dir, "-o/--output", folder=True, cases=True)],
-        inputs=[*(args.input_dirs or []), args.spec],
+        [Output(args.output, "-o/--output", folder=True, cases=True)],
+        inputs=[*(args.input or []), args.spec],
         overwrite=args.overwrite,
         command=command_name(args, "nnunet-ext ensemble"),
     ):
+        # One explicit line per flag -> parameter, as in every cli.py (deliberately not generic).
         summary = ensemble_folders(
-            args.input_dirs,
-            args.output_dir,
+            args.input,
+            args.output,
             weights=args.weights,
             spec=args.spec,
             save_probabilities=args.save_probabilities,

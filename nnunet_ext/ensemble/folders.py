@@ -45,6 +45,7 @@ from nnunet_ext.io import (
     write_json,
 )
 from nnunet_ext.io.probabilities import (
+    PairedCases,
     ProbabilityFile,
     inspect_probabilities,
     iter_probability_chunks,
@@ -333,23 +334,7 @@ def plan_ensemble(
     Raises:
         ValueError, FileNotFoundError, NotADirectoryError, FileExistsError: For any bad input.
     """
-    spec_source = "--label-weights"
-    if spec is not None and not isinstance(spec, EnsembleSpec):
-        spec_source = str(spec)
-        spec = EnsembleSpec.load(spec)
-    elif spec is not None:
-        spec_source = "spec"
-    if spec is not None:
-        if weights is not None or label_weights is not None:
-            raise ValueError(
-                "weights must not be given together with a spec; put them in the spec."
-            )
-        if input_dirs:
-            spec = spec.with_input_dirs(input_dirs)
-    else:
-        if not input_dirs:
-            raise ValueError("input_dirs must list at least one prediction folder; got none.")
-        spec = EnsembleSpec.from_weights(input_dirs, weights=weights, label_weights=label_weights)
+    spec, spec_source = _resolve_spec(input_dirs, weights, label_weights, spec)
     folders = [m.path.resolve() for m in spec.members]
     spec = spec.with_input_dirs(folders)
     if len(set(folders)) != len(folders):
@@ -361,29 +346,8 @@ def plan_ensemble(
     for folder in folders:
         if not folder.is_dir():
             raise NotADirectoryError(f"input folder not found: {folder}")
-
-    # label definitions must agree
-    label_spec, dataset_json_file = _load_label_spec(folders[0])
-    for folder in folders[1:]:
-        other, file = _load_label_spec(folder)
-        if (other.labels, other.regions_class_order) != (
-            label_spec.labels,
-            label_spec.regions_class_order,
-        ):
-            raise ValueError(
-                f"dataset.json label definitions differ: {dataset_json_file} has "
-                f"{label_spec.labels} but {file} has {other.labels}. Only predictions of the same "
-                "labels can be fused."
-            )
-    plans_json_file = folders[0] / "plans.json"
-    if not plans_json_file.is_file():
-        raise FileNotFoundError(
-            f"{plans_json_file} not found; it selects nnU-Net's image writer. "
-            "nnUNetv2_predict copies it into prediction folders; copy it from the model folder."
-        )
-    plans = load_plans(plans_json_file)
-    rw_name: str = plans["image_reader_writer"]  # validated by load_plans
-    reader_writer(rw_name)  # import errors fail here, before any work
+    label_spec, dataset_json_file = _shared_label_spec(folders)
+    plans_json_file, rw_name = _image_reader_writer(folders[0])
     channels, _ = _label_channels(label_spec)
     num_classes = len(channels)
     regions_order = label_spec.regions_class_order if label_spec.has_regions else None
@@ -396,30 +360,8 @@ def plan_ensemble(
     matrix = weight_matrix(spec, label_spec, source=spec_source)
     normalize_weights(matrix, num_members=len(folders), num_classes=num_classes)
     rules = label_rules(spec, label_spec)
-
-    # pair the cases
-    paired = pair_probability_files(folders)
-    if paired.ignored:
-        logger.warning(
-            "ignoring %d hidden file(s): %s",
-            len(paired.ignored),
-            _list_some([str(p) for p in paired.ignored]),
-        )
-    missing = paired.missing
-    if missing and not allow_missing:
-        details = [
-            f"{case} (missing in {', '.join(str(d) for d in dirs)})"
-            for case, dirs in missing.items()
-        ]
-        raise ValueError(
-            f"{len(missing)} case(s) are missing from some input folders: "
-            f"{_list_some(details, 3)}. Add the predictions, or pass --allow-missing to fuse "
-            "each case from the folders that have it."
-        )
-
+    paired = _paired_cases(folders, allow_missing)
     file_ending = label_spec.file_ending
-    out_exists = out.is_dir()
-    previous = out / PROVENANCE_FILE
     provenance = {
         "schema_version": 1,
         "tool": "nnunet_ext.ensemble",
@@ -432,94 +374,19 @@ def plan_ensemble(
         "file_ending": file_ending,
         "image_reader_writer": rw_name,
     }
-    if out_exists and not overwrite and not previous.is_file():
-        foreign = sorted(p.name for p in out.glob(f"*{file_ending}") if not p.name.startswith("."))
-        if foreign:
-            raise FileExistsError(
-                f"{out} already holds {len(foreign)} label file(s) not written by this command "
-                f"({_list_some(foreign, 3)}). Pass --overwrite (overwrite=True) to replace them, "
-                "or choose an empty output folder."
-            )
-    if out_exists and not overwrite and previous.is_file():
-        old = load_json(previous)
-        keys = ("inputs", "weights", "save_probabilities", "file_ending")
-        if (
-            not isinstance(old, dict)
-            or any(old.get(k) != provenance[k] for k in keys)
-            or old.get("spec", {}).get("rules", []) != provenance["spec"].get("rules", [])
-        ):
-            raise FileExistsError(
-                f"{out} holds an ensemble made with other inputs or weights ({previous}). "
-                "Pass --overwrite (overwrite=True) to replace it, or choose another output folder."
-            )
-
+    if out.is_dir() and not overwrite:
+        _check_previous_output(out, provenance)
+    context = _JobContext(
+        folders, matrix, rules, num_classes, dataset_json_file, rw_name, out, file_ending
+    )
     jobs: list[CaseJob] = []
     skipped: list[str] = []
     for case, paths in paired.cases.items():
-        present = [(i, p) for i, p in enumerate(paths) if p is not None]
-        infos = [inspect_probabilities(p) for _, p in present]
-        first = infos[0]
-        for info in infos[1:]:
-            if info.shape != first.shape:
-                raise InputError(
-                    info.path,
-                    f"probabilities of shape {first.shape} like {first.path} (case {case!r})",
-                    f"shape {info.shape}",
-                    fix="Predictions must come from the same images.",
-                )
-        if first.num_classes != num_classes:
-            raise InputError(
-                first.path,
-                f"{num_classes} channels, as {dataset_json_file} defines (case {case!r})",
-                f"{first.num_classes} channels",
-                fix="Fuse predictions of this dataset only.",
-            )
-        properties = [
-            load_case_properties(p, reader_writer=rw_name, shape=first.spatial_shape)
-            for _, p in present
-        ]
-        case_weights = matrix[[i for i, _ in present]]
-        if len(present) < len(folders):
-            try:
-                normalized = normalize_weights(
-                    case_weights, num_members=len(present), num_classes=num_classes
-                )
-            except ValueError as err:
-                raise ValueError(
-                    f"case {case!r} (present in {len(present)} folders only): {err}"
-                ) from err
-        else:
-            normalized = normalize_weights(
-                case_weights, num_members=len(present), num_classes=num_classes
-            )
-        position = {folder_index: k for k, (folder_index, _) in enumerate(present)}
-        for label, member in rules.take:
-            if member not in position:
-                raise ValueError(
-                    f"case {case!r}: the spec's from rule for label {label} needs member {member} "
-                    f"({folders[member]}), which lacks this case. Add the prediction."
-                )
-        case_rules = LabelRules(rules.scale, tuple((c, position[m]) for c, m in rules.take))
-        label_file = out / f"{case}{file_ending}"
-        npz_file = out / f"{case}.npz" if save_probabilities else None
-        complete = label_file.is_file() and (
-            npz_file is None or (npz_file.is_file() and (out / f"{case}.pkl").is_file())
-        )
-        if complete and not overwrite:
+        job = _case_job(case, paths, context, save_probabilities=save_probabilities)
+        if job.complete and not overwrite:
             skipped.append(case)
-            continue
-        jobs.append(
-            CaseJob(
-                case_id=case,
-                members=tuple(infos),
-                member_dirs=tuple(i for i, _ in present),
-                weights=normalized,
-                properties=properties[0],
-                label_file=label_file,
-                probabilities_file=npz_file,
-                rules=case_rules,
-            )
-        )
+        else:
+            jobs.append(job.job)
     return EnsemblePlan(
         spec=spec,
         output_dir=out,
@@ -536,6 +403,198 @@ def plan_ensemble(
         save_probabilities=save_probabilities,
         provenance=provenance,
     )
+
+
+def _resolve_spec(
+    input_dirs: Sequence[str | os.PathLike[str]] | None,
+    weights: Sequence[float] | None,
+    label_weights: Sequence[Mapping[str | int, float]] | None,
+    spec: EnsembleSpec | str | os.PathLike[str] | None,
+) -> tuple[EnsembleSpec, str]:
+    """The spec to fuse with (loaded, or built from ``weights``) and its name for messages."""
+    spec_source = "--label-weights"
+    if spec is not None and not isinstance(spec, EnsembleSpec):
+        spec_source = str(spec)
+        spec = EnsembleSpec.load(spec)
+    elif spec is not None:
+        spec_source = "spec"
+    if spec is not None:
+        if weights is not None or label_weights is not None:
+            raise ValueError(
+                "weights must not be given together with a spec; put them in the spec."
+            )
+        if input_dirs:
+            spec = spec.with_input_dirs(input_dirs)
+        return spec, spec_source
+    if not input_dirs:
+        raise ValueError("input_dirs must list at least one prediction folder; got none.")
+    spec = EnsembleSpec.from_weights(input_dirs, weights=weights, label_weights=label_weights)
+    return spec, spec_source
+
+
+def _shared_label_spec(folders: Sequence[Path]) -> tuple[LabelSpec, Path]:
+    """The label definitions, which every folder's ``dataset.json`` must agree on."""
+    label_spec, dataset_json_file = _load_label_spec(folders[0])
+    for folder in folders[1:]:
+        other, file = _load_label_spec(folder)
+        if (other.labels, other.regions_class_order) != (
+            label_spec.labels,
+            label_spec.regions_class_order,
+        ):
+            raise ValueError(
+                f"dataset.json label definitions differ: {dataset_json_file} has "
+                f"{label_spec.labels} but {file} has {other.labels}. Only predictions of the same "
+                "labels can be fused."
+            )
+    return label_spec, dataset_json_file
+
+
+def _image_reader_writer(folder: Path) -> tuple[Path, str]:
+    """``plans.json`` of the first folder and nnU-Net's image reader/writer it names."""
+    plans_json_file = folder / "plans.json"
+    if not plans_json_file.is_file():
+        raise FileNotFoundError(
+            f"{plans_json_file} not found; it selects nnU-Net's image writer. "
+            "nnUNetv2_predict copies it into prediction folders; copy it from the model folder."
+        )
+    plans = load_plans(plans_json_file)
+    rw_name: str = plans["image_reader_writer"]  # validated by load_plans
+    reader_writer(rw_name)  # import errors fail here, before any work
+    return plans_json_file, rw_name
+
+
+def _paired_cases(folders: Sequence[Path], allow_missing: bool) -> PairedCases:
+    """The probability files of every case across the folders; missing ones refused."""
+    paired = pair_probability_files(folders)
+    if paired.ignored:
+        logger.warning(
+            "ignoring %d hidden file(s): %s",
+            len(paired.ignored),
+            _list_some([str(p) for p in paired.ignored]),
+        )
+    missing = paired.missing
+    if missing and not allow_missing:
+        details = [
+            f"{case} (missing in {', '.join(str(d) for d in dirs)})"
+            for case, dirs in missing.items()
+        ]
+        raise ValueError(
+            f"{len(missing)} case(s) are missing from some input folders: "
+            f"{_list_some(details, 3)}. Add the predictions, or pass allow_missing=True to fuse "
+            "each case from the folders that have it."
+        )
+    return paired
+
+
+def _check_previous_output(out: Path, provenance: Mapping[str, Any]) -> None:
+    """Refuse (without ``overwrite``) a folder holding other labels or another ensemble."""
+    previous = out / PROVENANCE_FILE
+    file_ending = provenance["file_ending"]
+    if not previous.is_file():
+        foreign = sorted(p.name for p in out.glob(f"*{file_ending}") if not p.name.startswith("."))
+        if foreign:
+            raise FileExistsError(
+                f"{out} already holds {len(foreign)} label file(s) not written by this command "
+                f"({_list_some(foreign, 3)}). Pass overwrite=True to replace them, "
+                "or choose an empty output folder."
+            )
+        return
+    old = load_json(previous)
+    keys = ("inputs", "weights", "save_probabilities", "file_ending")
+    if (
+        not isinstance(old, dict)
+        or any(old.get(k) != provenance[k] for k in keys)
+        or old.get("spec", {}).get("rules", []) != provenance["spec"].get("rules", [])
+    ):
+        raise FileExistsError(
+            f"{out} holds an ensemble made with other inputs or weights ({previous}). "
+            "Pass overwrite=True to replace it, or choose another output folder."
+        )
+
+
+@dataclass(frozen=True)
+class _JobContext:
+    """What every case job of one ensemble shares."""
+
+    folders: Sequence[Path]
+    matrix: NDArray[np.float64]
+    rules: LabelRules
+    num_classes: int
+    dataset_json_file: Path
+    rw_name: str
+    out: Path
+    file_ending: str
+
+
+@dataclass(frozen=True)
+class _PlannedJob:
+    job: CaseJob
+    complete: bool
+
+
+def _case_job(
+    case: str, paths: Sequence[Path | None], context: _JobContext, *, save_probabilities: bool
+) -> _PlannedJob:
+    """Check one case's probability files against each other and the dataset; build its job."""
+    present = [(i, p) for i, p in enumerate(paths) if p is not None]
+    infos = [inspect_probabilities(p) for _, p in present]
+    first = infos[0]
+    for info in infos[1:]:
+        if info.shape != first.shape:
+            raise InputError(
+                info.path,
+                f"probabilities of shape {first.shape} like {first.path} (case {case!r})",
+                f"shape {info.shape}",
+                fix="Predictions must come from the same images.",
+            )
+    if first.num_classes != context.num_classes:
+        raise InputError(
+            first.path,
+            f"{context.num_classes} channels, as {context.dataset_json_file} defines "
+            f"(case {case!r})",
+            f"{first.num_classes} channels",
+            fix="Fuse predictions of this dataset only.",
+        )
+    properties = [
+        load_case_properties(p, reader_writer=context.rw_name, shape=first.spatial_shape)
+        for _, p in present
+    ]
+    case_weights = context.matrix[[i for i, _ in present]]
+    try:
+        normalized = normalize_weights(
+            case_weights, num_members=len(present), num_classes=context.num_classes
+        )
+    except ValueError as err:
+        if len(present) == len(context.folders):
+            raise
+        raise ValueError(f"case {case!r} (present in {len(present)} folders only): {err}") from err
+    position = {folder_index: k for k, (folder_index, _) in enumerate(present)}
+    for label, member in context.rules.take:
+        if member not in position:
+            raise ValueError(
+                f"case {case!r}: the spec's from rule for label {label} needs member {member} "
+                f"({context.folders[member]}), which lacks this case. Add the prediction."
+            )
+    case_rules = LabelRules(
+        context.rules.scale, tuple((c, position[m]) for c, m in context.rules.take)
+    )
+    out = context.out
+    label_file = out / f"{case}{context.file_ending}"
+    npz_file = out / f"{case}.npz" if save_probabilities else None
+    complete = label_file.is_file() and (
+        npz_file is None or (npz_file.is_file() and (out / f"{case}.pkl").is_file())
+    )
+    job = CaseJob(
+        case_id=case,
+        members=tuple(infos),
+        member_dirs=tuple(i for i, _ in present),
+        weights=normalized,
+        properties=properties[0],
+        label_file=label_file,
+        probabilities_file=npz_file,
+        rules=case_rules,
+    )
+    return _PlannedJob(job, complete)
 
 
 def _find_non_finite(job: CaseJob, use_isal: bool | None) -> Path | None:
@@ -616,6 +675,8 @@ def _run_job(
     return job.case_id
 
 
+# Deliberate duplicate: ensemble_folders repeats plan_ensemble's keyword parameters (it forwards
+# them), so that both public signatures are explicit and typed for users and mypy.
 def ensemble_folders(
     input_dirs: Sequence[str | os.PathLike[str]] | None,
     output_dir: str | os.PathLike[str],

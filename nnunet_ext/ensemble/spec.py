@@ -376,7 +376,7 @@ class EnsembleSpec:
         """
         if len(input_dirs) != len(self.members):
             raise ValueError(
-                f"-i/--input must list as many folders as the spec has members "
+                f"input_dirs must list as many folders as the spec has members "
                 f"({len(self.members)}); got {len(input_dirs)}."
             )
         return EnsembleSpec(

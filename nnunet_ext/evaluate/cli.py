@@ -5,45 +5,63 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from nnunet_ext._cli import command_name, main_for
+from nnunet_ext._cli import (
+    add_allow_missing,
+    add_deprecated_option,
+    add_file_ending,
+    add_ignore_label,
+    add_input,
+    add_json,
+    add_labels,
+    add_num_workers,
+    add_overwrite,
+    add_reference,
+    command_name,
+    main_for,
+)
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 from nnunet_ext.io.outputs import Output, guard_outputs
 
-__all__ = ["DESCRIPTION", "add_arguments", "main", "parse_nsd_tolerance", "run"]
+__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "parse_nsd_tolerance", "run"]
+
+#: Library parameter names as this command's flags, for error messages.
+PARAMETER_FLAGS = {
+    "prediction_dir": "-i/--input",
+    "reference_dir": "-r/--reference",
+    "labels": "--labels",
+    "metrics": "--metrics",
+    "nsd_tolerance": "--nsd-tolerance",
+    "convention": "--convention",
+    "empty": "--empty",
+    "ignore_label": "--ignore-label",
+    "file_ending": "--file-ending",
+    "score": "--score",
+}
 
 DESCRIPTION = (
     "Evaluate predicted label maps against references: Dice, IoU, TP/FP/FN and voxel counts per "
     "case and label (or region), per-label means and how many cases had an empty reference or "
     "prediction. Default conventions equal nnU-Net's compute_metrics_on_folder (Dice NaN when "
-    "both are empty, left out of the means); --empty switches them. Prints a table; -o writes a "
-    "strict-JSON summary and a per-case CSV."
+    "both are empty, left out of the means); --empty switches them. Prints a table; --json "
+    "writes a strict-JSON summary and a per-case CSV."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the evaluate arguments to ``parser``."""
-    parser.add_argument(
-        "prediction_dir", metavar="PRED_DIR", help="folder of predicted label files"
+    add_input(parser, "folder of predicted label files", metavar="PRED_DIR", old_positional=True)
+    add_reference(parser, "folder of reference label files (same names)", old_positional=True)
+    add_json(
+        parser,
+        "write the summary here (strict JSON) and the per-case CSV beside it (<stem>_per_case.csv)",
     )
+    add_deprecated_option(parser, "-o", "json", "--json")
     parser.add_argument(
-        "reference_dir", metavar="REF_DIR", help="folder of reference label files (same names)"
+        "--csv", metavar="PER_CASE.csv", default=None, help="per-case CSV path (needs --json)"
     )
-    parser.add_argument(
-        "-o",
-        "--output",
-        metavar="SUMMARY.json",
-        default=None,
-        help="write the summary here and the per-case CSV beside it (<stem>_per_case.csv)",
-    )
-    parser.add_argument(
-        "--csv", metavar="PER_CASE.csv", default=None, help="per-case CSV path (needs -o)"
-    )
-    parser.add_argument(
-        "--labels",
-        nargs="+",
-        metavar="LABEL",
-        default=None,
-        help="labels to score: values (1 2), regions (1,2) or names from dataset.json "
+    add_labels(
+        parser,
+        "labels to score: values (1 2), regions (1,2) or names from dataset.json "
         "(default: dataset.json's foreground labels or regions)",
     )
     parser.add_argument(
@@ -53,10 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="both empty: nan = NaN, left out of the mean (nnU-Net); one = 1; "
         "skip = leave every case with an empty reference out of that label's mean",
     )
-    parser.add_argument(
-        "--allow-missing",
-        action="store_true",
-        help="evaluate the cases present in both folders instead of failing on a missing one",
+    add_allow_missing(
+        parser, "evaluate the cases present in both folders instead of failing on a missing one"
     )
     parser.add_argument(
         "--dataset-json",
@@ -64,34 +80,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="dataset.json with labels, regions, ignore, file_ending (default: found nearby)",
     )
-    parser.add_argument(
-        "--ignore-label",
-        type=int,
-        default=None,
-        help="reference value not counted (default: dataset.json's 'ignore')",
-    )
-    parser.add_argument(
-        "--file-ending",
-        default=None,
-        help="label file ending (default: dataset.json's, else .nii.gz)",
-    )
-    parser.add_argument(
-        "-j",
-        "--num-workers",
-        type=int,
-        default=1,
-        dest="num_workers",
-        help="processes reading and counting cases",
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_ignore_label(parser, "reference value not counted (default: dataset.json's 'ignore')")
+    add_file_ending(parser, "label file ending (default: dataset.json's, else .nii.gz)")
+    add_num_workers(parser, "processes reading and counting cases")
+    add_overwrite(parser, "replace existing output files")
     add_executor_arguments(parser)
+    _add_metric_arguments(parser)
+
+
+def _add_metric_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics",
         nargs="+",
         metavar="METRIC",
         default=["dice", "iou"],
-        help="metrics: dice iou hd hd95 hd95_pooled assd nsd volume (default: dice iou, as "
-        "before; distances in mm from each reference's spacing)",
+        help="metrics: dice iou hd hd95 hd95_pooled assd nsd volume (distances in mm from each "
+        "reference's spacing)",
     )
     parser.add_argument(
         "--nsd-tolerance",
@@ -105,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--convention",
         default="nan",
         metavar="NAME",
-        help="values of empty cases: nan (distances NaN, counted; default), brats (both empty: "
+        help="values of empty cases: nan (distances NaN, counted), brats (both empty: "
         "Dice 1, HD95 0; one empty: Dice 0, HD95 374), max-distance (one empty: the image "
         "diagonal in mm)",
     )
@@ -149,27 +153,26 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_ext.evaluate.folders import evaluate_folder
     from nnunet_ext.evaluate.report import format_table, write_evaluation
 
-    if args.num_workers < 1:
-        raise ValueError(f"--num-workers must be >= 1; got {args.num_workers}.")
-    if args.csv is not None and args.output is None:
-        raise ValueError("--csv needs -o/--output SUMMARY.json; pass both or neither.")
+    if args.csv is not None and args.json is None:
+        raise ValueError("--csv needs --json SUMMARY.json; pass both or neither.")
     outputs: list[Output | None] = []
-    if args.output is not None:
-        out = Path(args.output)
+    if args.json is not None:
+        out = Path(args.json)
         csv_path = Path(args.csv) if args.csv else out.with_name(f"{out.stem}_per_case.csv")
         outputs = [
-            Output(out, "-o/--output", (".json",)),
+            Output(out, "--json", (".json",)),
             Output(csv_path, "--csv", (".csv",)),
         ]
     with guard_outputs(
         outputs,
-        inputs=[args.prediction_dir, args.reference_dir, args.dataset_json, args.score],
+        inputs=[args.input, args.reference, args.dataset_json, args.score],
         overwrite=args.overwrite,
         command=command_name(args, "nnunet-ext evaluate"),
     ):
+        # One explicit line per flag -> parameter, as in every cli.py (deliberately not generic).
         evaluation = evaluate_folder(
-            args.prediction_dir,
-            args.reference_dir,
+            args.input,
+            args.reference,
             labels=args.labels,
             empty=args.empty,
             allow_missing=args.allow_missing,
@@ -184,12 +187,12 @@ def run(args: argparse.Namespace) -> int:
             executor=executor_from_args(args),
         )
         print(format_table(evaluation))
-        if args.output is not None:
-            json_path, written_csv = write_evaluation(evaluation, args.output, output_csv=args.csv)
+        if args.json is not None:
+            json_path, written_csv = write_evaluation(evaluation, args.json, output_csv=args.csv)
             print(f"\nwrote {json_path} and {written_csv}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m nnunet_ext.evaluate``."""
-    return main_for("python -m nnunet_ext.evaluate", DESCRIPTION, add_arguments, run, argv)
+    return main_for("nnunet-ext evaluate", DESCRIPTION, add_arguments, run, argv)

@@ -100,11 +100,11 @@ def get_convention(name: str) -> Mapping[str, Row]:
         >>> get_convention("kits")
         Traceback (most recent call last):
         ...
-        ValueError: --convention: unknown convention 'kits'; known: nan, brats, max-distance.
+        ValueError: convention: unknown convention 'kits'; known: nan, brats, max-distance.
     """
     if name not in CONVENTIONS:
         raise ValueError(
-            f"--convention: unknown convention {name!r}; known: {', '.join(CONVENTIONS)}."
+            f"convention: unknown convention {name!r}; known: {', '.join(CONVENTIONS)}."
         )
     return CONVENTIONS[name]
 

@@ -73,9 +73,11 @@ logger = logging.getLogger(__name__)
 #:
 #: * ``"nan"`` (nnU-Net): Dice/IoU are NaN when reference and prediction are both empty; such
 #:   cases are left out of the label's mean.
-#: * ``"one"`` (MedPy, seg-metrics, Metrics Reloaded): they score 1 and count in the mean.
+#: * ``"one"``: they score 1 and count in the mean (MONAI ``DiceMetric(ignore_empty=False)``).
 #: * ``"skip"``: every case whose *reference* lacks the label is left out of that label's mean,
-#:   also when the prediction has false positives there (Dice measured where the structure is).
+#:   also when the prediction has false positives there (Dice measured where the structure is;
+#:   MONAI ``DiceMetric(ignore_empty=True)``). Both tested against MONAI
+#:   (``tests/evaluate/test_empty_vs_monai.py``).
 EMPTY_POLICIES: tuple[str, ...] = ("nan", "one", "skip")
 
 _NUMERIC_LABEL = re.compile(r"^\s*\(?\s*\d+\s*(,\s*\d+\s*)*,?\s*\)?\s*$")
@@ -528,18 +530,9 @@ def evaluate_folder(
             or label maps of different shapes.
     """
     from nnunet_ext._parallel import map_cases
-    from nnunet_ext.evaluate.conventions import get_convention
     from nnunet_ext.evaluate.score import load_score
-    from nnunet_ext.io import list_case_files, load_json_object
 
-    if empty not in EMPTY_POLICIES:
-        raise ValueError(f"empty must be one of {', '.join(EMPTY_POLICIES)}; got {empty!r}.")
-    get_convention(convention)
-    if convention != "nan" and empty != "nan":
-        raise ValueError(
-            f"--empty {empty} and --convention {convention} both set Dice for empty cases; "
-            "the convention fixes it, so leave --empty at nan."
-        )
+    _check_empty_and_convention(empty, convention)
     # a path is loaded; anything else is taken as a parsed spec (no isinstance: doctest
     # collection may import the score module twice, giving two ScoreSpec classes)
     score_spec = load_score(score) if isinstance(score, (str, os.PathLike)) else score
@@ -548,6 +541,81 @@ def evaluate_folder(
     for name, folder in (("prediction folder", pred_root), ("reference folder", ref_root)):
         if not folder.is_dir():
             raise NotADirectoryError(f"{name} must be an existing folder; got {folder}.")
+    label_ids, names, ignore_label, ending, source = _labels_and_ending(
+        labels, dataset_json, pred_root, ref_root, ignore_label, file_ending
+    )
+    predictions, references, cases, missing, extra = _matched_files(
+        pred_root, ref_root, ending, allow_missing
+    )
+    keys = [label_key(label) for label in label_ids]
+    tolerances = _tolerances(nsd_tolerance, keys) if "nsd" in wanted else [1.0] * len(keys)
+    if score_spec is not None:
+        score_spec.check_labels(keys)
+    jobs: list[CaseJob] = [
+        (str(references[c]), str(predictions[c]), label_ids, ignore_label, wanted, tolerances)
+        for c in cases
+    ]
+    counted = map_cases(
+        _count_case, jobs, num_workers=num_workers, desc="evaluate", executor=executor
+    )
+    _warn_spacing(cases, counted)
+    stacked = np.stack([c[0] for c in counted]).astype(np.int64)
+    scores = summarise(stacked, empty=empty)
+    value_keys = [k for k in column_keys(wanted) if k not in ("dice", "iou")]
+    per_key = _case_values(counted, scores, wanted, value_keys, convention, len(keys))
+    label_scores: NDArray[np.float64] | None = None
+    total_score: float | None = None
+    if score_spec is not None:
+        inputs = {"dice": scores["dice"], "iou": scores["iou"], **per_key}
+        label_scores = score_spec.label_scores(inputs)
+        total_score = score_spec.combine(label_scores, keys)
+
+    case_results = _case_results(cases, references, predictions, stacked, scores, per_key)
+    summaries = _label_summaries(
+        label_ids, names, stacked, scores, per_key, value_keys, label_scores
+    )
+    return Evaluation(
+        cases=case_results,
+        labels=summaries,
+        foreground_dice=_foreground_mean([s.dice for s in summaries], label_ids),
+        foreground_iou=_foreground_mean([s.iou for s in summaries], label_ids),
+        empty=empty,
+        ignore_label=ignore_label,
+        label_source="labels argument" if labels is not None else source,
+        missing_predictions=missing,
+        extra_predictions=extra,
+        metrics=wanted,
+        convention=convention,
+        nsd_tolerance=dict(zip(keys, tolerances, strict=True)) if "nsd" in wanted else {},
+        score=total_score,
+        score_spec=None if score_spec is None else score_spec.to_dict(),
+    )
+
+
+def _check_empty_and_convention(empty: str, convention: str) -> None:
+    from nnunet_ext.evaluate.conventions import get_convention
+
+    if empty not in EMPTY_POLICIES:
+        raise ValueError(f"empty must be one of {', '.join(EMPTY_POLICIES)}; got {empty!r}.")
+    get_convention(convention)
+    if convention != "nan" and empty != "nan":
+        raise ValueError(
+            f"empty {empty!r} and convention {convention!r} both set Dice for empty cases; "
+            "the convention fixes it; empty must stay 'nan'."
+        )
+
+
+def _labels_and_ending(
+    labels: Sequence[str | int | Sequence[int]] | None,
+    dataset_json: str | os.PathLike[str] | None,
+    pred_root: Path,
+    ref_root: Path,
+    ignore_label: int | None,
+    file_ending: str | None,
+) -> tuple[list[LabelOrRegion], dict[str, str], int | None, str, str]:
+    """Labels to score, their names, the ignore label and file ending, and where they came from."""
+    from nnunet_ext.io import load_json_object
+
     json_path = (
         Path(dataset_json) if dataset_json is not None else find_dataset_json(pred_root, ref_root)
     )
@@ -557,13 +625,43 @@ def evaluate_folder(
     if not label_ids:
         raise ValueError(
             f"no labels to evaluate: no dataset.json found next to {pred_root} or {ref_root}, and "
-            "no labels given. Pass --labels 1 2 ... or --dataset-json PATH."
+            "no labels given. Pass labels (e.g. [1, 2]) or dataset_json."
         )
     if ignore_label is None and loaded is not None:
         ignore_label = label_ids_from_dataset_json(loaded, source=source)[2]
     ending = file_ending or (
         str(loaded.get("file_ending")) if loaded and loaded.get("file_ending") else ".nii.gz"
     )
+    return label_ids, names, ignore_label, ending, source
+
+
+def _case_results(
+    cases: Sequence[str],
+    references: Mapping[str, Path],
+    predictions: Mapping[str, Path],
+    stacked: NDArray[np.int64],
+    scores: Mapping[str, NDArray[np.float64]],
+    per_key: Mapping[str, NDArray[np.float64]],
+) -> list[CaseResult]:
+    return [
+        CaseResult(
+            case=case,
+            reference_file=references[case],
+            prediction_file=predictions[case],
+            counts=stacked[i],
+            dice=scores["dice"][i],
+            iou=scores["iou"][i],
+            values={k: v[i] for k, v in per_key.items()},
+        )
+        for i, case in enumerate(cases)
+    ]
+
+
+def _matched_files(
+    pred_root: Path, ref_root: Path, ending: str, allow_missing: bool
+) -> tuple[dict[str, Path], dict[str, Path], list[str], list[str], list[str]]:
+    """Predictions and references by case, the cases in both, and the unmatched ones."""
+    from nnunet_ext.io import list_case_files
 
     predictions, _ = list_case_files(pred_root, ending)
     references, _ = list_case_files(ref_root, ending)
@@ -585,7 +683,8 @@ def evaluate_folder(
                 f"{len(extra)} prediction(s) have no reference in {ref_root}: {_shorten(extra)}"
             )
         raise ValueError(
-            "; ".join(parts) + ". Predict the missing cases, or pass --allow-missing to evaluate "
+            "; ".join(parts)
+            + ". Predict the missing cases, or pass allow_missing=True to evaluate "
             "only the cases present in both folders."
         )
     cases = sorted(set(references) & set(predictions))
@@ -599,17 +698,11 @@ def evaluate_folder(
             len(missing),
             _shorten(missing),
         )
-    keys = [label_key(label) for label in label_ids]
-    tolerances = _tolerances(nsd_tolerance, keys) if "nsd" in wanted else [1.0] * len(keys)
-    if score_spec is not None:
-        score_spec.check_labels(keys)
-    jobs: list[CaseJob] = [
-        (str(references[c]), str(predictions[c]), label_ids, ignore_label, wanted, tolerances)
-        for c in cases
-    ]
-    counted = map_cases(
-        _count_case, jobs, num_workers=num_workers, desc="evaluate", executor=executor
-    )
+    return predictions, references, cases, missing, extra
+
+
+def _warn_spacing(cases: Sequence[str], counted: Sequence[Any]) -> None:
+    """Warn for every case whose prediction spacing differs from the reference's."""
     for case, (_, ref_spacing, pred_spacing, _, _) in zip(cases, counted, strict=True):
         if not np.allclose(ref_spacing, pred_spacing, rtol=1e-4, atol=1e-6):
             logger.warning(
@@ -618,9 +711,17 @@ def evaluate_folder(
                 pred_spacing,
                 ref_spacing,
             )
-    stacked = np.stack([c[0] for c in counted]).astype(np.int64)
-    scores = summarise(stacked, empty=empty)
-    value_keys = [k for k in column_keys(wanted) if k not in ("dice", "iou")]
+
+
+def _case_values(
+    counted: Sequence[Any],
+    scores: dict[str, NDArray[np.float64]],
+    wanted: Sequence[str],
+    value_keys: Sequence[str],
+    convention: str,
+    num_keys: int,
+) -> dict[str, NDArray[np.float64]]:
+    """Per metric, the (case, label) values under ``convention``; Dice/IoU in ``scores`` too."""
     case_values: list[dict[str, NDArray[np.float64]]] = []
     for i, (counts, ref_spacing, _, boundary, shape) in enumerate(counted):
         spacing = tuple(reversed(ref_spacing))
@@ -634,31 +735,25 @@ def evaluate_folder(
             scores["dice"][i], scores["iou"][i] = fixed.pop("dice"), fixed.pop("iou")
         case_values.append(fixed)
     if convention != "nan":  # every Dice/IoU is defined now; the means are plain means
-        scores["mean_dice"] = np.array([nan_mean(scores["dice"][:, j]) for j in range(len(keys))])
-        scores["mean_iou"] = np.array([nan_mean(scores["iou"][:, j]) for j in range(len(keys))])
+        scores["mean_dice"] = np.array([nan_mean(scores["dice"][:, j]) for j in range(num_keys)])
+        scores["mean_iou"] = np.array([nan_mean(scores["iou"][:, j]) for j in range(num_keys)])
         scores["in_mean"] = (~np.isnan(scores["dice"])).sum(axis=0).astype(np.float64)
-    per_key = {
-        k: np.stack([v[k] for v in case_values]).reshape(len(cases), len(keys)) for k in value_keys
+    num_cases = len(counted)
+    return {
+        k: np.stack([v[k] for v in case_values]).reshape(num_cases, num_keys) for k in value_keys
     }
-    label_scores: NDArray[np.float64] | None = None
-    total_score: float | None = None
-    if score_spec is not None:
-        inputs = {"dice": scores["dice"], "iou": scores["iou"], **per_key}
-        label_scores = score_spec.label_scores(inputs)
-        total_score = score_spec.combine(label_scores, keys)
 
-    case_results = [
-        CaseResult(
-            case=case,
-            reference_file=references[case],
-            prediction_file=predictions[case],
-            counts=stacked[i],
-            dice=scores["dice"][i],
-            iou=scores["iou"][i],
-            values={k: per_key[k][i] for k in value_keys},
-        )
-        for i, case in enumerate(cases)
-    ]
+
+def _label_summaries(
+    label_ids: Sequence[LabelOrRegion],
+    names: Mapping[str, str],
+    stacked: NDArray[np.int64],
+    scores: Mapping[str, NDArray[np.float64]],
+    per_key: Mapping[str, NDArray[np.float64]],
+    value_keys: Sequence[str],
+    label_scores: NDArray[np.float64] | None,
+) -> list[LabelSummary]:
+    """One summary per label: mean Dice/IoU, mean counts, empty cases, metric means."""
     summaries = []
     for j, label in enumerate(label_ids):
         column = stacked[:, j, :]
@@ -671,7 +766,7 @@ def evaluate_folder(
                 dice=float(scores["mean_dice"][j]),
                 iou=float(scores["mean_iou"][j]),
                 means={name: float(column[:, k].mean()) for k, name in enumerate(COUNT_FIELDS)},
-                num_cases=len(cases),
+                num_cases=len(stacked),
                 num_in_mean=int(scores["in_mean"][j]),
                 num_empty_reference=int(empty_ref.sum()),
                 num_empty_prediction=int(empty_pred.sum()),
@@ -681,22 +776,7 @@ def evaluate_folder(
                 score=None if label_scores is None else float(label_scores[j]),
             )
         )
-    return Evaluation(
-        cases=case_results,
-        labels=summaries,
-        foreground_dice=_foreground_mean([s.dice for s in summaries], label_ids),
-        foreground_iou=_foreground_mean([s.iou for s in summaries], label_ids),
-        empty=empty,
-        ignore_label=ignore_label,
-        label_source="labels argument" if labels is not None else source,
-        missing_predictions=missing,
-        extra_predictions=extra,
-        metrics=wanted,
-        convention=convention,
-        nsd_tolerance=dict(zip(keys, tolerances, strict=True)) if "nsd" in wanted else {},
-        score=total_score,
-        score_spec=None if score_spec is None else score_spec.to_dict(),
-    )
+    return summaries
 
 
 def _tolerances(nsd_tolerance: float | Mapping[str, float], keys: Sequence[str]) -> list[float]:
@@ -705,7 +785,7 @@ def _tolerances(nsd_tolerance: float | Mapping[str, float], keys: Sequence[str])
         unknown = sorted(set(nsd_tolerance) - set(keys) - {"*"})
         if unknown:
             raise ValueError(
-                f"--nsd-tolerance names label(s) {unknown} that are not evaluated; "
+                f"nsd_tolerance names label(s) {unknown} that are not evaluated; "
                 f"evaluated: {list(keys)}."
             )
         out = []
@@ -713,8 +793,8 @@ def _tolerances(nsd_tolerance: float | Mapping[str, float], keys: Sequence[str])
             value = nsd_tolerance.get(key, nsd_tolerance.get("*"))
             if value is None:
                 raise ValueError(
-                    f"--nsd-tolerance gives no tolerance for label {key}; add {key}:MM or one "
-                    "value for all labels."
+                    f"nsd_tolerance gives no tolerance for label {key}; add one for {key!r} "
+                    "or one value for all labels."
                 )
             out.append(float(value))
     else:
@@ -722,7 +802,7 @@ def _tolerances(nsd_tolerance: float | Mapping[str, float], keys: Sequence[str])
     for key, value in zip(keys, out, strict=True):
         if not (math.isfinite(value) and value >= 0):
             raise ValueError(
-                f"--nsd-tolerance for label {key} must be a finite number >= 0 (mm); got {value}."
+                f"nsd_tolerance for label {key} must be a finite number >= 0 (mm); got {value}."
             )
     return out
 

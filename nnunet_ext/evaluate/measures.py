@@ -90,13 +90,13 @@ def parse_metrics(names: Sequence[str]) -> tuple[str, ...]:
         >>> parse_metrics(["hd99"])
         Traceback (most recent call last):
         ...
-        ValueError: --metrics: unknown metric 'hd99'; known: dice iou hd hd95 hd95_pooled ...
+        ValueError: metrics: unknown metric 'hd99'; known: dice iou hd hd95 hd95_pooled ...
     """
     for name in names:
         if name not in METRICS:
-            raise ValueError(f"--metrics: unknown metric {name!r}; known: {' '.join(METRICS)}.")
+            raise ValueError(f"metrics: unknown metric {name!r}; known: {' '.join(METRICS)}.")
     if not names:
-        raise ValueError(f"--metrics needs at least one of: {' '.join(METRICS)}.")
+        raise ValueError(f"metrics needs at least one of: {' '.join(METRICS)}.")
     return tuple(m for m in METRICS if m in names)
 
 

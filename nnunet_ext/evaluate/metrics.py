@@ -8,7 +8,8 @@ over that small ``K x K`` matrix. Counting costs the same for 2 labels or 20.
 Conventions follow nnU-Net's ``nnunetv2.evaluation.evaluate_predictions.compute_metrics``:
 voxels whose *reference* value is ``ignore_label`` are left out of every count, and Dice/IoU
 are NaN when reference and prediction are both empty (``empty="nan"``). ``empty="one"`` gives
-1.0 instead (MedPy, seg-metrics, Metrics Reloaded).
+1.0 instead, as MONAI's ``DiceMetric(ignore_empty=False)`` does
+(``tests/evaluate/test_empty_vs_monai.py``).
 
 Nothing here reads files; this module imports numpy only.
 """
@@ -190,6 +191,7 @@ def counts_from_matrix(
     return out
 
 
+# Its parameters and their docs repeat confusion_matrix's on purpose: both are public API.
 def confusion_counts(
     reference: ArrayLike,
     prediction: ArrayLike,
@@ -261,8 +263,10 @@ def dice_from_counts(tp: ArrayLike, fp: ArrayLike, fn: ArrayLike, *, empty: Empt
         tp: True positives (scalar or array).
         fp: False positives.
         fn: False negatives.
-        empty: ``"nan"`` (nnU-Net, MONAI ``ignore_empty``) or ``"one"`` (MedPy, seg-metrics,
-            Metrics Reloaded) when ``TP + FP + FN == 0``.
+        empty: ``"nan"`` (nnU-Net) or ``"one"`` (MONAI ``ignore_empty=False``) when
+            ``TP + FP + FN == 0``. MONAI's ``ignore_empty=True`` is neither: it leaves out every
+            case with an empty reference, which is :func:`~nnunet_ext.evaluate.folders.summarise`'s
+            ``empty="skip"``.
 
     Returns:
         A float for scalar inputs, else a float64 array.

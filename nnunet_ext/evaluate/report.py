@@ -79,6 +79,11 @@ def format_table(evaluation: Evaluation) -> str:
         for row in [header, *rows]
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join([*lines, "", *_notes(evaluation)])
+
+
+def _notes(evaluation: Evaluation) -> list[str]:
+    """The lines below the table: policy, ignore label, left-out cases, convention, score."""
     notes = [f"empty policy: {evaluation.empty} ({_POLICY_TEXT[evaluation.empty]})"]
     if evaluation.ignore_label is not None:
         notes.append(
@@ -114,7 +119,7 @@ def format_table(evaluation: Evaluation) -> str:
             f"score ({evaluation.score_spec['name']}): "
             f"{_fmt(evaluation.score if evaluation.score is not None else math.nan)}"
         )
-    return "\n".join([*lines, "", *notes])
+    return notes
 
 
 def _with_undefined(value: float, undefined: int) -> str:

@@ -7,7 +7,6 @@ Nothing here imports torch.
 from nnunet_ext.io.atomic import (
     TEMP_PREFIX,
     atomic_path,
-    remove_stale_temporaries,
     to_strict_json,
     write_json,
 )
@@ -32,8 +31,10 @@ from nnunet_ext.io.nnunet_files import (
     load_plans,
     reader_writer,
 )
+from nnunet_ext.io.outputs import remove_stale_temporaries
 from nnunet_ext.io.safe_pickle import UnsafePickleError, load_properties, safe_loads
 
+# Deliberate duplicate of the submodules' __all__ lists: the package re-exports their owners.
 __all__ = [
     "FLOAT_LABEL_TOLERANCE",
     "TEMP_PREFIX",

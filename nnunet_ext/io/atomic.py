@@ -6,7 +6,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -15,7 +14,6 @@ from typing import Any
 __all__ = [
     "TEMP_PREFIX",
     "atomic_path",
-    "remove_stale_temporaries",
     "to_strict_json",
     "write_json",
 ]
@@ -54,31 +52,6 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-
-
-def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
-    """Delete temporary files (and scratch folders) left in ``folder`` by an interrupted run.
-
-    Call it only while holding the folder's lock (:class:`nnunet_ext.io.outputs.OutputLock`):
-    without it, a temporary file of another run writing the same folder would be deleted.
-
-    Args:
-        folder: An output folder of ours.
-
-    Returns:
-        The paths that were removed (sorted).
-    """
-    from nnunet_ext.io.outputs import remove_dead_lock
-
-    remove_dead_lock(folder)  # a lock file whose holder was killed (none is held by a live run)
-    removed = sorted(Path(folder).glob(f"{TEMP_PREFIX}*"))
-    for stale in removed:
-        if stale.is_dir() and not stale.is_symlink():
-            shutil.rmtree(stale, ignore_errors=True)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
-    return removed
 
 
 def to_strict_json(value: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,7 +226,7 @@ class LabelSpec:
             >>> spec.resolve(9)
             Traceback (most recent call last):
             ...
-            nnunet_ext.io.errors.InputError: --labels must be a label defined in dataset.json ...
+            nnunet_ext.io.errors.InputError: labels must be a label defined in dataset.json ...
         """
         value: LabelValue | None = None
         if isinstance(label, bool):
@@ -255,7 +255,7 @@ class LabelSpec:
             close = close or difflib.get_close_matches(label, list(self.foreground), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
         raise InputError(
-            "--labels",
+            "labels",
             f"a label defined in {self.source} ({self.describe_defined()})",
             repr(label),
             fix=f"Pass one of the defined labels.{hint}",
@@ -268,7 +268,7 @@ class LabelSpec:
             value = self.resolve(label)
             if value in chosen:
                 raise InputError(
-                    "--labels", "each label once", f"{label!r} twice", fix="Drop the duplicate."
+                    "labels", "each label once", f"{label!r} twice", fix="Drop the duplicate."
                 )
             chosen.append(value)
         return chosen
@@ -292,47 +292,8 @@ class LabelSpec:
             nnunet_ext.io.errors.InputError: dataset.json: labels.x must be an integer >= 0 ...
         """
         data = expect_mapping(dataset_json, source=source, where=None)
-        if "labels" not in data:
-            raise InputError(source, "present", "nothing", key="labels", fix=_LABELS_FIX)
+        labels, has_regions = _parse_labels(data, source)
         raw = data["labels"]
-        if not isinstance(raw, dict) or not raw:
-            raise InputError(
-                source, "a non-empty object of name to value", describe(raw), key="labels"
-            )
-        parsed: dict[str, list[int] | int] = {}
-        for name, value in raw.items():
-            where = key_path("labels", str(name))
-            if isinstance(value, list):
-                if not value:
-                    raise InputError(source, "a non-empty list of integers", "[]", key=where)
-                parsed[name] = [
-                    _label_int(v, source, key_path(where, i)) for i, v in enumerate(value)
-                ]
-            else:
-                parsed[name] = _label_int(value, source, where)
-        if "background" not in parsed:
-            raise InputError(
-                source,
-                "present (value 0)",
-                "nothing",
-                key=key_path("labels", "background"),
-                fix=_LABELS_FIX,
-            )
-        if parsed["background"] != 0:
-            raise InputError(
-                source,
-                "0",
-                describe(raw["background"]),
-                key=key_path("labels", "background"),
-                fix="nnU-Net requires background = 0.",
-            )
-        has_regions = any(isinstance(v, list) and len(v) > 1 for v in parsed.values())
-        labels: dict[str, LabelValue] = {}
-        for name, value in parsed.items():
-            if isinstance(value, list):
-                labels[name] = tuple(value) if has_regions else value[0]
-            else:
-                labels[name] = value
         ignore: int | None = None
         if "ignore" in labels:
             ignore_value = labels["ignore"]
@@ -357,57 +318,8 @@ class LabelSpec:
                     describe(raw["ignore"]),
                     key=key_path("labels", "ignore"),
                 )
-        order: tuple[int, ...] | None = None
-        raw_order = data.get("regions_class_order")
-        if has_regions:
-            regions = [
-                v
-                for k, v in labels.items()
-                if k != "ignore" and v != 0 and set(_as_tuple(v)) != {0}
-            ]
-            if not isinstance(raw_order, list):
-                raise InputError(
-                    source,
-                    f"a list of {len(regions)} label values (one per region)",
-                    describe(raw_order) if "regions_class_order" in data else "nothing",
-                    key="regions_class_order",
-                    fix="Region-based datasets need regions_class_order.",
-                )
-            order = tuple(
-                _label_int(v, source, key_path("regions_class_order", i))
-                for i, v in enumerate(raw_order)
-            )
-            if len(order) != len(regions):
-                raise InputError(
-                    source,
-                    f"one entry per region ({len(regions)})",
-                    f"{len(order)} entries",
-                    key="regions_class_order",
-                )
-        elif raw_order is not None:
-            if not isinstance(raw_order, list):
-                raise InputError(
-                    source, "a list of integers", describe(raw_order), key="regions_class_order"
-                )
-            order = tuple(
-                _label_int(v, source, key_path("regions_class_order", i))
-                for i, v in enumerate(raw_order)
-            )
-        ending = data.get("file_ending", ".nii.gz")
-        if not isinstance(ending, str) or not ending.startswith(".") or len(ending) < 2:
-            raise InputError(
-                source,
-                "a string starting with '.', like \".nii.gz\"",
-                describe(ending),
-                key="file_ending",
-            )
-        if ending.lower() not in FILE_ENDINGS:
-            raise InputError(
-                source,
-                f"a file ending nnU-Net's readers support ({', '.join(sorted(FILE_ENDINGS))})",
-                describe(ending),
-                key="file_ending",
-            )
+        order = _regions_class_order(data, labels, has_regions, source)
+        ending = _file_ending(data, source)
         return cls(
             labels=labels,
             regions_class_order=order or None,
@@ -426,6 +338,109 @@ FILE_ENDINGS = frozenset(
 _LABELS_FIX = (
     'dataset.json needs "labels": {"background": 0, ...} as nnU-Net\'s LabelManager reads it.'
 )
+
+
+def _parse_labels(data: Mapping[str, Any], source: str) -> tuple[dict[str, LabelValue], bool]:
+    """``labels`` of a dataset.json as name -> value (a tuple per region), and whether regions."""
+    if "labels" not in data:
+        raise InputError(source, "present", "nothing", key="labels", fix=_LABELS_FIX)
+    raw = data["labels"]
+    if not isinstance(raw, dict) or not raw:
+        raise InputError(source, "a non-empty object of name to value", describe(raw), key="labels")
+    parsed: dict[str, list[int] | int] = {}
+    for name, value in raw.items():
+        where = key_path("labels", str(name))
+        if isinstance(value, list):
+            if not value:
+                raise InputError(source, "a non-empty list of integers", "[]", key=where)
+            parsed[name] = [_label_int(v, source, key_path(where, i)) for i, v in enumerate(value)]
+        else:
+            parsed[name] = _label_int(value, source, where)
+    if "background" not in parsed:
+        raise InputError(
+            source,
+            "present (value 0)",
+            "nothing",
+            key=key_path("labels", "background"),
+            fix=_LABELS_FIX,
+        )
+    if parsed["background"] != 0:
+        raise InputError(
+            source,
+            "0",
+            describe(raw["background"]),
+            key=key_path("labels", "background"),
+            fix="nnU-Net requires background = 0.",
+        )
+    has_regions = any(isinstance(v, list) and len(v) > 1 for v in parsed.values())
+    labels: dict[str, LabelValue] = {}
+    for name, value in parsed.items():
+        if isinstance(value, list):
+            labels[name] = tuple(value) if has_regions else value[0]
+        else:
+            labels[name] = value
+    return labels, has_regions
+
+
+def _regions_class_order(
+    data: Mapping[str, Any], labels: Mapping[str, LabelValue], has_regions: bool, source: str
+) -> tuple[int, ...] | None:
+    """``regions_class_order``: required (one entry per region) when there are regions."""
+    raw_order = data.get("regions_class_order")
+    if has_regions:
+        regions = [
+            v for k, v in labels.items() if k != "ignore" and v != 0 and set(_as_tuple(v)) != {0}
+        ]
+        if not isinstance(raw_order, list):
+            # the one InputError shape of every io check (source, expected, got, key, fix)
+            raise InputError(
+                source,
+                f"a list of {len(regions)} label values (one per region)",
+                describe(raw_order) if "regions_class_order" in data else "nothing",
+                key="regions_class_order",
+                fix="Region-based datasets need regions_class_order.",
+            )
+        order = tuple(
+            _label_int(v, source, key_path("regions_class_order", i))
+            for i, v in enumerate(raw_order)
+        )
+        if len(order) != len(regions):
+            raise InputError(
+                source,
+                f"one entry per region ({len(regions)})",
+                f"{len(order)} entries",
+                key="regions_class_order",
+            )
+        return order
+    if raw_order is None:
+        return None
+    if not isinstance(raw_order, list):
+        raise InputError(
+            source, "a list of integers", describe(raw_order), key="regions_class_order"
+        )
+    return tuple(
+        _label_int(v, source, key_path("regions_class_order", i)) for i, v in enumerate(raw_order)
+    )
+
+
+def _file_ending(data: Mapping[str, Any], source: str) -> str:
+    """``file_ending``: a string starting with '.', one of nnU-Net's readers' endings."""
+    ending = data.get("file_ending", ".nii.gz")
+    if not isinstance(ending, str) or not ending.startswith(".") or len(ending) < 2:
+        raise InputError(
+            source,
+            "a string starting with '.', like \".nii.gz\"",
+            describe(ending),
+            key="file_ending",
+        )
+    if ending.lower() not in FILE_ENDINGS:
+        raise InputError(
+            source,
+            f"a file ending nnU-Net's readers support ({', '.join(sorted(FILE_ENDINGS))})",
+            describe(ending),
+            key="file_ending",
+        )
+    return ending
 
 
 def _as_tuple(value: LabelValue) -> tuple[int, ...]:

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nnunet_ext.io.atomic import remove_stale_temporaries
+from nnunet_ext.io.atomic import TEMP_PREFIX
 
 __all__ = [
     "DATA_SUFFIXES",
@@ -43,6 +43,7 @@ __all__ = [
     "check_outputs",
     "guard_outputs",
     "remove_dead_lock",
+    "remove_stale_temporaries",
     "remove_temporaries",
 ]
 
@@ -164,43 +165,52 @@ def check_outputs(
                     "overwritten. Choose another path."
                 )
         if output.folder:
-            if resolved.exists() and not resolved.is_dir():
-                raise ValueError(
-                    f"{output.describe()} must be a folder; it is a file. Choose another path."
-                )
-            if resolved.exists() and not output.exists_ok and not overwrite:
-                raise FileExistsError(
-                    f"{output.describe()} already exists; pass --overwrite to replace it or "
-                    "choose another path."
-                )
-            continue
-        if output.suffixes and not output.path.name.lower().endswith(
-            tuple(s.lower() for s in output.suffixes)
-        ):
-            allowed = " or ".join(output.suffixes)
-            raise ValueError(
-                f"{output.flag} must be a {allowed} file; got {str(output.path)!r} (the name "
-                f"must end with {allowed})."
-            )
-        if resolved.is_dir():
-            raise ValueError(f"{output.describe()} is a folder; give a file name.")
-        inside = [f for f in input_folders if f in resolved.parents]
-        if inside and _is_data_name(resolved.name):
-            raise ValueError(
-                f"{output.describe()} is a data file inside the input folder "
-                f"{str(inside[0])!r}; inputs are never overwritten. Choose a path outside "
-                "the input folders."
-            )
-        if not resolved.parent.is_dir():
-            raise NotADirectoryError(
-                f"{output.flag} folder does not exist: {str(output.path.parent)!r}. "
-                "Create it first."
-            )
-        if resolved.exists() and not overwrite:
-            raise FileExistsError(
-                f"{output.describe()} already exists; pass --overwrite to replace it or choose "
-                "another path."
-            )
+            _check_folder_output(output, resolved, overwrite)
+        else:
+            _check_file_output(output, resolved, input_folders, overwrite)
+
+
+def _check_folder_output(output: Output, resolved: Path, overwrite: bool) -> None:
+    if resolved.exists() and not resolved.is_dir():
+        raise ValueError(
+            f"{output.describe()} must be a folder; it is a file. Choose another path."
+        )
+    if resolved.exists() and not output.exists_ok and not overwrite:
+        raise FileExistsError(
+            f"{output.describe()} already exists; pass --overwrite to replace it or "
+            "choose another path."
+        )
+
+
+def _check_file_output(
+    output: Output, resolved: Path, input_folders: Sequence[Path], overwrite: bool
+) -> None:
+    if output.suffixes and not output.path.name.lower().endswith(
+        tuple(s.lower() for s in output.suffixes)
+    ):
+        allowed = " or ".join(output.suffixes)
+        raise ValueError(
+            f"{output.flag} must be a {allowed} file; got {str(output.path)!r} (the name "
+            f"must end with {allowed})."
+        )
+    if resolved.is_dir():
+        raise ValueError(f"{output.describe()} is a folder; give a file name.")
+    inside = [f for f in input_folders if f in resolved.parents]
+    if inside and _is_data_name(resolved.name):
+        raise ValueError(
+            f"{output.describe()} is a data file inside the input folder "
+            f"{str(inside[0])!r}; inputs are never overwritten. Choose a path outside "
+            "the input folders."
+        )
+    if not resolved.parent.is_dir():
+        raise NotADirectoryError(
+            f"{output.flag} folder does not exist: {str(output.path.parent)!r}. Create it first."
+        )
+    if resolved.exists() and not overwrite:
+        raise FileExistsError(
+            f"{output.describe()} already exists; pass --overwrite to replace it or choose "
+            "another path."
+        )
 
 
 def _describe_holder(text: str) -> tuple[str, dict[str, object]]:
@@ -467,3 +477,26 @@ def _remove_created(created: Sequence[Path], outputs: Sequence[Output]) -> None:
         )
         if not finished:
             shutil.rmtree(top, ignore_errors=True)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete temporary files (and scratch folders) left in ``folder`` by an interrupted run.
+
+    Call it only while holding the folder's lock (:class:`nnunet_ext.io.outputs.OutputLock`):
+    without it, a temporary file of another run writing the same folder would be deleted.
+
+    Args:
+        folder: An output folder of ours.
+
+    Returns:
+        The paths that were removed (sorted).
+    """
+    remove_dead_lock(folder)  # a lock file whose holder was killed (none is held by a live run)
+    removed = sorted(Path(folder).glob(f"{TEMP_PREFIX}*"))
+    for stale in removed:
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+    return removed

@@ -11,6 +11,7 @@ Also here: pairing ``CASE.npz`` with ``CASE.nii.gz.npz`` across folders, and the
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import struct
@@ -230,6 +231,40 @@ def inspect_probabilities(
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"probability file not found: {file}")
+    zinfo = _zip_member(file, key)
+    data_offset = _data_offset(file, zinfo)
+    partial = ProbabilityFile(
+        path=file,
+        shape=(),
+        dtype=np.dtype(np.float32),
+        fortran_order=False,
+        data_offset=data_offset,
+        compress_size=zinfo.compress_size,
+        file_size=zinfo.file_size,
+        crc=zinfo.CRC,
+        compress_type=zinfo.compress_type,
+        header_size=0,
+    )
+    shape, dtype, fortran_order, header_size = _parse_npy_header(partial)
+    if len(shape) < 2 or not np.issubdtype(dtype, np.floating):
+        raise InputError(
+            file,
+            f"{key!r} as a floating-point array of shape (C, ...)",
+            f"shape {shape}, dtype {dtype}",
+            fix=_REEXPORT,
+        )
+    expected = header_size + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if expected != zinfo.file_size:
+        raise _bad_file(
+            file, f"member holds {zinfo.file_size} bytes, the header announces {expected}"
+        )
+    return dataclasses.replace(
+        partial, shape=shape, dtype=dtype, fortran_order=fortran_order, header_size=header_size
+    )
+
+
+def _zip_member(file: Path, key: str) -> zipfile.ZipInfo:
+    """The zip directory entry of ``key.npy`` (deflated or stored)."""
     member = f"{key}.npy"
     try:
         with zipfile.ZipFile(file) as archive:
@@ -261,6 +296,11 @@ def inspect_probabilities(
             f"compression type {zinfo.compress_type}",
             fix="Re-save it with numpy.savez_compressed.",
         )
+    return zinfo
+
+
+def _data_offset(file: Path, zinfo: zipfile.ZipInfo) -> int:
+    """Where the member's compressed data starts; checks it fits the file and deflate's ratio."""
     with open(file, "rb") as handle:
         handle.seek(zinfo.header_offset)
         raw = handle.read(_LOCAL_HEADER.size)
@@ -268,7 +308,7 @@ def inspect_probabilities(
             raise _bad_file(file, "bad local zip header")
         fields = _LOCAL_HEADER.unpack(raw)
         name_length, extra_length = fields[9], fields[10]
-    data_offset = zinfo.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+    data_offset: int = zinfo.header_offset + _LOCAL_HEADER.size + name_length + extra_length
     if data_offset + zinfo.compress_size > file.stat().st_size:
         raise _bad_file(file, "the file ends inside the compressed data")
     limit = (
@@ -282,43 +322,7 @@ def inspect_probabilities(
             f"the zip directory announces {zinfo.file_size} bytes from {zinfo.compress_size} "
             "compressed bytes, more than deflate can produce",
         )
-    partial = ProbabilityFile(
-        path=file,
-        shape=(),
-        dtype=np.dtype(np.float32),
-        fortran_order=False,
-        data_offset=data_offset,
-        compress_size=zinfo.compress_size,
-        file_size=zinfo.file_size,
-        crc=zinfo.CRC,
-        compress_type=zinfo.compress_type,
-        header_size=0,
-    )
-    shape, dtype, fortran_order, header_size = _parse_npy_header(partial)
-    if len(shape) < 2 or not np.issubdtype(dtype, np.floating):
-        raise InputError(
-            file,
-            f"{key!r} as a floating-point array of shape (C, ...)",
-            f"shape {shape}, dtype {dtype}",
-            fix=_REEXPORT,
-        )
-    expected = header_size + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if expected != zinfo.file_size:
-        raise _bad_file(
-            file, f"member holds {zinfo.file_size} bytes, the header announces {expected}"
-        )
-    return ProbabilityFile(
-        path=file,
-        shape=shape,
-        dtype=dtype,
-        fortran_order=fortran_order,
-        data_offset=data_offset,
-        compress_size=zinfo.compress_size,
-        file_size=zinfo.file_size,
-        crc=zinfo.CRC,
-        compress_type=zinfo.compress_type,
-        header_size=header_size,
-    )
+    return data_offset
 
 
 def _parse_npy_header(info: ProbabilityFile) -> tuple[tuple[int, ...], np.dtype[Any], bool, int]:

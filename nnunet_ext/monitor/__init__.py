@@ -6,44 +6,7 @@ adds the configured epochs, early-stop settings and stop reason from our trainer
 ``nnunet_ext_training.json`` (or nnU-Net's ``debug.json``). No torch, no nnunetv2 import.
 """
 
-from nnunet_ext.monitor.history import (
-    LabelCollapse,
-    TrainingHistory,
-    compute_ema,
-    estimate_remaining_s,
-    find_collapsing_labels,
-    find_log_files,
-    merge_epochs,
-    read_training_history,
-)
-from nnunet_ext.monitor.parser import (
-    EPOCH_KEYS,
-    EpochRecord,
-    LogFile,
-    parse_log_text,
-    parse_pseudo_dice,
-    read_log_file,
-)
-from nnunet_ext.monitor.report import format_duration, format_report, plot_history
-from nnunet_ext.monitor.watch import watch_training
+from nnunet_ext.monitor.history import TrainingHistory, read_training_history
+from nnunet_ext.monitor.report import format_report, plot_history
 
-__all__ = [
-    "EPOCH_KEYS",
-    "EpochRecord",
-    "LabelCollapse",
-    "LogFile",
-    "TrainingHistory",
-    "compute_ema",
-    "estimate_remaining_s",
-    "find_collapsing_labels",
-    "find_log_files",
-    "format_duration",
-    "format_report",
-    "merge_epochs",
-    "parse_log_text",
-    "parse_pseudo_dice",
-    "plot_history",
-    "read_log_file",
-    "read_training_history",
-    "watch_training",
-]
+__all__ = ["TrainingHistory", "format_report", "plot_history", "read_training_history"]

@@ -1,4 +1,4 @@
-"""``nnunet-ext log FOLD_DIR [--json OUT.json] [--plot OUT.png] [--watch [SECONDS]]``."""
+"""``nnunet-ext log -i FOLD_DIR [--json OUT.json] [--plot OUT.png] [--watch [SECONDS]]``."""
 
 from __future__ import annotations
 
@@ -8,13 +8,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nnunet_ext._cli import command_name, main_for
+from nnunet_ext._cli import (
+    add_input,
+    add_json,
+    add_overwrite,
+    command_name,
+    main_for,
+)
 from nnunet_ext.io.outputs import Output, guard_outputs
 
 if TYPE_CHECKING:
     from nnunet_ext.monitor.history import TrainingHistory
 
-__all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
+__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
+
+#: Library parameter names as this command's flags, for error messages.
+PARAMETER_FLAGS = {"fold_dir": "-i/--input", "path": "--plot", "interval_s": "--watch"}
 
 DESCRIPTION = (
     "Read every training_log_*.txt of an nnU-Net fold folder (restarts with --c merged), print "
@@ -25,16 +34,14 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``log`` command's arguments."""
-    parser.add_argument(
-        "fold_dir",
-        type=Path,
-        metavar="FOLD_DIR",
-        help="nnU-Net fold folder, e.g. "
+    add_input(
+        parser,
+        "nnU-Net fold folder, e.g. "
         "nnUNet_results/Dataset501_X/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0",
+        metavar="FOLD_DIR",
+        old_positional=True,
     )
-    parser.add_argument(
-        "--json", type=Path, metavar="OUT.json", help="write the epochs and summary as JSON"
-    )
+    add_json(parser, "write the epochs and summary as JSON")
     parser.add_argument(
         "--plot",
         type=Path,
@@ -53,9 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--last", type=int, default=15, metavar="N", help="epochs shown in the table (0: all)"
     )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace existing --json/--plot files"
-    )
+    add_overwrite(parser, "replace existing --json/--plot files")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     with guard_outputs(
         outputs,
-        inputs=[args.fold_dir],
+        inputs=[args.input],
         overwrite=args.overwrite,
         command=command_name(args, "nnunet-ext log"),
     ):
@@ -81,7 +86,7 @@ def _log(args: argparse.Namespace) -> int:
     from nnunet_ext.monitor.report import format_report, plot_history
     from nnunet_ext.monitor.watch import watch_training
 
-    find_log_files(args.fold_dir)  # fail early, with the fold-folder hint
+    find_log_files(args.input)  # fail early, with the fold-folder hint
     clear = sys.stdout.isatty() and args.watch is not None
 
     def show(history: TrainingHistory) -> None:
@@ -94,14 +99,14 @@ def _log(args: argparse.Namespace) -> int:
             plot_history(history, args.plot)
 
     if args.watch is None:
-        history = read_training_history(args.fold_dir)
+        history = read_training_history(args.input)
         if args.plot is not None and not history.epochs:
             raise ValueError(
-                f"{args.fold_dir}: no finished epoch to plot yet; try again later or use --watch."
+                f"{args.input}: no finished epoch to plot yet; try again later or use --watch."
             )
         show(history)
     else:
-        watch_training(args.fold_dir, show, interval_s=args.watch)
+        watch_training(args.input, show, interval_s=args.watch)
     return 0
 
 

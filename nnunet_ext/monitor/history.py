@@ -408,7 +408,7 @@ def find_log_files(fold_dir: str | os.PathLike[str]) -> list[Path]:
     """
     root = Path(fold_dir)
     if not root.is_dir():
-        raise NotADirectoryError(f"FOLD_DIR must be a folder; got {str(root)!r}, which is not one.")
+        raise NotADirectoryError(f"fold_dir must be a folder; got {str(root)!r}, which is not one.")
     logs = [
         p for p in root.glob("training_log_*.txt") if p.is_file() and not p.name.startswith(".")
     ]
@@ -419,7 +419,7 @@ def find_log_files(fold_dir: str | os.PathLike[str]) -> list[Path]:
             if folds
             else " Pass nnUNet_results/DatasetX/TRAINER__PLANS__CONF/fold_N."
         )
-        raise FileNotFoundError(f"FOLD_DIR {str(root)!r} has no training_log_*.txt file.{hint}")
+        raise FileNotFoundError(f"fold_dir {str(root)!r} has no training_log_*.txt file.{hint}")
     return logs
 
 

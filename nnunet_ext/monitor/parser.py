@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -194,6 +195,25 @@ class _Pending:
         )
 
 
+#: nnU-Net's per-epoch lines: pattern, the :class:`_Pending` field its value goes to, parser.
+_EPOCH_LINES: tuple[tuple[re.Pattern[str], str, Callable[[str], object]], ...] = (
+    (_LR, "learning_rate", _to_float),
+    (_TRAIN_LOSS, "train_loss", _to_float),
+    (_VAL_LOSS, "val_loss", _to_float),
+    (_DICE, "pseudo_dice", parse_pseudo_dice),
+    (_EPOCH_TIME, "epoch_time_s", _to_float),
+    (_NEW_BEST, "logged_best_ema", _to_float),
+)
+
+
+def _read_epoch_line(pending: _Pending, message: str) -> None:
+    """Store the value of an epoch line into ``pending`` (other messages: nothing)."""
+    for pattern, name, parse in _EPOCH_LINES:
+        if found := pattern.match(message):
+            setattr(pending, name, parse(found.group(1)))
+            return
+
+
 def parse_log_text(text: str, *, source: str = "training_log") -> LogFile:
     r"""Parse the text of one nnU-Net training log.
 
@@ -247,20 +267,8 @@ def parse_log_text(text: str, *, source: str = "training_log") -> LogFile:
                 pending = _Pending(epoch=int(epoch_match.group(1)), started_at=stamp)
             elif message == _TRAINING_DONE:
                 done = True
-            elif pending is None:
-                continue
-            elif lr_match := _LR.match(message):
-                pending.learning_rate = _to_float(lr_match.group(1))
-            elif train_match := _TRAIN_LOSS.match(message):
-                pending.train_loss = _to_float(train_match.group(1))
-            elif val_match := _VAL_LOSS.match(message):
-                pending.val_loss = _to_float(val_match.group(1))
-            elif dice_match := _DICE.match(message):
-                pending.pseudo_dice = parse_pseudo_dice(dice_match.group(1))
-            elif time_match := _EPOCH_TIME.match(message):
-                pending.epoch_time_s = _to_float(time_match.group(1))
-            elif best_match := _NEW_BEST.match(message):
-                pending.logged_best_ema = _to_float(best_match.group(1))
+            elif pending is not None:
+                _read_epoch_line(pending, message)
         except ValueError as err:
             raise InputError(
                 source,

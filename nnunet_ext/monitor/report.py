@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 from nnunet_ext.monitor.history import TrainingHistory
 
@@ -50,10 +51,23 @@ def format_report(history: TrainingHistory, *, last: int = 15) -> str:
     Returns:
         The report text (no trailing newline).
     """
-    best = history.best
     collapses = history.collapsing_labels()
     collapsed = {c.index for c in collapses}
     names = [f"{name}{'!' if i in collapsed else ''}" for i, name in enumerate(history.label_names)]
+    lines = [f"{history.fold_dir}  ({len(history.log_files)} log file(s))"]
+    lines.extend(_epoch_table(history, names, last))
+    lines.append("")
+    lines.extend(_summary_lines(history))
+    for collapse in collapses:
+        lines.append(f"WARNING: {collapse.describe(5)}")
+    for note in history.warnings:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def _epoch_table(history: TrainingHistory, names: list[str], last: int) -> list[str]:
+    """The epoch table: header and one row per shown epoch (``*`` best, ``c`` cooldown)."""
+    best = history.best
     header = ["epoch", "train_loss", "val_loss", *names, "EMA", "lr", "time_s"]
     rows: list[list[str]] = []
     shown = history.epochs if last <= 0 else history.epochs[-last:]
@@ -77,15 +91,20 @@ def format_report(history: TrainingHistory, *, last: int = 15) -> str:
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
     ]
-    lines = [f"{history.fold_dir}  ({len(history.log_files)} log file(s))"]
-    lines.append("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
     lines.extend("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
     if not rows:
         lines.append("(no finished epoch yet)")
+    return lines
+
+
+def _summary_lines(history: TrainingHistory) -> list[str]:
+    """Progress, best epoch, early stopping, cooldown, forgetting and ETA below the table."""
+    best = history.best
+    cooldown = history.cooldown_window
     done = history.epochs[-1].epoch + 1 if history.epochs else 0
     total = str(history.num_epochs) if history.num_epochs is not None else "?"
-    lines.append("")
-    lines.append(f"epochs finished: {done} of {total}   status: {history.status}")
+    lines = [f"epochs finished: {done} of {total}   status: {history.status}"]
     if history.unfinished_epoch is not None and history.status == "running":
         lines.append(f"epoch {history.unfinished_epoch} is in progress")
     if best is not None:
@@ -120,11 +139,7 @@ def format_report(history: TrainingHistory, *, last: int = 15) -> str:
             f"no log line since {history.last_log_time}: the run is not finished and not writing; "
             "resume it with nnUNetv2_train ... --c"
         )
-    for collapse in collapses:
-        lines.append(f"WARNING: {collapse.describe(5)}")
-    for note in history.warnings:
-        lines.append(f"note: {note}")
-    return "\n".join(lines)
+    return lines
 
 
 def plot_history(history: TrainingHistory, path: str | os.PathLike[str]) -> Path:
@@ -149,10 +164,10 @@ def plot_history(history: TrainingHistory, path: str | os.PathLike[str]) -> Path
     """
     final = Path(path)
     if final.suffix.lower() != ".png":
-        raise ValueError(f"--plot must be a .png file; got {str(final)!r}.")
+        raise ValueError(f"path must be a .png file; got {str(final)!r}.")
     if not final.parent.is_dir():
         raise FileNotFoundError(
-            f"--plot folder does not exist: {str(final.parent)!r}. Create it first."
+            f"path folder does not exist: {str(final.parent)!r}. Create it first."
         )
     if not history.epochs:
         raise ValueError(f"{history.fold_dir}: no finished epoch to plot yet.")
@@ -161,12 +176,33 @@ def plot_history(history: TrainingHistory, path: str | os.PathLike[str]) -> Path
 
     from nnunet_ext.io import atomic_path
 
-    x = [e.epoch for e in history.epochs]
-    collapsed = {c.index: c for c in history.collapsing_labels()}
     figure = Figure(figsize=(11, 8), dpi=100)
     FigureCanvasAgg(figure)  # Agg, set on this figure only: no display, no global backend change
     dice_ax, loss_ax = figure.subplots(2, 1, sharex=True)
+    _plot_curves(history, dice_ax, loss_ax)
+    _plot_forgetting(history, dice_ax)
+    _mark_windows(history, (dice_ax, loss_ax))
+    dice_ax.set_ylabel("pseudo Dice")
+    dice_ax.set_ylim(-0.02, 1.02)
     num_labels = len(history.label_names)
+    dice_ax.legend(loc="lower right", fontsize=8, ncol=2 if num_labels > 6 else 1)
+    loss_ax.set_ylabel("loss")
+    loss_ax.set_xlabel("epoch")
+    loss_ax.legend(loc="upper right", fontsize=8)
+    title = f"{history.fold_dir.parent.name}/{history.fold_dir.name}: {history.status}"
+    if history.stop and history.stop.get("reason"):
+        title += f" ({history.stop['reason']})"
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    with atomic_path(final) as tmp:
+        figure.savefig(tmp, format="png")
+    return final
+
+
+def _plot_curves(history: TrainingHistory, dice_ax: Any, loss_ax: Any) -> None:
+    """Per-label pseudo Dice (collapsing labels dashed red), the EMA, and both losses."""
+    x = [e.epoch for e in history.epochs]
+    collapsed = {c.index: c for c in history.collapsing_labels()}
     for index, name in enumerate(history.label_names):
         values = [
             e.pseudo_dice[index] if index < len(e.pseudo_dice) else math.nan for e in history.epochs
@@ -181,6 +217,10 @@ def plot_history(history: TrainingHistory, path: str | os.PathLike[str]) -> Path
         x, [_nan(e.train_loss) for e in history.epochs], color="tab:blue", label="train loss"
     )
     loss_ax.plot(x, [_nan(e.val_loss) for e in history.epochs], color="tab:red", label="val loss")
+
+
+def _plot_forgetting(history: TrainingHistory, dice_ax: Any) -> None:
+    """An ``x`` where the forgetting guard fired for a label."""
     by_epoch = {e.epoch: e for e in history.epochs}
     for event in history.forgetting:
         index, epoch = int(event["index"]), int(event["epoch"])
@@ -197,45 +237,33 @@ def plot_history(history: TrainingHistory, path: str | os.PathLike[str]) -> Path
             ls="none",
             label=f"{name} forgotten (epoch {epoch})",
         )
+
+
+def _mark_windows(history: TrainingHistory, axes: tuple[Any, Any]) -> None:
+    """The best epoch, the early-stop window and the cooldown on both axes."""
     best = history.best
     window = history.early_stop_window
     cooldown = history.cooldown_window
-    for ax in (dice_ax, loss_ax):
+    last_epoch = history.epochs[-1].epoch
+    for ax in axes:
         if best is not None:
             ax.axvline(best.epoch, color="green", ls=":", lw=1.5, label=f"best epoch {best.epoch}")
-        if window is not None:
-            ax.axvspan(
-                window[0] - 0.5,
-                window[1] + 0.5,
-                color="orange",
-                alpha=0.15,
-                label=f"patience window {window[0]}-{window[1]}",
-            )
-        if cooldown is not None:
-            ax.axvspan(
-                cooldown[0] - 0.5,
-                cooldown[1] + 0.5,
-                color="tab:blue",
-                alpha=0.12,
-                label=f"LR cooldown {cooldown[0]}-{cooldown[1]}",
-            )
+        spans = (
+            (window, "orange", 0.15, "patience window"),
+            (cooldown, "tab:blue", 0.12, "LR cooldown"),
+        )
+        for span, color, alpha, name in spans:
+            if span is not None:
+                ax.axvspan(
+                    span[0] - 0.5,
+                    span[1] + 0.5,
+                    color=color,
+                    alpha=alpha,
+                    label=f"{name} {span[0]}-{span[1]}",
+                )
         if history.num_epochs is not None:
-            ax.set_xlim(-0.5, max(history.num_epochs - 0.5, x[-1] + 0.5))
+            ax.set_xlim(-0.5, max(history.num_epochs - 0.5, last_epoch + 0.5))
         ax.grid(alpha=0.3)
-    dice_ax.set_ylabel("pseudo Dice")
-    dice_ax.set_ylim(-0.02, 1.02)
-    dice_ax.legend(loc="lower right", fontsize=8, ncol=2 if num_labels > 6 else 1)
-    loss_ax.set_ylabel("loss")
-    loss_ax.set_xlabel("epoch")
-    loss_ax.legend(loc="upper right", fontsize=8)
-    title = f"{history.fold_dir.parent.name}/{history.fold_dir.name}: {history.status}"
-    if history.stop and history.stop.get("reason"):
-        title += f" ({history.stop['reason']})"
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    with atomic_path(final) as tmp:
-        figure.savefig(tmp, format="png")
-    return final
 
 
 def _nan(value: float | None) -> float:

@@ -38,7 +38,7 @@ def watch_training(
         ValueError: If ``interval_s`` is not positive.
     """
     if not interval_s > 0:
-        raise ValueError(f"--watch must be a positive number of seconds; got {interval_s}.")
+        raise ValueError(f"interval_s must be a positive number of seconds; got {interval_s}.")
     updates = 0
     while True:
         history = read_training_history(fold_dir)

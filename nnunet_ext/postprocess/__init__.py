@@ -12,9 +12,8 @@ from nnunet_ext.postprocess.components import (
     remove_small_components,
 )
 from nnunet_ext.postprocess.folders import FolderResult, postprocess_folder
-from nnunet_ext.postprocess.holes import fill_holes, find_holes
+from nnunet_ext.postprocess.holes import fill_holes
 from nnunet_ext.postprocess.plan import (
-    SCHEMA_VERSION,
     PostprocessingPlan,
     apply_plan,
     determine_plan,
@@ -23,13 +22,11 @@ from nnunet_ext.postprocess.plan import (
 )
 
 __all__ = [
-    "SCHEMA_VERSION",
     "FolderResult",
     "PostprocessingPlan",
     "apply_plan",
     "determine_plan",
     "fill_holes",
-    "find_holes",
     "keep_largest_component",
     "keep_largest_foreground_component",
     "load_plan",

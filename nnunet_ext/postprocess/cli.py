@@ -1,13 +1,13 @@
 """Command line: ``python -m nnunet_ext.postprocess`` / ``nnunet-ext postprocess``.
 
-Apply steps to a folder::
+Apply steps to a folder (``apply`` is the default subcommand)::
 
-    python -m nnunet_ext.postprocess -i PRED -o OUT --keep-largest 1 2 --fill-holes 1 2
+    nnunet-ext postprocess apply -i PRED -o OUT --keep-largest 1 2 --fill-holes 1 2
 
 or decide a plan on validation predictions and apply it later::
 
-    python -m nnunet_ext.postprocess determine -i CV_PRED -r LABELS -o plan.json
-    python -m nnunet_ext.postprocess -i PRED -o OUT --plan plan.json
+    nnunet-ext postprocess determine -i CV_PRED -r LABELS -o plan.json
+    nnunet-ext postprocess apply -i PRED -o OUT --plan plan.json
 """
 
 from __future__ import annotations
@@ -16,18 +16,51 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import add_verbose_to_subcommand, command_name, main_for
+from nnunet_ext._cli import (
+    add_file_ending,
+    add_ignore_label,
+    add_input,
+    add_labels,
+    add_num_workers,
+    add_output,
+    add_overwrite,
+    add_reference,
+    add_subcommand,
+    command_name,
+    main_for,
+)
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 from nnunet_ext.io.outputs import Output, guard_outputs
 
-__all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
+__all__ = ["DEFAULT_SUBCOMMAND", "DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
 
-DESCRIPTION = (
+#: ``nnunet-ext postprocess -i ... -o ...`` (no subcommand) means ``postprocess apply``.
+DEFAULT_SUBCOMMAND = (("apply", "determine"), "apply")
+
+#: Library parameter names as this command's flags, for error messages.
+PARAMETER_FLAGS = {
+    "input_dir": "-i/--input",
+    "output_dir": "-o/--output",
+    "prediction_dir": "-i/--input",
+    "reference_dir": "-r/--reference",
+    "label_ids": "--labels",
+    "min_voxels": "--min-size",
+    "connectivity": "--connectivity",
+    "metric": "--metric",
+    "num_workers": "-j/--num-workers",
+}
+
+APPLY_DESCRIPTION = (
     "Clean nnU-Net label maps. Steps run in this order: keep the largest foreground component, "
     "keep the largest component per label, remove small components, fill holes (only background "
-    "voxels change; a hole takes the label with most face-neighbour voxels, ties to the smaller "
-    "value). Outputs are uint8 with the input geometry. Subcommand 'determine' chooses a plan on "
-    "validation predictions by per-label mean Dice (nnU-Net's rule)."
+    "voxels change; a hole takes the label with the most distinct face-neighbour voxels of the "
+    "hole, ties to the smaller value). Outputs are uint8 with the input geometry."
+)
+
+DESCRIPTION = (
+    "Clean nnU-Net label maps: 'apply' runs steps or a plan on a folder (the default: "
+    "'nnunet-ext postprocess -i PRED -o OUT ...' is 'postprocess apply'); 'determine' chooses a "
+    "plan on validation predictions by per-label mean Dice (nnU-Net's rule)."
 )
 
 
@@ -54,47 +87,46 @@ def _min_size(text: str) -> tuple[int, float, str]:
     return int(label), value, unit
 
 
-def _add_apply_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-i", "--input", type=Path, help="folder of label files (not modified)")
+def _add_label_list(parser: argparse.ArgumentParser, flag: str, help: str) -> None:
+    parser.add_argument(flag, type=_label, nargs="+", default=[], metavar="L", help=help)
+
+
+def _add_min_size(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument(
-        "-o", "--output", type=Path, help="output folder (must differ from --input)"
+        "--min-size", type=_min_size, nargs="+", default=[], metavar="L:N", help=help
     )
+
+
+def _add_connectivity(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--keep-largest",
-        type=_label,
-        nargs="+",
-        default=[],
-        metavar="L",
-        help="labels whose largest component alone is kept (ties: all tied kept)",
+        "--connectivity",
+        type=int,
+        default=None,
+        metavar="K",
+        help="component connectivity 1..ndim (scipy convention); default: full (ndim)",
+    )
+
+
+def _add_apply_arguments(parser: argparse.ArgumentParser) -> None:
+    add_input(parser, "folder of label files (not modified)")
+    add_output(parser, "output folder (must differ from --input)")
+    _add_label_list(
+        parser, "--keep-largest", "labels whose largest component alone is kept (ties: all kept)"
     )
     parser.add_argument(
         "--keep-largest-foreground",
         action="store_true",
         help="keep only the largest component of all foreground labels together",
     )
-    parser.add_argument(
-        "--min-size",
-        type=_min_size,
-        nargs="+",
-        default=[],
-        metavar="L:N",
-        help="remove components of label L smaller than N voxels (or Nmm3)",
+    _add_min_size(
+        parser,
+        "remove components of label L with fewer than N voxels (or a volume under N mm3, "
+        "as L:Nmm3); a component of exactly N is kept",
     )
-    parser.add_argument(
-        "--fill-holes",
-        type=_label,
-        nargs="+",
-        default=[],
-        metavar="L",
-        help="labels whose holes (background not reaching the border) are filled",
+    _add_label_list(
+        parser, "--fill-holes", "labels whose holes (background not reaching the border) are filled"
     )
-    parser.add_argument(
-        "--connectivity",
-        type=int,
-        default=None,
-        metavar="K",
-        help="component connectivity 1..ndim (scipy convention); default: full",
-    )
+    _add_connectivity(parser)
     parser.add_argument(
         "--plan",
         type=Path,
@@ -102,99 +134,31 @@ def _add_apply_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PLAN.json",
         help="a plan JSON (from 'determine'); cannot be combined with step flags",
     )
-    parser.add_argument(
-        "--file-ending",
-        default=None,
-        help="label file ending; default from dataset.json, else .nii.gz",
-    )
-    parser.add_argument("-j", "--num-workers", type=int, default=1, help="worker processes")
-    parser.add_argument("--overwrite", action="store_true", help="redo cases already in --output")
+    add_file_ending(parser, "label file ending; default from dataset.json, else .nii.gz")
+    add_num_workers(parser, "worker processes")
+    add_overwrite(parser, "redo cases already in --output")
     add_executor_arguments(parser)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the postprocess options and the ``determine`` subcommand to ``parser``."""
-    _add_apply_arguments(parser)
-    sub = parser.add_subparsers(dest="action", metavar="{determine}")
-    determine = sub.add_parser(
-        "determine",
-        help="choose a plan on validation predictions vs references",
-        description="Try each step per label on validation predictions; keep it only if that "
-        "label's mean Dice improves (nnU-Net's rule), or the mean of --metric (HD95, NSD, ASSD, "
-        "a score file). Writes a plan JSON with the metrics.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    add_verbose_to_subcommand(determine)
-    determine.add_argument(
-        "-i",
-        "--input",
-        dest="det_input",
-        type=Path,
-        required=True,
-        help="folder of validation predictions",
-    )
-    determine.add_argument(
-        "-r",
-        "--reference",
-        type=Path,
-        required=True,
-        help="folder of reference label files with the same case IDs",
-    )
-    determine.add_argument(
-        "-o",
-        "--output",
-        dest="det_output",
-        type=Path,
-        required=True,
-        metavar="PLAN.json",
-        help="where to write the plan",
-    )
-    determine.add_argument(
-        "--labels",
-        type=_label,
-        nargs="+",
-        default=None,
-        metavar="L",
-        help="labels to consider; default: dataset.json foreground labels",
-    )
-    determine.add_argument(
-        "--min-size",
-        dest="det_min_size",
-        type=_min_size,
-        nargs="+",
-        default=[],
-        metavar="L:N",
-        help="candidate minimum sizes (voxels) to try",
-    )
-    determine.add_argument(
+def _add_determine_arguments(parser: argparse.ArgumentParser) -> None:
+    add_input(parser, "folder of validation predictions")
+    add_reference(parser, "folder of reference label files with the same case IDs")
+    add_output(parser, "where to write the plan", metavar="PLAN.json")
+    add_labels(parser, "labels to consider, ids or names; default: dataset.json foreground labels")
+    _add_min_size(parser, "candidate minimum sizes (voxels) to try")
+    parser.add_argument(
         "--no-keep-largest-foreground",
         action="store_true",
         help="do not try the foreground largest-component step",
     )
-    determine.add_argument(
+    parser.add_argument(
         "--no-keep-largest", action="store_true", help="do not try per-label largest component"
     )
-    determine.add_argument("--no-fill-holes", action="store_true", help="do not try hole filling")
-    determine.add_argument(
-        "--connectivity",
-        dest="det_connectivity",
-        type=int,
-        default=None,
-        metavar="K",
-        help="component connectivity 1..ndim; default: full",
-    )
-    determine.add_argument(
-        "--ignore-label", type=int, default=None, help="reference value left out of Dice counts"
-    )
-    determine.add_argument(
-        "-j",
-        "--num-workers",
-        dest="det_workers",
-        type=int,
-        default=1,
-        help="worker processes for reading",
-    )
-    determine.add_argument(
+    parser.add_argument("--no-fill-holes", action="store_true", help="do not try hole filling")
+    _add_connectivity(parser)
+    add_ignore_label(parser, "reference value left out of Dice counts")
+    add_num_workers(parser, "worker processes for reading")
+    parser.add_argument(
         "--metric",
         default="dice",
         metavar="METRIC",
@@ -202,34 +166,66 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "score:SCORE.json (distances in mm, lower is better); other than dice, every step's "
         "effect on Dice, HD95, ASSD and NSD is reported",
     )
-    determine.add_argument(
-        "--nsd-tolerance",
-        type=float,
-        default=1.0,
-        metavar="MM",
-        help="NSD tolerance in mm",
+    parser.add_argument(
+        "--nsd-tolerance", type=float, default=1.0, metavar="MM", help="NSD tolerance in mm"
     )
-    determine.add_argument(
+    parser.add_argument(
         "--convention",
         default="nan",
         metavar="NAME",
         help="empty-case convention of the metrics (nan, brats, max-distance; see evaluate)",
     )
-    determine.add_argument(
-        "--overwrite",
-        dest="det_overwrite",
-        action="store_true",
-        help="replace an existing plan file",
+    add_overwrite(parser, "replace an existing plan file")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``apply`` and ``determine`` subcommands (``apply`` when none is named)."""
+    sub = parser.add_subparsers(dest="action", required=True, metavar="{apply,determine}")
+    apply = add_subcommand(
+        sub,
+        "apply",
+        "apply steps or a plan to a folder of label files (the default subcommand)",
+        APPLY_DESCRIPTION,
     )
+    _add_apply_arguments(apply)
+    determine = add_subcommand(
+        sub,
+        "determine",
+        "choose a plan on validation predictions vs references",
+        "Try each step per label on validation predictions; keep it only if that label's mean "
+        "Dice improves (nnU-Net's rule), or the mean of --metric (HD95, NSD, ASSD, a score "
+        "file). Writes a plan JSON with the metrics.",
+    )
+    _add_determine_arguments(determine)
+
+
+# Like submission's _label_values but not the same rule: foreground values only (> 0), names
+# (regions too) resolved through the input folder's dataset.json.
+def _label_ids(args: argparse.Namespace) -> list[int] | None:
+    """``--labels`` as label values: numbers as they are, names through the input's dataset.json."""
+    if args.labels is None:
+        return None
+    if all(token.strip().isdigit() for token in args.labels):
+        return [_label(token) for token in args.labels]
+    dataset_json = Path(args.input) / "dataset.json"
+    if not dataset_json.is_file():
+        raise ValueError(
+            f"--labels names labels ({' '.join(args.labels)}) but {dataset_json} does not exist; "
+            "give label values instead (e.g. --labels 1 2)."
+        )
+    from nnunet_ext.io import load_dataset_json
+
+    values = load_dataset_json(dataset_json).resolve_all(args.labels)
+    return [int(v) for v in values if isinstance(v, int)]
 
 
 def _run_determine(args: argparse.Namespace) -> int:
-    if any(unit != "voxels" for _, _, unit in args.det_min_size):
+    if any(unit != "voxels" for _, _, unit in args.min_size):
         raise ValueError("--min-size for determine must be in voxels (LABEL:N); got a mm3 size.")
     with guard_outputs(
-        [Output(args.det_output, "-o/--output", (".json",))],
-        inputs=[args.det_input, args.reference],
-        overwrite=args.det_overwrite,
+        [Output(args.output, "-o/--output", (".json",))],
+        inputs=[args.input, args.reference],
+        overwrite=args.overwrite,
         command=command_name(args, "nnunet-ext postprocess") + " determine",
     ):
         return _determine(args)
@@ -239,21 +235,21 @@ def _determine(args: argparse.Namespace) -> int:
     from nnunet_ext.postprocess.plan import determine_plan, save_plan
 
     plan = determine_plan(
-        args.det_input,
+        args.input,
         args.reference,
-        label_ids=args.labels,
+        label_ids=_label_ids(args),
         try_keep_largest_foreground=not args.no_keep_largest_foreground,
         try_keep_largest=not args.no_keep_largest,
         try_fill_holes=not args.no_fill_holes,
-        min_voxels={label: size for label, size, _ in args.det_min_size},
-        connectivity=args.det_connectivity,
+        min_voxels={label: size for label, size, _ in args.min_size},
+        connectivity=args.connectivity,
         ignore_label=args.ignore_label,
-        num_workers=args.det_workers,
+        num_workers=args.num_workers,
         metric=args.metric,
         nsd_tolerance=args.nsd_tolerance,
         convention=args.convention,
     )
-    save_plan(plan, args.det_output)
+    save_plan(plan, args.output)
     names = {"dice": "Dice", "iou": "IoU", "hd95": "HD95", "assd": "ASSD", "nsd": "NSD"}
     for step in plan.metrics["steps"]:
         label = "foreground" if step["label"] is None else f"label {step['label']}"
@@ -263,21 +259,17 @@ def _determine(args: argparse.Namespace) -> int:
             for k in step["before"]
         )
         print(f"{step['operation']:<24} {label:<12} {changes}  {verdict} on {step['metric']}")
-    print(args.det_output)
+    print(args.output)
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the command parsed from ``add_arguments``; returns the exit code."""
-    if getattr(args, "action", None) == "determine":
+    if args.action == "determine":
         return _run_determine(args)
     from nnunet_ext.postprocess.folders import postprocess_folder
     from nnunet_ext.postprocess.plan import PostprocessingPlan, load_plan
 
-    if args.input is None or args.output is None:
-        raise ValueError(
-            "-i/--input and -o/--output are required; e.g. -i PRED -o OUT --keep-largest 1."
-        )
     has_steps = bool(
         args.keep_largest or args.keep_largest_foreground or args.min_size or args.fill_holes
     )
@@ -324,4 +316,4 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m nnunet_ext.postprocess``."""
-    return main_for("nnunet-ext-postprocess", DESCRIPTION, add_arguments, run, argv)
+    return main_for("nnunet-ext postprocess", DESCRIPTION, add_arguments, run, argv)

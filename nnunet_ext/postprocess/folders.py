@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nnunet_ext.postprocess.plan import PostprocessingPlan, apply_plan
+from nnunet_ext.postprocess.plan import PostprocessingPlan, _file_ending, apply_plan
 
 if TYPE_CHECKING:
     from nnunet_ext._parallel import Executor
@@ -52,19 +52,6 @@ def _plan_key(plan: PostprocessingPlan) -> dict[str, Any]:
     data = plan.to_dict()
     data.pop("metrics")
     return data
-
-
-def _file_ending(input_dir: Path, file_ending: str | None) -> str:
-    if file_ending is not None:
-        if not file_ending.startswith("."):
-            raise ValueError(f"file_ending must start with '.'; got {file_ending!r}.")
-        return file_ending
-    dataset_json = input_dir / "dataset.json"
-    if dataset_json.is_file():
-        from nnunet_ext.io import load_dataset_json
-
-        return load_dataset_json(dataset_json).file_ending
-    return ".nii.gz"
 
 
 def _check_plan_labels(plan: PostprocessingPlan, input_dir: Path) -> None:
@@ -211,7 +198,7 @@ def postprocess_folder(
         if previous != _plan_key(plan):
             raise FileExistsError(
                 f"output_dir {str(target)!r} already holds {len(existing)} case(s) made with a "
-                "different or unknown plan. Pass overwrite=True (--overwrite) to redo them, or "
+                "different or unknown plan. Pass overwrite=True to redo them, or "
                 "choose another folder."
             )
     todo = sorted(cases if overwrite else set(cases) - existing)

@@ -10,7 +10,8 @@ The rule (one pass, all labels at once):
   otherwise it stays background.
 
 Only background voxels change, so a label nested inside another (LV inside myocardium) is never
-overwritten, and a background pocket inside the LV becomes LV, not myocardium. Holes are found
+overwritten. A background pocket inside the LV becomes LV when it touches only LV; one that also
+touches the myocardium takes whichever has more distinct neighbour voxels. Holes are found
 with ``fill_voids`` (scan-line flood fill) and labelled with ``cc3d``; the result equals a
 ``scipy.ndimage`` reference (``tests/postprocess/test_holes.py``).
 """
@@ -86,7 +87,7 @@ def fill_holes(
         ValueError: If a label id is <= 0.
 
     Examples:
-        A pocket inside label 2, which sits inside label 1, becomes 2 (never 1):
+        A pocket touching only label 2 (which sits inside label 1) becomes 2, never 1:
 
         >>> labels = np.array([[1, 1, 1, 1, 1],
         ...                    [1, 2, 2, 2, 1],

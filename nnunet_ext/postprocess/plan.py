@@ -288,6 +288,19 @@ def _check_metrics(metrics: Mapping[str, Any], source: str) -> None:
         )
 
 
+def _file_ending(input_dir: Path, file_ending: str | None) -> str:
+    if file_ending is not None:
+        if not file_ending.startswith("."):
+            raise ValueError(f"file_ending must start with '.'; got {file_ending!r}.")
+        return file_ending
+    dataset_json = input_dir / "dataset.json"
+    if dataset_json.is_file():
+        from nnunet_ext.io import load_dataset_json
+
+        return load_dataset_json(dataset_json).file_ending
+    return ".nii.gz"
+
+
 def save_plan(plan: PostprocessingPlan, path: str | os.PathLike[str]) -> Path:
     """Write ``plan`` as strict JSON, atomically, and return the path."""
     from nnunet_ext.io import write_json
@@ -370,7 +383,7 @@ def _mean(values: NDArray[np.float64]) -> float:
     return float(finite.mean()) if finite.size else float("nan")
 
 
-def _label_means(dice: NDArray[np.float64]) -> NDArray[np.float64]:
+def _per_label_means(dice: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.array([_mean(dice[:, i]) for i in range(dice.shape[1])], dtype=np.float64)
 
 
@@ -417,7 +430,7 @@ class _Objective:
             needed = {metric}
         else:
             raise ValueError(
-                f"--metric must be one of {', '.join(HIGHER_IS_BETTER)} or score:SCORE.json; "
+                f"metric must be one of {', '.join(HIGHER_IS_BETTER)} or score:SCORE.json; "
                 f"got {metric!r}."
             )
         self.higher_is_better = True if self.score else HIGHER_IS_BETTER[metric]
@@ -563,13 +576,94 @@ def determine_plan(
         ValueError: If a prediction has no reference, shapes differ, or no case is found.
     """
     from nnunet_ext._parallel import map_cases
-    from nnunet_ext.io import list_case_files, load_dataset_json
-    from nnunet_ext.postprocess.folders import _file_ending
 
     objective = _Objective(
         metric, nsd_tolerance=nsd_tolerance, convention=convention, ignore_label=ignore_label
     )
-    predictions_root, references_root = Path(prediction_dir), Path(reference_dir)
+    predictions_root = Path(prediction_dir)
+    predicted, references = _matched_cases(predictions_root, Path(reference_dir), file_ending)
+    min_candidates = _sizes(min_voxels or {}, "min_voxels")
+    ids = _given_label_ids(label_ids, predictions_root)
+    cases = sorted(predicted)
+    loaded = map_cases(
+        _load_pair,
+        [(str(predicted[c]), str(references[c])) for c in cases],
+        num_workers=num_workers,
+        desc="load",
+    )
+    truth = [r for _, r, _, _ in loaded]
+    if ids is None:  # neither given nor in a dataset.json: every label of the references
+        ids = sorted({int(v) for r in truth for v in np.unique(r) if v != 0})
+    if not ids:
+        raise ValueError("label_ids must name at least one foreground label; none found.")
+    for array, _, _, _ in loaded:
+        check_connectivity(connectivity, ndim=array.ndim)
+    search = _PlanSearch(
+        objective,
+        truth,
+        [p for p, _, _, _ in loaded],
+        [tuple(reversed(s)) for _, _, _, s in loaded],
+        ids,
+    )
+    if try_keep_largest_foreground:
+        search.try_foreground(connectivity)
+    for label in ids if try_keep_largest else []:
+        search.try_step(
+            "keep_largest",
+            label,
+            lambda p, lab=label: keep_largest_component(
+                p, label_ids=[lab], connectivity=connectivity
+            ),
+        )
+    for label, size in min_candidates.items():
+        if label not in ids:
+            raise ValueError(f"min_voxels label {label} must be one of label_ids {ids}.")
+        search.try_step(
+            "min_voxels",
+            label,
+            lambda p, lab=label, s=size: remove_small_components(
+                p, min_voxels={lab: s}, connectivity=connectivity
+            ),
+            size,
+        )
+    for label in ids if try_fill_holes else []:
+        search.try_step("fill_holes", label, lambda p, lab=label: fill_holes(p, label_ids=[lab]))
+    return PostprocessingPlan(
+        keep_largest_foreground=search.accepted["keep_largest_foreground"],
+        keep_largest=tuple(search.accepted["keep_largest"]),
+        min_voxels=search.accepted["min_voxels"],
+        fill_holes=tuple(search.accepted["fill_holes"]),
+        connectivity=connectivity,
+        metrics=search.metrics(len(cases)),
+    )
+
+
+def _given_label_ids(label_ids: Sequence[int] | None, predictions_root: Path) -> list[int] | None:
+    """``label_ids`` checked against the predictions' dataset.json, else its foreground labels.
+
+    ``None`` when neither is there.
+    """
+    from nnunet_ext.io import load_dataset_json
+
+    dataset_json = predictions_root / "dataset.json"
+    spec = load_dataset_json(dataset_json) if dataset_json.is_file() else None
+    if label_ids is not None:
+        ids = list(_ids(label_ids, "label_ids"))
+        if spec is not None and not spec.has_regions:
+            for label in ids:
+                spec.resolve(label)  # InputError listing the defined labels
+        return ids
+    if spec is not None:
+        return sorted(v for v in spec.foreground.values() if isinstance(v, int))
+    return None
+
+
+def _matched_cases(
+    predictions_root: Path, references_root: Path, file_ending: str | None
+) -> tuple[dict[str, Path], dict[str, Path]]:
+    """The prediction and reference files by case; every prediction must have a reference."""
+    from nnunet_ext.io import list_case_files
+
     for name, folder in (("prediction_dir", predictions_root), ("reference_dir", references_root)):
         if not folder.is_dir():
             raise NotADirectoryError(
@@ -592,170 +686,139 @@ def determine_plan(
             len(set(references) - set(predicted)),
             len(predicted),
         )
-    min_candidates = _sizes(min_voxels or {}, "min_voxels")
-    dataset_json = predictions_root / "dataset.json"
-    spec = load_dataset_json(dataset_json) if dataset_json.is_file() else None
-    if label_ids is not None:
-        ids = list(_ids(label_ids, "label_ids"))
-        if spec is not None and not spec.has_regions:
-            for label in ids:
-                spec.resolve(label)  # InputError listing the defined labels
-    elif spec is not None:
-        ids = sorted(v for v in spec.foreground.values() if isinstance(v, int))
-    cases = sorted(predicted)
-    loaded = map_cases(
-        _load_pair,
-        [(str(predicted[c]), str(references[c])) for c in cases],
-        num_workers=num_workers,
-        desc="load",
-    )
-    current = [p for p, _, _, _ in loaded]
-    truth = [r for _, r, _, _ in loaded]
-    spacings = [tuple(reversed(s)) for _, _, _, s in loaded]
-    if label_ids is None and spec is None:
-        ids = sorted({int(v) for r in truth for v in np.unique(r) if v != 0})
-    if not ids:
-        raise ValueError("label_ids must name at least one foreground label; none found.")
-    for array in current:
-        check_connectivity(connectivity, ndim=array.ndim)
+    return predicted, references
 
-    values = objective.values(truth, current, ids, spacings)
-    label_values = [objective.label_value(values, j) for j in range(len(ids))]
 
-    def label_means(vals: dict[str, NDArray[np.float64]], j: int) -> dict[str, float]:
-        return {k: _mean(v[:, j]) for k, v in vals.items()}
+def _label_means(vals: dict[str, NDArray[np.float64]], j: int) -> dict[str, float]:
+    return {k: _mean(v[:, j]) for k, v in vals.items()}
 
-    before_all = {str(k): label_means(values, j) for j, k in enumerate(ids)}
-    steps: list[dict[str, Any]] = []
-    accepted: dict[str, Any] = {
-        "keep_largest_foreground": False,
-        "keep_largest": [],
-        "min_voxels": {},
-        "fill_holes": [],
-    }
 
-    def fg(vals: dict[str, NDArray[np.float64]]) -> dict[str, float]:
-        return {k: _mean(_label_means(v)) for k, v in vals.items()}
+def _foreground_means(vals: dict[str, NDArray[np.float64]]) -> dict[str, float]:
+    return {k: _mean(_per_label_means(v)) for k, v in vals.items()}
 
-    if try_keep_largest_foreground:
-        candidate = [
-            keep_largest_foreground_component(p, connectivity=connectivity) for p in current
-        ]
-        new_values = objective.values(truth, candidate, ids, spacings)
-        new_label_values = [objective.label_value(new_values, j) for j in range(len(ids))]
-        old_total = objective.total(label_values, ids)
-        new_total = objective.total(new_label_values, ids)
-        no_worse = not any(  # "old better than new" for some label
-            objective.better(old, new)
-            for old, new in zip(label_values, new_label_values, strict=True)
-        )
-        more_undefined = any(
-            objective.undefined(new_values, j) > objective.undefined(values, j)
-            for j in range(len(ids))
-        )
-        ok = objective.better(new_total, old_total) and no_worse and not more_undefined
-        old_fg, new_fg = fg(values), fg(new_values)
-        steps.append(
-            {
-                "operation": "keep_largest_foreground",
-                "label": None,
-                "dice_before": old_fg["dice"],
-                "dice_after": new_fg["dice"],
-                "metric": objective.name,
-                "value_before": old_total,
-                "value_after": new_total,
-                "before": old_fg,
-                "after": new_fg,
-                "accepted": ok,
-            }
-        )
-        if ok:
-            current, values = candidate, new_values
-            label_values = new_label_values
-            accepted["keep_largest_foreground"] = True
 
-    def try_step(operation: str, label: int, apply: Any) -> bool:
-        nonlocal current, values
-        index = ids.index(label)
-        candidate = [apply(p) for p in current]
-        new_column = objective.values(truth, candidate, [label], spacings)
-        old_value = label_values[index]
-        new_value = objective.label_value(new_column, 0)
-        old_column = {k: v[:, [index]] for k, v in values.items()}
-        ok = objective.better(new_value, old_value) and objective.undefined(
-            new_column, 0
-        ) <= objective.undefined(old_column, 0)
-        old_means, new_means = label_means(old_column, 0), label_means(new_column, 0)
-        steps.append(
+class _PlanSearch:
+    """The greedy search of :func:`determine_plan`.
+
+    It holds the current predictions, their metric values per case and label, and every tried
+    step with its before/after means.
+    """
+
+    def __init__(
+        self,
+        objective: _Objective,
+        truth: list[NDArray[Any]],
+        current: list[NDArray[Any]],
+        spacings: list[tuple[float, ...]],
+        ids: list[int],
+    ) -> None:
+        self.objective, self.truth, self.current = objective, truth, current
+        self.spacings, self.ids = spacings, ids
+        self.values = objective.values(truth, current, ids, spacings)
+        self.label_values = [objective.label_value(self.values, j) for j in range(len(ids))]
+        self.before_all = {str(k): _label_means(self.values, j) for j, k in enumerate(ids)}
+        self.steps: list[dict[str, Any]] = []
+        self.accepted: dict[str, Any] = {
+            "keep_largest_foreground": False,
+            "keep_largest": [],
+            "min_voxels": {},
+            "fill_holes": [],
+        }
+
+    def _record(
+        self,
+        operation: str,
+        label: int | None,
+        values: tuple[float, float],
+        means: tuple[dict[str, float], dict[str, float]],
+        ok: bool,
+    ) -> None:
+        self.steps.append(
             {
                 "operation": operation,
                 "label": label,
-                "dice_before": old_means["dice"],
-                "dice_after": new_means["dice"],
-                "metric": objective.name,
-                "value_before": old_value,
-                "value_after": new_value,
-                "before": old_means,
-                "after": new_means,
+                "dice_before": means[0]["dice"],
+                "dice_after": means[1]["dice"],
+                "metric": self.objective.name,
+                "value_before": values[0],
+                "value_after": values[1],
+                "before": means[0],
+                "after": means[1],
                 "accepted": ok,
             }
         )
-        if ok:
-            current = candidate
-            values = {k: v.copy() for k, v in values.items()}
-            for k in values:
-                values[k][:, index] = new_column[k][:, 0]
-            label_values[index] = new_value
-        return ok
 
-    for label in ids if try_keep_largest else []:
-        if try_step(
-            "keep_largest",
-            label,
-            lambda p, lab=label: keep_largest_component(
-                p, label_ids=[lab], connectivity=connectivity
-            ),
-        ):
-            accepted["keep_largest"].append(label)
-    for label, size in min_candidates.items():
-        if label not in ids:
-            raise ValueError(f"min_voxels label {label} must be one of label_ids {ids}.")
-        if try_step(
-            "min_voxels",
-            label,
-            lambda p, lab=label, s=size: remove_small_components(
-                p, min_voxels={lab: s}, connectivity=connectivity
-            ),
-        ):
-            accepted["min_voxels"][label] = size
-    for label in ids if try_fill_holes else []:
-        if try_step("fill_holes", label, lambda p, lab=label: fill_holes(p, label_ids=[lab])):
-            accepted["fill_holes"].append(label)
-
-    metrics = {
-        "rule": f"accept a step if the label's mean {objective.name} improves strictly "
-        f"({'higher' if objective.higher_is_better else 'lower'} is better; foreground step: "
-        "the mean over labels improves and no label gets worse); NaN cases left out of means"
-        + ("" if objective.name == "dice" else "; refused if more cases become undefined"),
-        "metric": objective.name,
-        "num_cases": len(cases),
-        "label_ids": ids,
-        "dice_before": {k: v["dice"] for k, v in before_all.items()},
-        "dice_after": {str(k): _mean(values["dice"][:, j]) for j, k in enumerate(ids)},
-        "steps": steps,
-    }
-    if objective.name != "dice":
-        metrics.update(
-            convention=objective.convention,
-            nsd_tolerance_mm=objective.nsd_tolerance,
-            before=before_all,
-            after={str(k): label_means(values, j) for j, k in enumerate(ids)},
+    def try_foreground(self, connectivity: int | None) -> None:
+        """Keep the largest foreground component if the total improves and no label worsens."""
+        objective, ids = self.objective, self.ids
+        candidate = [
+            keep_largest_foreground_component(p, connectivity=connectivity) for p in self.current
+        ]
+        new_values = objective.values(self.truth, candidate, ids, self.spacings)
+        new_label_values = [objective.label_value(new_values, j) for j in range(len(ids))]
+        old_total = objective.total(self.label_values, ids)
+        new_total = objective.total(new_label_values, ids)
+        no_worse = not any(  # "old better than new" for some label
+            objective.better(old, new)
+            for old, new in zip(self.label_values, new_label_values, strict=True)
         )
-    return PostprocessingPlan(
-        keep_largest_foreground=accepted["keep_largest_foreground"],
-        keep_largest=tuple(accepted["keep_largest"]),
-        min_voxels=accepted["min_voxels"],
-        fill_holes=tuple(accepted["fill_holes"]),
-        connectivity=connectivity,
-        metrics=metrics,
-    )
+        more_undefined = any(
+            objective.undefined(new_values, j) > objective.undefined(self.values, j)
+            for j in range(len(ids))
+        )
+        ok = objective.better(new_total, old_total) and no_worse and not more_undefined
+        means = (_foreground_means(self.values), _foreground_means(new_values))
+        self._record("keep_largest_foreground", None, (old_total, new_total), means, ok)
+        if ok:
+            self.current, self.values = candidate, new_values
+            self.label_values = new_label_values
+            self.accepted["keep_largest_foreground"] = True
+
+    def try_step(self, operation: str, label: int, apply: Any, size: float | None = None) -> None:
+        """Apply one per-label step if that label's mean improves strictly (see the rule)."""
+        objective, index = self.objective, self.ids.index(label)
+        candidate = [apply(p) for p in self.current]
+        new_column = objective.values(self.truth, candidate, [label], self.spacings)
+        old_value = self.label_values[index]
+        new_value = objective.label_value(new_column, 0)
+        old_column = {k: v[:, [index]] for k, v in self.values.items()}
+        ok = objective.better(new_value, old_value) and objective.undefined(
+            new_column, 0
+        ) <= objective.undefined(old_column, 0)
+        means = (_label_means(old_column, 0), _label_means(new_column, 0))
+        self._record(operation, label, (old_value, new_value), means, ok)
+        if not ok:
+            return
+        self.current = candidate
+        self.values = {k: v.copy() for k, v in self.values.items()}
+        for k in self.values:
+            self.values[k][:, index] = new_column[k][:, 0]
+        self.label_values[index] = new_value
+        if operation == "min_voxels":
+            self.accepted["min_voxels"][label] = size
+        else:
+            self.accepted[operation].append(label)
+
+    def metrics(self, num_cases: int) -> dict[str, Any]:
+        """The plan's ``metrics``: the rule, before/after means and every tried step."""
+        objective, ids, values = self.objective, self.ids, self.values
+        metrics = {
+            "rule": f"accept a step if the label's mean {objective.name} improves strictly "
+            f"({'higher' if objective.higher_is_better else 'lower'} is better; foreground step: "
+            "the mean over labels improves and no label gets worse); NaN cases left out of means"
+            + ("" if objective.name == "dice" else "; refused if more cases become undefined"),
+            "metric": objective.name,
+            "num_cases": num_cases,
+            "label_ids": ids,
+            "dice_before": {k: v["dice"] for k, v in self.before_all.items()},
+            "dice_after": {str(k): _mean(values["dice"][:, j]) for j, k in enumerate(ids)},
+            "steps": self.steps,
+        }
+        if objective.name != "dice":
+            metrics.update(
+                convention=objective.convention,
+                nsd_tolerance_mm=objective.nsd_tolerance,
+                before=self.before_all,
+                after={str(k): _label_means(values, j) for j, k in enumerate(ids)},
+            )
+        return metrics

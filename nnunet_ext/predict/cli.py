@@ -7,10 +7,28 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import main_for
+from nnunet_ext._cli import (
+    add_device,
+    add_input,
+    add_output,
+    add_overwrite,
+    add_save_probabilities,
+    main_for,
+)
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 
-__all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
+__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
+
+#: Library parameter names as this command's flags, for error messages.
+PARAMETER_FLAGS = {
+    "input_dir": "-i/--input",
+    "output_dir": "-o/--output",
+    "model_dirs": "-m/--model",
+    "mirror_axes": "--mirror-axes",
+    "step_size": "--step-size",
+    "part_id": "--part-id",
+    "num_parts": "--num-parts",
+}
 
 DESCRIPTION = (
     "Predict a folder of images with a weighted ensemble of trained nnU-Net models in one pass: "
@@ -23,24 +41,12 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the predict options to ``parser``."""
-    parser.add_argument(
-        "-i",
-        "--input",
-        dest="input_dir",
-        type=Path,
-        required=True,
+    add_input(
+        parser,
+        "folder of images named CASE_0000<file_ending> (one file per channel)",
         metavar="IMAGES",
-        help="folder of images named CASE_0000<file_ending> (one file per channel)",
     )
-    parser.add_argument(
-        "-o",
-        "--output",
-        dest="output_dir",
-        type=Path,
-        required=True,
-        metavar="OUT",
-        help="output folder",
-    )
+    add_output(parser, "output folder")
     members = parser.add_mutually_exclusive_group(required=True)
     members.add_argument(
         "-m",
@@ -85,6 +91,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="checkpoint file in each fold folder (e.g. checkpoint_best.pth)",
     )
+    _add_runtime_arguments(parser)
+
+
+def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """Sliding window, TTA, device, outputs and work splitting."""
     parser.add_argument(
         "--step-size",
         type=float,
@@ -102,17 +113,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="AXIS",
         help="mirror only these axes (each model uses those it allows; 2d models 0 and 1)",
     )
-    parser.add_argument(
-        "--device",
-        choices=("cpu", "cuda", "mps"),
-        default=None,
-        help="device (default: cuda if available, else cpu)",
-    )
-    parser.add_argument(
-        "--save-probabilities",
-        action="store_true",
-        help="also write the fused CASE.npz and CASE.pkl",
-    )
+    add_device(parser, "device (default: cuda if available, else cpu)")
+    add_save_probabilities(parser)
     parser.add_argument(
         "--part-id", type=int, default=0, metavar="K", help="this process's part (as nnU-Net)"
     )
@@ -131,9 +133,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="a claim whose heartbeat is older than this expires (processes on other hosts)",
     )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="redo cases whose outputs already exist"
-    )
+    add_overwrite(parser, "redo cases whose outputs already exist")
     add_executor_arguments(parser)
     parser.add_argument(
         "--ray-cpus-per-worker",
@@ -154,9 +154,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.weights is not None and args.model_dirs is None:
         raise ValueError("--weights goes with -m/--model; with --spec put the weights in the spec.")
+    # One explicit line per flag -> parameter, as in every cli.py (deliberately not generic).
     summary = predict_folder(
-        args.input_dir,
-        args.output_dir,
+        args.input,
+        args.output,
         model_dirs=args.model_dirs,
         spec=args.spec,
         weights=args.weights,

@@ -5,27 +5,14 @@ zip behind on any problem; :func:`check_submission` runs the same checks on any 
 one made by hand. Importing this package loads numpy only.
 """
 
-from nnunet_ext.submission.builder import build_submission, remap_labels, write_deterministic_zip
-from nnunet_ext.submission.checker import (
-    CaseSummary,
-    SubmissionError,
-    SubmissionReport,
-    check_submission,
-    expected_cases,
-)
-from nnunet_ext.submission.manifest import manifest_dict, report_text
-from nnunet_ext.submission.preview import render_preview
+from nnunet_ext.submission.builder import build_submission
+from nnunet_ext.submission.checker import SubmissionError, SubmissionReport, check_submission
+from nnunet_ext.submission.manifest import report_text
 
 __all__ = [
-    "CaseSummary",
     "SubmissionError",
     "SubmissionReport",
     "build_submission",
     "check_submission",
-    "expected_cases",
-    "manifest_dict",
-    "remap_labels",
-    "render_preview",
     "report_text",
-    "write_deterministic_zip",
 ]

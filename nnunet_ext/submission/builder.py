@@ -17,7 +17,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from nnunet_ext.submission.checker import (
     name_pattern,
     pattern_name,
 )
+
+if TYPE_CHECKING:
+    from nnunet_ext.io import LabelImage
 
 __all__ = ["ZIP_DATE_TIME", "build_submission", "remap_labels", "write_deterministic_zip"]
 
@@ -95,18 +98,18 @@ def _label_set(
         _check_uint8(ids)
         undefined = sorted(ids - (defined or set()) - {0})
         if defined is not None and undefined:
-            shown = "after --label-map " if label_map else ""
+            shown = "after label_map " if label_map else ""
             raise InputError(
-                "--labels",
+                "label_ids",
                 f"label values {shown}that {dataset_json} defines ({sorted(defined)})",
                 ", ".join(map(str, undefined)),
-                fix="Pass only defined labels (or map them with --label-map).",
+                fix="Pass only defined labels (or map them with label_map).",
             )
     elif defined is not None:
         ids = defined
     else:
         raise ValueError(
-            f"label_ids must be given (--labels 0 1 2 ...) when {str(prediction_dir)!r} has no "
+            f"label_ids must be given (e.g. [0, 1, 2]) when {str(prediction_dir)!r} has no "
             "dataset.json to take them from."
         )
     _check_uint8(ids)
@@ -174,43 +177,20 @@ def build_submission(
     """
     from nnunet_ext.io import (
         list_case_files,
-        read_labels,
-        verify_image_complete,
-        write_json,
         write_labels,
     )
-    from nnunet_ext.submission.manifest import absent_label_warnings, manifest_dict, report_text
+    from nnunet_ext.submission.manifest import absent_label_warnings
 
     source = Path(prediction_dir)
     target = Path(output_zip)
-    if not source.is_dir():
-        raise NotADirectoryError(
-            f"prediction_dir must be a folder of label files; got {str(source)!r}."
-        )
-    if target.suffix != ".zip":
-        raise ValueError(f"output_zip must end with .zip; got {str(target)!r}.")
-    if target.exists() and not overwrite:
-        raise FileExistsError(
-            f"output_zip {str(target)!r} exists; pass overwrite=True (--overwrite) to replace it."
-        )
-    if not target.parent.is_dir():
-        raise NotADirectoryError(
-            f"the folder of output_zip must exist; got {str(target.parent)!r}."
-        )
+    _check_paths(source, target, overwrite)
     mapping = _check_label_map(label_map)
     allowed = _label_set(label_ids, mapping, source)
     name_pattern(name_template, file_ending)
     expected = expected_cases(images_dir, file_ending=file_ending)
     predicted, _ = list_case_files(source, file_ending)
 
-    problems: list[str] = []
-    for case in sorted(set(predicted) - set(expected)):
-        problems.append(
-            f"{case}: unknown case file {predicted[case].name} "
-            f"(no test image {case}_0000{file_ending})"
-        )
-    for case in sorted(set(expected) - set(predicted)):
-        problems.append(f"{case}: missing (no {case}{file_ending} in {source})")
+    problems = _case_set_problems(predicted, expected, file_ending, source)
     panels = []
     from nnunet_ext.io import TEMP_PREFIX
 
@@ -221,23 +201,11 @@ def build_submission(
     ) as scratch:
         files: list[tuple[str, Path]] = []
         for case in sorted(set(predicted) & set(expected)):
-            verify_image_complete(predicted[case])  # a damaged file stops the build: InputError
-            try:
-                labels = read_labels(predicted[case], verify=False)
-            except ValueError as err:
-                problems.append(f"{case}: {err}")
-                continue
-            mapped = remap_labels(labels.array, mapping)
-            found = []
-            extra = sorted(set(np.unique(mapped).tolist()) - set(allowed))
-            if extra:
-                shown = "after remapping " if mapping else ""
-                found.append(
-                    f"label value(s) {extra} {shown}are not allowed (allowed: {list(allowed)})"
-                )
-            found.extend(geometry_problems(labels, _image_geometry(expected[case])))
-            if found:
-                problems.extend(f"{case}: {p} ({predicted[case].name})" for p in found)
+            found, labels, mapped = _remapped_case(
+                case, predicted[case], expected[case], mapping, allowed
+            )
+            if found or labels is None:
+                problems.extend(found)
                 continue
             name = pattern_name(name_template, case, file_ending)
             write_labels(mapped, Path(scratch) / name, like=labels, exact_nifti_header=True)
@@ -263,6 +231,77 @@ def build_submission(
     )
     for warning in report.warnings:
         logger.warning("%s", warning)
+    _write_manifest_and_report(report, target, mapping, name_template)
+    if preview is not None:
+        _write_preview(panels, Path(preview))
+    return report
+
+
+def _case_set_problems(
+    predicted: Mapping[str, Path], expected: Mapping[str, Path], file_ending: str, source: Path
+) -> list[str]:
+    """Prediction files without a test image, and test images without a prediction."""
+    return [
+        *(
+            f"{case}: unknown case file {predicted[case].name} "
+            f"(no test image {case}_0000{file_ending})"
+            for case in sorted(set(predicted) - set(expected))
+        ),
+        *(
+            f"{case}: missing (no {case}{file_ending} in {source})"
+            for case in sorted(set(expected) - set(predicted))
+        ),
+    ]
+
+
+def _check_paths(source: Path, target: Path, overwrite: bool) -> None:
+    if not source.is_dir():
+        raise NotADirectoryError(
+            f"prediction_dir must be a folder of label files; got {str(source)!r}."
+        )
+    if target.suffix != ".zip":
+        raise ValueError(f"output_zip must end with .zip; got {str(target)!r}.")
+    if target.exists() and not overwrite:
+        raise FileExistsError(
+            f"output_zip {str(target)!r} exists; pass overwrite=True to replace it."
+        )
+    if not target.parent.is_dir():
+        raise NotADirectoryError(
+            f"the folder of output_zip must exist; got {str(target.parent)!r}."
+        )
+
+
+def _remapped_case(
+    case: str, path: Path, image: Path, mapping: Mapping[int, int], allowed: Iterable[int]
+) -> tuple[list[str], LabelImage | None, np.ndarray[Any, Any]]:
+    """One case's problems (label values, geometry), its labels and its remapped labels.
+
+    A damaged file stops the build (``InputError``); an unreadable label map is a problem.
+    """
+    from nnunet_ext.io import read_labels, verify_image_complete
+
+    verify_image_complete(path)
+    try:
+        labels = read_labels(path, verify=False)
+    except ValueError as err:
+        return [f"{case}: {err}"], None, np.zeros(0, np.uint8)
+    mapped = remap_labels(labels.array, mapping)
+    found = []
+    extra = sorted(set(np.unique(mapped).tolist()) - set(allowed))
+    if extra:
+        shown = "after remapping " if mapping else ""
+        found.append(f"label value(s) {extra} {shown}are not allowed (allowed: {list(allowed)})")
+    found.extend(geometry_problems(labels, _image_geometry(image)))
+    return [f"{case}: {p} ({path.name})" for p in found], labels, mapped
+
+
+def _write_manifest_and_report(
+    report: SubmissionReport, target: Path, mapping: Mapping[int, int], name_template: str
+) -> None:
+    """``<zip stem>.manifest.json`` and ``<zip stem>.report.txt`` beside the zip."""
+    from nnunet_ext.io import atomic_path, write_json
+    from nnunet_ext.submission.manifest import manifest_dict, report_text
+
     stem = target.with_suffix("")
     write_json(
         stem.with_name(stem.name + ".manifest.json"),
@@ -271,9 +310,6 @@ def build_submission(
     report_path = stem.with_name(stem.name + ".report.txt")
     with atomic_path(report_path) as tmp:
         tmp.write_text(report_text(report), encoding="utf-8")
-    if preview is not None:
-        _write_preview(panels, Path(preview))
-    return report
 
 
 def _write_preview(panels: list[tuple[str, Path, np.ndarray[Any, Any]]], path: Path) -> None:

@@ -2,8 +2,8 @@
 
 ::
 
-    python -m nnunet_ext.submission build PRED -o submission.zip --images imagesTs --labels 0 1 2 3
-    python -m nnunet_ext.submission check submission.zip --images imagesTs --labels 0 1 2 3
+    nnunet-ext submission build -i PRED -o submission.zip --images imagesTs --labels 0 1 2 3
+    nnunet-ext submission check -i submission.zip --images imagesTs --labels 0 1 2 3
 """
 
 from __future__ import annotations
@@ -12,10 +12,32 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import add_verbose_to_subcommand, command_name, main_for
+from nnunet_ext._cli import (
+    add_file_ending,
+    add_input,
+    add_labels,
+    add_output,
+    add_overwrite,
+    add_subcommand,
+    command_name,
+    main_for,
+)
 from nnunet_ext.io.outputs import Output, guard_outputs
 
-__all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
+# Same shape as every cli.py on purpose: DESCRIPTION, PARAMETER_FLAGS, add_arguments, run, main.
+__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
+
+#: Library parameter names as this command's flags, for error messages.
+PARAMETER_FLAGS = {
+    "prediction_dir": "-i/--input",
+    "output_zip": "-o/--output",
+    "zip_path": "-i/--input",
+    "images_dir": "--images",
+    "label_ids": "--labels",
+    "label_map": "--label-map",
+    "name_template": "--name-template",
+    "file_ending": "--file-ending",
+}
 
 DESCRIPTION = (
     "Build a flat, deterministic challenge submission zip from a prediction folder (only label "
@@ -41,36 +63,36 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="IMAGES_DIR",
         help="test images CASE_0000<ending>: define the expected cases and geometry",
     )
+    add_labels(
+        parser,
+        "allowed labels, values or names from dataset.json (0 always allowed); "
+        "build default: the prediction folder's dataset.json",
+    )
     parser.add_argument(
-        "--labels",
-        type=int,
-        nargs="+",
+        "--dataset-json",
+        type=Path,
         default=None,
-        metavar="L",
-        help="allowed label values (0 always allowed); build default: dataset.json",
+        metavar="PATH",
+        help="dataset.json that names the --labels (build default: the prediction folder's)",
     )
     parser.add_argument(
         "--name-template",
         default="{case}",
+        metavar="TEMPLATE",
         help="file name (without ending) from the case ID, e.g. '{case}_seg'",
     )
-    parser.add_argument("--file-ending", default=".nii.gz", help="label file ending")
+    add_file_ending(parser, "label file ending", default=".nii.gz")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``build`` and ``check`` subcommands to ``parser``."""
     sub = parser.add_subparsers(dest="action", required=True, metavar="{build,check}")
-    build = sub.add_parser(
-        "build",
-        help="build a submission zip from a prediction folder",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    build = add_subcommand(sub, "build", "build a submission zip from a prediction folder")
+    add_input(
+        build, "folder with CASE<ending> label files", metavar="PRED_DIR", old_positional=True
     )
-    build.add_argument("prediction_dir", type=Path, help="folder with CASE<ending> label files")
-    build.add_argument(
-        "-o", "--output", type=Path, required=True, metavar="OUT.zip", help="the zip to write"
-    )
+    add_output(build, "the zip to write", metavar="OUT.zip")
     _common(build)
-    add_verbose_to_subcommand(build)
     build.add_argument(
         "--label-map",
         type=_pair,
@@ -86,15 +108,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PNG",
         help="also write a contact sheet of mid-slices with label overlays",
     )
-    build.add_argument("--overwrite", action="store_true", help="replace an existing zip")
-    check = sub.add_parser(
-        "check",
-        help="check any submission zip",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    check.add_argument("zip", type=Path, help="the submission zip")
+    add_overwrite(build, "replace an existing zip")
+    check = add_subcommand(sub, "check", "check any submission zip")
+    add_input(check, "the submission zip", metavar="ZIP", old_positional=True)
     _common(check)
-    add_verbose_to_subcommand(check)
+
+
+# Like postprocess's _label_ids but not the same rule: 0 allowed, ids and names mixed, names
+# from --dataset-json (or the input folder's for build).
+def _label_values(args: argparse.Namespace) -> list[int] | None:
+    """``--labels`` as values: numbers as given, names through dataset.json."""
+    if args.labels is None:
+        return None
+    if all(token.strip().isdigit() for token in args.labels):
+        return [int(token) for token in args.labels]
+    path = args.dataset_json
+    if path is None and args.action == "build":
+        path = Path(args.input) / "dataset.json"
+    if path is None or not Path(path).is_file():
+        raise ValueError(
+            f"--labels names labels ({' '.join(args.labels)}); give --dataset-json to name them "
+            "from, or label values (e.g. --labels 0 1 2)."
+        )
+    from nnunet_ext.io import InputError, load_dataset_json
+
+    spec = load_dataset_json(path)
+    values = []
+    for token in args.labels:
+        value = int(token) if token.strip().isdigit() else spec.labels.get(token)
+        if not isinstance(value, int):
+            raise InputError(
+                "--labels",
+                f"a label value or a label name of {path} ({', '.join(spec.labels)})",
+                repr(token),
+            )
+        values.append(value)
+    return values
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,15 +162,15 @@ def run(args: argparse.Namespace) -> int:
         ]
         with guard_outputs(
             outputs,
-            inputs=[args.prediction_dir, args.images],
+            inputs=[args.input, args.images],
             overwrite=args.overwrite,
             command=command_name(args, "nnunet-ext submission") + " build",
         ):
             report = build_submission(
-                args.prediction_dir,
+                args.input,
                 args.output,
                 images_dir=args.images,
-                label_ids=args.labels,
+                label_ids=_label_values(args),
                 label_map=dict(args.label_map),
                 name_template=args.name_template,
                 file_ending=args.file_ending,
@@ -130,9 +179,9 @@ def run(args: argparse.Namespace) -> int:
             )
     else:
         report = check_submission(
-            args.zip,
+            args.input,
             images_dir=args.images,
-            label_ids=args.labels,
+            label_ids=_label_values(args),
             name_template=args.name_template,
             file_ending=args.file_ending,
         )
@@ -142,4 +191,4 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m nnunet_ext.submission``."""
-    return main_for("nnunet-ext-submission", DESCRIPTION, add_arguments, run, argv)
+    return main_for("nnunet-ext submission", DESCRIPTION, add_arguments, run, argv)

@@ -6,10 +6,23 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import command_name, main_for
+from nnunet_ext._cli import (
+    add_deprecated_option,
+    add_input,
+    add_json,
+    add_num_workers,
+    add_output,
+    add_overwrite,
+    add_reference,
+    command_name,
+    main_for,
+)
 from nnunet_ext.io.outputs import Output, guard_outputs
 
-__all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
+__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
+
+#: Library parameter names as this command's flags, for error messages.
+PARAMETER_FLAGS = {"input_dirs": "-i/--input", "reference_dir": "-r/--reference"}
 
 DESCRIPTION = (
     "Tune per-label ensemble weights on cross-validation: reads each model's CV probability "
@@ -19,42 +32,23 @@ DESCRIPTION = (
     "rule (weighted, 'from' one model, or a decision scale), taking a more complex rule only "
     "when its held-out gain (k-fold over cases) exceeds twice its per-case bootstrap standard "
     "error; and writes the spec that "
-    "'python -m nnunet_ext.ensemble --spec' reads, a JSON report and a PNG of the gains. "
+    "'nnunet-ext ensemble --spec' reads, a JSON report and a PNG of the gains. "
     "With --postprocess it also fuses the CV probabilities with the spec and determines the "
-    "postprocessing plan ('nnunet-ext postprocess --plan') on that fused CV result."
+    "postprocessing plan ('nnunet-ext postprocess apply --plan') on that fused CV result."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the tune arguments to ``parser``."""
-    parser.add_argument(
-        "-i",
-        "--input",
-        nargs="+",
-        required=True,
-        metavar="DIR",
-        dest="input_dirs",
-        help="one CV probability folder per model (CASE.npz)",
-    )
-    parser.add_argument(
-        "--reference",
-        required=True,
-        metavar="REF_DIR",
-        help="reference label files, e.g. nnU-Net's gt_segmentations",
-    )
-    parser.add_argument(
-        "-o",
-        "--output",
-        required=True,
+    add_input(parser, "one CV probability folder per model (CASE.npz)", multiple=True)
+    add_reference(parser, "reference label files, e.g. nnU-Net's gt_segmentations")
+    add_output(
+        parser,
+        "the ensemble spec to write (report and figure go beside it)",
         metavar="SPEC.json",
-        help="the ensemble spec to write (report and figure go beside it)",
     )
-    parser.add_argument(
-        "--report",
-        default=None,
-        metavar="PATH",
-        help="JSON report path (default: <spec stem>_report.json)",
-    )
+    add_json(parser, "JSON report path (default: <spec stem>_report.json)")
+    add_deprecated_option(parser, "--report", "json", "--json")
     parser.add_argument(
         "--figure",
         default=None,
@@ -71,47 +65,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--steps",
         type=int,
         default=None,
+        metavar="N",
         help="coarse simplex grid resolution per label before the finer refinement "
         "(default 5 for <= 3 models, 4 for 4, 3 beyond)",
     )
     parser.add_argument(
-        "--max-rounds", type=int, default=4, help="coordinate-ascent sweeps at most"
+        "--max-rounds", type=int, default=4, metavar="N", help="coordinate-ascent sweeps at most"
     )
     parser.add_argument(
-        "--cv-folds", type=int, default=5, help="folds over cases for the held-out gain (0: skip)"
+        "--cv-folds",
+        type=int,
+        default=5,
+        metavar="K",
+        help="folds over cases for the held-out gain (0: skip)",
     )
     parser.add_argument(
         "--no-rules",
         action="store_true",
         help="weights only: no per-label rules (from a model, decision scales)",
     )
-    parser.add_argument(
-        "-j",
-        "--num-workers",
-        type=int,
-        default=1,
-        dest="num_workers",
-        help="processes decompressing cases (and fusing, reading for --postprocess)",
-    )
+    add_num_workers(parser, "processes decompressing cases (and fusing, reading for --postprocess)")
     parser.add_argument(
         "--postprocess",
         action="store_true",
         help="also fuse the CV probabilities with the spec (into <spec stem>_cv_fused/) and "
         "write the postprocessing plan chosen on them (<spec stem>_postprocessing.json)",
     )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace an existing spec (and plan, fused folder)"
-    )
+    add_overwrite(parser, "replace an existing spec (and plan, fused folder)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Tune as described by ``args``."""
     out = Path(args.output)
-    report = Path(args.report) if args.report else out.with_name(f"{out.stem}_report.json")
+    report = Path(args.json) if args.json else out.with_name(f"{out.stem}_report.json")
     figure = Path(args.figure) if args.figure else out.with_name(f"{out.stem}_gains.png")
     outputs = [
         Output(out, "-o/--output", (".json",)),
-        Output(report, "--report", (".json",)),
+        Output(report, "--json", (".json",)),
         Output(figure, "--figure", (".png",)),
     ]
     if args.postprocess:
@@ -124,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         outputs.append(Output(plan_path, "--postprocess plan", (".json",)))
     with guard_outputs(
         outputs,
-        inputs=[*args.input_dirs, args.reference, args.dataset_json],
+        inputs=[*args.input, args.reference, args.dataset_json],
         overwrite=args.overwrite,
         command=command_name(args, "nnunet-ext tune"),
     ):
@@ -136,7 +126,7 @@ def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: P
     from nnunet_ext.tune.report import format_table, write_outputs
 
     result = tune_weights(
-        args.input_dirs,
+        args.input,
         args.reference,
         num_workers=args.num_workers,
         steps=args.steps,
@@ -177,4 +167,4 @@ def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: P
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m nnunet_ext.tune``."""
-    return main_for("python -m nnunet_ext.tune", DESCRIPTION, add_arguments, run, argv)
+    return main_for("nnunet-ext tune", DESCRIPTION, add_arguments, run, argv)

@@ -7,18 +7,6 @@ checkpoint is shown side by side. This package is torch-free; the nnU-Net part r
 :mod:`nnunet_ext.trainers.validate`.
 """
 
-from nnunet_ext.validate.jobs import (
-    ValidationJob,
-    format_side_by_side,
-    output_folder_name,
-    plan_validation,
-    read_validation_dice,
-)
+from nnunet_ext.validate.jobs import plan_validation, read_validation_dice
 
-__all__ = [
-    "ValidationJob",
-    "format_side_by_side",
-    "output_folder_name",
-    "plan_validation",
-    "read_validation_dice",
-]
+__all__ = ["plan_validation", "read_validation_dice"]

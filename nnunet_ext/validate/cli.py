@@ -1,4 +1,4 @@
-"""``nnunet-ext validate FOLD_DIR... --checkpoint NAME... [--npz] [--json OUT.json]``."""
+"""``nnunet-ext validate -i FOLD_DIR... --checkpoint NAME... [--npz] [--json OUT.json]``."""
 
 from __future__ import annotations
 
@@ -7,9 +7,19 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import main_for
+from nnunet_ext._cli import (
+    add_device,
+    add_input,
+    add_json,
+    add_overwrite,
+    main_for,
+)
 
-__all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
+# Same shape as every cli.py on purpose: DESCRIPTION, PARAMETER_FLAGS, add_arguments, run, main.
+__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
+
+#: Library parameter names as this command's flags, for error messages.
+PARAMETER_FLAGS = {"fold_dirs": "-i/--input", "checkpoints": "--checkpoint"}
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +33,13 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``validate`` command's arguments."""
-    parser.add_argument(
-        "fold_dirs",
-        type=Path,
-        nargs="+",
-        metavar="FOLD_DIR",
-        help="nnU-Net fold folders, e.g. "
+    add_input(
+        parser,
+        "nnU-Net fold folders, e.g. "
         "nnUNet_results/Dataset501_X/CustomEpochs__nnUNetPlans__3d_fullres/fold_0",
+        metavar="FOLD_DIR",
+        multiple=True,
+        old_positional=True,
     )
     parser.add_argument(
         "--checkpoint",
@@ -43,18 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also export .npz probabilities (needed by tune and ensemble), as nnU-Net's --npz",
     )
-    parser.add_argument(
-        "--device",
-        choices=("cpu", "cuda", "mps"),
-        default=None,
-        help="device for the validation (default: cuda when available, else cpu)",
-    )
-    parser.add_argument(
-        "--json", type=Path, metavar="OUT.json", help="also write the Dice table as JSON"
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="redo validations whose output is complete"
-    )
+    add_device(parser, "device for the validation (default: cuda when available, else cpu)")
+    add_json(parser, "also write the Dice table as JSON")
+    add_overwrite(parser, "redo validations whose output is complete")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json is not None:
         report = Output(Path(args.json), "--json", (".json",))
-        check_outputs([report], inputs=args.fold_dirs, overwrite=args.overwrite)
-    jobs = plan_validation(args.fold_dirs, args.checkpoint, npz=args.npz, overwrite=args.overwrite)
+        check_outputs([report], inputs=args.input, overwrite=args.overwrite)
+    jobs = plan_validation(args.input, args.checkpoint, npz=args.npz, overwrite=args.overwrite)
     todo = [job for job in jobs if not job.done]
     if todo:
         from nnunet_ext.trainers.validate import validate_checkpoint

@@ -50,7 +50,7 @@ class ValidationJob:
 def _checkpoint_file_name(name: str) -> str:
     if not name or "/" in name or "\\" in name or name in {".", ".."}:
         raise ValueError(
-            f"--checkpoint must be a file name in the fold folder, e.g. checkpoint_best.pth; "
+            f"checkpoints must be file names in the fold folder, e.g. checkpoint_best.pth; "
             f"got {name!r}."
         )
     return name if name.endswith(".pth") else f"{name}.pth"
@@ -74,18 +74,18 @@ def _is_complete(folder: Path, *, npz: bool) -> bool:
 
 def _check_fold(fold_dir: Path, environ: Mapping[str, str]) -> None:
     if not fold_dir.is_dir():
-        raise NotADirectoryError(f"FOLD_DIR must be a folder; got {str(fold_dir)!r}.")
+        raise NotADirectoryError(f"fold_dirs must be folders; got {str(fold_dir)!r}.")
     if not _FOLD.match(fold_dir.name):
         folds = sorted(p.name for p in fold_dir.glob("fold_*") if p.is_dir())
         hint = f" It has {', '.join(folds)}: pass those." if folds else ""
         raise ValueError(
-            f"FOLD_DIR must be an nnU-Net fold folder named fold_<k>; got {str(fold_dir)!r}.{hint}"
+            f"fold_dirs must be nnU-Net fold folders named fold_<k>; got {str(fold_dir)!r}.{hint}"
         )
     model_dir = fold_dir.parent
     for name in ("plans.json", "dataset.json"):
         if not (model_dir / name).is_file():
             raise FileNotFoundError(
-                f"{model_dir / name} not found: FOLD_DIR must sit in an nnU-Net results folder "
+                f"{model_dir / name} not found: fold_dirs must sit in an nnU-Net results folder "
                 "(TRAINER__PLANS__CONF/fold_k) written by nnUNetv2_train."
             )
     from nnunet_ext.io.nnunet_files import load_json
@@ -139,9 +139,9 @@ def plan_validation(
     """
     env = os.environ if environ is None else environ
     if not fold_dirs:
-        raise ValueError("give at least one FOLD_DIR.")
+        raise ValueError("fold_dirs needs at least one fold folder.")
     if not checkpoints:
-        raise ValueError("--checkpoint needs at least one checkpoint file name.")
+        raise ValueError("checkpoints needs at least one checkpoint file name.")
     names = list(dict.fromkeys(_checkpoint_file_name(c) for c in checkpoints))
     jobs = []
     for raw in dict.fromkeys(Path(f) for f in fold_dirs):

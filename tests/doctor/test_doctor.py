@@ -11,15 +11,14 @@ from typing import Any
 import pytest
 
 from nnunet_ext import cli as umbrella
-from nnunet_ext.doctor import (
-    Finding,
+from nnunet_ext.doctor import Finding, scan_data
+from nnunet_ext.doctor.cli import main
+from nnunet_ext.doctor.data import remove_junk
+from nnunet_ext.doctor.environment import (
     check_folders,
     check_nnunetv2_version,
     interpret_lookup_output,
-    remove_junk,
-    scan_data,
 )
-from nnunet_ext.doctor.cli import main
 
 SKIP_ENV = ["--skip-env", "-j", "1"]
 
@@ -214,8 +213,10 @@ def test_bad_arguments(
     clean_tree: SimpleNamespace, nnunet_env: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     nnunet_env(clean_tree)
-    assert main(["--skip-env", "-j", "0"]) == 1
-    assert "--num-workers must be >= 1; got 0." in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # a usage error, as in every command
+        main(["--skip-env", "-j", "0"])
+    assert usage.value.code == 2
+    assert "-j/--num-workers: must be an integer >= 1; got '0'" in capsys.readouterr().err
     assert main([*SKIP_ENV, "--json", "x.txt"]) == 1
     assert "--json must be a .json file" in capsys.readouterr().err
 

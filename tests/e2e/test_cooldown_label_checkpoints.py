@@ -205,6 +205,7 @@ def validated(story, workspace):
         [
             str(BIN / "nnunet-ext"),
             "validate",
+            "-i",
             str(fold),
             "--checkpoint",
             "checkpoint_before_cooldown",

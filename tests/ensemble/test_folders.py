@@ -229,7 +229,7 @@ def test_bad_inputs_one_line_nonzero_no_output_for_case(make_folders, tmp_path, 
 def test_allow_missing_fuses_present_members(make_folders, tmp_path):
     folders = make_folders(2, cases=("c0", "c1"))
     (folders[1] / "c1.npz").unlink()
-    with pytest.raises(ValueError, match="pass --allow-missing"):
+    with pytest.raises(ValueError, match="pass allow_missing=True"):
         ensemble_folders(folders, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     summary = ensemble_folders(folders, tmp_path / "out", allow_missing=True)
@@ -297,7 +297,7 @@ def test_overwrite_and_changed_weights(make_folders, tmp_path):
     stamp = (out / "c0.nii.gz").stat().st_mtime_ns
     assert ensemble_folders(folders, out).skipped == ("c0",)
     assert (out / "c0.nii.gz").stat().st_mtime_ns == stamp
-    with pytest.raises(FileExistsError, match=r"other inputs or weights.*--overwrite"):
+    with pytest.raises(FileExistsError, match=r"other inputs or weights.*overwrite=True"):
         ensemble_folders(folders, out, weights=[1.0, 3.0])
     summary = ensemble_folders(folders, out, weights=[1.0, 3.0], overwrite=True)
     assert summary.written == ("c0",)

@@ -5,12 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnunet_ext.ensemble import (
-    FusionAccumulator,
-    fuse_probabilities,
-    normalize_weights,
-    probabilities_to_labels,
-)
+from nnunet_ext.ensemble import fuse_probabilities, probabilities_to_labels
+from nnunet_ext.ensemble.fusion import FusionAccumulator, normalize_weights
 
 A = np.array([[0.7, 0.2, 0.5], [0.3, 0.8, 0.5]], dtype=np.float32)
 B = np.array([[0.1, 0.6, 0.5], [0.9, 0.4, 0.5]], dtype=np.float32)

@@ -12,7 +12,6 @@ from hypothesis.extra import numpy as hnp
 
 from nnunet_ext.ensemble import (
     EnsembleSpec,
-    FusionAccumulator,
     LabelRules,
     apply_label_rules,
     ensemble_folders,
@@ -20,6 +19,7 @@ from nnunet_ext.ensemble import (
     fuse_to_labels,
     probabilities_to_labels,
 )
+from nnunet_ext.ensemble.fusion import FusionAccumulator
 from nnunet_ext.io import read_labels
 
 

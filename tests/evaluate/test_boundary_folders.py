@@ -198,8 +198,8 @@ def test_bad_score_files_give_one_clear_line(tmp_path, content, match):
     score.write_text(content)
     proc = subprocess.run(
         [
-            *(sys.executable, "-m", "nnunet_ext.evaluate", str(pred_dir), str(ref_dir)),
-            *("--score", str(score), "-o", str(tmp_path / "out.json")),
+            *(sys.executable, "-m", "nnunet_ext.evaluate", "-i", str(pred_dir), "-r", str(ref_dir)),
+            *("--score", str(score), "--json", str(tmp_path / "out.json")),
         ],
         capture_output=True,
         text=True,
@@ -213,20 +213,23 @@ def test_bad_score_files_give_one_clear_line(tmp_path, content, match):
 
 def test_unknown_convention_and_metric_give_one_clear_line(tmp_path, capsys):
     pred_dir, ref_dir = make_folders(tmp_path, num_cases=1)
-    assert main([str(pred_dir), str(ref_dir), "--convention", "kits"]) == 1
+    assert main(["-i", str(pred_dir), "-r", str(ref_dir), "--convention", "kits"]) == 1
     err = capsys.readouterr().err
     assert "unknown convention 'kits'; known: nan, brats, max-distance" in err
     assert err.count("\n") == 1
-    assert main([str(pred_dir), str(ref_dir), "--metrics", "hd99"]) == 1
+    assert main(["-i", str(pred_dir), "-r", str(ref_dir), "--metrics", "hd99"]) == 1
     assert "unknown metric 'hd99'" in capsys.readouterr().err
-    assert main([str(pred_dir), str(ref_dir), "--convention", "brats", "--empty", "one"]) == 1
-    assert "leave --empty at nan" in capsys.readouterr().err
+    assert (
+        main(["-i", str(pred_dir), "-r", str(ref_dir), "--convention", "brats", "--empty", "one"])
+        == 1
+    )
+    assert "; --empty must stay 'nan'." in capsys.readouterr().err
 
 
 def test_cli_writes_all_metrics_with_per_label_tolerances(tmp_path, capsys):
     pred_dir, ref_dir = make_folders(tmp_path, num_cases=3)
     out = tmp_path / "summary.json"
-    argv = [str(pred_dir), str(ref_dir), "-o", str(out), "--metrics", *ALL]
+    argv = ["-i", str(pred_dir), "-r", str(ref_dir), "--json", str(out), "--metrics", *ALL]
     assert main([*argv, "--nsd-tolerance", "1:2.5", "0.5"]) == 0
     table = capsys.readouterr().out
     for key in column_keys(ALL):

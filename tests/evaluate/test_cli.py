@@ -12,7 +12,7 @@ def test_cli_prints_table_and_writes_json_and_csv(tmp_path, capsys):
     pred_dir, ref_dir = make_folders(tmp_path)
     out = tmp_path / "out" / "summary.json"
     out.parent.mkdir()
-    assert main([str(pred_dir), str(ref_dir), "-o", str(out)]) == 0
+    assert main(["-i", str(pred_dir), "-r", str(ref_dir), "--json", str(out)]) == 0
     stdout = capsys.readouterr().out
     assert "label" in stdout
     assert "empty ref" in stdout
@@ -22,9 +22,24 @@ def test_cli_prints_table_and_writes_json_and_csv(tmp_path, capsys):
     assert json.loads(out.read_text())["conventions"]["empty"] == "nan"
     assert (tmp_path / "out" / "summary_per_case.csv").is_file()
     # a rerun refuses to replace the outputs without --overwrite
-    assert main([str(pred_dir), str(ref_dir), "-o", str(out)]) == 1
+    assert main(["-i", str(pred_dir), "-r", str(ref_dir), "--json", str(out)]) == 1
     assert "already exists; pass --overwrite" in capsys.readouterr().err
-    assert main([str(pred_dir), str(ref_dir), "-o", str(out), "--overwrite", "--empty", "one"]) == 0
+    assert (
+        main(
+            [
+                "-i",
+                str(pred_dir),
+                "-r",
+                str(ref_dir),
+                "--json",
+                str(out),
+                "--overwrite",
+                "--empty",
+                "one",
+            ]
+        )
+        == 0
+    )
     assert json.loads(out.read_text())["conventions"]["empty"] == "one"
 
 
@@ -33,7 +48,17 @@ def test_missing_prediction_exits_non_zero_naming_the_case_and_writes_nothing(tm
     (pred_dir / "case_02.nii.gz").unlink()
     out = tmp_path / "summary.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "nnunet_ext.evaluate", str(pred_dir), str(ref_dir), "-o", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "nnunet_ext.evaluate",
+            "-i",
+            str(pred_dir),
+            "-r",
+            str(ref_dir),
+            "--json",
+            str(out),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -50,15 +75,20 @@ def test_missing_prediction_exits_non_zero_naming_the_case_and_writes_nothing(tm
 def test_umbrella_command_and_allow_missing(tmp_path, capsys):
     pred_dir, ref_dir = make_folders(tmp_path, num_cases=3)
     (pred_dir / "case_02.nii.gz").unlink()
-    assert umbrella_main(["evaluate", str(pred_dir), str(ref_dir), "--allow-missing"]) == 0
+    assert (
+        umbrella_main(["evaluate", "-i", str(pred_dir), "-r", str(ref_dir), "--allow-missing"]) == 0
+    )
     assert "1 reference case(s) without prediction left out" in capsys.readouterr().out
 
 
 def test_usage_errors(tmp_path, capsys):
     pred_dir, ref_dir = make_folders(tmp_path, num_cases=1)
-    assert main([str(pred_dir), str(ref_dir), "-o", str(tmp_path / "summary.txt")]) == 1
+    assert (
+        main(["-i", str(pred_dir), "-r", str(ref_dir), "--json", str(tmp_path / "summary.txt")])
+        == 1
+    )
     assert "must end with .json" in capsys.readouterr().err
-    assert main([str(tmp_path / "nope"), str(ref_dir)]) == 1
+    assert main(["-i", str(tmp_path / "nope"), "-r", str(ref_dir)]) == 1
     assert "prediction folder must be an existing folder" in capsys.readouterr().err
 
 

@@ -5,7 +5,9 @@ import shutil
 import numpy as np
 import pytest
 
-from nnunet_ext.evaluate import evaluate_folder, label_ids_from_dataset_json, write_evaluation
+from nnunet_ext.evaluate import evaluate_folder
+from nnunet_ext.evaluate.folders import label_ids_from_dataset_json
+from nnunet_ext.evaluate.report import write_evaluation
 from nnunet_ext.io.errors import InputError
 
 from ._data import make_folders, write_label
@@ -92,7 +94,7 @@ def test_missing_prediction_is_an_error_naming_the_case(tmp_path):
     pred_dir, ref_dir = make_folders(tmp_path)
     (pred_dir / "case_03.nii.gz").unlink()
     with pytest.raises(
-        ValueError, match=r"1 reference case\(s\) have no prediction .*case_03.*--allow-missing"
+        ValueError, match=r"1 reference case\(s\) have no prediction .*case_03.*allow_missing=True"
     ):
         evaluate_folder(pred_dir, ref_dir)
     result = evaluate_folder(pred_dir, ref_dir, allow_missing=True)
@@ -112,14 +114,14 @@ def test_labels_by_name_value_and_region(tmp_path):
     result = evaluate_folder(pred_dir, ref_dir, labels=["inner", "1", "1,2"])
     assert [s.label for s in result.labels] == [2, 1, (1, 2)]
     assert [s.name for s in result.labels] == ["inner", "outer", "(1, 2)"]
-    with pytest.raises(InputError, match=r"--labels must be a label defined in .*'innr'.*'inner'"):
+    with pytest.raises(InputError, match=r"labels must be a label defined in .*'innr'.*'inner'"):
         evaluate_folder(pred_dir, ref_dir, labels=["innr"])
 
 
 def test_without_dataset_json_labels_are_required(tmp_path):
     pred_dir, ref_dir = make_folders(tmp_path, num_cases=2)
     (pred_dir / "dataset.json").unlink()
-    with pytest.raises(ValueError, match=r"no labels to evaluate.*--labels"):
+    with pytest.raises(ValueError, match=r"no labels to evaluate.*Pass labels"):
         evaluate_folder(pred_dir, ref_dir)
     assert len(evaluate_folder(pred_dir, ref_dir, labels=[1]).labels) == 1
 

@@ -130,7 +130,7 @@ def test_resolve_lists_the_defined_labels() -> None:
     assert spec.resolve_all(["RV", "1", "1,2"]) == [2, 1, (1, 2)]
     with pytest.raises(
         InputError,
-        match=r"--labels must be a label defined in ds\.json \(1 \(LV\), 2 \(RV\)\); got 9",
+        match=r"labels must be a label defined in ds\.json \(1 \(LV\), 2 \(RV\)\); got 9",
     ):
         spec.resolve(9)
     with pytest.raises(InputError, match=r"got 'Rv'.*Did you mean 'RV'"):

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk  # noqa: N813
 
-from nnunet_ext.ensemble import ensemble_folders, plan_ensemble
+from nnunet_ext.ensemble import ensemble_folders
+from nnunet_ext.ensemble.folders import plan_ensemble
 from nnunet_ext.evaluate import evaluate_folder
 from nnunet_ext.io import InputError
 from nnunet_ext.postprocess import PostprocessingPlan, determine_plan, postprocess_folder
@@ -236,11 +237,11 @@ def test_labels_that_dataset_json_does_not_define(
     a, b = folders
     defined = r"\(1 \(myocardium\), 2 \(LV\)\); got '?9'?\."
     with pytest.raises(
-        InputError, match=rf"--labels must be a label defined in .*dataset\.json {defined}"
+        InputError, match=rf"labels must be a label defined in .*dataset\.json {defined}"
     ):
         evaluate_folder(a, b, labels=["9"])
     with pytest.raises(
-        InputError, match=rf"--labels must be a label defined in .*dataset\.json {defined}"
+        InputError, match=rf"labels must be a label defined in .*dataset\.json {defined}"
     ):
         determine_plan(a, b, label_ids=[9])
     with pytest.raises(
@@ -252,7 +253,7 @@ def test_labels_that_dataset_json_does_not_define(
     images = _images(a, tmp_path)
     with pytest.raises(
         InputError,
-        match=r"--labels must be label values that .*dataset\.json defines \(\[0, 1, 2\]\); got 9",
+        match=r"label_ids must be label values that .*dataset\.json defines \(\[0, 1, 2\]\); got 9",
     ):
         build_submission(a, tmp_path / "s.zip", images_dir=images, label_ids=[0, 1, 9])
     result = evaluate_folder(a, b, labels=["LV", "1"])

@@ -15,18 +15,11 @@ from hypothesis import strategies as st
 
 from nnunet_ext import cli as umbrella
 from nnunet_ext.io.errors import InputError
-from nnunet_ext.monitor import (
-    EPOCH_KEYS,
-    compute_ema,
-    find_collapsing_labels,
-    format_report,
-    parse_log_text,
-    parse_pseudo_dice,
-    plot_history,
-    read_training_history,
-    watch_training,
-)
+from nnunet_ext.monitor import format_report, plot_history, read_training_history
 from nnunet_ext.monitor.cli import main
+from nnunet_ext.monitor.history import compute_ema, find_collapsing_labels
+from nnunet_ext.monitor.parser import EPOCH_KEYS, parse_log_text, parse_pseudo_dice
+from nnunet_ext.monitor.watch import watch_training
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -39,7 +32,7 @@ def test_acceptance_two_logs_json_and_png(
 ) -> None:
     out_json, out_png = tmp_path / "X.json", tmp_path / "Y.png"
     code = umbrella.main(
-        ["log", str(two_log_fold), "--json", str(out_json), "--plot", str(out_png)]
+        ["log", "-i", str(two_log_fold), "--json", str(out_json), "--plot", str(out_png)]
     )
     assert code == 0
     report = json.loads(out_json.read_text())
@@ -311,7 +304,7 @@ def test_watch_refreshes_until_training_done(logs: Any, tmp_path: Path, write_lo
 
 def test_watch_cli_on_finished_run_returns(two_log_fold: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "w.json"
-    assert main([str(two_log_fold), "--watch", "0.01", "--json", str(out)]) == 0
+    assert main(["-i", str(two_log_fold), "--watch", "0.01", "--json", str(out)]) == 0
     assert len(json.loads(out.read_text())["epochs"]) == 12
     assert capsys.readouterr().out.count("epochs finished: 12") == 1
 
@@ -320,16 +313,16 @@ def test_watch_cli_on_finished_run_returns(two_log_fold: Path, tmp_path: Path, c
 
 
 def test_error_not_a_folder(tmp_path: Path, capsys) -> None:
-    assert main([str(tmp_path / "nope")]) == 1
+    assert main(["-i", str(tmp_path / "nope")]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("nnunet-ext log: error: FOLD_DIR must be a folder")
+    assert err.startswith("nnunet-ext log: error: -i/--input must be a folder")
     assert len(err.splitlines()) == 1
 
 
 def test_error_no_logs_suggests_fold(tmp_path: Path, capsys) -> None:
     (tmp_path / "fold_0").mkdir()
     (tmp_path / "fold_3").mkdir()
-    assert main([str(tmp_path)]) == 1
+    assert main(["-i", str(tmp_path)]) == 1
     assert "It has fold folders (fold_0, fold_3): pass one of them." in capsys.readouterr().err
 
 
@@ -346,7 +339,7 @@ def test_error_bad_outputs_write_nothing(
 ) -> None:
     out = tmp_path / "outs"
     out.mkdir()
-    assert main([str(two_log_fold), flag, str(out / name)]) == 1
+    assert main(["-i", str(two_log_fold), flag, str(out / name)]) == 1
     assert message in capsys.readouterr().err
     assert list(out.iterdir()) == []
 

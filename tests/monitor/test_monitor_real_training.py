@@ -41,7 +41,7 @@ def test_real_training_log(real_fold: Path, tmp_path: Path) -> None:
     assert best.ema_pseudo_dice == pytest.approx(best.logged_best_ema, abs=2e-4)
 
     out_json, out_png = tmp_path / "log.json", tmp_path / "log.png"
-    assert main([str(real_fold), "--json", str(out_json), "--plot", str(out_png)]) == 0
+    assert main(["-i", str(real_fold), "--json", str(out_json), "--plot", str(out_png)]) == 0
     report = json.loads(out_json.read_text())
     assert report["num_epochs"] == 3
     assert len(report["epochs"]) == 3

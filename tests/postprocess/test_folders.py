@@ -181,7 +181,7 @@ def test_bad_file_names_it_and_leaves_no_output(tmp_path, capsys, value, dtype, 
     assert main(["-i", str(folder), "-o", str(out), "--keep-largest", "1"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert err.startswith("nnunet-ext-postprocess: error:")
+    assert err.startswith("nnunet-ext postprocess: error:")
     assert pytest.importorskip("re").search(match, err)
     assert not list(out.glob("*.nii.gz"))
     assert not list(out.glob(".*"))
@@ -237,7 +237,7 @@ def test_folder_errors(label_folder, tmp_path):
 def test_help_does_not_import_torch():
     code = (
         "import sys, runpy\n"
-        "sys.argv = ['x', '--help']\n"
+        "sys.argv = ['x', 'apply', '--help']\n"
         "try:\n    runpy.run_module('nnunet_ext.postprocess', run_name='__main__')\n"
         "except SystemExit as e:\n    assert e.code == 0\n"
         "import nnunet_ext.postprocess\n"

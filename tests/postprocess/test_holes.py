@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import ndimage
 
-from nnunet_ext.postprocess import fill_holes, find_holes
+from nnunet_ext.postprocess import fill_holes
+from nnunet_ext.postprocess.holes import find_holes
 from tests.postprocess._reference import ref_fill_holes
 
 

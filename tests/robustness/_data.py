@@ -23,10 +23,11 @@ import json
 import os
 import pickle
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -225,7 +226,10 @@ COMMANDS: dict[str, Command] = {
         ),
         Command(
             "evaluate",
-            lambda r, o: ["evaluate", _p(r / "m1"), _p(r / "ref"), "-o", _p(o / "summary.json")],
+            lambda r, o: [
+                *("evaluate", "-i", _p(r / "m1"), "-r", _p(r / "ref")),
+                *("--json", _p(o / "summary.json")),
+            ],
             files=("summary.json", "summary_per_case.csv"),
         ),
         Command(
@@ -235,7 +239,7 @@ COMMANDS: dict[str, Command] = {
                 "-i",
                 _p(r / "m1"),
                 _p(r / "m2"),
-                "--reference",
+                "-r",
                 _p(r / "ref"),
                 "-o",
                 _p(o / "spec.json"),
@@ -253,6 +257,7 @@ COMMANDS: dict[str, Command] = {
             lambda r, o: [
                 "submission",
                 "build",
+                "-i",
                 _p(r / "m1"),
                 "-o",
                 _p(o / "sub.zip"),
@@ -266,6 +271,7 @@ COMMANDS: dict[str, Command] = {
             lambda r, o: [
                 "submission",
                 "check",
+                "-i",
                 _p(r / "sub.zip"),
                 "--images",
                 _p(r / "images"),
@@ -275,7 +281,7 @@ COMMANDS: dict[str, Command] = {
         ),
         Command(
             "log",
-            lambda r, o: ["log", _p(r / "fold"), "--json", _p(o / "log.json")],
+            lambda r, o: ["log", "-i", _p(r / "fold"), "--json", _p(o / "log.json")],
             files=("log.json",),
         ),
         Command(
@@ -297,20 +303,6 @@ class Result:
     err: str
 
 
-@contextlib.contextmanager
-def _env(values: dict[str, str]) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def run_command(command: Command, root: Path, out: Path) -> Result:
     """Run ``command`` in this process, capturing stdout and stderr."""
     from nnunet_ext.cli import main
@@ -324,7 +316,7 @@ def run_command(command: Command, root: Path, out: Path) -> Result:
             nnUNet_results=str(root / "results"),
         )
     with (
-        _env(env),
+        mock.patch.dict(os.environ, env),
         contextlib.redirect_stdout(stdout),
         contextlib.redirect_stderr(stderr),
     ):

@@ -91,7 +91,9 @@ def test_second_run_refuses_at_once_naming_the_first(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     first = subprocess.Popen(
-        _command("log", str(inputs / "fold"), "--watch", "0.2", "--json", str(out / "log.json")),
+        _command(
+            "log", "-i", str(inputs / "fold"), "--watch", "0.2", "--json", str(out / "log.json")
+        ),
         env=_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -103,7 +105,8 @@ def test_second_run_refuses_at_once_naming_the_first(tmp_path: Path) -> None:
         for second in (
             _ensemble(inputs, out),
             _command(
-                "evaluate", str(inputs / "m1"), str(inputs / "ref"), "-o", str(out / "s.json")
+                *("evaluate", "-i", str(inputs / "m1"), "-r", str(inputs / "ref")),
+                *("--json", str(out / "s.json")),
             ),
         ):
             start = time.monotonic()
@@ -206,7 +209,7 @@ def big_submission(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _build(inputs: Path, out: Path) -> list[str]:
     return _command(
-        "submission", "build", str(inputs / "pred"), "-o", str(out / "sub.zip"),
+        "submission", "build", "-i", str(inputs / "pred"), "-o", str(out / "sub.zip"),
         "--images", str(inputs / "images"), "--labels", "0", "1", "2", "3",
     )  # fmt: skip
 

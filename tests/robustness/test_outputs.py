@@ -48,10 +48,10 @@ def _setup(pristine: Path, tmp_path: Path) -> tuple[Path, Path]:
 # (command, flag, file name in out/ with a valid suffix): every file output of every command
 FILE_OUTPUTS = [
     ("determine", "-o", "plan.json"),
-    ("evaluate", "-o", "summary.json"),
+    ("evaluate", "--json", "summary.json"),
     ("evaluate", "--csv", "per_case.csv"),
     ("tune", "-o", "spec.json"),
-    ("tune", "--report", "report.json"),
+    ("tune", "--json", "report.json"),
     ("tune", "--figure", "gains.png"),
     ("build", "-o", "sub.zip"),
     ("build", "manifest", "sub.manifest.json"),
@@ -99,14 +99,14 @@ def test_existing_output_is_refused_without_overwrite(
 
 # (command, extra arguments, what the message says): refused even with --overwrite
 INPUT_AS_OUTPUT = [
-    ("tune", ("--report", "{root}/ref/case_a.nii.gz"), "--report must be a .json file"),
-    ("tune", ("--report", "{root}/m1/dataset.json"), "is a data file inside the input folder"),
+    ("tune", ("--json", "{root}/ref/case_a.nii.gz"), "--json must be a .json file"),
+    ("tune", ("--json", "{root}/m1/dataset.json"), "is a data file inside the input folder"),
     ("tune", ("--figure", "{root}/m1/case_a.nii.gz"), "--figure must be a .png file"),
     ("tune", ("-o", "{root}/m2/plans.json"), "is a data file inside the input folder"),
-    ("tune", ("-o", "{root}/spec.json", "--report", "{root}/spec.json"), "name the same file"),
-    ("evaluate", ("-o", "{root}/m1/dataset.json"), "is a data file inside the input folder"),
-    ("evaluate", ("-o", "{out}/s.json", "--csv", "{root}/ref/case_a.nii.gz"), "--csv must be"),
-    ("evaluate", ("--dataset-json", "{root}/m1/dataset.json", "-o", "{root}/m1/dataset.json"),
+    ("tune", ("-o", "{root}/spec.json", "--json", "{root}/spec.json"), "name the same file"),
+    ("evaluate", ("--json", "{root}/m1/dataset.json"), "is a data file inside the input folder"),
+    ("evaluate", ("--json", "{out}/s.json", "--csv", "{root}/ref/case_a.nii.gz"), "--csv must be"),
+    ("evaluate", ("--dataset-json", "{root}/m1/dataset.json", "--json", "{root}/m1/dataset.json"),
      "is one of the inputs"),
     ("determine", ("-o", "{root}/m1/dataset.json"), "is a data file inside the input folder"),
     ("determine", ("-o", "{root}/ref/case_b.nii.gz"), "-o/--output must be a .json file"),
@@ -208,7 +208,7 @@ def test_unexpected_exception_is_one_line_and_a_log_file(
     monkeypatch.setattr("nnunet_ext.evaluate.folders.evaluate_folder", broken)
     monkeypatch.setenv("NNUNET_EXT_LOG_DIR", str(tmp_path / "logs"))
     assert evaluate_cli.DESCRIPTION
-    code = main(["evaluate", str(tmp_path), str(tmp_path)])
+    code = main(["evaluate", "-i", str(tmp_path), "-r", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == INTERNAL_ERROR_EXIT
     lines = err.strip().splitlines()

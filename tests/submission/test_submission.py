@@ -12,13 +12,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk  # noqa: N813
 
-from nnunet_ext.submission import (
-    SubmissionError,
-    build_submission,
-    check_submission,
-    expected_cases,
-    remap_labels,
-)
+from nnunet_ext.submission import SubmissionError, build_submission, check_submission
+from nnunet_ext.submission.builder import remap_labels
+from nnunet_ext.submission.checker import expected_cases
 from nnunet_ext.submission.cli import main
 from tests.submission.conftest import case_labels, write_image
 
@@ -324,10 +320,10 @@ def test_argument_errors(challenge, tmp_path, capsys):
             pred, tmp_path / "s.zip", images_dir=images, label_ids=[0, 1], name_template="x"
         )
     (pred / "dataset.json").unlink()
-    with pytest.raises(ValueError, match=r"label_ids must be given \(--labels"):
+    with pytest.raises(ValueError, match=r"label_ids must be given \(e.g."):
         build_submission(pred, tmp_path / "s.zip", images_dir=images)
     assert main(["check", str(tmp_path / "missing.zip"), "--images", str(images)]) == 1
-    assert "zip_path not found" in capsys.readouterr().err
+    assert "error: -i/--input not found" in capsys.readouterr().err
     with pytest.raises(ValueError, match="not a zip file"):
         check_submission(tmp_path / "exists.zip", images_dir=images)
     with pytest.raises(SystemExit, match="2"):

@@ -9,13 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from nnunet_ext.validate import (
-    format_side_by_side,
-    output_folder_name,
-    plan_validation,
-    read_validation_dice,
-)
+from nnunet_ext.validate import plan_validation, read_validation_dice
 from nnunet_ext.validate.cli import main
+from nnunet_ext.validate.jobs import format_side_by_side, output_folder_name
 
 
 def _fold(tmp_path: Path, *, checkpoints=("checkpoint_final.pth",), previous_stage=None) -> Path:
@@ -91,12 +87,12 @@ def test_missing_checkpoint_lists_what_the_fold_has(tmp_path):
 @pytest.mark.parametrize(
     ("setup", "match"),
     [
-        ("model_dir", "must be an nnU-Net fold folder named fold_<k>.*It has fold_0: pass those"),
+        ("model_dir", "must be nnU-Net fold folders named fold_<k>.*It has fold_0: pass those"),
         ("no_plans", "plans.json not found"),
         ("no_preprocessed", "nnUNet_preprocessed must be set"),
         ("wrong_preprocessed", "gt_segmentations not found"),
         ("cascade", "cascade configurations"),
-        ("path_in_name", "--checkpoint must be a file name"),
+        ("path_in_name", "checkpoints must be file names"),
     ],
 )
 def test_bad_inputs_fail_before_any_work(tmp_path, setup, match):
@@ -121,7 +117,7 @@ def test_cli_error_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch)
     fold = _fold(tmp_path)
     monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path / "pre"))
     before = sorted(p.name for p in fold.iterdir())
-    assert main([str(fold), "--checkpoint", "checkpoint_best"]) == 1
+    assert main(["-i", str(fold), "--checkpoint", "checkpoint_best"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].startswith("nnunet-ext validate: error: checkpoint ")
