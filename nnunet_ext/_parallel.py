@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
-import socket
-import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from nnunet_ext._workers import progress, worker_name
 
 __all__ = [
     "EXECUTORS",
@@ -107,18 +106,6 @@ def executor_from_args(args: argparse.Namespace) -> Executor:
 
         import_ray()
     return executor
-
-
-def worker_name() -> str:
-    """``host:pid`` of this process: how run summaries name a worker."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "") -> Iterator[T]:
-    """Wrap ``iterable`` in a tqdm bar on stderr (shown only on a terminal)."""
-    from tqdm import tqdm
-
-    yield from tqdm(iterable, total=total, desc=desc, file=sys.stderr, disable=None, leave=False)
 
 
 def map_cases(

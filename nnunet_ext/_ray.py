@@ -101,7 +101,7 @@ def reraise_cause(ray: Any, err: BaseException) -> None:
 
 
 def _run_item(function: Callable[[Any], Any], item: Any) -> tuple[str, Any]:
-    from nnunet_ext._parallel import worker_name
+    from nnunet_ext._workers import worker_name
 
     return worker_name(), function(item)
 
@@ -121,7 +121,7 @@ def map_cases_ray(
     Raises:
         Exception: The first failing item's own exception.
     """
-    from nnunet_ext._parallel import progress
+    from nnunet_ext._workers import progress
 
     results: list[Any] = [None] * len(items)
     if not items:

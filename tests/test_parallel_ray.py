@@ -89,7 +89,9 @@ def test_postprocess_and_evaluate_on_ray_write_the_same_files_as_local(tmp_path,
         assert main(["postprocess", "-i", str(pred), "-o", str(out), *steps, *flags]) == 0
         (tmp_path / f"eval_{executor}").mkdir()
         report = tmp_path / f"eval_{executor}" / "summary.json"
-        assert main(["evaluate", str(pred), str(ref), "-o", str(report), *flags]) == 0
+        assert (
+            main(["evaluate", "-i", str(pred), "-r", str(ref), "--json", str(report), *flags]) == 0
+        )
     log = caplog.text
     for command in ("postprocess", "evaluate"):
         assert re.search(rf"{command}: 4 case\(s\) on [12] Ray worker", log), command
@@ -115,7 +117,7 @@ def _run_without_ray(tmp_path: Path, code: str) -> subprocess.CompletedProcess[s
         ["predict", "-i", "images", "-o", "out", "-m", "model"],
         ["ensemble", "-i", "a", "b", "-o", "out"],
         ["postprocess", "-i", "a", "-o", "out", "--fill-holes", "1"],
-        ["evaluate", "a", "b"],
+        ["evaluate", "-i", "a", "-r", "b"],
         ["doctor", "--skip-env"],
     ],
 )
@@ -137,7 +139,7 @@ def test_local_runs_never_import_ray(tmp_path):
     pred, ref = make_label_folders(tmp_path, num_cases=2)
     code = (
         "import sys\nfrom nnunet_ext.cli import main\n"
-        f"assert main(['evaluate', {str(pred)!r}, {str(ref)!r}, '-j', '2']) == 0\n"
+        f"assert main(['evaluate', '-i', {str(pred)!r}, '-r', {str(ref)!r}, '-j', '2']) == 0\n"
         f"assert main(['postprocess', '-i', {str(pred)!r}, '-o', 'o', '--fill-holes', '1']) == 0\n"
         "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))"
     )

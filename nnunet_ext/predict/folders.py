@@ -10,11 +10,8 @@ This module imports torch only when it predicts.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import pickle
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +22,7 @@ import numpy as np
 
 from nnunet_ext import __version__
 from nnunet_ext._parallel import Executor
-from nnunet_ext.io import TEMP_PREFIX, atomic_path, load_json, write_json
+from nnunet_ext.io import load_json
 from nnunet_ext.predict.claims import ClaimStore
 from nnunet_ext.predict.plan import (
     DEFAULT_CHECKPOINT,
@@ -35,6 +32,12 @@ from nnunet_ext.predict.plan import (
     plan_prediction,
     select_part,
 )
+from nnunet_ext.predict.writing import (
+    PROVENANCE_FILE,
+    case_done,
+    predict_and_write,
+    write_shared_files,
+)
 
 if TYPE_CHECKING:
     from nnunet_ext.predict.engine import CaseResult, EnsemblePredictor
@@ -43,8 +46,6 @@ __all__ = ["PROVENANCE_FILE", "PredictSummary", "predict_arrays", "predict_folde
 
 logger = logging.getLogger(__name__)
 
-#: Provenance file written into every output folder.
-PROVENANCE_FILE = "nnunet_ext_predict.json"
 
 #: What must match for a rerun to resume into an existing output folder.
 _RESUME_KEYS = ("members", "weights", "save_probabilities", "file_ending")
@@ -78,27 +79,6 @@ class PredictSummary:
             "skipped": list(self.skipped),
             **self.run,
         }
-
-
-def _outputs(out: Path, case_id: str, file_ending: str, save_probabilities: bool) -> list[Path]:
-    files = [out / f"{case_id}{file_ending}"]
-    if save_probabilities:
-        files = [out / f"{case_id}.npz", out / f"{case_id}.pkl", *files]
-    return files
-
-
-def _done(out: Path, case_id: str, file_ending: str, save_probabilities: bool) -> bool:
-    return all(p.is_file() for p in _outputs(out, case_id, file_ending, save_probabilities))
-
-
-def _remove_case_temporaries(out: Path, names: Sequence[str]) -> None:
-    """Remove temporaries of an interrupted write of these outputs (only this case's)."""
-    wanted = set(names)
-    for tmp in out.glob(f"{TEMP_PREFIX}*"):
-        tail = tmp.name[len(TEMP_PREFIX) :]
-        if tail.split("-", 1)[-1] in wanted:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
 
 
 def _provenance(plan: PredictPlan, save_probabilities: bool) -> dict[str, Any]:
@@ -150,24 +130,6 @@ def _check_output(
             f"{out} already holds {len(foreign)} label file(s) not written by nnunet-ext predict "
             f"(e.g. {foreign[0]}). Pass --overwrite to replace them, or choose an empty folder."
         )
-
-
-def _write_case(
-    out: Path,
-    case_id: str,
-    result: CaseResult,
-    writer: Any,
-    file_ending: str,
-    save_probabilities: bool,
-) -> None:
-    if save_probabilities:
-        with atomic_path(out / f"{case_id}.npz") as tmp:
-            np.savez_compressed(tmp, probabilities=result.probabilities)
-        with atomic_path(out / f"{case_id}.pkl") as tmp, open(tmp, "wb") as handle:
-            pickle.dump(result.properties, handle)
-    # the label file last: its presence marks the case complete
-    with atomic_path(out / f"{case_id}{file_ending}") as tmp:
-        writer.write_seg(result.labels, str(tmp), result.properties)
 
 
 def predict_folder(
@@ -233,7 +195,7 @@ def predict_folder(
     start = time.perf_counter()
     plan, cases, out, provenance = _plan_request(request)
     save = bool(save_probabilities)
-    done = [c.case_id for c in cases if _done(out, c.case_id, plan.file_ending, save)]
+    done = [c.case_id for c in cases if case_done(out, c.case_id, plan.file_ending, save)]
     executor = executor or Executor()
     if not overwrite and len(done) == len(cases):
         logger.info("all %d case(s) are complete in %s", len(cases), out)
@@ -291,24 +253,6 @@ def _plan_request(
     return plan, cases, out, provenance
 
 
-def _write_shared_files(
-    out: Path,
-    plan: PredictPlan,
-    provenance: dict[str, Any],
-    device: str,
-    mirror_axes: list[list[int] | None],
-) -> None:
-    """Create the output folder; write dataset.json, plans.json and the provenance."""
-    provenance["settings"]["device"] = device
-    provenance["settings"]["mirror_axes_used"] = mirror_axes
-    out.mkdir(parents=True, exist_ok=True)
-    first = plan.first_model
-    for name in ("dataset.json", "plans.json"):
-        with atomic_path(out / name) as tmp:
-            shutil.copyfile(first.model_dir / name, tmp)
-    write_json(out / PROVENANCE_FILE, provenance)
-
-
 def _predict_ray(
     plan: PredictPlan,
     cases: Sequence[CaseInput],
@@ -346,7 +290,7 @@ def _predict_local(
     from nnunet_ext.predict.engine import EnsemblePredictor
 
     predictor = EnsemblePredictor(plan)
-    _write_shared_files(out, plan, provenance, predictor.device.type, predictor.mirror_axes)
+    write_shared_files(out, plan, provenance, predictor.device.type, predictor.mirror_axes)
     save, overwrite = bool(request["save_probabilities"]), request["overwrite"]
     retries = 0
     if request["claim"]:
@@ -356,35 +300,13 @@ def _predict_local(
     else:
         written, skipped = [], []
         for case in cases:
-            if not overwrite and _done(out, case.case_id, plan.file_ending, save):
+            if not overwrite and case_done(out, case.case_id, plan.file_ending, save):
                 skipped.append(case.case_id)
                 continue
-            _predict_and_write(predictor, plan, case, out, save)
+            predict_and_write(predictor, plan, case, out, save)
             written.append(case.case_id)
     workers = {worker_name(): len(written) + len(skipped)} if cases else {}
     return written, skipped, {"executor": "local", "workers": workers, "retries": retries}
-
-
-def _predict_and_write(
-    predictor: EnsemblePredictor,
-    plan: PredictPlan,
-    case: CaseInput,
-    out: Path,
-    save: bool,
-    still_ours: Any = None,
-) -> bool:
-    names = [p.name for p in _outputs(out, case.case_id, plan.file_ending, save)]
-    _remove_case_temporaries(out, names)
-    start = time.perf_counter()
-    result = predictor.predict(case.image_files, case_id=case.case_id)
-    if still_ours is not None and not still_ours():
-        logger.warning(
-            "lost the claim of %s while predicting; another process redoes it", case.case_id
-        )
-        return False
-    _write_case(out, case.case_id, result, predictor.writer(), plan.file_ending, save)
-    logger.info("wrote %s (%.1f s)", case.case_id, time.perf_counter() - start)
-    return True
 
 
 def _run_claimed(
@@ -400,21 +322,21 @@ def _run_claimed(
     poll = min(5.0, store.timeout / 10) if poll_interval is None else float(poll_interval)
     written: list[str] = []
     while True:
-        pending = [c for c in cases if not _done(out, c.case_id, plan.file_ending, save)]
+        pending = [c for c in cases if not case_done(out, c.case_id, plan.file_ending, save)]
         if not pending:
             break
         progressed = False
         for case in pending:
-            if _done(out, case.case_id, plan.file_ending, save):
+            if case_done(out, case.case_id, plan.file_ending, save):
                 continue
             held = store.try_claim(case.case_id)
             if held is None:
                 continue
             try:
                 # finished by another process between our listing and our claim
-                if _done(out, case.case_id, plan.file_ending, save):
+                if case_done(out, case.case_id, plan.file_ending, save):
                     continue
-                if _predict_and_write(predictor, plan, case, out, save, still_ours=held.held):
+                if predict_and_write(predictor, plan, case, out, save, still_ours=held.held):
                     written.append(case.case_id)
                 progressed = True
             finally:

@@ -23,6 +23,7 @@ from typing import Any
 from nnunet_ext._ray import TASK_RETRIES, check_writable_from_worker, ray_session, reraise_cause
 from nnunet_ext.predict.claims import ClaimStore
 from nnunet_ext.predict.plan import CaseInput, PredictPlan
+from nnunet_ext.predict.writing import case_done, predict_and_write, write_shared_files
 
 __all__ = ["PredictWorker", "RayPredictJob", "predict_on_ray"]
 
@@ -85,14 +86,12 @@ class PredictWorker:
         Returns:
             ``{"case", "worker", "written", "retried"}``.
         """
-        from nnunet_ext.predict.folders import _done, _predict_and_write
-
         if self.error is not None:
             raise self.error
         job, case_id = self.job, case.case_id
         poll = min(5.0, job.claim_timeout / 10)
         while True:
-            if not job.overwrite and _done(job.out, case_id, job.plan.file_ending, job.save):
+            if not job.overwrite and case_done(job.out, case_id, job.plan.file_ending, job.save):
                 return {"case": case_id, "worker": self.name, "written": False, "retried": False}
             retaken = len(self.store.retaken)
             held = self.store.try_claim(case_id)
@@ -101,9 +100,11 @@ class PredictWorker:
                 continue
             try:
                 retried = len(self.store.retaken) > retaken
-                if not job.overwrite and _done(job.out, case_id, job.plan.file_ending, job.save):
+                if not job.overwrite and case_done(
+                    job.out, case_id, job.plan.file_ending, job.save
+                ):
                     written = False
-                elif _predict_and_write(
+                elif predict_and_write(
                     self.predictor, job.plan, case, job.out, job.save, still_ours=held.held
                 ):
                     written = True
@@ -147,7 +148,6 @@ def predict_on_ray(
         Written case ids, skipped case ids, the run record (executor, workers, retries).
     """
     from nnunet_ext._parallel import progress
-    from nnunet_ext.predict.folders import _write_shared_files
 
     with ray_session(address) as ray:
         from ray.util import ActorPool
@@ -160,7 +160,7 @@ def predict_on_ray(
             device, mirror_axes = ray.get(actors[0].describe.remote())
         except Exception as err:
             reraise_cause(ray, err)
-        _write_shared_files(job.out, job.plan, provenance, device, mirror_axes)
+        write_shared_files(job.out, job.plan, provenance, device, mirror_axes)
         logger.info("predicting %d case(s) with %d Ray actor(s) %s", len(cases), count, options)
         records = list(progress(_results(ray, ActorPool(actors), cases), total=len(cases)))
         for actor in actors:
