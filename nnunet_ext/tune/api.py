@@ -21,11 +21,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from nnunet_ext.evaluate.folders import find_dataset_json
+from nnunet_ext.tune.gate import WeightDecision, gate_weights
 from nnunet_ext.tune.rules import LabelDecision, choose_rules
 from nnunet_ext.tune.search import (
     CompactCVData,
     compact_case,
     holdout_runs,
+    mean_over_cases,
     merge_cases,
 )
 
@@ -90,6 +92,8 @@ class TuneResult:
         decisions: Every label's candidates with in-sample and held-out Dice, and the
             decision steps.
         weights_dice: ``(L,)`` in-sample mean Dice of the weights alone.
+        weight_decisions: Per label, the held-out gate of its tuned weights
+            (:mod:`nnunet_ext.tune.gate`); empty without folds (weights not gated).
     """
 
     input_dirs: list[str]
@@ -107,6 +111,7 @@ class TuneResult:
     rules: list[tuple[int, str, int | None, float | None]] = field(default_factory=list)
     decisions: list[LabelDecision] = field(default_factory=list)
     weights_dice: NDArray[np.float64] | None = None
+    weight_decisions: list[WeightDecision] = field(default_factory=list)
 
     @property
     def in_sample_gain(self) -> NDArray[np.float64]:
@@ -320,18 +325,30 @@ def tune_weights(
         warnings.append("only one case: no held-out gain estimate")
     runs = holdout_runs(data, label_ids, steps=steps, max_rounds=max_rounds, num_folds=folds)
     result, cv_gain = runs.result, runs.gain
+    weights, fold_weights, weights_dice = result.weights, runs.fold_weights, result.dice
+    weight_decisions: list[WeightDecision] = []
+    if runs.folds:
+        gate = gate_weights(data, label_ids, runs)
+        weights, fold_weights, weights_dice = gate.weights, gate.fold_weights, gate.in_sample
+        weight_decisions = gate.decisions
+        cv_gain = mean_over_cases(gate.held_out) - result.baselines["equal"]
+    else:
+        warnings.append(
+            "no held-out folds: the searched weights are not gated (every label keeps its tuned "
+            "weights without a held-out check)"
+        )
     search_s = time.perf_counter() - start - read_s
-    final_dice = result.dice
+    final_dice = weights_dice
     chosen_rules: list[tuple[int, str, int | None, float | None]] = []
     decisions: list[LabelDecision] = []
     if rules:
         choice = choose_rules(
             data,
             label_ids,
-            result.weights,
+            weights,
             equal_per_case=runs.baseline_per_case["equal"],
             folds=runs.folds,
-            fold_weights=runs.fold_weights,
+            fold_weights=fold_weights,
         )
         decisions = choice.decisions
         final_dice = choice.dice
@@ -359,13 +376,22 @@ def tune_weights(
                 (k for k in result.baselines if not np.isnan(result.baselines[k][j])),
                 key=lambda k: float(result.baselines[k][j]),
             )
-            warnings.append(
+            below = (
                 f"label {name}: tuned Dice {final_dice[j]:.4f} is "
                 f"{result.floors[j] - final_dice[j]:.4f} below {names.get(best, best)} "
-                f"({result.floors[j]:.4f}); no weight choice found keeps every label at its "
-                "best baseline together (labels compete through the argmax), so the search "
-                "minimised the largest shortfall, never going below equal weights on any label"
+                f"({result.floors[j]:.4f}) in-sample; "
             )
+            if result.dice[j] < result.floors[j] - 1e-12:
+                warnings.append(
+                    below + "no weight choice found keeps every label at its best baseline "
+                    "together (labels compete through the argmax), so the search minimised the "
+                    "largest shortfall, never going below equal weights on any label"
+                )
+            else:
+                warnings.append(
+                    below + "the searched weights reach it, but their held-out gain did not "
+                    "exceed the noise, so the simpler weights were kept"
+                )
         if cv_gain is not None:
             warning = overfit_warning(name, float(in_sample[j]), float(cv_gain[j]))
             if warning is not None:
@@ -379,7 +405,7 @@ def tune_weights(
         left_out=left_out,
         label_ids=label_ids,
         label_names=label_names,
-        weights=result.weights,
+        weights=weights,
         dice=final_dice,
         baselines=baselines,
         cv_gain=cv_gain,
@@ -387,5 +413,6 @@ def tune_weights(
         timings={"read_s": read_s, "search_s": search_s, "rules_s": rules_s},
         rules=chosen_rules,
         decisions=decisions,
-        weights_dice=result.dice,
+        weights_dice=weights_dice,
+        weight_decisions=weight_decisions,
     )

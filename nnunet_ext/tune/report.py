@@ -55,6 +55,40 @@ def _rule_entries(result: TuneResult) -> dict[int, dict[str, Any]]:
     return out
 
 
+def _weight_entries(result: TuneResult) -> dict[int, dict[str, Any]]:
+    """Per label: the weight gate's steps and every candidate spec's Dice."""
+    out: dict[int, dict[str, Any]] = {}
+    index = {label: j for j, label in enumerate(result.label_ids)}
+    for decision in result.weight_decisions:
+        j = index[decision.label]
+        out[decision.label] = {
+            "weights_taken": decision.taken,
+            "weights_decision": [
+                {
+                    "step": step["step"],
+                    "columns": step["columns"],
+                    "held_out_gain": step["gain"],
+                    "noise": step["noise"],
+                    "other_label_drop_beyond_noise": step["other_drop"],
+                    "held_out_foreground_gain": step["foreground_gain"],
+                    "taken": step["taken"],
+                }
+                for step in decision.steps
+            ],
+            "weights_candidates": [
+                {
+                    "weights": name,
+                    "in_sample_dice": _number(float(in_sample[j])),
+                    "held_out_dice": _number(float(held[j])),
+                    "in_sample_mean_dice": _number(_mean(in_sample)),
+                    "held_out_mean_dice": _number(_mean(held)),
+                }
+                for name, in_sample, held in decision.candidates
+            ],
+        }
+    return out
+
+
 def _mean(values: np.ndarray[Any, Any]) -> float:
     return float(np.nanmean(values)) if np.any(~np.isnan(values)) else math.nan
 
@@ -68,6 +102,7 @@ def report_dict(result: TuneResult) -> dict[str, Any]:
     """
     labels = []
     rules = _rule_entries(result)
+    weight_steps = _weight_entries(result)
     for j, (label, name) in enumerate(zip(result.label_ids, result.label_names, strict=True)):
         dice = {k: float(v[j]) for k, v in result.baselines.items()}
         if result.weights_dice is not None:
@@ -84,6 +119,7 @@ def report_dict(result: TuneResult) -> dict[str, Any]:
             "rule": "weighted",
         }
         entry.update(rules.get(label, {}))
+        entry.update(weight_steps.get(label, {}))
         labels.append(entry)
     return {
         "schema_version": 2,
@@ -127,6 +163,7 @@ def format_table(result: TuneResult) -> str:
             ]
         )
     lines = _columns([header, *rows])
+    lines += _weight_lines(result)
     for decision in result.decisions:
         j = result.label_ids.index(decision.label)
         name = result.label_names[j]
@@ -153,12 +190,41 @@ def format_table(result: TuneResult) -> str:
             )
     legend = [f"m{m} = {d}" for m, d in enumerate(models)]
     legend.append(f"{len(result.cases)} case(s) used, {len(result.left_out)} left out")
+    if result.weight_decisions:
+        legend.append(
+            "weights: a label's tuned columns are taken only if their held-out gain exceeds twice "
+            "its per-case bootstrap standard error and no other label drops beyond its noise"
+        )
     if result.decisions:
         legend.append(
             "rules: a more complex rule (weighted < from < scale) is taken only if its held-out "
             "gain exceeds twice its per-case bootstrap standard error; * = chosen"
         )
     return "\n".join([*lines, "", *legend, *(f"warning: {w}" for w in result.warnings)])
+
+
+def _weight_lines(result: TuneResult) -> list[str]:
+    """The weight gate per label: each candidate spec's Dice and each step's verdict."""
+    lines: list[str] = []
+    for decision in result.weight_decisions:
+        j = result.label_ids.index(decision.label)
+        name = result.label_names[j]
+        lines += ["", f"label {decision.label} {name}: weight steps (Dice of this label)"]
+        table = [["weights", "in-sample", "held-out"]]
+        for i, (step_name, in_sample, held) in enumerate(decision.candidates):
+            chosen = step_name == decision.taken or (decision.taken is None and i == 0)
+            table.append(
+                [step_name + (" *" if chosen else ""), _f(float(in_sample[j])), _f(float(held[j]))]
+            )
+        lines += ["  " + line for line in _columns(table)]
+        for step in decision.steps:
+            verdict = "taken" if step["taken"] else "not taken"
+            drop = f", another label drops {step['other_drop']:.4f} beyond its noise"
+            lines.append(
+                f"  tuned {step['step']}: held-out gain {step['gain']:+.4f}, noise "
+                f"{step['noise']:.4f}{drop if step['other_drop'] > 0 else ''} -> {verdict}"
+            )
+    return lines
 
 
 def _columns(rows: list[list[str]]) -> list[str]:

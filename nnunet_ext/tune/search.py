@@ -50,6 +50,7 @@ __all__ = [
     "default_steps",
     "holdout_runs",
     "label_dice",
+    "mean_over_cases",
     "merge_cases",
     "score_weights",
     "search_weights",
@@ -280,7 +281,13 @@ def label_dice(
         return np.where(denominator > 0, 2 * tp / np.where(denominator > 0, denominator, 1), np.nan)
 
 
-def _mean_over_cases(dice: NDArray[np.float64]) -> NDArray[np.float64]:
+def mean_over_cases(dice: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Mean over cases (axis 0) of per-case Dice, NaN cases left out (NaN: none valid).
+
+    Examples:
+        >>> mean_over_cases(np.array([[0.5, np.nan], [1.0, np.nan]]))
+        array([0.75,  nan])
+    """
     valid = ~np.isnan(dice)
     counts = valid.sum(axis=0)
     sums = np.where(valid, dice, 0.0).sum(axis=0)
@@ -429,7 +436,7 @@ class _Evaluator:
             moved = np.bincount(lose_keys, weights=won, minlength=self.size)
             counts = base + (np.bincount(win_cells, weights=moved, minlength=self.size) - moved)
             confusion = data.fixed + counts.astype(np.int64).reshape(data.num_cases, k, k)
-            results.append(_mean_over_cases(label_dice(confusion, self.label_ids)))
+            results.append(mean_over_cases(label_dice(confusion, self.label_ids)))
         return results
 
 
@@ -448,7 +455,7 @@ def score_weights(
     """
     evaluator = _Evaluator(data, label_ids, np.asarray(weights, dtype=np.float64))
     per_case = evaluator.per_case()
-    return _mean_over_cases(per_case), per_case
+    return mean_over_cases(per_case), per_case
 
 
 @dataclass(frozen=True)
@@ -580,7 +587,7 @@ def _search(
     if baseline_per_case is None:
         baseline_per_case = _baseline_per_case(data, label_ids)
         evaluations += len(baseline_per_case)
-    baselines = {name: _mean_over_cases(v) for name, v in baseline_per_case.items()}
+    baselines = {name: mean_over_cases(v) for name, v in baseline_per_case.items()}
     names = list(matrices)
     table = np.stack([baselines[n] for n in names])
     valid = np.any(~np.isnan(table), axis=0)
@@ -596,7 +603,7 @@ def _search(
         if valid[j]:
             start[:, label] = matrices[names[int(np.nanargmax(table[:, j]))]][:, label]
     evaluator = _Evaluator(data, label_ids, start)
-    fallbacks = [(evaluator.weights.copy(), _mean_over_cases(evaluator.per_case()))]
+    fallbacks = [(evaluator.weights.copy(), mean_over_cases(evaluator.per_case()))]
     fallbacks += [(matrices[name], baselines[name]) for name in names]
     evaluations += 1
     current, current_dice = fallbacks[0]
@@ -644,7 +651,7 @@ def _search(
         delta /= 2
     # the reported Dice comes from a full argmax; a fallback that scores better wins
     weights = evaluator.weights.copy()
-    dice = _mean_over_cases(evaluator.per_case())
+    dice = mean_over_cases(evaluator.per_case())
     evaluations += 1
     for fallback, fallback_dice in fallbacks:
         if _better(_score(fallback_dice, floors, equal), _score(dice, floors, equal)):
@@ -818,7 +825,7 @@ class HoldoutRuns:
         """Per label, held-out tuned minus equal-weight mean Dice (``None`` without folds)."""
         if self.held_out is None:
             return None
-        return _mean_over_cases(self.held_out) - _mean_over_cases(self.baseline_per_case["equal"])
+        return mean_over_cases(self.held_out) - mean_over_cases(self.baseline_per_case["equal"])
 
 
 def holdout_runs(
@@ -911,5 +918,5 @@ def cross_validated_gain(
         )
         _, held_dice = score_weights(data.subset(held), result.weights, label_ids)
         tuned[held] = held_dice
-    tuned_mean = _mean_over_cases(tuned)
-    return tuned_mean - _mean_over_cases(per_case["equal"]), tuned_mean
+    tuned_mean = mean_over_cases(tuned)
+    return tuned_mean - mean_over_cases(per_case["equal"]), tuned_mean
