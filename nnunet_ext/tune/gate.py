@@ -35,10 +35,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from nnunet_ext.tune.compact import CompactCVData, decision_order
+from nnunet_ext.tune.holdout import HoldoutRuns
 from nnunet_ext.tune.rules import MIN_GAIN, NOISE_Z, bootstrap_noise
-from nnunet_ext.tune.search import CompactCVData, HoldoutRuns, mean_over_cases, score_weights
+from nnunet_ext.tune.scoring import mean_over_cases, score_weights
 
-__all__ = ["DROP_TOLERANCE", "WeightDecision", "WeightGate", "decision_order", "gate_weights"]
+__all__ = ["DROP_TOLERANCE", "WeightDecision", "WeightGate", "gate_weights"]
 
 #: A step may lower another label's held-out mean Dice by its noise (``NOISE_Z`` bootstrap
 #: standard errors) or by this much, whichever is larger: a consistent drop of a few thousandths
@@ -89,20 +91,6 @@ class WeightGate:
     held_out: NDArray[np.float64]
     in_sample: NDArray[np.float64]
     decisions: list[WeightDecision]
-
-
-def decision_order(data: CompactCVData, label_ids: Sequence[int]) -> list[int]:
-    """Labels by reference volume, smallest first (ties: smaller class index first).
-
-    Examples:
-        >>> p = np.full((2, 3, 4), 1 / 3, dtype=np.float16)
-        >>> data = CompactCVData(np.zeros((1, 3, 3), np.int64), p, np.array([1, 2, 2, 0]),
-        ...                      np.zeros(4, np.int32), 3)
-        >>> decision_order(data, [1, 2])
-        [1, 2]
-    """
-    counts = data.fixed.sum(axis=(0, 2)) + np.bincount(data.reference, minlength=data.num_values)
-    return sorted((int(v) for v in label_ids), key=lambda label: (int(counts[label]), label))
 
 
 def _mixed(
@@ -164,12 +152,12 @@ def gate_weights(
     label_ids: Sequence[int],
     runs: HoldoutRuns,
 ) -> WeightGate:
-    """Gate the tuned weights of :func:`~nnunet_ext.tune.search.holdout_runs` label by label.
+    """Gate the tuned weights of :func:`~nnunet_ext.tune.holdout.holdout_runs` label by label.
 
     See the module docstring for the steps and the gate.
 
     Args:
-        data: Compact CV data (as given to :func:`~nnunet_ext.tune.search.holdout_runs`).
+        data: Compact CV data (as given to :func:`~nnunet_ext.tune.holdout.holdout_runs`).
         label_ids: Foreground labels (class indices).
         runs: The search on all cases and on each fold; must have folds.
 

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from nnunet_ext.synthetic import make_case
-from nnunet_ext.tune._cv_data import model_probabilities
+from nnunet_ext.synthetic import make_case, model_probabilities
+from nnunet_ext.tune.compact import compact_case, merge_cases
 from nnunet_ext.tune.gate import gate_weights
-from nnunet_ext.tune.search import compact_case, holdout_runs, merge_cases, score_weights
+from nnunet_ext.tune.holdout import holdout_runs
+from nnunet_ext.tune.scoring import score_weights
 
 
 def _members(seed, good_labels, num_cases=8):
