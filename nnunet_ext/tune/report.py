@@ -242,11 +242,19 @@ def _plot(result: TuneResult, path: Path) -> None:
     from matplotlib.figure import Figure
 
     x = np.arange(len(result.label_ids))
-    if result.decisions:
-        width = max(8.0, 2.2 * len(x) + 4)
-        fig = Figure(figsize=(width, 7.0))
-        ax, rules_ax = fig.subplots(2, 1)
-        _plot_candidates(result, rules_ax)
+    panels = [
+        (title, groups)
+        for title, groups in (
+            ("Weight steps", _weight_groups(result)),
+            ("Rule candidates", _rule_groups(result)),
+        )
+        if groups
+    ]
+    if panels:
+        fig = Figure(figsize=(max(8.0, 2.2 * len(x) + 4), 3.5 * (1 + len(panels))))
+        ax, *candidate_axes = fig.subplots(1 + len(panels), 1)
+        for candidate_ax, (title, groups) in zip(candidate_axes, panels, strict=True):
+            _plot_candidates(candidate_ax, groups, title)
     else:
         fig = Figure(figsize=(max(4.0, 1.2 * len(x) + 2), 3.5))
         ax = fig.subplots()
@@ -263,34 +271,55 @@ def _plot(result: TuneResult, path: Path) -> None:
     fig.savefig(path, dpi=100, format="png")
 
 
-def _plot_candidates(result: TuneResult, ax: Any) -> None:
-    """Every rule candidate's in-sample (solid) and held-out (hatched) Dice, per label."""
-    groups = []
+#: Per label: its name, its index in the Dice arrays, and ``(candidate, in-sample, held-out,
+#: chosen)`` for each candidate.
+_Groups = list[tuple[str, int, list[tuple[str, Any, Any, bool]]]]
+
+
+def _rule_groups(result: TuneResult) -> _Groups:
+    groups: _Groups = []
     for decision in sorted(result.decisions, key=lambda d: d.label):
         j = result.label_ids.index(decision.label)
-        groups.append((result.label_names[j], j, decision))
-    n = max(len(d.candidates) for _, _, d in groups)
+        bars = [
+            (candidate.describe(), in_sample, held, candidate == decision.chosen)
+            for candidate, in_sample, held in decision.candidates
+        ]
+        groups.append((result.label_names[j], j, bars))
+    return groups
+
+
+def _weight_groups(result: TuneResult) -> _Groups:
+    groups: _Groups = []
+    for decision in sorted(result.weight_decisions, key=lambda d: d.label):
+        j = result.label_ids.index(decision.label)
+        bars = [
+            (name, in_sample, held, name == decision.taken or (decision.taken is None and i == 0))
+            for i, (name, in_sample, held) in enumerate(decision.candidates)
+        ]
+        groups.append((result.label_names[j], j, bars))
+    return groups
+
+
+def _plot_candidates(ax: Any, groups: _Groups, title: str) -> None:
+    """Every candidate's in-sample (solid) and held-out (hatched) Dice, per label."""
+    names = list(dict.fromkeys(name for _, _, bars in groups for name, *_ in bars))
+    n = max(len(bars) for _, _, bars in groups)
     step = 0.8 / (2 * n)
-    colors = [f"C{i % 10}" for i in range(n)]
-    for g, (_, j, decision) in enumerate(groups):
-        for i, (candidate, in_sample, held) in enumerate(decision.candidates):
+    labelled: set[str] = set()
+    for g, (_, j, bars) in enumerate(groups):
+        for i, (name, in_sample, held, chosen) in enumerate(bars):
             left = g - 0.4 + 2 * i * step
-            chosen = candidate == decision.chosen
+            color = f"C{names.index(name) % 10}"
             edge = {"edgecolor": "black", "linewidth": 1.5} if chosen else {}
-            ax.bar(
-                left,
-                np.nan_to_num(in_sample[j]),
-                width=step,
-                color=colors[i],
-                label=candidate.describe() if g == 0 else None,
-                **edge,
-            )
+            legend = None if name in labelled else name
+            labelled.add(name)
+            ax.bar(left, np.nan_to_num(in_sample[j]), width=step, color=color, label=legend, **edge)
             if held.size:
                 ax.bar(
                     left + step,
                     np.nan_to_num(held[j]),
                     width=step,
-                    color=colors[i],
+                    color=color,
                     alpha=0.5,
                     hatch="//",
                     **edge,
@@ -298,7 +327,7 @@ def _plot_candidates(result: TuneResult, ax: Any) -> None:
     ax.set_xticks(np.arange(len(groups)), [name for name, _, _ in groups])
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("Dice of the label")
-    ax.set_title("Rule candidates: in-sample (solid), held-out (hatched); chosen outlined")
+    ax.set_title(f"{title}: in-sample (solid), held-out (hatched); chosen outlined")
     ax.legend(fontsize=7, ncol=4, loc="lower left")
 
 
