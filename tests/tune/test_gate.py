@@ -1,5 +1,7 @@
 """The held-out gate of the tuned weights: equal weights unless a label's tuned weights gain."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -107,3 +109,42 @@ def test_the_gate_needs_folds():
     runs = holdout_runs(data, [1, 2, 3], num_folds=0)
     with pytest.raises(ValueError, match="runs must have held-out folds"):
         gate_weights(data, [1, 2, 3], runs)
+
+
+def test_tune_weights_writes_the_gated_weights_and_reports_every_step(cv, tmp_path):
+    from nnunet_ext.tune import format_table, tune_weights, write_outputs
+
+    model_dirs, ref_dir = cv
+    result = tune_weights(model_dirs, ref_dir, cv_folds=3)
+    assert [d.label for d in result.weight_decisions] == [3, 2, 1]  # smallest label first
+    taken = [d.label for d in result.weight_decisions if d.taken is not None]
+    assert taken  # the cv data has real gains (model 0 on label 1, model 1 on label 2)
+    for decision in result.weight_decisions:
+        if decision.taken is None:  # only a label's own step can change its column
+            np.testing.assert_array_equal(result.weights[:, decision.label], [0.5, 0.5])
+    spec_file, report_file, _ = write_outputs(result, tmp_path / "spec.json")
+    spec = json.loads(spec_file.read_text())
+    for m, member in enumerate(spec["members"]):
+        for label, weight in member["label_weights"].items():
+            assert weight == round(float(result.weights[m, int(label)]), 4)
+    report = json.loads(report_file.read_text())
+    for entry in report["labels"]:
+        decision = next(d for d in result.weight_decisions if d.label == entry["label"])
+        assert entry["weights_taken"] == decision.taken
+        assert len(entry["weights_candidates"]) == len(decision.candidates)
+        for candidate in entry["weights_candidates"]:
+            assert set(candidate) >= {"weights", "in_sample_dice", "held_out_dice"}
+        for step in entry["weights_decision"]:
+            assert set(step) >= {"step", "held_out_gain", "noise", "taken"}
+    table = format_table(result)
+    assert table.count("weight steps") == 3
+
+
+def test_without_folds_the_searched_weights_are_kept_with_a_warning(cv):
+    from nnunet_ext.tune import tune_weights
+
+    model_dirs, ref_dir = cv
+    result = tune_weights(model_dirs, ref_dir, cv_folds=0)
+    assert result.weight_decisions == []
+    assert any("not gated" in w for w in result.warnings)
+    np.testing.assert_array_equal(result.weights_dice, result.dice)
