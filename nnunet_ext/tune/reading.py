@@ -157,7 +157,7 @@ def load_cv_data(
         )
     ref_root = Path(reference_dir)
     if not ref_root.is_dir():
-        raise NotADirectoryError(f"reference folder must be an existing folder; got {ref_root}.")
+        raise NotADirectoryError(f"reference_dir must be an existing folder; got {ref_root}.")
     paired = pair_probability_files(input_dirs)
     json_path = (
         Path(dataset_json) if dataset_json else find_dataset_json(Path(input_dirs[0]), ref_root)
