@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nnunet_ext.synthetic import make_cv_folders
 from nnunet_ext.tune import tune_weights
-from nnunet_ext.tune._cv_data import make_cv_folders
 
 
 def main() -> None:

@@ -9,6 +9,8 @@ Two generators:
 * :func:`write_prediction_folder` writes what ``nnUNetv2_predict --save_probabilities`` writes:
   ``CASE.npz`` (key ``probabilities``, float32, ``(C, z, y, x)``), ``CASE.pkl`` (properties),
   the label file, ``dataset.json`` and ``plans.json``.
+* :func:`make_cv_folders` writes cross-validation probability folders of models that are each
+  good at different labels, with a reference folder: input for ``nnunet-ext tune``.
 
 Nothing here imports torch; SimpleITK is imported when a function runs.
 """
@@ -28,8 +30,10 @@ from numpy.typing import NDArray
 __all__ = [
     "DEFAULT_LABELS",
     "make_case",
+    "make_cv_folders",
     "make_raw_dataset",
     "minimal_plans",
+    "model_probabilities",
     "nnunet_environment",
     "sitk_properties",
     "write_prediction_folder",
@@ -270,3 +274,104 @@ def write_prediction_folder(
             image.SetSpacing([float(s) for s in spacing])
             sitk.WriteImage(image, str(out / f"{case}{file_ending}"), True)
     return out
+
+
+def model_probabilities(
+    rng: np.random.Generator,
+    reference: NDArray[Any],
+    *,
+    num_classes: int,
+    good_labels: Sequence[int],
+    noise: float = 1.0,
+) -> NDArray[np.float32]:
+    """Softmax probabilities of a model that is sharp on ``good_labels`` and biased elsewhere.
+
+    Far from every structure the background is confident, as with real nnU-Net outputs; on the
+    labels not in ``good_labels`` the model mostly predicts background. Used to make CV folders
+    for ``nnunet-ext tune`` (:func:`make_cv_folders`).
+
+    Args:
+        rng: Random generator.
+        reference: Reference labels ``(z, y, x)``.
+        num_classes: Classes ``C`` (background included).
+        good_labels: Labels the model segments well.
+        noise: Standard deviation of the logit noise near the structures.
+
+    Returns:
+        ``(C, z, y, x)`` float32 probabilities.
+
+    Examples:
+        >>> rng = np.random.default_rng(0)
+        >>> _, ref = make_case(rng, shape=(4, 24, 24))
+        >>> p = model_probabilities(rng, ref, num_classes=4, good_labels=(1,))
+        >>> p.shape, bool(np.allclose(p.sum(axis=0), 1, atol=1e-5))
+        ((4, 4, 24, 24), True)
+    """
+    from scipy import ndimage
+
+    near = ndimage.maximum_filter(reference > 0, size=7)
+    logits = np.zeros((num_classes, *reference.shape), dtype=np.float32)
+    for c in range(num_classes):
+        logits[c] += 3.0 * (reference == c)
+        if c > 0 and c not in good_labels:
+            # misses much of the labels it is bad at (predicts background there)
+            logits[0] += 3.6 * (reference == c)
+    logits += noise * rng.standard_normal(logits.shape, dtype=np.float32) * near
+    logits[0] += 8.0 * ~near
+    logits -= logits.max(axis=0, keepdims=True)
+    np.exp(logits, out=logits)
+    logits /= logits.sum(axis=0, keepdims=True)
+    return logits
+
+
+def make_cv_folders(
+    root: str | Path,
+    *,
+    good_labels: Sequence[Sequence[int]] = ((1,), (2,)),
+    num_cases: int = 6,
+    shape: tuple[int, int, int] = (12, 40, 40),
+    seed: int = 0,
+) -> tuple[list[Path], Path]:
+    """Write one CV probability folder per model and a reference folder under ``root``.
+
+    Args:
+        root: Parent folder (created).
+        good_labels: For each model, the labels it segments well.
+        num_cases: Cases per folder; label 3 is absent from every fourth.
+        shape: Case shape (z, y, x).
+        seed: Random seed.
+
+    Returns:
+        ``(model_dirs, reference_dir)``.
+    """
+    import SimpleITK as sitk  # noqa: N813
+
+    rng = np.random.default_rng(seed)
+    out = Path(root)
+    ref_dir = out / "gt_segmentations"
+    ref_dir.mkdir(parents=True, exist_ok=True)
+    references = {}
+    for i in range(num_cases):
+        _, labels = make_case(rng, shape=shape, with_small_label=i % 4 != 3)
+        case = f"case_{i:03d}"
+        references[case] = labels
+        image = sitk.GetImageFromArray(labels)
+        image.SetSpacing((1.0, 1.0, 2.5))  # type: ignore[no-untyped-call,unused-ignore]
+        sitk.WriteImage(image, str(ref_dir / f"{case}.nii.gz"), True)
+    dataset = {
+        "channel_names": {"0": "MRI"},
+        "labels": DEFAULT_LABELS,
+        "numTraining": num_cases,
+        "file_ending": ".nii.gz",
+    }
+    (out / "dataset.json").write_text(json.dumps(dataset))
+    model_dirs = []
+    for m, good in enumerate(good_labels):
+        probabilities = {
+            case: model_probabilities(rng, labels, num_classes=4, good_labels=good)
+            for case, labels in references.items()
+        }
+        folder = out / f"model_{m}" / "validation"
+        write_prediction_folder(folder, probabilities, spacing=(1.0, 1.0, 2.5))
+        model_dirs.append(folder)
+    return model_dirs, ref_dir

@@ -1,42 +1,29 @@
-"""Tune per-label ensemble weights on cross-validation, for :mod:`nnunet_ext.ensemble`.
+"""Tune per-label ensemble weights and rules on cross-validation, for :mod:`nnunet_ext.ensemble`.
 
-The search maths is in :mod:`nnunet_ext.tune.search` (pure numpy); :func:`tune_weights` reads
-the CV folders; :func:`write_outputs` writes the spec, a JSON report and a PNG figure;
+:func:`tune_weights` reads the CV folders (:func:`load_cv_data`) and returns a
+:class:`TuneResult`; :func:`write_outputs` writes its spec, a JSON report (:func:`report_dict`)
+and a PNG figure; :func:`format_table` is the table the command prints;
 :func:`determine_postprocessing` chooses the postprocessing plan on the CV result fused with the
 spec (``--postprocess``).
+
+The pure-numpy parts are modules of their own: the compact form of the CV data
+(:mod:`nnunet_ext.tune.compact`), scoring weights on it (:mod:`nnunet_ext.tune.scoring`), the
+weight search (:mod:`nnunet_ext.tune.search`), the held-out re-runs
+(:mod:`nnunet_ext.tune.holdout`), the held-out gate of the weights (:mod:`nnunet_ext.tune.gate`)
+and the per-label rules (:mod:`nnunet_ext.tune.rules`).
 """
 
-from nnunet_ext.tune.api import TuneResult, load_cv_data, overfit_warning, tune_weights
+from nnunet_ext.tune.api import TuneResult, tune_weights
 from nnunet_ext.tune.postprocessing import determine_postprocessing
+from nnunet_ext.tune.reading import load_cv_data
 from nnunet_ext.tune.report import format_table, report_dict, write_outputs
-from nnunet_ext.tune.search import (
-    CompactCVData,
-    SearchResult,
-    compact_case,
-    cross_validated_gain,
-    merge_cases,
-    score_weights,
-    search_weights,
-    search_with_holdout,
-    simplex_grid,
-)
 
 __all__ = [
-    "CompactCVData",
-    "SearchResult",
     "TuneResult",
-    "compact_case",
-    "cross_validated_gain",
     "determine_postprocessing",
     "format_table",
     "load_cv_data",
-    "merge_cases",
-    "overfit_warning",
     "report_dict",
-    "score_weights",
-    "search_weights",
-    "search_with_holdout",
-    "simplex_grid",
     "tune_weights",
     "write_outputs",
 ]

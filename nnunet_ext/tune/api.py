@@ -3,7 +3,7 @@
 Each input folder holds one model's CV probabilities (``CASE.npz``, e.g. the ``validation/``
 folder of ``nnUNetv2_train --npz``, or folders merging all folds); the reference folder holds the
 label files (e.g. nnU-Net's ``gt_segmentations``). Every ``.npz`` is decompressed once and
-reduced to the compact form of :mod:`nnunet_ext.tune.search`.
+reduced to the compact form of :mod:`nnunet_ext.tune.compact` (:mod:`nnunet_ext.tune.reading`).
 """
 
 from __future__ import annotations
@@ -14,22 +14,20 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from nnunet_ext.evaluate.folders import find_dataset_json
-from nnunet_ext.tune.rules import LabelDecision, choose_rules
-from nnunet_ext.tune.search import (
-    CompactCVData,
-    compact_case,
-    holdout_runs,
-    merge_cases,
-)
+from nnunet_ext.tune.compact import CompactCVData
+from nnunet_ext.tune.gate import WeightDecision, gate_weights
+from nnunet_ext.tune.holdout import HoldoutRuns, holdout_runs
+from nnunet_ext.tune.reading import load_cv_data
+from nnunet_ext.tune.rules import LabelDecision, RuleChoice, choose_rules
+from nnunet_ext.tune.scoring import mean_over_cases
+from nnunet_ext.tune.search import SearchResult
 
-__all__ = ["TuneResult", "load_cv_data", "tune_weights"]
+__all__ = ["HELD_OUT_FRACTION", "TuneResult", "overfit_warning", "tune_weights"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +88,8 @@ class TuneResult:
         decisions: Every label's candidates with in-sample and held-out Dice, and the
             decision steps.
         weights_dice: ``(L,)`` in-sample mean Dice of the weights alone.
+        weight_decisions: Per label, the held-out gate of its tuned weights
+            (:mod:`nnunet_ext.tune.gate`); empty without folds (weights not gated).
     """
 
     input_dirs: list[str]
@@ -107,6 +107,7 @@ class TuneResult:
     rules: list[tuple[int, str, int | None, float | None]] = field(default_factory=list)
     decisions: list[LabelDecision] = field(default_factory=list)
     weights_dice: NDArray[np.float64] | None = None
+    weight_decisions: list[WeightDecision] = field(default_factory=list)
 
     @property
     def in_sample_gain(self) -> NDArray[np.float64]:
@@ -136,129 +137,6 @@ class TuneResult:
         )
 
 
-def _compact_job(
-    job: tuple[list[str], str, int, int | None],
-) -> tuple[NDArray[np.int64], NDArray[np.float16], NDArray[np.uint8]]:
-    """Worker: decompress one case of every model once and reduce it (top-level for spawn)."""
-    from nnunet_ext.io import read_labels
-    from nnunet_ext.io.probabilities import read_probabilities
-
-    npz_files, reference_file, num_values, ignore_label = job
-    reference = read_labels(reference_file).array
-    probabilities = [read_probabilities(f) for f in npz_files]
-    for file, member in zip(npz_files, probabilities, strict=True):
-        if member.shape[1:] != reference.shape:
-            raise ValueError(
-                f"{file}: probabilities of spatial shape {member.shape[1:]} must match the "
-                f"reference {reference_file} of shape {reference.shape}. Use CV predictions "
-                "exported in the original geometry (nnUNetv2_train --npz)."
-            )
-    high = int(reference.max()) if reference.size else 0
-    if high >= num_values:
-        raise ValueError(
-            f"{reference_file}: reference value {high} must be a class of the models "
-            f"(< {probabilities[0].shape[0]}) or the ignore label."
-        )
-    return compact_case(probabilities, reference, num_values=num_values, ignore_label=ignore_label)
-
-
-def load_cv_data(
-    input_dirs: Sequence[str | os.PathLike[str]],
-    reference_dir: str | os.PathLike[str],
-    *,
-    num_workers: int = 1,
-    dataset_json: str | os.PathLike[str] | None = None,
-) -> tuple[CompactCVData, list[str], dict[str, list[str]], list[int], list[str]]:
-    """Read CV probabilities and references once into :class:`CompactCVData`.
-
-    Returns:
-        ``(data, cases, left_out, label_ids, label_names)``.
-
-    Raises:
-        NotADirectoryError: If a folder does not exist.
-        ValueError: For fewer than 2 models, no common case, region-based models, or
-            inconsistent class counts or shapes (message names the file).
-    """
-    from nnunet_ext._parallel import map_cases
-    from nnunet_ext.io import list_case_files, load_dataset_json
-    from nnunet_ext.io.probabilities import inspect_probabilities, pair_probability_files
-
-    if len(input_dirs) < 2:
-        raise ValueError(
-            f"-i/--input must list at least 2 model folders to tune weights; got {len(input_dirs)}."
-        )
-    ref_root = Path(reference_dir)
-    if not ref_root.is_dir():
-        raise NotADirectoryError(f"reference folder must be an existing folder; got {ref_root}.")
-    paired = pair_probability_files(input_dirs)
-    json_path = (
-        Path(dataset_json) if dataset_json else find_dataset_json(Path(input_dirs[0]), ref_root)
-    )
-    spec = load_dataset_json(json_path) if json_path is not None else None
-    if (
-        spec is not None
-        and spec.has_regions
-        and any(isinstance(v, tuple) and len(v) > 1 for v in spec.labels.values())
-    ):
-        raise ValueError(
-            f"{json_path}: region-based (sigmoid) models are not supported by tune; it tunes "
-            "softmax models whose classes are the labels."
-        )
-    ending = spec.file_ending if spec is not None else ".nii.gz"
-    references, _ = list_case_files(ref_root, ending)
-    left_out: dict[str, list[str]] = {}
-    for case, lacking in paired.missing.items():
-        left_out[case] = [str(d) for d in lacking]
-    cases = []
-    for case in paired.cases:
-        if case in left_out:
-            continue
-        if case not in references:
-            left_out[case] = [str(ref_root)]
-            continue
-        cases.append(case)
-    for case in references:
-        if case not in paired.cases:
-            left_out[case] = [str(d) for d in paired.input_dirs]
-    if not cases:
-        raise ValueError(
-            f"no case has probabilities in every input folder and a reference in {ref_root} "
-            f"(ending {ending!r}). Check that the folders belong together."
-        )
-    if left_out:
-        logger.warning("%d case(s) are not in every folder and are left out", len(left_out))
-    first = paired.cases[cases[0]]
-    num_classes = inspect_probabilities(first[0]).num_classes  # type: ignore[arg-type]
-    for case in cases:
-        for path in paired.cases[case]:
-            info = inspect_probabilities(path)  # type: ignore[arg-type]
-            if info.num_classes != num_classes:
-                raise ValueError(
-                    f"{path}: has {info.num_classes} classes but {first[0]} has {num_classes}; "
-                    "all models must predict the same labels."
-                )
-    if spec is not None:
-        values = sorted({v for k, v in spec.labels.items() if k != "ignore" and isinstance(v, int)})
-        if values != list(range(num_classes)):
-            raise ValueError(
-                f"{json_path}: labels {values} must be 0..{num_classes - 1}, the {num_classes} "
-                "classes of the probability files."
-            )
-        names = {v: k for k, v in spec.labels.items() if isinstance(v, int)}
-        ignore = spec.ignore_label
-    else:
-        names, ignore = {}, None
-    num_values = max(num_classes, (ignore + 1) if ignore is not None else 0)
-    jobs = [
-        ([str(p) for p in paired.cases[case]], str(references[case]), num_values, ignore)
-        for case in cases
-    ]
-    compact = map_cases(_compact_job, jobs, num_workers=num_workers, desc="read CV")
-    data = merge_cases(compact)
-    label_ids = list(range(1, num_classes))
-    return data, cases, left_out, label_ids, [names.get(i, str(i)) for i in label_ids]
-
-
 def tune_weights(
     input_dirs: Sequence[str | os.PathLike[str]],
     reference_dir: str | os.PathLike[str],
@@ -272,10 +150,11 @@ def tune_weights(
 ) -> TuneResult:
     """Tune per-label weights and rules of several models on their CV probabilities.
 
-    First the per-label weights (:mod:`nnunet_ext.tune.search`), then per label a rule
-    (``weighted``, ``from`` a member, or a decision ``scale``, :mod:`nnunet_ext.tune.rules`):
-    a more complex rule is taken only when its held-out gain over the simpler one exceeds
-    the noise (twice its per-case bootstrap standard error).
+    First the per-label weights (:mod:`nnunet_ext.tune.search`), kept per label only where
+    they gain held out beyond the noise (:mod:`nnunet_ext.tune.gate`; equal weights otherwise),
+    then per label a rule (``weighted``, ``from`` a member, or a decision ``scale``,
+    :mod:`nnunet_ext.tune.rules`): a more complex rule is taken only when its held-out gain over
+    the simpler one exceeds the noise (twice its per-case bootstrap standard error).
 
     Args:
         input_dirs: One CV probability folder per model (``CASE.npz``).
@@ -283,9 +162,10 @@ def tune_weights(
         num_workers: Processes decompressing cases.
         steps: Simplex grid resolution (see :func:`nnunet_ext.tune.search.search_weights`).
         max_rounds: Coordinate-ascent sweeps at most.
-        cv_folds: Folds over cases for the held-out gain estimate (0 or 1: skip it). Each fold
-            re-tunes with the same procedure on the other cases (sharing the baselines'
-            per-case Dice with the main search).
+        cv_folds: Folds over cases for the held-out gain estimate (0 or 1: skip it, and with
+            it the gate: the searched weights are kept, with a warning). Each fold re-tunes
+            with the same procedure on the other cases (sharing the baselines' per-case Dice
+            with the main search).
         dataset_json: Labels file; default found next to the folders.
         rules: Whether to choose per-label rules (``False``: weights only, as before). Rules
             need the held-out folds; without them every label stays ``weighted``.
@@ -297,79 +177,25 @@ def tune_weights(
         NotADirectoryError, FileNotFoundError: For missing inputs.
         ValueError: For inconsistent inputs or bad options.
     """
-    if num_workers < 1:
-        raise ValueError(f"num_workers must be >= 1; got {num_workers}.")
-    if steps is not None and steps < 1:
-        raise ValueError(f"steps must be >= 1; got {steps}.")
-    if max_rounds < 1:
-        raise ValueError(f"max_rounds must be >= 1; got {max_rounds}.")
-    if cv_folds < 0:
-        raise ValueError(f"cv_folds must be >= 0; got {cv_folds}.")
+    _check_options(num_workers=num_workers, steps=steps, max_rounds=max_rounds, cv_folds=cv_folds)
     start = time.perf_counter()
     data, cases, left_out, label_ids, label_names = load_cv_data(
         input_dirs, reference_dir, num_workers=num_workers, dataset_json=dataset_json
     )
     read_s = time.perf_counter() - start
-    contested = data.probabilities.shape[2] / max(
-        int(data.fixed.sum()) + data.probabilities.shape[2], 1
-    )
+    contested = data.probabilities.shape[2] / max(data.probabilities.shape[2] + data.fixed.sum(), 1)
     logger.info("%.1f%% of voxels are contested between the models", 100 * contested)
     warnings: list[str] = []
     folds = cv_folds if cv_folds >= 2 and len(cases) >= 2 else 0
     if cv_folds >= 2 and len(cases) < 2:
         warnings.append("only one case: no held-out gain estimate")
     runs = holdout_runs(data, label_ids, steps=steps, max_rounds=max_rounds, num_folds=folds)
-    result, cv_gain = runs.result, runs.gain
+    gated = _gated_weights(data, label_ids, runs, warnings)
     search_s = time.perf_counter() - start - read_s
-    final_dice = result.dice
-    chosen_rules: list[tuple[int, str, int | None, float | None]] = []
-    decisions: list[LabelDecision] = []
-    if rules:
-        choice = choose_rules(
-            data,
-            label_ids,
-            result.weights,
-            equal_per_case=runs.baseline_per_case["equal"],
-            folds=runs.folds,
-            fold_weights=runs.fold_weights,
-        )
-        decisions = choice.decisions
-        final_dice = choice.dice
-        scale = choice.rules.scale
-        take = dict(choice.rules.take)
-        for decision in decisions:  # priority order
-            label = decision.label
-            if label in take:
-                chosen_rules.append((label, "from", take[label], None))
-        for label in label_ids:
-            if scale is not None and scale[label] != 1.0:
-                chosen_rules.append((label, "scale", None, float(scale[label])))
-        if choice.held_out is not None:
-            cv_gain = choice.held_out - result.baselines["equal"]
+    decisions, final_dice, chosen_rules, cv_gain = _rules(data, label_ids, runs, gated, rules)
     rules_s = time.perf_counter() - start - read_s - search_s
-    names = {"equal": "equal"}
-    baselines: dict[str, NDArray[np.float64]] = {"equal": result.baselines["equal"]}
-    for m, folder in enumerate(input_dirs):
-        baselines[str(folder)] = result.baselines[f"model {m}"]
-        names[f"model {m}"] = str(folder)
-    in_sample = final_dice - result.baselines["equal"]
-    for j, name in enumerate(label_names):
-        if not np.isnan(result.floors[j]) and final_dice[j] < result.floors[j] - 1e-12:
-            best = max(
-                (k for k in result.baselines if not np.isnan(result.baselines[k][j])),
-                key=lambda k: float(result.baselines[k][j]),
-            )
-            warnings.append(
-                f"label {name}: tuned Dice {final_dice[j]:.4f} is "
-                f"{result.floors[j] - final_dice[j]:.4f} below {names.get(best, best)} "
-                f"({result.floors[j]:.4f}); no weight choice found keeps every label at its "
-                "best baseline together (labels compete through the argmax), so the search "
-                "minimised the largest shortfall, never going below equal weights on any label"
-            )
-        if cv_gain is not None:
-            warning = overfit_warning(name, float(in_sample[j]), float(cv_gain[j]))
-            if warning is not None:
-                warnings.append(warning)
+    baselines, names = _named_baselines(runs.result, input_dirs)
+    warnings += _label_warnings(runs.result, final_dice, cv_gain, label_names, names)
     for text in warnings:
         logger.warning("%s", text)
     return TuneResult(
@@ -379,7 +205,7 @@ def tune_weights(
         left_out=left_out,
         label_ids=label_ids,
         label_names=label_names,
-        weights=result.weights,
+        weights=gated.weights,
         dice=final_dice,
         baselines=baselines,
         cv_gain=cv_gain,
@@ -387,5 +213,133 @@ def tune_weights(
         timings={"read_s": read_s, "search_s": search_s, "rules_s": rules_s},
         rules=chosen_rules,
         decisions=decisions,
-        weights_dice=result.dice,
+        weights_dice=gated.dice,
+        weight_decisions=gated.decisions,
     )
+
+
+def _check_options(*, num_workers: int, steps: int | None, max_rounds: int, cv_folds: int) -> None:
+    if num_workers < 1:
+        raise ValueError(f"num_workers must be >= 1; got {num_workers}.")
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be >= 1; got {steps}.")
+    if max_rounds < 1:
+        raise ValueError(f"max_rounds must be >= 1; got {max_rounds}.")
+    if cv_folds < 0:
+        raise ValueError(f"cv_folds must be >= 0; got {cv_folds}.")
+
+
+@dataclass(frozen=True)
+class _Gated:
+    """The weights after the held-out gate (the searched weights without folds)."""
+
+    weights: NDArray[np.float64]
+    fold_weights: list[NDArray[np.float64]]
+    dice: NDArray[np.float64]
+    decisions: list[WeightDecision]
+    cv_gain: NDArray[np.float64] | None
+
+
+def _gated_weights(
+    data: CompactCVData, label_ids: list[int], runs: HoldoutRuns, warnings: list[str]
+) -> _Gated:
+    result = runs.result
+    if not runs.folds:
+        warnings.append(
+            "no held-out folds: the searched weights are not gated (every label keeps its tuned "
+            "weights without a held-out check)"
+        )
+        return _Gated(result.weights, runs.fold_weights, result.dice, [], runs.gain)
+    gate = gate_weights(data, label_ids, runs)
+    cv_gain = mean_over_cases(gate.held_out) - result.baselines["equal"]
+    return _Gated(gate.weights, gate.fold_weights, gate.in_sample, gate.decisions, cv_gain)
+
+
+def _rules(
+    data: CompactCVData, label_ids: list[int], runs: HoldoutRuns, gated: _Gated, rules: bool
+) -> tuple[
+    list[LabelDecision],
+    NDArray[np.float64],
+    list[tuple[int, str, int | None, float | None]],
+    NDArray[np.float64] | None,
+]:
+    """``(decisions, dice, rules, held-out gain)`` with the rules chosen on the gated weights."""
+    if not rules:
+        return [], gated.dice, [], gated.cv_gain
+    choice = choose_rules(
+        data,
+        label_ids,
+        gated.weights,
+        equal_per_case=runs.baseline_per_case["equal"],
+        folds=runs.folds,
+        fold_weights=gated.fold_weights,
+    )
+    cv_gain = gated.cv_gain
+    if choice.held_out is not None:
+        cv_gain = choice.held_out - runs.result.baselines["equal"]
+    return choice.decisions, choice.dice, _rule_list(choice), cv_gain
+
+
+def _rule_list(choice: RuleChoice) -> list[tuple[int, str, int | None, float | None]]:
+    """The rules as ``(label, kind, member, scale)``: ``from`` rules in priority order first."""
+    out: list[tuple[int, str, int | None, float | None]] = []
+    scale = choice.rules.scale
+    take = dict(choice.rules.take)
+    for decision in choice.decisions:  # priority order
+        if decision.label in take:
+            out.append((decision.label, "from", take[decision.label], None))
+    for label in sorted(d.label for d in choice.decisions):
+        if scale is not None and scale[label] != 1.0:
+            out.append((label, "scale", None, float(scale[label])))
+    return out
+
+
+def _named_baselines(
+    result: SearchResult, input_dirs: Sequence[str | os.PathLike[str]]
+) -> tuple[dict[str, NDArray[np.float64]], dict[str, str]]:
+    """The baselines by folder name, and the search's baseline names to folder names."""
+    names = {"equal": "equal"}
+    baselines: dict[str, NDArray[np.float64]] = {"equal": result.baselines["equal"]}
+    for m, folder in enumerate(input_dirs):
+        baselines[str(folder)] = result.baselines[f"model {m}"]
+        names[f"model {m}"] = str(folder)
+    return baselines, names
+
+
+def _label_warnings(
+    result: SearchResult,
+    final_dice: NDArray[np.float64],
+    cv_gain: NDArray[np.float64] | None,
+    label_names: list[str],
+    names: dict[str, str],
+) -> list[str]:
+    """Per label: below its best baseline in-sample (and why), or an unconfirmed gain."""
+    warnings = []
+    in_sample = final_dice - result.baselines["equal"]
+    for j, name in enumerate(label_names):
+        if not np.isnan(result.floors[j]) and final_dice[j] < result.floors[j] - 1e-12:
+            best = max(
+                (k for k in result.baselines if not np.isnan(result.baselines[k][j])),
+                key=lambda k: float(result.baselines[k][j]),
+            )
+            below = (
+                f"label {name}: tuned Dice {final_dice[j]:.4f} is "
+                f"{result.floors[j] - final_dice[j]:.4f} below {names.get(best, best)} "
+                f"({result.floors[j]:.4f}) in-sample; "
+            )
+            if result.dice[j] < result.floors[j] - 1e-12:
+                warnings.append(
+                    below + "no weight choice found keeps every label at its best baseline "
+                    "together (labels compete through the argmax), so the search minimised the "
+                    "largest shortfall, never going below equal weights on any label"
+                )
+            else:
+                warnings.append(
+                    below + "the searched weights reach it, but their held-out gain did not "
+                    "exceed the noise, so the simpler weights were kept"
+                )
+        if cv_gain is not None:
+            warning = overfit_warning(name, float(in_sample[j]), float(cv_gain[j]))
+            if warning is not None:
+                warnings.append(warning)
+    return warnings

@@ -55,6 +55,40 @@ def _rule_entries(result: TuneResult) -> dict[int, dict[str, Any]]:
     return out
 
 
+def _weight_entries(result: TuneResult) -> dict[int, dict[str, Any]]:
+    """Per label: the weight gate's steps and every candidate spec's Dice."""
+    out: dict[int, dict[str, Any]] = {}
+    index = {label: j for j, label in enumerate(result.label_ids)}
+    for decision in result.weight_decisions:
+        j = index[decision.label]
+        out[decision.label] = {
+            "weights_taken": decision.taken,
+            "weights_decision": [
+                {
+                    "step": step["step"],
+                    "columns": step["columns"],
+                    "held_out_gain": step["gain"],
+                    "noise": step["noise"],
+                    "other_label_drop_beyond_noise": step["other_drop"],
+                    "held_out_foreground_gain": step["foreground_gain"],
+                    "taken": step["taken"],
+                }
+                for step in decision.steps
+            ],
+            "weights_candidates": [
+                {
+                    "weights": name,
+                    "in_sample_dice": _number(float(in_sample[j])),
+                    "held_out_dice": _number(float(held[j])),
+                    "in_sample_mean_dice": _number(_mean(in_sample)),
+                    "held_out_mean_dice": _number(_mean(held)),
+                }
+                for name, in_sample, held in decision.candidates
+            ],
+        }
+    return out
+
+
 def _mean(values: np.ndarray[Any, Any]) -> float:
     return float(np.nanmean(values)) if np.any(~np.isnan(values)) else math.nan
 
@@ -68,6 +102,7 @@ def report_dict(result: TuneResult) -> dict[str, Any]:
     """
     labels = []
     rules = _rule_entries(result)
+    weight_steps = _weight_entries(result)
     for j, (label, name) in enumerate(zip(result.label_ids, result.label_names, strict=True)):
         dice = {k: float(v[j]) for k, v in result.baselines.items()}
         if result.weights_dice is not None:
@@ -84,6 +119,7 @@ def report_dict(result: TuneResult) -> dict[str, Any]:
             "rule": "weighted",
         }
         entry.update(rules.get(label, {}))
+        entry.update(weight_steps.get(label, {}))
         labels.append(entry)
     return {
         "schema_version": 2,
@@ -127,6 +163,7 @@ def format_table(result: TuneResult) -> str:
             ]
         )
     lines = _columns([header, *rows])
+    lines += _weight_lines(result)
     for decision in result.decisions:
         j = result.label_ids.index(decision.label)
         name = result.label_names[j]
@@ -153,12 +190,41 @@ def format_table(result: TuneResult) -> str:
             )
     legend = [f"m{m} = {d}" for m, d in enumerate(models)]
     legend.append(f"{len(result.cases)} case(s) used, {len(result.left_out)} left out")
+    if result.weight_decisions:
+        legend.append(
+            "weights: a label's tuned columns are taken only if their held-out gain exceeds twice "
+            "its per-case bootstrap standard error and no other label drops beyond its noise"
+        )
     if result.decisions:
         legend.append(
             "rules: a more complex rule (weighted < from < scale) is taken only if its held-out "
             "gain exceeds twice its per-case bootstrap standard error; * = chosen"
         )
     return "\n".join([*lines, "", *legend, *(f"warning: {w}" for w in result.warnings)])
+
+
+def _weight_lines(result: TuneResult) -> list[str]:
+    """The weight gate per label: each candidate spec's Dice and each step's verdict."""
+    lines: list[str] = []
+    for decision in result.weight_decisions:
+        j = result.label_ids.index(decision.label)
+        name = result.label_names[j]
+        lines += ["", f"label {decision.label} {name}: weight steps (Dice of this label)"]
+        table = [["weights", "in-sample", "held-out"]]
+        for i, (step_name, in_sample, held) in enumerate(decision.candidates):
+            chosen = step_name == decision.taken or (decision.taken is None and i == 0)
+            table.append(
+                [step_name + (" *" if chosen else ""), _f(float(in_sample[j])), _f(float(held[j]))]
+            )
+        lines += ["  " + line for line in _columns(table)]
+        for step in decision.steps:
+            verdict = "taken" if step["taken"] else "not taken"
+            drop = f", another label drops {step['other_drop']:.4f} beyond its noise"
+            lines.append(
+                f"  tuned {step['step']}: held-out gain {step['gain']:+.4f}, noise "
+                f"{step['noise']:.4f}{drop if step['other_drop'] > 0 else ''} -> {verdict}"
+            )
+    return lines
 
 
 def _columns(rows: list[list[str]]) -> list[str]:
@@ -176,11 +242,19 @@ def _plot(result: TuneResult, path: Path) -> None:
     from matplotlib.figure import Figure
 
     x = np.arange(len(result.label_ids))
-    if result.decisions:
-        width = max(8.0, 2.2 * len(x) + 4)
-        fig = Figure(figsize=(width, 7.0))
-        ax, rules_ax = fig.subplots(2, 1)
-        _plot_candidates(result, rules_ax)
+    panels = [
+        (title, groups)
+        for title, groups in (
+            ("Weight steps", _weight_groups(result)),
+            ("Rule candidates", _rule_groups(result)),
+        )
+        if groups
+    ]
+    if panels:
+        fig = Figure(figsize=(max(8.0, 2.2 * len(x) + 4), 3.5 * (1 + len(panels))))
+        ax, *candidate_axes = fig.subplots(1 + len(panels), 1)
+        for candidate_ax, (title, groups) in zip(candidate_axes, panels, strict=True):
+            _plot_candidates(candidate_ax, groups, title)
     else:
         fig = Figure(figsize=(max(4.0, 1.2 * len(x) + 2), 3.5))
         ax = fig.subplots()
@@ -197,34 +271,55 @@ def _plot(result: TuneResult, path: Path) -> None:
     fig.savefig(path, dpi=100, format="png")
 
 
-def _plot_candidates(result: TuneResult, ax: Any) -> None:
-    """Every rule candidate's in-sample (solid) and held-out (hatched) Dice, per label."""
-    groups = []
+#: Per label: its name, its index in the Dice arrays, and ``(candidate, in-sample, held-out,
+#: chosen)`` for each candidate.
+_Groups = list[tuple[str, int, list[tuple[str, Any, Any, bool]]]]
+
+
+def _rule_groups(result: TuneResult) -> _Groups:
+    groups: _Groups = []
     for decision in sorted(result.decisions, key=lambda d: d.label):
         j = result.label_ids.index(decision.label)
-        groups.append((result.label_names[j], j, decision))
-    n = max(len(d.candidates) for _, _, d in groups)
+        bars = [
+            (candidate.describe(), in_sample, held, candidate == decision.chosen)
+            for candidate, in_sample, held in decision.candidates
+        ]
+        groups.append((result.label_names[j], j, bars))
+    return groups
+
+
+def _weight_groups(result: TuneResult) -> _Groups:
+    groups: _Groups = []
+    for decision in sorted(result.weight_decisions, key=lambda d: d.label):
+        j = result.label_ids.index(decision.label)
+        bars = [
+            (name, in_sample, held, name == decision.taken or (decision.taken is None and i == 0))
+            for i, (name, in_sample, held) in enumerate(decision.candidates)
+        ]
+        groups.append((result.label_names[j], j, bars))
+    return groups
+
+
+def _plot_candidates(ax: Any, groups: _Groups, title: str) -> None:
+    """Every candidate's in-sample (solid) and held-out (hatched) Dice, per label."""
+    names = list(dict.fromkeys(name for _, _, bars in groups for name, *_ in bars))
+    n = max(len(bars) for _, _, bars in groups)
     step = 0.8 / (2 * n)
-    colors = [f"C{i % 10}" for i in range(n)]
-    for g, (_, j, decision) in enumerate(groups):
-        for i, (candidate, in_sample, held) in enumerate(decision.candidates):
+    labelled: set[str] = set()
+    for g, (_, j, bars) in enumerate(groups):
+        for i, (name, in_sample, held, chosen) in enumerate(bars):
             left = g - 0.4 + 2 * i * step
-            chosen = candidate == decision.chosen
+            color = f"C{names.index(name) % 10}"
             edge = {"edgecolor": "black", "linewidth": 1.5} if chosen else {}
-            ax.bar(
-                left,
-                np.nan_to_num(in_sample[j]),
-                width=step,
-                color=colors[i],
-                label=candidate.describe() if g == 0 else None,
-                **edge,
-            )
+            legend = None if name in labelled else name
+            labelled.add(name)
+            ax.bar(left, np.nan_to_num(in_sample[j]), width=step, color=color, label=legend, **edge)
             if held.size:
                 ax.bar(
                     left + step,
                     np.nan_to_num(held[j]),
                     width=step,
-                    color=colors[i],
+                    color=color,
                     alpha=0.5,
                     hatch="//",
                     **edge,
@@ -232,7 +327,7 @@ def _plot_candidates(result: TuneResult, ax: Any) -> None:
     ax.set_xticks(np.arange(len(groups)), [name for name, _, _ in groups])
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("Dice of the label")
-    ax.set_title("Rule candidates: in-sample (solid), held-out (hatched); chosen outlined")
+    ax.set_title(f"{title}: in-sample (solid), held-out (hatched); chosen outlined")
     ax.legend(fontsize=7, ncol=4, loc="lower left")
 
 

@@ -21,7 +21,7 @@ bootstrap standard error of that mean (:data:`BOOTSTRAP_SAMPLES` resamples of th
 replacement, fixed seed) and at least :data:`MIN_GAIN`.
 
 Member argmax maps of the contested voxels are taken from the float16 compact probabilities
-(settled voxels: every member agrees, see :mod:`nnunet_ext.tune.search`, whose settled test
+(settled voxels: every member agrees, see :mod:`nnunet_ext.tune.compact`, whose settled test
 allows decision scales up to :data:`MAX_SCALE`).
 """
 
@@ -35,7 +35,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from nnunet_ext.ensemble.fusion import LabelRules, apply_label_rules
-from nnunet_ext.tune.search import MAX_RULE_SCALE, CompactCVData, label_dice
+from nnunet_ext.tune.compact import MAX_RULE_SCALE, CompactCVData, decision_order
+from nnunet_ext.tune.scoring import label_dice, mean_over_cases
 
 __all__ = [
     "BOOTSTRAP_SAMPLES",
@@ -52,7 +53,7 @@ __all__ = [
 
 #: Decision scales tried for a label (threshold moving for a label the fusion under-calls).
 SCALE_GRID = (1.25, 1.5, 2.0, 3.0)
-#: Largest decision scale; :func:`nnunet_ext.tune.search.compact_case` keeps every voxel it
+#: Largest decision scale; :func:`nnunet_ext.tune.compact.compact_case` keeps every voxel it
 #: could change.
 MAX_SCALE = MAX_RULE_SCALE
 #: Bootstrap resamples of the cases for the noise of a held-out gain.
@@ -148,14 +149,6 @@ def bootstrap_noise(
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, values.size, size=(samples, values.size))
     return float(values[picks].mean(axis=1).std())
-
-
-def _mean_over_cases(dice: NDArray[np.float64]) -> NDArray[np.float64]:
-    valid = ~np.isnan(dice)
-    counts = valid.sum(axis=0)
-    sums = np.where(valid, dice, 0.0).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
 def _case_score(per_case: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -274,12 +267,12 @@ def _pick(
     equal: NDArray[np.float64],
 ) -> int | None:
     """Index of the best admissible candidate of ``kind`` on ``cases`` (``None``: none)."""
-    floors = _mean_over_cases(equal[cases])
+    floors = mean_over_cases(equal[cases])
     best, best_score = None, -np.inf
     for index, candidate in enumerate(candidates):
         if candidate.kind != kind:
             continue
-        mean = _mean_over_cases(per_case[index][cases])
+        mean = mean_over_cases(per_case[index][cases])
         valid = ~np.isnan(mean) & ~np.isnan(floors)
         if kind != "weighted" and np.any(mean[valid] < floors[valid] - 1e-12):
             continue  # a rule never takes a label below equal weights on its tuning cases
@@ -313,88 +306,132 @@ def choose_rules(
         The rules, every candidate's in-sample and held-out Dice, and the decisions.
     """
     label_list = [int(v) for v in label_ids]
-    c, n = data.num_classes, data.num_cases
-    scorer = _Scorer(data, label_list)
-    candidates = _candidates(data.num_models)
-    fused_all = scorer.fused(weights)
-    fused_folds = [scorer.fused(w) for w in fold_weights]
-    all_cases = np.arange(n)
-    trains = [np.setdiff1d(all_cases, np.asarray(held, dtype=np.int64)) for held in folds]
-    helds = [np.asarray(held, dtype=np.int64) for held in folds]
-    # decision order: smallest reference volume first (also the from rules' priority)
-    counts = data.fixed.sum(axis=(0, 2)) + np.bincount(data.reference, minlength=data.num_values)
-    order = sorted(label_list, key=lambda label: (int(counts[label]), label))
-    rules = LabelRules()
-    fold_rules = [LabelRules() for _ in folds]
-    decisions = []
-    for label in order:
-        in_sample = scorer.candidates_per_case(fused_all, rules, label, candidates)
-        # per fold: every candidate on all cases with the fold's weights and decided rules
-        fold_per_case = [
-            scorer.candidates_per_case(fused, fold_rules[f], label, candidates)
-            for f, fused in enumerate(fused_folds)
-        ]
-        held_fixed = []
-        for index in range(len(candidates)):
-            pooled = np.full((n, len(label_list)), np.nan)
-            for f, held in enumerate(helds):
-                pooled[held] = fold_per_case[f][index][held]
-            held_fixed.append(pooled)
-        # per kind: the parameter chosen on all cases (in-sample), and per fold on its
-        # training cases, then applied to its held-out cases
+    state = _ChoiceState(data, label_list, weights, equal_per_case, folds, fold_weights)
+    decisions = [state.decide(label) for label in decision_order(data, label_list)]
+    return state.outcome(decisions)
+
+
+class _ChoiceState:
+    """The rules decided so far, on all cases and per fold, and how to decide the next label."""
+
+    def __init__(
+        self,
+        data: CompactCVData,
+        label_list: list[int],
+        weights: NDArray[np.float64],
+        equal_per_case: NDArray[np.float64],
+        folds: Sequence[Sequence[int]],
+        fold_weights: Sequence[NDArray[np.float64]],
+    ) -> None:
+        self.label_list, self.equal = label_list, equal_per_case
+        self.c, self.n = data.num_classes, data.num_cases
+        self.scorer = _Scorer(data, label_list)
+        self.candidates = _candidates(data.num_models)
+        self.fused_all = self.scorer.fused(weights)
+        self.fused_folds = [self.scorer.fused(w) for w in fold_weights]
+        all_cases = np.arange(self.n)
+        self.trains = [np.setdiff1d(all_cases, np.asarray(h, dtype=np.int64)) for h in folds]
+        self.helds = [np.asarray(held, dtype=np.int64) for held in folds]
+        self.rules = LabelRules()
+        self.fold_rules = [LabelRules() for _ in folds]
+
+    def _pooled(self, per_fold: Sequence[NDArray[np.float64]]) -> NDArray[np.float64]:
+        """Each fold's per-case Dice on its own held-out cases, pooled over the folds."""
+        pooled = np.full((self.n, len(self.label_list)), np.nan)
+        for held, per_case in zip(self.helds, per_fold, strict=True):
+            pooled[held] = per_case[held]
+        return pooled
+
+    def _held_per_kind(
+        self, in_sample: list[NDArray[np.float64]], fold_per_case: list[list[NDArray[np.float64]]]
+    ) -> tuple[dict[str, int | None], dict[str, NDArray[np.float64] | None]]:
+        """Per kind: the parameter chosen on all cases, and the kind's held-out Dice.
+
+        Held out: each fold's parameter is chosen on its training cases and applied to its
+        held-out cases.
+        """
         chosen_index: dict[str, int | None] = {}
         held_kind: dict[str, NDArray[np.float64] | None] = {}
         for kind in _KINDS:
-            chosen_index[kind] = _pick(kind, candidates, in_sample, slice(None), equal_per_case)
-            if not folds:
+            chosen_index[kind] = _pick(kind, self.candidates, in_sample, slice(None), self.equal)
+            if not self.helds:
                 held_kind[kind] = None
                 continue
-            pooled = np.full((n, len(label_list)), np.nan)
-            for f, (train, held) in enumerate(zip(trains, helds, strict=True)):
-                fold_pick = _pick(kind, candidates, fold_per_case[f], train, equal_per_case)
+            per_fold = []
+            for f, train in enumerate(self.trains):
+                fold_pick = _pick(kind, self.candidates, fold_per_case[f], train, self.equal)
                 # no admissible choice on a fold's tuning cases: the procedure stays weighted
-                pooled[held] = fold_per_case[f][0 if fold_pick is None else fold_pick][held]
-            held_kind[kind] = pooled
-        current = "weighted"
-        steps = []
-        for kind in _KINDS[1:]:
-            step: dict[str, Any] = {"kind": kind, "over": current}
-            held_new, held_current = held_kind[kind], held_kind[current]
-            if chosen_index[kind] is None or held_new is None or held_current is None:
-                step.update(gain=None, noise=None, taken=False)
-                steps.append(step)
-                continue
-            diff = _case_score(held_new) - _case_score(held_current)
-            gain = float(np.nanmean(diff)) if np.any(~np.isnan(diff)) else 0.0
-            noise = bootstrap_noise(diff)
-            taken = gain > max(NOISE_Z * noise, MIN_GAIN)
-            step.update(gain=gain, noise=noise, taken=taken)
-            steps.append(step)
-            if taken:
-                current = kind
+                per_fold.append(fold_per_case[f][0 if fold_pick is None else fold_pick])
+            held_kind[kind] = self._pooled(per_fold)
+        return chosen_index, held_kind
+
+    def decide(self, label: int) -> LabelDecision:
+        """Decide ``label``'s rule and add it to the rules (on all cases and per fold)."""
+        candidates = self.candidates
+        in_sample = self.scorer.candidates_per_case(self.fused_all, self.rules, label, candidates)
+        # per fold: every candidate on all cases with the fold's weights and decided rules
+        fold_per_case = [
+            self.scorer.candidates_per_case(fused, self.fold_rules[f], label, candidates)
+            for f, fused in enumerate(self.fused_folds)
+        ]
+        held_fixed = [
+            self._pooled([per_case[index] for per_case in fold_per_case])
+            for index in range(len(candidates))
+        ]
+        chosen_index, held_kind = self._held_per_kind(in_sample, fold_per_case)
+        current, steps = _chain(chosen_index, held_kind)
         chosen = candidates[chosen_index[current] or 0]  # "weighted" is always index 0
-        rules = _with(rules, label, chosen, c)
+        self.rules = _with(self.rules, label, chosen, self.c)
         if chosen.kind != "weighted":
-            for f, train in enumerate(trains):
-                pick = _pick(current, candidates, fold_per_case[f], train, equal_per_case)
+            for f, train in enumerate(self.trains):
+                pick = _pick(current, candidates, fold_per_case[f], train, self.equal)
                 if pick is not None:  # else the fold stays weighted for this label
-                    fold_rules[f] = _with(fold_rules[f], label, candidates[pick], c)
-        decisions.append(
-            LabelDecision(
-                label=label,
-                candidates=[
-                    (k, _mean_over_cases(i), _mean_over_cases(h))
-                    for k, i, h in zip(candidates, in_sample, held_fixed, strict=True)
-                ],
-                chosen=chosen,
-                steps=steps,
-            )
+                    self.fold_rules[f] = _with(self.fold_rules[f], label, candidates[pick], self.c)
+        return LabelDecision(
+            label=label,
+            candidates=[
+                (k, mean_over_cases(i), mean_over_cases(h))
+                for k, i, h in zip(candidates, in_sample, held_fixed, strict=True)
+            ],
+            chosen=chosen,
+            steps=steps,
         )
-    dice = _mean_over_cases(scorer.per_case(fused_all, rules))
-    held_out = None
-    if folds:
-        pooled = np.full((n, len(label_list)), np.nan)
-        for f, held in enumerate(helds):
-            pooled[held] = scorer.per_case(fused_folds[f], fold_rules[f])[held]
-        held_out = _mean_over_cases(pooled)
-    return RuleChoice(rules=rules, decisions=decisions, dice=dice, held_out=held_out)
+
+    def outcome(self, decisions: list[LabelDecision]) -> RuleChoice:
+        dice = mean_over_cases(self.scorer.per_case(self.fused_all, self.rules))
+        held_out = None
+        if self.helds:
+            per_fold = [
+                self.scorer.per_case(fused, rules)
+                for fused, rules in zip(self.fused_folds, self.fold_rules, strict=True)
+            ]
+            held_out = mean_over_cases(self._pooled(per_fold))
+        return RuleChoice(rules=self.rules, decisions=decisions, dice=dice, held_out=held_out)
+
+
+def _chain(
+    chosen_index: dict[str, int | None], held_kind: dict[str, NDArray[np.float64] | None]
+) -> tuple[str, list[dict[str, Any]]]:
+    """Walk ``weighted -> from -> scale``; return the kind taken and the steps.
+
+    A kind replaces the current one if its held-out gain in mean foreground Dice exceeds the
+    noise.
+    """
+    current = "weighted"
+    steps = []
+    for kind in _KINDS[1:]:
+        step: dict[str, Any] = {"kind": kind, "over": current}
+        held_new, held_current = held_kind[kind], held_kind[current]
+        if chosen_index[kind] is None or held_new is None or held_current is None:
+            step.update(gain=None, noise=None, taken=False)
+            steps.append(step)
+            continue
+        diff = _case_score(held_new) - _case_score(held_current)
+        gain = float(np.nanmean(diff)) if np.any(~np.isnan(diff)) else 0.0
+        noise = bootstrap_noise(diff)
+        taken = gain > max(NOISE_Z * noise, MIN_GAIN)
+        step.update(gain=gain, noise=noise, taken=taken)
+        steps.append(step)
+        if taken:
+            current = kind
+    return current, steps

@@ -1,6 +1,6 @@
 import pytest
 
-from nnunet_ext.tune._cv_data import make_cv_folders
+from nnunet_ext.synthetic import make_cv_folders
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnunet_ext.tune import compact_case, merge_cases, score_weights, search_weights, tune_weights
-from nnunet_ext.tune._cv_data import model_probabilities
-from nnunet_ext.tune.search import baseline_weights
+from nnunet_ext.synthetic import model_probabilities
+from nnunet_ext.tune import tune_weights
+from nnunet_ext.tune.compact import compact_case, merge_cases
+from nnunet_ext.tune.scoring import baseline_weights, score_weights
+from nnunet_ext.tune.search import search_weights
 
 
 def _random_data(seed, num_models, num_classes, num_cases, concentration):

@@ -13,9 +13,10 @@ from nnunet_ext.ensemble import ensemble_folders
 from nnunet_ext.io import read_labels
 from nnunet_ext.synthetic import make_case, write_prediction_folder
 from nnunet_ext.tune import tune_weights
+from nnunet_ext.tune.compact import compact_case, merge_cases
+from nnunet_ext.tune.holdout import holdout_runs
 from nnunet_ext.tune.report import report_dict, write_outputs
 from nnunet_ext.tune.rules import bootstrap_noise, choose_rules
-from nnunet_ext.tune.search import compact_case, holdout_runs, merge_cases
 
 
 def forgetful_member(rng, reference, *, good, forgets, p_true=0.28):

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 from nnunet_ext.evaluate import evaluate_folder
-from nnunet_ext.tune import compact_case, merge_cases, score_weights, search_weights, tune_weights
+from nnunet_ext.tune import tune_weights
 from nnunet_ext.tune.cli import main
+from nnunet_ext.tune.compact import compact_case, merge_cases
+from nnunet_ext.tune.scoring import score_weights
+from nnunet_ext.tune.search import search_weights
 
 
 def test_compact_form_gives_the_same_dice_as_full_fusion():
