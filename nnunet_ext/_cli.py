@@ -470,6 +470,26 @@ def command_name(args: argparse.Namespace, default: str) -> str:
     return str(getattr(args, "_prog", default))
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler that writes to ``sys.stderr`` as it is when a record is emitted.
+
+    ``main`` may run many times in one process (notebooks, tests, scripts that redirect
+    ``sys.stderr``); a handler holding the stream of its first call would write to a stream
+    that was replaced or closed since (as :data:`logging.lastResort` avoids the same way).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        """Ignored: the stream is always the current ``sys.stderr``."""
+
+
 def configure_logging(verbosity: int) -> None:
     """Send the ``nnunet_ext`` logger to stderr: errors (-q), warnings, -v info, -vv debug."""
     levels = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}
@@ -477,7 +497,7 @@ def configure_logging(verbosity: int) -> None:
     logger = logging.getLogger("nnunet_ext")
     logger.setLevel(level)
     if not any(getattr(h, "_nnunet_ext_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         handler._nnunet_ext_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)

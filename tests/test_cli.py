@@ -43,3 +43,24 @@ def test_python_m_nnunet_ext_runs():
     )
     assert result.returncode == 0
     assert "usage: nnunet-ext" in result.stdout
+
+
+def test_cli_logging_follows_the_current_stderr_across_calls():
+    """A second in-process run logs to its own stderr, not to the (closed) one of the first."""
+    import contextlib
+    import io
+    import logging
+
+    from nnunet_ext._cli import configure_logging
+
+    first = io.StringIO()
+    with contextlib.redirect_stderr(first):
+        configure_logging(0)
+        logging.getLogger("nnunet_ext.test").warning("first run")
+    assert "WARNING: first run" in first.getvalue()
+    first.close()
+    second = io.StringIO()
+    with contextlib.redirect_stderr(second):
+        configure_logging(0)
+        logging.getLogger("nnunet_ext.test").warning("second run")
+    assert second.getvalue() == "WARNING: second run\n"

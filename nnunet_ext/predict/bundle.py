@@ -117,8 +117,8 @@ def run_bundle(args: argparse.Namespace) -> int:
         )
     summary = predict_bundle(
         args.bundle,
-        args.input_dir,
-        args.output_dir,
+        args.input,
+        args.output,
         step_size=args.step_size,
         disable_tta=args.disable_tta,
         device=args.device,
