@@ -48,6 +48,14 @@ def _command(*args: str) -> list[str]:
     return [sys.executable, "-m", "nnunet_ext", *args]
 
 
+def _interruptible() -> None:
+    """In the child before exec: take Ctrl-C as a terminal delivers it (default action, not
+    blocked), whatever signal state the test process passes on (signal masks and ignored
+    signals survive exec; libraries loaded by earlier tests in this process may set them)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _env() -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[2])
     return {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
@@ -95,6 +103,7 @@ def test_second_run_refuses_at_once_naming_the_first(tmp_path: Path) -> None:
             "log", "-i", str(inputs / "fold"), "--watch", "0.2", "--json", str(out / "log.json")
         ),
         env=_env(),
+        preexec_fn=_interruptible,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -124,7 +133,12 @@ def test_second_run_refuses_at_once_naming_the_first(tmp_path: Path) -> None:
         assert tree_hashes(inputs) == before
     finally:
         first.send_signal(signal.SIGINT)
-        _, err = first.communicate(timeout=30)
+        try:
+            _, err = first.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            first.kill()  # never leak the process into later tests
+            _, err = first.communicate()
+            raise AssertionError(f"log --watch ignored Ctrl-C for 30 s; stderr: {err}") from None
     assert "Traceback" not in err
     assert not (out / LOCK_NAME).exists()  # released on exit
 
