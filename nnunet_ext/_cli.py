@@ -120,6 +120,25 @@ class HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
+def add_models(parser: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
+    """Add ``-m/--model MODEL_DIR ...`` (dest ``model_dirs``) as the first of a required group.
+
+    Returns the group, so a command adds its other way of naming the models (``--spec``,
+    ``--check``) as the alternative.
+    """
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument(
+        "-m",
+        "--model",
+        dest="model_dirs",
+        nargs="+",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="trained model folders ($nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG)",
+    )
+    return group
+
+
 def add_input(
     parser: argparse.ArgumentParser,
     help: str,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nnunet_ext._cli import main_for
+from nnunet_ext._cli import add_models, main_for
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -23,16 +23,7 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the export options to ``parser``."""
-    what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument(
-        "-m",
-        "--model",
-        dest="model_dirs",
-        nargs="+",
-        type=Path,
-        metavar="MODEL_DIR",
-        help="trained model folders ($nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG)",
-    )
+    what = add_models(parser)
     what.add_argument(
         "--check",
         type=Path,

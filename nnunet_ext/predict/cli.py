@@ -10,6 +10,7 @@ from pathlib import Path
 from nnunet_ext._cli import (
     add_device,
     add_input,
+    add_models,
     add_output,
     add_overwrite,
     add_save_probabilities,
@@ -47,16 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="IMAGES",
     )
     add_output(parser, "output folder")
-    members = parser.add_mutually_exclusive_group(required=True)
-    members.add_argument(
-        "-m",
-        "--model",
-        dest="model_dirs",
-        nargs="+",
-        type=Path,
-        metavar="MODEL_DIR",
-        help="trained model folders ($nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG)",
-    )
+    members = add_models(parser)
     members.add_argument(
         "--spec",
         type=Path,
