@@ -38,6 +38,7 @@ def _rule_entries(result: TuneResult) -> dict[int, dict[str, Any]]:
                     "held_out_gain": step["gain"],
                     "noise": step["noise"],
                     "taken": step["taken"],
+                    "basis": step.get("basis", "mean foreground Dice"),
                 }
                 for step in decision.steps
             ],
@@ -72,6 +73,7 @@ def _weight_entries(result: TuneResult) -> dict[int, dict[str, Any]]:
                     "other_label_drop_beyond_noise": step["other_drop"],
                     "held_out_foreground_gain": step["foreground_gain"],
                     "taken": step["taken"],
+                    "basis": step.get("basis", "mean foreground Dice"),
                 }
                 for step in decision.steps
             ],
@@ -184,9 +186,12 @@ def format_table(result: TuneResult) -> str:
                 lines.append(f"  {step['kind']}: no admissible choice or no held-out folds")
                 continue
             verdict = "taken" if step["taken"] else "not taken"
+            basis = step.get("basis", "mean foreground Dice")
+            if basis.startswith("baseline"):
+                basis, verdict = "mean foreground Dice", f"{basis}: taken as the baseline"
             lines.append(
                 f"  {step['kind']} over {step['over']}: held-out gain {step['gain']:+.4f} "
-                f"(mean foreground Dice), noise {step['noise']:.4f} -> {verdict}"
+                f"({basis}), noise {step['noise']:.4f} -> {verdict}"
             )
     legend = [f"m{m} = {d}" for m, d in enumerate(models)]
     legend.append(f"{len(result.cases)} case(s) used, {len(result.left_out)} left out")
