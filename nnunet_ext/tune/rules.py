@@ -201,6 +201,16 @@ def judge_label_step(j: int, diff: NDArray[np.float64]) -> dict[str, Any]:
     }
 
 
+def _best_member(
+    member_per_case: Sequence[NDArray[np.float64]], j: int, cases: NDArray[np.int64] | slice
+) -> int | None:
+    """The member with the best own mean Dice on label column ``j`` (``None``: none scored)."""
+    columns = [np.asarray(pc[cases, j], dtype=np.float64) for pc in member_per_case]
+    if not columns or not all(np.any(~np.isnan(c)) for c in columns):
+        return None
+    return int(np.argmax([float(np.nanmean(c)) for c in columns]))
+
+
 def sole_reliable_member(
     member_per_case: Sequence[NDArray[np.float64]],
     j: int,
@@ -230,11 +240,11 @@ def sole_reliable_member(
     """
     if len(member_per_case) < 2:
         return None
-    columns = [np.asarray(pc[cases, j], dtype=np.float64) for pc in member_per_case]
-    if not all(np.any(~np.isnan(c)) for c in columns):
+    best = _best_member(member_per_case, j, cases)
+    if best is None:
         return None
+    columns = [np.asarray(pc[cases, j], dtype=np.float64) for pc in member_per_case]
     means = [float(np.nanmean(c)) for c in columns]
-    best = int(np.argmax(means))
     for m, column in enumerate(columns):
         if m == best:
             continue
@@ -494,7 +504,9 @@ class _ChoiceState:
                 for f, train in enumerate(self.trains)
             ]
         else:
-            fold_base = [sole_reliable_member(self.members, j, train) for train in self.trains]
+            # the kind is decided once on all cases (as in the chain); its parameter, the
+            # member, is chosen per fold on the fold's tuning cases: the best own Dice
+            fold_base = [_best_member(self.members, j, train) for train in self.trains]
             fold_picks = [None if m is None else 1 + m for m in fold_base]  # "from m": 1 + m
             pairs = zip(fold_per_case, fold_picks, strict=True)
             held_kind["from"] = self._pooled([per_case[pick or 0] for per_case, pick in pairs])
