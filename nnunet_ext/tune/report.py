@@ -188,7 +188,8 @@ def format_table(result: TuneResult) -> str:
             verdict = "taken" if step["taken"] else "not taken"
             basis = step.get("basis", "mean foreground Dice")
             if basis.startswith("baseline"):
-                basis, verdict = "mean foreground Dice", f"{basis}: taken as the baseline"
+                reason = basis.removeprefix("baseline: ")
+                basis, verdict = "mean foreground Dice", f"taken as the baseline ({reason})"
             lines.append(
                 f"  {step['kind']} over {step['over']}: held-out gain {step['gain']:+.4f} "
                 f"({basis}), noise {step['noise']:.4f} -> {verdict}"
@@ -204,6 +205,11 @@ def format_table(result: TuneResult) -> str:
         legend.append(
             "rules: a more complex rule (weighted < from < scale) is taken only if its held-out "
             "gain exceeds twice its per-case bootstrap standard error; * = chosen"
+        )
+        legend.append(
+            "a label every other model is blind to (own Dice below half the best model's, beyond "
+            "the noise) starts from 'from' the best model; weighted replaces it only with a "
+            "held-out gain on the label beyond the noise"
         )
     return "\n".join([*lines, "", *legend, *(f"warning: {w}" for w in result.warnings)])
 

@@ -20,6 +20,15 @@ the per-case difference in mean foreground Dice -- exceeds the noise: ``NOISE_Z`
 bootstrap standard error of that mean (:data:`BOOTSTRAP_SAMPLES` resamples of the cases with
 replacement, fixed seed) and at least :data:`MIN_GAIN`.
 
+A label that only one member predicts starts from ``from`` that member instead of ``weighted``:
+when every other member is *blind* to it on the tuning cases (its own mean Dice on the label is
+below :data:`BLIND_FRACTION` of the best member's and the per-case difference exceeds the noise,
+:func:`sole_reliable_member`), equal weights are no neutral default (the blind member's
+background channel dilutes the label). This kind is decided once on all cases; held out, each
+fold takes the member with the best own Dice on its tuning cases. ``weighted`` replaces it only
+when its held-out gain on the label exceeds the noise and no other label drops beyond its own
+(:func:`judge_label_step`, the weight gate's test); ``scale`` then as above.
+
 Member argmax maps of the contested voxels are taken from the float16 compact probabilities
 (settled voxels: every member agrees, see :mod:`nnunet_ext.tune.compact`, whose settled test
 allows decision scales up to :data:`MAX_SCALE`).
