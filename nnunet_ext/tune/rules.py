@@ -27,7 +27,11 @@ below :data:`BLIND_FRACTION` of the best member's and the per-case difference ex
 background channel dilutes the label). This kind is decided once on all cases; held out, each
 fold takes the member with the best own Dice on its tuning cases. ``weighted`` replaces it only
 when its held-out gain on the label exceeds the noise and no other label drops beyond its own
-(:func:`judge_label_step`, the weight gate's test); ``scale`` then as above.
+(:func:`judge_label_step`, the weight gate's test); ``scale`` then as above. The default is
+not taken (the chain above decides) when, held out, it lowers another label's Dice against
+``weighted`` beyond that label's noise (at least :data:`DROP_TOLERANCE`). Unlike the other
+``from`` candidates it is not held to the in-sample floor of equal weights: that floor is the
+comparison the default exists to avoid.
 
 Member argmax maps of the contested voxels are taken from the float16 compact probabilities
 (settled voxels: every member agrees, see :mod:`nnunet_ext.tune.compact`, whose settled test
@@ -505,21 +509,33 @@ class _ChoiceState:
         chosen_index, held_kind = self._held_per_kind(in_sample, fold_per_case)
         j = self.label_list.index(label)
         base = sole_reliable_member(self.members, j) if self.helds else None
-        if base is None:
+        # the kind is decided once on all cases (as in the chain); its parameter, the member,
+        # is chosen per fold on the fold's tuning cases: the best own Dice
+        fold_base = [_best_member(self.members, j, train) for train in self.trains]
+        base_picks = [None if m is None else 1 + m for m in fold_base]  # "from m": 1 + m
+        pairs = zip(fold_per_case, base_picks, strict=True)
+        held_base = self._pooled([per_case[pick or 0] for per_case, pick in pairs])
+        held_weighted = held_kind["weighted"]
+        rejected = (
+            base is not None
+            and held_weighted is not None
+            and judge_label_step(j, held_base - held_weighted)["other_drop"] > 0
+        )
+        if base is None or rejected:
             current, steps = _chain(chosen_index, held_kind)
+            if rejected:
+                steps[0]["basis"] += (
+                    "; the blind-member default was not taken: it lowers another label held "
+                    "out beyond its noise"
+                )
             chosen = candidates[chosen_index[current] or 0]  # "weighted" is always index 0
             fold_picks = [
                 _pick(current, candidates, fold_per_case[f], train, self.equal)
                 for f, train in enumerate(self.trains)
             ]
         else:
-            # the kind is decided once on all cases (as in the chain); its parameter, the
-            # member, is chosen per fold on the fold's tuning cases: the best own Dice
-            fold_base = [_best_member(self.members, j, train) for train in self.trains]
-            fold_picks = [None if m is None else 1 + m for m in fold_base]  # "from m": 1 + m
-            pairs = zip(fold_per_case, fold_picks, strict=True)
-            held_kind["from"] = self._pooled([per_case[pick or 0] for per_case, pick in pairs])
-            chosen_index["from"] = 1 + base
+            fold_picks = base_picks
+            held_kind["from"], chosen_index["from"] = held_base, 1 + base
             current, steps = _chain_from_baseline(j, chosen_index, held_kind)
             chosen = candidates[chosen_index[current] or 0]
             if current != "from":
@@ -596,8 +612,9 @@ def _chain_from_baseline(
 ) -> tuple[str, list[dict[str, Any]]]:
     """Start from ``from`` the sole reliable member; ``weighted``, then ``scale``, may replace it.
 
-    The first step records the baseline (taken by the blindness test on the tuning cases; its
-    held-out gain over ``weighted`` is reported, not gated on). ``weighted`` replaces it when
+    The first step records the baseline (taken by the blindness test on the tuning cases, and
+    lowering no other label held out beyond its noise; its held-out gain in mean foreground
+    Dice over ``weighted`` is reported, not gated on). ``weighted`` replaces it when
     its held-out gain on the label exceeds the noise and no other label drops beyond its own
     (:func:`judge_label_step`); ``scale`` replaces the current kind as in :func:`_chain`.
     """

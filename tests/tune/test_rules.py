@@ -332,3 +332,45 @@ def test_a_member_is_blind_only_below_half_the_best_and_beyond_the_noise(dice, f
         assert found is None
     assert sole_reliable_member([good, good.copy()], 0) is None
     assert sole_reliable_member([good], 0) is None
+
+
+def _spilling_member(rng, reference):
+    """Sure of RV (0.7) and label 2, but its argmax says RV on label 1 too (RV 0.45 against
+    label 1 0.35): taking RV from it would take label 1's voxels."""
+    p = np.full((4, *reference.shape), 0.05)
+    p[0][reference == 0] = 0.85
+    for c in (2, 3):
+        p[:, reference == c] = 0.1
+        p[c, reference == c] = 0.7
+    one = reference == 1
+    p[:, one] = 0.1
+    p[3, one], p[1, one] = 0.45, 0.35
+    p *= 1 + 0.2 * rng.random(p.shape)
+    return (p / p.sum(axis=0)).astype(np.float32)
+
+
+def test_the_blind_member_default_is_not_taken_when_it_costs_another_label():
+    """Member 0 is blind to RV, member 1 predicts it but also calls label 1 RV. ``from``
+    member 1 would cost label 1 beyond the noise held out, so RV stays with the weights (which
+    keep label 1 from member 0), and the report says why."""
+    from nnunet_ext.tune.gate import gate_weights
+    from nnunet_ext.tune.rules import sole_reliable_member
+
+    rng = np.random.default_rng(5)
+    cases = []
+    for i in range(8):
+        _, ref = make_case(rng, shape=(8, 32, 32), with_small_label=i % 4 != 3)
+        members = [_diluting_member(rng, ref, sees=0.0), _spilling_member(rng, ref)]
+        cases.append(compact_case(members, ref))
+    data = merge_cases(cases)
+    labels = [1, 2, 3]
+    runs = holdout_runs(data, labels, num_folds=4)
+    solo = [runs.baseline_per_case[f"model {m}"] for m in range(2)]
+    assert sole_reliable_member(solo, 2) == 1
+    gate = gate_weights(data, labels, runs)
+    choice = _choose(data, labels, runs, gate.weights, gate.fold_weights)
+    rv = next(d for d in choice.decisions if d.label == 3)
+    assert rv.chosen.kind == "weighted"
+    assert "blind-member default was not taken" in rv.steps[0]["basis"]
+    assert not rv.steps[0]["taken"]
+    assert choice.dice[0] > 0.99  # label 1 kept
