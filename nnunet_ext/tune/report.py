@@ -73,7 +73,6 @@ def _weight_entries(result: TuneResult) -> dict[int, dict[str, Any]]:
                     "other_label_drop_beyond_noise": step["other_drop"],
                     "held_out_foreground_gain": step["foreground_gain"],
                     "taken": step["taken"],
-                    "basis": step.get("basis", "mean foreground Dice"),
                 }
                 for step in decision.steps
             ],
