@@ -273,6 +273,7 @@ def _rules(
         equal_per_case=runs.baseline_per_case["equal"],
         folds=runs.folds,
         fold_weights=gated.fold_weights,
+        member_per_case=[runs.baseline_per_case[f"model {m}"] for m in range(data.num_models)],
     )
     cv_gain = gated.cv_gain
     if choice.held_out is not None:

@@ -37,15 +37,10 @@ from numpy.typing import NDArray
 
 from nnunet_ext.tune.compact import CompactCVData, decision_order
 from nnunet_ext.tune.holdout import HoldoutRuns
-from nnunet_ext.tune.rules import MIN_GAIN, NOISE_Z, bootstrap_noise
+from nnunet_ext.tune.rules import DROP_TOLERANCE, judge_label_step
 from nnunet_ext.tune.scoring import mean_over_cases, score_weights
 
 __all__ = ["DROP_TOLERANCE", "WeightDecision", "WeightGate", "gate_weights"]
-
-#: A step may lower another label's held-out mean Dice by its noise (``NOISE_Z`` bootstrap
-#: standard errors) or by this much, whichever is larger: a consistent drop of a few thousandths
-#: has a tiny bootstrap error, yet is below what a test set of a dozen cases resolves.
-DROP_TOLERANCE = 0.005
 
 #: The steps tried per label, by name, with the columns they take from the tuned weights
 #: (``"label"`` stands for the label's own column).
@@ -119,34 +114,6 @@ class _HeldOut:
         return out
 
 
-def _judge(j: int, diff: NDArray[np.float64]) -> dict[str, Any]:
-    """The gate of one step on label ``j`` from the per-case differences ``diff`` (cases, L).
-
-    It passes when the label's mean gain exceeds the noise and no other label's mean drop
-    does; ``foreground_gain`` (mean over cases of the mean over labels) ranks passing steps.
-    """
-    gain = float(np.nanmean(diff[:, j])) if np.any(~np.isnan(diff[:, j])) else 0.0
-    noise = bootstrap_noise(diff[:, j])
-    worst_drop = 0.0
-    for k in range(diff.shape[1]):
-        if k == j or not np.any(~np.isnan(diff[:, k])):
-            continue
-        noise_k = max(NOISE_Z * bootstrap_noise(diff[:, k]), DROP_TOLERANCE)
-        drop = -float(np.nanmean(diff[:, k])) - noise_k
-        worst_drop = max(worst_drop, drop)
-    passes = gain > max(NOISE_Z * noise, MIN_GAIN) and worst_drop == 0.0
-    valid = ~np.isnan(diff)
-    per_case = np.where(valid, diff, 0.0).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
-    foreground = float(per_case[valid.any(axis=1)].mean()) if valid.any() else 0.0
-    return {
-        "gain": gain,
-        "noise": noise,
-        "other_drop": worst_drop,
-        "foreground_gain": foreground,
-        "passes": passes,
-    }
-
-
 def gate_weights(
     data: CompactCVData,
     label_ids: Sequence[int],
@@ -193,7 +160,7 @@ def gate_weights(
             in_sample = score_weights(data, _mixed(equal_weights, tuned, step_columns), label_list)[
                 0
             ]
-            verdict = _judge(j, per_case - current_held)
+            verdict = judge_label_step(j, per_case - current_held)
             candidates.append((name, in_sample, mean_over_cases(per_case)))
             steps.append({"step": name, "columns": step_columns, **verdict})
             rank = verdict["foreground_gain"]

@@ -38,6 +38,7 @@ def _rule_entries(result: TuneResult) -> dict[int, dict[str, Any]]:
                     "held_out_gain": step["gain"],
                     "noise": step["noise"],
                     "taken": step["taken"],
+                    "basis": step.get("basis", "mean foreground Dice"),
                 }
                 for step in decision.steps
             ],
@@ -184,9 +185,13 @@ def format_table(result: TuneResult) -> str:
                 lines.append(f"  {step['kind']}: no admissible choice or no held-out folds")
                 continue
             verdict = "taken" if step["taken"] else "not taken"
+            basis = step.get("basis", "mean foreground Dice")
+            if basis.startswith("baseline"):
+                reason = basis.removeprefix("baseline: ")
+                basis, verdict = "mean foreground Dice", f"taken as the baseline ({reason})"
             lines.append(
                 f"  {step['kind']} over {step['over']}: held-out gain {step['gain']:+.4f} "
-                f"(mean foreground Dice), noise {step['noise']:.4f} -> {verdict}"
+                f"({basis}), noise {step['noise']:.4f} -> {verdict}"
             )
     legend = [f"m{m} = {d}" for m, d in enumerate(models)]
     legend.append(f"{len(result.cases)} case(s) used, {len(result.left_out)} left out")
@@ -199,6 +204,11 @@ def format_table(result: TuneResult) -> str:
         legend.append(
             "rules: a more complex rule (weighted < from < scale) is taken only if its held-out "
             "gain exceeds twice its per-case bootstrap standard error; * = chosen"
+        )
+        legend.append(
+            "a label every other model is blind to (own Dice below half the best model's, beyond "
+            "the noise) starts from 'from' the best model; weighted replaces it only with a "
+            "held-out gain on the label beyond the noise"
         )
     return "\n".join([*lines, "", *legend, *(f"warning: {w}" for w in result.warnings)])
 

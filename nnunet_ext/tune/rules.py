@@ -20,6 +20,19 @@ the per-case difference in mean foreground Dice -- exceeds the noise: ``NOISE_Z`
 bootstrap standard error of that mean (:data:`BOOTSTRAP_SAMPLES` resamples of the cases with
 replacement, fixed seed) and at least :data:`MIN_GAIN`.
 
+A label that only one member predicts starts from ``from`` that member instead of ``weighted``:
+when every other member is *blind* to it on the tuning cases (its own mean Dice on the label is
+below :data:`BLIND_FRACTION` of the best member's and the per-case difference exceeds the noise,
+:func:`sole_reliable_member`), equal weights are no neutral default (the blind member's
+background channel dilutes the label). This kind is decided once on all cases; held out, each
+fold takes the member with the best own Dice on its tuning cases. ``weighted`` replaces it only
+when its held-out gain on the label exceeds the noise and no other label drops beyond its own
+(:func:`judge_label_step`, the weight gate's test); ``scale`` then as above. The default is
+not taken (the chain above decides) when, held out, it lowers another label's Dice against
+``weighted`` beyond that label's noise (at least :data:`DROP_TOLERANCE`). Unlike the other
+``from`` candidates it is not held to the in-sample floor of equal weights: that floor is the
+comparison the default exists to avoid.
+
 Member argmax maps of the contested voxels are taken from the float16 compact probabilities
 (settled voxels: every member agrees, see :mod:`nnunet_ext.tune.compact`, whose settled test
 allows decision scales up to :data:`MAX_SCALE`).
@@ -39,7 +52,9 @@ from nnunet_ext.tune.compact import MAX_RULE_SCALE, CompactCVData, decision_orde
 from nnunet_ext.tune.scoring import label_dice, mean_over_cases
 
 __all__ = [
+    "BLIND_FRACTION",
     "BOOTSTRAP_SAMPLES",
+    "DROP_TOLERANCE",
     "MAX_SCALE",
     "MIN_GAIN",
     "NOISE_Z",
@@ -49,6 +64,8 @@ __all__ = [
     "RuleChoice",
     "bootstrap_noise",
     "choose_rules",
+    "judge_label_step",
+    "sole_reliable_member",
 ]
 
 #: Decision scales tried for a label (threshold moving for a label the fusion under-calls).
@@ -62,6 +79,14 @@ BOOTSTRAP_SAMPLES = 2000
 NOISE_Z = 2.0
 #: ... and at least this much mean foreground Dice.
 MIN_GAIN = 1e-3
+#: A step may lower another label's held-out mean Dice by its noise (``NOISE_Z`` bootstrap
+#: standard errors) or by this much, whichever is larger: a consistent drop of a few thousandths
+#: has a tiny bootstrap error, yet is below what a test set of a dozen cases resolves.
+DROP_TOLERANCE = 0.005
+#: A member is blind to a label when its own mean Dice on the label is below this fraction of
+#: the best member's (and the per-case difference exceeds the noise): with equal weights its
+#: background channel dilutes the label, so equal weights are no neutral default for it.
+BLIND_FRACTION = 0.5
 
 _KINDS = ("weighted", "from", "scale")
 
@@ -149,6 +174,103 @@ def bootstrap_noise(
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, values.size, size=(samples, values.size))
     return float(values[picks].mean(axis=1).std())
+
+
+def judge_label_step(j: int, diff: NDArray[np.float64]) -> dict[str, Any]:
+    """The held-out verdict on a step for label column ``j`` from per-case differences.
+
+    ``diff`` is ``(cases, L)``: the step's held-out per-case Dice minus the current spec's. The
+    step passes when the label's mean gain exceeds ``NOISE_Z`` bootstrap standard errors and
+    :data:`MIN_GAIN`, and no other label's mean drop exceeds its own noise (at least
+    :data:`DROP_TOLERANCE`); ``foreground_gain`` (mean over cases of the mean over labels)
+    ranks passing steps.
+
+    Examples:
+        >>> diff = np.array([[0.10, 0.0], [0.12, 0.0], [0.11, 0.001], [0.09, -0.001]])
+        >>> judge_label_step(0, diff)["passes"], judge_label_step(1, diff)["passes"]
+        (True, False)
+        >>> judge_label_step(0, diff - [0.0, 0.2])["passes"]  # label 1 drops by 0.2
+        False
+    """
+    gain = float(np.nanmean(diff[:, j])) if np.any(~np.isnan(diff[:, j])) else 0.0
+    noise = bootstrap_noise(diff[:, j])
+    worst_drop = 0.0
+    for k in range(diff.shape[1]):
+        if k == j or not np.any(~np.isnan(diff[:, k])):
+            continue
+        noise_k = max(NOISE_Z * bootstrap_noise(diff[:, k]), DROP_TOLERANCE)
+        drop = -float(np.nanmean(diff[:, k])) - noise_k
+        worst_drop = max(worst_drop, drop)
+    passes = gain > max(NOISE_Z * noise, MIN_GAIN) and worst_drop == 0.0
+    valid = ~np.isnan(diff)
+    per_case = np.where(valid, diff, 0.0).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+    foreground = float(per_case[valid.any(axis=1)].mean()) if valid.any() else 0.0
+    return {
+        "gain": gain,
+        "noise": noise,
+        "other_drop": worst_drop,
+        "foreground_gain": foreground,
+        "passes": bool(passes),
+    }
+
+
+def _best_member(
+    member_per_case: Sequence[NDArray[np.float64]], j: int, cases: NDArray[np.int64] | slice
+) -> int | None:
+    """The member with the best own mean Dice on label column ``j`` (``None``: none scored)."""
+    columns = [np.asarray(pc[cases, j], dtype=np.float64) for pc in member_per_case]
+    if not columns or not all(np.any(~np.isnan(c)) for c in columns):
+        return None
+    return int(np.argmax([float(np.nanmean(c)) for c in columns]))
+
+
+def sole_reliable_member(
+    member_per_case: Sequence[NDArray[np.float64]],
+    j: int,
+    cases: NDArray[np.int64] | slice = slice(None),
+) -> int | None:
+    """The member that alone predicts label column ``j`` on ``cases``, or ``None``.
+
+    Each member's own per-case Dice (its argmax alone) is compared with the best member's on the
+    label: a member is *blind* to the label when its mean Dice is below :data:`BLIND_FRACTION`
+    of the best member's and the mean per-case difference exceeds ``NOISE_Z`` bootstrap standard
+    errors and :data:`MIN_GAIN`. When every other member is blind, the best member is returned.
+
+    Args:
+        member_per_case: Per member, ``(cases, L)`` Dice of its argmax alone (NaN: label absent
+            from reference and prediction).
+        j: Label column.
+        cases: The cases to decide on (a fold's tuning cases, or all).
+
+    Returns:
+        The best member's index, or ``None`` with fewer than two members, no scored case, or
+        another member that is not blind.
+
+    Examples:
+        >>> good = np.array([[0.5], [0.4], [0.6], [0.45]])
+        >>> sole_reliable_member([good * 0, good], 0), sole_reliable_member([good, good * 0.9], 0)
+        (1, None)
+    """
+    if len(member_per_case) < 2:
+        return None
+    best = _best_member(member_per_case, j, cases)
+    if best is None:
+        return None
+    columns = [np.asarray(pc[cases, j], dtype=np.float64) for pc in member_per_case]
+    means = [float(np.nanmean(c)) for c in columns]
+    for m, column in enumerate(columns):
+        if m == best:
+            continue
+        diff = columns[best] - column
+        if not np.any(~np.isnan(diff)):
+            return None
+        gain = float(np.nanmean(diff))
+        blind = means[m] < BLIND_FRACTION * means[best] and gain > max(
+            NOISE_Z * bootstrap_noise(diff), MIN_GAIN
+        )
+        if not blind:
+            return None
+    return best
 
 
 def _case_score(per_case: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -290,6 +412,7 @@ def choose_rules(
     equal_per_case: NDArray[np.float64],
     folds: Sequence[Sequence[int]] = (),
     fold_weights: Sequence[NDArray[np.float64]] = (),
+    member_per_case: Sequence[NDArray[np.float64]] = (),
 ) -> RuleChoice:
     """Choose one rule per label on top of ``weights`` (see the module docstring).
 
@@ -301,12 +424,16 @@ def choose_rules(
         folds: Held-out case indices of each fold (none: in-sample choice only, every label
             stays ``weighted``).
         fold_weights: The weights searched without each fold's cases.
+        member_per_case: Per member, ``(cases, L)`` Dice of its argmax alone; a label that
+            only one member predicts (:func:`sole_reliable_member`) starts from ``from`` that
+            member instead of ``weighted`` (none given: every label starts ``weighted``).
 
     Returns:
         The rules, every candidate's in-sample and held-out Dice, and the decisions.
     """
     label_list = [int(v) for v in label_ids]
     state = _ChoiceState(data, label_list, weights, equal_per_case, folds, fold_weights)
+    state.members = list(member_per_case)
     decisions = [state.decide(label) for label in decision_order(data, label_list)]
     return state.outcome(decisions)
 
@@ -334,6 +461,7 @@ class _ChoiceState:
         self.helds = [np.asarray(held, dtype=np.int64) for held in folds]
         self.rules = LabelRules()
         self.fold_rules = [LabelRules() for _ in folds]
+        self.members: list[NDArray[np.float64]] = []
 
     def _pooled(self, per_fold: Sequence[NDArray[np.float64]]) -> NDArray[np.float64]:
         """Each fold's per-case Dice on its own held-out cases, pooled over the folds."""
@@ -379,12 +507,45 @@ class _ChoiceState:
             for index in range(len(candidates))
         ]
         chosen_index, held_kind = self._held_per_kind(in_sample, fold_per_case)
-        current, steps = _chain(chosen_index, held_kind)
-        chosen = candidates[chosen_index[current] or 0]  # "weighted" is always index 0
+        j = self.label_list.index(label)
+        base = sole_reliable_member(self.members, j) if self.helds else None
+        # the kind is decided once on all cases (as in the chain); its parameter, the member,
+        # is chosen per fold on the fold's tuning cases: the best own Dice
+        fold_base = [_best_member(self.members, j, train) for train in self.trains]
+        base_picks = [None if m is None else 1 + m for m in fold_base]  # "from m": 1 + m
+        pairs = zip(fold_per_case, base_picks, strict=True)
+        held_base = self._pooled([per_case[pick or 0] for per_case, pick in pairs])
+        held_weighted = held_kind["weighted"]
+        rejected = (
+            base is not None
+            and held_weighted is not None
+            and judge_label_step(j, held_base - held_weighted)["other_drop"] > 0
+        )
+        if base is None or rejected:
+            current, steps = _chain(chosen_index, held_kind)
+            if rejected:
+                steps[0]["basis"] += (
+                    "; the blind-member default was not taken: it lowers another label held "
+                    "out beyond its noise"
+                )
+            chosen = candidates[chosen_index[current] or 0]  # "weighted" is always index 0
+            fold_picks = [
+                _pick(current, candidates, fold_per_case[f], train, self.equal)
+                for f, train in enumerate(self.trains)
+            ]
+        else:
+            fold_picks = base_picks
+            held_kind["from"], chosen_index["from"] = held_base, 1 + base
+            current, steps = _chain_from_baseline(j, chosen_index, held_kind)
+            chosen = candidates[chosen_index[current] or 0]
+            if current != "from":
+                fold_picks = [
+                    _pick(current, candidates, fold_per_case[f], train, self.equal)
+                    for f, train in enumerate(self.trains)
+                ]
         self.rules = _with(self.rules, label, chosen, self.c)
         if chosen.kind != "weighted":
-            for f, train in enumerate(self.trains):
-                pick = _pick(current, candidates, fold_per_case[f], train, self.equal)
+            for f, pick in enumerate(fold_picks):
                 if pick is not None:  # else the fold stays weighted for this label
                     self.fold_rules[f] = _with(self.fold_rules[f], label, candidates[pick], self.c)
         return LabelDecision(
@@ -409,6 +570,25 @@ class _ChoiceState:
         return RuleChoice(rules=self.rules, decisions=decisions, dice=dice, held_out=held_out)
 
 
+def _foreground_step(
+    kind: str,
+    current: str,
+    chosen_index: dict[str, int | None],
+    held_kind: dict[str, NDArray[np.float64] | None],
+) -> dict[str, Any]:
+    """``kind`` over ``current``: taken if its held-out foreground Dice gain beats the noise."""
+    step: dict[str, Any] = {"kind": kind, "over": current, "basis": "mean foreground Dice"}
+    held_new, held_current = held_kind[kind], held_kind[current]
+    if chosen_index[kind] is None or held_new is None or held_current is None:
+        step.update(gain=None, noise=None, taken=False)
+        return step
+    diff = _case_score(held_new) - _case_score(held_current)
+    gain = float(np.nanmean(diff)) if np.any(~np.isnan(diff)) else 0.0
+    noise = bootstrap_noise(diff)
+    step.update(gain=gain, noise=noise, taken=bool(gain > max(NOISE_Z * noise, MIN_GAIN)))
+    return step
+
+
 def _chain(
     chosen_index: dict[str, int | None], held_kind: dict[str, NDArray[np.float64] | None]
 ) -> tuple[str, list[dict[str, Any]]]:
@@ -420,18 +600,45 @@ def _chain(
     current = "weighted"
     steps = []
     for kind in _KINDS[1:]:
-        step: dict[str, Any] = {"kind": kind, "over": current}
-        held_new, held_current = held_kind[kind], held_kind[current]
-        if chosen_index[kind] is None or held_new is None or held_current is None:
-            step.update(gain=None, noise=None, taken=False)
-            steps.append(step)
-            continue
-        diff = _case_score(held_new) - _case_score(held_current)
-        gain = float(np.nanmean(diff)) if np.any(~np.isnan(diff)) else 0.0
-        noise = bootstrap_noise(diff)
-        taken = gain > max(NOISE_Z * noise, MIN_GAIN)
-        step.update(gain=gain, noise=noise, taken=taken)
+        step = _foreground_step(kind, current, chosen_index, held_kind)
         steps.append(step)
-        if taken:
+        if step["taken"]:
             current = kind
+    return current, steps
+
+
+def _chain_from_baseline(
+    j: int, chosen_index: dict[str, int | None], held_kind: dict[str, NDArray[np.float64] | None]
+) -> tuple[str, list[dict[str, Any]]]:
+    """Start from ``from`` the sole reliable member; ``weighted``, then ``scale``, may replace it.
+
+    The first step records the baseline (taken by the blindness test on the tuning cases, and
+    lowering no other label held out beyond its noise; its held-out gain in mean foreground
+    Dice over ``weighted`` is reported, not gated on). ``weighted`` replaces it when
+    its held-out gain on the label exceeds the noise and no other label drops beyond its own
+    (:func:`judge_label_step`); ``scale`` replaces the current kind as in :func:`_chain`.
+    """
+    info = _foreground_step("from", "weighted", chosen_index, held_kind)
+    info.update(taken=True, basis="baseline: every other member is blind to the label")
+    steps = [info]
+    held_weighted, held_from = held_kind["weighted"], held_kind["from"]
+    current = "from"
+    if held_weighted is not None and held_from is not None:
+        verdict = judge_label_step(j, held_weighted - held_from)
+        steps.append(
+            {
+                "kind": "weighted",
+                "over": "from",
+                "basis": "Dice of this label, no other label dropping beyond its noise",
+                "gain": verdict["gain"],
+                "noise": verdict["noise"],
+                "taken": verdict["passes"],
+            }
+        )
+        if verdict["passes"]:
+            current = "weighted"
+    step = _foreground_step("scale", current, chosen_index, held_kind)
+    steps.append(step)
+    if step["taken"]:
+        current = "scale"
     return current, steps

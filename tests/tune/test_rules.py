@@ -179,3 +179,198 @@ def test_candidates_scored_on_the_voxels_they_change_equal_full_scoring(seed):
     for candidate, got in zip(candidates, fast, strict=True):
         expected = scorer.per_case(fused, _with(decided, 1, candidate, 4))
         np.testing.assert_array_equal(got, expected)
+
+
+def _diluting_member(rng, reference, *, sees):
+    """Softmax probabilities sure of labels 1 and 2 (independent texture); on RV (label 3) it
+    leans background (0.5 against RV 0.4) except on a random ``sees`` fraction of the RV voxels,
+    where RV wins (0.7): it predicts RV only partially, yet its RV channel is not empty."""
+    p = np.full((4, *reference.shape), 0.02)
+    p[0][reference == 0] = 0.94
+    for c in (1, 2):
+        p[:, reference == c] = 0.1
+        p[c, reference == c] = 0.7
+    rv = reference == 3
+    seen = rv & (rng.random(reference.shape) < sees)
+    p[:, rv] = 0.05
+    p[0, rv], p[3, rv] = 0.5, 0.4
+    p[0, seen], p[3, seen] = 0.2, 0.7
+    p *= 1 + 0.2 * rng.random(p.shape)
+    return (p / p.sum(axis=0)).astype(np.float32)
+
+
+def _diluted_rv(seed, sees=(0.1, 1.0), num_cases=8):
+    rng = np.random.default_rng(seed)
+    cases = []
+    for i in range(num_cases):
+        _, ref = make_case(rng, shape=(8, 32, 32), with_small_label=i % 4 != 3)
+        cases.append(compact_case([_diluting_member(rng, ref, sees=s) for s in sees], ref))
+    return merge_cases(cases)
+
+
+def _choose(data, labels, runs, weights, fold_weights, members=True):
+    return choose_rules(
+        data,
+        labels,
+        weights,
+        equal_per_case=runs.baseline_per_case["equal"],
+        folds=runs.folds,
+        fold_weights=fold_weights,
+        member_per_case=[runs.baseline_per_case[f"model {m}"] for m in range(data.num_models)]
+        if members
+        else (),
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_label_one_member_predicts_only_partially_is_taken_from_the_other(seed):
+    """The seed-2 case of the demo: member 0 predicts RV on a tenth of it; its RV channel is
+    weak but not empty, so equal weights reach member 1's RV on the CV cases and no weighting
+    (and no ``from`` over equal weights) gains beyond the noise held out. Member 0 is
+    blind to RV, so RV starts from member 1 and stays there; its RV is then exactly member 1's
+    argmax RV, on every case."""
+    from nnunet_ext.tune.gate import gate_weights
+    from nnunet_ext.tune.rules import _Scorer, sole_reliable_member
+
+    data = _diluted_rv(seed)
+    labels = [1, 2, 3]
+    runs = holdout_runs(data, labels, num_folds=4)
+    solo = [runs.baseline_per_case[f"model {m}"] for m in range(2)]
+    assert sole_reliable_member(solo, 2) == 1
+    assert sole_reliable_member(solo, 0) is None  # both members see label 1
+    gate = gate_weights(data, labels, runs)
+    # on the CV cases equal weights are as good as member 1 on RV: the weights do not gain
+    assert next(d for d in gate.decisions if d.label == 3).taken is None
+    np.testing.assert_array_equal(gate.weights[:, 3], [0.5, 0.5])
+    with_members = _choose(data, labels, runs, gate.weights, gate.fold_weights)
+    without = _choose(data, labels, runs, gate.weights, gate.fold_weights, members=False)
+    rv_before = next(d for d in without.decisions if d.label == 3)
+    from_step = next(step for step in rv_before.steps if step["kind"] == "from")
+    # without the blindness test, "from member 1" does not beat the weights beyond the noise
+    assert not from_step["taken"]
+    assert rv_before.chosen.kind == "weighted"
+    rv = next(d for d in with_members.decisions if d.label == 3)
+    assert (rv.chosen.kind, rv.chosen.member) == ("from", 1)
+    assert rv.steps[0]["basis"].startswith("baseline")
+    assert (3, 1) in with_members.rules.take
+    # labels both members predict keep the decision they had
+    for label in (1, 2):
+        a = next(d for d in with_members.decisions if d.label == label)
+        b = next(d for d in without.decisions if d.label == label)
+        assert a.chosen == b.chosen
+    scorer = _Scorer(data, labels)
+    from nnunet_ext.ensemble.fusion import apply_label_rules
+
+    fused_labels = apply_label_rules(
+        scorer.fused(gate.weights),
+        with_members.rules,
+        {m: scorer.member_labels[m] for m in range(2)},
+    )
+    np.testing.assert_array_equal(fused_labels == 3, scorer.member_labels[1] == 3)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_alike_members_have_no_blind_member_and_keep_equal_weights(seed):
+    """Two members drawn alike: none is blind to any label, so every label starts (and stays,
+    as in test_gate) weighted with equal weights."""
+    from nnunet_ext.synthetic import model_probabilities
+    from nnunet_ext.tune.gate import gate_weights
+    from nnunet_ext.tune.rules import sole_reliable_member
+
+    rng = np.random.default_rng(seed)
+    cases = []
+    for i in range(8):
+        _, ref = make_case(rng, shape=(8, 32, 32), with_small_label=i % 4 != 3)
+        models = [model_probabilities(rng, ref, num_classes=4, good_labels=(1, 2)) for _ in "ab"]
+        cases.append(compact_case(models, ref))
+    data = merge_cases(cases)
+    labels = [1, 2, 3]
+    runs = holdout_runs(data, labels, num_folds=4)
+    solo = [runs.baseline_per_case[f"model {m}"] for m in range(2)]
+    assert all(sole_reliable_member(solo, j) is None for j in range(3))
+    gate = gate_weights(data, labels, runs)
+    np.testing.assert_array_equal(gate.weights, np.full((2, 4), 0.5))
+    choice = _choose(data, labels, runs, gate.weights, gate.fold_weights)
+    assert all(
+        not step.get("basis", "").startswith("baseline")
+        for d in choice.decisions
+        for step in d.steps
+    )
+
+
+def test_the_tuner_reports_the_blind_member_baseline(forgot_rv, tmp_path):
+    """Through ``tune_weights``: in the acceptance case model "3d" is blind to RV, so RV starts
+    from "2d" (and the report says why)."""
+    dirs, ref_dir, _ = forgot_rv
+    result = tune_weights(dirs, ref_dir, cv_folds=4)
+    rv = next(d for d in result.decisions if d.label == 3)
+    assert rv.steps[0]["basis"].startswith("baseline")
+    _, report_file, _ = write_outputs(result, tmp_path / "spec.json")
+    report = json.loads(report_file.read_text())
+    rv_report = next(item for item in report["labels"] if item["label"] == 3)
+    assert rv_report["decision"][0]["basis"].startswith("baseline")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    dice=st.lists(st.floats(0.05, 1.0), min_size=3, max_size=12),
+    fraction=st.floats(0.0, 1.0),
+)
+def test_a_member_is_blind_only_below_half_the_best_and_beyond_the_noise(dice, fraction):
+    from nnunet_ext.tune.rules import BLIND_FRACTION, sole_reliable_member
+
+    good = np.array(dice)[:, None]
+    weak = good * fraction
+    found = sole_reliable_member([weak, good], 0)
+    # symmetric in the members' order
+    swapped = sole_reliable_member([good, weak], 0)
+    assert (found is None) == (swapped is None)
+    if found is not None:
+        assert (found, swapped) == (1, 0)
+        assert weak.mean() < BLIND_FRACTION * good.mean()
+    if fraction >= BLIND_FRACTION:
+        assert found is None
+    assert sole_reliable_member([good, good.copy()], 0) is None
+    assert sole_reliable_member([good], 0) is None
+
+
+def _spilling_member(rng, reference):
+    """Sure of RV (0.7) and label 2, but its argmax says RV on label 1 too (RV 0.45 against
+    label 1 0.35): taking RV from it would take label 1's voxels."""
+    p = np.full((4, *reference.shape), 0.05)
+    p[0][reference == 0] = 0.85
+    for c in (2, 3):
+        p[:, reference == c] = 0.1
+        p[c, reference == c] = 0.7
+    one = reference == 1
+    p[:, one] = 0.1
+    p[3, one], p[1, one] = 0.45, 0.35
+    p *= 1 + 0.2 * rng.random(p.shape)
+    return (p / p.sum(axis=0)).astype(np.float32)
+
+
+def test_the_blind_member_default_is_not_taken_when_it_costs_another_label():
+    """Member 0 is blind to RV, member 1 predicts it but also calls label 1 RV. ``from``
+    member 1 would cost label 1 beyond the noise held out, so RV stays with the weights (which
+    keep label 1 from member 0), and the report says why."""
+    from nnunet_ext.tune.gate import gate_weights
+    from nnunet_ext.tune.rules import sole_reliable_member
+
+    rng = np.random.default_rng(5)
+    cases = []
+    for i in range(8):
+        _, ref = make_case(rng, shape=(8, 32, 32), with_small_label=i % 4 != 3)
+        members = [_diluting_member(rng, ref, sees=0.0), _spilling_member(rng, ref)]
+        cases.append(compact_case(members, ref))
+    data = merge_cases(cases)
+    labels = [1, 2, 3]
+    runs = holdout_runs(data, labels, num_folds=4)
+    solo = [runs.baseline_per_case[f"model {m}"] for m in range(2)]
+    assert sole_reliable_member(solo, 2) == 1
+    gate = gate_weights(data, labels, runs)
+    choice = _choose(data, labels, runs, gate.weights, gate.fold_weights)
+    rv = next(d for d in choice.decisions if d.label == 3)
+    assert rv.chosen.kind == "weighted"
+    assert "blind-member default was not taken" in rv.steps[0]["basis"]
+    assert not rv.steps[0]["taken"]
+    assert choice.dice[0] > 0.99  # label 1 kept
