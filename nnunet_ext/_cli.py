@@ -24,14 +24,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nnunet_ext import __version__
+
+if TYPE_CHECKING:
+    from nnunet_ext.io.outputs import Output
 
 __all__ = [
     "COMMON_PARAMETER_FLAGS",
@@ -59,7 +64,9 @@ __all__ = [
     "finish_args",
     "flag_message",
     "flag_name",
+    "guard_command_outputs",
     "insert_default_subcommand",
+    "library_arguments",
     "make_parser",
     "run_cli",
 ]
@@ -465,9 +472,45 @@ def insert_default_subcommand(
     return [*argv[:start], default, *rest]
 
 
-def command_name(args: argparse.Namespace, default: str) -> str:
-    """The command's name for messages and lock records (``nnunet-ext ensemble``)."""
+def command_name(args: argparse.Namespace, default: str = "nnunet-ext") -> str:
+    """The command's name for messages and lock records (``nnunet-ext ensemble``).
+
+    Both the umbrella parser and :func:`make_parser` record it as ``args._prog``.
+    """
     return str(getattr(args, "_prog", default))
+
+
+def library_arguments(args: argparse.Namespace, names: str) -> dict[str, Any]:
+    """The parsed flags ``names`` (separated by spaces) as keyword arguments of a library call.
+
+    A flag's ``dest`` is the library parameter it sets (``--step-size`` -> ``step_size``);
+    flags whose value needs converting are passed explicitly beside these.
+
+    Examples:
+        >>> args = argparse.Namespace(step_size=0.5, overwrite=True, quiet=0)
+        >>> library_arguments(args, "step_size overwrite")
+        {'step_size': 0.5, 'overwrite': True}
+    """
+    return {name: getattr(args, name) for name in names.split()}
+
+
+def guard_command_outputs(
+    args: argparse.Namespace,
+    outputs: Sequence[Output | None],
+    inputs: Iterable[str | os.PathLike[str] | None],
+    *,
+    subcommand: str = "",
+) -> AbstractContextManager[None]:
+    """:func:`nnunet_ext.io.outputs.guard_outputs` for the command that parsed ``args``.
+
+    ``--overwrite`` and the command's name (plus ``subcommand``) come from ``args``.
+    """
+    from nnunet_ext.io.outputs import guard_outputs
+
+    command = " ".join(filter(None, (command_name(args), subcommand)))
+    return guard_outputs(
+        outputs, inputs=inputs, overwrite=getattr(args, "overwrite", False), command=command
+    )
 
 
 def configure_logging(verbosity: int) -> None:
@@ -490,7 +533,7 @@ def make_parser(
     parser = argparse.ArgumentParser(
         prog=prog, description=description, formatter_class=HelpFormatter
     )
-    parser.set_defaults(_parser=parser)
+    parser.set_defaults(_parser=parser, _prog=prog)
     add_arguments(parser)
     add_common_arguments(parser)
     return parser

@@ -11,11 +11,11 @@ from nnunet_ext._cli import (
     add_json,
     add_num_workers,
     add_overwrite,
-    command_name,
+    guard_command_outputs,
     main_for,
 )
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
-from nnunet_ext.io.outputs import Output, guard_outputs
+from nnunet_ext.io.outputs import Output
 
 __all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
 
@@ -67,12 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     outputs = [None if args.json is None else Output(args.json, "--json", (".json",))]
     roots = [os.environ.get(name) or None for name in NNUNET_FOLDERS]
-    with guard_outputs(
-        outputs,
-        inputs=roots,
-        overwrite=args.overwrite,
-        command=command_name(args, "nnunet-ext doctor"),
-    ):
+    with guard_command_outputs(args, outputs, inputs=roots):
         return _doctor(args)
 
 

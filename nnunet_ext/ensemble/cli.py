@@ -14,11 +14,12 @@ from nnunet_ext._cli import (
     add_output,
     add_overwrite,
     add_save_probabilities,
-    command_name,
+    guard_command_outputs,
+    library_arguments,
     main_for,
 )
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
-from nnunet_ext.io.outputs import Output, guard_outputs
+from nnunet_ext.io.outputs import Output
 
 # Same shape as every cli.py on purpose: DESCRIPTION, PARAMETER_FLAGS, add_arguments, run, main.
 __all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
@@ -77,22 +78,17 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("-i/--input must list prediction folders (or give --spec); got none.")
     from nnunet_ext.ensemble.folders import ensemble_folders
 
-    with guard_outputs(
+    with guard_command_outputs(
+        args,
         [Output(args.output, "-o/--output", folder=True, cases=True)],
         inputs=[*(args.input or []), args.spec],
-        overwrite=args.overwrite,
-        command=command_name(args, "nnunet-ext ensemble"),
     ):
-        # One explicit line per flag -> parameter, as in every cli.py (deliberately not generic).
         summary = ensemble_folders(
             args.input,
             args.output,
-            weights=args.weights,
-            spec=args.spec,
-            save_probabilities=args.save_probabilities,
-            num_workers=args.num_workers,
-            overwrite=args.overwrite,
-            allow_missing=args.allow_missing,
+            **library_arguments(
+                args, "weights spec save_probabilities num_workers overwrite allow_missing"
+            ),
             use_isal=False if args.no_isal else None,
             executor=executor_from_args(args),
         )

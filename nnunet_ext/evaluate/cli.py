@@ -16,11 +16,12 @@ from nnunet_ext._cli import (
     add_num_workers,
     add_overwrite,
     add_reference,
-    command_name,
+    guard_command_outputs,
+    library_arguments,
     main_for,
 )
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
-from nnunet_ext.io.outputs import Output, guard_outputs
+from nnunet_ext.io.outputs import Output
 
 __all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "parse_nsd_tolerance", "run"]
 
@@ -163,27 +164,18 @@ def run(args: argparse.Namespace) -> int:
             Output(out, "--json", (".json",)),
             Output(csv_path, "--csv", (".csv",)),
         ]
-    with guard_outputs(
-        outputs,
-        inputs=[args.input, args.reference, args.dataset_json, args.score],
-        overwrite=args.overwrite,
-        command=command_name(args, "nnunet-ext evaluate"),
+    with guard_command_outputs(
+        args, outputs, inputs=[args.input, args.reference, args.dataset_json, args.score]
     ):
-        # One explicit line per flag -> parameter, as in every cli.py (deliberately not generic).
         evaluation = evaluate_folder(
             args.input,
             args.reference,
-            labels=args.labels,
-            empty=args.empty,
-            allow_missing=args.allow_missing,
-            dataset_json=args.dataset_json,
-            ignore_label=args.ignore_label,
-            file_ending=args.file_ending,
-            num_workers=args.num_workers,
-            metrics=args.metrics,
+            **library_arguments(
+                args,
+                "labels empty allow_missing dataset_json ignore_label file_ending num_workers "
+                "metrics convention score",
+            ),
             nsd_tolerance=parse_nsd_tolerance(args.nsd_tolerance),
-            convention=args.convention,
-            score=args.score,
             executor=executor_from_args(args),
         )
         print(format_table(evaluation))

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nnunet_ext._cli import main_for
+from nnunet_ext._cli import library_arguments, main_for
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -120,13 +120,10 @@ def run(args: argparse.Namespace) -> int:
         report = export_bundle(
             args.model_dirs,
             args.output,
-            spec=args.spec,
-            plan=args.plan,
-            folds=args.folds,
-            checkpoints=args.checkpoints,
-            include_logs=args.include_logs,
-            include_validation=args.include_validation,
-            overwrite=args.overwrite,
+            **library_arguments(
+                args,
+                "spec plan folds checkpoints include_logs include_validation overwrite",
+            ),
         ).to_dict()
     _write_report(reports, report, args.overwrite)
     print(json.dumps(report))

@@ -12,10 +12,10 @@ from nnunet_ext._cli import (
     add_input,
     add_json,
     add_overwrite,
-    command_name,
+    guard_command_outputs,
     main_for,
 )
-from nnunet_ext.io.outputs import Output, guard_outputs
+from nnunet_ext.io.outputs import Output
 
 if TYPE_CHECKING:
     from nnunet_ext.monitor.history import TrainingHistory
@@ -71,12 +71,7 @@ def run(args: argparse.Namespace) -> int:
         None if args.json is None else Output(args.json, "--json", (".json",)),
         None if args.plot is None else Output(args.plot, "--plot", (".png",)),
     ]
-    with guard_outputs(
-        outputs,
-        inputs=[args.input],
-        overwrite=args.overwrite,
-        command=command_name(args, "nnunet-ext log"),
-    ):
+    with guard_command_outputs(args, outputs, inputs=[args.input]):
         return _log(args)
 
 

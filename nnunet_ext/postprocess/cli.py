@@ -26,11 +26,11 @@ from nnunet_ext._cli import (
     add_overwrite,
     add_reference,
     add_subcommand,
-    command_name,
+    guard_command_outputs,
     main_for,
 )
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
-from nnunet_ext.io.outputs import Output, guard_outputs
+from nnunet_ext.io.outputs import Output
 
 __all__ = ["DEFAULT_SUBCOMMAND", "DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
 
@@ -222,11 +222,11 @@ def _label_ids(args: argparse.Namespace) -> list[int] | None:
 def _run_determine(args: argparse.Namespace) -> int:
     if any(unit != "voxels" for _, _, unit in args.min_size):
         raise ValueError("--min-size for determine must be in voxels (LABEL:N); got a mm3 size.")
-    with guard_outputs(
+    with guard_command_outputs(
+        args,
         [Output(args.output, "-o/--output", (".json",))],
         inputs=[args.input, args.reference],
-        overwrite=args.overwrite,
-        command=command_name(args, "nnunet-ext postprocess") + " determine",
+        subcommand="determine",
     ):
         return _determine(args)
 
@@ -293,11 +293,10 @@ def run(args: argparse.Namespace) -> int:
             fill_holes=tuple(args.fill_holes),
             connectivity=args.connectivity,
         )
-    with guard_outputs(
+    with guard_command_outputs(
+        args,
         [Output(args.output, "-o/--output", folder=True, cases=True)],
         inputs=[args.input, args.plan],
-        overwrite=args.overwrite,
-        command=command_name(args, "nnunet-ext postprocess"),
     ):
         result = postprocess_folder(
             args.input,

@@ -13,6 +13,7 @@ from nnunet_ext._cli import (
     add_output,
     add_overwrite,
     add_save_probabilities,
+    library_arguments,
     main_for,
 )
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
@@ -154,25 +155,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.weights is not None and args.model_dirs is None:
         raise ValueError("--weights goes with -m/--model; with --spec put the weights in the spec.")
-    # One explicit line per flag -> parameter, as in every cli.py (deliberately not generic).
     summary = predict_folder(
         args.input,
         args.output,
-        model_dirs=args.model_dirs,
-        spec=args.spec,
-        weights=args.weights,
-        folds=args.folds,
-        checkpoint=args.checkpoint,
-        step_size=args.step_size,
-        disable_tta=args.disable_tta,
-        mirror_axes=args.mirror_axes,
-        device=args.device,
-        save_probabilities=args.save_probabilities,
-        part_id=args.part_id,
-        num_parts=args.num_parts,
-        claim=args.claim,
-        claim_timeout=args.claim_timeout,
-        overwrite=args.overwrite,
+        **library_arguments(
+            args,
+            "model_dirs spec weights folds checkpoint step_size disable_tta mirror_axes device "
+            "save_probabilities part_id num_parts claim claim_timeout overwrite",
+        ),
         executor=executor_from_args(args),
         cpus_per_worker=args.ray_cpus_per_worker,
     )

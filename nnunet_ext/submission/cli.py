@@ -19,10 +19,10 @@ from nnunet_ext._cli import (
     add_output,
     add_overwrite,
     add_subcommand,
-    command_name,
+    guard_command_outputs,
     main_for,
 )
-from nnunet_ext.io.outputs import Output, guard_outputs
+from nnunet_ext.io.outputs import Output
 
 # Same shape as every cli.py on purpose: DESCRIPTION, PARAMETER_FLAGS, add_arguments, run, main.
 __all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
@@ -160,11 +160,8 @@ def run(args: argparse.Namespace) -> int:
             Output(stem.with_name(stem.name + ".report.txt"), "report", (".txt",)),
             None if args.preview is None else Output(args.preview, "--preview", (".png",)),
         ]
-        with guard_outputs(
-            outputs,
-            inputs=[args.input, args.images],
-            overwrite=args.overwrite,
-            command=command_name(args, "nnunet-ext submission") + " build",
+        with guard_command_outputs(
+            args, outputs, inputs=[args.input, args.images], subcommand="build"
         ):
             report = build_submission(
                 args.input,

@@ -14,10 +14,11 @@ from nnunet_ext._cli import (
     add_output,
     add_overwrite,
     add_reference,
-    command_name,
+    guard_command_outputs,
+    library_arguments,
     main_for,
 )
-from nnunet_ext.io.outputs import Output, guard_outputs
+from nnunet_ext.io.outputs import Output
 
 __all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
 
@@ -112,11 +113,8 @@ def run(args: argparse.Namespace) -> int:
             Output(fused_dir, "--postprocess folder", folder=True, cases=True, exists_ok=False)
         )
         outputs.append(Output(plan_path, "--postprocess plan", (".json",)))
-    with guard_outputs(
-        outputs,
-        inputs=[*args.input, args.reference, args.dataset_json],
-        overwrite=args.overwrite,
-        command=command_name(args, "nnunet-ext tune"),
+    with guard_command_outputs(
+        args, outputs, inputs=[*args.input, args.reference, args.dataset_json]
     ):
         return _tune(args, out, report, figure)
 
@@ -128,11 +126,7 @@ def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: P
     result = tune_weights(
         args.input,
         args.reference,
-        num_workers=args.num_workers,
-        steps=args.steps,
-        max_rounds=args.max_rounds,
-        cv_folds=args.cv_folds,
-        dataset_json=args.dataset_json,
+        **library_arguments(args, "num_workers steps max_rounds cv_folds dataset_json"),
         rules=not args.no_rules,
     )
     print(format_table(result))
