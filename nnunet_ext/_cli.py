@@ -29,7 +29,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,7 @@ __all__ = [
     "INTERNAL_ERROR_EXIT",
     "INTERNAL_ERROR_MARKER",
     "VOCABULARY",
+    "Command",
     "Flag",
     "HelpFormatter",
     "add_common_arguments",
@@ -608,19 +609,38 @@ def run_cli(run: Run, args: argparse.Namespace, prog: str) -> int:
         return INTERNAL_ERROR_EXIT
 
 
-def main_for(
-    prog: str,
-    description: str,
-    add_arguments: AddArguments,
-    run: Run,
-    argv: Sequence[str] | None = None,
-) -> int:
-    """Parse ``argv`` and run: the body of every ``cli.main``."""
-    parser = make_parser(prog, description, add_arguments)
-    module = sys.modules.get(add_arguments.__module__)
-    parser.set_defaults(_flags=getattr(module, "PARAMETER_FLAGS", {}))
-    default = getattr(module, "DEFAULT_SUBCOMMAND", None)
-    if default is not None:
-        argv = insert_default_subcommand(sys.argv[1:] if argv is None else argv, *default)
-    args = parser.parse_args(argv)
-    return run_cli(run, args, prog)
+@dataclass(frozen=True)
+class Command:
+    """One command: what both ``nnunet-ext NAME`` and ``python -m nnunet_ext.<module>`` run.
+
+    Attributes:
+        prog: What the user types (``nnunet-ext ensemble``); names the command in messages.
+        description: The help page's description.
+        add_arguments: Adds the command's own flags to a parser (the common ones come on top).
+        run: Runs the parsed arguments; returns the exit code.
+        parameter_flags: Library parameter names in error messages -> this command's flags
+            (added to :data:`COMMON_PARAMETER_FLAGS`; see :func:`flag_message`).
+        default_subcommand: ``(subcommands, default)``: the subcommand meant when none is named.
+    """
+
+    prog: str
+    description: str
+    add_arguments: AddArguments
+    run: Run
+    parameter_flags: Mapping[str, str] = field(default_factory=dict)
+    default_subcommand: tuple[tuple[str, ...], str] | None = None
+
+    def with_default_subcommand(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` (after the command) with the default subcommand inserted if none is named."""
+        if self.default_subcommand is None:
+            return list(argv)
+        return insert_default_subcommand(argv, *self.default_subcommand)
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        """Parse ``argv`` (default: ``sys.argv[1:]``) and run: ``python -m nnunet_ext.<module>``."""
+        parser = make_parser(self.prog, self.description, self.add_arguments)
+        parser.set_defaults(_flags=dict(self.parameter_flags))
+        args = parser.parse_args(
+            self.with_default_subcommand(sys.argv[1:] if argv is None else argv)
+        )
+        return run_cli(self.run, args, self.prog)

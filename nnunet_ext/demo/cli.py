@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import add_output, main_for
+from nnunet_ext._cli import Command, add_output
 
 DESCRIPTION = (
     "Run nnunet_ext end to end with real nnU-Net on a synthetic cardiac-like dataset: plan and "
@@ -59,6 +58,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.demo``."""
-    return main_for("nnunet-ext demo", DESCRIPTION, add_arguments, run, argv)
+#: ``nnunet-ext demo`` and ``python -m nnunet_ext.demo``.
+COMMAND = Command(
+    "nnunet-ext demo",
+    DESCRIPTION,
+    add_arguments,
+    run,
+)
+main = COMMAND.main

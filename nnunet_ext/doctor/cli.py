@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 from nnunet_ext._cli import (
+    Command,
     add_json,
     add_num_workers,
     add_overwrite,
     guard_command_outputs,
-    main_for,
 )
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 from nnunet_ext.io.outputs import Output
 
-__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
-
-#: Library parameter names as this command's flags, for error messages.
-PARAMETER_FLAGS = {"dataset": "--dataset"}
+__all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
 DESCRIPTION = (
     "Check the nnU-Net environment (nnUNet_raw/_preprocessed/_results, nnunetv2 version, our "
@@ -142,6 +138,12 @@ def _doctor(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.doctor``."""
-    return main_for("nnunet-ext doctor", DESCRIPTION, add_arguments, run, argv)
+#: ``nnunet-ext doctor`` and ``python -m nnunet_ext.doctor``.
+COMMAND = Command(
+    "nnunet-ext doctor",
+    DESCRIPTION,
+    add_arguments,
+    run,
+    parameter_flags={"dataset": "--dataset"},
+)
+main = COMMAND.main

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 from nnunet_ext._cli import (
+    Command,
     add_allow_missing,
     add_input,
     add_num_workers,
@@ -16,16 +16,11 @@ from nnunet_ext._cli import (
     add_save_probabilities,
     guard_command_outputs,
     library_arguments,
-    main_for,
 )
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 from nnunet_ext.io.outputs import Output
 
-# Same shape as every cli.py on purpose: DESCRIPTION, PARAMETER_FLAGS, add_arguments, run, main.
-__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
-
-#: Library parameter names as this command's flags, for error messages.
-PARAMETER_FLAGS = {"input_dirs": "-i/--input", "output_dir": "-o/--output"}
+__all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
 DESCRIPTION = (
     "Fuse nnU-Net probability folders (CASE.npz + CASE.pkl from nnUNetv2_predict "
@@ -96,6 +91,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.ensemble``."""
-    return main_for("nnunet-ext ensemble", DESCRIPTION, add_arguments, run, argv)
+#: ``nnunet-ext ensemble`` and ``python -m nnunet_ext.ensemble``.
+COMMAND = Command(
+    "nnunet-ext ensemble",
+    DESCRIPTION,
+    add_arguments,
+    run,
+    parameter_flags={"input_dirs": "-i/--input", "output_dir": "-o/--output"},
+)
+main = COMMAND.main

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from nnunet_ext._cli import (
+    Command,
     add_allow_missing,
     add_deprecated_option,
     add_file_ending,
@@ -18,26 +19,11 @@ from nnunet_ext._cli import (
     add_reference,
     guard_command_outputs,
     library_arguments,
-    main_for,
 )
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 from nnunet_ext.io.outputs import Output
 
-__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "parse_nsd_tolerance", "run"]
-
-#: Library parameter names as this command's flags, for error messages.
-PARAMETER_FLAGS = {
-    "prediction_dir": "-i/--input",
-    "reference_dir": "-r/--reference",
-    "labels": "--labels",
-    "metrics": "--metrics",
-    "nsd_tolerance": "--nsd-tolerance",
-    "convention": "--convention",
-    "empty": "--empty",
-    "ignore_label": "--ignore-label",
-    "file_ending": "--file-ending",
-    "score": "--score",
-}
+__all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "parse_nsd_tolerance", "run"]
 
 DESCRIPTION = (
     "Evaluate predicted label maps against references: Dice, IoU, TP/FP/FN and voxel counts per "
@@ -185,6 +171,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.evaluate``."""
-    return main_for("nnunet-ext evaluate", DESCRIPTION, add_arguments, run, argv)
+#: ``nnunet-ext evaluate`` and ``python -m nnunet_ext.evaluate``.
+COMMAND = Command(
+    "nnunet-ext evaluate",
+    DESCRIPTION,
+    add_arguments,
+    run,
+    parameter_flags={
+        "prediction_dir": "-i/--input",
+        "reference_dir": "-r/--reference",
+        "labels": "--labels",
+        "metrics": "--metrics",
+        "nsd_tolerance": "--nsd-tolerance",
+        "convention": "--convention",
+        "empty": "--empty",
+        "ignore_label": "--ignore-label",
+        "file_ending": "--file-ending",
+        "score": "--score",
+    },
+)
+main = COMMAND.main

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nnunet_ext._cli import library_arguments, main_for
+from nnunet_ext._cli import Command, library_arguments
 
-__all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
+__all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
 DESCRIPTION = (
     "Export trained model folders, their ensemble spec and postprocessing plan as one zip that "
@@ -130,6 +129,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.export``."""
-    return main_for("nnunet-ext export", DESCRIPTION, add_arguments, run, argv)
+#: ``nnunet-ext export`` and ``python -m nnunet_ext.export``.
+COMMAND = Command(
+    "nnunet-ext export",
+    DESCRIPTION,
+    add_arguments,
+    run,
+)
+main = COMMAND.main

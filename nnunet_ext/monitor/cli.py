@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nnunet_ext._cli import (
+    Command,
     add_input,
     add_json,
     add_overwrite,
     guard_command_outputs,
-    main_for,
 )
 from nnunet_ext.io.outputs import Output
 
 if TYPE_CHECKING:
     from nnunet_ext.monitor.history import TrainingHistory
 
-__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
-
-#: Library parameter names as this command's flags, for error messages.
-PARAMETER_FLAGS = {"fold_dir": "-i/--input", "path": "--plot", "interval_s": "--watch"}
+__all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
 DESCRIPTION = (
     "Read every training_log_*.txt of an nnU-Net fold folder (restarts with --c merged), print "
@@ -105,6 +101,12 @@ def _log(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.monitor``."""
-    return main_for("nnunet-ext log", DESCRIPTION, add_arguments, run, argv)
+#: ``nnunet-ext log`` and ``python -m nnunet_ext.monitor``.
+COMMAND = Command(
+    "nnunet-ext log",
+    DESCRIPTION,
+    add_arguments,
+    run,
+    parameter_flags={"fold_dir": "-i/--input", "path": "--plot", "interval_s": "--watch"},
+)
+main = COMMAND.main

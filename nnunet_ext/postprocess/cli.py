@@ -13,10 +13,10 @@ or decide a plan on validation predictions and apply it later::
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from pathlib import Path
 
 from nnunet_ext._cli import (
+    Command,
     add_file_ending,
     add_ignore_label,
     add_input,
@@ -27,28 +27,11 @@ from nnunet_ext._cli import (
     add_reference,
     add_subcommand,
     guard_command_outputs,
-    main_for,
 )
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 from nnunet_ext.io.outputs import Output
 
-__all__ = ["DEFAULT_SUBCOMMAND", "DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
-
-#: ``nnunet-ext postprocess -i ... -o ...`` (no subcommand) means ``postprocess apply``.
-DEFAULT_SUBCOMMAND = (("apply", "determine"), "apply")
-
-#: Library parameter names as this command's flags, for error messages.
-PARAMETER_FLAGS = {
-    "input_dir": "-i/--input",
-    "output_dir": "-o/--output",
-    "prediction_dir": "-i/--input",
-    "reference_dir": "-r/--reference",
-    "label_ids": "--labels",
-    "min_voxels": "--min-size",
-    "connectivity": "--connectivity",
-    "metric": "--metric",
-    "num_workers": "-j/--num-workers",
-}
+__all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
 APPLY_DESCRIPTION = (
     "Clean nnU-Net label maps. Steps run in this order: keep the largest foreground component, "
@@ -313,6 +296,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.postprocess``."""
-    return main_for("nnunet-ext postprocess", DESCRIPTION, add_arguments, run, argv)
+#: ``nnunet-ext postprocess`` and ``python -m nnunet_ext.postprocess``.
+COMMAND = Command(
+    "nnunet-ext postprocess",
+    DESCRIPTION,
+    add_arguments,
+    run,
+    parameter_flags={
+        "input_dir": "-i/--input",
+        "output_dir": "-o/--output",
+        "prediction_dir": "-i/--input",
+        "reference_dir": "-r/--reference",
+        "label_ids": "--labels",
+        "min_voxels": "--min-size",
+        "connectivity": "--connectivity",
+        "metric": "--metric",
+        "num_workers": "-j/--num-workers",
+    },
+    default_subcommand=(("apply", "determine"), "apply"),  # postprocess -i ... -o ... means apply
+)
+main = COMMAND.main

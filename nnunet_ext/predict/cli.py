@@ -4,32 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 from nnunet_ext._cli import (
+    Command,
     add_device,
     add_input,
     add_output,
     add_overwrite,
     add_save_probabilities,
     library_arguments,
-    main_for,
 )
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 
-__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
-
-#: Library parameter names as this command's flags, for error messages.
-PARAMETER_FLAGS = {
-    "input_dir": "-i/--input",
-    "output_dir": "-o/--output",
-    "model_dirs": "-m/--model",
-    "mirror_axes": "--mirror-axes",
-    "step_size": "--step-size",
-    "part_id": "--part-id",
-    "num_parts": "--num-parts",
-}
+__all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
 DESCRIPTION = (
     "Predict a folder of images with a weighted ensemble of trained nnU-Net models in one pass: "
@@ -170,6 +158,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.predict``."""
-    return main_for("nnunet-ext predict", DESCRIPTION, add_arguments, run, argv)
+#: ``nnunet-ext predict`` and ``python -m nnunet_ext.predict``.
+COMMAND = Command(
+    "nnunet-ext predict",
+    DESCRIPTION,
+    add_arguments,
+    run,
+    parameter_flags={
+        "input_dir": "-i/--input",
+        "output_dir": "-o/--output",
+        "model_dirs": "-m/--model",
+        "mirror_axes": "--mirror-axes",
+        "step_size": "--step-size",
+        "part_id": "--part-id",
+        "num_parts": "--num-parts",
+    },
+)
+main = COMMAND.main

@@ -9,10 +9,10 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from pathlib import Path
 
 from nnunet_ext._cli import (
+    Command,
     add_file_ending,
     add_input,
     add_labels,
@@ -20,24 +20,10 @@ from nnunet_ext._cli import (
     add_overwrite,
     add_subcommand,
     guard_command_outputs,
-    main_for,
 )
 from nnunet_ext.io.outputs import Output
 
-# Same shape as every cli.py on purpose: DESCRIPTION, PARAMETER_FLAGS, add_arguments, run, main.
-__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
-
-#: Library parameter names as this command's flags, for error messages.
-PARAMETER_FLAGS = {
-    "prediction_dir": "-i/--input",
-    "output_zip": "-o/--output",
-    "zip_path": "-i/--input",
-    "images_dir": "--images",
-    "label_ids": "--labels",
-    "label_map": "--label-map",
-    "name_template": "--name-template",
-    "file_ending": "--file-ending",
-}
+__all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
 DESCRIPTION = (
     "Build a flat, deterministic challenge submission zip from a prediction folder (only label "
@@ -186,6 +172,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.submission``."""
-    return main_for("nnunet-ext submission", DESCRIPTION, add_arguments, run, argv)
+#: ``nnunet-ext submission`` and ``python -m nnunet_ext.submission``.
+COMMAND = Command(
+    "nnunet-ext submission",
+    DESCRIPTION,
+    add_arguments,
+    run,
+    parameter_flags={
+        "prediction_dir": "-i/--input",
+        "output_zip": "-o/--output",
+        "zip_path": "-i/--input",
+        "images_dir": "--images",
+        "label_ids": "--labels",
+        "label_map": "--label-map",
+        "name_template": "--name-template",
+        "file_ending": "--file-ending",
+    },
+)
+main = COMMAND.main

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from pathlib import Path
 
 from nnunet_ext._cli import (
+    Command,
     add_deprecated_option,
     add_input,
     add_json,
@@ -16,14 +16,10 @@ from nnunet_ext._cli import (
     add_reference,
     guard_command_outputs,
     library_arguments,
-    main_for,
 )
 from nnunet_ext.io.outputs import Output
 
-__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
-
-#: Library parameter names as this command's flags, for error messages.
-PARAMETER_FLAGS = {"input_dirs": "-i/--input", "reference_dir": "-r/--reference"}
+__all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
 DESCRIPTION = (
     "Tune per-label ensemble weights on cross-validation: reads each model's CV probability "
@@ -159,6 +155,12 @@ def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: P
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.tune``."""
-    return main_for("nnunet-ext tune", DESCRIPTION, add_arguments, run, argv)
+#: ``nnunet-ext tune`` and ``python -m nnunet_ext.tune``.
+COMMAND = Command(
+    "nnunet-ext tune",
+    DESCRIPTION,
+    add_arguments,
+    run,
+    parameter_flags={"input_dirs": "-i/--input", "reference_dir": "-r/--reference"},
+)
+main = COMMAND.main

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 
 from nnunet_ext._cli import (
+    Command,
     add_device,
     add_input,
     add_json,
     add_overwrite,
-    main_for,
 )
 
-# Same shape as every cli.py on purpose: DESCRIPTION, PARAMETER_FLAGS, add_arguments, run, main.
-__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
-
-#: Library parameter names as this command's flags, for error messages.
-PARAMETER_FLAGS = {"fold_dirs": "-i/--input", "checkpoints": "--checkpoint"}
+__all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +104,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.validate``."""
-    return main_for("nnunet-ext validate", DESCRIPTION, add_arguments, run, argv)
+#: ``nnunet-ext validate`` and ``python -m nnunet_ext.validate``.
+COMMAND = Command(
+    "nnunet-ext validate",
+    DESCRIPTION,
+    add_arguments,
+    run,
+    parameter_flags={"fold_dirs": "-i/--input", "checkpoints": "--checkpoint"},
+)
+main = COMMAND.main
