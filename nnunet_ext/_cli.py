@@ -268,6 +268,33 @@ def add_device(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help=help)
 
 
+def add_models(parser: argparse._ActionsContainer) -> None:
+    """Add ``-m/--model MODEL_DIR ...`` (``dest`` ``model_dirs``): trained nnU-Net model folders.
+
+    ``parser`` may be a mutually exclusive group (``-m`` or ``--spec``).
+    """
+    parser.add_argument(
+        "-m",
+        "--model",
+        dest="model_dirs",
+        nargs="+",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="trained model folders ($nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG)",
+    )
+
+
+def add_folds(parser: argparse.ArgumentParser) -> None:
+    """Add ``-f/--folds FOLD ...``: the folds of every model, nnU-Net's default when omitted."""
+    parser.add_argument(
+        "-f",
+        "--folds",
+        nargs="+",
+        metavar="FOLD",
+        help="folds of every model (default: all fold_k with the checkpoint, like nnU-Net)",
+    )
+
+
 class _Deprecated(argparse.Action):
     """A hidden old spelling: stores into the new ``dest`` and says so on stderr."""
 

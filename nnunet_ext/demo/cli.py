@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nnunet_ext._cli import Command, add_output
+from nnunet_ext import _cli
 
 DESCRIPTION = (
     "Run nnunet_ext end to end with real nnU-Net on a synthetic cardiac-like dataset: plan and "
@@ -18,7 +18,7 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the demo's arguments."""
-    add_output(
+    _cli.add_output(
         parser,
         "demo folder (rebuilt if it holds an earlier demo)",
         metavar="DIR",
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 #: ``nnunet-ext demo`` and ``python -m nnunet_ext.demo``.
-COMMAND = Command(
+COMMAND = _cli.Command(
     "nnunet-ext demo",
     DESCRIPTION,
     add_arguments,

@@ -6,13 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from nnunet_ext._cli import (
-    Command,
-    add_json,
-    add_num_workers,
-    add_overwrite,
-    guard_command_outputs,
-)
+from nnunet_ext import _cli
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 from nnunet_ext.io.outputs import Output
 
@@ -51,9 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip the torch device probe (a child process importing torch, a few seconds)",
     )
-    add_num_workers(parser, "processes reading files in parallel")
-    add_json(parser, "also write the findings as JSON")
-    add_overwrite(parser, "replace an existing --json file")
+    _cli.add_num_workers(parser, "processes reading files in parallel")
+    _cli.add_json(parser, "also write the findings as JSON")
+    _cli.add_overwrite(parser, "replace an existing --json file")
     add_executor_arguments(parser)
 
 
@@ -63,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     outputs = [None if args.json is None else Output(args.json, "--json", (".json",))]
     roots = [os.environ.get(name) or None for name in NNUNET_FOLDERS]
-    with guard_command_outputs(args, outputs, inputs=roots):
+    with _cli.guard_command_outputs(args, outputs, inputs=roots):
         return _doctor(args)
 
 
@@ -139,7 +133,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 #: ``nnunet-ext doctor`` and ``python -m nnunet_ext.doctor``.
-COMMAND = Command(
+COMMAND = _cli.Command(
     "nnunet-ext doctor",
     DESCRIPTION,
     add_arguments,

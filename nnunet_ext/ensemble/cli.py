@@ -6,17 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from nnunet_ext._cli import (
-    Command,
-    add_allow_missing,
-    add_input,
-    add_num_workers,
-    add_output,
-    add_overwrite,
-    add_save_probabilities,
-    guard_command_outputs,
-    library_arguments,
-)
+from nnunet_ext import _cli
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 from nnunet_ext.io.outputs import Output
 
@@ -32,13 +22,13 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ensemble options to ``parser``."""
-    add_input(
+    _cli.add_input(
         parser,
         "prediction folders to fuse (optional with --spec, which then supplies them)",
         multiple=True,
         required=False,
     )
-    add_output(parser, "output folder")
+    _cli.add_output(parser, "output folder")
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument(
         "--weights",
@@ -55,10 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "member, decision 'scale'); with -i its weights and rules apply to the given folders in "
         "the same order",
     )
-    add_save_probabilities(parser)
-    add_num_workers(parser, "cases fused in parallel")
-    add_overwrite(parser, "redo cases whose outputs already exist")
-    add_allow_missing(parser, "fuse each case from the folders that have it instead of failing")
+    _cli.add_save_probabilities(parser)
+    _cli.add_num_workers(parser, "cases fused in parallel")
+    _cli.add_overwrite(parser, "redo cases whose outputs already exist")
+    _cli.add_allow_missing(
+        parser, "fuse each case from the folders that have it instead of failing"
+    )
     parser.add_argument(
         "--no-isal",
         action="store_true",
@@ -73,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("-i/--input must list prediction folders (or give --spec); got none.")
     from nnunet_ext.ensemble.folders import ensemble_folders
 
-    with guard_command_outputs(
+    with _cli.guard_command_outputs(
         args,
         [Output(args.output, "-o/--output", folder=True, cases=True)],
         inputs=[*(args.input or []), args.spec],
@@ -81,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         summary = ensemble_folders(
             args.input,
             args.output,
-            **library_arguments(
+            **_cli.library_arguments(
                 args, "weights spec save_probabilities num_workers overwrite allow_missing"
             ),
             use_isal=False if args.no_isal else None,
@@ -92,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 #: ``nnunet-ext ensemble`` and ``python -m nnunet_ext.ensemble``.
-COMMAND = Command(
+COMMAND = _cli.Command(
     "nnunet-ext ensemble",
     DESCRIPTION,
     add_arguments,

@@ -5,21 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from nnunet_ext._cli import (
-    Command,
-    add_allow_missing,
-    add_deprecated_option,
-    add_file_ending,
-    add_ignore_label,
-    add_input,
-    add_json,
-    add_labels,
-    add_num_workers,
-    add_overwrite,
-    add_reference,
-    guard_command_outputs,
-    library_arguments,
-)
+from nnunet_ext import _cli
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 from nnunet_ext.io.outputs import Output
 
@@ -36,17 +22,19 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the evaluate arguments to ``parser``."""
-    add_input(parser, "folder of predicted label files", metavar="PRED_DIR", old_positional=True)
-    add_reference(parser, "folder of reference label files (same names)", old_positional=True)
-    add_json(
+    _cli.add_input(
+        parser, "folder of predicted label files", metavar="PRED_DIR", old_positional=True
+    )
+    _cli.add_reference(parser, "folder of reference label files (same names)", old_positional=True)
+    _cli.add_json(
         parser,
         "write the summary here (strict JSON) and the per-case CSV beside it (<stem>_per_case.csv)",
     )
-    add_deprecated_option(parser, "-o", "json", "--json")
+    _cli.add_deprecated_option(parser, "-o", "json", "--json")
     parser.add_argument(
         "--csv", metavar="PER_CASE.csv", default=None, help="per-case CSV path (needs --json)"
     )
-    add_labels(
+    _cli.add_labels(
         parser,
         "labels to score: values (1 2), regions (1,2) or names from dataset.json "
         "(default: dataset.json's foreground labels or regions)",
@@ -58,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="both empty: nan = NaN, left out of the mean (nnU-Net); one = 1; "
         "skip = leave every case with an empty reference out of that label's mean",
     )
-    add_allow_missing(
+    _cli.add_allow_missing(
         parser, "evaluate the cases present in both folders instead of failing on a missing one"
     )
     parser.add_argument(
@@ -67,10 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="dataset.json with labels, regions, ignore, file_ending (default: found nearby)",
     )
-    add_ignore_label(parser, "reference value not counted (default: dataset.json's 'ignore')")
-    add_file_ending(parser, "label file ending (default: dataset.json's, else .nii.gz)")
-    add_num_workers(parser, "processes reading and counting cases")
-    add_overwrite(parser, "replace existing output files")
+    _cli.add_ignore_label(parser, "reference value not counted (default: dataset.json's 'ignore')")
+    _cli.add_file_ending(parser, "label file ending (default: dataset.json's, else .nii.gz)")
+    _cli.add_num_workers(parser, "processes reading and counting cases")
+    _cli.add_overwrite(parser, "replace existing output files")
     add_executor_arguments(parser)
     _add_metric_arguments(parser)
 
@@ -150,13 +138,13 @@ def run(args: argparse.Namespace) -> int:
             Output(out, "--json", (".json",)),
             Output(csv_path, "--csv", (".csv",)),
         ]
-    with guard_command_outputs(
+    with _cli.guard_command_outputs(
         args, outputs, inputs=[args.input, args.reference, args.dataset_json, args.score]
     ):
         evaluation = evaluate_folder(
             args.input,
             args.reference,
-            **library_arguments(
+            **_cli.library_arguments(
                 args,
                 "labels empty allow_missing dataset_json ignore_label file_ending num_workers "
                 "metrics convention score",
@@ -172,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 #: ``nnunet-ext evaluate`` and ``python -m nnunet_ext.evaluate``.
-COMMAND = Command(
+COMMAND = _cli.Command(
     "nnunet-ext evaluate",
     DESCRIPTION,
     add_arguments,

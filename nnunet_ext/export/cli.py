@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nnunet_ext._cli import Command, library_arguments
+from nnunet_ext import _cli
 
 __all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -23,15 +23,7 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the export options to ``parser``."""
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument(
-        "-m",
-        "--model",
-        dest="model_dirs",
-        nargs="+",
-        type=Path,
-        metavar="MODEL_DIR",
-        help="trained model folders ($nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG)",
-    )
+    _cli.add_models(what)
     what.add_argument(
         "--check",
         type=Path,
@@ -51,13 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plan", type=Path, metavar="PLAN.json", help="postprocessing plan to include"
     )
-    parser.add_argument(
-        "-f",
-        "--folds",
-        nargs="+",
-        metavar="FOLD",
-        help="folds of every model (default: all fold_k with the checkpoint, like nnU-Net)",
-    )
+    _cli.add_folds(parser)
     parser.add_argument(
         "--checkpoint",
         dest="checkpoints",
@@ -119,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         report = export_bundle(
             args.model_dirs,
             args.output,
-            **library_arguments(
+            **_cli.library_arguments(
                 args,
                 "spec plan folds checkpoints include_logs include_validation overwrite",
             ),
@@ -130,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 #: ``nnunet-ext export`` and ``python -m nnunet_ext.export``.
-COMMAND = Command(
+COMMAND = _cli.Command(
     "nnunet-ext export",
     DESCRIPTION,
     add_arguments,

@@ -7,13 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nnunet_ext._cli import (
-    Command,
-    add_input,
-    add_json,
-    add_overwrite,
-    guard_command_outputs,
-)
+from nnunet_ext import _cli
 from nnunet_ext.io.outputs import Output
 
 if TYPE_CHECKING:
@@ -30,14 +24,14 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``log`` command's arguments."""
-    add_input(
+    _cli.add_input(
         parser,
         "nnU-Net fold folder, e.g. "
         "nnUNet_results/Dataset501_X/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0",
         metavar="FOLD_DIR",
         old_positional=True,
     )
-    add_json(parser, "write the epochs and summary as JSON")
+    _cli.add_json(parser, "write the epochs and summary as JSON")
     parser.add_argument(
         "--plot",
         type=Path,
@@ -56,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--last", type=int, default=15, metavar="N", help="epochs shown in the table (0: all)"
     )
-    add_overwrite(parser, "replace existing --json/--plot files")
+    _cli.add_overwrite(parser, "replace existing --json/--plot files")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         None if args.json is None else Output(args.json, "--json", (".json",)),
         None if args.plot is None else Output(args.plot, "--plot", (".png",)),
     ]
-    with guard_command_outputs(args, outputs, inputs=[args.input]):
+    with _cli.guard_command_outputs(args, outputs, inputs=[args.input]):
         return _log(args)
 
 
@@ -102,7 +96,7 @@ def _log(args: argparse.Namespace) -> int:
 
 
 #: ``nnunet-ext log`` and ``python -m nnunet_ext.monitor``.
-COMMAND = Command(
+COMMAND = _cli.Command(
     "nnunet-ext log",
     DESCRIPTION,
     add_arguments,

@@ -6,15 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from nnunet_ext._cli import (
-    Command,
-    add_device,
-    add_input,
-    add_output,
-    add_overwrite,
-    add_save_probabilities,
-    library_arguments,
-)
+from nnunet_ext import _cli
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 
 __all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
@@ -30,22 +22,14 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the predict options to ``parser``."""
-    add_input(
+    _cli.add_input(
         parser,
         "folder of images named CASE_0000<file_ending> (one file per channel)",
         metavar="IMAGES",
     )
-    add_output(parser, "output folder")
+    _cli.add_output(parser, "output folder")
     members = parser.add_mutually_exclusive_group(required=True)
-    members.add_argument(
-        "-m",
-        "--model",
-        dest="model_dirs",
-        nargs="+",
-        type=Path,
-        metavar="MODEL_DIR",
-        help="trained model folders ($nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG)",
-    )
+    _cli.add_models(members)
     members.add_argument(
         "--spec",
         type=Path,
@@ -67,13 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="W",
         help="one global weight per -m model (default: equal weights)",
     )
-    parser.add_argument(
-        "-f",
-        "--folds",
-        nargs="+",
-        metavar="FOLD",
-        help="folds of every model (default: all fold_k with the checkpoint, like nnU-Net)",
-    )
+    _cli.add_folds(parser)
     parser.add_argument(
         "--checkpoint",
         default="checkpoint_final.pth",
@@ -102,8 +80,8 @@ def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="AXIS",
         help="mirror only these axes (each model uses those it allows; 2d models 0 and 1)",
     )
-    add_device(parser, "device (default: cuda if available, else cpu)")
-    add_save_probabilities(parser)
+    _cli.add_device(parser, "device (default: cuda if available, else cpu)")
+    _cli.add_save_probabilities(parser)
     parser.add_argument(
         "--part-id", type=int, default=0, metavar="K", help="this process's part (as nnU-Net)"
     )
@@ -122,7 +100,7 @@ def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="a claim whose heartbeat is older than this expires (processes on other hosts)",
     )
-    add_overwrite(parser, "redo cases whose outputs already exist")
+    _cli.add_overwrite(parser, "redo cases whose outputs already exist")
     add_executor_arguments(parser)
     parser.add_argument(
         "--ray-cpus-per-worker",
@@ -146,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     summary = predict_folder(
         args.input,
         args.output,
-        **library_arguments(
+        **_cli.library_arguments(
             args,
             "model_dirs spec weights folds checkpoint step_size disable_tta mirror_axes device "
             "save_probabilities part_id num_parts claim claim_timeout overwrite",
@@ -159,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 #: ``nnunet-ext predict`` and ``python -m nnunet_ext.predict``.
-COMMAND = Command(
+COMMAND = _cli.Command(
     "nnunet-ext predict",
     DESCRIPTION,
     add_arguments,

@@ -11,16 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nnunet_ext._cli import (
-    Command,
-    add_file_ending,
-    add_input,
-    add_labels,
-    add_output,
-    add_overwrite,
-    add_subcommand,
-    guard_command_outputs,
-)
+from nnunet_ext import _cli
 from nnunet_ext.io.outputs import Output
 
 __all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
@@ -49,7 +40,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="IMAGES_DIR",
         help="test images CASE_0000<ending>: define the expected cases and geometry",
     )
-    add_labels(
+    _cli.add_labels(
         parser,
         "allowed labels, values or names from dataset.json (0 always allowed); "
         "build default: the prediction folder's dataset.json",
@@ -67,17 +58,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="TEMPLATE",
         help="file name (without ending) from the case ID, e.g. '{case}_seg'",
     )
-    add_file_ending(parser, "label file ending", default=".nii.gz")
+    _cli.add_file_ending(parser, "label file ending", default=".nii.gz")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``build`` and ``check`` subcommands to ``parser``."""
     sub = parser.add_subparsers(dest="action", required=True, metavar="{build,check}")
-    build = add_subcommand(sub, "build", "build a submission zip from a prediction folder")
-    add_input(
+    build = _cli.add_subcommand(sub, "build", "build a submission zip from a prediction folder")
+    _cli.add_input(
         build, "folder with CASE<ending> label files", metavar="PRED_DIR", old_positional=True
     )
-    add_output(build, "the zip to write", metavar="OUT.zip")
+    _cli.add_output(build, "the zip to write", metavar="OUT.zip")
     _common(build)
     build.add_argument(
         "--label-map",
@@ -94,9 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PNG",
         help="also write a contact sheet of mid-slices with label overlays",
     )
-    add_overwrite(build, "replace an existing zip")
-    check = add_subcommand(sub, "check", "check any submission zip")
-    add_input(check, "the submission zip", metavar="ZIP", old_positional=True)
+    _cli.add_overwrite(build, "replace an existing zip")
+    check = _cli.add_subcommand(sub, "check", "check any submission zip")
+    _cli.add_input(check, "the submission zip", metavar="ZIP", old_positional=True)
     _common(check)
 
 
@@ -146,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
             Output(stem.with_name(stem.name + ".report.txt"), "report", (".txt",)),
             None if args.preview is None else Output(args.preview, "--preview", (".png",)),
         ]
-        with guard_command_outputs(
+        with _cli.guard_command_outputs(
             args, outputs, inputs=[args.input, args.images], subcommand="build"
         ):
             report = build_submission(
@@ -173,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 #: ``nnunet-ext submission`` and ``python -m nnunet_ext.submission``.
-COMMAND = Command(
+COMMAND = _cli.Command(
     "nnunet-ext submission",
     DESCRIPTION,
     add_arguments,

@@ -6,13 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from nnunet_ext._cli import (
-    Command,
-    add_device,
-    add_input,
-    add_json,
-    add_overwrite,
-)
+from nnunet_ext import _cli
 
 __all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -28,7 +22,7 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``validate`` command's arguments."""
-    add_input(
+    _cli.add_input(
         parser,
         "nnU-Net fold folders, e.g. "
         "nnUNet_results/Dataset501_X/CustomEpochs__nnUNetPlans__3d_fullres/fold_0",
@@ -48,9 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also export .npz probabilities (needed by tune and ensemble), as nnU-Net's --npz",
     )
-    add_device(parser, "device for the validation (default: cuda when available, else cpu)")
-    add_json(parser, "also write the Dice table as JSON")
-    add_overwrite(parser, "redo validations whose output is complete")
+    _cli.add_device(parser, "device for the validation (default: cuda when available, else cpu)")
+    _cli.add_json(parser, "also write the Dice table as JSON")
+    _cli.add_overwrite(parser, "redo validations whose output is complete")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 #: ``nnunet-ext validate`` and ``python -m nnunet_ext.validate``.
-COMMAND = Command(
+COMMAND = _cli.Command(
     "nnunet-ext validate",
     DESCRIPTION,
     add_arguments,
