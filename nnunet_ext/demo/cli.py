@@ -59,10 +59,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 #: ``nnunet-ext demo`` and ``python -m nnunet_ext.demo``.
-COMMAND = _cli.Command(
-    "nnunet-ext demo",
-    DESCRIPTION,
-    add_arguments,
-    run,
-)
+COMMAND = _cli.Command("nnunet-ext demo", DESCRIPTION, add_arguments, run)
 main = COMMAND.main

@@ -134,10 +134,6 @@ def _doctor(args: argparse.Namespace) -> int:
 
 #: ``nnunet-ext doctor`` and ``python -m nnunet_ext.doctor``.
 COMMAND = _cli.Command(
-    "nnunet-ext doctor",
-    DESCRIPTION,
-    add_arguments,
-    run,
-    parameter_flags={"dataset": "--dataset"},
+    "nnunet-ext doctor", DESCRIPTION, add_arguments, run, parameter_flags={"dataset": "--dataset"}
 )
 main = COMMAND.main

@@ -116,10 +116,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 #: ``nnunet-ext export`` and ``python -m nnunet_ext.export``.
-COMMAND = _cli.Command(
-    "nnunet-ext export",
-    DESCRIPTION,
-    add_arguments,
-    run,
-)
+COMMAND = _cli.Command("nnunet-ext export", DESCRIPTION, add_arguments, run)
 main = COMMAND.main

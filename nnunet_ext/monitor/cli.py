@@ -95,12 +95,9 @@ def _log(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Library parameter names as this command's flags, for error messages.
+_PARAMETER_FLAGS = {"fold_dir": "-i/--input", "path": "--plot", "interval_s": "--watch"}
+
 #: ``nnunet-ext log`` and ``python -m nnunet_ext.monitor``.
-COMMAND = _cli.Command(
-    "nnunet-ext log",
-    DESCRIPTION,
-    add_arguments,
-    run,
-    parameter_flags={"fold_dir": "-i/--input", "path": "--plot", "interval_s": "--watch"},
-)
+COMMAND = _cli.Command("nnunet-ext log", DESCRIPTION, add_arguments, run, _PARAMETER_FLAGS)
 main = COMMAND.main

@@ -98,12 +98,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Library parameter names as this command's flags, for error messages.
+_PARAMETER_FLAGS = {"fold_dirs": "-i/--input", "checkpoints": "--checkpoint"}
+
 #: ``nnunet-ext validate`` and ``python -m nnunet_ext.validate``.
-COMMAND = _cli.Command(
-    "nnunet-ext validate",
-    DESCRIPTION,
-    add_arguments,
-    run,
-    parameter_flags={"fold_dirs": "-i/--input", "checkpoints": "--checkpoint"},
-)
+COMMAND = _cli.Command("nnunet-ext validate", DESCRIPTION, add_arguments, run, _PARAMETER_FLAGS)
 main = COMMAND.main
