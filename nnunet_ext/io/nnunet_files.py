@@ -25,6 +25,7 @@ __all__ = [
     "load_json_object",
     "load_plans",
     "reader_writer",
+    "require_model_files",
 ]
 
 # nnU-Net reader/writer class name -> module, so we import only the one we need (the registry
@@ -472,6 +473,24 @@ def load_dataset_json(path: str | os.PathLike[str]) -> LabelSpec:
         InputError: For invalid JSON or label definitions; see :meth:`LabelSpec.from_dataset_json`.
     """
     return LabelSpec.from_dataset_json(load_json(path), source=str(path))
+
+
+def require_model_files(model_dir: str | os.PathLike[str], where: str) -> None:
+    """Check that ``model_dir`` holds the dataset.json and plans.json nnUNetv2_train writes.
+
+    ``where`` names the parameter (or spec member) that gave the folder, e.g. ``"fold_dirs"``.
+
+    Raises:
+        FileNotFoundError: Naming the missing file and what a trained model folder holds.
+    """
+    for name in ("dataset.json", "plans.json"):
+        path = Path(model_dir) / name
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{where}: {path} not found; a trained model folder "
+                "($nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG) holds dataset.json and "
+                "plans.json (written by nnUNetv2_train)."
+            )
 
 
 def load_plans(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 from nnunet_ext.ensemble.fusion import LabelRules
 from nnunet_ext.ensemble.spec import EnsembleSpec
 from nnunet_ext.io import LabelSpec, load_json, load_json_object, load_plans
+from nnunet_ext.io.nnunet_files import require_model_files
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
@@ -257,12 +258,7 @@ def _validate_model(
             f"{where}: model folder not found: {model_dir}. Give a trained model folder "
             "($nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG)."
         )
-    for name in ("dataset.json", "plans.json"):
-        if not (model_dir / name).is_file():
-            raise FileNotFoundError(
-                f"{where}: {model_dir / name} not found; a trained model folder holds "
-                "dataset.json and plans.json (written by nnUNetv2_train)."
-            )
+    require_model_files(model_dir, where)
     dataset_json = load_json_object(model_dir / "dataset.json")
     plans = load_plans(model_dir / "plans.json")
     parts = model_dir.name.split("__")
