@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from nnunet_ext.io.errors import InputError
-from nnunet_ext.io.schema import describe, expect_mapping, key_path
+from nnunet_ext.io.schema import describe, expect_mapping, invalid_key, key_path
 
 __all__ = [
     "FILE_ENDINGS",
@@ -393,12 +393,11 @@ def _regions_class_order(
             v for k, v in labels.items() if k != "ignore" and v != 0 and set(_as_tuple(v)) != {0}
         ]
         if not isinstance(raw_order, list):
-            # the one InputError shape of every io check (source, expected, got, key, fix)
-            raise InputError(
+            raise invalid_key(
                 source,
+                data,
+                "regions_class_order",
                 f"a list of {len(regions)} label values (one per region)",
-                describe(raw_order) if "regions_class_order" in data else "nothing",
-                key="regions_class_order",
                 fix="Region-based datasets need regions_class_order.",
             )
         order = tuple(
@@ -506,11 +505,11 @@ def load_plans(path: str | os.PathLike[str]) -> dict[str, Any]:
     plans = load_json_object(path)
     name = plans.get("image_reader_writer")
     if not isinstance(name, str) or name not in _READER_WRITERS:
-        raise InputError(
+        raise invalid_key(
             path,
+            plans,
+            "image_reader_writer",
             f"one of {', '.join(sorted(_READER_WRITERS))}",
-            describe(name) if "image_reader_writer" in plans else "nothing",
-            key="image_reader_writer",
             fix="Copy plans.json from the model folder (nnUNet_results/.../plans.json).",
         )
     configurations = plans.get("configurations", {})
