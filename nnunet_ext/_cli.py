@@ -541,6 +541,22 @@ def guard_command_outputs(
     )
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Write to the ``sys.stderr`` of the moment, not the one when the handler was made.
+
+    The handler outlives a command run in-process (``main([...])`` in tests, notebooks); a
+    replaced and closed ``sys.stderr`` must not turn a later warning into a logging traceback.
+    """
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(verbosity: int) -> None:
     """Send the ``nnunet_ext`` logger to stderr: errors (-q), warnings, -v info, -vv debug."""
     levels = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}
@@ -548,7 +564,7 @@ def configure_logging(verbosity: int) -> None:
     logger = logging.getLogger("nnunet_ext")
     logger.setLevel(level)
     if not any(getattr(h, "_nnunet_ext_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         handler._nnunet_ext_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)

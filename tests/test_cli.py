@@ -43,3 +43,21 @@ def test_python_m_nnunet_ext_runs():
     )
     assert result.returncode == 0
     assert "usage: nnunet-ext" in result.stdout
+
+
+def test_log_output_follows_the_current_stderr_even_after_the_old_one_closed(monkeypatch):
+    """A command run in-process leaves its handler behind; a later run's stderr gets the log."""
+    import io
+    import logging
+
+    from nnunet_ext._cli import configure_logging
+
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    configure_logging(0)
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    configure_logging(0)
+    logging.getLogger("nnunet_ext.test").warning("hello")
+    assert second.getvalue() == "WARNING: hello\n"
