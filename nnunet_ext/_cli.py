@@ -268,6 +268,23 @@ def add_device(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help=help)
 
 
+def add_convention(parser: argparse.ArgumentParser, help: str) -> None:
+    """Add ``--convention NAME``: the metric values of empty cases (default ``nan``)."""
+    parser.add_argument("--convention", default="nan", metavar="NAME", help=help)
+
+
+def add_fold_dirs(parser: argparse.ArgumentParser, *, multiple: bool = False) -> None:
+    """Add ``-i/--input FOLD_DIR``: nnU-Net fold folder(s) (once positional, still accepted)."""
+    add_input(
+        parser,
+        f"nnU-Net fold folder{'s' if multiple else ''}, e.g. "
+        "$nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG/fold_0",
+        metavar="FOLD_DIR",
+        multiple=multiple,
+        old_positional=True,
+    )
+
+
 def add_models(parser: argparse._ActionsContainer) -> None:
     """Add ``-m/--model MODEL_DIR ...`` (``dest`` ``model_dirs``): trained nnU-Net model folders.
 

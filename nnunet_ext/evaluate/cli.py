@@ -80,11 +80,9 @@ def _add_metric_arguments(parser: argparse.ArgumentParser) -> None:
         help="NSD tolerance in mm: one value, or per label LABEL:MM (a bare MM is the default "
         "for labels not listed)",
     )
-    parser.add_argument(
-        "--convention",
-        default="nan",
-        metavar="NAME",
-        help="values of empty cases: nan (distances NaN, counted), brats (both empty: "
+    _cli.add_convention(
+        parser,
+        "values of empty cases: nan (distances NaN, counted), brats (both empty: "
         "Dice 1, HD95 0; one empty: Dice 0, HD95 374), max-distance (one empty: the image "
         "diagonal in mm)",
     )

@@ -24,13 +24,7 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``log`` command's arguments."""
-    _cli.add_input(
-        parser,
-        "nnU-Net fold folder, e.g. "
-        "nnUNet_results/Dataset501_X/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0",
-        metavar="FOLD_DIR",
-        old_positional=True,
-    )
+    _cli.add_fold_dirs(parser)
     _cli.add_json(parser, "write the epochs and summary as JSON")
     parser.add_argument(
         "--plot",

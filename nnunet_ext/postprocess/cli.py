@@ -142,11 +142,8 @@ def _add_determine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--nsd-tolerance", type=float, default=1.0, metavar="MM", help="NSD tolerance in mm"
     )
-    parser.add_argument(
-        "--convention",
-        default="nan",
-        metavar="NAME",
-        help="empty-case convention of the metrics (nan, brats, max-distance; see evaluate)",
+    _cli.add_convention(
+        parser, "empty-case convention of the metrics (nan, brats, max-distance; see evaluate)"
     )
     _cli.add_overwrite(parser, "replace an existing plan file")
 

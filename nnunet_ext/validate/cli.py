@@ -22,14 +22,7 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``validate`` command's arguments."""
-    _cli.add_input(
-        parser,
-        "nnU-Net fold folders, e.g. "
-        "nnUNet_results/Dataset501_X/CustomEpochs__nnUNetPlans__3d_fullres/fold_0",
-        metavar="FOLD_DIR",
-        multiple=True,
-        old_positional=True,
-    )
+    _cli.add_fold_dirs(parser, multiple=True)
     parser.add_argument(
         "--checkpoint",
         nargs="+",
