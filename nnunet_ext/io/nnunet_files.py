@@ -181,6 +181,21 @@ class LabelSpec:
         """Whether any label is a region (a tuple of values)."""
         return any(isinstance(v, tuple) for v in self.labels.values())
 
+    def same_labels(self, other: LabelSpec) -> bool:
+        """Whether ``other`` defines the same labels and region order (what fusing needs).
+
+        Examples:
+            >>> a = LabelSpec(labels={"background": 0, "a": 1})
+            >>> a.same_labels(LabelSpec(labels={"background": 0, "a": 1}, extra={"x": 1}))
+            True
+            >>> a.same_labels(LabelSpec(labels={"background": 0, "b": 1}))
+            False
+        """
+        return (self.labels, self.regions_class_order) == (
+            other.labels,
+            other.regions_class_order,
+        )
+
     @property
     def foreground(self) -> dict[str, LabelValue]:
         """Labels other than background (value 0) and ``ignore``."""

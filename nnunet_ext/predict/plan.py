@@ -542,10 +542,7 @@ def _common_labels(members: Sequence[PredictMember]) -> LabelSpec:
                 )
             other_json = load_json_object(source)
         other = LabelSpec.from_dataset_json(other_json, source=str(source))
-        if (other.labels, other.regions_class_order) != (
-            label_spec.labels,
-            label_spec.regions_class_order,
-        ):
+        if not other.same_labels(label_spec):
             raise ValueError(
                 f"members must predict the same labels: {first.model_dir / 'dataset.json'} has "
                 f"{label_spec.labels} but {source} has {other.labels}. Only models of the same "
