@@ -421,8 +421,13 @@ def flag_name(dest: str) -> str:
     return "/".join(flag.option_strings) if flag else "--" + dest.replace("_", "-")
 
 
-#: Library parameters that every command spells the same way.
+#: Library parameters that every command spells the same way (the vocabulary's paths included).
 COMMON_PARAMETER_FLAGS = {
+    "input_dir": "-i/--input",
+    "input_dirs": "-i/--input",
+    "prediction_dir": "-i/--input",
+    "output_dir": "-o/--output",
+    "reference_dir": "-r/--reference",
     "overwrite": "--overwrite",
     "allow_missing": "--allow-missing",
     "num_workers": "-j/--num-workers",

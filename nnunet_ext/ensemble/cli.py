@@ -83,9 +83,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Library parameter names as this command's flags, for error messages.
-_PARAMETER_FLAGS = {"input_dirs": "-i/--input", "output_dir": "-o/--output"}
-
 #: ``nnunet-ext ensemble`` and ``python -m nnunet_ext.ensemble``.
-COMMAND = _cli.Command("nnunet-ext ensemble", DESCRIPTION, add_arguments, run, _PARAMETER_FLAGS)
+COMMAND = _cli.Command("nnunet-ext ensemble", DESCRIPTION, add_arguments, run)
 main = COMMAND.main

@@ -164,8 +164,6 @@ COMMAND = _cli.Command(
     add_arguments,
     run,
     parameter_flags={
-        "prediction_dir": "-i/--input",
-        "reference_dir": "-r/--reference",
         "labels": "--labels",
         "metrics": "--metrics",
         "nsd_tolerance": "--nsd-tolerance",

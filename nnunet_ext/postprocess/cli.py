@@ -290,10 +290,6 @@ COMMAND = _cli.Command(
     add_arguments,
     run,
     parameter_flags={
-        "input_dir": "-i/--input",
-        "output_dir": "-o/--output",
-        "prediction_dir": "-i/--input",
-        "reference_dir": "-r/--reference",
         "label_ids": "--labels",
         "min_voxels": "--min-size",
         "connectivity": "--connectivity",

@@ -143,8 +143,6 @@ COMMAND = _cli.Command(
     add_arguments,
     run,
     parameter_flags={
-        "input_dir": "-i/--input",
-        "output_dir": "-o/--output",
         "model_dirs": "-m/--model",
         "mirror_axes": "--mirror-axes",
         "step_size": "--step-size",

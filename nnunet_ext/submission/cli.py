@@ -170,7 +170,6 @@ COMMAND = _cli.Command(
     add_arguments,
     run,
     parameter_flags={
-        "prediction_dir": "-i/--input",
         "output_zip": "-o/--output",
         "zip_path": "-i/--input",
         "images_dir": "--images",

@@ -146,9 +146,6 @@ def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: P
     return 0
 
 
-#: Library parameter names as this command's flags, for error messages.
-_PARAMETER_FLAGS = {"input_dirs": "-i/--input", "reference_dir": "-r/--reference"}
-
 #: ``nnunet-ext tune`` and ``python -m nnunet_ext.tune``.
-COMMAND = _cli.Command("nnunet-ext tune", DESCRIPTION, add_arguments, run, _PARAMETER_FLAGS)
+COMMAND = _cli.Command("nnunet-ext tune", DESCRIPTION, add_arguments, run)
 main = COMMAND.main
