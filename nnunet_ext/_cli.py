@@ -285,12 +285,14 @@ def add_fold_dirs(parser: argparse.ArgumentParser, *, multiple: bool = False) ->
     )
 
 
-def add_models(parser: argparse._ActionsContainer) -> None:
+def add_models(parser: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
     """Add ``-m/--model MODEL_DIR ...`` (``dest`` ``model_dirs``): trained nnU-Net model folders.
 
-    ``parser`` may be a mutually exclusive group (``-m`` or ``--spec``).
+    ``-m`` is the first of required alternatives; add the others (``--spec``, ``--bundle``,
+    ``--check``) to the returned group.
     """
-    parser.add_argument(
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument(
         "-m",
         "--model",
         dest="model_dirs",
@@ -299,6 +301,7 @@ def add_models(parser: argparse._ActionsContainer) -> None:
         metavar="MODEL_DIR",
         help="trained model folders ($nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG)",
     )
+    return group
 
 
 def add_folds(parser: argparse.ArgumentParser) -> None:

@@ -22,8 +22,7 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the export options to ``parser``."""
-    what = parser.add_mutually_exclusive_group(required=True)
-    _cli.add_models(what)
+    what = _cli.add_models(parser)
     what.add_argument(
         "--check",
         type=Path,

@@ -28,8 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="IMAGES",
     )
     _cli.add_output(parser, "output folder")
-    members = parser.add_mutually_exclusive_group(required=True)
-    _cli.add_models(members)
+    members = _cli.add_models(parser)
     members.add_argument(
         "--spec",
         type=Path,
