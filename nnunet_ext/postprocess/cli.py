@@ -176,7 +176,10 @@ def _label_ids(args: argparse.Namespace) -> list[int] | None:
     if args.labels is None:
         return None
     if all(token.strip().isdigit() for token in args.labels):
-        return [_label(token) for token in args.labels]
+        values = [int(token) for token in args.labels]
+        if 0 in values:
+            raise ValueError(f"label_ids must be foreground labels (> 0); got {values}.")
+        return values
     dataset_json = Path(args.input) / "dataset.json"
     if not dataset_json.is_file():
         raise ValueError(
@@ -185,8 +188,8 @@ def _label_ids(args: argparse.Namespace) -> list[int] | None:
         )
     from nnunet_ext.io import load_dataset_json
 
-    values = load_dataset_json(dataset_json).resolve_all(args.labels)
-    return [int(v) for v in values if isinstance(v, int)]
+    resolved = load_dataset_json(dataset_json).resolve_all(args.labels)
+    return [int(v) for v in resolved if isinstance(v, int)]
 
 
 def _run_determine(args: argparse.Namespace) -> int:

@@ -261,3 +261,16 @@ def test_umbrella_command(label_folder, tmp_path):
         == 0
     )
     assert (tmp_path / "o" / "case_002.nii.gz").is_file()
+
+
+@pytest.mark.parametrize("labels", [["0"], ["1", "0"]])
+def test_determine_labels_background_is_one_line_exit_1(label_folder, tmp_path, capsys, labels):
+    out = tmp_path / "plan.json"
+    argv = ["determine", "-i", str(label_folder), "-r", str(label_folder), "-o", str(out)]
+    assert main([*argv, "--labels", *labels]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        f"nnunet-ext postprocess: error: --labels must be foreground labels (> 0); got "
+        f"{[int(v) for v in labels]}."
+    ]
+    assert not out.exists()
