@@ -72,14 +72,7 @@ def main() -> int:
         _run(
             [
                 nnunet_command("nnUNetv2_plan_and_preprocess"),
-                "-d",
-                str(DATASET_ID),
-                "-c",
-                "3d_fullres",
-                "-np",
-                "1",
-                "-npfp",
-                "1",
+                *f"-d {DATASET_ID} -c 3d_fullres -np 1 -npfp 1".split(),
             ],
             {**env, "nnUNet_results": str(out / "results_0")},
             log,

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import add_executor_arguments
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT / "_data"
@@ -102,8 +103,7 @@ def main() -> int:
     parser.add_argument("--small", action="store_true", help="4 cases x 3 models x 4 x 32x112x112")
     parser.add_argument("--workers", type=int, default=2, help="-j / -np for both tools")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each tool (alternating)")
-    parser.add_argument("--executor", choices=("local", "ray"), default="local")
-    parser.add_argument("--ray-address", default=None, help="a running Ray cluster (auto)")
+    add_executor_arguments(parser)
     args = parser.parse_args()
     size = "small" if args.small else "full"
     folders = make_data(size)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
+from _common import add_executor_arguments
 
 from nnunet_ext.evaluate import evaluate_folder
 from nnunet_ext.synthetic import make_case
@@ -168,13 +169,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--metrics", nargs="+", default=None)
     parser.add_argument("--nsd-tolerance", type=float, default=1.0)
-    parser.add_argument(
-        "--executor",
-        choices=("local", "ray"),
-        default="local",
-        help="ray: ours also runs on Ray (one task per case), reported next to local",
-    )
-    parser.add_argument("--ray-address", default=None, help="a running Ray cluster (auto)")
+    add_executor_arguments(parser)
     args = parser.parse_args()
     if args.metrics:
         _boundary(args)

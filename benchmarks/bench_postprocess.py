@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
+from _common import add_executor_arguments
 
 from nnunet_ext.postprocess import PostprocessingPlan, postprocess_folder
 from nnunet_ext.synthetic import DEFAULT_LABELS, make_case, minimal_plans
@@ -101,13 +102,7 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=2, help="worker processes for both tools")
     parser.add_argument("--keep", type=Path, default=None, help="keep the data in this folder")
-    parser.add_argument(
-        "--executor",
-        choices=("local", "ray"),
-        default="local",
-        help="ray: ours also runs on Ray (one task per case), reported next to local",
-    )
-    parser.add_argument("--ray-address", default=None, help="a running Ray cluster (auto)")
+    add_executor_arguments(parser)
     args = parser.parse_args()
     cases, shape = (4, (16, 64, 64)) if args.small else (10, (64, 224, 224))
     root = Path(tempfile.mkdtemp(prefix="bench_pp_")) if args.keep is None else args.keep

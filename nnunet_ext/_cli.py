@@ -24,14 +24,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nnunet_ext import __version__
+
+if TYPE_CHECKING:
+    from nnunet_ext.io.outputs import Output
 
 __all__ = [
     "COMMON_PARAMETER_FLAGS",
@@ -40,6 +45,7 @@ __all__ = [
     "INTERNAL_ERROR_EXIT",
     "INTERNAL_ERROR_MARKER",
     "VOCABULARY",
+    "Command",
     "Flag",
     "HelpFormatter",
     "add_common_arguments",
@@ -59,7 +65,9 @@ __all__ = [
     "finish_args",
     "flag_message",
     "flag_name",
+    "guard_command_outputs",
     "insert_default_subcommand",
+    "library_arguments",
     "make_parser",
     "run_cli",
 ]
@@ -118,25 +126,6 @@ class HelpFormatter(argparse.HelpFormatter):
         ):
             return text
         return f"{text} (default: %(default)s)"
-
-
-def add_models(parser: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
-    """Add ``-m/--model MODEL_DIR ...`` (dest ``model_dirs``) as the first of a required group.
-
-    Returns the group, so a command adds its other way of naming the models (``--spec``,
-    ``--check``) as the alternative.
-    """
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument(
-        "-m",
-        "--model",
-        dest="model_dirs",
-        nargs="+",
-        type=Path,
-        metavar="MODEL_DIR",
-        help="trained model folders ($nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG)",
-    )
-    return group
 
 
 def add_input(
@@ -279,6 +268,53 @@ def add_device(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help=help)
 
 
+def add_convention(parser: argparse.ArgumentParser, help: str) -> None:
+    """Add ``--convention NAME``: the metric values of empty cases (default ``nan``)."""
+    parser.add_argument("--convention", default="nan", metavar="NAME", help=help)
+
+
+def add_fold_dirs(parser: argparse.ArgumentParser, *, multiple: bool = False) -> None:
+    """Add ``-i/--input FOLD_DIR``: nnU-Net fold folder(s) (once positional, still accepted)."""
+    add_input(
+        parser,
+        f"nnU-Net fold folder{'s' if multiple else ''}, e.g. "
+        "$nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG/fold_0",
+        metavar="FOLD_DIR",
+        multiple=multiple,
+        old_positional=True,
+    )
+
+
+def add_models(parser: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
+    """Add ``-m/--model MODEL_DIR ...`` (``dest`` ``model_dirs``): trained nnU-Net model folders.
+
+    ``-m`` is the first of required alternatives; add the others (``--spec``, ``--bundle``,
+    ``--check``) to the returned group.
+    """
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument(
+        "-m",
+        "--model",
+        dest="model_dirs",
+        nargs="+",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="trained model folders ($nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG)",
+    )
+    return group
+
+
+def add_folds(parser: argparse.ArgumentParser) -> None:
+    """Add ``-f/--folds FOLD ...``: the folds of every model, nnU-Net's default when omitted."""
+    parser.add_argument(
+        "-f",
+        "--folds",
+        nargs="+",
+        metavar="FOLD",
+        help="folds of every model (default: all fold_k with the checkpoint, like nnU-Net)",
+    )
+
+
 class _Deprecated(argparse.Action):
     """A hidden old spelling: stores into the new ``dest`` and says so on stderr."""
 
@@ -388,8 +424,13 @@ def flag_name(dest: str) -> str:
     return "/".join(flag.option_strings) if flag else "--" + dest.replace("_", "-")
 
 
-#: Library parameters that every command spells the same way.
+#: Library parameters that every command spells the same way (the vocabulary's paths included).
 COMMON_PARAMETER_FLAGS = {
+    "input_dir": "-i/--input",
+    "input_dirs": "-i/--input",
+    "prediction_dir": "-i/--input",
+    "output_dir": "-o/--output",
+    "reference_dir": "-r/--reference",
     "overwrite": "--overwrite",
     "allow_missing": "--allow-missing",
     "num_workers": "-j/--num-workers",
@@ -484,9 +525,45 @@ def insert_default_subcommand(
     return [*argv[:start], default, *rest]
 
 
-def command_name(args: argparse.Namespace, default: str) -> str:
-    """The command's name for messages and lock records (``nnunet-ext ensemble``)."""
+def command_name(args: argparse.Namespace, default: str = "nnunet-ext") -> str:
+    """The command's name for messages and lock records (``nnunet-ext ensemble``).
+
+    Both the umbrella parser and :func:`make_parser` record it as ``args._prog``.
+    """
     return str(getattr(args, "_prog", default))
+
+
+def library_arguments(args: argparse.Namespace, names: str) -> dict[str, Any]:
+    """The parsed flags ``names`` (separated by spaces) as keyword arguments of a library call.
+
+    A flag's ``dest`` is the library parameter it sets (``--step-size`` -> ``step_size``);
+    flags whose value needs converting are passed explicitly beside these.
+
+    Examples:
+        >>> args = argparse.Namespace(step_size=0.5, overwrite=True, quiet=0)
+        >>> library_arguments(args, "step_size overwrite")
+        {'step_size': 0.5, 'overwrite': True}
+    """
+    return {name: getattr(args, name) for name in names.split()}
+
+
+def guard_command_outputs(
+    args: argparse.Namespace,
+    outputs: Sequence[Output | None],
+    inputs: Iterable[str | os.PathLike[str] | None],
+    *,
+    subcommand: str = "",
+) -> AbstractContextManager[None]:
+    """:func:`nnunet_ext.io.outputs.guard_outputs` for the command that parsed ``args``.
+
+    ``--overwrite`` and the command's name (plus ``subcommand``) come from ``args``.
+    """
+    from nnunet_ext.io.outputs import guard_outputs
+
+    command = " ".join(filter(None, (command_name(args), subcommand)))
+    return guard_outputs(
+        outputs, inputs=inputs, overwrite=getattr(args, "overwrite", False), command=command
+    )
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -529,7 +606,7 @@ def make_parser(
     parser = argparse.ArgumentParser(
         prog=prog, description=description, formatter_class=HelpFormatter
     )
-    parser.set_defaults(_parser=parser)
+    parser.set_defaults(_parser=parser, _prog=prog)
     add_arguments(parser)
     add_common_arguments(parser)
     return parser
@@ -604,19 +681,38 @@ def run_cli(run: Run, args: argparse.Namespace, prog: str) -> int:
         return INTERNAL_ERROR_EXIT
 
 
-def main_for(
-    prog: str,
-    description: str,
-    add_arguments: AddArguments,
-    run: Run,
-    argv: Sequence[str] | None = None,
-) -> int:
-    """Parse ``argv`` and run: the body of every ``cli.main``."""
-    parser = make_parser(prog, description, add_arguments)
-    module = sys.modules.get(add_arguments.__module__)
-    parser.set_defaults(_flags=getattr(module, "PARAMETER_FLAGS", {}))
-    default = getattr(module, "DEFAULT_SUBCOMMAND", None)
-    if default is not None:
-        argv = insert_default_subcommand(sys.argv[1:] if argv is None else argv, *default)
-    args = parser.parse_args(argv)
-    return run_cli(run, args, prog)
+@dataclass(frozen=True)
+class Command:
+    """One command: what both ``nnunet-ext NAME`` and ``python -m nnunet_ext.<module>`` run.
+
+    Attributes:
+        prog: What the user types (``nnunet-ext ensemble``); names the command in messages.
+        description: The help page's description.
+        add_arguments: Adds the command's own flags to a parser (the common ones come on top).
+        run: Runs the parsed arguments; returns the exit code.
+        parameter_flags: Library parameter names in error messages -> this command's flags
+            (added to :data:`COMMON_PARAMETER_FLAGS`; see :func:`flag_message`).
+        default_subcommand: ``(subcommands, default)``: the subcommand meant when none is named.
+    """
+
+    prog: str
+    description: str
+    add_arguments: AddArguments
+    run: Run
+    parameter_flags: Mapping[str, str] = field(default_factory=dict)
+    default_subcommand: tuple[tuple[str, ...], str] | None = None
+
+    def with_default_subcommand(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` (after the command) with the default subcommand inserted if none is named."""
+        if self.default_subcommand is None:
+            return list(argv)
+        return insert_default_subcommand(argv, *self.default_subcommand)
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        """Parse ``argv`` (default: ``sys.argv[1:]``) and run: ``python -m nnunet_ext.<module>``."""
+        parser = make_parser(self.prog, self.description, self.add_arguments)
+        parser.set_defaults(_flags=dict(self.parameter_flags))
+        args = parser.parse_args(
+            self.with_default_subcommand(sys.argv[1:] if argv is None else argv)
+        )
+        return run_cli(self.run, args, self.prog)

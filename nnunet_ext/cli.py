@@ -1,8 +1,9 @@
 """The umbrella command ``nnunet-ext <command> ...``.
 
-Each command lives in ``nnunet_ext.<module>.cli`` with ``add_arguments(parser)`` and
-``run(args) -> int``, and also runs as ``python -m nnunet_ext.<module>``. Building this parser
-imports only those small ``cli`` modules, never torch or nnunetv2, so ``--help`` is instant.
+Each command is the :class:`~nnunet_ext._cli.Command` ``COMMAND`` of ``nnunet_ext.<module>.cli``
+(its ``add_arguments(parser)`` and ``run(args) -> int``), which also runs as
+``python -m nnunet_ext.<module>``. Building this parser imports only those small ``cli`` modules,
+never torch or nnunetv2, so ``--help`` is instant.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from nnunet_ext._cli import HelpFormatter, add_common_arguments, insert_default_subcommand, run_cli
+from nnunet_ext._cli import Command, HelpFormatter, add_common_arguments, run_cli
 
 __all__ = ["COMMANDS", "main"]
 
@@ -66,19 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
             if err.name is not None and module_name.startswith(err.name):
                 continue  # command not built into this version
             raise
+        command: Command = module.COMMAND
         sub = commands.add_parser(
-            name,
-            help=help_text,
-            description=getattr(module, "DESCRIPTION", help_text),
-            formatter_class=HelpFormatter,
+            name, help=help_text, description=command.description, formatter_class=HelpFormatter
         )
         sub.set_defaults(
-            _run=module.run,
-            _prog=f"nnunet-ext {name}",
+            _run=command.run,
+            _prog=command.prog,
             _parser=sub,
-            _flags=getattr(module, "PARAMETER_FLAGS", {}),
+            _flags=dict(command.parameter_flags),
         )
-        module.add_arguments(sub)
+        command.add_arguments(sub)
         add_common_arguments(sub, nested=True)
     return parser
 
@@ -89,12 +88,9 @@ def _with_default_subcommand(argv: Sequence[str]) -> list[str]:
     position = next((k for k, token in enumerate(argv) if not token.startswith("-")), None)
     if position is None or argv[position] not in COMMANDS:
         return argv
-    module = importlib.import_module(COMMANDS[argv[position]][0])
-    default = getattr(module, "DEFAULT_SUBCOMMAND", None)
-    if default is None:
-        return argv
+    command: Command = importlib.import_module(COMMANDS[argv[position]][0]).COMMAND
     head, rest = argv[: position + 1], argv[position + 1 :]
-    return head + insert_default_subcommand(rest, *default)
+    return head + command.with_default_subcommand(rest)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,6 +36,7 @@ __all__ = [
     "model_probabilities",
     "nnunet_environment",
     "sitk_properties",
+    "write_dataset_json",
     "write_prediction_folder",
 ]
 
@@ -93,6 +94,35 @@ def _write_image(array: NDArray[Any], path: Path, spacing: Sequence[float]) -> N
     image = sitk.GetImageFromArray(array)
     image.SetSpacing([float(s) for s in spacing])
     sitk.WriteImage(image, str(path), True)
+
+
+def write_dataset_json(
+    folder: str | os.PathLike[str],
+    labels: Mapping[str, Any],
+    num_training: int,
+    *,
+    file_ending: str = ".nii.gz",
+    channel: str = "MRI",
+    **extra: Any,
+) -> Path:
+    """Write ``folder/dataset.json`` with one channel, ``labels`` and any ``extra`` keys.
+
+    Examples:
+        >>> import tempfile
+        >>> path = write_dataset_json(tempfile.mkdtemp(), DEFAULT_LABELS, 4)
+        >>> json.loads(path.read_text())["labels"]["LV"], path.name
+        (2, 'dataset.json')
+    """
+    data = {
+        "channel_names": {"0": channel},
+        "labels": dict(labels),
+        "numTraining": num_training,
+        "file_ending": file_ending,
+        **extra,
+    }
+    path = Path(folder) / "dataset.json"
+    path.write_text(json.dumps(data, indent=2))
+    return path
 
 
 def nnunet_environment(
@@ -169,15 +199,13 @@ def make_raw_dataset(
             _write_image(image, folder / f"images{split}" / f"{case}_0000.nii.gz", spacing)
             _write_image(labels, folder / f"labels{split}" / f"{case}.nii.gz", spacing)
             index += 1
-    dataset_json = {
-        "channel_names": {"0": "MRI"},
-        "labels": DEFAULT_LABELS,
-        "numTraining": num_training,
-        "file_ending": ".nii.gz",
-        "name": name,
-        "description": "Synthetic cardiac-like dataset made by nnunet_ext.synthetic",
-    }
-    (folder / "dataset.json").write_text(json.dumps(dataset_json, indent=2))
+    write_dataset_json(
+        folder,
+        DEFAULT_LABELS,
+        num_training,
+        name=name,
+        description="Synthetic cardiac-like dataset made by nnunet_ext.synthetic",
+    )
     return folder
 
 
@@ -247,15 +275,16 @@ def write_prediction_folder(
     first = next(iter(probabilities.values()))
     if labels is None:
         labels = {k: v for k, v in DEFAULT_LABELS.items() if v < first.shape[0]}
-    dataset_json: dict[str, Any] = {
-        "channel_names": {"0": "MRI"},
-        "labels": {k: (list(v) if not isinstance(v, int) else v) for k, v in labels.items()},
-        "numTraining": len(probabilities),
-        "file_ending": file_ending,
-    }
+    extra: dict[str, Any] = {}
     if regions_class_order is not None:
-        dataset_json["regions_class_order"] = list(regions_class_order)
-    (out / "dataset.json").write_text(json.dumps(dataset_json, indent=2))
+        extra["regions_class_order"] = list(regions_class_order)
+    write_dataset_json(
+        out,
+        {k: (list(v) if not isinstance(v, int) else v) for k, v in labels.items()},
+        len(probabilities),
+        file_ending=file_ending,
+        **extra,
+    )
     (out / "plans.json").write_text(json.dumps(minimal_plans(), indent=2))
     for case, probs in probabilities.items():
         probs32 = np.asarray(probs, dtype=np.float32)
@@ -358,13 +387,7 @@ def make_cv_folders(
         image = sitk.GetImageFromArray(labels)
         image.SetSpacing((1.0, 1.0, 2.5))  # type: ignore[no-untyped-call,unused-ignore]
         sitk.WriteImage(image, str(ref_dir / f"{case}.nii.gz"), True)
-    dataset = {
-        "channel_names": {"0": "MRI"},
-        "labels": DEFAULT_LABELS,
-        "numTraining": num_cases,
-        "file_ending": ".nii.gz",
-    }
-    (out / "dataset.json").write_text(json.dumps(dataset))
+    write_dataset_json(out, DEFAULT_LABELS, num_cases)
     model_dirs = []
     for m, good in enumerate(good_labels):
         probabilities = {

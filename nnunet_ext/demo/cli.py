@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import add_output, main_for
+from nnunet_ext import _cli
 
 DESCRIPTION = (
     "Run nnunet_ext end to end with real nnU-Net on a synthetic cardiac-like dataset: plan and "
@@ -19,7 +18,7 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the demo's arguments."""
-    add_output(
+    _cli.add_output(
         parser,
         "demo folder (rebuilt if it holds an earlier demo)",
         metavar="DIR",
@@ -59,6 +58,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.demo``."""
-    return main_for("nnunet-ext demo", DESCRIPTION, add_arguments, run, argv)
+#: ``nnunet-ext demo`` and ``python -m nnunet_ext.demo``.
+COMMAND = _cli.Command("nnunet-ext demo", DESCRIPTION, add_arguments, run)
+main = COMMAND.main

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import (
-    add_json,
-    add_num_workers,
-    add_overwrite,
-    command_name,
-    main_for,
-)
+from nnunet_ext import _cli
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
-from nnunet_ext.io.outputs import Output, guard_outputs
+from nnunet_ext.io.outputs import Output
 
-__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
-
-#: Library parameter names as this command's flags, for error messages.
-PARAMETER_FLAGS = {"dataset": "--dataset"}
+__all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
 DESCRIPTION = (
     "Check the nnU-Net environment (nnUNet_raw/_preprocessed/_results, nnunetv2 version, our "
@@ -55,9 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip the torch device probe (a child process importing torch, a few seconds)",
     )
-    add_num_workers(parser, "processes reading files in parallel")
-    add_json(parser, "also write the findings as JSON")
-    add_overwrite(parser, "replace an existing --json file")
+    _cli.add_num_workers(parser, "processes reading files in parallel")
+    _cli.add_json(parser, "also write the findings as JSON")
+    _cli.add_overwrite(parser, "replace an existing --json file")
     add_executor_arguments(parser)
 
 
@@ -67,12 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     outputs = [None if args.json is None else Output(args.json, "--json", (".json",))]
     roots = [os.environ.get(name) or None for name in NNUNET_FOLDERS]
-    with guard_outputs(
-        outputs,
-        inputs=roots,
-        overwrite=args.overwrite,
-        command=command_name(args, "nnunet-ext doctor"),
-    ):
+    with _cli.guard_command_outputs(args, outputs, inputs=roots):
         return _doctor(args)
 
 
@@ -147,6 +132,8 @@ def _doctor(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.doctor``."""
-    return main_for("nnunet-ext doctor", DESCRIPTION, add_arguments, run, argv)
+#: ``nnunet-ext doctor`` and ``python -m nnunet_ext.doctor``.
+COMMAND = _cli.Command(
+    "nnunet-ext doctor", DESCRIPTION, add_arguments, run, parameter_flags={"dataset": "--dataset"}
+)
+main = COMMAND.main

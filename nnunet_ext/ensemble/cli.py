@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import (
-    add_allow_missing,
-    add_input,
-    add_num_workers,
-    add_output,
-    add_overwrite,
-    add_save_probabilities,
-    command_name,
-    main_for,
-)
+from nnunet_ext import _cli
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
-from nnunet_ext.io.outputs import Output, guard_outputs
+from nnunet_ext.io.outputs import Output
 
-# Same shape as every cli.py on purpose: DESCRIPTION, PARAMETER_FLAGS, add_arguments, run, main.
-__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
-
-#: Library parameter names as this command's flags, for error messages.
-PARAMETER_FLAGS = {"input_dirs": "-i/--input", "output_dir": "-o/--output"}
+__all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
 DESCRIPTION = (
     "Fuse nnU-Net probability folders (CASE.npz + CASE.pkl from nnUNetv2_predict "
@@ -36,13 +22,13 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ensemble options to ``parser``."""
-    add_input(
+    _cli.add_input(
         parser,
         "prediction folders to fuse (optional with --spec, which then supplies them)",
         multiple=True,
         required=False,
     )
-    add_output(parser, "output folder")
+    _cli.add_output(parser, "output folder")
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument(
         "--weights",
@@ -59,10 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "member, decision 'scale'); with -i its weights and rules apply to the given folders in "
         "the same order",
     )
-    add_save_probabilities(parser)
-    add_num_workers(parser, "cases fused in parallel")
-    add_overwrite(parser, "redo cases whose outputs already exist")
-    add_allow_missing(parser, "fuse each case from the folders that have it instead of failing")
+    _cli.add_save_probabilities(parser)
+    _cli.add_num_workers(parser, "cases fused in parallel")
+    _cli.add_overwrite(parser, "redo cases whose outputs already exist")
+    _cli.add_allow_missing(
+        parser, "fuse each case from the folders that have it instead of failing"
+    )
     parser.add_argument(
         "--no-isal",
         action="store_true",
@@ -77,22 +65,17 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("-i/--input must list prediction folders (or give --spec); got none.")
     from nnunet_ext.ensemble.folders import ensemble_folders
 
-    with guard_outputs(
+    with _cli.guard_command_outputs(
+        args,
         [Output(args.output, "-o/--output", folder=True, cases=True)],
         inputs=[*(args.input or []), args.spec],
-        overwrite=args.overwrite,
-        command=command_name(args, "nnunet-ext ensemble"),
     ):
-        # One explicit line per flag -> parameter, as in every cli.py (deliberately not generic).
         summary = ensemble_folders(
             args.input,
             args.output,
-            weights=args.weights,
-            spec=args.spec,
-            save_probabilities=args.save_probabilities,
-            num_workers=args.num_workers,
-            overwrite=args.overwrite,
-            allow_missing=args.allow_missing,
+            **_cli.library_arguments(
+                args, "weights spec save_probabilities num_workers overwrite allow_missing"
+            ),
             use_isal=False if args.no_isal else None,
             executor=executor_from_args(args),
         )
@@ -100,6 +83,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.ensemble``."""
-    return main_for("nnunet-ext ensemble", DESCRIPTION, add_arguments, run, argv)
+#: ``nnunet-ext ensemble`` and ``python -m nnunet_ext.ensemble``.
+COMMAND = _cli.Command("nnunet-ext ensemble", DESCRIPTION, add_arguments, run)
+main = COMMAND.main

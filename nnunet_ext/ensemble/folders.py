@@ -437,10 +437,7 @@ def _shared_label_spec(folders: Sequence[Path]) -> tuple[LabelSpec, Path]:
     label_spec, dataset_json_file = _load_label_spec(folders[0])
     for folder in folders[1:]:
         other, file = _load_label_spec(folder)
-        if (other.labels, other.regions_class_order) != (
-            label_spec.labels,
-            label_spec.regions_class_order,
-        ):
+        if not other.same_labels(label_spec):
             raise ValueError(
                 f"dataset.json label definitions differ: {dataset_json_file} has "
                 f"{label_spec.labels} but {file} has {other.labels}. Only predictions of the same "

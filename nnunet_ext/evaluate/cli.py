@@ -5,38 +5,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from nnunet_ext._cli import (
-    add_allow_missing,
-    add_deprecated_option,
-    add_file_ending,
-    add_ignore_label,
-    add_input,
-    add_json,
-    add_labels,
-    add_num_workers,
-    add_overwrite,
-    add_reference,
-    command_name,
-    main_for,
-)
+from nnunet_ext import _cli
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
-from nnunet_ext.io.outputs import Output, guard_outputs
+from nnunet_ext.io.outputs import Output
 
-__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "parse_nsd_tolerance", "run"]
-
-#: Library parameter names as this command's flags, for error messages.
-PARAMETER_FLAGS = {
-    "prediction_dir": "-i/--input",
-    "reference_dir": "-r/--reference",
-    "labels": "--labels",
-    "metrics": "--metrics",
-    "nsd_tolerance": "--nsd-tolerance",
-    "convention": "--convention",
-    "empty": "--empty",
-    "ignore_label": "--ignore-label",
-    "file_ending": "--file-ending",
-    "score": "--score",
-}
+__all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "parse_nsd_tolerance", "run"]
 
 DESCRIPTION = (
     "Evaluate predicted label maps against references: Dice, IoU, TP/FP/FN and voxel counts per "
@@ -49,17 +22,19 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the evaluate arguments to ``parser``."""
-    add_input(parser, "folder of predicted label files", metavar="PRED_DIR", old_positional=True)
-    add_reference(parser, "folder of reference label files (same names)", old_positional=True)
-    add_json(
+    _cli.add_input(
+        parser, "folder of predicted label files", metavar="PRED_DIR", old_positional=True
+    )
+    _cli.add_reference(parser, "folder of reference label files (same names)", old_positional=True)
+    _cli.add_json(
         parser,
         "write the summary here (strict JSON) and the per-case CSV beside it (<stem>_per_case.csv)",
     )
-    add_deprecated_option(parser, "-o", "json", "--json")
+    _cli.add_deprecated_option(parser, "-o", "json", "--json")
     parser.add_argument(
         "--csv", metavar="PER_CASE.csv", default=None, help="per-case CSV path (needs --json)"
     )
-    add_labels(
+    _cli.add_labels(
         parser,
         "labels to score: values (1 2), regions (1,2) or names from dataset.json "
         "(default: dataset.json's foreground labels or regions)",
@@ -71,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="both empty: nan = NaN, left out of the mean (nnU-Net); one = 1; "
         "skip = leave every case with an empty reference out of that label's mean",
     )
-    add_allow_missing(
+    _cli.add_allow_missing(
         parser, "evaluate the cases present in both folders instead of failing on a missing one"
     )
     parser.add_argument(
@@ -80,10 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="dataset.json with labels, regions, ignore, file_ending (default: found nearby)",
     )
-    add_ignore_label(parser, "reference value not counted (default: dataset.json's 'ignore')")
-    add_file_ending(parser, "label file ending (default: dataset.json's, else .nii.gz)")
-    add_num_workers(parser, "processes reading and counting cases")
-    add_overwrite(parser, "replace existing output files")
+    _cli.add_ignore_label(parser, "reference value not counted (default: dataset.json's 'ignore')")
+    _cli.add_file_ending(parser, "label file ending (default: dataset.json's, else .nii.gz)")
+    _cli.add_num_workers(parser, "processes reading and counting cases")
+    _cli.add_overwrite(parser, "replace existing output files")
     add_executor_arguments(parser)
     _add_metric_arguments(parser)
 
@@ -105,11 +80,9 @@ def _add_metric_arguments(parser: argparse.ArgumentParser) -> None:
         help="NSD tolerance in mm: one value, or per label LABEL:MM (a bare MM is the default "
         "for labels not listed)",
     )
-    parser.add_argument(
-        "--convention",
-        default="nan",
-        metavar="NAME",
-        help="values of empty cases: nan (distances NaN, counted), brats (both empty: "
+    _cli.add_convention(
+        parser,
+        "values of empty cases: nan (distances NaN, counted), brats (both empty: "
         "Dice 1, HD95 0; one empty: Dice 0, HD95 374), max-distance (one empty: the image "
         "diagonal in mm)",
     )
@@ -163,27 +136,18 @@ def run(args: argparse.Namespace) -> int:
             Output(out, "--json", (".json",)),
             Output(csv_path, "--csv", (".csv",)),
         ]
-    with guard_outputs(
-        outputs,
-        inputs=[args.input, args.reference, args.dataset_json, args.score],
-        overwrite=args.overwrite,
-        command=command_name(args, "nnunet-ext evaluate"),
+    with _cli.guard_command_outputs(
+        args, outputs, inputs=[args.input, args.reference, args.dataset_json, args.score]
     ):
-        # One explicit line per flag -> parameter, as in every cli.py (deliberately not generic).
         evaluation = evaluate_folder(
             args.input,
             args.reference,
-            labels=args.labels,
-            empty=args.empty,
-            allow_missing=args.allow_missing,
-            dataset_json=args.dataset_json,
-            ignore_label=args.ignore_label,
-            file_ending=args.file_ending,
-            num_workers=args.num_workers,
-            metrics=args.metrics,
+            **_cli.library_arguments(
+                args,
+                "labels empty allow_missing dataset_json ignore_label file_ending num_workers "
+                "metrics convention score",
+            ),
             nsd_tolerance=parse_nsd_tolerance(args.nsd_tolerance),
-            convention=args.convention,
-            score=args.score,
             executor=executor_from_args(args),
         )
         print(format_table(evaluation))
@@ -193,6 +157,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.evaluate``."""
-    return main_for("nnunet-ext evaluate", DESCRIPTION, add_arguments, run, argv)
+#: ``nnunet-ext evaluate`` and ``python -m nnunet_ext.evaluate``.
+COMMAND = _cli.Command(
+    "nnunet-ext evaluate",
+    DESCRIPTION,
+    add_arguments,
+    run,
+    parameter_flags={
+        "labels": "--labels",
+        "metrics": "--metrics",
+        "nsd_tolerance": "--nsd-tolerance",
+        "convention": "--convention",
+        "empty": "--empty",
+        "ignore_label": "--ignore-label",
+        "file_ending": "--file-ending",
+        "score": "--score",
+    },
+)
+main = COMMAND.main

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nnunet_ext._cli import add_models, main_for
+from nnunet_ext import _cli
 
-__all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
+__all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
 DESCRIPTION = (
     "Export trained model folders, their ensemble spec and postprocessing plan as one zip that "
@@ -23,7 +22,7 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the export options to ``parser``."""
-    what = add_models(parser)
+    what = _cli.add_models(parser)
     what.add_argument(
         "--check",
         type=Path,
@@ -43,13 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plan", type=Path, metavar="PLAN.json", help="postprocessing plan to include"
     )
-    parser.add_argument(
-        "-f",
-        "--folds",
-        nargs="+",
-        metavar="FOLD",
-        help="folds of every model (default: all fold_k with the checkpoint, like nnU-Net)",
-    )
+    _cli.add_folds(parser)
     parser.add_argument(
         "--checkpoint",
         dest="checkpoints",
@@ -111,19 +104,16 @@ def run(args: argparse.Namespace) -> int:
         report = export_bundle(
             args.model_dirs,
             args.output,
-            spec=args.spec,
-            plan=args.plan,
-            folds=args.folds,
-            checkpoints=args.checkpoints,
-            include_logs=args.include_logs,
-            include_validation=args.include_validation,
-            overwrite=args.overwrite,
+            **_cli.library_arguments(
+                args,
+                "spec plan folds checkpoints include_logs include_validation overwrite",
+            ),
         ).to_dict()
     _write_report(reports, report, args.overwrite)
     print(json.dumps(report))
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.export``."""
-    return main_for("nnunet-ext export", DESCRIPTION, add_arguments, run, argv)
+#: ``nnunet-ext export`` and ``python -m nnunet_ext.export``.
+COMMAND = _cli.Command("nnunet-ext export", DESCRIPTION, add_arguments, run)
+main = COMMAND.main

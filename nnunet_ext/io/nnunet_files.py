@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from nnunet_ext.io.errors import InputError
-from nnunet_ext.io.schema import describe, expect_mapping, key_path
+from nnunet_ext.io.schema import describe, expect_mapping, invalid_key, key_path
 
 __all__ = [
     "FILE_ENDINGS",
@@ -25,6 +25,7 @@ __all__ = [
     "load_json_object",
     "load_plans",
     "reader_writer",
+    "require_model_files",
 ]
 
 # nnU-Net reader/writer class name -> module, so we import only the one we need (the registry
@@ -179,6 +180,21 @@ class LabelSpec:
     def has_regions(self) -> bool:
         """Whether any label is a region (a tuple of values)."""
         return any(isinstance(v, tuple) for v in self.labels.values())
+
+    def same_labels(self, other: LabelSpec) -> bool:
+        """Whether ``other`` defines the same labels and region order (what fusing needs).
+
+        Examples:
+            >>> a = LabelSpec(labels={"background": 0, "a": 1})
+            >>> a.same_labels(LabelSpec(labels={"background": 0, "a": 1}, extra={"x": 1}))
+            True
+            >>> a.same_labels(LabelSpec(labels={"background": 0, "b": 1}))
+            False
+        """
+        return (self.labels, self.regions_class_order) == (
+            other.labels,
+            other.regions_class_order,
+        )
 
     @property
     def foreground(self) -> dict[str, LabelValue]:
@@ -392,12 +408,11 @@ def _regions_class_order(
             v for k, v in labels.items() if k != "ignore" and v != 0 and set(_as_tuple(v)) != {0}
         ]
         if not isinstance(raw_order, list):
-            # the one InputError shape of every io check (source, expected, got, key, fix)
-            raise InputError(
+            raise invalid_key(
                 source,
+                data,
+                "regions_class_order",
                 f"a list of {len(regions)} label values (one per region)",
-                describe(raw_order) if "regions_class_order" in data else "nothing",
-                key="regions_class_order",
                 fix="Region-based datasets need regions_class_order.",
             )
         order = tuple(
@@ -474,6 +489,24 @@ def load_dataset_json(path: str | os.PathLike[str]) -> LabelSpec:
     return LabelSpec.from_dataset_json(load_json(path), source=str(path))
 
 
+def require_model_files(model_dir: str | os.PathLike[str], where: str) -> None:
+    """Check that ``model_dir`` holds the dataset.json and plans.json nnUNetv2_train writes.
+
+    ``where`` names the parameter (or spec member) that gave the folder, e.g. ``"fold_dirs"``.
+
+    Raises:
+        FileNotFoundError: Naming the missing file and what a trained model folder holds.
+    """
+    for name in ("dataset.json", "plans.json"):
+        path = Path(model_dir) / name
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{where}: {path} not found; a trained model folder "
+                "($nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG) holds dataset.json and "
+                "plans.json (written by nnUNetv2_train)."
+            )
+
+
 def load_plans(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and validate an nnU-Net ``plans.json`` for what our commands use of it.
 
@@ -487,11 +520,11 @@ def load_plans(path: str | os.PathLike[str]) -> dict[str, Any]:
     plans = load_json_object(path)
     name = plans.get("image_reader_writer")
     if not isinstance(name, str) or name not in _READER_WRITERS:
-        raise InputError(
+        raise invalid_key(
             path,
+            plans,
+            "image_reader_writer",
             f"one of {', '.join(sorted(_READER_WRITERS))}",
-            describe(name) if "image_reader_writer" in plans else "nothing",
-            key="image_reader_writer",
             fix="Copy plans.json from the model folder (nnUNet_results/.../plans.json).",
         )
     configurations = plans.get("configurations", {})

@@ -23,6 +23,7 @@ __all__ = [
     "expect_mapping",
     "expect_number",
     "expect_str",
+    "invalid_key",
     "key_path",
 ]
 
@@ -66,6 +67,26 @@ def describe(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "a list"
     return f"a {type(value).__name__}"
+
+
+def invalid_key(
+    source: str | os.PathLike[str],
+    data: Mapping[str, Any],
+    key: str,
+    expected: str,
+    *,
+    fix: str | None = None,
+) -> InputError:
+    """The :class:`InputError` for ``data[key]`` not being ``expected`` (absent: "got nothing").
+
+    Examples:
+        >>> str(invalid_key("plans.json", {}, "image_reader_writer", "a reader name"))
+        'plans.json: image_reader_writer must be a reader name; got nothing.'
+        >>> str(invalid_key("plan.json", {"schema_version": 7}, "schema_version", "1"))
+        'plan.json: schema_version must be 1; got the number 7.'
+    """
+    found = describe(data[key]) if key in data else "nothing"
+    return InputError(source, expected, found, key=key, fix=fix)
 
 
 def check_keys(

@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nnunet_ext._cli import (
-    add_input,
-    add_json,
-    add_overwrite,
-    command_name,
-    main_for,
-)
-from nnunet_ext.io.outputs import Output, guard_outputs
+from nnunet_ext import _cli
+from nnunet_ext.io.outputs import Output
 
 if TYPE_CHECKING:
     from nnunet_ext.monitor.history import TrainingHistory
 
-__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
-
-#: Library parameter names as this command's flags, for error messages.
-PARAMETER_FLAGS = {"fold_dir": "-i/--input", "path": "--plot", "interval_s": "--watch"}
+__all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
 DESCRIPTION = (
     "Read every training_log_*.txt of an nnU-Net fold folder (restarts with --c merged), print "
@@ -34,14 +24,8 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``log`` command's arguments."""
-    add_input(
-        parser,
-        "nnU-Net fold folder, e.g. "
-        "nnUNet_results/Dataset501_X/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0",
-        metavar="FOLD_DIR",
-        old_positional=True,
-    )
-    add_json(parser, "write the epochs and summary as JSON")
+    _cli.add_fold_dirs(parser)
+    _cli.add_json(parser, "write the epochs and summary as JSON")
     parser.add_argument(
         "--plot",
         type=Path,
@@ -60,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--last", type=int, default=15, metavar="N", help="epochs shown in the table (0: all)"
     )
-    add_overwrite(parser, "replace existing --json/--plot files")
+    _cli.add_overwrite(parser, "replace existing --json/--plot files")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,12 +55,7 @@ def run(args: argparse.Namespace) -> int:
         None if args.json is None else Output(args.json, "--json", (".json",)),
         None if args.plot is None else Output(args.plot, "--plot", (".png",)),
     ]
-    with guard_outputs(
-        outputs,
-        inputs=[args.input],
-        overwrite=args.overwrite,
-        command=command_name(args, "nnunet-ext log"),
-    ):
+    with _cli.guard_command_outputs(args, outputs, inputs=[args.input]):
         return _log(args)
 
 
@@ -110,6 +89,9 @@ def _log(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.monitor``."""
-    return main_for("nnunet-ext log", DESCRIPTION, add_arguments, run, argv)
+#: Library parameter names as this command's flags, for error messages.
+_PARAMETER_FLAGS = {"fold_dir": "-i/--input", "path": "--plot", "interval_s": "--watch"}
+
+#: ``nnunet-ext log`` and ``python -m nnunet_ext.monitor``.
+COMMAND = _cli.Command("nnunet-ext log", DESCRIPTION, add_arguments, run, _PARAMETER_FLAGS)
+main = COMMAND.main

@@ -13,42 +13,13 @@ or decide a plan on validation predictions and apply it later::
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import (
-    add_file_ending,
-    add_ignore_label,
-    add_input,
-    add_labels,
-    add_num_workers,
-    add_output,
-    add_overwrite,
-    add_reference,
-    add_subcommand,
-    command_name,
-    main_for,
-)
+from nnunet_ext import _cli
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
-from nnunet_ext.io.outputs import Output, guard_outputs
+from nnunet_ext.io.outputs import Output
 
-__all__ = ["DEFAULT_SUBCOMMAND", "DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
-
-#: ``nnunet-ext postprocess -i ... -o ...`` (no subcommand) means ``postprocess apply``.
-DEFAULT_SUBCOMMAND = (("apply", "determine"), "apply")
-
-#: Library parameter names as this command's flags, for error messages.
-PARAMETER_FLAGS = {
-    "input_dir": "-i/--input",
-    "output_dir": "-o/--output",
-    "prediction_dir": "-i/--input",
-    "reference_dir": "-r/--reference",
-    "label_ids": "--labels",
-    "min_voxels": "--min-size",
-    "connectivity": "--connectivity",
-    "metric": "--metric",
-    "num_workers": "-j/--num-workers",
-}
+__all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
 APPLY_DESCRIPTION = (
     "Clean nnU-Net label maps. Steps run in this order: keep the largest foreground component, "
@@ -108,8 +79,8 @@ def _add_connectivity(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_apply_arguments(parser: argparse.ArgumentParser) -> None:
-    add_input(parser, "folder of label files (not modified)")
-    add_output(parser, "output folder (must differ from --input)")
+    _cli.add_input(parser, "folder of label files (not modified)")
+    _cli.add_output(parser, "output folder (must differ from --input)")
     _add_label_list(
         parser, "--keep-largest", "labels whose largest component alone is kept (ties: all kept)"
     )
@@ -134,17 +105,19 @@ def _add_apply_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PLAN.json",
         help="a plan JSON (from 'determine'); cannot be combined with step flags",
     )
-    add_file_ending(parser, "label file ending; default from dataset.json, else .nii.gz")
-    add_num_workers(parser, "worker processes")
-    add_overwrite(parser, "redo cases already in --output")
+    _cli.add_file_ending(parser, "label file ending; default from dataset.json, else .nii.gz")
+    _cli.add_num_workers(parser, "worker processes")
+    _cli.add_overwrite(parser, "redo cases already in --output")
     add_executor_arguments(parser)
 
 
 def _add_determine_arguments(parser: argparse.ArgumentParser) -> None:
-    add_input(parser, "folder of validation predictions")
-    add_reference(parser, "folder of reference label files with the same case IDs")
-    add_output(parser, "where to write the plan", metavar="PLAN.json")
-    add_labels(parser, "labels to consider, ids or names; default: dataset.json foreground labels")
+    _cli.add_input(parser, "folder of validation predictions")
+    _cli.add_reference(parser, "folder of reference label files with the same case IDs")
+    _cli.add_output(parser, "where to write the plan", metavar="PLAN.json")
+    _cli.add_labels(
+        parser, "labels to consider, ids or names; default: dataset.json foreground labels"
+    )
     _add_min_size(parser, "candidate minimum sizes (voxels) to try")
     parser.add_argument(
         "--no-keep-largest-foreground",
@@ -156,8 +129,8 @@ def _add_determine_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-fill-holes", action="store_true", help="do not try hole filling")
     _add_connectivity(parser)
-    add_ignore_label(parser, "reference value left out of Dice counts")
-    add_num_workers(parser, "worker processes for reading")
+    _cli.add_ignore_label(parser, "reference value left out of Dice counts")
+    _cli.add_num_workers(parser, "worker processes for reading")
     parser.add_argument(
         "--metric",
         default="dice",
@@ -169,26 +142,23 @@ def _add_determine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--nsd-tolerance", type=float, default=1.0, metavar="MM", help="NSD tolerance in mm"
     )
-    parser.add_argument(
-        "--convention",
-        default="nan",
-        metavar="NAME",
-        help="empty-case convention of the metrics (nan, brats, max-distance; see evaluate)",
+    _cli.add_convention(
+        parser, "empty-case convention of the metrics (nan, brats, max-distance; see evaluate)"
     )
-    add_overwrite(parser, "replace an existing plan file")
+    _cli.add_overwrite(parser, "replace an existing plan file")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``apply`` and ``determine`` subcommands (``apply`` when none is named)."""
     sub = parser.add_subparsers(dest="action", required=True, metavar="{apply,determine}")
-    apply = add_subcommand(
+    apply = _cli.add_subcommand(
         sub,
         "apply",
         "apply steps or a plan to a folder of label files (the default subcommand)",
         APPLY_DESCRIPTION,
     )
     _add_apply_arguments(apply)
-    determine = add_subcommand(
+    determine = _cli.add_subcommand(
         sub,
         "determine",
         "choose a plan on validation predictions vs references",
@@ -225,11 +195,11 @@ def _label_ids(args: argparse.Namespace) -> list[int] | None:
 def _run_determine(args: argparse.Namespace) -> int:
     if any(unit != "voxels" for _, _, unit in args.min_size):
         raise ValueError("--min-size for determine must be in voxels (LABEL:N); got a mm3 size.")
-    with guard_outputs(
+    with _cli.guard_command_outputs(
+        args,
         [Output(args.output, "-o/--output", (".json",))],
         inputs=[args.input, args.reference],
-        overwrite=args.overwrite,
-        command=command_name(args, "nnunet-ext postprocess") + " determine",
+        subcommand="determine",
     ):
         return _determine(args)
 
@@ -296,11 +266,10 @@ def run(args: argparse.Namespace) -> int:
             fill_holes=tuple(args.fill_holes),
             connectivity=args.connectivity,
         )
-    with guard_outputs(
+    with _cli.guard_command_outputs(
+        args,
         [Output(args.output, "-o/--output", folder=True, cases=True)],
         inputs=[args.input, args.plan],
-        overwrite=args.overwrite,
-        command=command_name(args, "nnunet-ext postprocess"),
     ):
         result = postprocess_folder(
             args.input,
@@ -317,6 +286,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.postprocess``."""
-    return main_for("nnunet-ext postprocess", DESCRIPTION, add_arguments, run, argv)
+#: ``nnunet-ext postprocess`` and ``python -m nnunet_ext.postprocess``.
+COMMAND = _cli.Command(
+    "nnunet-ext postprocess",
+    DESCRIPTION,
+    add_arguments,
+    run,
+    parameter_flags={
+        "label_ids": "--labels",
+        "min_voxels": "--min-size",
+        "connectivity": "--connectivity",
+        "metric": "--metric",
+        "num_workers": "-j/--num-workers",
+    },
+    default_subcommand=(("apply", "determine"), "apply"),  # postprocess -i ... -o ... means apply
+)
+main = COMMAND.main

@@ -187,17 +187,17 @@ class PostprocessingPlan:
             nnunet_ext.io.errors.InputError: p: fill_hole must be absent (allowed keys: ...
         """
         from nnunet_ext.io.errors import InputError
-        from nnunet_ext.io.schema import check_keys, describe, expect_mapping
+        from nnunet_ext.io.schema import check_keys, describe, expect_mapping, invalid_key
 
         data = expect_mapping(data, source=source, where=None)
         if data.get("schema_version") != SCHEMA_VERSION or isinstance(
             data.get("schema_version"), bool
         ):
-            raise InputError(
+            raise invalid_key(
                 source,
+                data,
+                "schema_version",
                 str(SCHEMA_VERSION),
-                describe(data.get("schema_version")) if "schema_version" in data else "nothing",
-                key="schema_version",
                 fix="Write the plan with `nnunet-ext postprocess determine` (or save_plan).",
             )
         check_keys(data, source=source, where=None, allowed=_KEYS, required=("schema_version",))

@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from nnunet_ext._cli import library_arguments
+
 __all__ = ["BUNDLE_RECORD", "predict_bundle", "run_bundle"]
 
 #: Provenance of a bundle prediction, written into the output folder.
@@ -119,10 +121,7 @@ def run_bundle(args: argparse.Namespace) -> int:
         args.bundle,
         args.input,
         args.output,
-        step_size=args.step_size,
-        disable_tta=args.disable_tta,
-        device=args.device,
-        overwrite=args.overwrite,
+        **library_arguments(args, "step_size disable_tta device overwrite"),
     )
     print(json.dumps(summary))  # noqa: T201  (the command's result on stdout)
     return 0

@@ -4,32 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import (
-    add_device,
-    add_input,
-    add_models,
-    add_output,
-    add_overwrite,
-    add_save_probabilities,
-    main_for,
-)
+from nnunet_ext import _cli
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 
-__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
-
-#: Library parameter names as this command's flags, for error messages.
-PARAMETER_FLAGS = {
-    "input_dir": "-i/--input",
-    "output_dir": "-o/--output",
-    "model_dirs": "-m/--model",
-    "mirror_axes": "--mirror-axes",
-    "step_size": "--step-size",
-    "part_id": "--part-id",
-    "num_parts": "--num-parts",
-}
+__all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
 DESCRIPTION = (
     "Predict a folder of images with a weighted ensemble of trained nnU-Net models in one pass: "
@@ -42,13 +22,13 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the predict options to ``parser``."""
-    add_input(
+    _cli.add_input(
         parser,
         "folder of images named CASE_0000<file_ending> (one file per channel)",
         metavar="IMAGES",
     )
-    add_output(parser, "output folder")
-    members = add_models(parser)
+    _cli.add_output(parser, "output folder")
+    members = _cli.add_models(parser)
     members.add_argument(
         "--spec",
         type=Path,
@@ -70,13 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="W",
         help="one global weight per -m model (default: equal weights)",
     )
-    parser.add_argument(
-        "-f",
-        "--folds",
-        nargs="+",
-        metavar="FOLD",
-        help="folds of every model (default: all fold_k with the checkpoint, like nnU-Net)",
-    )
+    _cli.add_folds(parser)
     parser.add_argument(
         "--checkpoint",
         default="checkpoint_final.pth",
@@ -105,8 +79,8 @@ def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="AXIS",
         help="mirror only these axes (each model uses those it allows; 2d models 0 and 1)",
     )
-    add_device(parser, "device (default: cuda if available, else cpu)")
-    add_save_probabilities(parser)
+    _cli.add_device(parser, "device (default: cuda if available, else cpu)")
+    _cli.add_save_probabilities(parser)
     parser.add_argument(
         "--part-id", type=int, default=0, metavar="K", help="this process's part (as nnU-Net)"
     )
@@ -125,7 +99,7 @@ def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="a claim whose heartbeat is older than this expires (processes on other hosts)",
     )
-    add_overwrite(parser, "redo cases whose outputs already exist")
+    _cli.add_overwrite(parser, "redo cases whose outputs already exist")
     add_executor_arguments(parser)
     parser.add_argument(
         "--ray-cpus-per-worker",
@@ -146,25 +120,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.weights is not None and args.model_dirs is None:
         raise ValueError("--weights goes with -m/--model; with --spec put the weights in the spec.")
-    # One explicit line per flag -> parameter, as in every cli.py (deliberately not generic).
     summary = predict_folder(
         args.input,
         args.output,
-        model_dirs=args.model_dirs,
-        spec=args.spec,
-        weights=args.weights,
-        folds=args.folds,
-        checkpoint=args.checkpoint,
-        step_size=args.step_size,
-        disable_tta=args.disable_tta,
-        mirror_axes=args.mirror_axes,
-        device=args.device,
-        save_probabilities=args.save_probabilities,
-        part_id=args.part_id,
-        num_parts=args.num_parts,
-        claim=args.claim,
-        claim_timeout=args.claim_timeout,
-        overwrite=args.overwrite,
+        **_cli.library_arguments(
+            args,
+            "model_dirs spec weights folds checkpoint step_size disable_tta mirror_axes device "
+            "save_probabilities part_id num_parts claim claim_timeout overwrite",
+        ),
         executor=executor_from_args(args),
         cpus_per_worker=args.ray_cpus_per_worker,
     )
@@ -172,6 +135,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.predict``."""
-    return main_for("nnunet-ext predict", DESCRIPTION, add_arguments, run, argv)
+#: ``nnunet-ext predict`` and ``python -m nnunet_ext.predict``.
+COMMAND = _cli.Command(
+    "nnunet-ext predict",
+    DESCRIPTION,
+    add_arguments,
+    run,
+    parameter_flags={
+        "model_dirs": "-m/--model",
+        "mirror_axes": "--mirror-axes",
+        "step_size": "--step-size",
+        "part_id": "--part-id",
+        "num_parts": "--num-parts",
+    },
+)
+main = COMMAND.main

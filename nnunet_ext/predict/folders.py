@@ -132,6 +132,8 @@ def _check_output(
         )
 
 
+# Deliberate duplicate: predict_folder repeats plan_prediction's keyword parameters (it forwards
+# them, see _PLAN_ARGUMENTS), so that both public signatures are explicit and typed.
 def predict_folder(
     input_dir: str | os.PathLike[str],
     output_dir: str | os.PathLike[str],

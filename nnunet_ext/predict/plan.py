@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 from nnunet_ext.ensemble.fusion import LabelRules
 from nnunet_ext.ensemble.spec import EnsembleSpec
 from nnunet_ext.io import LabelSpec, load_json, load_json_object, load_plans
+from nnunet_ext.io.nnunet_files import require_model_files
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
@@ -257,12 +258,7 @@ def _validate_model(
             f"{where}: model folder not found: {model_dir}. Give a trained model folder "
             "($nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG)."
         )
-    for name in ("dataset.json", "plans.json"):
-        if not (model_dir / name).is_file():
-            raise FileNotFoundError(
-                f"{where}: {model_dir / name} not found; a trained model folder holds "
-                "dataset.json and plans.json (written by nnUNetv2_train)."
-            )
+    require_model_files(model_dir, where)
     dataset_json = load_json_object(model_dir / "dataset.json")
     plans = load_plans(model_dir / "plans.json")
     parts = model_dir.name.split("__")
@@ -546,10 +542,7 @@ def _common_labels(members: Sequence[PredictMember]) -> LabelSpec:
                 )
             other_json = load_json_object(source)
         other = LabelSpec.from_dataset_json(other_json, source=str(source))
-        if (other.labels, other.regions_class_order) != (
-            label_spec.labels,
-            label_spec.regions_class_order,
-        ):
+        if not other.same_labels(label_spec):
             raise ValueError(
                 f"members must predict the same labels: {first.model_dir / 'dataset.json'} has "
                 f"{label_spec.labels} but {source} has {other.labels}. Only models of the same "

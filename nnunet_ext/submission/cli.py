@@ -9,35 +9,12 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import (
-    add_file_ending,
-    add_input,
-    add_labels,
-    add_output,
-    add_overwrite,
-    add_subcommand,
-    command_name,
-    main_for,
-)
-from nnunet_ext.io.outputs import Output, guard_outputs
+from nnunet_ext import _cli
+from nnunet_ext.io.outputs import Output
 
-# Same shape as every cli.py on purpose: DESCRIPTION, PARAMETER_FLAGS, add_arguments, run, main.
-__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
-
-#: Library parameter names as this command's flags, for error messages.
-PARAMETER_FLAGS = {
-    "prediction_dir": "-i/--input",
-    "output_zip": "-o/--output",
-    "zip_path": "-i/--input",
-    "images_dir": "--images",
-    "label_ids": "--labels",
-    "label_map": "--label-map",
-    "name_template": "--name-template",
-    "file_ending": "--file-ending",
-}
+__all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
 DESCRIPTION = (
     "Build a flat, deterministic challenge submission zip from a prediction folder (only label "
@@ -63,7 +40,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="IMAGES_DIR",
         help="test images CASE_0000<ending>: define the expected cases and geometry",
     )
-    add_labels(
+    _cli.add_labels(
         parser,
         "allowed labels, values or names from dataset.json (0 always allowed); "
         "build default: the prediction folder's dataset.json",
@@ -81,17 +58,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="TEMPLATE",
         help="file name (without ending) from the case ID, e.g. '{case}_seg'",
     )
-    add_file_ending(parser, "label file ending", default=".nii.gz")
+    _cli.add_file_ending(parser, "label file ending", default=".nii.gz")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``build`` and ``check`` subcommands to ``parser``."""
     sub = parser.add_subparsers(dest="action", required=True, metavar="{build,check}")
-    build = add_subcommand(sub, "build", "build a submission zip from a prediction folder")
-    add_input(
+    build = _cli.add_subcommand(sub, "build", "build a submission zip from a prediction folder")
+    _cli.add_input(
         build, "folder with CASE<ending> label files", metavar="PRED_DIR", old_positional=True
     )
-    add_output(build, "the zip to write", metavar="OUT.zip")
+    _cli.add_output(build, "the zip to write", metavar="OUT.zip")
     _common(build)
     build.add_argument(
         "--label-map",
@@ -108,9 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PNG",
         help="also write a contact sheet of mid-slices with label overlays",
     )
-    add_overwrite(build, "replace an existing zip")
-    check = add_subcommand(sub, "check", "check any submission zip")
-    add_input(check, "the submission zip", metavar="ZIP", old_positional=True)
+    _cli.add_overwrite(build, "replace an existing zip")
+    check = _cli.add_subcommand(sub, "check", "check any submission zip")
+    _cli.add_input(check, "the submission zip", metavar="ZIP", old_positional=True)
     _common(check)
 
 
@@ -160,11 +137,8 @@ def run(args: argparse.Namespace) -> int:
             Output(stem.with_name(stem.name + ".report.txt"), "report", (".txt",)),
             None if args.preview is None else Output(args.preview, "--preview", (".png",)),
         ]
-        with guard_outputs(
-            outputs,
-            inputs=[args.input, args.images],
-            overwrite=args.overwrite,
-            command=command_name(args, "nnunet-ext submission") + " build",
+        with _cli.guard_command_outputs(
+            args, outputs, inputs=[args.input, args.images], subcommand="build"
         ):
             report = build_submission(
                 args.input,
@@ -189,6 +163,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.submission``."""
-    return main_for("nnunet-ext submission", DESCRIPTION, add_arguments, run, argv)
+#: ``nnunet-ext submission`` and ``python -m nnunet_ext.submission``.
+COMMAND = _cli.Command(
+    "nnunet-ext submission",
+    DESCRIPTION,
+    add_arguments,
+    run,
+    parameter_flags={
+        "output_zip": "-o/--output",
+        "zip_path": "-i/--input",
+        "images_dir": "--images",
+        "label_ids": "--labels",
+        "label_map": "--label-map",
+        "name_template": "--name-template",
+        "file_ending": "--file-ending",
+    },
+)
+main = COMMAND.main

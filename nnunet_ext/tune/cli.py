@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import (
-    add_deprecated_option,
-    add_input,
-    add_json,
-    add_num_workers,
-    add_output,
-    add_overwrite,
-    add_reference,
-    command_name,
-    main_for,
-)
-from nnunet_ext.io.outputs import Output, guard_outputs
+from nnunet_ext import _cli
+from nnunet_ext.io.outputs import Output
 
-__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
-
-#: Library parameter names as this command's flags, for error messages.
-PARAMETER_FLAGS = {"input_dirs": "-i/--input", "reference_dir": "-r/--reference"}
+__all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
 DESCRIPTION = (
     "Tune per-label ensemble weights on cross-validation: reads each model's CV probability "
@@ -40,15 +26,15 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the tune arguments to ``parser``."""
-    add_input(parser, "one CV probability folder per model (CASE.npz)", multiple=True)
-    add_reference(parser, "reference label files, e.g. nnU-Net's gt_segmentations")
-    add_output(
+    _cli.add_input(parser, "one CV probability folder per model (CASE.npz)", multiple=True)
+    _cli.add_reference(parser, "reference label files, e.g. nnU-Net's gt_segmentations")
+    _cli.add_output(
         parser,
         "the ensemble spec to write (report and figure go beside it)",
         metavar="SPEC.json",
     )
-    add_json(parser, "JSON report path (default: <spec stem>_report.json)")
-    add_deprecated_option(parser, "--report", "json", "--json")
+    _cli.add_json(parser, "JSON report path (default: <spec stem>_report.json)")
+    _cli.add_deprecated_option(parser, "--report", "json", "--json")
     parser.add_argument(
         "--figure",
         default=None,
@@ -84,14 +70,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="weights only: no per-label rules (from a model, decision scales)",
     )
-    add_num_workers(parser, "processes decompressing cases (and fusing, reading for --postprocess)")
+    _cli.add_num_workers(
+        parser, "processes decompressing cases (and fusing, reading for --postprocess)"
+    )
     parser.add_argument(
         "--postprocess",
         action="store_true",
         help="also fuse the CV probabilities with the spec (into <spec stem>_cv_fused/) and "
         "write the postprocessing plan chosen on them (<spec stem>_postprocessing.json)",
     )
-    add_overwrite(parser, "replace an existing spec (and plan, fused folder)")
+    _cli.add_overwrite(parser, "replace an existing spec (and plan, fused folder)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,11 +100,8 @@ def run(args: argparse.Namespace) -> int:
             Output(fused_dir, "--postprocess folder", folder=True, cases=True, exists_ok=False)
         )
         outputs.append(Output(plan_path, "--postprocess plan", (".json",)))
-    with guard_outputs(
-        outputs,
-        inputs=[*args.input, args.reference, args.dataset_json],
-        overwrite=args.overwrite,
-        command=command_name(args, "nnunet-ext tune"),
+    with _cli.guard_command_outputs(
+        args, outputs, inputs=[*args.input, args.reference, args.dataset_json]
     ):
         return _tune(args, out, report, figure)
 
@@ -128,11 +113,7 @@ def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: P
     result = tune_weights(
         args.input,
         args.reference,
-        num_workers=args.num_workers,
-        steps=args.steps,
-        max_rounds=args.max_rounds,
-        cv_folds=args.cv_folds,
-        dataset_json=args.dataset_json,
+        **_cli.library_arguments(args, "num_workers steps max_rounds cv_folds dataset_json"),
         rules=not args.no_rules,
     )
     print(format_table(result))
@@ -165,6 +146,6 @@ def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: P
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.tune``."""
-    return main_for("nnunet-ext tune", DESCRIPTION, add_arguments, run, argv)
+#: ``nnunet-ext tune`` and ``python -m nnunet_ext.tune``.
+COMMAND = _cli.Command("nnunet-ext tune", DESCRIPTION, add_arguments, run)
+main = COMMAND.main

@@ -73,6 +73,8 @@ class HoldoutRuns:
         return mean_over_cases(self.held_out) - mean_over_cases(self.baseline_per_case["equal"])
 
 
+# Deliberate duplicate: holdout_runs repeats search_weights' keyword parameters (it forwards them
+# to the search on every fold), so that both signatures are explicit and typed.
 def holdout_runs(
     data: CompactCVData,
     label_ids: Sequence[int],

@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_ext._cli import (
-    add_device,
-    add_input,
-    add_json,
-    add_overwrite,
-    main_for,
-)
+from nnunet_ext import _cli
 
-# Same shape as every cli.py on purpose: DESCRIPTION, PARAMETER_FLAGS, add_arguments, run, main.
-__all__ = ["DESCRIPTION", "PARAMETER_FLAGS", "add_arguments", "main", "run"]
-
-#: Library parameter names as this command's flags, for error messages.
-PARAMETER_FLAGS = {"fold_dirs": "-i/--input", "checkpoints": "--checkpoint"}
+__all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +22,7 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``validate`` command's arguments."""
-    add_input(
-        parser,
-        "nnU-Net fold folders, e.g. "
-        "nnUNet_results/Dataset501_X/CustomEpochs__nnUNetPlans__3d_fullres/fold_0",
-        metavar="FOLD_DIR",
-        multiple=True,
-        old_positional=True,
-    )
+    _cli.add_fold_dirs(parser, multiple=True)
     parser.add_argument(
         "--checkpoint",
         nargs="+",
@@ -53,9 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also export .npz probabilities (needed by tune and ensemble), as nnU-Net's --npz",
     )
-    add_device(parser, "device for the validation (default: cuda when available, else cpu)")
-    add_json(parser, "also write the Dice table as JSON")
-    add_overwrite(parser, "redo validations whose output is complete")
+    _cli.add_device(parser, "device for the validation (default: cuda when available, else cpu)")
+    _cli.add_json(parser, "also write the Dice table as JSON")
+    _cli.add_overwrite(parser, "redo validations whose output is complete")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m nnunet_ext.validate``."""
-    return main_for("nnunet-ext validate", DESCRIPTION, add_arguments, run, argv)
+#: Library parameter names as this command's flags, for error messages.
+_PARAMETER_FLAGS = {"fold_dirs": "-i/--input", "checkpoints": "--checkpoint"}
+
+#: ``nnunet-ext validate`` and ``python -m nnunet_ext.validate``.
+COMMAND = _cli.Command("nnunet-ext validate", DESCRIPTION, add_arguments, run, _PARAMETER_FLAGS)
+main = COMMAND.main

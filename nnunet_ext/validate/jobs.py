@@ -82,13 +82,9 @@ def _check_fold(fold_dir: Path, environ: Mapping[str, str]) -> None:
             f"fold_dirs must be nnU-Net fold folders named fold_<k>; got {str(fold_dir)!r}.{hint}"
         )
     model_dir = fold_dir.parent
-    for name in ("plans.json", "dataset.json"):
-        if not (model_dir / name).is_file():
-            raise FileNotFoundError(
-                f"{model_dir / name} not found: fold_dirs must sit in an nnU-Net results folder "
-                "(TRAINER__PLANS__CONF/fold_k) written by nnUNetv2_train."
-            )
-    from nnunet_ext.io.nnunet_files import load_json
+    from nnunet_ext.io.nnunet_files import load_json, require_model_files
+
+    require_model_files(model_dir, "fold_dirs (fold_k of a model folder)")
 
     plans = load_json(model_dir / "plans.json")
     parts = model_dir.name.split("__")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
+
+from nnunet_ext.synthetic import write_dataset_json
 
 
 def write_label(
@@ -70,11 +71,5 @@ def make_folders(
     labels: dict[str, Any] = {"background": 0, "outer": 1, "inner": 2, "blob": 3}
     if ignore is not None:
         labels["ignore"] = ignore
-    dataset = {
-        "channel_names": {"0": "CT"},
-        "labels": labels,
-        "numTraining": num_cases,
-        "file_ending": ".nii.gz",
-    }
-    (pred_dir / "dataset.json").write_text(json.dumps(dataset))
+    write_dataset_json(pred_dir, labels, num_cases, channel="CT")
     return pred_dir, ref_dir

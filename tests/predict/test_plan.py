@@ -147,6 +147,22 @@ def test_cli_bad_input_is_one_line_exit_1_before_torch_is_imported(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_bundle_that_is_not_a_zip_is_one_line_exit_1(tmp_path, capsys):
+    from nnunet_ext.cli import main
+
+    images = make_images(tmp_path / "img")
+    bundle = tmp_path / "bundle.zip"
+    bundle.write_bytes(b"not a zip")
+    out = tmp_path / "out"
+    code = main(["predict", "-i", str(images), "-o", str(out), "--bundle", str(bundle)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1, lines
+    assert len(lines) == 1
+    assert lines[0].startswith("nnunet-ext predict: error: ")
+    assert "bundle.zip" in lines[0]
+    assert not out.exists()
+
+
 def test_mirror_axes_must_fit_some_model(tmp_path):
     m2d = make_model(tmp_path / "a", "2d")
     m3d = make_model(tmp_path / "b")
