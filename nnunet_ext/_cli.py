@@ -244,9 +244,19 @@ def add_file_ending(parser: argparse.ArgumentParser, help: str, default: str | N
     parser.add_argument("--file-ending", default=default, metavar="ENDING", help=help)
 
 
+def add_dataset_json(parser: argparse.ArgumentParser, help: str) -> None:
+    """Add ``--dataset-json PATH``: the ``dataset.json`` that defines the labels."""
+    parser.add_argument("--dataset-json", type=Path, metavar="PATH", help=help)
+
+
+def add_plan(parser: argparse.ArgumentParser, help: str) -> None:
+    """Add ``--plan PLAN.json``: a postprocessing plan (from ``postprocess determine``)."""
+    parser.add_argument("--plan", type=Path, metavar="PLAN.json", help=help)
+
+
 def add_ignore_label(parser: argparse.ArgumentParser, help: str) -> None:
     """Add ``--ignore-label VALUE``: a reference value left out of the counts."""
-    parser.add_argument("--ignore-label", type=int, default=None, metavar="VALUE", help=help)
+    parser.add_argument("--ignore-label", type=int, metavar="VALUE", help=help)
 
 
 def add_allow_missing(parser: argparse.ArgumentParser, help: str) -> None:
@@ -265,7 +275,7 @@ def add_save_probabilities(parser: argparse.ArgumentParser) -> None:
 
 def add_device(parser: argparse.ArgumentParser, help: str) -> None:
     """Add ``--device {cpu,cuda,mps}`` (default ``None``: the command picks)."""
-    parser.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help=help)
+    parser.add_argument("--device", choices=("cpu", "cuda", "mps"), help=help)
 
 
 def add_convention(parser: argparse.ArgumentParser, help: str) -> None:

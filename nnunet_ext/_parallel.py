@@ -73,8 +73,12 @@ class Executor:
         return self.kind == "ray"
 
 
-def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--executor {local,ray}`` and ``--ray-address`` to a per-case command's parser."""
+def add_executor_arguments(parser: argparse.ArgumentParser, *, actors: bool = False) -> None:
+    """Add ``--executor {local,ray}`` and ``--ray-address`` to a per-case command's parser.
+
+    With ``actors`` (a command whose Ray workers are actors holding a model), also
+    ``--ray-cpus-per-worker N``.
+    """
     parser.add_argument(
         "--executor",
         choices=EXECUTORS,
@@ -89,6 +93,14 @@ def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --executor ray: join this cluster ('auto': the one started with ray start on "
         "this machine); default: start a local Ray for this run",
     )
+    if actors:
+        parser.add_argument(
+            "--ray-cpus-per-worker",
+            type=int,
+            default=1,
+            metavar="N",
+            help="with --executor ray on CPU-only nodes: CPUs (and torch threads) of one actor",
+        )
 
 
 def executor_from_args(args: argparse.Namespace) -> Executor:

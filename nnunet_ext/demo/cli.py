@@ -18,14 +18,8 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the demo's arguments."""
-    _cli.add_output(
-        parser,
-        "demo folder (rebuilt if it holds an earlier demo)",
-        metavar="DIR",
-        required=False,
-        default=Path("nnunet_ext_demo"),
-    )
-    parser.add_argument("--quick", action="store_true", help="smaller, faster run (used by tests)")
+    what = "demo folder (rebuilt if it holds an earlier demo)"
+    _cli.add_output(parser, what, metavar="DIR", required=False, default=Path("nnunet_ext_demo"))
     parser.add_argument(
         "--seed",
         type=int,
@@ -33,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seed of the synthetic dataset (nnU-Net's training is not seeded)",
     )
+    parser.add_argument("--quick", action="store_true", help="smaller, faster run (used by tests)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -34,17 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="delete the junk files found (._* and .DS_Store); never touches data files",
     )
-    parser.add_argument(
-        "--skip-env",
-        action="store_true",
-        help="skip the environment checks (version, trainer lookup, torch)",
-    )
-    parser.add_argument("--skip-data", action="store_true", help="skip the data scan")
-    parser.add_argument(
-        "--skip-torch",
-        action="store_true",
-        help="skip the torch device probe (a child process importing torch, a few seconds)",
-    )
+    for flag, what in (
+        ("--skip-env", "the environment checks (version, trainer lookup, torch)"),
+        ("--skip-data", "the data scan"),
+        ("--skip-torch", "the torch device probe (a child process importing torch, a few seconds)"),
+    ):
+        parser.add_argument(flag, action="store_true", help=f"skip {what}")
     _cli.add_num_workers(parser, "processes reading files in parallel")
     _cli.add_json(parser, "also write the findings as JSON")
     _cli.add_overwrite(parser, "replace an existing --json file")

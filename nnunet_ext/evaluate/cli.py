@@ -31,9 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "write the summary here (strict JSON) and the per-case CSV beside it (<stem>_per_case.csv)",
     )
     _cli.add_deprecated_option(parser, "-o", "json", "--json")
-    parser.add_argument(
-        "--csv", metavar="PER_CASE.csv", default=None, help="per-case CSV path (needs --json)"
-    )
+    parser.add_argument("--csv", metavar="PER_CASE.csv", help="per-case CSV path (needs --json)")
     _cli.add_labels(
         parser,
         "labels to score: values (1 2), regions (1,2) or names from dataset.json "
@@ -49,11 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _cli.add_allow_missing(
         parser, "evaluate the cases present in both folders instead of failing on a missing one"
     )
-    parser.add_argument(
-        "--dataset-json",
-        metavar="PATH",
-        default=None,
-        help="dataset.json with labels, regions, ignore, file_ending (default: found nearby)",
+    _cli.add_dataset_json(
+        parser, "dataset.json with labels, regions, ignore, file_ending (default: found nearby)"
     )
     _cli.add_ignore_label(parser, "reference value not counted (default: dataset.json's 'ignore')")
     _cli.add_file_ending(parser, "label file ending (default: dataset.json's, else .nii.gz)")
@@ -89,7 +84,6 @@ def _add_metric_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--score",
         metavar="SCORE.json",
-        default=None,
         help="score file combining per-label metrics into one number (see README)",
     )
 

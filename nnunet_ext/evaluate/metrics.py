@@ -191,7 +191,6 @@ def counts_from_matrix(
     return out
 
 
-# Its parameters and their docs repeat confusion_matrix's on purpose: both are public API.
 def confusion_counts(
     reference: ArrayLike,
     prediction: ArrayLike,
@@ -203,8 +202,8 @@ def confusion_counts(
     """Count TP, FP, FN, TN, reference and predicted voxels of every label in one pass.
 
     Args:
-        reference: Integer label array (ground truth). Not modified.
-        prediction: Integer label array of the same shape. Not modified.
+        reference: Ground-truth integer labels; not modified.
+        prediction: Predicted integer labels, shaped like ``reference``; not modified.
         label_ids: Labels to score: ints, or tuples of ints for regions (union of values).
         num_classes: Used when ``label_ids`` is omitted: score labels ``0 .. num_classes - 1``.
         ignore_label: Voxels whose *reference* value is this are left out of all counts

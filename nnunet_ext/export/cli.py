@@ -39,9 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ensemble spec whose weights and rules the bundle keeps; its members are matched "
         "to -m by position (default: equal weights)",
     )
-    parser.add_argument(
-        "--plan", type=Path, metavar="PLAN.json", help="postprocessing plan to include"
-    )
+    _cli.add_plan(parser, "postprocessing plan to include")
     _cli.add_folds(parser)
     parser.add_argument(
         "--checkpoint",

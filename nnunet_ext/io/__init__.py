@@ -34,7 +34,6 @@ from nnunet_ext.io.nnunet_files import (
 from nnunet_ext.io.outputs import remove_stale_temporaries
 from nnunet_ext.io.safe_pickle import UnsafePickleError, load_properties, safe_loads
 
-# Deliberate duplicate of the submodules' __all__ lists: the package re-exports their owners.
 # Deliberate duplicate: the package re-exports the public names of its modules (one import path).
 __all__ = [
     "FLOAT_LABEL_TOLERANCE",

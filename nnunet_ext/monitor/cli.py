@@ -37,7 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         nargs="?",
         const=60.0,
-        default=None,
         metavar="SECONDS",
         help="refresh every SECONDS (default when given without a value: 60) until training ends",
     )

@@ -72,7 +72,6 @@ class TrainingHistory:
         log_files: The ``training_log_*.txt`` files read, oldest first.
         epochs: Finished epochs, merged over restarts, sorted by epoch, with the EMA recomputed.
         label_names: One name per ``pseudo_dice`` entry.
-        num_epochs: Configured epoch count, when known.
         settings: Training settings from our trainers' JSON (or ``num_epochs`` etc. from
             ``debug.json``).
         settings_source: Which file the settings came from (``None`` when none was found).
@@ -93,7 +92,6 @@ class TrainingHistory:
     log_files: tuple[Path, ...]
     epochs: tuple[EpochRecord, ...]
     label_names: tuple[str, ...]
-    num_epochs: int | None
     settings: dict[str, Any]
     settings_source: str | None
     status: str
@@ -104,6 +102,12 @@ class TrainingHistory:
     warnings: tuple[str, ...] = field(default=())
     cooldown: dict[str, Any] | None = None
     forgetting: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def num_epochs(self) -> int | None:
+        """Configured epoch count (``settings["num_epochs"]``), when known."""
+        value = self.settings.get("num_epochs")
+        return int(value) if isinstance(value, (int, float)) else None
 
     @property
     def cooldown_window(self) -> tuple[int, int] | None:
@@ -454,9 +458,6 @@ def read_training_history(
     logs = [logs[i] for i in order]
     epochs, notes = merge_epochs(logs)
     settings, source, ours = _read_settings(root)
-    num_epochs = settings.get("num_epochs")
-    num_epochs = int(num_epochs) if isinstance(num_epochs, (int, float)) else None
-
     last_time = max((log.last_timestamp for log in logs if log.last_timestamp), default=None)
     newest = logs[-1]
     stop = ours.get("stop") if isinstance(ours.get("stop"), dict) else None
@@ -490,7 +491,6 @@ def read_training_history(
         log_files=tuple(log.path for log in logs),
         epochs=tuple(epochs),
         label_names=label_names,
-        num_epochs=num_epochs,
         settings=settings,
         settings_source=source,
         status=status,

@@ -72,7 +72,6 @@ def _add_connectivity(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--connectivity",
         type=int,
-        default=None,
         metavar="K",
         help="component connectivity 1..ndim (scipy convention); default: full (ndim)",
     )
@@ -98,13 +97,7 @@ def _add_apply_arguments(parser: argparse.ArgumentParser) -> None:
         parser, "--fill-holes", "labels whose holes (background not reaching the border) are filled"
     )
     _add_connectivity(parser)
-    parser.add_argument(
-        "--plan",
-        type=Path,
-        default=None,
-        metavar="PLAN.json",
-        help="a plan JSON (from 'determine'); cannot be combined with step flags",
-    )
+    _cli.add_plan(parser, "a plan JSON (from 'determine'); cannot be combined with step flags")
     _cli.add_file_ending(parser, "label file ending; default from dataset.json, else .nii.gz")
     _cli.add_num_workers(parser, "worker processes")
     _cli.add_overwrite(parser, "redo cases already in --output")

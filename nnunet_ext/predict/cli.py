@@ -100,14 +100,7 @@ def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
         help="a claim whose heartbeat is older than this expires (processes on other hosts)",
     )
     _cli.add_overwrite(parser, "redo cases whose outputs already exist")
-    add_executor_arguments(parser)
-    parser.add_argument(
-        "--ray-cpus-per-worker",
-        type=int,
-        default=1,
-        metavar="N",
-        help="with --executor ray on CPU-only nodes: CPUs (and torch threads) of one actor",
-    )
+    add_executor_arguments(parser, actors=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+import nnunet_ext.predict.writing as writing
 from nnunet_ext import __version__
 from nnunet_ext._parallel import Executor
 from nnunet_ext.io import load_json
@@ -32,12 +33,7 @@ from nnunet_ext.predict.plan import (
     plan_prediction,
     select_part,
 )
-from nnunet_ext.predict.writing import (
-    PROVENANCE_FILE,
-    case_done,
-    predict_and_write,
-    write_shared_files,
-)
+from nnunet_ext.predict.writing import PROVENANCE_FILE
 
 if TYPE_CHECKING:
     from nnunet_ext.predict.engine import CaseResult, EnsemblePredictor
@@ -197,7 +193,7 @@ def predict_folder(
     start = time.perf_counter()
     plan, cases, out, provenance = _plan_request(request)
     save = bool(save_probabilities)
-    done = [c.case_id for c in cases if case_done(out, c.case_id, plan.file_ending, save)]
+    done = [c.case_id for c in cases if writing.case_done(out, c.case_id, plan.file_ending, save)]
     executor = executor or Executor()
     if not overwrite and len(done) == len(cases):
         logger.info("all %d case(s) are complete in %s", len(cases), out)
@@ -292,7 +288,7 @@ def _predict_local(
     from nnunet_ext.predict.engine import EnsemblePredictor
 
     predictor = EnsemblePredictor(plan)
-    write_shared_files(out, plan, provenance, predictor.device.type, predictor.mirror_axes)
+    writing.write_shared_files(out, plan, provenance, predictor.device.type, predictor.mirror_axes)
     save, overwrite = bool(request["save_probabilities"]), request["overwrite"]
     retries = 0
     if request["claim"]:
@@ -302,10 +298,10 @@ def _predict_local(
     else:
         written, skipped = [], []
         for case in cases:
-            if not overwrite and case_done(out, case.case_id, plan.file_ending, save):
+            if not overwrite and writing.case_done(out, case.case_id, plan.file_ending, save):
                 skipped.append(case.case_id)
                 continue
-            predict_and_write(predictor, plan, case, out, save)
+            writing.predict_and_write(predictor, plan, case, out, save)
             written.append(case.case_id)
     workers = {worker_name(): len(written) + len(skipped)} if cases else {}
     return written, skipped, {"executor": "local", "workers": workers, "retries": retries}
@@ -324,21 +320,25 @@ def _run_claimed(
     poll = min(5.0, store.timeout / 10) if poll_interval is None else float(poll_interval)
     written: list[str] = []
     while True:
-        pending = [c for c in cases if not case_done(out, c.case_id, plan.file_ending, save)]
+        pending = [
+            c for c in cases if not writing.case_done(out, c.case_id, plan.file_ending, save)
+        ]
         if not pending:
             break
         progressed = False
         for case in pending:
-            if case_done(out, case.case_id, plan.file_ending, save):
+            if writing.case_done(out, case.case_id, plan.file_ending, save):
                 continue
             held = store.try_claim(case.case_id)
             if held is None:
                 continue
             try:
                 # finished by another process between our listing and our claim
-                if case_done(out, case.case_id, plan.file_ending, save):
+                if writing.case_done(out, case.case_id, plan.file_ending, save):
                     continue
-                if predict_and_write(predictor, plan, case, out, save, still_ours=held.held):
+                if writing.predict_and_write(
+                    predictor, plan, case, out, save, still_ours=held.held
+                ):
                     written.append(case.case_id)
                 progressed = True
             finally:
@@ -389,16 +389,9 @@ def predict_arrays(
         ``properties``.
     """
     if predictor is None:
+        request = dict(locals(), spec=None)  # every argument, by name (no spec here)
         predictor = _load_predictor(
-            model_dirs,
-            weights=weights,
-            label_weights=label_weights,
-            folds=folds,
-            checkpoint=checkpoint,
-            step_size=step_size,
-            disable_tta=disable_tta,
-            mirror_axes=mirror_axes,
-            device=device,
+            **{name: request[name] for name in _PLAN_ARGUMENTS}, device=device
         )
     if isinstance(images, np.ndarray):
         if properties is None or "spacing" not in properties:
@@ -418,8 +411,8 @@ def predict_arrays(
 
 
 def _load_predictor(
-    model_dirs: Sequence[str | os.PathLike[str]] | None,
     *,
+    model_dirs: Sequence[str | os.PathLike[str]] | None,
     device: str | None,
     **options: Any,
 ) -> EnsemblePredictor:

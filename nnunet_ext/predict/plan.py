@@ -128,7 +128,6 @@ class PredictPlan:
         spec: The weights as an ensemble spec (member paths: model folders or probability folders).
         label_spec: Labels shared by all members.
         cases: All cases of the input folder (before ``part_id``/``num_parts``).
-        file_ending: Image and label file ending from ``dataset.json``.
         settings: Step size, TTA, mirror axes (per member), device.
         rules: The spec's per-label ``scale`` and ``from`` rules on class indices, applied to
             the fused probabilities exactly as ``nnunet-ext ensemble`` applies them.
@@ -139,7 +138,6 @@ class PredictPlan:
     spec: EnsembleSpec
     label_spec: LabelSpec
     cases: tuple[CaseInput, ...]
-    file_ending: str
     settings: dict[str, Any]
     rules: LabelRules = field(default_factory=LabelRules)
 
@@ -152,6 +150,11 @@ class PredictPlan:
     def first_model(self) -> ModelMember:
         """The first model member (its ``plans.json`` selects the image writer)."""
         return self.models[0]
+
+    @property
+    def file_ending(self) -> str:
+        """Image and label file ending: the first model's ``dataset.json`` (its images are read)."""
+        return str(self.first_model.dataset_json.get("file_ending", ".nii.gz"))
 
 
 def _fold_names(folds: Any, where: str) -> tuple[str, ...] | None:
@@ -410,7 +413,7 @@ def plan_prediction(
     fold_names = _fold_names(list(folds), "-f/--folds") if folds is not None else None
     checkpoint = _checkpoint_name(checkpoint, "--checkpoint")
     ensemble_spec, model_keys, where = _member_spec(model_dirs, spec, weights, label_weights)
-    members = _validate_members(ensemble_spec, model_keys, where, fold_names, checkpoint)
+    members = tuple(_validate_members(ensemble_spec, model_keys, where, fold_names, checkpoint))
     ensemble_spec = ensemble_spec.with_input_dirs(
         [m.model_dir if isinstance(m, ModelMember) else m.path for m in members]
     )
@@ -425,8 +428,8 @@ def plan_prediction(
             + ", ".join(f"{m.model_dir.name}: {m.num_channels}" for m in models)
             + "."
         )
-    file_ending = str(models[0].dataset_json.get("file_ending", ".nii.gz"))
-    cases = list_image_cases(Path(input_dir), file_ending, models[0].num_channels)
+    ending = str(models[0].dataset_json.get("file_ending", ".nii.gz"))
+    cases = list_image_cases(Path(input_dir), ending, models[0].num_channels)
     _check_probability_members(members, cases, int(matrix.shape[1]))
     settings = {
         "step_size": float(step_size),
@@ -434,16 +437,9 @@ def plan_prediction(
         "mirror_axes": _resolve_mirror_axes(mirror_axes, models),
         "device": device,
     }
-    return PredictPlan(
-        members=tuple(members),
-        weights=matrix,
-        spec=ensemble_spec,
-        label_spec=label_spec,
-        cases=cases,
-        file_ending=file_ending,
-        settings=settings,
-        rules=label_rules(ensemble_spec, label_spec),
-    )
+    rules = label_rules(ensemble_spec, label_spec)
+    # positional: every field has its own type, so mypy checks the order
+    return PredictPlan(members, matrix, ensemble_spec, label_spec, cases, settings, rules)
 
 
 def _check_options(

@@ -17,10 +17,20 @@ import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from nnunet_ext.io import (
+    TEMP_PREFIX,
+    InputError,
+    LabelImage,
+    as_exact_labels,
+    atomic_path,
+    list_case_files,
+    load_dataset_json,
+    write_labels,
+)
 from nnunet_ext.submission.checker import (
     SubmissionError,
     SubmissionReport,
@@ -31,9 +41,6 @@ from nnunet_ext.submission.checker import (
     name_pattern,
     pattern_name,
 )
-
-if TYPE_CHECKING:
-    from nnunet_ext.io import LabelImage
 
 __all__ = ["ZIP_DATE_TIME", "build_submission", "remap_labels", "write_deterministic_zip"]
 
@@ -58,8 +65,6 @@ def remap_labels(
     table = np.arange(size, dtype=np.int64)
     for old, new in label_map.items():
         table[old] = new
-    from nnunet_ext.io import as_exact_labels
-
     return as_exact_labels(table[labels])
 
 
@@ -84,8 +89,6 @@ def write_deterministic_zip(
 def _label_set(
     label_ids: Iterable[int] | None, label_map: Mapping[int, int], prediction_dir: Path
 ) -> tuple[int, ...]:
-    from nnunet_ext.io import InputError, load_dataset_json
-
     dataset_json = prediction_dir / "dataset.json"
     defined: set[int] | None = None
     if dataset_json.is_file():
@@ -175,10 +178,6 @@ def build_submission(
         SubmissionError: Listing every problem by case (missing, unknown, bad values, geometry);
             no zip is written.
     """
-    from nnunet_ext.io import (
-        list_case_files,
-        write_labels,
-    )
     from nnunet_ext.submission.manifest import absent_label_warnings
 
     source = Path(prediction_dir)
@@ -192,8 +191,6 @@ def build_submission(
 
     problems = _case_set_problems(predicted, expected, file_ending, source)
     panels = []
-    from nnunet_ext.io import TEMP_PREFIX
-
     # scratch beside the zip, under our temporary prefix: a killed build leaves nothing that
     # the next run into this folder does not remove (nnunet_ext.io.outputs)
     with tempfile.TemporaryDirectory(
@@ -214,8 +211,6 @@ def build_submission(
                 panels.append((case, expected[case], mapped))
         if problems:
             raise SubmissionError(problems, what=str(source), note="; no zip was written")
-        from nnunet_ext.io import atomic_path
-
         with atomic_path(target) as tmp:
             write_deterministic_zip(files, tmp)
             report = check_submission(

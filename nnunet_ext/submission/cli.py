@@ -45,12 +45,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "allowed labels, values or names from dataset.json (0 always allowed); "
         "build default: the prediction folder's dataset.json",
     )
-    parser.add_argument(
-        "--dataset-json",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="dataset.json that names the --labels (build default: the prediction folder's)",
+    _cli.add_dataset_json(
+        parser, "dataset.json that names the --labels (build default: the prediction folder's)"
     )
     parser.add_argument(
         "--name-template",
@@ -81,7 +77,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument(
         "--preview",
         type=Path,
-        default=None,
         metavar="PNG",
         help="also write a contact sheet of mid-slices with label overlays",
     )

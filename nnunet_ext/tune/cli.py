@@ -37,20 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _cli.add_deprecated_option(parser, "--report", "json", "--json")
     parser.add_argument(
         "--figure",
-        default=None,
         metavar="PATH",
         help="PNG of per-label gains (default: <spec stem>_gains.png)",
     )
-    parser.add_argument(
-        "--dataset-json",
-        default=None,
-        metavar="PATH",
-        help="dataset.json (default: found next to the folders)",
-    )
+    _cli.add_dataset_json(parser, "dataset.json (default: found next to the folders)")
     parser.add_argument(
         "--steps",
         type=int,
-        default=None,
         metavar="N",
         help="coarse simplex grid resolution per label before the finer refinement "
         "(default 5 for <= 3 models, 4 for 4, 3 beyond)",
