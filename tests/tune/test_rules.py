@@ -181,15 +181,22 @@ def test_candidates_scored_on_the_voxels_they_change_equal_full_scoring(seed):
         np.testing.assert_array_equal(got, expected)
 
 
+def _sure_of(reference, labels, *, floor, background):
+    """Four channels at ``floor``; ``background`` on the reference background; on each label of
+    ``labels`` 0.7 for it and 0.1 for the other channels."""
+    p = np.full((4, *reference.shape), floor)
+    p[0][reference == 0] = background
+    for c in labels:
+        p[:, reference == c] = 0.1
+        p[c, reference == c] = 0.7
+    return p
+
+
 def _diluting_member(rng, reference, *, sees):
     """Softmax probabilities sure of labels 1 and 2 (independent texture); on RV (label 3) it
     leans background (0.5 against RV 0.4) except on a random ``sees`` fraction of the RV voxels,
     where RV wins (0.7): it predicts RV only partially, yet its RV channel is not empty."""
-    p = np.full((4, *reference.shape), 0.02)
-    p[0][reference == 0] = 0.94
-    for c in (1, 2):
-        p[:, reference == c] = 0.1
-        p[c, reference == c] = 0.7
+    p = _sure_of(reference, (1, 2), floor=0.02, background=0.94)
     rv = reference == 3
     seen = rv & (rng.random(reference.shape) < sees)
     p[:, rv] = 0.05
@@ -337,11 +344,7 @@ def test_a_member_is_blind_only_below_half_the_best_and_beyond_the_noise(dice, f
 def _spilling_member(rng, reference):
     """Sure of RV (0.7) and label 2, but its argmax says RV on label 1 too (RV 0.45 against
     label 1 0.35): taking RV from it would take label 1's voxels."""
-    p = np.full((4, *reference.shape), 0.05)
-    p[0][reference == 0] = 0.85
-    for c in (2, 3):
-        p[:, reference == c] = 0.1
-        p[c, reference == c] = 0.7
+    p = _sure_of(reference, (2, 3), floor=0.05, background=0.85)
     one = reference == 1
     p[:, one] = 0.1
     p[3, one], p[1, one] = 0.45, 0.35
