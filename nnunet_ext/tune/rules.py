@@ -25,7 +25,12 @@ when every other member is *blind* to it on the tuning cases (its own mean Dice 
 below :data:`BLIND_FRACTION` of the best member's and the per-case difference exceeds the noise,
 :func:`sole_reliable_member`), equal weights are no neutral default (the blind member's
 background channel dilutes the label). This kind is decided once on all cases; held out, each
-fold takes the member with the best own Dice on its tuning cases. ``weighted`` replaces it only
+fold takes the member with the best own Dice on its tuning cases. ``weighted`` is a candidate
+to replace it only when the tuned weights give that member more say in the label's column than
+every blind member (with equal weights, or weights favouring a blind member, the blind member's
+background outvotes the label wherever it is confident, and CV cases predicted by single fold
+models understate how confident the fold-averaged member is on new cases; ``scale``, which
+fuses the column the same way, likewise); it replaces it only
 when its held-out gain on the label exceeds the noise and no other label drops beyond its own
 (:func:`judge_label_step`, the weight gate's test); ``scale`` then as above. The default is
 not taken (the chain above decides) when, held out, it lowers another label's Dice against
@@ -462,6 +467,7 @@ class _ChoiceState:
         self.rules = LabelRules()
         self.fold_rules = [LabelRules() for _ in folds]
         self.members: list[NDArray[np.float64]] = []
+        self.weights = weights
 
     def _pooled(self, per_fold: Sequence[NDArray[np.float64]]) -> NDArray[np.float64]:
         """Each fold's per-case Dice on its own held-out cases, pooled over the folds."""
@@ -536,7 +542,9 @@ class _ChoiceState:
         else:
             fold_picks = base_picks
             held_kind["from"], chosen_index["from"] = held_base, 1 + base
-            current, steps = _chain_from_baseline(j, chosen_index, held_kind)
+            column = self.weights[:, label]
+            favoured = bool(np.all(np.delete(column, base) < column[base]))
+            current, steps = _chain_from_baseline(j, chosen_index, held_kind, favoured)
             chosen = candidates[chosen_index[current] or 0]
             if current != "from":
                 fold_picks = [
@@ -607,15 +615,23 @@ def _chain(
     return current, steps
 
 
+_NOT_FAVOURED = "not a candidate: the weights give a blind member as much say in the label"
+
+
 def _chain_from_baseline(
-    j: int, chosen_index: dict[str, int | None], held_kind: dict[str, NDArray[np.float64] | None]
+    j: int,
+    chosen_index: dict[str, int | None],
+    held_kind: dict[str, NDArray[np.float64] | None],
+    favoured: bool,
 ) -> tuple[str, list[dict[str, Any]]]:
     """Start from ``from`` the sole reliable member; ``weighted``, then ``scale``, may replace it.
 
     The first step records the baseline (taken by the blindness test on the tuning cases, and
     lowering no other label held out beyond its noise; its held-out gain in mean foreground
-    Dice over ``weighted`` is reported, not gated on). ``weighted`` replaces it when
-    its held-out gain on the label exceeds the noise and no other label drops beyond its own
+    Dice over ``weighted`` is reported, not gated on). Unless the weights favour the sole
+    reliable member in the label's column (``favoured``), ``from`` stays: ``weighted`` and
+    ``scale`` are reported, not candidates. ``weighted`` replaces it when its held-out gain on
+    the label exceeds the noise and no other label drops beyond its own
     (:func:`judge_label_step`); ``scale`` replaces the current kind as in :func:`_chain`.
     """
     info = _foreground_step("from", "weighted", chosen_index, held_kind)
@@ -625,19 +641,24 @@ def _chain_from_baseline(
     current = "from"
     if held_weighted is not None and held_from is not None:
         verdict = judge_label_step(j, held_weighted - held_from)
+        basis = "Dice of this label, no other label dropping beyond its noise"
+        if not favoured:
+            basis = _NOT_FAVOURED
         steps.append(
             {
                 "kind": "weighted",
                 "over": "from",
-                "basis": "Dice of this label, no other label dropping beyond its noise",
+                "basis": basis,
                 "gain": verdict["gain"],
                 "noise": verdict["noise"],
-                "taken": verdict["passes"],
+                "taken": favoured and verdict["passes"],
             }
         )
-        if verdict["passes"]:
+        if favoured and verdict["passes"]:
             current = "weighted"
     step = _foreground_step("scale", current, chosen_index, held_kind)
+    if not favoured:  # scale fuses the label's column as weighted does
+        step.update(basis=_NOT_FAVOURED, taken=False)
     steps.append(step)
     if step["taken"]:
         current = "scale"

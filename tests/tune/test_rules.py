@@ -377,3 +377,62 @@ def test_the_blind_member_default_is_not_taken_when_it_costs_another_label():
     assert "blind-member default was not taken" in rv.steps[0]["basis"]
     assert not rv.steps[0]["taken"]
     assert choice.dice[0] > 0.99  # label 1 kept
+
+
+def _overcalling_and_hinting(rng, reference):
+    """The seed-1 demo case (CV cases predicted by single fold models). Member 0 sees RV
+    (label 3) but also calls a one-voxel rim around it RV (0.55 against background 0.45);
+    member 1 is blind to RV (its argmax says background there: 0.5 against RV 0.45) yet
+    confidently background on the rim (0.9). Both are sure of labels 1 and 2."""
+    from scipy.ndimage import binary_dilation
+
+    rv = reference == 3
+    rim = binary_dilation(rv) & (reference == 0)
+    seeing = _sure_of(reference, (1, 2, 3), floor=0.02, background=0.94)
+    seeing[:, rim] = 0.0
+    seeing[0, rim], seeing[3, rim] = 0.45, 0.55
+    blind = _sure_of(reference, (1, 2), floor=0.02, background=0.94)
+    blind[:, rv] = 0.05 / 2
+    blind[0, rv], blind[3, rv] = 0.5, 0.45
+    blind[:, rim] = 0.05 / 3
+    blind[0, rim] = 0.95
+    members = [seeing, blind]
+    return [(p * (1 + 0.02 * rng.random(p.shape)) / 1.01).astype(np.float32) for p in members]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_weighted_replaces_the_blind_default_only_with_weights_that_favour_the_seeing_member(
+    seed,
+):
+    """On the CV cases, equal weights beat ``from`` member 0 on RV held out (member 1's
+    confident background removes member 0's rim), yet a member blind to RV has as much say
+    as the member that sees it: RV stays ``from`` member 0. With weights favouring member 0
+    in RV's column (0.7 / 0.3, the rim still removed) ``weighted`` replaces the default."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for i in range(8):
+        _, ref = make_case(rng, shape=(8, 32, 32), with_small_label=i % 4 != 3)
+        cases.append(compact_case(_overcalling_and_hinting(rng, ref), ref))
+    data = merge_cases(cases)
+    labels = [1, 2, 3]
+    runs = holdout_runs(data, labels, num_folds=4)
+    solo = [runs.baseline_per_case[f"model {m}"] for m in range(2)]
+    from nnunet_ext.tune.rules import sole_reliable_member
+
+    assert sole_reliable_member(solo, 2) == 0
+    equal = np.full((2, 4), 0.5)
+    favouring = equal.copy()
+    favouring[:, 3] = (0.7, 0.3)
+    outcomes = {}
+    for name, weights in (("equal", equal), ("favouring", favouring)):
+        folds = [weights] * len(runs.folds)
+        choice = _choose(data, labels, runs, weights, folds)
+        rv = next(d for d in choice.decisions if d.label == 3)
+        step = next(s for s in rv.steps if s["kind"] == "weighted" and s["over"] == "from")
+        # held out, the weights beat "from member 0" on RV beyond the noise in both cases
+        assert step["gain"] > 2 * step["noise"]
+        outcomes[name] = (rv.chosen.kind, rv.chosen.member, step["taken"], step["basis"])
+    assert outcomes["equal"][:3] == ("from", 0, False)
+    assert outcomes["equal"][3].startswith("not a candidate")
+    assert outcomes["favouring"][0] == "weighted"
+    assert outcomes["favouring"][2]
