@@ -409,6 +409,7 @@ def predict_arrays(
     for file in files:
         if not file.is_file():
             raise FileNotFoundError(f"image not found: {file}")
+    verify_images([CaseInput("images", tuple(files))], models[0])
     return predictor.predict(files)
 
 

@@ -465,3 +465,18 @@ def test_validate_never_writes_nnunets_validation_folder(
     result = run_command(command, root, out)
     check_failure(command, result, tmp_path, ("../validation",))
     assert tree_hashes(root) == before
+
+
+def test_predict_arrays_refuses_a_truncated_image(pristine: Path, tmp_path: Path) -> None:
+    """The notebook API checks its image files as the command does (no zeros read)."""
+    from nnunet_ext.io import InputError
+    from nnunet_ext.predict import predict_arrays
+
+    root, _ = _setup(pristine, tmp_path)
+    truncate(0.9)(root / BAD_IMAGE)
+    before = tree_hashes(root)
+    with pytest.raises(InputError, match=r"heart_007_0000\.nii\.gz must be a complete gzip"):
+        predict_arrays(
+            [root / BAD_IMAGE], model_dirs=[root / MODEL], folds=[0], disable_tta=True, device="cpu"
+        )
+    assert tree_hashes(root) == before
