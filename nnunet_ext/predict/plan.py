@@ -370,7 +370,13 @@ def verify_images(cases: Sequence[CaseInput], model: ModelMember) -> None:
         InputError: Naming the file.
     """
     patch = model.plans["configurations"][model.configuration].get("patch_size", [])
-    three_d = len(patch) == 3 and int(patch[0]) > 1
+    three_d = (
+        isinstance(patch, list)
+        and len(patch) == 3
+        and isinstance(patch[0], int)
+        and not isinstance(patch[0], bool)
+        and patch[0] > 1
+    )
     for case in cases:
         for file in case.image_files:
             verify_image_complete(file)
