@@ -98,6 +98,7 @@ class ExportSummary:
 def _plan_member(
     model_dir: Path, folds: Sequence[int | str] | None, checkpoints: Sequence[str], index: int
 ) -> _Member:
+    from nnunet_ext.io.nnunet_files import verify_checkpoint
     from nnunet_ext.predict.plan import _fold_names, _validate_model
 
     where = f"-m/--model member {index}"
@@ -111,6 +112,8 @@ def _plan_member(
                     f"{where}: {file.resolve()} not found; export needs it. Train the model to "
                     "the end (nnUNetv2_train writes it), or leave that --checkpoint out."
                 )
+            if name in checkpoints:
+                verify_checkpoint(file)
     trainer, plans, configuration = model.model_dir.name.split("__")
     return _Member(model.model_dir, trainer, plans, configuration, model.folds, tuple(checkpoints))
 

@@ -23,9 +23,11 @@ __all__ = [
     "load_dataset_json",
     "load_json",
     "load_json_object",
+    "load_model_files",
     "load_plans",
     "reader_writer",
     "require_model_files",
+    "verify_checkpoint",
 ]
 
 # nnU-Net reader/writer class name -> module, so we import only the one we need (the registry
@@ -505,6 +507,94 @@ def require_model_files(model_dir: str | os.PathLike[str], where: str) -> None:
                 "($nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG) holds dataset.json and "
                 "plans.json (written by nnUNetv2_train)."
             )
+
+
+def load_model_files(
+    model_dir: str | os.PathLike[str], where: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read and check the ``dataset.json`` and ``plans.json`` of a trained model folder.
+
+    Checked, beyond :func:`require_model_files`: ``dataset.json`` as
+    :meth:`LabelSpec.from_dataset_json` (labels, ``file_ending``) with a non-empty
+    ``channel_names`` object, and ``plans.json`` as :func:`load_plans` with its
+    ``configurations`` (an object) and ``dataset_name`` (a string), which nnU-Net's predictor and
+    trainer read.
+
+    Args:
+        model_dir: ``$nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG``.
+        where: The parameter (or spec member) that gave the folder, for a missing file.
+
+    Returns:
+        ``(dataset_json, plans)``.
+
+    Raises:
+        FileNotFoundError: If a file is missing.
+        InputError: For a damaged file or a missing or malformed key, naming file and key.
+    """
+    require_model_files(model_dir, where)
+    folder = Path(model_dir)
+    dataset_file = folder / "dataset.json"
+    dataset_json = load_json_object(dataset_file)
+    LabelSpec.from_dataset_json(dataset_json, source=str(dataset_file))
+    fix = "Copy it again from the model folder nnUNetv2_train wrote."
+    key = "channel_names" if "channel_names" in dataset_json else "modality"
+    channels = dataset_json.get(key)
+    if not isinstance(channels, Mapping) or not channels:
+        raise invalid_key(
+            dataset_file, dataset_json, "channel_names", "an object of channel names", fix=fix
+        )
+    plans_file = folder / "plans.json"
+    plans = load_plans(plans_file)
+    for name, expected, kind in (
+        ("configurations", "an object of configurations", Mapping),
+        ("dataset_name", "a string", str),
+    ):
+        if not isinstance(plans.get(name), kind):
+            raise invalid_key(plans_file, plans, name, expected, fix=fix)
+    return dataset_json, plans
+
+
+#: The first bytes of a checkpoint in torch's legacy (pre-1.6, non-zip) format.
+_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+
+
+def verify_checkpoint(path: str | os.PathLike[str]) -> None:
+    """Check that a checkpoint file is complete, without torch: every zip member's CRC-32.
+
+    ``torch.save`` writes a zip archive; a truncated, emptied or overwritten file fails here
+    with one line naming it, before a worker or network starts. A legacy-format file is left to
+    ``torch.load``.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        InputError: Naming the file, when it is not a complete checkpoint.
+
+    Examples:
+        >>> import tempfile
+        >>> bad = Path(tempfile.mkdtemp()) / "checkpoint_final.pth"
+        >>> _ = bad.write_bytes(b"")
+        >>> verify_checkpoint(bad)
+        Traceback (most recent call last):
+        ...
+        nnunet_ext.io.errors.InputError: ...checkpoint_final.pth must be a complete PyTorch ...
+    """
+    from nnunet_ext.io.zips import verify_zip
+
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {file}")
+    with open(file, "rb") as handle:
+        if handle.read(len(_LEGACY_TORCH_MAGIC)) == _LEGACY_TORCH_MAGIC:
+            return
+    try:
+        verify_zip(file)
+    except InputError as err:
+        raise InputError(
+            file,
+            "a complete PyTorch checkpoint (the zip archive torch.save writes)",
+            err.found,
+            fix="The file is truncated or corrupt; copy it again or retrain that fold.",
+        ) from err
 
 
 def load_plans(path: str | os.PathLike[str]) -> dict[str, Any]:

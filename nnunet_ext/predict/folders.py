@@ -32,6 +32,7 @@ from nnunet_ext.predict.plan import (
     PredictPlan,
     plan_prediction,
     select_part,
+    verify_images,
 )
 from nnunet_ext.predict.writing import PROVENANCE_FILE
 
@@ -246,6 +247,7 @@ def _plan_request(
         raise ValueError(f"--ray-cpus-per-worker must be >= 1; got {request['cpus_per_worker']}.")
     out = Path(request["output_dir"])
     cases: list[CaseInput] = select_part(plan.cases, request["part_id"], request["num_parts"])
+    verify_images(cases, plan.first_model)
     provenance = _provenance(plan, bool(request["save_probabilities"]))
     _check_output(out, Path(request["input_dir"]), provenance, overwrite, plan.file_ending)
     return plan, cases, out, provenance
@@ -407,6 +409,7 @@ def predict_arrays(
     for file in files:
         if not file.is_file():
             raise FileNotFoundError(f"image not found: {file}")
+    verify_images([CaseInput("images", tuple(files))], models[0])
     return predictor.predict(files)
 
 

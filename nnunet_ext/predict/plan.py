@@ -32,8 +32,8 @@ from numpy.typing import NDArray
 
 from nnunet_ext.ensemble.fusion import LabelRules
 from nnunet_ext.ensemble.spec import EnsembleSpec
-from nnunet_ext.io import LabelSpec, load_json, load_json_object, load_plans
-from nnunet_ext.io.nnunet_files import require_model_files
+from nnunet_ext.io import InputError, LabelSpec, load_json, load_json_object, verify_image_complete
+from nnunet_ext.io.nnunet_files import load_model_files, verify_checkpoint
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
@@ -46,6 +46,7 @@ __all__ = [
     "load_predict_spec",
     "plan_prediction",
     "select_part",
+    "verify_images",
 ]
 
 #: Checkpoint used when a member names none (as ``nnUNetv2_predict``).
@@ -261,9 +262,7 @@ def _validate_model(
             f"{where}: model folder not found: {model_dir}. Give a trained model folder "
             "($nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG)."
         )
-    require_model_files(model_dir, where)
-    dataset_json = load_json_object(model_dir / "dataset.json")
-    plans = load_plans(model_dir / "plans.json")
+    dataset_json, plans = load_model_files(model_dir, where)
     parts = model_dir.name.split("__")
     configurations = plans.get("configurations")
     if len(parts) != 3 or not isinstance(configurations, dict):
@@ -311,6 +310,7 @@ def _validate_model(
                 f"{', '.join(have) or 'no checkpoint'}). Finish its training or name another "
                 "checkpoint."
             )
+        verify_checkpoint(file)
     return ModelMember(model_dir, tuple(folds), checkpoint, configuration, dataset_json, plans)
 
 
@@ -331,6 +331,11 @@ def list_image_cases(input_dir: Path, file_ending: str, num_channels: int) -> tu
         match = pattern.fullmatch(entry.name)
         if match:
             channels.setdefault(match.group(1), {})[int(match.group(2))] = entry
+        elif entry.name.endswith(file_ending):
+            raise ValueError(
+                f"image {entry} must be named CASE_XXXX{file_ending} (XXXX: the 4-digit channel "
+                f"index); got {entry.name!r}. Rename it, or move it out of -i/--input."
+            )
     if not channels:
         raise ValueError(
             f"-i/--input {input_dir} holds no images named CASE_0000{file_ending} (the file "
@@ -348,6 +353,63 @@ def list_image_cases(input_dir: Path, file_ending: str, num_channels: int) -> tu
             )
         cases.append(CaseInput(case_id, tuple(files[i] for i in expected)))
     return tuple(cases)
+
+
+#: File endings whose header SimpleITK reads without the voxels (for the dimension check).
+_HEADER_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".mha", ".gipl")
+
+
+def verify_images(cases: Sequence[CaseInput], model: ModelMember) -> None:
+    """Check every channel file before any network loads: complete, scalar, of the right dimension.
+
+    A truncated ``.nii.gz`` would otherwise be read as zeros (a wrong prediction, no error); a
+    4-D or multi-component image would fail inside nnU-Net after other cases were written, and
+    a 2-D image for a model with 3-D patches would be predicted as a volume of one slice.
+
+    Raises:
+        InputError: Naming the file.
+    """
+    patch = model.plans["configurations"][model.configuration].get("patch_size", [])
+    three_d = (
+        isinstance(patch, list)
+        and len(patch) == 3
+        and isinstance(patch[0], int)
+        and not isinstance(patch[0], bool)
+        and patch[0] > 1
+    )
+    for case in cases:
+        for file in case.image_files:
+            verify_image_complete(file)
+            if file.name.lower().endswith(_HEADER_ENDINGS):
+                _check_dimension(file, (3,) if three_d else (2, 3), model.configuration)
+
+
+def _check_dimension(file: Path, allowed: tuple[int, ...], configuration: str) -> None:
+    import SimpleITK as sitk  # noqa: N813
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(file))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[-1][:120] if str(err).strip() else "unreadable"
+        raise InputError(file, "a readable image", first) from err
+    dimension, components = reader.GetDimension(), reader.GetNumberOfComponents()
+    if components != 1:
+        raise InputError(
+            file,
+            "an image of one value per voxel (each channel in its own CASE_XXXX file)",
+            f"{components} values per voxel",
+            fix="Split the channels into one file each, as nnU-Net's dataset format requires.",
+        )
+    if dimension not in allowed:
+        raise InputError(
+            file,
+            f"a {' or '.join(f'{d}-D' for d in allowed)} image, as the {configuration} model "
+            "was trained on",
+            f"a {dimension}-D image",
+            fix="Give the images in the layout of the training images.",
+        )
 
 
 def select_part(cases: Sequence[Any], part_id: int, num_parts: int) -> list[Any]:

@@ -82,13 +82,11 @@ def _check_fold(fold_dir: Path, environ: Mapping[str, str]) -> None:
             f"fold_dirs must be nnU-Net fold folders named fold_<k>; got {str(fold_dir)!r}.{hint}"
         )
     model_dir = fold_dir.parent
-    from nnunet_ext.io.nnunet_files import load_json, require_model_files
+    from nnunet_ext.io.nnunet_files import load_model_files
 
-    require_model_files(model_dir, "fold_dirs (fold_k of a model folder)")
-
-    plans = load_json(model_dir / "plans.json")
+    _, plans = load_model_files(model_dir, "fold_dirs (fold_k of a model folder)")
     parts = model_dir.name.split("__")
-    configurations = plans.get("configurations", {}) if isinstance(plans, dict) else {}
+    configurations = plans["configurations"]
     if len(parts) == 3 and isinstance(configurations.get(parts[2]), dict):
         if configurations[parts[2]].get("previous_stage"):
             raise ValueError(
@@ -101,7 +99,7 @@ def _check_fold(fold_dir: Path, environ: Mapping[str, str]) -> None:
             "nnUNet_preprocessed must be set: nnU-Net's validation reads the preprocessed "
             "validation cases and gt_segmentations from there. Export it as for nnUNetv2_train."
         )
-    dataset = plans.get("dataset_name") if isinstance(plans, dict) else None
+    dataset = plans["dataset_name"]
     base = Path(preprocessed) / str(dataset)
     if not (base / "gt_segmentations").is_dir():
         raise FileNotFoundError(
@@ -133,6 +131,8 @@ def plan_validation(
     Raises:
         ValueError, FileNotFoundError, NotADirectoryError: Naming the folder, file or variable.
     """
+    from nnunet_ext.io.nnunet_files import verify_checkpoint
+
     env = os.environ if environ is None else environ
     if not fold_dirs:
         raise ValueError("fold_dirs needs at least one fold folder.")
@@ -151,6 +151,7 @@ def plan_validation(
                     f"checkpoint {str(checkpoint)!r} not found; this fold has "
                     f"{', '.join(have) if have else 'no checkpoint*.pth'}."
                 )
+            verify_checkpoint(checkpoint)
             output = fold_dir / output_folder_name(name)
             jobs.append(
                 ValidationJob(

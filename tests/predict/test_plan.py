@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ def make_model(
     channels: int = 1,
     checkpoint: str = "checkpoint_final.pth",
 ) -> Path:
-    """A model folder as nnUNetv2_train leaves it; checkpoints are empty files (never loaded)."""
+    """A model folder as nnUNetv2_train leaves it; checkpoints are tiny zips (never loaded)."""
     folder = root / f"CustomEpochs__nnUNetPlans__{configuration}"
     folder.mkdir(parents=True)
     dataset = {
@@ -41,6 +42,7 @@ def make_model(
     }
     patch = [48, 48] if configuration == "2d" else [16, 48, 48]
     plans = {
+        "dataset_name": "Dataset501_SyntheticHeart",
         "image_reader_writer": "SimpleITKIO",
         "configurations": {configuration: {"patch_size": patch}},
     }
@@ -48,8 +50,14 @@ def make_model(
     (folder / "plans.json").write_text(json.dumps(plans))
     for fold in folds:
         (folder / f"fold_{fold}").mkdir()
-        (folder / f"fold_{fold}" / checkpoint).write_bytes(b"")
+        write_checkpoint(folder / f"fold_{fold}" / checkpoint)
     return folder
+
+
+def write_checkpoint(path: Path) -> None:
+    """A complete zip archive, as torch.save writes (its content is never loaded here)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", b"not loaded")
 
 
 def make_images(folder: Path, cases: tuple[str, ...] = ("a", "b"), channels: int = 1) -> Path:
@@ -76,7 +84,7 @@ def test_default_folds_skip_folds_without_the_checkpoint_like_nnunet(tmp_path):
     model = make_model(tmp_path, folds=("0", "1"))
     (model / "fold_1" / "checkpoint_final.pth").unlink()
     (model / "fold_all").mkdir()
-    (model / "fold_all" / "checkpoint_final.pth").write_bytes(b"")
+    write_checkpoint(model / "fold_all" / "checkpoint_final.pth")
     plan = plan_prediction(make_images(tmp_path / "img"), model_dirs=[model])
     assert plan.models[0].folds == ("0",)
 
@@ -211,7 +219,7 @@ def test_spec_mixes_model_and_path_members(tmp_path):
     # the checkpoint named in the spec must exist (per-label best checkpoints are plain names)
     with pytest.raises(FileNotFoundError, match=r"checkpoint_best_RV\.pth"):
         plan_prediction(make_images(tmp_path / "img"), spec=spec)
-    (model / "fold_1" / "checkpoint_best_RV.pth").write_bytes(b"")
+    write_checkpoint(model / "fold_1" / "checkpoint_best_RV.pth")
     with pytest.raises(FileNotFoundError, match=r"pred_ext.dataset\.json not found"):
         plan_prediction(make_images(tmp_path / "img"), spec=spec)
 

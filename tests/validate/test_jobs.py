@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -22,13 +23,26 @@ def _fold(tmp_path: Path, *, checkpoints=("checkpoint_final.pth",), previous_sta
     if previous_stage:
         config["previous_stage"] = previous_stage
     (model / "plans.json").write_text(
-        json.dumps({"dataset_name": "Dataset501_X", "configurations": {"3d_fullres": config}})
+        json.dumps(
+            {
+                "dataset_name": "Dataset501_X",
+                "image_reader_writer": "SimpleITKIO",
+                "configurations": {"3d_fullres": config},
+            }
+        )
     )
     (model / "dataset.json").write_text(
-        json.dumps({"labels": {"background": 0, "LV": 1, "RV": 2}, "file_ending": ".nii.gz"})
+        json.dumps(
+            {
+                "channel_names": {"0": "MRI"},
+                "labels": {"background": 0, "LV": 1, "RV": 2},
+                "file_ending": ".nii.gz",
+            }
+        )
     )
     for name in checkpoints:
-        (fold / name).write_bytes(b"x")
+        with zipfile.ZipFile(fold / name, "w") as archive:  # as torch.save writes
+            archive.writestr("archive/data.pkl", b"not loaded")
     (tmp_path / "pre" / "Dataset501_X" / "gt_segmentations").mkdir(parents=True)
     return fold
 
