@@ -571,9 +571,9 @@ def verify_checkpoint(path: str | os.PathLike[str]) -> None:
 
     Examples:
         >>> import tempfile
-        >>> bad = Path(tempfile.mkdtemp()) / "checkpoint_final.pth"
-        >>> _ = bad.write_bytes(b"")
-        >>> verify_checkpoint(bad)
+        >>> empty = Path(tempfile.mkdtemp(), "checkpoint_final.pth")
+        >>> empty.touch()
+        >>> verify_checkpoint(empty)
         Traceback (most recent call last):
         ...
         nnunet_ext.io.errors.InputError: ...checkpoint_final.pth must be a complete PyTorch ...

@@ -23,6 +23,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -301,6 +302,15 @@ class Result:
     code: int
     out: str
     err: str
+
+
+def copy_inputs(pristine: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the input set ``pristine`` (``tmp_path/inputs``) and an empty ``tmp_path/out``."""
+    root = tmp_path / "inputs"
+    shutil.copytree(pristine, root)
+    out = tmp_path / "out"
+    out.mkdir()
+    return root, out
 
 
 def run_command(command: Command, root: Path, out: Path) -> Result:

@@ -17,7 +17,6 @@ import dataclasses
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ from ._data import (
     Result,
     check_common,
     check_failure,
+    copy_inputs,
     error_lines,
     leftovers,
     run_command,
@@ -37,6 +37,7 @@ from ._data import (
 from .test_faults import (
     JUNK,
     TEXT,
+    Fault,
     Mutation,
     _drop,
     _set,
@@ -149,14 +150,6 @@ def commands(workspace: NnunetWorkspace) -> dict[str, Command]:
     return _commands(workspace.preprocessed)
 
 
-def _setup(pristine: Path, tmp_path: Path) -> tuple[Path, Path]:
-    root = tmp_path / "inputs"
-    shutil.copytree(pristine, root)
-    out = tmp_path / "out"
-    out.mkdir()
-    return root, out
-
-
 # --- the baseline ---------------------------------------------------------------------------
 
 
@@ -179,7 +172,7 @@ def _check_labels(folder: Path, root: Path) -> None:
 def test_valid_inputs_succeed(
     pristine: Path, commands: dict[str, Command], tmp_path: Path, name: str
 ) -> None:
-    root, out = _setup(pristine, tmp_path)
+    root, out = copy_inputs(pristine, tmp_path)
     before = tree_hashes(root)
     result = run_command(commands[name], root, out)
     assert result.code == 0, result.out + result.err
@@ -206,7 +199,7 @@ def test_validate_succeeds_without_touching_nnunets_validation(
     pristine: Path, commands: dict[str, Command], tmp_path: Path
 ) -> None:
     """The fold's own ``validation/``, logs and checkpoints stay byte-identical."""
-    root, out = _setup(pristine, tmp_path)
+    root, out = copy_inputs(pristine, tmp_path)
     before = tree_hashes(root)
     result = run_command(commands["validate"], root, out)
     assert result.code == 0, result.out + result.err
@@ -222,15 +215,6 @@ def test_validate_succeeds_without_touching_nnunets_validation(
 
 
 # --- the matrix -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Fault:
-    id: str
-    commands: tuple[str, ...]
-    target: str  # relative to the input root
-    mutate: Mutation
-    names: tuple[str, ...] = ()  # what the error must name; default: the target's file name
 
 
 def rmtree(path: Path) -> None:
@@ -375,7 +359,7 @@ CASES_ = [
 def _run_fault(
     pristine: Path, commands: dict[str, Command], tmp_path: Path, fault: Fault, command: str
 ) -> tuple[Path, Path, Result]:
-    root, out = _setup(pristine, tmp_path)
+    root, out = copy_inputs(pristine, tmp_path)
     fault.mutate(root / fault.target)
     before = tree_hashes(root)
     result = run_command(commands[command], root, out)
@@ -399,7 +383,7 @@ def test_fault_is_one_error_line(
 def test_foreign_files_in_the_output_folder_are_refused(
     pristine: Path, commands: dict[str, Command], tmp_path: Path, command: str
 ) -> None:
-    root, out = _setup(pristine, tmp_path)
+    root, out = copy_inputs(pristine, tmp_path)
     (out / "pred").mkdir()
     mine = out / "pred" / "heart_006.nii.gz"
     mine.write_bytes(b"my notes\n")
@@ -414,7 +398,7 @@ def test_foreign_files_in_the_output_folder_are_refused(
 def test_export_refuses_an_existing_bundle_without_overwrite(
     pristine: Path, commands: dict[str, Command], tmp_path: Path
 ) -> None:
-    root, out = _setup(pristine, tmp_path)
+    root, out = copy_inputs(pristine, tmp_path)
     existing = out / "b.zip"
     existing.write_bytes(b"my notes\n")
     before = tree_hashes(root)
@@ -440,7 +424,7 @@ def test_export_never_writes_onto_its_inputs(
     argv: list[str],
     names: tuple[str, ...],
 ) -> None:
-    root, out = _setup(pristine, tmp_path)
+    root, out = copy_inputs(pristine, tmp_path)
     command = Command(
         "export",
         lambda r, o: ["export", "-m", _p(r / MODEL), "-f", "0", *(a.format(root=r) for a in argv)],
@@ -456,7 +440,7 @@ def test_validate_never_writes_nnunets_validation_folder(
     pristine: Path, commands: dict[str, Command], tmp_path: Path
 ) -> None:
     """``--checkpoint`` cannot name a path, so the output is always ``validation_<stem>``."""
-    root, out = _setup(pristine, tmp_path)
+    root, out = copy_inputs(pristine, tmp_path)
     command = dataclasses.replace(
         commands["validate"],
         argv=lambda r, o: ["validate", "-i", _p(r / FOLD), "--checkpoint", "../validation"],
@@ -472,7 +456,7 @@ def test_predict_arrays_refuses_a_truncated_image(pristine: Path, tmp_path: Path
     from nnunet_ext.io import InputError
     from nnunet_ext.predict import predict_arrays
 
-    root, _ = _setup(pristine, tmp_path)
+    root, _ = copy_inputs(pristine, tmp_path)
     truncate(0.9)(root / BAD_IMAGE)
     before = tree_hashes(root)
     with pytest.raises(InputError, match=r"heart_007_0000\.nii\.gz must be a complete gzip"):

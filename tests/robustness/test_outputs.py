@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 from pathlib import Path
 
@@ -20,7 +19,16 @@ import pytest
 from nnunet_ext._cli import INTERNAL_ERROR_EXIT
 from nnunet_ext.io.outputs import LOCK_NAME, OutputLock, OutputLockedError
 
-from ._data import COMMANDS, Command, build_inputs, error_lines, leftovers, run_command, tree_hashes
+from ._data import (
+    COMMANDS,
+    Command,
+    build_inputs,
+    copy_inputs,
+    error_lines,
+    leftovers,
+    run_command,
+    tree_hashes,
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +43,6 @@ def _with(command: str, *extra: str | Path) -> Command:
         lambda r, o: [*base.argv(r, o), *(str(e).format(root=r, out=o) for e in extra)],
         findings=base.findings,
     )
-
-
-def _setup(pristine: Path, tmp_path: Path) -> tuple[Path, Path]:
-    root = tmp_path / "inputs"
-    shutil.copytree(pristine, root)
-    out = tmp_path / "out"
-    out.mkdir()
-    return root, out
 
 
 # (command, flag, file name in out/ with a valid suffix): every file output of every command
@@ -73,7 +73,7 @@ def _flag_args(flag: str, name: str) -> tuple[str, ...]:
 def test_existing_output_is_refused_without_overwrite(
     pristine: Path, tmp_path: Path, command: str, flag: str, name: str
 ) -> None:
-    root, out = _setup(pristine, tmp_path)
+    root, out = copy_inputs(pristine, tmp_path)
     if command == "evaluate" and flag == "--csv":
         extra: tuple[str, ...] = ("--csv", "{out}/per_case.csv")
     else:
@@ -134,7 +134,7 @@ INPUT_AS_OUTPUT = [
 def test_an_input_is_never_an_output(
     pristine: Path, tmp_path: Path, command: str, extra: tuple[str, ...], message: str
 ) -> None:
-    root, out = _setup(pristine, tmp_path)
+    root, out = copy_inputs(pristine, tmp_path)
     (root / "notes.txt").write_text("my notes\n")
     before = tree_hashes(root)
     result = run_command(_with(command, *extra, "--overwrite"), root, out)
@@ -173,7 +173,7 @@ def test_lock_of_another_host_is_refused(tmp_path: Path) -> None:
 
 
 def test_failed_run_removes_the_folder_it_created(pristine: Path, tmp_path: Path) -> None:
-    root, out = _setup(pristine, tmp_path)
+    root, out = copy_inputs(pristine, tmp_path)
     (root / "m1" / "plans.json").write_text("[]")
     nested = out / "a" / "b"
     result = run_command(_with("ensemble", "-o", str(nested)), root, out)
@@ -182,7 +182,7 @@ def test_failed_run_removes_the_folder_it_created(pristine: Path, tmp_path: Path
 
 
 def test_failed_run_keeps_a_folder_that_existed(pristine: Path, tmp_path: Path) -> None:
-    root, out = _setup(pristine, tmp_path)
+    root, out = copy_inputs(pristine, tmp_path)
     (out / "ens").mkdir()
     (out / "ens" / "mine.txt").write_text("x")
     (root / "m1" / "plans.json").write_text("[]")
@@ -245,7 +245,7 @@ def test_failure_after_finished_cases_keeps_them_and_says_how_to_resume(
 ) -> None:
     import numpy as np
 
-    root, out = _setup(pristine, tmp_path)
+    root, out = copy_inputs(pristine, tmp_path)
     bad = root / "m1" / "case_c.npz"
     good = bad.read_bytes()
     with np.load(bad) as data:
