@@ -432,9 +432,8 @@ def _load_predictor(
         first = _validate_model(
             Path(model_dirs[0]).resolve(), None, options["checkpoint"], "model_dirs[0]"
         )
-        ending = str(first.dataset_json.get("file_ending", ".nii.gz"))
         for channel in range(first.num_channels):
-            (Path(folder) / f"case_{channel:04d}{ending}").touch()
+            (Path(folder) / f"case_{channel:04d}{first.file_ending}").touch()
         plan = plan_prediction(folder, model_dirs=model_dirs, device=device or "cpu", **options)
     if device is None:
         plan.settings["device"] = None

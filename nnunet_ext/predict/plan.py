@@ -83,6 +83,11 @@ class ModelMember:
         return len(names)
 
     @property
+    def file_ending(self) -> str:
+        """Image and label file ending (``file_ending`` of ``dataset.json``, nnU-Net's default)."""
+        return str(self.dataset_json.get("file_ending", ".nii.gz"))
+
+    @property
     def spatial_dims(self) -> int:
         """2 or 3: the dimensionality of the model's patches."""
         return len(self.plans["configurations"][self.configuration]["patch_size"])
@@ -155,7 +160,7 @@ class PredictPlan:
     @property
     def file_ending(self) -> str:
         """Image and label file ending: the first model's ``dataset.json`` (its images are read)."""
-        return str(self.first_model.dataset_json.get("file_ending", ".nii.gz"))
+        return self.first_model.file_ending
 
 
 def _fold_names(folds: Any, where: str) -> tuple[str, ...] | None:
@@ -490,8 +495,7 @@ def plan_prediction(
             + ", ".join(f"{m.model_dir.name}: {m.num_channels}" for m in models)
             + "."
         )
-    ending = str(models[0].dataset_json.get("file_ending", ".nii.gz"))
-    cases = list_image_cases(Path(input_dir), ending, models[0].num_channels)
+    cases = list_image_cases(Path(input_dir), models[0].file_ending, models[0].num_channels)
     _check_probability_members(members, cases, int(matrix.shape[1]))
     settings = {
         "step_size": float(step_size),
