@@ -189,7 +189,9 @@ def tune_weights(
     folds = cv_folds if cv_folds >= 2 and len(cases) >= 2 else 0
     if cv_folds >= 2 and len(cases) < 2:
         warnings.append("only one case: no held-out gain estimate")
-    runs = holdout_runs(data, label_ids, steps=steps, max_rounds=max_rounds, num_folds=folds)
+    runs = holdout_runs(
+        data, label_ids, steps=steps, max_rounds=max_rounds, num_folds=folds, rules=rules
+    )
     gated = _gated_weights(data, label_ids, runs, warnings)
     search_s = time.perf_counter() - start - read_s
     decisions, final_dice, chosen_rules, cv_gain = _rules(data, label_ids, runs, gated, rules)

@@ -145,6 +145,9 @@ def gate_weights(
     held_out = _HeldOut(data, runs, label_list)
     columns: set[int] = set()
     current_held, current_in = equal, mean_over_cases(equal)
+    # a label left to the rules (one member alone predicts it) is decided by them next; its
+    # Dice under the weights alone does not hold back another label's step
+    exempt = [label_list.index(label) for label in runs.result.rule_labels]
     decisions = []
     for label in decision_order(data, label_list):
         j = label_list.index(label)
@@ -160,7 +163,7 @@ def gate_weights(
             in_sample = score_weights(data, _mixed(equal_weights, tuned, step_columns), label_list)[
                 0
             ]
-            verdict = judge_label_step(j, per_case - current_held)
+            verdict = judge_label_step(j, per_case - current_held, exempt=exempt)
             candidates.append((name, in_sample, mean_over_cases(per_case)))
             steps.append({"step": name, "columns": step_columns, **verdict})
             rank = verdict["foreground_gain"]

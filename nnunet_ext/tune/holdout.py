@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,7 +24,7 @@ __all__ = ["HoldoutRuns", "holdout_runs"]
 _Job = tuple[
     CompactCVData,
     list[int],
-    dict[str, int],
+    dict[str, Any],
     dict[str, NDArray[np.float64]],
     list[int] | None,
 ]
@@ -85,6 +86,7 @@ def holdout_runs(
     num_folds: int = 5,
     fold_rounds: int | None = None,
     fold_refine: int | None = None,
+    rules: bool = False,
 ) -> HoldoutRuns:
     """Search on all cases, and on each fold's training cases with its held-out Dice.
 
@@ -100,6 +102,8 @@ def holdout_runs(
         fold_rounds: ``max_rounds`` of each fold's search (default ``max_rounds``: the folds
             estimate the gain of the same procedure; a cheaper one underestimates it).
         fold_refine: ``refine`` of each fold's search (default ``refine``).
+        rules: As for :func:`~nnunet_ext.tune.search.search_weights`; each fold decides which
+            labels to leave to the rules on its own tuning cases.
 
     Returns:
         The search on all cases, the baselines' per-case Dice, the folds, each fold's weights
@@ -109,7 +113,7 @@ def holdout_runs(
     steps = steps or default_steps(data.num_models)
     data = data.settle()  # same scores for every weight matrix, fewer voxels
     per_case = _baseline_per_case(data, label_list)
-    options = {"steps": steps, "max_rounds": max_rounds, "refine": refine}
+    options = {"steps": steps, "max_rounds": max_rounds, "refine": refine, "rules": rules}
     jobs: list[_Job] = [(data, label_list, options, per_case, None)]
     n = data.num_cases
     k = min(num_folds, n)
@@ -118,6 +122,7 @@ def holdout_runs(
         "steps": steps,
         "max_rounds": max_rounds if fold_rounds is None else fold_rounds,
         "refine": refine if fold_refine is None else fold_refine,
+        "rules": rules,
     }
     jobs += [(data, label_list, fold_options, per_case, held) for held in folds]
     outcomes = [_search_job(job) for job in jobs]

@@ -181,14 +181,17 @@ def bootstrap_noise(
     return float(values[picks].mean(axis=1).std())
 
 
-def judge_label_step(j: int, diff: NDArray[np.float64]) -> dict[str, Any]:
+def judge_label_step(
+    j: int, diff: NDArray[np.float64], *, exempt: Sequence[int] = ()
+) -> dict[str, Any]:
     """The held-out verdict on a step for label column ``j`` from per-case differences.
 
     ``diff`` is ``(cases, L)``: the step's held-out per-case Dice minus the current spec's. The
     step passes when the label's mean gain exceeds ``NOISE_Z`` bootstrap standard errors and
     :data:`MIN_GAIN`, and no other label's mean drop exceeds its own noise (at least
-    :data:`DROP_TOLERANCE`); ``foreground_gain`` (mean over cases of the mean over labels)
-    ranks passing steps.
+    :data:`DROP_TOLERANCE`); a drop of a column in ``exempt`` (a label the rules decide later)
+    does not count. ``foreground_gain`` (mean over cases of the mean over labels, every label
+    included) ranks passing steps.
 
     Examples:
         >>> diff = np.array([[0.10, 0.0], [0.12, 0.0], [0.11, 0.001], [0.09, -0.001]])
@@ -196,12 +199,14 @@ def judge_label_step(j: int, diff: NDArray[np.float64]) -> dict[str, Any]:
         (True, False)
         >>> judge_label_step(0, diff - [0.0, 0.2])["passes"]  # label 1 drops by 0.2
         False
+        >>> judge_label_step(0, diff - [0.0, 0.2], exempt=[1])["passes"]  # the rules decide 1
+        True
     """
     gain = float(np.nanmean(diff[:, j])) if np.any(~np.isnan(diff[:, j])) else 0.0
     noise = bootstrap_noise(diff[:, j])
     worst_drop = 0.0
     for k in range(diff.shape[1]):
-        if k == j or not np.any(~np.isnan(diff[:, k])):
+        if k == j or k in exempt or not np.any(~np.isnan(diff[:, k])):
             continue
         noise_k = max(NOISE_Z * bootstrap_noise(diff[:, k]), DROP_TOLERANCE)
         drop = -float(np.nanmean(diff[:, k])) - noise_k

@@ -18,6 +18,15 @@ win over the search result when they score better. Hence, on the tuning data:
   shortfall below the floors is no larger than that of any fallback that keeps every label at
   or above equal weights.
 
+With ``rules=True`` (per-label rules follow, :mod:`nnunet_ext.tune.rules`), a label that one
+member alone predicts on the tuning cases (every other member blind to it,
+:func:`~nnunet_ext.tune.rules.sole_reliable_member`) is *left to the rules*: its floor is its
+equal-weight Dice, not that member's. Weights cannot give such a label the seeing member's Dice
+(the blind members' background channels dilute it wherever they are confident), so that floor
+is unreachable; as the first term of the score it would bend every other column towards the
+label (trading the other labels' Dice for a few voxels of it), while the rules then take the
+label ``from`` the seeing member whatever the weights.
+
 The compact form is that of :mod:`nnunet_ext.tune.compact`; the scoring is in
 :mod:`nnunet_ext.tune.scoring`.
 """
@@ -33,6 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from nnunet_ext.tune.compact import CompactCVData
+from nnunet_ext.tune.rules import sole_reliable_member
 from nnunet_ext.tune.scoring import (
     _baseline_per_case,
     _Evaluator,
@@ -81,11 +91,14 @@ class SearchResult:
         weights: ``(M, C)`` chosen weights, every column summing to 1.
         dice: ``(L,)`` mean Dice per label with ``weights``.
         baselines: Name (``"equal"``, ``"model 0"``, ...) to ``(L,)`` mean Dice per label.
-        floors: ``(L,)`` best baseline Dice per label.
+        floors: ``(L,)`` the floor per label the search aims at: the best baseline Dice, or
+            the equal-weight Dice for a label left to the rules.
         fallback: ``(M, C)`` the per-label fallback: each label's column from its best
             baseline, the background column from the best baseline overall.
         evaluations: Weight matrices scored.
         rounds: Coordinate-ascent rounds run (coarse grid and refinement sweeps).
+        rule_labels: Labels (class indices) left to the rules: one member alone predicts them
+            (only with ``rules=True``).
     """
 
     weights: NDArray[np.float64]
@@ -95,6 +108,7 @@ class SearchResult:
     fallback: NDArray[np.float64]
     evaluations: int
     rounds: int
+    rule_labels: tuple[int, ...] = ()
 
     @property
     def feasible(self) -> bool:
@@ -246,6 +260,18 @@ class _Ascent:
         return rounds
 
 
+def _rule_labels(
+    baseline_per_case: dict[str, NDArray[np.float64]], label_ids: Sequence[int], num_models: int
+) -> tuple[int, ...]:
+    """The labels one member alone predicts on these cases (left to the rules)."""
+    members = [baseline_per_case[f"model {m}"] for m in range(num_models)]
+    return tuple(
+        int(label)
+        for j, label in enumerate(label_ids)
+        if sole_reliable_member(members, j) is not None
+    )
+
+
 def _search(
     data: CompactCVData,
     label_ids: Sequence[int],
@@ -253,6 +279,7 @@ def _search(
     steps: int,
     max_rounds: int,
     refine: int,
+    rules: bool = False,
     baseline_per_case: dict[str, NDArray[np.float64]] | None = None,
 ) -> SearchResult:
     matrices = baseline_weights(data.num_models, data.num_classes)
@@ -264,6 +291,10 @@ def _search(
     names = list(matrices)
     table, floors, valid = _floors(baselines, names, len(label_ids))
     equal = baselines["equal"]
+    rule_labels = _rule_labels(baseline_per_case, label_ids, data.num_models) if rules else ()
+    for label in rule_labels:
+        j = list(label_ids).index(label)
+        floors[j] = equal[j]  # the seeing member's Dice is the rules' to reach, not the weights'
 
     # the per-label fallback: each label's column from its best baseline, background from the
     # best baseline overall; it and the baselines themselves are the fallbacks of the result
@@ -291,6 +322,7 @@ def _search(
         fallback=fallbacks[0][0],
         evaluations=evaluations + 2 + ascent.evaluations,
         rounds=rounds,
+        rule_labels=rule_labels,
     )
 
 
@@ -301,6 +333,7 @@ def search_weights(
     steps: int | None = None,
     max_rounds: int = 4,
     refine: int = 4,
+    rules: bool = False,
 ) -> SearchResult:
     """Find per-class weights maximising the per-label mean Dice, never below the baselines.
 
@@ -316,6 +349,8 @@ def search_weights(
         steps: Simplex grid resolution per class (default :func:`default_steps`).
         max_rounds: Largest number of sweeps over the classes, per grid and refinement level.
         refine: Refinement levels (0: grid only).
+        rules: Whether per-label rules follow: a label one member alone predicts is then left
+            to them (its floor is equal weights; see :mod:`nnunet_ext.tune.search`).
 
     Returns:
         The chosen weights and the per-label Dice of them and of the baselines.
@@ -341,4 +376,5 @@ def search_weights(
         steps=steps or default_steps(data.num_models),
         max_rounds=max_rounds,
         refine=refine,
+        rules=rules,
     )
