@@ -90,6 +90,8 @@ class TuneResult:
         weights_dice: ``(L,)`` in-sample mean Dice of the weights alone.
         weight_decisions: Per label, the held-out gate of its tuned weights
             (:mod:`nnunet_ext.tune.gate`); empty without folds (weights not gated).
+        rule_labels: Labels (class indices) left to the rules because one model alone
+            predicts them (:mod:`nnunet_ext.tune.search`); empty without rules or folds.
     """
 
     input_dirs: list[str]
@@ -108,6 +110,7 @@ class TuneResult:
     decisions: list[LabelDecision] = field(default_factory=list)
     weights_dice: NDArray[np.float64] | None = None
     weight_decisions: list[WeightDecision] = field(default_factory=list)
+    rule_labels: list[int] = field(default_factory=list)
 
     @property
     def in_sample_gain(self) -> NDArray[np.float64]:
@@ -189,8 +192,10 @@ def tune_weights(
     folds = cv_folds if cv_folds >= 2 and len(cases) >= 2 else 0
     if cv_folds >= 2 and len(cases) < 2:
         warnings.append("only one case: no held-out gain estimate")
+    # rules need the held-out folds; without them no label is left to the rules
+    with_rules = rules and folds >= 2
     runs = holdout_runs(
-        data, label_ids, steps=steps, max_rounds=max_rounds, num_folds=folds, rules=rules
+        data, label_ids, steps=steps, max_rounds=max_rounds, num_folds=folds, rules=with_rules
     )
     gated = _gated_weights(data, label_ids, runs, warnings)
     search_s = time.perf_counter() - start - read_s
@@ -217,6 +222,7 @@ def tune_weights(
         decisions=decisions,
         weights_dice=gated.dice,
         weight_decisions=gated.decisions,
+        rule_labels=list(runs.result.rule_labels),
     )
 
 

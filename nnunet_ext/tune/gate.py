@@ -16,6 +16,10 @@ held-out gain on the label -- the mean over cases of the per-case difference in 
 Dice against the current spec -- exceeds ``NOISE_Z`` times its bootstrap standard error and
 :data:`~nnunet_ext.tune.rules.MIN_GAIN`, and no other label's held-out mean Dice drops by more
 than its own noise (``NOISE_Z`` bootstrap standard errors, at least :data:`DROP_TOLERANCE`).
+A label the search left to the rules (:attr:`~nnunet_ext.tune.search.SearchResult.rule_labels`:
+one member alone predicts it) is exempt from that test: the rules decide it next, starting from
+``from`` that member, so its Dice under the weights alone does not hold back another label's
+step (it still counts in the foreground gain that ranks the steps).
 Of the admissible steps the one with the larger held-out gain in mean foreground Dice is taken;
 none: the label keeps the columns it has (equal weights unless an earlier label took the
 background column). In-sample Dice are reported, not gated on:

@@ -118,6 +118,7 @@ def report_dict(result: TuneResult) -> dict[str, Any]:
                 d: float(result.weights[m, label]) for m, d in enumerate(result.input_dirs)
             },
             "rule": "weighted",
+            "left_to_rules": label in result.rule_labels,
         }
         entry.update(rules.get(label, {}))
         entry.update(weight_steps.get(label, {}))
@@ -199,6 +200,16 @@ def format_table(result: TuneResult) -> str:
         legend.append(
             "weights: a label's tuned columns are taken only if their held-out gain exceeds twice "
             "its per-case bootstrap standard error and no other label drops beyond its noise"
+        )
+    if result.rule_labels:
+        names = ", ".join(
+            f"{label} {result.label_names[result.label_ids.index(label)]}"
+            for label in result.rule_labels
+        )
+        legend.append(
+            f"left to the rules (one model alone predicts it): {names}; the weight search aims "
+            "at its equal-weight Dice, and its drop under the weights alone does not hold back "
+            "another label's step"
         )
     if result.decisions:
         legend.append(

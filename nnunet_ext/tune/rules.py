@@ -38,6 +38,11 @@ not taken (the chain above decides) when, held out, it lowers another label's Di
 ``from`` candidates it is not held to the in-sample floor of equal weights: that floor is the
 comparison the default exists to avoid.
 
+With rules, such a label is also *left to the rules* by the weights: the weight search aims at
+its equal-weight Dice instead of the seeing member's (which weights cannot reach without costing
+the other labels) and the weight gate does not let its drop hold back another label's step
+(:mod:`nnunet_ext.tune.search`, :mod:`nnunet_ext.tune.gate`).
+
 Member argmax maps of the contested voxels are taken from the float16 compact probabilities
 (settled voxels: every member agrees, see :mod:`nnunet_ext.tune.compact`, whose settled test
 allows decision scales up to :data:`MAX_SCALE`).

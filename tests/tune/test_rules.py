@@ -15,8 +15,9 @@ from nnunet_ext.synthetic import make_case, write_prediction_folder
 from nnunet_ext.tune import tune_weights
 from nnunet_ext.tune.compact import compact_case, merge_cases
 from nnunet_ext.tune.holdout import holdout_runs
-from nnunet_ext.tune.report import report_dict, write_outputs
+from nnunet_ext.tune.report import format_table, report_dict, write_outputs
 from nnunet_ext.tune.rules import bootstrap_noise, choose_rules
+from nnunet_ext.tune.scoring import mean_over_cases
 
 
 def forgetful_member(rng, reference, *, good, forgets, p_true=0.28):
@@ -112,12 +113,22 @@ def test_no_rule_without_a_held_out_gain(forgot_rv):
 
 
 def test_rules_off_reproduces_the_weights_only_tuner(cv):
+    """``rules=False`` is the weights-only tuner: no rule, and no label left to the rules (the
+    search and the gate treat every label alike)."""
+    from nnunet_ext.tune.gate import gate_weights
+    from nnunet_ext.tune.reading import load_cv_data
+
     model_dirs, ref_dir = cv
     with_rules = tune_weights(model_dirs, ref_dir, cv_folds=3)
     without = tune_weights(model_dirs, ref_dir, cv_folds=3, rules=False)
-    np.testing.assert_array_equal(with_rules.weights, without.weights)
+    data, _, _, labels, _ = load_cv_data(model_dirs, ref_dir)
+    weights_only = gate_weights(data, labels, holdout_runs(data, labels, num_folds=3))
+    np.testing.assert_array_equal(without.weights, weights_only.weights)
     assert without.rules == []
     assert without.decisions == []
+    # with rules, label 2 is left to them (model 0's Dice 0.45 is under half model 1's 0.93)
+    assert holdout_runs(data, labels, num_folds=3, rules=True).result.rule_labels == (2,)
+    assert holdout_runs(data, labels, num_folds=3).result.rule_labels == ()
     # rules never take a label below equal weights in-sample
     assert np.all(with_rules.dice >= with_rules.baselines["equal"] - 1e-12)
     assert report_dict(with_rules)["schema_version"] == 2
@@ -316,6 +327,11 @@ def test_the_tuner_reports_the_blind_member_baseline(forgot_rv, tmp_path):
     report = json.loads(report_file.read_text())
     rv_report = next(item for item in report["labels"] if item["label"] == 3)
     assert rv_report["decision"][0]["basis"].startswith("baseline")
+    # every label here has a blind member ("2d" never predicts 1 and 2): all left to the rules
+    assert result.rule_labels == [1, 2, 3]
+    assert [item["left_to_rules"] for item in report["labels"]] == [True, True, True]
+    assert "left to the rules (one model alone predicts it): 1 " in format_table(result)
+    assert tune_weights(dirs, ref_dir, cv_folds=0).rule_labels == []  # rules need folds
 
 
 @settings(max_examples=40, deadline=None)
@@ -436,3 +452,109 @@ def test_weighted_replaces_the_blind_default_only_with_weights_that_favour_the_s
     assert outcomes["equal"][3].startswith("not a candidate")
     assert outcomes["favouring"][0] == "weighted"
     assert outcomes["favouring"][2]
+
+
+def _rim_and_blind(rng, reference, hesitation=2.0):
+    """The demo's seed-1 members. Member 0 ("2d") sees RV (label 3) but is unsure of it (logit
+    1 against 0) and over-calls a one-voxel rim around labels 1 and 2; member 1 ("3d") is sharp
+    on 1 and 2, hesitates on the same rim, and is blind to RV (confident background there).
+    Weights reach member 0's RV only with the background column leaning to member 0, which lets
+    the rim in: the RV floor and label 1's conflict through the background column."""
+    from scipy.ndimage import binary_dilation
+
+    a = np.zeros((4, *reference.shape), np.float32)
+    b = np.zeros_like(a)
+    for c in range(4):
+        a[c] += (1.0 if c == 3 else 3.0) * (reference == c)
+        b[c] += 4.0 * (reference == c)
+    b[0] += 6.0 * (reference == 3)
+    for c in (1, 2):
+        rim = binary_dilation(reference == c) & (reference == 0)
+        a[c] += 5.0 * rim
+        b[c] += hesitation * rim
+    b += 0.5 * rng.standard_normal(b.shape).astype(np.float32)
+    members = []
+    for logits in (a, b):
+        e = np.exp(logits - logits.max(axis=0))
+        members.append((e / e.sum(axis=0)).astype(np.float32))
+    return members
+
+
+def _rim_cases(seed, hesitation=2.0):
+    rng = np.random.default_rng(seed)
+    cases = []
+    for _ in range(8):
+        _, ref = make_case(rng, shape=(8, 32, 32), with_small_label=True)
+        cases.append(compact_case(_rim_and_blind(rng, ref, hesitation), ref))
+    return merge_cases(cases)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_label_one_member_alone_predicts_does_not_bend_the_other_labels_weights(seed):
+    """Without rules the search trades label 1 for RV (whose floor, member 0's Dice, weights
+    cannot reach without the rim); with rules RV is left to them: its floor is equal weights,
+    label 1 keeps its Dice, and RV comes ``from`` member 0. The whole tuner with rules is then
+    at least the weights-only tuner on every label and better on the mean, in-sample and held
+    out."""
+    from nnunet_ext.tune.gate import gate_weights
+    from nnunet_ext.tune.search import search_weights
+
+    data = _rim_cases(seed)
+    labels = [1, 2, 3]
+    without = search_weights(data, labels)
+    left = search_weights(data, labels, rules=True)
+    assert (without.rule_labels, left.rule_labels) == ((), (3,))
+    assert left.floors[2] == left.baselines["equal"][2] < without.floors[2]
+    assert left.dice[0] > without.dice[0]  # label 1 is no longer traded for RV
+    assert without.dice[2] > left.dice[2]
+    outcomes = {}
+    for rules in (False, True):
+        runs = holdout_runs(data, labels, num_folds=4, rules=rules)
+        gate = gate_weights(data, labels, runs)
+        choice = _choose(data, labels, runs, gate.weights, gate.fold_weights, members=rules)
+        if not rules:  # the weights-only tuner
+            outcomes[rules] = (gate.in_sample, mean_over_cases(gate.held_out))
+        else:
+            assert (3, 0) in choice.rules.take
+            outcomes[rules] = (choice.dice, choice.held_out)
+    for weights_only, with_rules in zip(outcomes[False], outcomes[True], strict=True):
+        assert np.all(with_rules >= weights_only - 1e-9)
+        assert with_rules[0] > weights_only[0] + 1e-3  # label 1: no rim let in for RV
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_label_left_to_the_rules_does_not_veto_another_labels_weight_step(seed):
+    """Tuned weights that take the background from member 1 remove label 1's rim (member 1
+    hesitates there less than member 0 over-calls it) and, with it, RV under the weights alone
+    (member 1 is blind to RV). Label 1's step is taken when RV is left to the rules (which take
+    it ``from`` member 0 next), and refused when RV is an ordinary label."""
+    import dataclasses
+
+    from nnunet_ext.tune.gate import gate_weights
+
+    data = _rim_cases(seed, hesitation=3.8)
+    labels = [1, 2, 3]
+    runs = holdout_runs(data, labels, num_folds=4, rules=True)
+    assert runs.result.rule_labels == (3,)
+    tuned = np.full((2, 4), 0.5)
+    tuned[:, 0] = (0.0, 1.0)
+    forced = dataclasses.replace(
+        runs,
+        result=dataclasses.replace(runs.result, weights=tuned),
+        fold_weights=[tuned] * len(runs.folds),
+    )
+    ordinary = dataclasses.replace(
+        forced, result=dataclasses.replace(forced.result, rule_labels=())
+    )
+    steps = {}
+    for name, searched in (("left to the rules", forced), ("ordinary", ordinary)):
+        gate = gate_weights(data, labels, searched)
+        label_1 = next(d for d in gate.decisions if d.label == 1)
+        steps[name] = next(s for s in label_1.steps if s["step"] == "label + background")
+        rv = next(c for c in label_1.candidates if c[0] == "label + background")[2][2]
+        assert rv < 0.5 * label_1.candidates[0][2][2]  # RV under the weights alone collapses
+    assert steps["ordinary"]["gain"] > 2 * steps["ordinary"]["noise"]
+    assert steps["ordinary"]["other_drop"] > 0
+    assert not steps["ordinary"]["taken"]
+    assert steps["left to the rules"]["other_drop"] == 0
+    assert steps["left to the rules"]["taken"]
