@@ -559,11 +559,15 @@ _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
 
 
 def verify_checkpoint(path: str | os.PathLike[str]) -> None:
-    """Check that a checkpoint file is complete, without torch: every zip member's CRC-32.
+    """Check that a checkpoint file is a complete nnU-Net checkpoint, without torch.
 
-    ``torch.save`` writes a zip archive; a truncated, emptied or overwritten file fails here
-    with one line naming it, before a worker or network starts. A legacy-format file is left to
-    ``torch.load``.
+    ``torch.save`` writes a zip archive: every member's CRC-32 is checked, then its
+    ``<name>/data.pkl`` is read with :func:`~nnunet_ext.io.safe_pickle.opaque_loads` (builtin
+    containers only; tensors become stand-ins, nothing is called) and must be a dict with what
+    nnU-Net's predictor reads: ``network_weights`` (a non-empty mapping), ``trainer_name`` (a
+    string) and ``init_args`` with a string ``configuration``. A truncated, emptied or
+    overwritten file, or another program's ``.pth``, fails here with one line naming it, before
+    a worker or network starts. A legacy-format (non-zip) file is left to ``torch.load``.
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
@@ -595,6 +599,60 @@ def verify_checkpoint(path: str | os.PathLike[str]) -> None:
             err.found,
             fix="The file is truncated or corrupt; copy it again or retrain that fold.",
         ) from err
+    _verify_checkpoint_contents(file)
+
+
+_CHECKPOINT_FIX = (
+    "This is not a checkpoint nnUNetv2_train wrote (checkpoint_final.pth / checkpoint_best.pth "
+    "hold network_weights, trainer_name and init_args); copy the fold's checkpoint again or "
+    "retrain that fold."
+)
+
+
+def _verify_checkpoint_contents(file: Path) -> None:
+    """The checkpoint's ``data.pkl`` holds what nnU-Net's predictor reads (see the caller)."""
+    import zipfile
+
+    from nnunet_ext.io.safe_pickle import opaque_loads
+
+    with zipfile.ZipFile(file) as archive:
+        pickles = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/data.pkl")]
+        if len(pickles) != 1:
+            raise InputError(
+                file,
+                "a PyTorch checkpoint (a zip with one <name>/data.pkl)",
+                f"{len(pickles)} such members",
+                fix=_CHECKPOINT_FIX,
+            )
+        data = archive.read(pickles[0])
+    try:
+        checkpoint = opaque_loads(data)
+    except Exception as err:  # a damaged pickle raises many different types
+        raise InputError(
+            file,
+            "a readable checkpoint pickle",
+            f"{type(err).__name__} in {pickles[0]}",
+            fix=_CHECKPOINT_FIX,
+        ) from err
+    if not isinstance(checkpoint, dict):
+        raise InputError(
+            file, "an nnU-Net checkpoint dict", describe(checkpoint), fix=_CHECKPOINT_FIX
+        )
+    weights = checkpoint.get("network_weights")
+    if not isinstance(weights, Mapping) or not weights:
+        raise invalid_key(
+            file, checkpoint, "network_weights", "a non-empty mapping", fix=_CHECKPOINT_FIX
+        )
+    if not isinstance(checkpoint.get("trainer_name"), str):
+        raise invalid_key(file, checkpoint, "trainer_name", "a string", fix=_CHECKPOINT_FIX)
+    init_args = checkpoint.get("init_args")
+    if not isinstance(init_args, dict):
+        raise invalid_key(file, checkpoint, "init_args", "a dict", fix=_CHECKPOINT_FIX)
+    if not isinstance(init_args.get("configuration"), str):
+        found = describe(init_args["configuration"]) if "configuration" in init_args else "nothing"
+        raise InputError(
+            file, "a string", found, key="init_args.configuration", fix=_CHECKPOINT_FIX
+        )
 
 
 def load_plans(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-__all__ = ["UnsafePickleError", "load_properties", "safe_loads"]
+__all__ = ["Opaque", "UnsafePickleError", "load_properties", "opaque_loads", "safe_loads"]
 
 _ALLOWED_BUILTINS = frozenset(
     {
@@ -81,6 +81,57 @@ def safe_loads(data: bytes) -> Any:
         nnunet_ext.io.safe_pickle.UnsafePickleError: refusing to load global builtins.print: ...
     """
     return _RestrictedUnpickler(io.BytesIO(data)).load()
+
+
+class Opaque:
+    """An inert stand-in for an object of any class outside builtin containers.
+
+    :func:`opaque_loads` returns it for every such global (and calls nothing): a tensor, a
+    storage, a ``torch.device``, a numpy array. A global referenced as such (a function or
+    class, not an instance) is read as the class :class:`Opaque` itself.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "Opaque()"
+
+
+class _OpaqueUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module == "builtins" and name in _ALLOWED_BUILTINS) or (
+            module == "collections" and name == "OrderedDict"
+        ):
+            return super().find_class(module, name)
+        return Opaque
+
+    def persistent_load(self, pid: Any) -> Opaque:
+        return Opaque()
+
+
+def opaque_loads(data: bytes) -> Any:
+    """Unpickle the structure of ``data``: builtin values, and :class:`Opaque` for the rest.
+
+    Nothing outside the builtin containers is imported or called, so this reads what a
+    ``torch.save`` pickle holds (its dict keys, strings, numbers) without torch and without
+    running code; tensors and their storages (persistent ids) become :class:`Opaque`.
+
+    Raises:
+        pickle.UnpicklingError, EOFError, ValueError: For a damaged pickle (among others; the
+            caller reports any exception as "not a readable pickle").
+
+    Examples:
+        >>> import datetime
+        >>> opaque_loads(pickle.dumps({"epoch": 3, "when": datetime.date(2026, 1, 1)}))
+        {'epoch': 3, 'when': Opaque()}
+        >>> opaque_loads(pickle.dumps([print])) == [Opaque]  # a global itself: the class
+        True
+    """
+    return _OpaqueUnpickler(io.BytesIO(data)).load()
 
 
 def load_properties(path: str | os.PathLike[str]) -> dict[str, Any]:

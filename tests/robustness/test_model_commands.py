@@ -254,6 +254,30 @@ def _manifest_with(key: str, value: object) -> Callable[[bytes], bytes]:
     return change
 
 
+def edit_checkpoint(change: Callable[[dict], object]) -> Mutation:
+    """Load the checkpoint with torch, change it, save it again: a complete, valid zip."""
+
+    def apply(path: Path) -> None:
+        import torch
+
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        torch.save(change(checkpoint), path)
+
+    return apply
+
+
+def _without(key: str) -> Callable[[dict], object]:
+    return lambda checkpoint: {k: v for k, v in checkpoint.items() if k != key}
+
+
+def _configuration(value: object) -> Callable[[dict], object]:
+    def change(checkpoint: dict) -> object:
+        checkpoint["init_args"] = {**checkpoint["init_args"], "configuration": value}
+        return checkpoint
+
+    return change
+
+
 MODEL_READERS = ("predict", "predict-spec", "export", "validate")
 IMAGE_READERS = ("predict", "predict-spec", "bundle")
 NOT_JSON = b"these are my notes, not JSON {\n"
@@ -267,6 +291,23 @@ FAULTS: list[Fault] = [
             ("junk", content(JUNK)),
             ("empty", content(b"")),
             ("missing", remove),
+        ]
+    ],
+    # complete PyTorch zips that are not what nnUNetv2_train writes
+    *[
+        Fault(f"checkpoint-{mid}", MODEL_READERS, CHECKPOINT, edit_checkpoint(change), names)
+        for mid, change, names in [
+            (
+                "another-programs",
+                lambda c: {"state_dict": c["network_weights"], "epoch": 3},
+                ("checkpoint_final.pth", "network_weights"),
+            ),
+            ("a-list", lambda c: [c["network_weights"]], ("checkpoint_final.pth", "dict")),
+            ("no-weights", _without("network_weights"), ("network_weights",)),
+            ("empty-weights", lambda c: {**c, "network_weights": {}}, ("network_weights",)),
+            ("no-trainer-name", _without("trainer_name"), ("trainer_name",)),
+            ("no-init-args", _without("init_args"), ("init_args",)),
+            ("configuration-a-number", _configuration(3), ("init_args.configuration",)),
         ]
     ],
     # plans.json and dataset.json of the model folder
