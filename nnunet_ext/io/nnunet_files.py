@@ -18,6 +18,7 @@ __all__ = [
     "LabelSpec",
     "LabelValue",
     "case_id_from_filename",
+    "configuration_patch_size",
     "is_hidden",
     "list_case_files",
     "load_dataset_json",
@@ -551,7 +552,66 @@ def load_model_files(
     ):
         if not isinstance(plans.get(name), kind):
             raise invalid_key(plans_file, plans, name, expected, fix=fix)
+    parts = folder.name.split("__")
+    if len(parts) == 3 and parts[2] in plans["configurations"]:
+        configuration_patch_size(plans, parts[2], plans_file)  # the folder's configuration
     return dataset_json, plans
+
+
+def configuration_patch_size(
+    plans: Mapping[str, Any], configuration: str, plans_file: str | os.PathLike[str]
+) -> list[int]:
+    """The ``patch_size`` of a configuration of ``plans.json``, following ``inherits_from``.
+
+    As nnU-Net's ``PlansManager``: a configuration's own keys override those of the one it
+    inherits from.
+
+    Raises:
+        InputError: Naming the file and key, unless the configuration (or one it inherits from)
+            is an object with a ``patch_size`` of 2 or 3 positive integers.
+
+    Examples:
+        >>> plans = {"configurations": {"3d": {"patch_size": [8, 32, 32]},
+        ...                             "3d_big": {"inherits_from": "3d"}}}
+        >>> configuration_patch_size(plans, "3d_big", "plans.json")
+        [8, 32, 32]
+        >>> plans["configurations"]["3d"]["patch_size"] = [8, 0]
+        >>> configuration_patch_size(plans, "3d_big", "plans.json")
+        Traceback (most recent call last):
+        ...
+        nnunet_ext.io.errors.InputError: plans.json: configurations.3d.patch_size must be a list...
+    """
+    configurations = plans.get("configurations")
+    name, seen = configuration, list[str]()
+    while True:
+        entry = configurations.get(name) if isinstance(configurations, Mapping) else None
+        if not isinstance(entry, Mapping):
+            found = "nothing" if entry is None else describe(entry)
+            raise InputError(
+                plans_file,
+                "an object",
+                found,
+                key=f"configurations.{name}",
+                fix="Copy plans.json again from the model folder nnUNetv2_train wrote.",
+            )
+        if "patch_size" in entry or "inherits_from" not in entry or len(seen) > 16:
+            break
+        seen.append(name)
+        name = str(entry["inherits_from"])
+    patch = entry.get("patch_size")
+    if not (
+        isinstance(patch, list)
+        and len(patch) in (2, 3)
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in patch)
+    ):
+        raise InputError(
+            plans_file,
+            "a list of 2 or 3 positive integers",
+            "nothing" if patch is None else describe(patch),
+            key=f"configurations.{name}.patch_size",
+            fix="Copy plans.json again from the model folder nnUNetv2_train wrote.",
+        )
+    return list(patch)
 
 
 #: The first bytes of a checkpoint in torch's legacy (pre-1.6, non-zip) format.

@@ -419,22 +419,12 @@ def _load_predictor(
     device: str | None,
     **options: Any,
 ) -> EnsemblePredictor:
-    """Validate ``model_dirs`` (as :func:`plan_prediction`, on a stand-in input folder); load."""
-    import tempfile
-
+    """Validate ``model_dirs`` (as :func:`plan_prediction`, without an input folder); load."""
     from nnunet_ext.predict.engine import EnsemblePredictor
-    from nnunet_ext.predict.plan import _validate_model
 
     if not model_dirs:
         raise ValueError("model_dirs must list at least one trained model folder; got none.")
-    with tempfile.TemporaryDirectory(prefix="nnunet_ext-predict-") as folder:
-        # validation reads an input folder; give it one with the right channel count
-        first = _validate_model(
-            Path(model_dirs[0]).resolve(), None, options["checkpoint"], "model_dirs[0]"
-        )
-        for channel in range(first.num_channels):
-            (Path(folder) / f"case_{channel:04d}{first.file_ending}").touch()
-        plan = plan_prediction(folder, model_dirs=model_dirs, device=device or "cpu", **options)
+    plan = plan_prediction(None, model_dirs=model_dirs, device=device or "cpu", **options)
     if device is None:
         plan.settings["device"] = None
     return EnsemblePredictor(plan)

@@ -33,7 +33,11 @@ from numpy.typing import NDArray
 from nnunet_ext.ensemble.fusion import LabelRules
 from nnunet_ext.ensemble.spec import EnsembleSpec
 from nnunet_ext.io import InputError, LabelSpec, load_json, load_json_object, verify_image_complete
-from nnunet_ext.io.nnunet_files import load_model_files, verify_checkpoint
+from nnunet_ext.io.nnunet_files import (
+    configuration_patch_size,
+    load_model_files,
+    verify_checkpoint,
+)
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
@@ -88,9 +92,21 @@ class ModelMember:
         return str(self.dataset_json.get("file_ending", ".nii.gz"))
 
     @property
+    def patch_size(self) -> list[int]:
+        """The configuration's ``patch_size`` (2 or 3 positive integers, checked on loading)."""
+        return configuration_patch_size(
+            self.plans, self.configuration, self.model_dir / "plans.json"
+        )
+
+    @property
     def spatial_dims(self) -> int:
         """2 or 3: the dimensionality of the model's patches."""
-        return len(self.plans["configurations"][self.configuration]["patch_size"])
+        return len(self.patch_size)
+
+    @property
+    def takes_volumes(self) -> bool:
+        """Whether the model's patches span more than one slice (its images must be 3-D)."""
+        return self.spatial_dims == 3 and self.patch_size[0] > 1
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for the provenance file."""
@@ -374,19 +390,12 @@ def verify_images(cases: Sequence[CaseInput], model: ModelMember) -> None:
     Raises:
         InputError: Naming the file.
     """
-    patch = model.plans["configurations"][model.configuration].get("patch_size", [])
-    three_d = (
-        isinstance(patch, list)
-        and len(patch) == 3
-        and isinstance(patch[0], int)
-        and not isinstance(patch[0], bool)
-        and patch[0] > 1
-    )
+    allowed = (3,) if model.takes_volumes else (2, 3)
     for case in cases:
         for file in case.image_files:
             verify_image_complete(file)
             if file.name.lower().endswith(_HEADER_ENDINGS):
-                _check_dimension(file, (3,) if three_d else (2, 3), model.configuration)
+                _check_dimension(file, allowed, model.configuration)
 
 
 def _check_dimension(file: Path, allowed: tuple[int, ...], configuration: str) -> None:
@@ -452,7 +461,7 @@ def _resolve_mirror_axes(
 
 
 def plan_prediction(
-    input_dir: str | os.PathLike[str],
+    input_dir: str | os.PathLike[str] | None,
     *,
     model_dirs: Sequence[str | os.PathLike[str]] | None = None,
     spec: str | os.PathLike[str] | None = None,
@@ -466,6 +475,9 @@ def plan_prediction(
     device: str = "cpu",
 ) -> PredictPlan:
     """Validate members, weights, labels and images; load nothing heavy.
+
+    ``input_dir`` ``None`` plans the members alone, without cases (in-memory prediction,
+    :func:`~nnunet_ext.predict.folders.predict_arrays`).
 
     Returns:
         The plan.
@@ -495,7 +507,11 @@ def plan_prediction(
             + ", ".join(f"{m.model_dir.name}: {m.num_channels}" for m in models)
             + "."
         )
-    cases = list_image_cases(Path(input_dir), models[0].file_ending, models[0].num_channels)
+    cases: tuple[CaseInput, ...] = (
+        ()
+        if input_dir is None
+        else list_image_cases(Path(input_dir), models[0].file_ending, models[0].num_channels)
+    )
     _check_probability_members(members, cases, int(matrix.shape[1]))
     settings = {
         "step_size": float(step_size),

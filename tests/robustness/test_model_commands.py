@@ -278,6 +278,15 @@ def _configuration(value: object) -> Callable[[dict], object]:
     return change
 
 
+def _patch_size(value: object) -> Callable[[object], object]:
+    def change(plans: object) -> object:
+        assert isinstance(plans, dict)
+        configuration = {**plans["configurations"]["3d_fullres"], "patch_size": value}
+        return {**plans, "configurations": {**plans["configurations"], "3d_fullres": configuration}}
+
+    return change
+
+
 MODEL_READERS = ("predict", "predict-spec", "export", "validate")
 IMAGE_READERS = ("predict", "predict-spec", "bundle")
 NOT_JSON = b"these are my notes, not JSON {\n"
@@ -320,6 +329,16 @@ FAULTS: list[Fault] = [
             ("configurations-a-list", edit_json(_set("configurations", [])), ("configurations",)),
             ("no-configurations", edit_json(_drop("configurations")), ("configurations",)),
             ("writer-number", edit_json(_set("image_reader_writer", 3)), ("image_reader_writer",)),
+            *[
+                (f"patch-size-{mid}", edit_json(_patch_size(value)), ("3d_fullres.patch_size",))
+                for mid, value in [
+                    ("a-string", "big"),
+                    ("four-values", [1, 2, 3, 4]),
+                    ("a-zero", [0, 64, 64]),
+                    ("floats", [8.0, 32.0, 32.0]),
+                    ("missing", None),
+                ]
+            ],
             ("missing", remove, ("plans.json",)),
         ]
     ],
