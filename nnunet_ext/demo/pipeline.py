@@ -388,6 +388,7 @@ def _stage_tune(demo: _Demo, cv_dirs: Sequence[Path]) -> tuple[Path, Path]:
         "tune",
         _ours(
             *("tune", "-i", *map(str, cv_dirs), "-r", str(demo.references), "-o", str(spec)),
+            *("--splits", str(demo.references.parent / "splits_final.json")),
             *("--json", str(tuning / "tuning_report.json")),
             *("--figure", str(tuning / "tuning_gains.png")),
         ),

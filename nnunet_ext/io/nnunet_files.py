@@ -26,6 +26,7 @@ __all__ = [
     "load_json_object",
     "load_model_files",
     "load_plans",
+    "load_splits",
     "reader_writer",
     "require_model_files",
     "verify_checkpoint",
@@ -508,6 +509,61 @@ def require_model_files(model_dir: str | os.PathLike[str], where: str) -> None:
                 "($nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG) holds dataset.json and "
                 "plans.json (written by nnUNetv2_train)."
             )
+
+
+def load_splits(path: str | os.PathLike[str], cases: Sequence[str]) -> list[int]:
+    """Per case, the fold of nnU-Net's ``splits_final.json`` whose ``val`` list holds it.
+
+    The file is a JSON list of folds, each an object with ``train`` and ``val`` lists of case
+    identifiers (what ``nnUNetv2_plan_and_preprocess`` writes, or a custom split).
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        InputError: Naming the file (and key), for another structure, a case in no fold's
+            ``val`` or in several.
+
+    Examples:
+        >>> import tempfile
+        >>> splits = Path(tempfile.mkdtemp(), "splits_final.json")
+        >>> _ = splits.write_text('[{"train": ["b"], "val": ["a"]}, {"train": [], "val": ["b"]}]')
+        >>> load_splits(splits, ["b", "a"])
+        [1, 0]
+        >>> load_splits(splits, ["c"])
+        Traceback (most recent call last):
+        ...
+        nnunet_ext.io.errors.InputError: ...splits_final.json: val must hold case 'c' in one fold...
+    """
+    folds = load_json(path)
+    fix = (
+        "Give the splits_final.json the models were trained with "
+        "($nnUNet_preprocessed/DatasetX/splits_final.json)."
+    )
+    if not isinstance(folds, list) or not folds:
+        raise InputError(path, "a list of folds", describe(folds), fix=fix)
+    fold_of: dict[str, list[int]] = {}
+    for index, fold in enumerate(folds):
+        for key in ("train", "val"):
+            values = fold.get(key) if isinstance(fold, Mapping) else None
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                found = "nothing" if values is None else describe(values)
+                raise InputError(
+                    path, "a list of case identifiers", found, key=f"[{index}].{key}", fix=fix
+                )
+        for case in fold["val"]:
+            fold_of.setdefault(case, []).append(index)
+    out = []
+    for case in cases:
+        found_in = fold_of.get(case, [])
+        if len(found_in) != 1:
+            raise InputError(
+                path,
+                f"hold case {case!r} in one fold",
+                "no fold" if not found_in else f"folds {found_in}",
+                key="val",
+                fix=fix,
+            )
+        out.append(found_in[0])
+    return out
 
 
 def load_model_files(

@@ -8,6 +8,7 @@ reduced to the compact form of :mod:`nnunet_ext.tune.compact` (:mod:`nnunet_ext.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -92,6 +93,7 @@ class TuneResult:
             (:mod:`nnunet_ext.tune.gate`); empty without folds (weights not gated).
         rule_labels: Labels (class indices) left to the rules because one model alone
             predicts them (:mod:`nnunet_ext.tune.search`); empty without rules or folds.
+        splits: The ``splits_final.json`` given, or ``None``.
     """
 
     input_dirs: list[str]
@@ -111,6 +113,7 @@ class TuneResult:
     weights_dice: NDArray[np.float64] | None = None
     weight_decisions: list[WeightDecision] = field(default_factory=list)
     rule_labels: list[int] = field(default_factory=list)
+    splits: str | None = None
 
     @property
     def in_sample_gain(self) -> NDArray[np.float64]:
@@ -150,6 +153,7 @@ def tune_weights(
     cv_folds: int = 5,
     dataset_json: str | os.PathLike[str] | None = None,
     rules: bool = True,
+    splits: str | os.PathLike[str] | None = None,
 ) -> TuneResult:
     """Tune per-label weights and rules of several models on their CV probabilities.
 
@@ -172,6 +176,9 @@ def tune_weights(
         dataset_json: Labels file; default found next to the folders.
         rules: Whether to choose per-label rules (``False``: weights only, as before). Rules
             need the held-out folds; without them every label stays ``weighted``.
+        splits: nnU-Net's ``splits_final.json`` the models were trained with: the test of
+            whether a model is blind to a label then also looks at each training fold's CV
+            cases (:func:`~nnunet_ext.tune.rules.sole_reliable_member`).
 
     Returns:
         The chosen weights with the per-label report.
@@ -181,10 +188,17 @@ def tune_weights(
         ValueError: For inconsistent inputs or bad options.
     """
     _check_options(num_workers=num_workers, steps=steps, max_rounds=max_rounds, cv_folds=cv_folds)
+    if splits is not None:
+        from nnunet_ext.io.nnunet_files import load_splits
+
+        load_splits(splits, [])  # its structure, before any case is read
     start = time.perf_counter()
     data, cases, left_out, label_ids, label_names = load_cv_data(
         input_dirs, reference_dir, num_workers=num_workers, dataset_json=dataset_json
     )
+    if splits is not None:
+        folds_of_cases = np.asarray(load_splits(splits, cases), dtype=np.int64)
+        data = dataclasses.replace(data, training_folds=folds_of_cases)
     read_s = time.perf_counter() - start
     contested = data.probabilities.shape[2] / max(data.probabilities.shape[2] + data.fixed.sum(), 1)
     logger.info("%.1f%% of voxels are contested between the models", 100 * contested)
@@ -223,6 +237,7 @@ def tune_weights(
         weights_dice=gated.dice,
         weight_decisions=gated.decisions,
         rule_labels=list(runs.result.rule_labels),
+        splits=None if splits is None else str(splits),
     )
 
 

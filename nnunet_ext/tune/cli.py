@@ -42,6 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _cli.add_dataset_json(parser, "dataset.json (default: found next to the folders)")
     parser.add_argument(
+        "--splits",
+        metavar="splits_final.json",
+        help="nnU-Net's splits the models were trained with "
+        "($nnUNet_preprocessed/DatasetX/splits_final.json): a model is then not taken as blind "
+        "to a label that one of its fold models predicts on its own CV cases",
+    )
+    parser.add_argument(
         "--steps",
         type=int,
         metavar="N",
@@ -94,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         )
         outputs.append(Output(plan_path, "--postprocess plan", (".json",)))
     with _cli.guard_command_outputs(
-        args, outputs, inputs=[*args.input, args.reference, args.dataset_json]
+        args, outputs, inputs=[*args.input, args.reference, args.dataset_json, args.splits]
     ):
         return _tune(args, out, report, figure)
 
@@ -106,7 +113,7 @@ def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: P
     result = tune_weights(
         args.input,
         args.reference,
-        **_cli.library_arguments(args, "num_workers steps max_rounds cv_folds dataset_json"),
+        **_cli.library_arguments(args, "num_workers steps max_rounds cv_folds dataset_json splits"),
         rules=not args.no_rules,
     )
     print(format_table(result))

@@ -49,6 +49,8 @@ class CompactCVData:
         reference: ``(N,)`` reference label of each contested voxel.
         case_index: ``(N,)`` case of each contested voxel.
         num_values: ``K``: reference values and labels are ``< K`` (``K >= C``).
+        training_folds: ``(cases,)`` the nnU-Net training fold whose model predicted each
+            case (its ``val`` fold in ``splits_final.json``), or ``None`` when not known.
     """
 
     fixed: NDArray[np.int64]
@@ -56,6 +58,7 @@ class CompactCVData:
     reference: NDArray[np.integer[Any]]
     case_index: NDArray[np.integer[Any]]
     num_values: int
+    training_folds: NDArray[np.int64] | None = None
 
     @property
     def num_cases(self) -> int:
@@ -108,6 +111,7 @@ class CompactCVData:
             reference=self.reference[keep],
             case_index=self.case_index[keep],
             num_values=k,
+            training_folds=self.training_folds,
         )
 
     def subset(self, cases: Sequence[int]) -> CompactCVData:
@@ -122,6 +126,7 @@ class CompactCVData:
             reference=self.reference[keep],
             case_index=remap[self.case_index[keep]].astype(np.int32),
             num_values=self.num_values,
+            training_folds=None if self.training_folds is None else self.training_folds[chosen],
         )
 
 

@@ -129,6 +129,7 @@ def report_dict(result: TuneResult) -> dict[str, Any]:
         "reference_dir": result.reference_dir,
         "cases": result.cases,
         "left_out": result.left_out,
+        "splits": result.splits,
         "background_weights": {
             d: float(result.weights[m, 0]) for m, d in enumerate(result.input_dirs)
         },
@@ -200,6 +201,11 @@ def format_table(result: TuneResult) -> str:
         legend.append(
             "weights: a label's tuned columns are taken only if their held-out gain exceeds twice "
             "its per-case bootstrap standard error and no other label drops beyond its noise"
+        )
+    if result.splits:
+        legend.append(
+            f"nnU-Net folds from {result.splits}: a model one of whose fold models predicts a "
+            "label (half the best model's Dice on that fold's cases) is not blind to it"
         )
     if result.rule_labels:
         names = ", ".join(

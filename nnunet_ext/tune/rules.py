@@ -243,19 +243,28 @@ def sole_reliable_member(
     member_per_case: Sequence[NDArray[np.float64]],
     j: int,
     cases: NDArray[np.int64] | slice = slice(None),
+    *,
+    training_folds: NDArray[np.int64] | None = None,
 ) -> int | None:
     """The member that alone predicts label column ``j`` on ``cases``, or ``None``.
 
     Each member's own per-case Dice (its argmax alone) is compared with the best member's on the
     label: a member is *blind* to the label when its mean Dice is below :data:`BLIND_FRACTION`
     of the best member's and the mean per-case difference exceeds ``NOISE_Z`` bootstrap standard
-    errors and :data:`MIN_GAIN`. When every other member is blind, the best member is returned.
+    errors and :data:`MIN_GAIN`. With ``training_folds`` (the nnU-Net fold that predicted each
+    case), a member is also not blind when, on the cases of some fold, its mean Dice reaches
+    :data:`BLIND_FRACTION` of the best member's there (and the best member's is above 0): one of
+    its fold models predicts the label, and the fold-averaged member predicts it on new cases
+    in a measure the CV cases of its blind fold do not show. When every other member is blind,
+    the best member is returned.
 
     Args:
         member_per_case: Per member, ``(cases, L)`` Dice of its argmax alone (NaN: label absent
             from reference and prediction).
         j: Label column.
         cases: The cases to decide on (a fold's tuning cases, or all).
+        training_folds: Per case (all cases, as ``member_per_case``), the nnU-Net fold whose
+            model predicted it, or ``None``.
 
     Returns:
         The best member's index, or ``None`` with fewer than two members, no scored case, or
@@ -265,6 +274,10 @@ def sole_reliable_member(
         >>> good = np.array([[0.5], [0.4], [0.6], [0.45]])
         >>> sole_reliable_member([good * 0, good], 0), sole_reliable_member([good, good * 0.9], 0)
         (1, None)
+        >>> one_fold_sees = np.array([[0.0], [0.0], [0.4], [0.5]])  # fold 0 blind, fold 1 sees
+        >>> sole_reliable_member([one_fold_sees, good], 0)
+        1
+        >>> sole_reliable_member([one_fold_sees, good], 0, training_folds=np.array([0, 0, 1, 1]))
     """
     if len(member_per_case) < 2:
         return None
@@ -283,9 +296,31 @@ def sole_reliable_member(
         blind = means[m] < BLIND_FRACTION * means[best] and gain > max(
             NOISE_Z * bootstrap_noise(diff), MIN_GAIN
         )
-        if not blind:
+        if not blind or _sees_in_some_fold(columns[m], columns[best], cases, training_folds):
             return None
     return best
+
+
+def _sees_in_some_fold(
+    member: NDArray[np.float64],
+    best: NDArray[np.float64],
+    cases: NDArray[np.int64] | slice,
+    training_folds: NDArray[np.int64] | None,
+) -> bool:
+    """Whether ``member`` reaches ``BLIND_FRACTION`` of ``best``'s mean Dice in some fold."""
+    if training_folds is None:
+        return False
+    folds = np.asarray(training_folds)[cases]
+    for fold in np.unique(folds):
+        in_fold = folds == fold
+        best_mean = _nanmean(best[in_fold])
+        if best_mean > 0 and _nanmean(member[in_fold]) >= BLIND_FRACTION * best_mean:
+            return True
+    return False
+
+
+def _nanmean(values: NDArray[np.float64]) -> float:
+    return float(np.nanmean(values)) if np.any(~np.isnan(values)) else float("nan")
 
 
 def _case_score(per_case: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -478,6 +513,7 @@ class _ChoiceState:
         self.fold_rules = [LabelRules() for _ in folds]
         self.members: list[NDArray[np.float64]] = []
         self.weights = weights
+        self.training_folds = data.training_folds
 
     def _pooled(self, per_fold: Sequence[NDArray[np.float64]]) -> NDArray[np.float64]:
         """Each fold's per-case Dice on its own held-out cases, pooled over the folds."""
@@ -524,7 +560,11 @@ class _ChoiceState:
         ]
         chosen_index, held_kind = self._held_per_kind(in_sample, fold_per_case)
         j = self.label_list.index(label)
-        base = sole_reliable_member(self.members, j) if self.helds else None
+        base = (
+            sole_reliable_member(self.members, j, training_folds=self.training_folds)
+            if self.helds
+            else None
+        )
         # the kind is decided once on all cases (as in the chain); its parameter, the member,
         # is chosen per fold on the fold's tuning cases: the best own Dice
         fold_base = [_best_member(self.members, j, train) for train in self.trains]

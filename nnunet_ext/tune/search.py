@@ -261,14 +261,16 @@ class _Ascent:
 
 
 def _rule_labels(
-    baseline_per_case: dict[str, NDArray[np.float64]], label_ids: Sequence[int], num_models: int
+    baseline_per_case: dict[str, NDArray[np.float64]],
+    label_ids: Sequence[int],
+    data: CompactCVData,
 ) -> tuple[int, ...]:
     """The labels one member alone predicts on these cases (left to the rules)."""
-    members = [baseline_per_case[f"model {m}"] for m in range(num_models)]
+    members = [baseline_per_case[f"model {m}"] for m in range(data.num_models)]
     return tuple(
         int(label)
         for j, label in enumerate(label_ids)
-        if sole_reliable_member(members, j) is not None
+        if sole_reliable_member(members, j, training_folds=data.training_folds) is not None
     )
 
 
@@ -291,7 +293,7 @@ def _search(
     names = list(matrices)
     table, floors, valid = _floors(baselines, names, len(label_ids))
     equal = baselines["equal"]
-    rule_labels = _rule_labels(baseline_per_case, label_ids, data.num_models) if rules else ()
+    rule_labels = _rule_labels(baseline_per_case, label_ids, data) if rules else ()
     for label in rule_labels:
         j = list(label_ids).index(label)
         floors[j] = equal[j]  # the seeing member's Dice is the rules' to reach, not the weights'
