@@ -531,7 +531,7 @@ def load_splits(path: str | os.PathLike[str], cases: Sequence[str]) -> list[int]
         >>> load_splits(splits, ["c"])
         Traceback (most recent call last):
         ...
-        nnunet_ext.io.errors.InputError: ...splits_final.json: val must hold case 'c' in one fold...
+        nnunet_ext.io.errors.InputError: ...splits_final.json must be a list of folds with case 'c'...
     """
     folds = load_json(path)
     fix = (
@@ -557,9 +557,9 @@ def load_splits(path: str | os.PathLike[str], cases: Sequence[str]) -> list[int]
         if len(found_in) != 1:
             raise InputError(
                 path,
-                f"hold case {case!r} in one fold",
-                "no fold" if not found_in else f"folds {found_in}",
-                key="val",
+                f"a list of folds with case {case!r} (a case of the CV folders) in exactly one "
+                "fold's val",
+                "it in no fold's val" if not found_in else f"it in the val of folds {found_in}",
                 fix=fix,
             )
         out.append(found_in[0])

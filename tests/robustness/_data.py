@@ -96,6 +96,14 @@ def build_inputs(root: Path) -> Path:
         )
     (root / "ref").mkdir()
     (root / "images").mkdir()
+    (root / "splits_final.json").write_text(
+        json.dumps(
+            [
+                {"train": list(CASES[1:]), "val": [CASES[0]]},
+                {"train": [CASES[0]], "val": list(CASES[1:])},
+            ]
+        )
+    )
     for case, ref in references.items():
         _write_image(ref, root / "ref" / f"{case}.nii.gz")
         _write_image(
@@ -250,6 +258,8 @@ COMMANDS: dict[str, Command] = {
                 "2",
                 "--max-rounds",
                 "1",
+                "--splits",
+                _p(r / "splits_final.json"),
             ],
             files=("spec.json", "spec_report.json", "spec_gains.png"),
         ),

@@ -310,6 +310,21 @@ FAULTS: list[Fault] = [
             ("missing", remove, ("ensemble",)),
         ]
     ],
+    # nnU-Net's splits_final.json (tune --splits)
+    *[
+        Fault(f"splits-{mid}", ("tune",), "splits_final.json", m, ("splits_final.json", *names))
+        for mid, m, names in [
+            ("truncated", truncate(0.5), ()),
+            ("not-json", content(b"fold 0: case_a\n"), ()),
+            ("an-object", content(b'{"val": ["case_a"]}'), ("list of folds",)),
+            ("empty", content(b"[]"), ("list of folds",)),
+            ("no-val", edit_json(lambda f: [{"train": x["train"]} for x in f]), ("[0].val",)),
+            ("val-numbers", edit_json(lambda f: [{**x, "val": [1]} for x in f]), ("[0].val",)),
+            ("case-in-no-fold", edit_json(lambda f: f[:1]), ("case_b",)),
+            ("case-in-two-folds", edit_json(lambda f: [*f, f[0]]), ("case_a",)),
+            ("missing", remove, ()),
+        ]
+    ],
     # plans.json
     *[
         Fault(f"plans-json-{mid}", ("ensemble",), "m1/plans.json", m)

@@ -332,6 +332,19 @@ def test_the_tuner_reports_the_blind_member_baseline(forgot_rv, tmp_path):
     assert [item["left_to_rules"] for item in report["labels"]] == [True, True, True]
     assert "left to the rules (one model alone predicts it): 1 " in format_table(result)
     assert tune_weights(dirs, ref_dir, cv_folds=0).rule_labels == []  # rules need folds
+    # "3d" never predicts RV in any training fold: with the splits RV still starts from "2d"
+    cases = sorted(result.cases)
+    splits = tmp_path / "splits_final.json"
+    splits.write_text(
+        json.dumps(
+            [{"train": cases[1::2], "val": cases[::2]}, {"train": cases[::2], "val": cases[1::2]}]
+        )
+    )
+    with_splits = tune_weights(dirs, ref_dir, cv_folds=4, splits=splits)
+    assert with_splits.rules == result.rules
+    assert with_splits.rule_labels == [1, 2, 3]
+    assert f"nnU-Net folds from {splits}" in format_table(with_splits)
+    assert report_dict(with_splits)["splits"] == str(splits)
 
 
 @settings(max_examples=40, deadline=None)
@@ -558,3 +571,70 @@ def test_a_label_left_to_the_rules_does_not_veto_another_labels_weight_step(seed
     assert not steps["ordinary"]["taken"]
     assert steps["left to the rules"]["other_drop"] == 0
     assert steps["left to the rules"]["taken"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dice=st.lists(
+        st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.integers(0, 2)),
+        min_size=3,
+        max_size=12,
+    )
+)
+def test_training_folds_only_take_blindness_away(dice):
+    """With the nnU-Net fold of each case, a member is blind only if it is blind without them
+    and, in every fold where the best member scores, below half the best member's mean."""
+    from nnunet_ext.tune.rules import BLIND_FRACTION, sole_reliable_member
+
+    member_0 = np.array([[d[0]] for d in dice])
+    member_1 = np.array([[d[1]] for d in dice])
+    folds = np.array([d[2] for d in dice])
+    without = sole_reliable_member([member_0, member_1], 0)
+    with_folds = sole_reliable_member([member_0, member_1], 0, training_folds=folds)
+    assert with_folds in (without, None)
+    if without is not None:
+        blind, best = (member_0, member_1) if without == 1 else (member_1, member_0)
+        sees_somewhere = any(
+            best[folds == f].mean() > 0
+            and blind[folds == f].mean() >= BLIND_FRACTION * best[folds == f].mean()
+            for f in np.unique(folds)
+        )
+        assert (with_folds is None) == sees_somewhere
+    # one fold holding every case: the same test as without folds
+    assert (
+        sole_reliable_member(
+            [member_0, member_1], 0, training_folds=np.zeros(len(dice), dtype=np.int64)
+        )
+        == without
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_member_one_of_whose_fold_models_sees_the_label_is_not_blind(seed):
+    """The demo's seed 3: member 0's fold-0 model never predicts RV, its fold-1 model does
+    (on 60 % of it). On all CV cases member 0 is below half member 1's RV Dice, so RV would
+    start ``from`` member 1; with the training folds member 0 is not blind, RV keeps the
+    ordinary chain, and no label is left to the rules."""
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+    cases = []
+    for i in range(8):
+        _, ref = make_case(rng, shape=(8, 32, 32), with_small_label=True)
+        sees = 0.0 if i % 2 == 0 else 0.6
+        members = [_diluting_member(rng, ref, sees=s) for s in (sees, 1.0)]
+        cases.append(compact_case(members, ref))
+    data = merge_cases(cases)
+    folds = np.arange(8) % 2  # fold 0: the even cases
+    labels = [1, 2, 3]
+    outcomes = {}
+    for name, given_data in (
+        ("without", data),
+        ("with", dataclasses.replace(data, training_folds=folds)),
+    ):
+        runs = holdout_runs(given_data, labels, num_folds=4, rules=True)
+        choice = _choose(given_data, labels, runs, runs.result.weights, runs.fold_weights)
+        rv = next(d for d in choice.decisions if d.label == 3)
+        outcomes[name] = (runs.result.rule_labels, rv.steps[0]["basis"].startswith("baseline"))
+    assert outcomes["without"] == ((3,), True)
+    assert outcomes["with"] == ((), False)
