@@ -25,8 +25,8 @@ when every other member is *blind* to it on the tuning cases (its own mean Dice 
 below :data:`BLIND_FRACTION` of the best member's and the per-case difference exceeds the noise,
 :func:`sole_reliable_member`; with the nnU-Net training fold of each case, a member that reaches
 half the best member's Dice on the cases of some fold is not blind), equal weights are no
-neutral default (the blind member's background channel dilutes the label). This kind is decided once on all cases; held out, each
-fold takes the member with the best own Dice on its tuning cases. ``weighted`` is a candidate
+neutral default (the blind member's background channel dilutes the label). This kind is
+decided once on all cases; held out, each fold takes the member with the best own Dice on its tuning cases. ``weighted`` is a candidate
 to replace it only when the tuned weights give that member more say in the label's column than
 every blind member (with equal weights, or weights favouring a blind member, the blind member's
 background outvotes the label wherever it is confident, and CV cases predicted by single fold
