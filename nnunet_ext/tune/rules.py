@@ -25,16 +25,16 @@ when every other member is *blind* to it on the tuning cases (its own mean Dice 
 below :data:`BLIND_FRACTION` of the best member's and the per-case difference exceeds the noise,
 :func:`sole_reliable_member`; with the nnU-Net training fold of each case, a member that reaches
 half the best member's Dice on the cases of some fold is not blind), equal weights are no
-neutral default (the blind member's background channel dilutes the label). This kind is
-decided once on all cases; held out, each fold takes the member with the best own Dice on its tuning cases. ``weighted`` is a candidate
-to replace it only when the tuned weights give that member more say in the label's column than
-every blind member (with equal weights, or weights favouring a blind member, the blind member's
-background outvotes the label wherever it is confident, and CV cases predicted by single fold
-models understate how confident the fold-averaged member is on new cases; ``scale``, which
-fuses the column the same way, likewise); it replaces it only
-when its held-out gain on the label exceeds the noise and no other label drops beyond its own
-(:func:`judge_label_step`, the weight gate's test); ``scale`` then as above. The default is
-not taken (the chain above decides) when, held out, it lowers another label's Dice against
+neutral default (the blind member's background channel dilutes the label). This kind is decided
+once on all cases; held out, each fold takes the member with the best own Dice on its tuning
+cases. ``weighted`` is a candidate to replace it only when the tuned weights give that member
+more say in the label's column than every blind member (with equal weights, or weights favouring
+a blind member, the blind member's background outvotes the label wherever it is confident, and
+CV cases predicted by single fold models understate how confident the fold-averaged member is on
+new cases; ``scale``, which fuses the column the same way, likewise); it replaces it only when
+its held-out gain on the label exceeds the noise and no other label drops beyond its own
+(:func:`judge_label_step`, the weight gate's test); ``scale`` then as above. The default is not
+taken (the chain above decides) when, held out, it lowers another label's Dice against
 ``weighted`` beyond that label's noise (at least :data:`DROP_TOLERANCE`). Unlike the other
 ``from`` candidates it is not held to the in-sample floor of equal weights: that floor is the
 comparison the default exists to avoid.
