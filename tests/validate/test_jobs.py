@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import re
 import zipfile
 from pathlib import Path
@@ -19,7 +20,7 @@ def _fold(tmp_path: Path, *, checkpoints=("checkpoint_final.pth",), previous_sta
     model = tmp_path / "results" / "Dataset501_X" / "CustomEpochs__nnUNetPlans__3d_fullres"
     fold = model / "fold_0"
     fold.mkdir(parents=True)
-    config = {"data_identifier": "x"}
+    config = {"data_identifier": "x", "patch_size": [16, 48, 48]}
     if previous_stage:
         config["previous_stage"] = previous_stage
     (model / "plans.json").write_text(
@@ -42,7 +43,12 @@ def _fold(tmp_path: Path, *, checkpoints=("checkpoint_final.pth",), previous_sta
     )
     for name in checkpoints:
         with zipfile.ZipFile(fold / name, "w") as archive:  # as torch.save writes
-            archive.writestr("archive/data.pkl", b"not loaded")
+            checkpoint = {
+                "network_weights": {"conv.weight": 0.0},
+                "trainer_name": "CustomEpochs",
+                "init_args": {"configuration": "3d_fullres"},
+            }
+            archive.writestr("archive/data.pkl", pickle.dumps(checkpoint))
     (tmp_path / "pre" / "Dataset501_X" / "gt_segmentations").mkdir(parents=True)
     return fold
 
