@@ -195,6 +195,12 @@ def format_table(result: TuneResult) -> str:
                 f"  {step['kind']} over {step['over']}: held-out gain {step['gain']:+.4f} "
                 f"({basis}), noise {step['noise']:.4f} -> {verdict}"
             )
+    legend = _legend(result, models)
+    return "\n".join([*lines, "", *legend, *(f"warning: {w}" for w in result.warnings)])
+
+
+def _legend(result: TuneResult, models: list[str]) -> list[str]:
+    """The lines under the table: models, cases, and the decision rules in force."""
     legend = [f"m{m} = {d}" for m, d in enumerate(models)]
     legend.append(f"{len(result.cases)} case(s) used, {len(result.left_out)} left out")
     if result.weight_decisions:
@@ -227,7 +233,7 @@ def format_table(result: TuneResult) -> str:
             "the noise) starts from 'from' the best model; weighted replaces it only with a "
             "held-out gain on the label beyond the noise"
         )
-    return "\n".join([*lines, "", *legend, *(f"warning: {w}" for w in result.warnings)])
+    return legend
 
 
 def _weight_lines(result: TuneResult) -> list[str]:
