@@ -19,7 +19,11 @@ than its own noise (``NOISE_Z`` bootstrap standard errors, at least :data:`DROP_
 A label the search left to the rules (:attr:`~nnunet_ext.tune.search.SearchResult.rule_labels`:
 one member alone predicts it) is exempt from that test: the rules decide it next, starting from
 ``from`` that member, so its Dice under the weights alone does not hold back another label's
-step (it still counts in the foreground gain that ranks the steps).
+step (it still counts in the foreground gain that ranks the steps). With the nnU-Net training
+fold of each case (``tune --splits``), a label's drop is counted only on the cases of the folds
+where no model is blind to it (:func:`~nnunet_ext.tune.rules.fold_blind_cases`): on the cases
+of a fold model blind to a label, leaning towards that model looks costlier than it is for the
+fold-averaged model on new cases.
 Of the admissible steps the one with the larger held-out gain in mean foreground Dice is taken;
 none: the label keeps the columns it has (equal weights unless an earlier label took the
 background column). In-sample Dice are reported, not gated on:
@@ -41,7 +45,7 @@ from numpy.typing import NDArray
 
 from nnunet_ext.tune.compact import CompactCVData, decision_order
 from nnunet_ext.tune.holdout import HoldoutRuns
-from nnunet_ext.tune.rules import DROP_TOLERANCE, judge_label_step
+from nnunet_ext.tune.rules import DROP_TOLERANCE, fold_blind_cases, judge_label_step
 from nnunet_ext.tune.scoring import mean_over_cases, score_weights
 
 __all__ = ["DROP_TOLERANCE", "WeightDecision", "WeightGate", "gate_weights"]
@@ -152,6 +156,9 @@ def gate_weights(
     # a label left to the rules (one member alone predicts it) is decided by them next; its
     # Dice under the weights alone does not hold back another label's step
     exempt = [label_list.index(label) for label in runs.result.rule_labels]
+    # a case whose training fold has a model blind to a label does not count for its drops
+    members = [runs.baseline_per_case[f"model {m}"] for m in range(data.num_models)]
+    uncounted = fold_blind_cases(members, data.training_folds)
     decisions = []
     for label in decision_order(data, label_list):
         j = label_list.index(label)
@@ -167,7 +174,9 @@ def gate_weights(
             in_sample = score_weights(data, _mixed(equal_weights, tuned, step_columns), label_list)[
                 0
             ]
-            verdict = judge_label_step(j, per_case - current_held, exempt=exempt)
+            verdict = judge_label_step(
+                j, per_case - current_held, exempt=exempt, uncounted=uncounted
+            )
             candidates.append((name, in_sample, mean_over_cases(per_case)))
             steps.append({"step": name, "columns": step_columns, **verdict})
             rank = verdict["foreground_gain"]

@@ -75,6 +75,7 @@ __all__ = [
     "RuleChoice",
     "bootstrap_noise",
     "choose_rules",
+    "fold_blind_cases",
     "judge_label_step",
     "sole_reliable_member",
 ]
@@ -188,7 +189,11 @@ def bootstrap_noise(
 
 
 def judge_label_step(
-    j: int, diff: NDArray[np.float64], *, exempt: Sequence[int] = ()
+    j: int,
+    diff: NDArray[np.float64],
+    *,
+    exempt: Sequence[int] = (),
+    uncounted: NDArray[np.bool_] | None = None,
 ) -> dict[str, Any]:
     """The held-out verdict on a step for label column ``j`` from per-case differences.
 
@@ -196,8 +201,9 @@ def judge_label_step(
     step passes when the label's mean gain exceeds ``NOISE_Z`` bootstrap standard errors and
     :data:`MIN_GAIN`, and no other label's mean drop exceeds its own noise (at least
     :data:`DROP_TOLERANCE`); a drop of a column in ``exempt`` (a label the rules decide later)
-    does not count. ``foreground_gain`` (mean over cases of the mean over labels, every label
-    included) ranks passing steps.
+    does not count, nor, per column, the cases marked in ``uncounted`` (``(cases, L)``, see
+    :func:`fold_blind_cases`). ``foreground_gain`` (mean over cases of the mean over labels,
+    every label included) ranks passing steps.
 
     Examples:
         >>> diff = np.array([[0.10, 0.0], [0.12, 0.0], [0.11, 0.001], [0.09, -0.001]])
@@ -207,15 +213,19 @@ def judge_label_step(
         False
         >>> judge_label_step(0, diff - [0.0, 0.2], exempt=[1])["passes"]  # the rules decide 1
         True
+        >>> blind_fold = np.array([[False, True]] * 4)  # label 1: a member blind on every case
+        >>> judge_label_step(0, diff - [0.0, 0.2], uncounted=blind_fold)["passes"]
+        True
     """
     gain = float(np.nanmean(diff[:, j])) if np.any(~np.isnan(diff[:, j])) else 0.0
     noise = bootstrap_noise(diff[:, j])
     worst_drop = 0.0
     for k in range(diff.shape[1]):
-        if k == j or k in exempt or not np.any(~np.isnan(diff[:, k])):
+        column = diff[:, k] if uncounted is None else np.where(uncounted[:, k], np.nan, diff[:, k])
+        if k == j or k in exempt or not np.any(~np.isnan(column)):
             continue
-        noise_k = max(NOISE_Z * bootstrap_noise(diff[:, k]), DROP_TOLERANCE)
-        drop = -float(np.nanmean(diff[:, k])) - noise_k
+        noise_k = max(NOISE_Z * bootstrap_noise(column), DROP_TOLERANCE)
+        drop = -float(np.nanmean(column)) - noise_k
         worst_drop = max(worst_drop, drop)
     passes = gain > max(NOISE_Z * noise, MIN_GAIN) and worst_drop == 0.0
     valid = ~np.isnan(diff)
@@ -318,6 +328,37 @@ def _sees_in_some_fold(
         if best_mean > 0 and _nanmean(member[in_fold]) >= BLIND_FRACTION * best_mean:
             return True
     return False
+
+
+def fold_blind_cases(
+    member_per_case: Sequence[NDArray[np.float64]], training_folds: NDArray[np.int64] | None
+) -> NDArray[np.bool_]:
+    """``(cases, L)``: whether some member is blind to the label on the case's training fold.
+
+    On the cases of training fold ``f``, a member is blind to a label when its mean Dice there
+    is below :data:`BLIND_FRACTION` of the best member's (which is above 0). Such a case shows
+    the label as that fold's model sees it, not as the fold-averaged member sees new cases: the
+    weight gate does not count a label's drop on it. Without ``training_folds``: all ``False``.
+
+    Examples:
+        >>> seeing = np.array([[0.9], [0.8], [0.9], [0.7]])
+        >>> one_blind_fold = np.array([[0.0], [0.1], [0.8], [0.7]])
+        >>> fold_blind_cases([seeing, one_blind_fold], np.array([0, 0, 1, 1]))[:, 0].tolist()
+        [True, True, False, False]
+    """
+    num_cases, num_labels = member_per_case[0].shape
+    out = np.zeros((num_cases, num_labels), dtype=bool)
+    if training_folds is None or len(member_per_case) < 2:
+        return out
+    folds = np.asarray(training_folds)
+    for fold in np.unique(folds):
+        in_fold = folds == fold
+        for j in range(num_labels):
+            means = [_nanmean(m[in_fold, j]) for m in member_per_case]
+            scored = [v for v in means if not np.isnan(v)]
+            if scored and max(scored) > 0 and min(scored) < BLIND_FRACTION * max(scored):
+                out[in_fold, j] = True
+    return out
 
 
 def _nanmean(values: NDArray[np.float64]) -> float:
