@@ -540,7 +540,8 @@ def test_a_label_left_to_the_rules_does_not_veto_another_labels_weight_step(seed
     """Tuned weights that take the background from member 1 remove label 1's rim (member 1
     hesitates there less than member 0 over-calls it) and, with it, RV under the weights alone
     (member 1 is blind to RV). Label 1's step is taken when RV is left to the rules (which take
-    it ``from`` member 0 next), and refused when RV is an ordinary label."""
+    it ``from`` member 0 next), and refused when RV is an ordinary label, unless the training
+    folds show member 1 blind to RV on every case's fold."""
     import dataclasses
 
     from nnunet_ext.tune.gate import gate_weights
@@ -571,6 +572,14 @@ def test_a_label_left_to_the_rules_does_not_veto_another_labels_weight_step(seed
     assert not steps["ordinary"]["taken"]
     assert steps["left to the rules"]["other_drop"] == 0
     assert steps["left to the rules"]["taken"]
+    # with the training folds, RV's drop is counted only on folds where no member is blind
+    # to it: member 1 is blind to RV in both, so the ordinary label does not veto either
+    in_folds = dataclasses.replace(data, training_folds=np.arange(data.num_cases) % 2)
+    gate = gate_weights(in_folds, labels, ordinary)
+    label_1 = next(d for d in gate.decisions if d.label == 1)
+    step = next(s for s in label_1.steps if s["step"] == "label + background")
+    assert step["other_drop"] == 0
+    assert step["taken"]
 
 
 @settings(max_examples=60, deadline=None)
@@ -638,3 +647,24 @@ def test_a_member_one_of_whose_fold_models_sees_the_label_is_not_blind(seed):
         outcomes[name] = (runs.result.rule_labels, rv.steps[0]["basis"].startswith("baseline"))
     assert outcomes["without"] == ((3,), True)
     assert outcomes["with"] == ((), False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dice=st.lists(
+        st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.integers(0, 2)),
+        min_size=2,
+        max_size=12,
+    )
+)
+def test_fold_blind_cases_mark_whole_folds_where_a_member_is_below_half_the_best(dice):
+    from nnunet_ext.tune.rules import BLIND_FRACTION, fold_blind_cases
+
+    members = [np.array([[d[0]] for d in dice]), np.array([[d[1]] for d in dice])]
+    folds = np.array([d[2] for d in dice])
+    marked = fold_blind_cases(members, folds)[:, 0]
+    for f in np.unique(folds):
+        means = [m[folds == f, 0].mean() for m in members]
+        expected = max(means) > 0 and min(means) < BLIND_FRACTION * max(means)
+        assert np.all(marked[folds == f] == expected)
+    assert not fold_blind_cases(members, None).any()
