@@ -582,14 +582,14 @@ def test_a_label_left_to_the_rules_does_not_veto_another_labels_weight_step(seed
     assert step["taken"]
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    dice=st.lists(
-        st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.integers(0, 2)),
-        min_size=3,
-        max_size=12,
-    )
+#: Per case: two members' Dice on one label and the case's training fold (0-2).
+TWO_MEMBERS_IN_FOLDS = st.lists(
+    st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.integers(0, 2)), min_size=3, max_size=12
 )
+
+
+@settings(max_examples=60, deadline=None)
+@given(dice=TWO_MEMBERS_IN_FOLDS)
 def test_training_folds_only_take_blindness_away(dice):
     """With the nnU-Net fold of each case, a member is blind only if it is blind without them
     and, in every fold where the best member scores, below half the best member's mean."""
@@ -650,13 +650,7 @@ def test_a_member_one_of_whose_fold_models_sees_the_label_is_not_blind(seed):
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    dice=st.lists(
-        st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.integers(0, 2)),
-        min_size=2,
-        max_size=12,
-    )
-)
+@given(dice=TWO_MEMBERS_IN_FOLDS)
 def test_fold_blind_cases_mark_whole_folds_where_a_member_is_below_half_the_best(dice):
     from nnunet_ext.tune.rules import BLIND_FRACTION, fold_blind_cases
 
