@@ -662,3 +662,98 @@ def test_fold_blind_cases_mark_whole_folds_where_a_member_is_below_half_the_best
         expected = max(means) > 0 and min(means) < BLIND_FRACTION * max(means)
         assert np.all(marked[folds == f] == expected)
     assert not fold_blind_cases(members, None).any()
+
+
+def _rv_member(rng, reference, sees):
+    """Sure of labels 1 and 2; on RV (label 3) RV wins (0.7) on a random ``sees`` fraction of
+    its voxels and background (0.7 against 0.2) elsewhere; ``sees=None``: a model blind to RV
+    (background 0.9)."""
+    p = _sure_of(reference, (1, 2), floor=0.02, background=0.94)
+    rv = reference == 3
+    p[:, rv] = 0.05
+    if sees is None:
+        p[0, rv], p[3, rv] = 0.9, 0.05
+    else:
+        seen = rv & (rng.random(reference.shape) < sees)
+        p[0, rv], p[3, rv] = 0.7, 0.2
+        p[0, seen], p[3, seen] = 0.2, 0.7
+    p *= 1 + 0.2 * rng.random(p.shape)
+    return (p / p.sum(axis=0)).astype(np.float32)
+
+
+def _write_references(folder, references):
+    import SimpleITK as sitk  # noqa: N813
+
+    folder.mkdir()
+    for case, reference in references.items():
+        image = sitk.GetImageFromArray(reference)
+        image.SetSpacing((1.0, 1.0, 2.5))
+        sitk.WriteImage(image, str(folder / f"{case}.nii.gz"), True)
+
+
+def _test_rv_dice(folder, references):
+    dice = []
+    for case, reference in references.items():
+        labels = read_labels(folder / f"{case}.nii.gz").array
+        predicted, expected = labels == 3, reference == 3
+        dice.append(2 * (predicted & expected).sum() / (predicted.sum() + expected.sum()))
+    return float(np.mean(dice))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_fold_model_blind_to_a_label_does_not_pull_the_weights_to_the_other_member(
+    seed, tmp_path
+):
+    """The demo's seed 1 (run 3): "2d" sees RV better than "3d" (95 % of it against 85 %), but
+    its fold-1 model is blind to RV. On the CV cases of fold 1, equal weights lose the RV that
+    "3d" sees, so on all CV cases the weights leaning to "3d" win; on new cases, where the
+    fold-averaged "2d" sees RV, they lose against equal weights. With ``splits``, RV is judged
+    only on the cases of fold 0 (no blind model): the tuned ensemble's RV on new cases is then
+    at least equal weights' and the better model's."""
+    rng = np.random.default_rng(seed)
+    cv_references, cv_members = {}, ({}, {})
+    for i in range(12):
+        _, reference = make_case(rng, shape=(8, 32, 32), with_small_label=True)
+        case = f"case_{i:03d}"
+        cv_references[case] = reference
+        cv_members[0][case] = _rv_member(rng, reference, 0.95 if i % 2 == 0 else None)
+        cv_members[1][case] = _rv_member(rng, reference, 0.85)
+    cv_dirs = [
+        write_prediction_folder(tmp_path / name, members)
+        for name, members in zip(("2d", "3d"), cv_members, strict=True)
+    ]
+    _write_references(tmp_path / "gt", cv_references)
+    cases = sorted(cv_references)
+    splits = [
+        {"train": cases[1 - f :: 2], "val": cases[f::2]} for f in (0, 1)
+    ]  # fold 0: the even cases
+    (tmp_path / "splits_final.json").write_text(json.dumps(splits))
+    test_references, test_members = {}, ({}, {})
+    for i in range(12):
+        _, reference = make_case(rng, shape=(8, 32, 32), with_small_label=True)
+        case = f"test_{i:03d}"
+        test_references[case] = reference
+        for m, sees in enumerate((0.95, 0.85)):
+            test_members[m][case] = _rv_member(rng, reference, sees)
+    test_dirs = [
+        write_prediction_folder(tmp_path / f"test_{name}", members)
+        for name, members in zip(("2d", "3d"), test_members, strict=True)
+    ]
+    rv = {}
+    for name, folder in zip(("2d", "3d"), test_dirs, strict=True):
+        ensemble_folders([folder], tmp_path / f"out_{name}")
+        rv[name] = _test_rv_dice(tmp_path / f"out_{name}", test_references)
+    ensemble_folders(test_dirs, tmp_path / "out_equal")
+    rv["equal"] = _test_rv_dice(tmp_path / "out_equal", test_references)
+    for name, splits_file in (("without", None), ("with", tmp_path / "splits_final.json")):
+        result = tune_weights(
+            cv_dirs, tmp_path / "gt", splits=splits_file, dataset_json=cv_dirs[0] / "dataset.json"
+        )
+        result.spec().save(tmp_path / f"spec_{name}.json")
+        ensemble_folders(test_dirs, tmp_path / f"out_{name}", spec=tmp_path / f"spec_{name}.json")
+        rv[name] = _test_rv_dice(tmp_path / f"out_{name}", test_references)
+    assert rv["2d"] > rv["3d"] + 0.02
+    assert rv["equal"] > rv["3d"]
+    assert rv["without"] < rv["equal"] - 0.01  # on all CV cases the tuner leans to "3d"
+    assert rv["with"] >= rv["equal"] - 1e-9
+    assert rv["with"] >= max(rv["2d"], rv["3d"]) - 0.02
