@@ -48,10 +48,9 @@ fold-averaged member (which sees the label if another of its fold models does) m
 cases. A label with no such case (every fold has a blind model) counts on no case: its own Dice
 never lets a more complex kind replace the one it starts from.
 
-With rules, a label only one member predicts is also *left to the rules* by the weights: the
-weight search aims at its equal-weight Dice instead of the seeing member's (which weights cannot
-reach without costing the other labels) and the weight gate does not let its drop hold back
-another label's step
+With rules, a label only one member predicts is also *left to the rules* by the weights: the weight search aims at
+its equal-weight Dice instead of the seeing member's (which weights cannot reach without costing
+the other labels) and the weight gate does not let its drop hold back another label's step
 (:mod:`nnunet_ext.tune.search`, :mod:`nnunet_ext.tune.gate`).
 
 Member argmax maps of the contested voxels are taken from the float16 compact probabilities
