@@ -20,11 +20,10 @@ A label the search left to the rules (:attr:`~nnunet_ext.tune.search.SearchResul
 one member alone predicts it) is exempt from that test: the rules decide it next, starting from
 ``from`` that member, so its Dice under the weights alone does not hold back another label's
 step (it still counts in the foreground gain that ranks the steps). With the nnU-Net training
-fold of each case (``tune --splits``), a label's gain and drop are counted only on the cases of
-the folds where no model is blind to it (:func:`~nnunet_ext.tune.rules.fold_blind_cases`; a
-label with no such case has neither): on the cases of a fold model blind to a label, leaning
-towards that model looks costlier, and leaning away from it looks more rewarding, than either
-is for the fold-averaged model on new cases.
+fold of each case (``tune --splits``), a label's drop is counted only on the cases of the folds
+where no model is blind to it (:func:`~nnunet_ext.tune.rules.fold_blind_cases`): on the cases
+of a fold model blind to a label, leaning towards that model looks costlier than it is for the
+fold-averaged model on new cases.
 Of the admissible steps the one with the larger held-out gain in mean foreground Dice is taken;
 none: the label keeps the columns it has (equal weights unless an earlier label took the
 background column). In-sample Dice are reported, not gated on:

@@ -39,16 +39,7 @@ taken (the chain above decides) when, held out, it lowers another label's Dice a
 ``from`` candidates it is not held to the in-sample floor of equal weights: that floor is the
 comparison the default exists to avoid.
 
-With the nnU-Net training fold of each case (``tune --splits``), every held-out comparison of a
-label -- its gain and another label's drop in :func:`judge_label_step`, its per-case share of
-the mean foreground Dice in the chain -- counts only the cases of training folds where no
-member is blind to the label (:func:`fold_blind_cases`, :func:`counted_cases`): a case
-predicted by a fold model blind to the label shows what that model misses, not what the
-fold-averaged member (which sees the label if another of its fold models does) misses on new
-cases. A label with no such case (every fold has a blind model) counts on no case: its own Dice
-never lets a more complex kind replace the one it starts from.
-
-With rules, a label only one member predicts is also *left to the rules* by the weights: the weight search aims at
+With rules, such a label is also *left to the rules* by the weights: the weight search aims at
 its equal-weight Dice instead of the seeing member's (which weights cannot reach without costing
 the other labels) and the weight gate does not let its drop hold back another label's step
 (:mod:`nnunet_ext.tune.search`, :mod:`nnunet_ext.tune.gate`).
@@ -84,7 +75,6 @@ __all__ = [
     "RuleChoice",
     "bootstrap_noise",
     "choose_rules",
-    "counted_cases",
     "fold_blind_cases",
     "judge_label_step",
     "sole_reliable_member",
@@ -211,10 +201,9 @@ def judge_label_step(
     step passes when the label's mean gain exceeds ``NOISE_Z`` bootstrap standard errors and
     :data:`MIN_GAIN`, and no other label's mean drop exceeds its own noise (at least
     :data:`DROP_TOLERANCE`); a drop of a column in ``exempt`` (a label the rules decide later)
-    does not count. Per column, the cases marked in ``uncounted`` (``(cases, L)``, see
-    :func:`fold_blind_cases`) count neither for the gain nor for a drop; a column with no
-    counted case has neither. ``foreground_gain`` (mean over cases of the mean over labels,
-    every label and case included) ranks passing steps.
+    does not count, nor, per column, the cases marked in ``uncounted`` (``(cases, L)``, see
+    :func:`fold_blind_cases`). ``foreground_gain`` (mean over cases of the mean over labels,
+    every label included) ranks passing steps.
 
     Examples:
         >>> diff = np.array([[0.10, 0.0], [0.12, 0.0], [0.11, 0.001], [0.09, -0.001]])
@@ -227,15 +216,12 @@ def judge_label_step(
         >>> blind_fold = np.array([[False, True]] * 4)  # label 1: a member blind on every case
         >>> judge_label_step(0, diff - [0.0, 0.2], uncounted=blind_fold)["passes"]
         True
-        >>> judge_label_step(0, diff, uncounted=blind_fold[:, ::-1])["gain"]  # nothing counted
-        0.0
     """
-    counted = counted_cases(diff, uncounted)
-    gain = float(np.nanmean(counted[:, j])) if np.any(~np.isnan(counted[:, j])) else 0.0
-    noise = bootstrap_noise(counted[:, j])
+    gain = float(np.nanmean(diff[:, j])) if np.any(~np.isnan(diff[:, j])) else 0.0
+    noise = bootstrap_noise(diff[:, j])
     worst_drop = 0.0
     for k in range(diff.shape[1]):
-        column = counted[:, k]
+        column = diff[:, k] if uncounted is None else np.where(uncounted[:, k], np.nan, diff[:, k])
         if k == j or k in exempt or not np.any(~np.isnan(column)):
             continue
         noise_k = max(NOISE_Z * bootstrap_noise(column), DROP_TOLERANCE)
@@ -373,21 +359,6 @@ def fold_blind_cases(
             if scored and max(scored) > 0 and min(scored) < BLIND_FRACTION * max(scored):
                 out[in_fold, j] = True
     return out
-
-
-def counted_cases(
-    per_case: NDArray[np.float64], uncounted: NDArray[np.bool_] | None
-) -> NDArray[np.float64]:
-    """``per_case`` (``(cases, L)``) with the ``uncounted`` entries set to NaN (not scored).
-
-    Examples:
-        >>> counted_cases(np.array([[0.5, 0.9], [0.7, 0.8]]), np.array([[True, False]] * 2))
-        array([[nan, 0.9],
-               [nan, 0.8]])
-    """
-    if uncounted is None:
-        return per_case
-    return np.where(uncounted, np.nan, per_case)
 
 
 def _nanmean(values: NDArray[np.float64]) -> float:
@@ -555,8 +526,6 @@ def choose_rules(
     label_list = [int(v) for v in label_ids]
     state = _ChoiceState(data, label_list, weights, equal_per_case, folds, fold_weights)
     state.members = list(member_per_case)
-    if state.members:
-        state.uncounted = fold_blind_cases(state.members, data.training_folds)
     decisions = [state.decide(label) for label in decision_order(data, label_list)]
     return state.outcome(decisions)
 
@@ -585,7 +554,6 @@ class _ChoiceState:
         self.rules = LabelRules()
         self.fold_rules = [LabelRules() for _ in folds]
         self.members: list[NDArray[np.float64]] = []
-        self.uncounted: NDArray[np.bool_] | None = None  # see fold_blind_cases
         self.weights = weights
         self.training_folds = data.training_folds
 
@@ -649,13 +617,10 @@ class _ChoiceState:
         rejected = (
             base is not None
             and held_weighted is not None
-            and judge_label_step(j, held_base - held_weighted, uncounted=self.uncounted)[
-                "other_drop"
-            ]
-            > 0
+            and judge_label_step(j, held_base - held_weighted)["other_drop"] > 0
         )
         if base is None or rejected:
-            current, steps = _chain(chosen_index, held_kind, self.uncounted)
+            current, steps = _chain(chosen_index, held_kind)
             if rejected:
                 steps[0]["basis"] += (
                     "; the blind-member default was not taken: it lowers another label held "
@@ -671,9 +636,7 @@ class _ChoiceState:
             held_kind["from"], chosen_index["from"] = held_base, 1 + base
             column = self.weights[:, label]
             favoured = bool(np.all(np.delete(column, base) < column[base]))
-            current, steps = _chain_from_baseline(
-                j, chosen_index, held_kind, favoured, self.uncounted
-            )
+            current, steps = _chain_from_baseline(j, chosen_index, held_kind, favoured)
             chosen = candidates[chosen_index[current] or 0]
             if current != "from":
                 fold_picks = [
@@ -712,21 +675,14 @@ def _foreground_step(
     current: str,
     chosen_index: dict[str, int | None],
     held_kind: dict[str, NDArray[np.float64] | None],
-    uncounted: NDArray[np.bool_] | None,
 ) -> dict[str, Any]:
-    """``kind`` over ``current``: taken if its held-out foreground Dice gain beats the noise.
-
-    A case's foreground Dice is the mean over its counted labels (``uncounted``, see
-    :func:`fold_blind_cases`).
-    """
+    """``kind`` over ``current``: taken if its held-out foreground Dice gain beats the noise."""
     step: dict[str, Any] = {"kind": kind, "over": current, "basis": "mean foreground Dice"}
     held_new, held_current = held_kind[kind], held_kind[current]
     if chosen_index[kind] is None or held_new is None or held_current is None:
         step.update(gain=None, noise=None, taken=False)
         return step
-    diff = _case_score(counted_cases(held_new, uncounted)) - _case_score(
-        counted_cases(held_current, uncounted)
-    )
+    diff = _case_score(held_new) - _case_score(held_current)
     gain = float(np.nanmean(diff)) if np.any(~np.isnan(diff)) else 0.0
     noise = bootstrap_noise(diff)
     step.update(gain=gain, noise=noise, taken=bool(gain > max(NOISE_Z * noise, MIN_GAIN)))
@@ -734,9 +690,7 @@ def _foreground_step(
 
 
 def _chain(
-    chosen_index: dict[str, int | None],
-    held_kind: dict[str, NDArray[np.float64] | None],
-    uncounted: NDArray[np.bool_] | None,
+    chosen_index: dict[str, int | None], held_kind: dict[str, NDArray[np.float64] | None]
 ) -> tuple[str, list[dict[str, Any]]]:
     """Walk ``weighted -> from -> scale``; return the kind taken and the steps.
 
@@ -746,7 +700,7 @@ def _chain(
     current = "weighted"
     steps = []
     for kind in _KINDS[1:]:
-        step = _foreground_step(kind, current, chosen_index, held_kind, uncounted)
+        step = _foreground_step(kind, current, chosen_index, held_kind)
         steps.append(step)
         if step["taken"]:
             current = kind
@@ -761,7 +715,6 @@ def _chain_from_baseline(
     chosen_index: dict[str, int | None],
     held_kind: dict[str, NDArray[np.float64] | None],
     favoured: bool,
-    uncounted: NDArray[np.bool_] | None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """Start from ``from`` the sole reliable member; ``weighted``, then ``scale``, may replace it.
 
@@ -773,13 +726,13 @@ def _chain_from_baseline(
     the label exceeds the noise and no other label drops beyond its own
     (:func:`judge_label_step`); ``scale`` replaces the current kind as in :func:`_chain`.
     """
-    info = _foreground_step("from", "weighted", chosen_index, held_kind, uncounted)
+    info = _foreground_step("from", "weighted", chosen_index, held_kind)
     info.update(taken=True, basis="baseline: every other member is blind to the label")
     steps = [info]
     held_weighted, held_from = held_kind["weighted"], held_kind["from"]
     current = "from"
     if held_weighted is not None and held_from is not None:
-        verdict = judge_label_step(j, held_weighted - held_from, uncounted=uncounted)
+        verdict = judge_label_step(j, held_weighted - held_from)
         basis = "Dice of this label, no other label dropping beyond its noise"
         if not favoured:
             basis = _NOT_FAVOURED
@@ -795,7 +748,7 @@ def _chain_from_baseline(
         )
         if favoured and verdict["passes"]:
             current = "weighted"
-    step = _foreground_step("scale", current, chosen_index, held_kind, uncounted)
+    step = _foreground_step("scale", current, chosen_index, held_kind)
     if not favoured:  # scale fuses the label's column as weighted does
         step.update(basis=_NOT_FAVOURED, taken=False)
     steps.append(step)
