@@ -31,6 +31,7 @@ _TRAINING_VARS = (
     "nnUNet_forgetting_fraction",
     "nnUNet_forgetting_epochs",
     "nnUNet_stop_on_forgetting",
+    "nnUNet_seed",
 )
 
 

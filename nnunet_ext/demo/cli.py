@@ -16,16 +16,28 @@ DESCRIPTION = (
 )
 
 
+#: Largest ``--seed`` (NumPy's and ``nnUNet_seed``'s 32-bit range).
+MAX_SEED = 2**32 - 1
+
+
+def _seed(text: str) -> int:
+    value = text.strip()
+    if not value.isdigit() or int(value) > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {MAX_SEED}]; got {text!r}")
+    return int(value)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the demo's arguments."""
     what = "demo folder (rebuilt if it holds an earlier demo)"
     _cli.add_output(parser, what, metavar="DIR", required=False, default=Path("nnunet_ext_demo"))
     parser.add_argument(
         "--seed",
-        type=int,
+        type=_seed,
         default=0,
         metavar="S",
-        help="seed of the synthetic dataset (nnU-Net's training is not seeded)",
+        help="seed of the synthetic dataset and of nnU-Net's training (nnUNet_seed, with "
+        "nnUNet_n_proc_DA=0: a seed gives the same models on the same machine and software)",
     )
     parser.add_argument("--quick", action="store_true", help="smaller, faster run (used by tests)")
 

@@ -52,8 +52,11 @@ class DemoConfig:
         num_test: Test cases, with references in ``labelsTs`` (12 by default: enough for a
             per-label mean Dice to mean something; they are cheap to predict).
         shape: Case shape (z, y, x).
-        seed: Seed of the synthetic dataset (nnU-Net's training itself is not seeded).
-        training_env: Our trainer settings, as the environment variables a user would set.
+        seed: Seed of the synthetic dataset and of the training runs (``nnUNet_seed``, with
+            nnU-Net's augmentation in the training process, ``nnUNet_n_proc_DA=0``): a seed's
+            models are then the same from run to run on the same machine and software.
+        training_env: Our trainer settings, as the environment variables a user would set
+            (the seed's two variables are added, see :meth:`training_environment`).
         trainer: ``-tr`` name.
     """
 
@@ -72,6 +75,16 @@ class DemoConfig:
         }
     )
     trainer: str = "CustomEpochs"
+
+    def training_environment(self) -> dict[str, str]:
+        """``training_env`` with ``nnUNet_seed`` and ``nnUNet_n_proc_DA=0`` (reproducible runs).
+
+        Examples:
+            >>> env = DemoConfig(seed=3).training_environment()
+            >>> env["nnUNet_seed"], env["nnUNet_n_proc_DA"], env["nnUNet_n_epochs"]
+            ('3', '0', '12')
+        """
+        return {"nnUNet_seed": str(self.seed), "nnUNet_n_proc_DA": "0", **self.training_env}
 
     @classmethod
     def quick(cls, seed: int = 0) -> DemoConfig:
@@ -357,7 +370,7 @@ def _stage_train(demo: _Demo) -> list[Path]:
                     *(str(DATASET_ID), configuration, str(fold), "-tr", config.trainer),
                     *("-device", "cpu", "--npz"),
                 ],
-                **config.training_env,
+                **config.training_environment(),
             )
             curves = out / "training_curves"
             curves.mkdir(exist_ok=True)

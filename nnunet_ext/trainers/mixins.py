@@ -24,12 +24,15 @@ import contextlib
 import dataclasses
 import datetime
 import importlib.metadata
+import os
+import random
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -93,6 +96,13 @@ class _CooldownScheduler:
     def step(self, current_step: int | None = None) -> None:
         if current_step is not None and self.plan.contains(current_step):
             _set_lr(self.optimizer, self.plan.lr(current_step, 0))
+
+
+def _seed_generators(seed: int) -> None:
+    """Seed Python's, NumPy's (legacy global) and torch's random generators."""
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - nnU-Net draws from the legacy global generator
+    torch.manual_seed(seed)
 
 
 def _set_lr(optimizer: Any, lr: float) -> None:
@@ -194,6 +204,8 @@ class EpochControlMixin:
         self._nnunet_ext_label_checkpoints: dict[int, dict[str, Any]] = {}
         self._nnunet_ext_continuing = bool(plans.get("continue_training", False))
         self._nnunet_ext_started = datetime.datetime.now().isoformat(timespec="seconds")
+        if settings.seed is not None:  # before nnU-Net creates the network and the data loaders
+            _seed_generators(settings.seed)
         super().__init__(plans, configuration, fold, dataset_json, device)  # type: ignore[call-arg]
         self.num_epochs = settings.num_epochs
         self.num_iterations_per_epoch = settings.num_iterations_per_epoch
@@ -361,6 +373,13 @@ class EpochControlMixin:
             f"nnunet_ext {__version__}: {self.nnunet_ext_settings.describe()}. "
             f"Create {self.stop_file} to stop after the current epoch."
         )
+        seed = self.nnunet_ext_settings.seed
+        if seed is not None and os.environ.get("nnUNet_n_proc_DA", "").strip() != "0":
+            self.print_to_log_file(
+                f"nnunet_ext: WARNING nnUNet_seed={seed} seeds the network's initialisation and "
+                "this process, but not nnU-Net's augmentation workers: this run is not "
+                "reproducible. Set nnUNet_n_proc_DA=0 for a reproducible run."
+            )
         self._nnunet_ext_write_record("running")
 
     def on_epoch_end(self) -> None:

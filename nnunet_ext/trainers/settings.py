@@ -23,7 +23,15 @@ variable                        default              meaning
                                                      this fraction of its best ...
 ``nnUNet_forgetting_epochs``    20                   ... for this many epochs
 ``nnUNet_stop_on_forgetting``   0 (off)              1: forgetting is a stop rule
+``nnUNet_seed``                 unset (off)          seed Python's, NumPy's and torch's random
+                                                     generators when the trainer is created
 ==============================  ===================  ==========================================
+
+``nnUNet_seed`` makes a run bit-reproducible (same machine, software and thread count) only
+together with nnU-Net's ``nnUNet_n_proc_DA=0``: nnU-Net's augmentation workers are not seeded,
+and with them the order of the batches is not fixed either (the trainer logs a warning). A run
+continued with ``--c`` is not the same as an uninterrupted one: the checkpoint does not hold
+the generators' state.
 
 Trainer names can carry the same settings, so that the results folder records them:
 ``CustomEpochs_e250_p30`` trains 250 epochs with patience 30. Grammar: the base name
@@ -80,6 +88,7 @@ ENV_VARS: dict[str, str] = {
     "forgetting_fraction": "nnUNet_forgetting_fraction",
     "forgetting_epochs": "nnUNet_forgetting_epochs",
     "stop_on_forgetting": "nnUNet_stop_on_forgetting",
+    "seed": "nnUNet_seed",
 }
 
 #: Trainer-name key -> setting.
@@ -101,6 +110,8 @@ BASE_TRAINER_NAMES = ("CustomEpochs", "nnUNetTrainerCustomEpochs")
 _NAME_RE = re.compile(r"^(?P<base>[A-Za-z][A-Za-z0-9]*?)(?P<tokens>(?:_[a-z][0-9p]+)+)$")
 _TOKEN_RE = re.compile(r"_(?P<key>[a-z])(?P<value>[0-9p]+)")
 _INT_RE = re.compile(r"^\+?[0-9]+$")
+#: Largest ``nnUNet_seed`` (``numpy.random.seed`` takes 32-bit seeds).
+_MAX_SEED = 2**32 - 1
 
 
 class SettingsError(ValueError):
@@ -126,6 +137,9 @@ class TrainingSettings:
             fraction of its best EMA ...
         forgetting_epochs: ... for this many consecutive epochs.
         stop_on_forgetting: Forgetting is a stop rule (reason ``"forgetting"``).
+        seed: Seed of Python's, NumPy's and torch's random generators, set when the trainer is
+            created (``None``: unseeded, as nnU-Net); see the module docstring for what it
+            makes reproducible.
         sources: Where each value came from: ``"default"``, ``"env:<VAR>"`` or ``"name:<token>"``.
     """
 
@@ -141,6 +155,7 @@ class TrainingSettings:
     forgetting_fraction: float = 0.5
     forgetting_epochs: int = 20
     stop_on_forgetting: bool = False
+    seed: int | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -203,6 +218,14 @@ def _parse_value(setting: str, raw: str, what: str) -> int | float | bool:
         return _flag(raw, what=what, example=f"{env}=1")
     if setting == "cooldown_epochs":
         return _positive_int(raw, what=what, example=f"{env}=20", allow_zero=True)
+    if setting == "seed":
+        seed = _positive_int(raw, what=what, example=f"{env}=42", allow_zero=True)
+        if seed > _MAX_SEED:
+            raise SettingsError(
+                f"{what} must be at most {_MAX_SEED} (NumPy's seed range); got {raw!r}. "
+                f"Example: {env}=42."
+            )
+        return seed
     if setting == "forgetting_epochs":
         return _positive_int(raw, what=what, example=f"{env}=20")
     if setting == "forgetting_fraction":

@@ -57,6 +57,10 @@ def test_every_training_ran_with_custom_epochs_and_early_stopping(demo):
             )
             record = json.loads((fold_dir / "nnunet_ext_training.json").read_text())
             assert record["settings"]["patience"] == 1
+            assert record["settings"]["seed"] == 0  # --seed seeds the training too
+            log = "".join(p.read_text() for p in fold_dir.glob("training_log_*.txt"))
+            assert "seed=0 (env:nnUNet_seed)" in log
+            assert "not reproducible" not in log  # the demo sets nnUNet_n_proc_DA=0
             assert record["status"] in {"stopped_early", "completed"}
             assert (fold_dir / "checkpoint_final.pth").is_file()
             assert any((fold_dir / "validation").glob("*.npz"))
@@ -160,3 +164,17 @@ def test_tuned_ensemble_is_predicted_in_one_pass_and_matches_the_npz_route(demo)
     assert not list(tuned.glob("*.npz"))
     provenance = json.loads((tuned / "nnunet_ext_predict.json").read_text())
     assert provenance["tool"] == "nnunet_ext.predict"
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "1.5", "one"])
+def test_a_seed_outside_the_32_bit_range_is_refused_before_anything_runs(tmp_path, seed):
+    out = tmp_path / "demo"
+    result = subprocess.run(
+        [sys.executable, "-m", "nnunet_ext", "demo", "--seed", seed, "--output", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"argument --seed: must be an integer in [0, 4294967295]; got '{seed}'" in result.stderr
+    assert not out.exists()

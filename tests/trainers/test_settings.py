@@ -200,3 +200,19 @@ def test_bad_new_values_name_the_variable(environ, match):
 def test_bad_new_tokens_name_the_token(name, match):
     with pytest.raises(SettingsError, match=match):
         parse_trainer_name(name)
+
+
+def test_seed_is_off_by_default_and_read_from_the_environment():
+    assert resolve_settings({}).seed is None
+    assert "seed=off (default)" in resolve_settings({}).describe()
+    s = resolve_settings({"nnUNet_seed": "42"})
+    assert (s.seed, s.sources["seed"]) == (42, "env:nnUNet_seed")
+    assert resolve_settings({"nnUNet_seed": "0"}).seed == 0
+    assert resolve_settings({"nnUNet_seed": str(2**32 - 1)}).seed == 2**32 - 1
+
+
+@pytest.mark.parametrize("raw", ["-1", "1.5", "forty-two", str(2**32)])
+def test_a_bad_seed_names_the_variable_and_the_range(raw):
+    with pytest.raises(SettingsError, match="nnUNet_seed must be") as caught:
+        resolve_settings({"nnUNet_seed": raw})
+    assert repr(raw) in str(caught.value)
