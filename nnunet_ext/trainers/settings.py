@@ -31,7 +31,7 @@ variable                        default              meaning
 together with nnU-Net's ``nnUNet_n_proc_DA=0``: nnU-Net's augmentation workers are not seeded,
 and with them the order of the batches is not fixed either (the trainer logs a warning). A run
 continued with ``--c`` is not the same as an uninterrupted one: the checkpoint does not hold
-the generators' state.
+the generators' state. Under DDP, rank ``r`` uses ``seed + r`` (not run on real multiple GPUs).
 
 Trainer names can carry the same settings, so that the results folder records them:
 ``CustomEpochs_e250_p30`` trains 250 epochs with patience 30. Grammar: the base name
