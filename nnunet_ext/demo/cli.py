@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from nnunet_ext import _cli
+from nnunet_ext.trainers.settings import MAX_SEED
 
 DESCRIPTION = (
     "Run nnunet_ext end to end with real nnU-Net on a synthetic cardiac-like dataset: plan and "
@@ -14,10 +15,6 @@ DESCRIPTION = (
     "postprocessing; predict; ensemble; postprocess; evaluate; build and check a submission. "
     "Prints a per-label Dice table and where every artefact is."
 )
-
-
-#: Largest ``--seed`` (NumPy's and ``nnUNet_seed``'s 32-bit range).
-MAX_SEED = 2**32 - 1
 
 
 def _seed(text: str) -> int:

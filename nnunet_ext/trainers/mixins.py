@@ -24,7 +24,6 @@ import contextlib
 import dataclasses
 import datetime
 import importlib.metadata
-import os
 import random
 import sys
 from collections.abc import Mapping, Sequence
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 import torch.distributed as dist
+from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 
 from nnunet_ext import __version__
 from nnunet_ext.io.atomic import atomic_path, write_json
@@ -380,7 +380,7 @@ class EpochControlMixin:
             f"Create {self.stop_file} to stop after the current epoch."
         )
         seed = self.nnunet_ext_settings.seed
-        if seed is not None and os.environ.get("nnUNet_n_proc_DA", "").strip() != "0":
+        if seed is not None and get_allowed_n_proc_DA() != 0:
             self.print_to_log_file(
                 f"nnunet_ext: WARNING nnUNet_seed={seed} seeds the network's initialisation and "
                 "this process, but not nnU-Net's augmentation workers: this run is not "

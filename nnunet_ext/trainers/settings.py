@@ -67,6 +67,7 @@ from typing import Any
 __all__ = [
     "BASE_TRAINER_NAMES",
     "ENV_VARS",
+    "MAX_SEED",
     "NAME_KEYS",
     "SettingsError",
     "TrainingSettings",
@@ -111,7 +112,7 @@ _NAME_RE = re.compile(r"^(?P<base>[A-Za-z][A-Za-z0-9]*?)(?P<tokens>(?:_[a-z][0-9
 _TOKEN_RE = re.compile(r"_(?P<key>[a-z])(?P<value>[0-9p]+)")
 _INT_RE = re.compile(r"^\+?[0-9]+$")
 #: Largest ``nnUNet_seed`` (``numpy.random.seed`` takes 32-bit seeds).
-_MAX_SEED = 2**32 - 1
+MAX_SEED = 2**32 - 1
 
 
 class SettingsError(ValueError):
@@ -220,9 +221,9 @@ def _parse_value(setting: str, raw: str, what: str) -> int | float | bool:
         return _positive_int(raw, what=what, example=f"{env}=20", allow_zero=True)
     if setting == "seed":
         seed = _positive_int(raw, what=what, example=f"{env}=42", allow_zero=True)
-        if seed > _MAX_SEED:
+        if seed > MAX_SEED:
             raise SettingsError(
-                f"{what} must be at most {_MAX_SEED} (NumPy's seed range); got {raw!r}. "
+                f"{what} must be at most {MAX_SEED} (NumPy's seed range); got {raw!r}. "
                 f"Example: {env}=42."
             )
         return seed

@@ -189,27 +189,27 @@ def test_stop_file_ends_a_500_epoch_run_gracefully(workspace: NnunetWorkspace):
     assert not (fold / "STOP").exists()  # consumed, so --c can continue
 
 
-def _weights(fold):
-    import torch
-
-    checkpoint = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
-    return checkpoint["network_weights"]
-
-
 def test_a_seeded_run_with_augmentation_in_process_is_reproducible(workspace: NnunetWorkspace):
     """Two runs with ``nnUNet_seed=7`` and ``nnUNet_n_proc_DA=0`` give bit-identical weights
     (the trainer names differ only to get two result folders); with an augmentation worker
     the log warns that the run is not reproducible."""
+    import torch
+
     env = {**FAST, "nnUNet_n_epochs": "2", "nnUNet_seed": "7", "nnUNet_n_proc_DA": "0"}
     folds = []
     for trainer in ("CustomEpochs_e2", "nnUNetTrainerCustomEpochs_e2"):
         args = ("nnUNetv2_train", "501", "3d_fullres", "0", "-tr", trainer, "-device", "cpu")
         check(workspace.run(*args, **env))
         folds.append(workspace.fold_dir(trainer))
-    first, second = (_weights(fold) for fold in folds)
+    first, second = (
+        torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)[
+            "network_weights"
+        ]
+        for fold in folds
+    )
     assert first.keys() == second.keys()
     for key in first:
-        assert torch_equal(first[key], second[key]), key
+        assert torch.equal(first[key], second[key]), key
     record = read_record(folds[0])
     assert record["settings"]["seed"] == 7
     assert record["settings_sources"]["seed"] == "env:nnUNet_seed"
@@ -221,9 +221,3 @@ def test_a_seeded_run_with_augmentation_in_process_is_reproducible(workspace: Nn
     warned = logs_text(workspace.fold_dir(trainer))
     assert "nnUNet_seed=7 seeds the network's initialisation" in warned
     assert "this run is not reproducible" in warned
-
-
-def torch_equal(a, b) -> bool:
-    import torch
-
-    return bool(torch.equal(a, b))
