@@ -445,6 +445,8 @@ COMMON_PARAMETER_FLAGS = {
     "allow_missing": "--allow-missing",
     "num_workers": "-j/--num-workers",
     "dataset_json": "--dataset-json",
+    "executor": "--executor",
+    "ray_address": "--ray-address",
 }
 
 

@@ -52,7 +52,7 @@ class Executor:
         >>> Executor("dask")
         Traceback (most recent call last):
         ...
-        ValueError: --executor must be one of local, ray; got 'dask'.
+        ValueError: executor must be one of local, ray; got 'dask'.
     """
 
     kind: str = "local"
@@ -61,10 +61,11 @@ class Executor:
     def __post_init__(self) -> None:
         if self.kind not in EXECUTORS:
             choices = ", ".join(EXECUTORS)
-            raise ValueError(f"--executor must be one of {choices}; got {self.kind!r}.")
+            raise ValueError(f"executor must be one of {choices}; got {self.kind!r}.")
         if self.address is not None and self.kind != "ray":
             raise ValueError(
-                f"--ray-address {self.address} needs --executor ray; got --executor {self.kind}."
+                f"ray_address {self.address} is for the Ray executor only (executor ray); got "
+                f"executor {self.kind}."
             )
 
     @property

@@ -56,7 +56,7 @@ def import_ray() -> Any:
         import ray
     except ImportError:
         raise RayMissingError(
-            f"--executor ray needs Ray, which is not installed; install it with: {INSTALL_HINT}"
+            f"executor ray needs Ray, which is not installed; install it with: {INSTALL_HINT}"
         ) from None
     return ray
 
@@ -178,7 +178,7 @@ def check_writable_from_worker(ray: Any, folder: Path) -> None:
     error = ray.get(ray.remote(num_cpus=0)(_probe).remote(str(Path(folder).resolve())))
     if error:
         raise PermissionError(
-            f"-o/--output {folder} is not writable from a Ray worker ({error}); inputs and "
+            f"output_dir {folder} is not writable from a Ray worker ({error}); inputs and "
             "outputs must be on a filesystem every Ray node sees at the same path (NFS, SMB, "
             "Lustre...)."
         )

@@ -54,7 +54,7 @@ def test_a_failing_case_raises_its_own_one_line_error():
 
 
 def test_executor_arguments_are_checked():
-    with pytest.raises(ValueError, match="--ray-address auto needs --executor ray"):
+    with pytest.raises(ValueError, match=r"^ray_address auto is for the Ray executor only"):
         Executor("local", "auto")
     args = type("Args", (), {"executor": "ray", "ray_address": "auto"})()
     assert executor_from_args(args) == Executor("ray", "auto")

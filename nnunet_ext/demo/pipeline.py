@@ -149,7 +149,7 @@ def _prepare_output(output_dir: Path) -> None:
     if output_dir.exists() and any(output_dir.iterdir()):
         if not (output_dir / MARKER).exists():
             raise FileExistsError(
-                f"--output {output_dir} exists and is not a demo folder; "
+                f"output_dir {output_dir} exists and is not a demo folder; "
                 "choose an empty or new folder."
             )
         shutil.rmtree(output_dir)

@@ -177,7 +177,7 @@ def _check_folder_output(output: Output, resolved: Path, overwrite: bool) -> Non
         )
     if resolved.exists() and not output.exists_ok and not overwrite:
         raise FileExistsError(
-            f"{output.describe()} already exists; pass --overwrite to replace it or "
+            f"{output.describe()} already exists; pass overwrite=True to replace it or "
             "choose another path."
         )
 
@@ -208,8 +208,8 @@ def _check_file_output(
         )
     if resolved.exists() and not overwrite:
         raise FileExistsError(
-            f"{output.describe()} already exists; pass --overwrite to replace it or choose "
-            "another path."
+            f"{output.describe()} already exists; pass overwrite=True to replace it or "
+            "choose another path."
         )
 
 
@@ -459,7 +459,7 @@ def guard_outputs(
             notes = "; ".join(f"{n} case(s) are finished in {str(o.path)!r}" for o, n in done if n)
             raise PartialOutputError(
                 f"{err} ({notes}: they are valid. Rerun the same command to resume, or add "
-                "--overwrite to redo them.)"
+                "overwrite=True to redo them.)"
             ) from err
         raise
     else:

@@ -688,8 +688,8 @@ def pair_probability_files(input_dirs: Sequence[str | os.PathLike[str]]) -> Pair
         if not cases:
             raise ValueError(
                 f"{folder}: no .npz probability files found. Predict with "
-                "nnUNetv2_predict --save_probabilities (or train with --npz and use "
-                "fold_k/validation)."
+                "nnUNetv2_predict --save_probabilities (or train with nnUNetv2_train --npz "
+                "and use fold_k/validation)."
             )
         per_folder.append(cases)
         ignored.extend(skipped)
