@@ -273,6 +273,21 @@ def add_save_probabilities(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_allow_unsafe_checkpoints(parser: argparse.ArgumentParser) -> None:
+    """Add ``--allow-unsafe-checkpoints``: the one opt-out of the checkpoint check.
+
+    Without it, a checkpoint whose pickle names anything but tensors, numbers, strings and
+    containers (:data:`nnunet_ext.io.checkpoints.CHECKPOINT_GLOBALS`) is refused before torch
+    reads it, and every checkpoint loads with ``torch.load(weights_only=True)``.
+    """
+    parser.add_argument(
+        "--allow-unsafe-checkpoints",
+        action="store_true",
+        help="load checkpoints whose pickle names other objects too, with torch.load("
+        "weights_only=False): this runs code from the file; only for files you made or trust",
+    )
+
+
 def add_device(parser: argparse.ArgumentParser, help: str) -> None:
     """Add ``--device {cpu,cuda,mps}`` (default ``None``: the command picks)."""
     parser.add_argument("--device", choices=("cpu", "cuda", "mps"), help=help)
@@ -447,6 +462,7 @@ COMMON_PARAMETER_FLAGS = {
     "dataset_json": "--dataset-json",
     "executor": "--executor",
     "ray_address": "--ray-address",
+    "allow_unsafe_checkpoints": "--allow-unsafe-checkpoints",
 }
 
 

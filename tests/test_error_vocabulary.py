@@ -28,19 +28,7 @@ from nnunet_ext.cli import build_parser, main
 LIBRARY = Path(nnunet_ext.__file__).parent
 
 # TODO(issue 23): being rewritten; remove when fixed
-PENDING = {
-    "nnunet_ext/predict/plan.py",
-    "nnunet_ext/predict/folders.py",
-    "nnunet_ext/predict/bundle.py",
-    "nnunet_ext/predict/engine.py",
-    "nnunet_ext/export/api.py",
-    "nnunet_ext/export/manifest.py",
-    "nnunet_ext/io/nnunet_files.py",
-    "nnunet_ext/io/safe_pickle.py",
-    "nnunet_ext/validate/jobs.py",
-    "nnunet_ext/trainers/export.py",
-    "nnunet_ext/trainers/validate.py",
-}
+PENDING: set[str] = set()
 
 #: Flags every parser has that no library message has reason to name.
 NOT_FLAGS = {"-h", "--help", "--version", "-v", "-q", "--verbose", "--quiet"}

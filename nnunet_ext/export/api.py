@@ -96,24 +96,33 @@ class ExportSummary:
 
 
 def _plan_member(
-    model_dir: Path, folds: Sequence[int | str] | None, checkpoints: Sequence[str], index: int
+    model_dir: Path,
+    folds: Sequence[int | str] | None,
+    checkpoints: Sequence[str],
+    index: int,
+    allow_unsafe: bool,
 ) -> _Member:
-    from nnunet_ext.io.nnunet_files import verify_checkpoint
+    from nnunet_ext.io.checkpoints import read_checkpoint
+    from nnunet_ext.io.models import check_checkpoint_belongs
     from nnunet_ext.predict.plan import _fold_names, _validate_model
 
-    where = f"-m/--model member {index}"
-    fold_names = _fold_names(list(folds), "--folds") if folds is not None else None
-    model = _validate_model(model_dir.resolve(), fold_names, checkpoints[0], where)
+    where = f"model_dirs member {index}"
+    fold_names = _fold_names(list(folds), "folds") if folds is not None else None
+    model = _validate_model(model_dir.resolve(), fold_names, checkpoints[0], where, allow_unsafe)
     for fold in model.folds:
         for name in (*checkpoints[1:], *(f"../{n}" for n in MODEL_FILES)):
             file = model.model_dir / f"fold_{fold}" / name
             if not file.is_file():
                 raise FileNotFoundError(
                     f"{where}: {file.resolve()} not found; export needs it. Train the model to "
-                    "the end (nnUNetv2_train writes it), or leave that --checkpoint out."
+                    "the end (nnUNetv2_train writes it), or leave that checkpoint out "
+                    "(checkpoints)."
                 )
             if name in checkpoints:
-                verify_checkpoint(file)
+                found = read_checkpoint(file, allow_unsafe=allow_unsafe)
+                check_checkpoint_belongs(
+                    found, model.model_dir, plans=model.plans, dataset_json=model.dataset_json
+                )
     trainer, plans, configuration = model.model_dir.name.split("__")
     return _Member(model.model_dir, trainer, plans, configuration, model.folds, tuple(checkpoints))
 
@@ -129,9 +138,9 @@ def _bundle_spec(spec: Path | None, members: Sequence[_Member]) -> dict[str, Any
         weights, _ = load_predict_spec(spec)
         if len(weights.members) != len(members):
             raise ValueError(
-                f"--spec {spec} has {len(weights.members)} member(s); -m/--model gives "
-                f"{len(members)}. The spec's members are matched to -m by position; give one "
-                "model folder per member, in the spec's order."
+                f"spec {spec} has {len(weights.members)} member(s); model_dirs gives "
+                f"{len(members)}. The spec's members are matched to model_dirs by position; give "
+                "one model folder per member, in the spec's order."
             )
     entries = []
     for member, weight in zip(members, weights.members, strict=True):
@@ -160,7 +169,7 @@ def _rename_trainers(members: list[_Member]) -> list[_Member]:
     for member in renamed:
         if member.folder in seen:
             raise ValueError(
-                f"-m/--model {seen[member.folder]} and {member.model_dir} would both be exported "
+                f"model_dirs {seen[member.folder]} and {member.model_dir} would both be exported "
                 f"as {member.folder}; stock nnU-Net finds one model per folder name. Export "
                 "them into separate bundles."
             )
@@ -168,7 +177,7 @@ def _rename_trainers(members: list[_Member]) -> list[_Member]:
     datasets = sorted({m.model_dir.parent.name for m in renamed})
     if len(datasets) != 1:
         raise ValueError(
-            f"-m/--model folders must belong to one dataset; got {', '.join(datasets)}. "
+            f"model_dirs folders must belong to one dataset; got {', '.join(datasets)}. "
             "A bundle installs into one nnUNet_results/DatasetXXX_Name folder."
         )
     return renamed
@@ -246,6 +255,7 @@ def _write_bundle(
     entries: dict[str, tuple[Path, _Member | None]],
     extra: dict[str, bytes],
     manifest: dict[str, Any],
+    allow_unsafe: bool,
 ) -> tuple[int, int]:
     """Write the zip (entries sorted, the manifest last); return (checkpoint, removed) bytes."""
     from nnunet_ext.trainers.export import slim_checkpoint
@@ -263,7 +273,10 @@ def _write_bundle(
                 writer.add(name, source.read_bytes())
                 continue
             slim = slim_checkpoint(
-                source, expected_trainer=member.trainer, trainer_name=member.stock
+                source,
+                expected_trainer=member.trainer,
+                trainer_name=member.stock,
+                allow_unsafe=allow_unsafe,
             )
             writer.add(name, slim.data)
             source_bytes += slim.original_size
@@ -320,6 +333,7 @@ def export_bundle(
     include_logs: bool = False,
     include_validation: bool = False,
     overwrite: bool = False,
+    allow_unsafe_checkpoints: bool = False,
 ) -> ExportSummary:
     """Export trained model folders as a bundle that stock nnU-Net installs and predicts with.
 
@@ -337,6 +351,9 @@ def export_bundle(
         include_logs: Also export training logs, ``progress.png``, ``debug.json`` and run records.
         include_validation: Also export ``fold_k/validation`` (without ``.npz``/``.pkl``).
         overwrite: Replace an existing ``output``.
+        allow_unsafe_checkpoints: Read source checkpoints whose pickle names other globals
+            too, with ``torch.load(weights_only=False)`` (runs code from them). The bundle's
+            checkpoints are rewritten as weights only either way.
 
     Returns:
         Sizes and the member names.
@@ -346,15 +363,18 @@ def export_bundle(
             (before anything is written), including a trainer that changes inference.
     """
     if not model_dirs:
-        raise ValueError("-m/--model must give at least one trained model folder; got none.")
+        raise ValueError("model_dirs must give at least one trained model folder; got none.")
     names = list(checkpoints)
     if not names or len(set(names)) != len(names):
-        raise ValueError(f"--checkpoint must name distinct checkpoint files; got {names}.")
+        raise ValueError(f"checkpoints must name distinct checkpoint files; got {names}.")
     target = Path(output)
-    outputs = [Output(target, "-o/--output", (".zip",))]
+    outputs = [Output(target, "output", (".zip",))]
     inputs = [p for p in (*model_dirs, spec, plan) if p is not None]
     check_outputs(outputs, inputs=inputs, overwrite=overwrite)
-    members = [_plan_member(Path(d), folds, names, index) for index, d in enumerate(model_dirs)]
+    members = [
+        _plan_member(Path(d), folds, names, index, allow_unsafe_checkpoints)
+        for index, d in enumerate(model_dirs)
+    ]
     _bundle_spec(None if spec is None else Path(spec), members)  # checked before torch loads
     plan_data = None
     if plan is not None:
@@ -371,7 +391,9 @@ def export_bundle(
     manifest = _manifest(members, dataset, plan_data is not None)
     with guard_outputs(outputs, inputs=inputs, overwrite=overwrite, command="nnunet-ext export"):
         with atomic_path(target) as tmp:
-            checkpoint_bytes, removed = _write_bundle(tmp, members, entries, extra, manifest)
+            checkpoint_bytes, removed = _write_bundle(
+                tmp, members, entries, extra, manifest, allow_unsafe_checkpoints
+            )
             verify_bundle(tmp)
     summary = ExportSummary(
         output=target,

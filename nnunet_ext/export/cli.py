@@ -63,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--json", type=Path, metavar="PATH", help="also write the summary as JSON to PATH"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _cli.add_allow_unsafe_checkpoints(parser)
 
 
 def _report_output(args: argparse.Namespace) -> list[Any]:
@@ -91,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
 
         given = (("-o/--output", args.output), ("--spec", args.spec), ("--plan", args.plan))
         stray = [flag for flag, value in given if value is not None]
+        if args.allow_unsafe_checkpoints:
+            stray.append("--allow-unsafe-checkpoints (a bundle holds only weights)")
         if stray:
             raise ValueError(f"--check takes only the bundle; remove {', '.join(stray)}.")
         report = verify_bundle(args.check).to_dict()
@@ -104,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
             args.output,
             **_cli.library_arguments(
                 args,
-                "spec plan folds checkpoints include_logs include_validation overwrite",
+                "spec plan folds checkpoints include_logs include_validation overwrite "
+                "allow_unsafe_checkpoints",
             ),
         ).to_dict()
     _write_report(reports, report, args.overwrite)
@@ -113,5 +117,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 #: ``nnunet-ext export`` and ``python -m nnunet_ext.export``.
-COMMAND = _cli.Command("nnunet-ext export", DESCRIPTION, add_arguments, run)
+COMMAND = _cli.Command(
+    "nnunet-ext export",
+    DESCRIPTION,
+    add_arguments,
+    run,
+    parameter_flags={
+        "model_dirs": "-m/--model",
+        "output": "-o/--output",
+        "checkpoints": "--checkpoint",
+        "folds": "-f/--folds",
+        "spec": "--spec",
+    },
+)
 main = COMMAND.main

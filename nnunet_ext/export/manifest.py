@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import os
+import posixpath
 import re
 import shutil
 import zipfile
@@ -30,7 +31,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from nnunet_ext.io import InputError, to_strict_json
-from nnunet_ext.io.schema import check_keys, expect_int, expect_mapping, expect_str
+from nnunet_ext.io.checkpoints import read_checkpoint_bytes
+from nnunet_ext.io.models import check_checkpoint_belongs
+from nnunet_ext.io.schema import check_keys, describe, expect_int, expect_mapping, expect_str
 
 __all__ = [
     "BUNDLE_FOLDER",
@@ -312,14 +315,97 @@ def _verify(path: str | os.PathLike[str], dest: Path | None) -> BundleInfo:
         _check_entries(archive, file, info)
         for entry in manifest["files"]:
             _check_entry(archive, file, entry, dest)
+        _check_closed(archive, file, info)
+        _check_checkpoints(archive, file, info)
         if dest is not None:
             with archive.open(name) as stream, open(dest / name, "wb") as out:
                 shutil.copyfileobj(stream, out)
     return info
 
 
+def _check_closed(archive: zipfile.ZipFile, file: Path, info: BundleInfo) -> None:
+    """The manifest's spec and plan are bundle files, and the spec names only its models.
+
+    A bundle is closed: every member of its spec must be a model folder of the bundle (a
+    relative ``model`` path that stays inside the dataset folder), never an absolute path, a
+    ``..`` leaving it, or a probability folder elsewhere on disk.
+    """
+    listed = {str(f["path"]) for f in info.manifest["files"]}
+    for key in ("spec", "postprocessing_plan"):
+        value = info.manifest[key]
+        if value is not None and value not in listed:
+            raise InputError(
+                file, "a file of the bundle", repr(value), key=f"{info.manifest_path}: {key}"
+            )
+    spec_name = info.spec_path
+    source = f"{file}: {spec_name}"
+    try:
+        spec = json.loads(archive.read(spec_name).decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise InputError(source, "a JSON object", f"unreadable JSON ({str(err)[:80]})") from err
+    members = spec.get("members") if isinstance(spec, Mapping) else None
+    if not isinstance(members, list) or not members:
+        raise InputError(source, "a non-empty list", describe(members), key="members", fix=_FIX)
+    folders = {f"{info.root}/{m['folder']}" for m in info.manifest["members"]}
+    base = posixpath.dirname(spec_name)
+    for index, member in enumerate(members):
+        where = f"members[{index}]"
+        model = member.get("model") if isinstance(member, Mapping) else None
+        if not isinstance(model, str) or (isinstance(member, Mapping) and "path" in member):
+            raise InputError(
+                source, "a model folder of the bundle ('model')", "something else", key=where
+            )
+        target = posixpath.normpath(posixpath.join(base, model))
+        if model.startswith(("/", "\\")) or "\\" in model or ":" in model or target not in folders:
+            raise InputError(
+                source,
+                f"a model folder inside the bundle ({', '.join(sorted(folders))})",
+                repr(model),
+                key=f"{where}.model",
+                fix="A bundle is closed: its spec names only its own model folders. " + _FIX,
+            )
+
+
+def _check_checkpoints(archive: zipfile.ZipFile, file: Path, info: BundleInfo) -> None:
+    """Every checkpoint of the bundle is data (the checkpoint check) and fits its folder."""
+    cache: dict[str, Any] = {}
+
+    def member_json(name: str) -> dict[str, Any]:
+        if name not in cache:
+            data = json.loads(archive.read(name).decode("utf-8"), parse_constant=_no_constant)
+            cache[name] = expect_mapping(data, source=f"{file}: {name}", where=None)
+        return dict(cache[name])
+
+    for entry in info.manifest["files"]:
+        name = str(entry["path"])
+        if not name.endswith(".pth"):
+            continue
+        parts = PurePosixPath(name).parts
+        checkpoint = read_checkpoint_bytes(archive.read(name), source=f"{file}: {name}")
+        if len(parts) != 4 or not parts[2].startswith("fold_"):
+            raise InputError(file, "a checkpoint in DATASET/MODEL/fold_k/", repr(name), fix=_FIX)
+        folder = posixpath.join(parts[0], parts[1])
+        try:
+            plans = member_json(f"{folder}/plans.json")
+            dataset_json = member_json(f"{folder}/dataset.json")
+        except KeyError as err:
+            raise InputError(
+                file, f"{folder}/plans.json and dataset.json", "missing", key=name, fix=_FIX
+            ) from err
+        except (UnicodeDecodeError, ValueError) as err:
+            raise InputError(file, "readable JSON", str(err)[:80], key=folder, fix=_FIX) from err
+        check_checkpoint_belongs(
+            checkpoint, PurePosixPath(file.name) / folder, plans=plans, dataset_json=dataset_json
+        )
+
+
 def verify_bundle(path: str | os.PathLike[str]) -> BundleInfo:
-    """Check a bundle without running it: manifest, entry list, every size and SHA-256.
+    """Check a bundle without running it: manifest, entries, checkpoints, closed spec.
+
+    Beyond every size and SHA-256 of the manifest (integrity against accidental damage, not a
+    signature: anyone can recompute them), every checkpoint must pass the checkpoint check
+    (:func:`~nnunet_ext.io.checkpoints.read_checkpoint`: data only, never code) and belong to
+    its model folder, and the spec must name only the bundle's own model folders.
 
     Args:
         path: The bundle zip.

@@ -18,6 +18,8 @@ __all__ = [
     "LabelSpec",
     "LabelValue",
     "case_id_from_filename",
+    "configuration_architecture",
+    "configuration_entry",
     "configuration_patch_size",
     "is_hidden",
     "list_case_files",
@@ -29,7 +31,6 @@ __all__ = [
     "load_splits",
     "reader_writer",
     "require_model_files",
-    "verify_checkpoint",
 ]
 
 # nnU-Net reader/writer class name -> module, so we import only the one we need (the registry
@@ -611,7 +612,35 @@ def load_model_files(
     parts = folder.name.split("__")
     if len(parts) == 3 and parts[2] in plans["configurations"]:
         configuration_patch_size(plans, parts[2], plans_file)  # the folder's configuration
+        configuration_architecture(plans, parts[2], plans_file)
     return dataset_json, plans
+
+
+def configuration_entry(
+    plans: Mapping[str, Any], configuration: str, key: str, plans_file: str | os.PathLike[str]
+) -> tuple[str, Mapping[str, Any]]:
+    """The configuration (or the one it inherits from) that defines ``key``, and its entry.
+
+    As nnU-Net's ``PlansManager``: a configuration's own keys override those of the one it
+    inherits from (``inherits_from``).
+    """
+    configurations = plans.get("configurations")
+    name, seen = configuration, list[str]()
+    while True:
+        entry = configurations.get(name) if isinstance(configurations, Mapping) else None
+        if not isinstance(entry, Mapping):
+            found = "nothing" if entry is None else describe(entry)
+            raise InputError(
+                plans_file,
+                "an object",
+                found,
+                key=f"configurations.{name}",
+                fix="Copy plans.json again from the model folder nnUNetv2_train wrote.",
+            )
+        if key in entry or "inherits_from" not in entry or len(seen) > 16:
+            return name, entry
+        seen.append(name)
+        name = str(entry["inherits_from"])
 
 
 def configuration_patch_size(
@@ -637,23 +666,7 @@ def configuration_patch_size(
         ...
         nnunet_ext.io.errors.InputError: plans.json: configurations.3d.patch_size must be a list...
     """
-    configurations = plans.get("configurations")
-    name, seen = configuration, list[str]()
-    while True:
-        entry = configurations.get(name) if isinstance(configurations, Mapping) else None
-        if not isinstance(entry, Mapping):
-            found = "nothing" if entry is None else describe(entry)
-            raise InputError(
-                plans_file,
-                "an object",
-                found,
-                key=f"configurations.{name}",
-                fix="Copy plans.json again from the model folder nnUNetv2_train wrote.",
-            )
-        if "patch_size" in entry or "inherits_from" not in entry or len(seen) > 16:
-            break
-        seen.append(name)
-        name = str(entry["inherits_from"])
+    name, entry = configuration_entry(plans, configuration, "patch_size", plans_file)
     patch = entry.get("patch_size")
     if not (
         isinstance(patch, list)
@@ -670,105 +683,40 @@ def configuration_patch_size(
     return list(patch)
 
 
-#: The first bytes of a checkpoint in torch's legacy (pre-1.6, non-zip) format.
-_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+def configuration_architecture(
+    plans: Mapping[str, Any], configuration: str, plans_file: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """The ``architecture`` of a configuration of ``plans.json``, following ``inherits_from``.
 
-
-def verify_checkpoint(path: str | os.PathLike[str]) -> None:
-    """Check that a checkpoint file is a complete nnU-Net checkpoint, without torch.
-
-    ``torch.save`` writes a zip archive: every member's CRC-32 is checked, then its
-    ``<name>/data.pkl`` is read with :func:`~nnunet_ext.io.safe_pickle.opaque_loads` (builtin
-    containers only; tensors become stand-ins, nothing is called) and must be a dict with what
-    nnU-Net's predictor reads: ``network_weights`` (a non-empty mapping), ``trainer_name`` (a
-    string) and ``init_args`` with a string ``configuration``. A truncated, emptied or
-    overwritten file, or another program's ``.pth``, fails here with one line naming it, before
-    a worker or network starts. A legacy-format (non-zip) file is left to ``torch.load``.
+    nnU-Net's predictor builds the network from it: ``network_class_name`` (a string) and
+    ``arch_kwargs`` (an object) must be there.
 
     Raises:
-        FileNotFoundError: If ``path`` does not exist.
-        InputError: Naming the file, when it is not a complete checkpoint.
+        InputError: Naming the file and key, when it is missing or malformed.
 
     Examples:
-        >>> import tempfile
-        >>> empty = Path(tempfile.mkdtemp(), "checkpoint_final.pth")
-        >>> empty.touch()
-        >>> verify_checkpoint(empty)
+        >>> plans = {"configurations": {"2d": {"patch_size": [32, 32]}}}
+        >>> configuration_architecture(plans, "2d", "plans.json")
         Traceback (most recent call last):
         ...
-        nnunet_ext.io.errors.InputError: ...checkpoint_final.pth must be a complete PyTorch ...
+        nnunet_ext.io.errors.InputError: plans.json: configurations.2d.architecture must be ...
     """
-    from nnunet_ext.io.zips import verify_zip
-
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {file}")
-    with open(file, "rb") as handle:
-        if handle.read(len(_LEGACY_TORCH_MAGIC)) == _LEGACY_TORCH_MAGIC:
-            return
-    try:
-        verify_zip(file)
-    except InputError as err:
+    name, entry = configuration_entry(plans, configuration, "architecture", plans_file)
+    architecture = entry.get("architecture")
+    if not (
+        isinstance(architecture, Mapping)
+        and isinstance(architecture.get("network_class_name"), str)
+        and isinstance(architecture.get("arch_kwargs"), Mapping)
+    ):
         raise InputError(
-            file,
-            "a complete PyTorch checkpoint (the zip archive torch.save writes)",
-            err.found,
-            fix="The file is truncated or corrupt; copy it again or retrain that fold.",
-        ) from err
-    _verify_checkpoint_contents(file)
-
-
-_CHECKPOINT_FIX = (
-    "This is not a checkpoint nnUNetv2_train wrote (checkpoint_final.pth / checkpoint_best.pth "
-    "hold network_weights, trainer_name and init_args); copy the fold's checkpoint again or "
-    "retrain that fold."
-)
-
-
-def _verify_checkpoint_contents(file: Path) -> None:
-    """The checkpoint's ``data.pkl`` holds what nnU-Net's predictor reads (see the caller)."""
-    import zipfile
-
-    from nnunet_ext.io.safe_pickle import opaque_loads
-
-    with zipfile.ZipFile(file) as archive:
-        pickles = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/data.pkl")]
-        if len(pickles) != 1:
-            raise InputError(
-                file,
-                "a PyTorch checkpoint (a zip with one <name>/data.pkl)",
-                f"{len(pickles)} such members",
-                fix=_CHECKPOINT_FIX,
-            )
-        data = archive.read(pickles[0])
-    try:
-        checkpoint = opaque_loads(data)
-    except Exception as err:  # a damaged pickle raises many different types
-        raise InputError(
-            file,
-            "a readable checkpoint pickle",
-            f"{type(err).__name__} in {pickles[0]}",
-            fix=_CHECKPOINT_FIX,
-        ) from err
-    if not isinstance(checkpoint, dict):
-        raise InputError(
-            file, "an nnU-Net checkpoint dict", describe(checkpoint), fix=_CHECKPOINT_FIX
+            plans_file,
+            "an object with network_class_name (a string) and arch_kwargs (an object), as "
+            "nnU-Net 2.x plans have",
+            "nothing" if architecture is None else describe(architecture),
+            key=f"configurations.{name}.architecture",
+            fix="Copy plans.json again from the model folder nnUNetv2_train wrote.",
         )
-    weights = checkpoint.get("network_weights")
-    if not isinstance(weights, Mapping) or not weights:
-        raise invalid_key(
-            file, checkpoint, "network_weights", "a non-empty mapping", fix=_CHECKPOINT_FIX
-        )
-    if not isinstance(checkpoint.get("trainer_name"), str):
-        raise invalid_key(file, checkpoint, "trainer_name", "a string", fix=_CHECKPOINT_FIX)
-    init_args = checkpoint.get("init_args")
-    if not isinstance(init_args, dict):
-        raise invalid_key(file, checkpoint, "init_args", "a dict", fix=_CHECKPOINT_FIX)
-    if not isinstance(init_args.get("configuration"), str):
-        found = describe(init_args["configuration"]) if "configuration" in init_args else "nothing"
-        raise InputError(
-            file, "a string", found, key="init_args.configuration", fix=_CHECKPOINT_FIX
-        )
+    return dict(architecture)
 
 
 def load_plans(path: str | os.PathLike[str]) -> dict[str, Any]:

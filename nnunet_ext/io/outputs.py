@@ -165,6 +165,12 @@ def check_outputs(
                     "overwritten. Choose another path."
                 )
         if output.folder:
+            inside = [f for f in input_folders if f in resolved.parents]
+            if inside:
+                raise ValueError(
+                    f"{output.describe()} is inside the input folder {str(inside[0])!r}; "
+                    "inputs are never written. Choose a folder outside the input folders."
+                )
             _check_folder_output(output, resolved, overwrite)
         else:
             _check_file_output(output, resolved, input_folders, overwrite)

@@ -10,16 +10,12 @@ folder (:func:`~nnunet_ext.postprocess.folders.postprocess_folder`).
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from nnunet_ext._cli import library_arguments
-
-__all__ = ["BUNDLE_RECORD", "predict_bundle", "run_bundle"]
+__all__ = ["BUNDLE_RECORD", "predict_bundle"]
 
 #: Provenance of a bundle prediction, written into the output folder.
 BUNDLE_RECORD = "nnunet_ext_bundle.json"
@@ -68,7 +64,7 @@ def predict_bundle(
             PostprocessingPlan() if info.plan_path is None else load_plan(results / info.plan_path)
         )
         with guard_outputs(
-            [Output(out, "-o/--output", folder=True, cases=True)],
+            [Output(out, "output_dir", folder=True, cases=True)],
             inputs=[source, input_dir],
             overwrite=overwrite,
             command="nnunet-ext predict --bundle",
@@ -96,32 +92,3 @@ def predict_bundle(
         "written": list(result.written),
         "skipped": list(result.skipped),
     }
-
-
-def run_bundle(args: argparse.Namespace) -> int:
-    """The ``--bundle`` branch of ``nnunet-ext predict``: print a JSON summary on stdout."""
-    given = [
-        flag
-        for flag, value in (
-            ("--weights", args.weights),
-            ("-f/--folds", args.folds),
-            ("--mirror-axes", args.mirror_axes),
-            ("--claim", args.claim or None),
-            ("--save-probabilities", args.save_probabilities or None),
-        )
-        if value is not None
-    ]
-    if given or args.checkpoint != "checkpoint_final.pth" or args.num_parts != 1:
-        extra = ", ".join(given) or "--checkpoint/--num-parts"
-        raise ValueError(
-            f"--bundle runs the bundle's own recipe; remove {extra} (export another bundle to "
-            "change members, folds or checkpoints)."
-        )
-    summary = predict_bundle(
-        args.bundle,
-        args.input,
-        args.output,
-        **library_arguments(args, "step_size disable_tta device overwrite"),
-    )
-    print(json.dumps(summary))  # noqa: T201  (the command's result on stdout)
-    return 0

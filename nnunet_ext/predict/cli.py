@@ -100,15 +100,14 @@ def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
         help="a claim whose heartbeat is older than this expires (processes on other hosts)",
     )
     _cli.add_overwrite(parser, "redo cases whose outputs already exist")
+    _cli.add_allow_unsafe_checkpoints(parser)
     add_executor_arguments(parser, actors=True)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the prediction described by parsed ``args``; print a JSON summary on stdout."""
     if args.bundle is not None:
-        from nnunet_ext.predict.bundle import run_bundle
-
-        return run_bundle(args)
+        return _run_bundle(args)
     from nnunet_ext.predict.folders import predict_folder
 
     if args.weights is not None and args.model_dirs is None:
@@ -119,12 +118,49 @@ def run(args: argparse.Namespace) -> int:
         **_cli.library_arguments(
             args,
             "model_dirs spec weights folds checkpoint step_size disable_tta mirror_axes device "
-            "save_probabilities part_id num_parts claim claim_timeout overwrite",
+            "save_probabilities part_id num_parts claim claim_timeout overwrite "
+            "allow_unsafe_checkpoints",
         ),
         executor=executor_from_args(args),
         cpus_per_worker=args.ray_cpus_per_worker,
     )
     print(json.dumps(summary.to_dict()))
+    return 0
+
+
+def _run_bundle(args: argparse.Namespace) -> int:
+    """The ``--bundle`` branch of ``nnunet-ext predict``: print a JSON summary on stdout."""
+    given = [
+        flag
+        for flag, value in (
+            ("--weights", args.weights),
+            ("-f/--folds", args.folds),
+            ("--mirror-axes", args.mirror_axes),
+            ("--claim", args.claim or None),
+            ("--save-probabilities", args.save_probabilities or None),
+        )
+        if value is not None
+    ]
+    if args.allow_unsafe_checkpoints:
+        raise ValueError(
+            "--allow-unsafe-checkpoints does not apply to --bundle: a bundle holds only "
+            "checkpoints that load as weights (nnunet-ext export writes no other)."
+        )
+    if given or args.checkpoint != "checkpoint_final.pth" or args.num_parts != 1:
+        extra = ", ".join(given) or "--checkpoint/--num-parts"
+        raise ValueError(
+            f"--bundle runs the bundle's own recipe; remove {extra} (export another bundle to "
+            "change members, folds or checkpoints)."
+        )
+    from nnunet_ext.predict.bundle import predict_bundle
+
+    summary = predict_bundle(
+        args.bundle,
+        args.input,
+        args.output,
+        **_cli.library_arguments(args, "step_size disable_tta device overwrite"),
+    )
+    print(json.dumps(summary))
     return 0
 
 
@@ -140,6 +176,15 @@ COMMAND = _cli.Command(
         "step_size": "--step-size",
         "part_id": "--part-id",
         "num_parts": "--num-parts",
+        "claim_timeout": "--claim-timeout",
+        "cpus_per_worker": "--ray-cpus-per-worker",
+        "claim": "--claim",
+        "weights": "--weights",
+        "spec": "--spec",
+        "folds": "-f/--folds",
+        "checkpoint": "--checkpoint",
+        "device": "--device",
+        "bundle": "--bundle",
     },
 )
 main = COMMAND.main

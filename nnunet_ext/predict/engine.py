@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from nnunet_ext.ensemble.fusion import FusionAccumulator, probabilities_to_labels
 from nnunet_ext.predict.plan import ModelMember, PredictPlan, ProbabilityMember
+from nnunet_ext.trainers.checkpoints import initialize_predictor
 
 __all__ = ["CaseResult", "EnsemblePredictor", "resolve_device"]
 
@@ -50,9 +51,9 @@ def resolve_device(name: str | None) -> torch.device:
     if name is None:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available; use --device cpu.")
+        raise ValueError("device 'cuda' must be available; got no CUDA device. Use 'cpu'.")
     if name == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("--device mps: MPS is not available; use --device cpu.")
+        raise ValueError("device 'mps' must be available; got no MPS device. Use 'cpu'.")
     return torch.device(name)
 
 
@@ -117,18 +118,15 @@ class EnsemblePredictor:
                     verbose_preprocessing=False,
                     allow_tqdm=False,
                 )
-                predictor.initialize_from_trained_model_folder(
-                    str(member.model_dir), use_folds=member.folds, checkpoint_name=member.checkpoint
+                initialize_predictor(
+                    predictor,
+                    member.model_dir,
+                    member.folds,
+                    member.checkpoint,
+                    allow_unsafe=plan.allow_unsafe_checkpoints,
                 )
-            allowed = tuple(predictor.allowed_mirroring_axes or ())
-            wanted = next(requested)
+            wanted = next(requested)  # a subset of the allowed axes (checked by the plan)
             if wanted is not None:
-                if not set(wanted) <= set(allowed):
-                    raise ValueError(
-                        f"--mirror-axes {wanted} must be a subset of the axes {list(allowed)} "
-                        f"that {member.model_dir} allows (its checkpoint's "
-                        "inference_allowed_mirroring_axes)."
-                    )
                 predictor.allowed_mirroring_axes = tuple(wanted) if wanted else None
             used = predictor.allowed_mirroring_axes if predictor.use_mirroring else None
             self.mirror_axes.append(list(used) if used else [])

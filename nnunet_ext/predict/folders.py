@@ -10,10 +10,12 @@ This module imports torch only when it predicts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,12 +26,14 @@ import nnunet_ext.predict.writing as writing
 from nnunet_ext import __version__
 from nnunet_ext._parallel import Executor
 from nnunet_ext.io import load_json
+from nnunet_ext.io.outputs import Output, check_outputs, guard_outputs
 from nnunet_ext.predict.claims import ClaimStore
 from nnunet_ext.predict.plan import (
     DEFAULT_CHECKPOINT,
     CaseInput,
     ModelMember,
     PredictPlan,
+    ProbabilityMember,
     plan_prediction,
     select_part,
     verify_images,
@@ -100,10 +104,13 @@ def _provenance(plan: PredictPlan, save_probabilities: bool) -> dict[str, Any]:
 def _check_output(
     out: Path, input_dir: Path, provenance: dict[str, Any], overwrite: bool, file_ending: str
 ) -> None:
-    if out.resolve() == input_dir.resolve():
-        raise ValueError(f"-o/--output must differ from -i/--input; got {out} for both.")
+    if out.resolve() == input_dir.resolve() or input_dir.resolve() in out.resolve().parents:
+        raise ValueError(
+            f"output_dir must be outside input_dir; got {out} in {input_dir}. Inputs are never "
+            "written: choose a folder elsewhere."
+        )
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"-o/--output must be a folder; got the file {out}.")
+        raise NotADirectoryError(f"output_dir must be a folder; got the file {out}.")
     if not out.is_dir() or overwrite:
         return
     previous = out / PROVENANCE_FILE
@@ -118,14 +125,14 @@ def _check_output(
         ):
             raise FileExistsError(
                 f"{out} holds a prediction made with other members or settings ({previous}). "
-                "Pass --overwrite to replace it, or choose another output folder."
+                "Pass overwrite=True to replace it, or choose another output folder."
             )
         return
     foreign = sorted(p.name for p in out.glob(f"*{file_ending}") if not p.name.startswith("."))
     if foreign:
         raise FileExistsError(
             f"{out} already holds {len(foreign)} label file(s) not written by nnunet-ext predict "
-            f"(e.g. {foreign[0]}). Pass --overwrite to replace them, or choose an empty folder."
+            f"(e.g. {foreign[0]}). Pass overwrite=True to replace them, or choose an empty folder."
         )
 
 
@@ -154,6 +161,7 @@ def predict_folder(
     overwrite: bool = False,
     executor: Executor | None = None,
     cpus_per_worker: int = 1,
+    allow_unsafe_checkpoints: bool = False,
 ) -> PredictSummary:
     """Predict every case of ``input_dir`` with a weighted ensemble and write the fused labels.
 
@@ -182,16 +190,22 @@ def predict_folder(
         executor: Where to predict (default local: this process). With Ray, an actor pool
             (:mod:`nnunet_ext.predict.ray_pool`) shares the cases through claim files.
         cpus_per_worker: Ray on CPU-only nodes: CPUs (and torch threads) of one actor.
+        allow_unsafe_checkpoints: Load checkpoints whose pickle names globals outside
+            :data:`~nnunet_ext.io.checkpoints.CHECKPOINT_GLOBALS`, with
+            ``torch.load(weights_only=False)``: this runs code from the files. Only for files
+            you made or trust.
 
     Returns:
         What was written and skipped.
 
     Raises:
         ValueError, FileNotFoundError, NotADirectoryError, FileExistsError: For bad input,
-            before any network is loaded.
+            before any network is loaded and before the output folder is created.
+        OutputLockedError: Without ``claim``, another run is writing ``output_dir``.
     """
     request = dict(locals())  # every argument, by name
     start = time.perf_counter()
+    _check_run_options(request)
     plan, cases, out, provenance = _plan_request(request)
     save = bool(save_probabilities)
     done = [c.case_id for c in cases if writing.case_done(out, c.case_id, plan.file_ending, save)]
@@ -200,10 +214,11 @@ def predict_folder(
         logger.info("all %d case(s) are complete in %s", len(cases), out)
         run = {"executor": executor.kind, "workers": {}, "retries": 0, "wall_s": 0.0}
         return PredictSummary(out, (), tuple(done), provenance, run)
-    if executor.is_ray:
-        written, skipped, run = _predict_ray(plan, cases, done, out, provenance, request)
-    else:
-        written, skipped, run = _predict_local(plan, cases, out, provenance, request)
+    with _output_guard(out, plan, request):
+        if executor.is_ray:
+            written, skipped, run = _predict_ray(plan, cases, done, out, provenance, request)
+        else:
+            written, skipped, run = _predict_local(plan, cases, out, provenance, request)
     run["wall_s"] = round(time.perf_counter() - start, 3)
     logger.info("predicted %d case(s) into %s (%d skipped)", len(written), out, len(skipped))
     return PredictSummary(out, tuple(written), tuple(sorted(skipped)), provenance, run)
@@ -220,7 +235,66 @@ _PLAN_ARGUMENTS = (
     "step_size",
     "disable_tta",
     "mirror_axes",
+    "allow_unsafe_checkpoints",
 )
+
+
+def _check_run_options(request: dict[str, Any]) -> None:
+    """The options of :func:`predict_folder` beyond the plan's, before anything is read."""
+    claim, overwrite = request["claim"], request["overwrite"]
+    if claim and overwrite:
+        raise ValueError(
+            "overwrite=True cannot be combined with claim=True (every process would redo every "
+            "case); empty the output folder instead."
+        )
+    part_id, num_parts = request["part_id"], request["num_parts"]
+    for name, value in (("part_id", part_id), ("num_parts", num_parts)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an integer; got {value!r}.")
+    if num_parts < 1 or not 0 <= part_id < num_parts:
+        raise ValueError(
+            f"part_id must be in 0..num_parts-1 and num_parts >= 1; got part {part_id} of "
+            f"{num_parts}."
+        )
+    if claim and (part_id, num_parts) != (0, 1):
+        raise ValueError("claim=True replaces part_id/num_parts; give one of them.")
+    for name in ("claim_timeout", "poll_interval"):
+        value = request[name]
+        if value is None and name == "poll_interval":
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            raise ValueError(f"{name} must be a number of seconds > 0; got {value!r}.")
+    workers = request["cpus_per_worker"]
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"cpus_per_worker must be an integer >= 1; got {workers!r}.")
+    if isinstance(request["step_size"], bool):
+        raise ValueError(f"step_size must be a number in (0, 1]; got {request['step_size']!r}.")
+
+
+@contextlib.contextmanager
+def _output_guard(out: Path, plan: PredictPlan, request: dict[str, Any]) -> Iterator[None]:
+    """The output folder's guard: checks, creation, clean-up on failure, and the lock.
+
+    Without ``claim`` this run is the folder's one writer (a second run is refused at once,
+    naming the first); with ``claim`` processes share the folder through claim files, so no
+    lock is taken and nobody's temporary files are removed.
+    """
+    inputs = [request["input_dir"], *(m.model_dir for m in plan.models)]
+    inputs += [m.path for m in plan.members if isinstance(m, ProbabilityMember)]
+    output = Output(out, "output_dir", folder=True, cases=True)
+    if request["claim"]:
+        check_outputs([output], inputs=inputs, overwrite=False)
+        yield
+        return
+    with guard_outputs(
+        [output], inputs=inputs, overwrite=bool(request["overwrite"]), command="nnunet-ext predict"
+    ):
+        yield
 
 
 def _plan_request(
@@ -235,16 +309,7 @@ def _plan_request(
     )
     if device is None:
         plan.settings["device"] = None
-    claim, overwrite = request["claim"], request["overwrite"]
-    if claim and overwrite:
-        raise ValueError(
-            "--overwrite cannot be combined with --claim (every process would redo every case); "
-            "empty the output folder instead."
-        )
-    if claim and (request["part_id"], request["num_parts"]) != (0, 1):
-        raise ValueError("--claim replaces --part-id/--num-parts; give one of them.")
-    if isinstance(request["cpus_per_worker"], bool) or int(request["cpus_per_worker"]) < 1:
-        raise ValueError(f"--ray-cpus-per-worker must be >= 1; got {request['cpus_per_worker']}.")
+    overwrite = request["overwrite"]
     out = Path(request["output_dir"])
     cases: list[CaseInput] = select_part(plan.cases, request["part_id"], request["num_parts"])
     verify_images(cases, plan.first_model)
@@ -366,6 +431,7 @@ def predict_arrays(
     mirror_axes: Sequence[int] | None = None,
     device: str | None = None,
     predictor: EnsemblePredictor | None = None,
+    allow_unsafe_checkpoints: bool = False,
 ) -> CaseResult:
     """Predict one image in memory (for notebooks): labels and fused probabilities as arrays.
 
@@ -385,6 +451,7 @@ def predict_arrays(
         device: ``cpu``, ``cuda`` or ``mps`` (default: cuda if available, else cpu).
         predictor: A loaded :class:`~nnunet_ext.predict.engine.EnsemblePredictor` to reuse across
             calls (then the model arguments are ignored).
+        allow_unsafe_checkpoints: As :func:`predict_folder` (runs code from the checkpoints).
 
     Returns:
         :class:`~nnunet_ext.predict.engine.CaseResult` with ``labels``, ``probabilities`` and

@@ -33,11 +33,9 @@ from numpy.typing import NDArray
 from nnunet_ext.ensemble.fusion import LabelRules
 from nnunet_ext.ensemble.spec import EnsembleSpec
 from nnunet_ext.io import InputError, LabelSpec, load_json, load_json_object, verify_image_complete
-from nnunet_ext.io.nnunet_files import (
-    configuration_patch_size,
-    load_model_files,
-    verify_checkpoint,
-)
+from nnunet_ext.io.checkpoints import read_checkpoint
+from nnunet_ext.io.models import check_checkpoint_belongs
+from nnunet_ext.io.nnunet_files import configuration_patch_size, load_model_files
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
@@ -71,6 +69,8 @@ class ModelMember:
         configuration: nnU-Net configuration (from the folder name, checked in ``plans.json``).
         dataset_json: The model's ``dataset.json``.
         plans: The model's ``plans.json``.
+        allowed_mirror_axes: The first fold checkpoint's ``inference_allowed_mirroring_axes``
+            (``None``: not stored, nnU-Net then mirrors no axis).
     """
 
     model_dir: Path
@@ -79,6 +79,7 @@ class ModelMember:
     configuration: str
     dataset_json: dict[str, Any] = field(compare=False, repr=False)
     plans: dict[str, Any] = field(compare=False, repr=False)
+    allowed_mirror_axes: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def num_channels(self) -> int:
@@ -153,6 +154,8 @@ class PredictPlan:
         settings: Step size, TTA, mirror axes (per member), device.
         rules: The spec's per-label ``scale`` and ``from`` rules on class indices, applied to
             the fused probabilities exactly as ``nnunet-ext ensemble`` applies them.
+        allow_unsafe_checkpoints: Load checkpoints with ``weights_only=False`` (runs code from
+            the files; only for files their user trusts).
     """
 
     members: tuple[PredictMember, ...]
@@ -162,6 +165,7 @@ class PredictPlan:
     cases: tuple[CaseInput, ...]
     settings: dict[str, Any]
     rules: LabelRules = field(default_factory=LabelRules)
+    allow_unsafe_checkpoints: bool = False
 
     @property
     def models(self) -> list[ModelMember]:
@@ -276,7 +280,11 @@ def load_predict_spec(
 
 
 def _validate_model(
-    model_dir: Path, folds: tuple[str, ...] | None, checkpoint: str, where: str
+    model_dir: Path,
+    folds: tuple[str, ...] | None,
+    checkpoint: str,
+    where: str,
+    allow_unsafe: bool = False,
 ) -> ModelMember:
     if not model_dir.is_dir():
         raise NotADirectoryError(
@@ -315,14 +323,15 @@ def _validate_model(
             raise FileNotFoundError(
                 f"{where}: no fold of {model_dir} has {checkpoint} (folds present: "
                 f"{', '.join(present) or 'none'}). Train the model to the end, or name another "
-                "checkpoint (--checkpoint / 'checkpoint' in the spec)."
+                "checkpoint (checkpoint, or 'checkpoint' in the spec)."
             )
+    axes: list[tuple[int, ...] | None] = []
     for fold in folds:
         file = model_dir / f"fold_{fold}" / checkpoint
         if not (model_dir / f"fold_{fold}").is_dir():
             raise FileNotFoundError(
                 f"{where}: fold {fold} not found: {model_dir / f'fold_{fold}'} (folds present: "
-                f"{', '.join(present) or 'none'}). Choose existing folds (-f/--folds)."
+                f"{', '.join(present) or 'none'}). Choose existing folds (folds)."
             )
         if not file.is_file():
             have = sorted(p.name for p in (model_dir / f"fold_{fold}").glob("checkpoint*.pth"))
@@ -331,35 +340,45 @@ def _validate_model(
                 f"{', '.join(have) or 'no checkpoint'}). Finish its training or name another "
                 "checkpoint."
             )
-        verify_checkpoint(file)
-    return ModelMember(model_dir, tuple(folds), checkpoint, configuration, dataset_json, plans)
+        found = read_checkpoint(file, allow_unsafe=allow_unsafe)
+        check_checkpoint_belongs(found, model_dir, plans=plans, dataset_json=dataset_json)
+        axes.append(found.mirror_axes)
+    return ModelMember(
+        model_dir, tuple(folds), checkpoint, configuration, dataset_json, plans, axes[0]
+    )
 
 
 def list_image_cases(input_dir: Path, file_ending: str, num_channels: int) -> tuple[CaseInput, ...]:
     """List the cases of an nnU-Net image folder (``CASE_XXXX<ending>``) and check channels.
 
+    Ignored, as nnU-Net ignores them: hidden entries (``.DS_Store``, macOS ``._*`` files) and
+    entries not named ``*<ending>`` (notes, other files). Every entry named like an image
+    (``*<ending>``) must be a readable file named ``CASE_XXXX<ending>``: a broken link, a link
+    loop, a folder or an unreadable file of that name is an error, never skipped.
+
     Raises:
         NotADirectoryError: If ``input_dir`` is not a folder.
+        InputError: Naming an entry named like an image that cannot be read.
         ValueError: If a case lacks or has extra channel files, or no case is found.
     """
     if not input_dir.is_dir():
-        raise NotADirectoryError(f"-i/--input must be a folder of images; got {input_dir}.")
+        raise NotADirectoryError(f"input_dir must be a folder of images; got {input_dir}.")
     pattern = re.compile(rf"(.+)_(\d{{4}}){re.escape(file_ending)}")
     channels: dict[str, dict[int, Path]] = {}
     for entry in sorted(input_dir.iterdir()):
-        if entry.name.startswith(".") or not entry.is_file():
+        if entry.name.startswith(".") or not entry.name.endswith(file_ending):
             continue
+        _check_readable(entry)
         match = pattern.fullmatch(entry.name)
-        if match:
-            channels.setdefault(match.group(1), {})[int(match.group(2))] = entry
-        elif entry.name.endswith(file_ending):
+        if not match:
             raise ValueError(
                 f"image {entry} must be named CASE_XXXX{file_ending} (XXXX: the 4-digit channel "
-                f"index); got {entry.name!r}. Rename it, or move it out of -i/--input."
+                f"index); got {entry.name!r}. Rename it, or move it out of input_dir."
             )
+        channels.setdefault(match.group(1), {})[int(match.group(2))] = entry
     if not channels:
         raise ValueError(
-            f"-i/--input {input_dir} holds no images named CASE_0000{file_ending} (the file "
+            f"input_dir {input_dir} holds no images named CASE_0000{file_ending} (the file "
             "ending comes from the model's dataset.json)."
         )
     cases = []
@@ -374,6 +393,23 @@ def list_image_cases(input_dir: Path, file_ending: str, num_channels: int) -> tu
             )
         cases.append(CaseInput(case_id, tuple(files[i] for i in expected)))
     return tuple(cases)
+
+
+def _check_readable(entry: Path) -> None:
+    """An entry named like an image must be a file that opens (links resolved)."""
+    fix = "Repair or remove it (input folders are read whole; nothing is skipped)."
+    try:
+        entry.resolve(strict=True)
+    except (OSError, RuntimeError) as err:  # a broken link, or a loop (RuntimeError < 3.13)
+        what = "a link loop" if "loop" in str(err).lower() else "a broken link"
+        raise InputError(entry, "a readable image file", what, fix=fix) from err
+    if not entry.is_file():
+        raise InputError(entry, "a readable image file", "a folder or special file", fix=fix)
+    try:
+        with open(entry, "rb") as handle:
+            handle.read(1)
+    except OSError as err:
+        raise InputError(entry, "a readable image file", f"{err.strerror or err}", fix=fix) from err
 
 
 #: File endings whose header SimpleITK reads without the voxels (for the dimension check).
@@ -435,7 +471,7 @@ def select_part(cases: Sequence[Any], part_id: int, num_parts: int) -> list[Any]
     """
     if num_parts < 1 or not 0 <= part_id < num_parts:
         raise ValueError(
-            f"--part-id must be in 0..num_parts-1 and --num-parts >= 1; got part {part_id} "
+            f"part_id must be in 0..num_parts-1 and num_parts >= 1; got part {part_id} "
             f"of {num_parts}."
         )
     return list(cases[part_id::num_parts])
@@ -444,19 +480,33 @@ def select_part(cases: Sequence[Any], part_id: int, num_parts: int) -> list[Any]
 def _resolve_mirror_axes(
     mirror_axes: Sequence[int] | None, models: Sequence[ModelMember]
 ) -> list[list[int] | None]:
+    """Per model, the requested axes it mirrors (``None``: its checkpoint's default).
+
+    Checked before any network loads: axes 0..2, each used by some model, and a subset of the
+    axes each model's checkpoint allows (``inference_allowed_mirroring_axes``).
+    """
     if mirror_axes is None:
         return [None] * len(models)
-    axes = sorted(set(int(a) for a in mirror_axes))
+    if not all(isinstance(a, int) and not isinstance(a, bool) for a in mirror_axes):
+        raise ValueError(f"mirror_axes must be integers 0, 1 or 2; got {list(mirror_axes)}.")
+    axes = sorted(set(mirror_axes))
     if any(a < 0 or a > 2 for a in axes):
-        raise ValueError(f"--mirror-axes must be axes 0, 1 or 2; got {list(mirror_axes)}.")
+        raise ValueError(f"mirror_axes must be axes 0, 1 or 2; got {list(mirror_axes)}.")
     per_model: list[list[int] | None] = [[a for a in axes if a < m.spatial_dims] for m in models]
     used = {a for chosen in per_model for a in chosen or []}
     unused = [a for a in axes if a not in used]
     if unused:
         raise ValueError(
-            f"--mirror-axes {unused} exceed every model's patch dimensions "
+            f"mirror_axes {unused} exceed every model's patch dimensions "
             f"({sorted({m.spatial_dims for m in models})}); 2d models mirror axes 0 and 1 only."
         )
+    for model, chosen in zip(models, per_model, strict=True):
+        allowed = model.allowed_mirror_axes or ()
+        if chosen and not set(chosen) <= set(allowed):
+            raise ValueError(
+                f"mirror_axes {chosen} must be a subset of the axes {list(allowed)} that "
+                f"{model.model_dir} allows (its checkpoint's inference_allowed_mirroring_axes)."
+            )
     return per_model
 
 
@@ -473,6 +523,7 @@ def plan_prediction(
     disable_tta: bool = False,
     mirror_axes: Sequence[int] | None = None,
     device: str = "cpu",
+    allow_unsafe_checkpoints: bool = False,
 ) -> PredictPlan:
     """Validate members, weights, labels and images; load nothing heavy.
 
@@ -489,10 +540,14 @@ def plan_prediction(
     from nnunet_ext.ensemble.fusion import normalize_weights
 
     _check_options(model_dirs, spec, step_size, device)
-    fold_names = _fold_names(list(folds), "-f/--folds") if folds is not None else None
-    checkpoint = _checkpoint_name(checkpoint, "--checkpoint")
+    fold_names = _fold_names(list(folds), "folds") if folds is not None else None
+    checkpoint = _checkpoint_name(checkpoint, "checkpoint")
     ensemble_spec, model_keys, where = _member_spec(model_dirs, spec, weights, label_weights)
-    members = tuple(_validate_members(ensemble_spec, model_keys, where, fold_names, checkpoint))
+    members = tuple(
+        _validate_members(
+            ensemble_spec, model_keys, where, fold_names, checkpoint, allow_unsafe_checkpoints
+        )
+    )
     ensemble_spec = ensemble_spec.with_input_dirs(
         [m.model_dir if isinstance(m, ModelMember) else m.path for m in members]
     )
@@ -521,7 +576,9 @@ def plan_prediction(
     }
     rules = label_rules(ensemble_spec, label_spec)
     # positional: every field has its own type, so mypy checks the order
-    return PredictPlan(members, matrix, ensemble_spec, label_spec, cases, settings, rules)
+    return PredictPlan(
+        members, matrix, ensemble_spec, label_spec, cases, settings, rules, allow_unsafe_checkpoints
+    )
 
 
 def _check_options(
@@ -532,13 +589,13 @@ def _check_options(
 ) -> None:
     if (spec is None) == (not model_dirs):
         raise ValueError(
-            "give the members either with -m/--model (model_dirs) or with --spec; got "
+            "model_dirs and spec: give the members with exactly one of them; got "
             + ("both." if spec is not None else "neither.")
         )
     if not isinstance(step_size, (int, float)) or not 0 < step_size <= 1:
-        raise ValueError(f"--step-size must be in (0, 1]; got {step_size!r}. nnU-Net uses 0.5.")
+        raise ValueError(f"step_size must be in (0, 1]; got {step_size!r}. nnU-Net uses 0.5.")
     if device not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"--device must be cpu, cuda or mps; got {device!r}.")
+        raise ValueError(f"device must be cpu, cuda or mps; got {device!r}.")
 
 
 def _member_spec(
@@ -550,16 +607,14 @@ def _member_spec(
     """The ensemble spec, each member's model keys (``None``: probability folder), a prefix."""
     if spec is not None:
         if weights is not None or label_weights is not None:
-            raise ValueError(
-                "--weights must not be given together with --spec; put them in the spec."
-            )
+            raise ValueError("weights and spec cannot be combined; put the weights in the spec.")
         ensemble_spec, model_keys = load_predict_spec(spec)
         return ensemble_spec, list(model_keys), str(spec)
     assert model_dirs is not None  # for mypy; checked by _check_options
     ensemble_spec = EnsembleSpec.from_weights(
         model_dirs, weights=weights, label_weights=label_weights
     )
-    return ensemble_spec, [{"model": str(d)} for d in model_dirs], "-m/--model"
+    return ensemble_spec, [{"model": str(d)} for d in model_dirs], "model_dirs"
 
 
 def _validate_members(
@@ -568,6 +623,7 @@ def _validate_members(
     where_prefix: str,
     fold_names: tuple[str, ...] | None,
     checkpoint: str,
+    allow_unsafe: bool,
 ) -> list[PredictMember]:
     """Validate every member (folders, folds, checkpoints); at least one model, no duplicates."""
     members: list[PredictMember] = []
@@ -585,7 +641,9 @@ def _validate_members(
             if "checkpoint" in keys
             else checkpoint
         )
-        members.append(_validate_model(folder, member_folds, member_checkpoint, where))
+        members.append(
+            _validate_model(folder, member_folds, member_checkpoint, where, allow_unsafe)
+        )
     models = [m for m in members if isinstance(m, ModelMember)]
     if not models:
         raise ValueError(
@@ -644,7 +702,7 @@ def _check_probability_members(
         if missing:
             raise ValueError(
                 f"probability folder {probability_member.path} lacks {len(missing)} case(s) of "
-                "-i/--input, "
+                "input_dir, "
                 f"e.g. {missing[0]}.npz. Predict them there first, or leave that member out."
             )
         for case in cases:

@@ -18,14 +18,19 @@ of them (``EpochControlMixin`` overrides ``__init__``, ``load_checkpoint``, ``on
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import datetime
 import io
 import os
 import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+
+from nnunet_ext.trainers.checkpoints import load_checkpoint
 
 __all__ = [
     "INFERENCE_METHODS",
@@ -140,28 +145,52 @@ def _saved_size(value: Any) -> int:
     return buffer.tell()
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with NumPy scalars and arrays as Python numbers and lists, dates as text.
+
+    What stock ``torch.load(weights_only=True)`` reads without extra allowed globals: tensors,
+    ``torch.device``, builtin containers and numbers.
+    """
+    if isinstance(value, torch.Tensor | torch.device):
+        return value
+    if isinstance(value, dict):
+        plain = {k: _plain(v) for k, v in value.items()}
+        return (
+            collections.OrderedDict(plain) if isinstance(value, collections.OrderedDict) else plain
+        )
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    if isinstance(value, datetime.date | datetime.time | datetime.timedelta):
+        return str(value)
+    return value
+
+
 def slim_checkpoint(
-    path: str | os.PathLike[str], *, expected_trainer: str, trainer_name: str
+    path: str | os.PathLike[str],
+    *,
+    expected_trainer: str,
+    trainer_name: str,
+    allow_unsafe: bool = False,
 ) -> SlimCheckpoint:
-    """Read a checkpoint, drop :data:`REMOVED_KEYS` and set ``trainer_name``.
+    """Read a checkpoint, drop :data:`REMOVED_KEYS`, set ``trainer_name``, keep only weights.
+
+    The result loads with stock ``torch.load(weights_only=True)`` (checked here): NumPy values
+    of the training log become Python numbers (:func:`_plain`).
 
     Args:
         path: ``fold_k/checkpoint_*.pth``.
         expected_trainer: The trainer the folder is named after; the checkpoint must agree.
         trainer_name: The stock name to write.
+        allow_unsafe: Read a checkpoint that fails the checkpoint check (runs code from it).
 
     Raises:
         ValueError: If the file is not an nnU-Net checkpoint or names another trainer.
     """
     file = Path(path)
-    try:
-        checkpoint = torch.load(file, map_location=torch.device("cpu"), weights_only=False)
-    except Exception as err:  # torch raises anything from a damaged file
-        raise ValueError(
-            f"{file} must be an nnU-Net checkpoint (torch.save); got {type(err).__name__}: "
-            f"{str(err)[:160]}."
-        ) from err
-    if not isinstance(checkpoint, dict) or "network_weights" not in checkpoint:
+    checkpoint = load_checkpoint(file, allow_unsafe=allow_unsafe)
+    if "network_weights" not in checkpoint:
         raise ValueError(f"{file} must be an nnU-Net checkpoint with 'network_weights'.")
     found = checkpoint.get("trainer_name")
     if found != expected_trainer:
@@ -172,5 +201,7 @@ def slim_checkpoint(
     removed = {key: _saved_size(checkpoint.pop(key)) for key in REMOVED_KEYS if key in checkpoint}
     checkpoint["trainer_name"] = trainer_name
     buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
-    return SlimCheckpoint(buffer.getvalue(), file.stat().st_size, removed)
+    torch.save(_plain(checkpoint), buffer)
+    data = buffer.getvalue()
+    torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)  # stock, no extra globals
+    return SlimCheckpoint(data, file.stat().st_size, removed)

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from nnunet_ext.io.nnunet_files import load_json
+from nnunet_ext.trainers.checkpoints import load_checkpoint
 
 __all__ = ["validate_checkpoint"]
 
@@ -62,6 +63,7 @@ def validate_checkpoint(
     *,
     save_probabilities: bool = False,
     device: str | None = None,
+    allow_unsafe_checkpoints: bool = False,
 ) -> Path:
     """Validate one checkpoint of one fold with nnU-Net's ``perform_actual_validation``.
 
@@ -72,6 +74,7 @@ def validate_checkpoint(
         output_dir: Where the validation folder ends up (replaced if it exists).
         save_probabilities: Export ``.npz`` probabilities (nnU-Net's ``--npz``).
         device: ``"cpu"``, ``"cuda"`` or ``"mps"``; default CUDA when available, else CPU.
+        allow_unsafe_checkpoints: Load with ``weights_only=False`` (runs code from the file).
 
     Returns:
         ``output_dir``.
@@ -83,7 +86,7 @@ def validate_checkpoint(
 
     fold = Path(fold_dir)
     target = Path(output_dir)
-    data = torch.load(Path(checkpoint), map_location="cpu", weights_only=False)
+    data = load_checkpoint(Path(checkpoint), allow_unsafe=allow_unsafe_checkpoints)
     try:
         trainer_name = str(data["trainer_name"])
         configuration = str(data["init_args"]["configuration"])

@@ -38,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _cli.add_device(parser, "device for the validation (default: cuda when available, else cpu)")
     _cli.add_json(parser, "also write the Dice table as JSON")
     _cli.add_overwrite(parser, "redo validations whose output is complete")
+    _cli.add_allow_unsafe_checkpoints(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +50,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         report = Output(Path(args.json), "--json", (".json",))
         check_outputs([report], inputs=args.input, overwrite=args.overwrite)
-    jobs = plan_validation(args.input, args.checkpoint, npz=args.npz, overwrite=args.overwrite)
+    jobs = plan_validation(
+        args.input,
+        args.checkpoint,
+        npz=args.npz,
+        overwrite=args.overwrite,
+        allow_unsafe_checkpoints=args.allow_unsafe_checkpoints,
+    )
     todo = [job for job in jobs if not job.done]
     if todo:
         from nnunet_ext.trainers.validate import validate_checkpoint
@@ -62,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
                 job.output_dir,
                 save_probabilities=args.npz,
                 device=args.device,
+                allow_unsafe_checkpoints=args.allow_unsafe_checkpoints,
             )
     for job in jobs:
         if job.done:

@@ -72,7 +72,10 @@ def _is_complete(folder: Path, *, npz: bool) -> bool:
     return not npz or any(folder.glob("*.npz"))
 
 
-def _check_fold(fold_dir: Path, environ: Mapping[str, str]) -> None:
+def _check_fold(
+    fold_dir: Path, environ: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check a fold folder, its model folder and ``nnUNet_preprocessed``; its model files."""
     if not fold_dir.is_dir():
         raise NotADirectoryError(f"fold_dirs must be folders; got {str(fold_dir)!r}.")
     if not _FOLD.match(fold_dir.name):
@@ -84,7 +87,7 @@ def _check_fold(fold_dir: Path, environ: Mapping[str, str]) -> None:
     model_dir = fold_dir.parent
     from nnunet_ext.io.nnunet_files import load_model_files
 
-    _, plans = load_model_files(model_dir, "fold_dirs (fold_k of a model folder)")
+    dataset_json, plans = load_model_files(model_dir, "fold_dirs (fold_k of a model folder)")
     parts = model_dir.name.split("__")
     configurations = plans["configurations"]
     if len(parts) == 3 and isinstance(configurations.get(parts[2]), dict):
@@ -106,6 +109,7 @@ def _check_fold(fold_dir: Path, environ: Mapping[str, str]) -> None:
             f"{base / 'gt_segmentations'} not found: nnUNet_preprocessed={preprocessed!r} must "
             f"hold the preprocessed {dataset} this model was trained on."
         )
+    return dataset_json, plans
 
 
 def plan_validation(
@@ -115,6 +119,7 @@ def plan_validation(
     npz: bool,
     overwrite: bool = False,
     environ: Mapping[str, str] | None = None,
+    allow_unsafe_checkpoints: bool = False,
 ) -> list[ValidationJob]:
     """Check every fold folder and checkpoint and list the validations to run.
 
@@ -124,6 +129,8 @@ def plan_validation(
         npz: Whether probabilities are exported (an existing output without ``.npz`` is redone).
         overwrite: Redo outputs that are already complete.
         environ: Environment to read ``nnUNet_preprocessed`` from (default ``os.environ``).
+        allow_unsafe_checkpoints: Accept checkpoints whose pickle names other globals than
+            :data:`~nnunet_ext.io.checkpoints.CHECKPOINT_GLOBALS` (loading them runs code).
 
     Returns:
         One job per fold and checkpoint, in the order given.
@@ -131,7 +138,8 @@ def plan_validation(
     Raises:
         ValueError, FileNotFoundError, NotADirectoryError: Naming the folder, file or variable.
     """
-    from nnunet_ext.io.nnunet_files import verify_checkpoint
+    from nnunet_ext.io.checkpoints import read_checkpoint
+    from nnunet_ext.io.models import check_checkpoint_belongs
 
     env = os.environ if environ is None else environ
     if not fold_dirs:
@@ -142,7 +150,7 @@ def plan_validation(
     jobs = []
     for raw in dict.fromkeys(Path(f) for f in fold_dirs):
         fold_dir = Path(raw)
-        _check_fold(fold_dir, env)
+        dataset_json, plans = _check_fold(fold_dir, env)
         for name in names:
             checkpoint = fold_dir / name
             if not checkpoint.is_file():
@@ -151,7 +159,8 @@ def plan_validation(
                     f"checkpoint {str(checkpoint)!r} not found; this fold has "
                     f"{', '.join(have) if have else 'no checkpoint*.pth'}."
                 )
-            verify_checkpoint(checkpoint)
+            found = read_checkpoint(checkpoint, allow_unsafe=allow_unsafe_checkpoints)
+            check_checkpoint_belongs(found, fold_dir.parent, plans=plans, dataset_json=dataset_json)
             output = fold_dir / output_folder_name(name)
             jobs.append(
                 ValidationJob(

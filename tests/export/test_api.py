@@ -20,7 +20,10 @@ def model_folder(results: Path, trainer: str, configuration: str = "3d_fullres")
     folder = results / DATASET / f"{trainer}__nnUNetPlans__{configuration}"
     (folder / "fold_0").mkdir(parents=True)
     plans = minimal_plans(DATASET)
-    plans["configurations"] = {configuration: {"patch_size": [8, 8, 8]}}
+    architecture = {"network_class_name": "PlainConvUNet", "arch_kwargs": {}}
+    plans["configurations"] = {
+        configuration: {"patch_size": [8, 8, 8], "architecture": architecture}
+    }
     (folder / "plans.json").write_text(json.dumps(plans))
     labels = {"background": 0, "myocardium": 1}
     dataset = {"labels": labels, "channel_names": {"0": "MRI"}, "file_ending": ".nii.gz"}
@@ -71,7 +74,7 @@ def test_bad_inputs_are_refused_before_anything_is_written(tmp_path: Path):
         export_bundle([a, b], out)
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"schema_version": 2, "members": [{"path": "x"}, {"path": "y"}]}))
-    with pytest.raises(ValueError, match=r"spec\.json has 2 member\(s\); -m/--model gives 1"):
+    with pytest.raises(ValueError, match=r"spec\.json has 2 member\(s\); model_dirs gives 1"):
         export_bundle([a], out, spec=spec)
     with pytest.raises(FileNotFoundError, match=r"no fold of .* has checkpoint_best\.pth"):
         export_bundle([a], out, checkpoints=["checkpoint_best.pth"])

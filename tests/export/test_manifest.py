@@ -28,12 +28,41 @@ CHECKPOINT = f"{MODEL}/fold_0/checkpoint_final.pth"
 MANIFEST = f"{DATASET}/{BUNDLE_FOLDER}/manifest.json"
 
 
+def _checkpoint_bytes() -> bytes:
+    """A checkpoint as torch.save writes it, for the bundle's model folder."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(
+        {
+            "network_weights": {"conv.weight": torch.arange(16.0)},
+            "trainer_name": "nnUNetTrainer",
+            "init_args": {"configuration": "3d_fullres"},
+        },
+        buffer,
+    )
+    return buffer.getvalue()
+
+
+_CHECKPOINT_BYTES = _checkpoint_bytes()
+
+
 def _files() -> dict[str, bytes]:
+    architecture = {"network_class_name": "PlainConvUNet", "arch_kwargs": {}}
+    plans = {
+        "configurations": {"3d_fullres": {"patch_size": [8, 8, 8], "architecture": architecture}}
+    }
+    spec = {
+        "schema_version": 2,
+        "members": [{"model": "../nnUNetTrainer__nnUNetPlans__3d_fullres"}],
+    }
     return {
-        f"{MODEL}/plans.json": b'{"plans": 1}',
+        f"{MODEL}/plans.json": json.dumps(plans).encode(),
         f"{MODEL}/dataset.json": b'{"labels": {}}',
-        CHECKPOINT: bytes(range(256)) * 40,
-        f"{DATASET}/{BUNDLE_FOLDER}/ensemble_spec.json": b'{"schema_version": 2}',
+        CHECKPOINT: _CHECKPOINT_BYTES,
+        f"{DATASET}/{BUNDLE_FOLDER}/ensemble_spec.json": json.dumps(spec).encode(),
     }
 
 
@@ -153,7 +182,7 @@ def test_export_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     bad = write_bundle(tmp_path / "bad.zip", files, stored={**files, CHECKPOINT: b"changed"})
     assert main(["--check", str(bad)]) == 1
     err = capsys.readouterr().err
-    assert f"bad.zip: {CHECKPOINT} must be 10240 bytes" in err
+    assert f"bad.zip: {CHECKPOINT} must be {len(_CHECKPOINT_BYTES)} bytes" in err
     assert len(err.strip().splitlines()) == 1
     assert main(["--check", str(good), "-o", str(tmp_path / "x.zip")]) == 1
     assert "--check takes only the bundle; remove -o/--output" in capsys.readouterr().err

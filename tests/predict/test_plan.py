@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import pickle
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -45,7 +43,7 @@ def make_model(
     plans = {
         "dataset_name": "Dataset501_SyntheticHeart",
         "image_reader_writer": "SimpleITKIO",
-        "configurations": {configuration: {"patch_size": patch}},
+        "configurations": {configuration: {"patch_size": patch, "architecture": ARCHITECTURE}},
     }
     (folder / "dataset.json").write_text(json.dumps(dataset))
     (folder / "plans.json").write_text(json.dumps(plans))
@@ -55,16 +53,23 @@ def make_model(
     return folder
 
 
+#: A configuration's ``architecture`` as nnU-Net 2.x plans hold it (never built here).
+ARCHITECTURE = {"network_class_name": "PlainConvUNet", "arch_kwargs": {}}
+
+
 def write_checkpoint(path: Path) -> None:
-    """A complete zip archive as torch.save writes, whose ``data.pkl`` holds the keys nnU-Net's
-    predictor reads (the network is never loaded here)."""
+    """A checkpoint as torch.save writes it, with the keys nnU-Net's predictor reads, for the
+    model folder it is in (the network is never loaded here)."""
+    import torch
+
+    trainer, _, configuration = path.parent.parent.name.split("__")
     checkpoint = {
-        "network_weights": {"conv.weight": 0.0},
-        "trainer_name": "CustomEpochs",
-        "init_args": {"configuration": "3d_fullres"},
+        "network_weights": {"conv.weight": torch.zeros(1)},
+        "trainer_name": trainer,
+        "init_args": {"configuration": configuration},
+        "inference_allowed_mirroring_axes": (0, 1) if configuration == "2d" else (0, 1, 2),
     }
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("archive/data.pkl", pickle.dumps(checkpoint))
+    torch.save(checkpoint, path)
 
 
 def make_images(folder: Path, cases: tuple[str, ...] = ("a", "b"), channels: int = 1) -> Path:
@@ -184,9 +189,9 @@ def test_mirror_axes_must_fit_some_model(tmp_path):
     images = make_images(tmp_path / "img")
     plan = plan_prediction(images, model_dirs=[m2d, m3d], mirror_axes=[0, 2])
     assert plan.settings["mirror_axes"] == [[0], [0, 2]]
-    with pytest.raises(ValueError, match=r"--mirror-axes \[2\] exceed every model's patch"):
+    with pytest.raises(ValueError, match=r"mirror_axes \[2\] exceed every model's patch"):
         plan_prediction(images, model_dirs=[m2d], mirror_axes=[2])
-    with pytest.raises(ValueError, match=r"--step-size must be in \(0, 1\]"):
+    with pytest.raises(ValueError, match=r"step_size must be in \(0, 1\]"):
         plan_prediction(images, model_dirs=[m2d], step_size=0)
 
 

@@ -108,5 +108,7 @@ def test_slim_checkpoint_refuses_another_trainer_or_a_non_checkpoint(tmp_path: P
     with pytest.raises(ValueError, match=r"trainer_name must be 'CustomEpochs'.*got 'Other'"):
         slim_checkpoint(source, expected_trainer="CustomEpochs", trainer_name="nnUNetTrainer")
     source.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match=r"checkpoint_final\.pth must be an nnU-Net checkpoint"):
+    with pytest.raises(
+        ValueError, match=r"checkpoint_final\.pth must be a complete PyTorch checkpoint"
+    ):
         slim_checkpoint(source, expected_trainer="CustomEpochs", trainer_name="nnUNetTrainer")

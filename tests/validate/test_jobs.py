@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 import re
-import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
 from nnunet_ext.validate import plan_validation, read_validation_dice
 from nnunet_ext.validate.cli import main
@@ -20,7 +19,11 @@ def _fold(tmp_path: Path, *, checkpoints=("checkpoint_final.pth",), previous_sta
     model = tmp_path / "results" / "Dataset501_X" / "CustomEpochs__nnUNetPlans__3d_fullres"
     fold = model / "fold_0"
     fold.mkdir(parents=True)
-    config = {"data_identifier": "x", "patch_size": [16, 48, 48]}
+    config = {
+        "data_identifier": "x",
+        "patch_size": [16, 48, 48],
+        "architecture": {"network_class_name": "PlainConvUNet", "arch_kwargs": {}},
+    }
     if previous_stage:
         config["previous_stage"] = previous_stage
     (model / "plans.json").write_text(
@@ -42,13 +45,12 @@ def _fold(tmp_path: Path, *, checkpoints=("checkpoint_final.pth",), previous_sta
         )
     )
     for name in checkpoints:
-        with zipfile.ZipFile(fold / name, "w") as archive:  # as torch.save writes
-            checkpoint = {
-                "network_weights": {"conv.weight": 0.0},
-                "trainer_name": "CustomEpochs",
-                "init_args": {"configuration": "3d_fullres"},
-            }
-            archive.writestr("archive/data.pkl", pickle.dumps(checkpoint))
+        checkpoint = {
+            "network_weights": {"conv.weight": torch.zeros(1)},
+            "trainer_name": "CustomEpochs",
+            "init_args": {"configuration": "3d_fullres"},
+        }
+        torch.save(checkpoint, fold / name)
     (tmp_path / "pre" / "Dataset501_X" / "gt_segmentations").mkdir(parents=True)
     return fold
 
