@@ -178,3 +178,25 @@ def test_cli_errors_name_the_flags_of_the_parameters(tmp_path, capsys):
     report.write_text("{}")
     assert main([*argv, "--json", str(report)]) == 1
     assert "report.json already exists; pass --overwrite to replace it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--weights", "1", "2"], "--weights must have one value per input folder (1); got 2."),
+        (["--claim-timeout", "0"], "--claim-timeout must be a number of seconds > 0; got 0.0."),
+        (["--part-id", "3", "--num-parts", "2"], "--part-id must be in 0..num_parts-1"),
+        (["--step-size", "0"], "--step-size must be in (0, 1]; got 0.0."),
+        (["--claim", "--overwrite"], "--overwrite cannot be combined with --claim"),
+    ],
+)
+def test_predict_maps_its_parameters_to_flags(tmp_path, capsys, argv, expected):
+    """Checked before any model folder is read: the model folder here does not even exist."""
+    images, out = tmp_path / "images", tmp_path / "out"
+    images.mkdir()
+    model = tmp_path / "results" / "Dataset501_X" / "Tr__P__3d_fullres"
+    code = main(["predict", "-i", str(images), "-o", str(out), "-m", str(model), *argv])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert expected in err
+    assert not out.exists()

@@ -84,5 +84,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 #: ``nnunet-ext ensemble`` and ``python -m nnunet_ext.ensemble``.
-COMMAND = _cli.Command("nnunet-ext ensemble", DESCRIPTION, add_arguments, run)
+COMMAND = _cli.Command(
+    "nnunet-ext ensemble",
+    DESCRIPTION,
+    add_arguments,
+    run,
+    parameter_flags={"weights": "--weights", "spec": "--spec"},
+)
 main = COMMAND.main

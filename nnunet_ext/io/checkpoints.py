@@ -61,6 +61,17 @@ _STORAGE_TYPES = tuple(
     )
 )
 
+#: NumPy's numeric and boolean dtype classes (torch's loader must be allowed to build them).
+_NUMPY_DTYPES = tuple(
+    f"numpy.dtypes.{kind}DType"
+    for kind in (
+        *("Bool", "Int8", "UInt8", "Int16", "UInt16", "Int32", "UInt32", "Int64", "UInt64"),
+        *("Byte", "UByte", "Short", "UShort", "Int", "UInt", "Long", "ULong", "LongLong"),
+        *("ULongLong", "Float16", "Float32", "Float64", "LongDouble"),
+        *("Complex64", "Complex128", "CLongDouble"),
+    )
+)
+
 #: Every global an nnU-Net 2.x checkpoint may name, as ``module.name`` (see the module doc).
 CHECKPOINT_GLOBALS: tuple[str, ...] = (
     "builtins.set",
@@ -80,6 +91,7 @@ CHECKPOINT_GLOBALS: tuple[str, ...] = (
     "numpy._core.multiarray.scalar",
     "numpy.core.multiarray._reconstruct",
     "numpy._core.multiarray._reconstruct",
+    *_NUMPY_DTYPES,
     "torch.device",
     "torch._utils._rebuild_tensor_v2",
     "torch._utils._rebuild_parameter",
