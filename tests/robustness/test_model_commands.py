@@ -9,12 +9,23 @@ internal error, no temporary or lock file anywhere, the inputs byte-identical af
 nothing written. ``validate`` writes into the fold folder it validates, so for it "nothing
 written" is the unchanged input tree. One successful run per command is the baseline: on the
 pristine inputs each command succeeds and writes complete outputs.
+
+Beyond damage, inputs that are whole but wrong (issue 23): checkpoints whose pickle would run
+code (refused naming the global; a marker file proves the payload never ran), checkpoints and
+plans.json of another model or network, bundles whose spec leaves the bundle or whose checkpoint
+is code with the manifest's digests recomputed, unreadable entries named like a case image, an
+output inside the images folder, bad option values (refused before the output folder exists)
+and an output folder locked by a first writer.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import json
+import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -59,7 +70,12 @@ CHECKPOINT = f"{FOLD}/checkpoint_final.pth"
 CASES = ("heart_006", "heart_007")
 BAD_IMAGE = "images/heart_007_0000.nii.gz"
 MANIFEST = f"{DATASET_NAME}/nnunet_ext_bundle/manifest.json"
-BUNDLE_PLANS = f"{DATASET_NAME}/nnUNetTrainer__nnUNetPlans__3d_fullres/plans.json"
+BUNDLE_SPEC = f"{DATASET_NAME}/nnunet_ext_bundle/ensemble_spec.json"
+BUNDLE_MODEL = f"{DATASET_NAME}/nnUNetTrainer__nnUNetPlans__3d_fullres"
+BUNDLE_PLANS = f"{BUNDLE_MODEL}/plans.json"
+BUNDLE_CHECKPOINT = f"{BUNDLE_MODEL}/fold_0/checkpoint_final.pth"
+#: An entry of the images folder named like a case image, but not a readable file.
+UNREADABLE_IMAGE = "images/heart_008_0000.nii.gz"
 
 
 def _p(path: Path) -> str:
@@ -287,6 +303,89 @@ def _patch_size(value: object) -> Callable[[object], object]:
     return change
 
 
+def _trainer_name(value: str) -> Callable[[dict], object]:
+    return lambda checkpoint: {**checkpoint, "trainer_name": value}
+
+
+def _in_3d_fullres(change: Callable[[dict], object]) -> Callable[[object], object]:
+    """Apply ``change`` (in place) to ``configurations.3d_fullres`` of a plans.json."""
+
+    def apply(plans: object) -> object:
+        assert isinstance(plans, dict)
+        change(plans["configurations"]["3d_fullres"])
+        return plans
+
+    return apply
+
+
+def _fewer_stages(configuration: dict) -> None:
+    kwargs = configuration["architecture"]["arch_kwargs"]
+    kwargs["n_stages"] -= 1
+
+
+def _wider_last_stage(configuration: dict) -> None:
+    kwargs = configuration["architecture"]["arch_kwargs"]
+    kwargs["features_per_stage"][-1] *= 2
+
+
+def symlink_to(target: str) -> Mutation:
+    def apply(path: Path) -> None:
+        path.symlink_to(target)
+
+    return apply
+
+
+def make_folder(path: Path) -> None:
+    path.mkdir()
+
+
+def zip_member_resealed(name: str, change: Callable[[bytes], bytes]) -> Mutation:
+    """Change one bundle member and recompute its manifest entry (size, SHA-256).
+
+    The manifest's digests are integrity against damage, not a signature: anyone can recompute
+    them, so a bundle changed this way passes every size and digest check.
+    """
+
+    def edit(members: dict[str, bytes]) -> list[tuple[str, bytes]]:
+        data = change(members[name])
+        manifest = json.loads(members[MANIFEST])
+        entries = [e for e in manifest["files"] if e["path"] == name]
+        assert len(entries) == 1, name
+        entries[0].update(size=len(data), sha256=hashlib.sha256(data).hexdigest())
+        changed = {name: data, MANIFEST: json.dumps(manifest, indent=2).encode()}
+        return [(n, changed.get(n, d)) for n, d in members.items()]
+
+    return zip_edit(edit)
+
+
+def _checkpoint_bytes(change: Callable[[dict], object]) -> Callable[[bytes], bytes]:
+    """:func:`edit_checkpoint` for a checkpoint held in memory (a bundle member)."""
+
+    def apply(data: bytes) -> bytes:
+        import torch
+
+        checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+        buffer = io.BytesIO()
+        torch.save(change(checkpoint), buffer)
+        return buffer.getvalue()
+
+    return apply
+
+
+def bundle_spec_member(member: Callable[[Path, dict], dict]) -> Mutation:
+    """Replace the first member of the bundle's spec by ``member(input root, old member)``."""
+
+    def apply(path: Path) -> None:
+        def change(data: bytes) -> bytes:
+            spec = json.loads(data)
+            spec["members"][0] = member(path.parent, spec["members"][0])
+            return json.dumps(spec, indent=2).encode()
+
+        zip_member_resealed(BUNDLE_SPEC, change)(path)
+
+    return apply
+
+
 MODEL_READERS = ("predict", "predict-spec", "export", "validate")
 IMAGE_READERS = ("predict", "predict-spec", "bundle")
 NOT_JSON = b"these are my notes, not JSON {\n"
@@ -355,6 +454,48 @@ FAULTS: list[Fault] = [
         ]
     ],
     Fault("fold-missing", MODEL_READERS, FOLD, rmtree, ("fold_0",)),
+    # checkpoints of another model folder (checked against the folder before any network loads)
+    *[
+        Fault(f"checkpoint-{mid}", cmds, CHECKPOINT, edit_checkpoint(change), names)
+        for mid, cmds, change, names in [
+            (
+                "configuration-2d",
+                ("predict", "export", "validate"),
+                _configuration("2d"),
+                ("checkpoint_final.pth", "init_args.configuration", "'2d'"),
+            ),
+            (
+                "another-trainer",
+                ("predict-spec",),
+                _trainer_name("nnUNetTrainer"),
+                ("checkpoint_final.pth", "trainer_name", "'nnUNetTrainer'"),
+            ),
+        ]
+    ],
+    # a plans.json whose network is not the one the checkpoint was trained as
+    *[
+        Fault(f"plans-{mid}", cmds, f"{MODEL}/plans.json", edit_json(_in_3d_fullres(c)), names)
+        for mid, cmds, c, names in [
+            (
+                "n-stages-edited",
+                ("predict", "validate"),
+                _fewer_stages,
+                ("plans.json", "3d_fullres.architecture.arch_kwargs.n_stages"),
+            ),
+            (
+                "features-per-stage-edited",
+                ("predict-spec",),
+                _wider_last_stage,
+                ("plans.json", "3d_fullres.architecture.arch_kwargs.features_per_stage"),
+            ),
+            (
+                "no-architecture",
+                ("predict", "validate"),
+                lambda c: c.pop("architecture"),
+                ("plans.json", "3d_fullres.architecture"),
+            ),
+        ]
+    ],
     # input images
     *[
         Fault(f"image-{mid}", IMAGE_READERS, BAD_IMAGE, m, names)
@@ -372,6 +513,15 @@ FAULTS: list[Fault] = [
                 label_image(np.zeros((4, 8, 8, 2), np.float32)),
                 ("heart_007_0000.nii.gz",),
             ),
+        ]
+    ],
+    # entries named like a case image that are no readable file (never skipped)
+    *[
+        Fault(f"image-entry-{mid}", cmds, UNREADABLE_IMAGE, m, ("heart_008_0000.nii.gz", what))
+        for mid, cmds, m, what in [
+            ("broken-link", ("predict", "bundle"), symlink_to("nowhere"), "a broken link"),
+            ("link-loop", ("predict",), symlink_to("heart_008_0000.nii.gz"), "a link loop"),
+            ("folder", ("bundle",), make_folder, "a folder"),
         ]
     ],
     # predict spec
@@ -404,6 +554,30 @@ FAULTS: list[Fault] = [
                 "unlisted-member",
                 zip_edit(lambda m: [*m.items(), (f"{DATASET_NAME}/notes.txt", TEXT)]),
                 ("notes.txt",),
+            ),
+        ]
+    ],
+    # a bundle is closed: its spec (digests recomputed) names only the bundle's model folders
+    *[
+        Fault(f"bundle-spec-{mid}", cmds, "bundle.zip", bundle_spec_member(member), names)
+        for mid, cmds, member, names in [
+            (
+                "absolute-model",
+                ("check", "bundle"),
+                lambda root, old: {**old, "model": str(root / MODEL)},
+                ("ensemble_spec.json", "members[0].model", str(MODEL)),
+            ),
+            (
+                "model-outside",
+                ("check",),
+                lambda root, old: {**old, "model": "../../../elsewhere"},
+                ("ensemble_spec.json", "members[0].model", "../../../elsewhere"),
+            ),
+            (
+                "probability-folder",
+                ("check",),
+                lambda root, old: {"path": str(root / "images"), "weight": 1.0},
+                ("ensemble_spec.json", "members[0]"),
             ),
         ]
     ],
@@ -524,3 +698,221 @@ def test_predict_arrays_refuses_a_truncated_image(pristine: Path, tmp_path: Path
             [root / BAD_IMAGE], model_dirs=[root / MODEL], folds=[0], disable_tta=True, device="cpu"
         )
     assert tree_hashes(root) == before
+
+
+# --- checkpoints that are code --------------------------------------------------------------
+
+
+class _Call:
+    """Pickles as the call ``function(*args)`` (``__reduce__``): a malicious pickle's payload."""
+
+    def __init__(self, function: Callable[..., object], *args: object) -> None:
+        self.function, self.args = function, args
+
+    def __reduce__(self) -> tuple[Callable[..., object], tuple[object, ...]]:
+        return self.function, self.args
+
+
+def _payload(kind: str, marker: Path) -> tuple[_Call, str]:
+    """A payload creating ``marker`` when unpickled, and a pattern of the global it names.
+
+    ``os.system`` pickles as ``posix.system``; torch.save's protocol 2 spells ``builtins`` as
+    ``__builtin__``.
+    """
+    if kind == "os-system":
+        return _Call(os.system, f"touch '{marker}'"), r"the global (os|posix|nt)\.system\b"
+    code = f"open({str(marker)!r}, 'w').close()"
+    return _Call(exec, code), r"the global (builtins|__builtin__)\.exec\b"
+
+
+def _with_payload(where: str, payload: _Call) -> Callable[[dict], object]:
+    """Add ``payload`` to a checkpoint dict, at its top level or inside ``init_args``."""
+
+    def change(checkpoint: dict) -> object:
+        if where == "top-level":
+            return {**checkpoint, "notes": payload}
+        return {**checkpoint, "init_args": {**checkpoint["init_args"], "notes": payload}}
+
+    return change
+
+
+# (payload, where in the checkpoint, command); a bundle's checkpoint with its digests recomputed
+MALICIOUS = [
+    *[("os-system", "top-level", command) for command in MODEL_READERS],
+    ("exec", "init-args", "predict"),
+    ("os-system", "top-level", "check"),
+    ("exec", "init-args", "bundle"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "where", "command"), MALICIOUS, ids=[f"{c}-{k}-{w}" for k, w, c in MALICIOUS]
+)
+def test_malicious_checkpoint_is_refused_without_running_it(
+    pristine: Path,
+    commands: dict[str, Command],
+    tmp_path: Path,
+    kind: str,
+    where: str,
+    command: str,
+) -> None:
+    """One line naming the checkpoint and the global; the payload never runs."""
+    marker = tmp_path / "written-by-the-checkpoint"
+    payload, pattern = _payload(kind, marker)
+    change = _with_payload(where, payload)
+    if command in ("check", "bundle"):
+        fault = Fault(
+            f"bundle-checkpoint-{kind}",
+            (command,),
+            "bundle.zip",
+            zip_member_resealed(BUNDLE_CHECKPOINT, _checkpoint_bytes(change)),
+            ("checkpoint_final.pth",),
+        )
+    else:
+        fault = Fault(
+            f"checkpoint-{kind}",
+            (command,),
+            CHECKPOINT,
+            edit_checkpoint(change),
+            ("checkpoint_final.pth",),
+        )
+    _, _, result = _run_fault(pristine, commands, tmp_path, fault, command)
+    assert re.search(pattern, error_lines(result.err)[0]), result.err
+    assert not marker.exists(), "the checkpoint's payload ran"
+
+
+def test_the_malicious_payloads_run_when_loaded_as_nnunet_does(
+    pristine: Path, tmp_path: Path
+) -> None:
+    """The control: ``torch.load(weights_only=False)`` (nnU-Net's own load) runs each payload."""
+    import torch
+
+    for kind, where in (("os-system", "top-level"), ("exec", "init-args")):
+        marker = tmp_path / f"written-by-{kind}"
+        file = tmp_path / f"{kind}.pth"
+        shutil.copyfile(pristine / CHECKPOINT, file)
+        edit_checkpoint(_with_payload(where, _payload(kind, marker)[0]))(file)
+        assert not marker.exists()
+        torch.load(file, map_location="cpu", weights_only=False)
+        assert marker.exists(), kind
+
+
+# --- images folder, outputs and options -----------------------------------------------------
+
+
+def test_junk_not_named_like_a_case_is_ignored(
+    pristine: Path, commands: dict[str, Command], tmp_path: Path
+) -> None:
+    """macOS ``._*`` files, ``.DS_Store`` and notes beside the images are not cases."""
+    root, out = copy_inputs(pristine, tmp_path)
+    for name in ("._heart_006_0000.nii.gz", ".DS_Store", "notes.txt"):
+        (root / "images" / name).write_bytes(JUNK)
+    before = tree_hashes(root)
+    result = run_command(commands["predict"], root, out)
+    assert result.code == 0, result.out + result.err
+    check_common(result, tmp_path)
+    assert tree_hashes(root) == before
+    assert sorted(json.loads(result.out.splitlines()[-1])["written"]) == list(CASES)
+    _check_labels(out / "pred", root)
+
+
+def _output_at(argv: list[str], output: str) -> list[str]:
+    at = argv.index("-o") + 1
+    return [*argv[:at], output, *argv[at + 1 :]]
+
+
+@pytest.mark.parametrize(
+    ("command", "output"),
+    [("predict", "images/pred"), ("predict", "images"), ("bundle", "images/pred")],
+    ids=["predict-inside-images", "predict-images-itself", "bundle-inside-images"],
+)
+def test_output_inside_the_images_folder_is_refused(
+    pristine: Path, commands: dict[str, Command], tmp_path: Path, command: str, output: str
+) -> None:
+    root, out = copy_inputs(pristine, tmp_path)
+    base = commands[command]
+    inside = dataclasses.replace(
+        base, argv=lambda r, o: _output_at(base.argv(r, o), _p(r / output))
+    )
+    before = tree_hashes(root)
+    result = run_command(inside, root, out)
+    check_failure(inside, result, tmp_path, (str(root / output),))
+    assert tree_hashes(root) == before, "written into the images folder"
+    assert list(out.iterdir()) == []
+
+
+# (command, extra arguments, the flag the error line names): checked before any model loads
+BAD_RUN_OPTIONS = [
+    ("predict", ("--claim-timeout", "0"), "--claim-timeout"),
+    ("predict", ("--claim-timeout", "nan"), "--claim-timeout"),
+    ("predict", ("--part-id", "3", "--num-parts", "2"), "--part-id"),
+    ("predict", ("--num-parts", "0"), "--num-parts"),
+    ("predict", ("--step-size", "0"), "--step-size"),
+    ("bundle", ("--step-size", "2"), "--step-size"),
+    ("predict", ("--weights", "1", "2"), "--weights"),
+    ("predict", ("--weights", "-1"), "--weights"),
+    ("predict", ("--weights", "nan"), "--weights"),
+    ("predict", ("--mirror-axes", "7"), "--mirror-axes"),
+    ("bundle", ("--allow-unsafe-checkpoints",), "--allow-unsafe-checkpoints"),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "extra", "flag"),
+    BAD_RUN_OPTIONS,
+    ids=[f"{c}{'_'.join(x)}" for c, x, _ in BAD_RUN_OPTIONS],
+)
+def test_bad_option_value_is_refused_before_the_output_exists(
+    pristine: Path,
+    commands: dict[str, Command],
+    tmp_path: Path,
+    command: str,
+    extra: tuple[str, ...],
+    flag: str,
+) -> None:
+    root, out = copy_inputs(pristine, tmp_path)
+    base = commands[command]
+    with_options = dataclasses.replace(base, argv=lambda r, o: [*base.argv(r, o), *extra])
+    before = tree_hashes(root)
+    result = run_command(with_options, root, out)
+    check_common(result, tmp_path)
+    assert result.code in (1, 2), f"exit {result.code}\n{result.out}\n{result.err}"
+    lines = error_lines(result.err)
+    assert len(lines) == 1, result.err
+    assert flag in lines[0], lines[0]
+    assert tree_hashes(root) == before
+    assert list(out.iterdir()) == [], "the output folder was created"
+
+
+# --- one writer per output folder -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("claim", [False, True], ids=["without-claim", "with-claim"])
+def test_a_locked_output_folder(
+    pristine: Path, commands: dict[str, Command], tmp_path: Path, claim: bool
+) -> None:
+    """A first writer holds the folder's lock: a second run without ``--claim`` is refused at
+    once naming it; with ``--claim`` (processes share the folder through claim files) it is not.
+    """
+    from nnunet_ext.io.outputs import OutputLock
+
+    root, out = copy_inputs(pristine, tmp_path)
+    (out / "pred").mkdir()
+    base = commands["predict"]
+    second = dataclasses.replace(base, argv=lambda r, o: [*base.argv(r, o), *["--claim"] * claim])
+    before = tree_hashes(root)
+    lock = OutputLock(out / "pred", "nnunet-ext predict")
+    lock.acquire()
+    try:
+        result = run_command(second, root, out)
+    finally:
+        lock.release()
+    assert tree_hashes(root) == before
+    if not claim:
+        holder = (f"pid {os.getpid()} on host", "running 'nnunet-ext predict'", str(out / "pred"))
+        check_failure(second, result, tmp_path, holder)
+        assert list((out / "pred").iterdir()) == []
+        return
+    assert result.code == 0, result.out + result.err
+    check_common(result, tmp_path)
+    _check_labels(out / "pred", root)
