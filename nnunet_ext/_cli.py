@@ -480,6 +480,8 @@ def flag_message(message: str, flags: Mapping[str, str]) -> str:
         "--metrics: unknown 'x'. Pass --overwrite."
         >>> flag_message("/data/metrics/x: bad", {"metrics": "--metrics"})
         '/data/metrics/x: bad'
+        >>> flag_message("weights[0] must be >= 0; got -1.", {"weights": "--weights"})
+        '--weights[0] must be >= 0; got -1.'
     """
     for param, flag in {**COMMON_PARAMETER_FLAGS, **flags}.items():
         name = re.escape(param)
@@ -489,7 +491,7 @@ def flag_message(message: str, flags: Mapping[str, str]) -> str:
             message = re.sub(rf"(?<![\w./-]){name}{end}", flag, message)
         else:
             start = r"(^|; |\(| and )"
-            message = re.sub(rf"{start}{name}(?=[\s:=,)])", rf"\g<1>{flag}", message)
+            message = re.sub(rf"{start}{name}(?=[\s:=,)\[])", rf"\g<1>{flag}", message)
     return message
 
 

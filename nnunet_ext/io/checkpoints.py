@@ -23,6 +23,7 @@ the torch side then loads with ``weights_only=False`` (that runs code from the f
 
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import os
 import pickle
@@ -187,6 +188,10 @@ class _CheckpointUnpickler(pickle.Unpickler):
         self.unsafe: list[str] = []
 
     def find_class(self, module: str, name: str) -> Any:
+        # torch.save writes protocol 2, which spells globals by their Python 2 names
+        # (``__builtin__.set``); read them as the unpickler does, then check the name
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         full = f"{module}.{name}"
         if full not in CHECKPOINT_GLOBALS:
             if not self.allow_unsafe:
@@ -338,7 +343,8 @@ def _read_archive(archive: zipfile.ZipFile, source: str, allow_unsafe: bool) -> 
     except _RefusedGlobal as err:
         raise UnsafeCheckpointError(
             source,
-            "only tensors, numbers, strings and containers (the globals nnU-Net checkpoints name)",
+            "a checkpoint holding only tensors, numbers, strings and containers (the globals "
+            "nnU-Net checkpoints name)",
             f"the global {err.name}",
             fix=_UNSAFE_FIX,
         ) from err
