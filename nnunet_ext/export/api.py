@@ -31,13 +31,13 @@ from nnunet_ext.export.manifest import (
     zip_info,
 )
 from nnunet_ext.io import atomic_path
+from nnunet_ext.io.models import DEFAULT_CHECKPOINT, ModelFolder, fold_names
 from nnunet_ext.io.outputs import Output, check_outputs, guard_outputs
 
 __all__ = ["DEFAULT_CHECKPOINT", "ExportSummary", "export_bundle"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CHECKPOINT = "checkpoint_final.pth"
 #: Files of the model folder copied beside the folds (as nnU-Net's own export).
 MODEL_FILES = ("dataset.json", "plans.json", "dataset_fingerprint.json")
 #: Per fold, with ``include_logs``.
@@ -102,29 +102,30 @@ def _plan_member(
     index: int,
     allow_unsafe: bool,
 ) -> _Member:
-    from nnunet_ext.io.checkpoints import read_checkpoint
-    from nnunet_ext.io.models import check_checkpoint_belongs
-    from nnunet_ext.predict.plan import _fold_names, _validate_model
-
     where = f"model_dirs member {index}"
-    fold_names = _fold_names(list(folds), "folds") if folds is not None else None
-    model = _validate_model(model_dir.resolve(), fold_names, checkpoints[0], where, allow_unsafe)
-    for fold in model.folds:
-        for name in (*checkpoints[1:], *(f"../{n}" for n in MODEL_FILES)):
-            file = model.model_dir / f"fold_{fold}" / name
-            if not file.is_file():
-                raise FileNotFoundError(
-                    f"{where}: {file.resolve()} not found; export needs it. Train the model to "
-                    "the end (nnUNetv2_train writes it), or leave that checkpoint out "
-                    "(checkpoints)."
-                )
-            if name in checkpoints:
-                found = read_checkpoint(file, allow_unsafe=allow_unsafe)
-                check_checkpoint_belongs(
-                    found, model.model_dir, plans=model.plans, dataset_json=model.dataset_json
-                )
-    trainer, plans, configuration = model.model_dir.name.split("__")
-    return _Member(model.model_dir, trainer, plans, configuration, model.folds, tuple(checkpoints))
+    chosen = fold_names(list(folds), "folds") if folds is not None else None
+    model = ModelFolder.open(
+        model_dir, folds=chosen, checkpoint=checkpoints[0], where=where, allow_unsafe=allow_unsafe
+    )
+    for name in checkpoints[1:]:  # every other exported checkpoint, checked the same way
+        ModelFolder.open(
+            model.model_dir,
+            folds=model.folds,
+            checkpoint=name,
+            where=where,
+            allow_unsafe=allow_unsafe,
+        )
+    for name in MODEL_FILES:
+        file = model.model_dir / name
+        if not file.is_file():
+            raise FileNotFoundError(
+                f"{where}: {file} not found; export needs it. Copy it from the training's "
+                "output folder (nnUNetv2_train writes it)."
+            )
+    return _Member(
+        model.model_dir, model.trainer, model.plans_name, model.configuration, model.folds,
+        tuple(checkpoints),
+    )  # fmt: skip
 
 
 def _bundle_spec(spec: Path | None, members: Sequence[_Member]) -> dict[str, Any]:

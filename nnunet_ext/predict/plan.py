@@ -33,9 +33,7 @@ from numpy.typing import NDArray
 from nnunet_ext.ensemble.fusion import LabelRules
 from nnunet_ext.ensemble.spec import EnsembleSpec
 from nnunet_ext.io import InputError, LabelSpec, load_json, load_json_object, verify_image_complete
-from nnunet_ext.io.checkpoints import read_checkpoint
-from nnunet_ext.io.models import check_checkpoint_belongs
-from nnunet_ext.io.nnunet_files import configuration_patch_size, load_model_files
+from nnunet_ext.io.models import DEFAULT_CHECKPOINT, ModelFolder, checkpoint_name, fold_names
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
@@ -51,72 +49,10 @@ __all__ = [
     "verify_images",
 ]
 
-#: Checkpoint used when a member names none (as ``nnUNetv2_predict``).
-DEFAULT_CHECKPOINT = "checkpoint_final.pth"
-
 _MODEL_KEYS = ("model", "folds", "checkpoint")
-_FOLD_RE = re.compile(r"fold_(\d+|all)")
 
-
-@dataclass(frozen=True)
-class ModelMember:
-    """A trained nnU-Net model folder and the folds/checkpoint to predict with.
-
-    Attributes:
-        model_dir: ``TRAINER__PLANS__CONFIG`` folder (absolute).
-        folds: Fold names (``"0"``, ``"1"``, ``"all"``) whose checkpoints are averaged.
-        checkpoint: Checkpoint file name in each ``fold_k`` folder.
-        configuration: nnU-Net configuration (from the folder name, checked in ``plans.json``).
-        dataset_json: The model's ``dataset.json``.
-        plans: The model's ``plans.json``.
-        allowed_mirror_axes: The first fold checkpoint's ``inference_allowed_mirroring_axes``
-            (``None``: not stored, nnU-Net then mirrors no axis).
-    """
-
-    model_dir: Path
-    folds: tuple[str, ...]
-    checkpoint: str
-    configuration: str
-    dataset_json: dict[str, Any] = field(compare=False, repr=False)
-    plans: dict[str, Any] = field(compare=False, repr=False)
-    allowed_mirror_axes: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def num_channels(self) -> int:
-        """Input channels the model expects (``channel_names`` of ``dataset.json``)."""
-        names = self.dataset_json.get("channel_names", self.dataset_json.get("modality", {}))
-        return len(names)
-
-    @property
-    def file_ending(self) -> str:
-        """Image and label file ending (``file_ending`` of ``dataset.json``, nnU-Net's default)."""
-        return str(self.dataset_json.get("file_ending", ".nii.gz"))
-
-    @property
-    def patch_size(self) -> list[int]:
-        """The configuration's ``patch_size`` (2 or 3 positive integers, checked on loading)."""
-        return configuration_patch_size(
-            self.plans, self.configuration, self.model_dir / "plans.json"
-        )
-
-    @property
-    def spatial_dims(self) -> int:
-        """2 or 3: the dimensionality of the model's patches."""
-        return len(self.patch_size)
-
-    @property
-    def takes_volumes(self) -> bool:
-        """Whether the model's patches span more than one slice (its images must be 3-D)."""
-        return self.spatial_dims == 3 and self.patch_size[0] > 1
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form for the provenance file."""
-        return {
-            "model": str(self.model_dir),
-            "folds": list(self.folds),
-            "checkpoint": self.checkpoint,
-            "configuration": self.configuration,
-        }
+#: A trained model folder as a predict member (:class:`nnunet_ext.io.models.ModelFolder`).
+ModelMember = ModelFolder
 
 
 @dataclass(frozen=True)
@@ -181,33 +117,6 @@ class PredictPlan:
     def file_ending(self) -> str:
         """Image and label file ending: the first model's ``dataset.json`` (its images are read)."""
         return self.first_model.file_ending
-
-
-def _fold_names(folds: Any, where: str) -> tuple[str, ...] | None:
-    if folds is None:
-        return None
-    if isinstance(folds, (str, int)) and not isinstance(folds, bool):
-        folds = [folds]
-    if not isinstance(folds, (list, tuple)) or not folds:
-        raise ValueError(
-            f"{where} must be a non-empty list of folds (0, 1, ..., 'all'); got {folds!r}."
-        )
-    names = []
-    for fold in folds:
-        name = str(fold)
-        if isinstance(fold, bool) or not _FOLD_RE.fullmatch(f"fold_{name}"):
-            raise ValueError(f"{where} must hold fold numbers or 'all'; got {fold!r}.")
-        names.append(name)
-    return tuple(names)
-
-
-def _checkpoint_name(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value or "/" in value or "\\" in value:
-        raise ValueError(
-            f"{where} must be a checkpoint file name such as 'checkpoint_final.pth' or "
-            f"'checkpoint_best.pth'; got {value!r}."
-        )
-    return value
 
 
 def load_predict_spec(
@@ -277,75 +186,6 @@ def load_predict_spec(
         {**data, "members": plain}, base_dir=file.resolve().parent, source=source
     )
     return spec, models
-
-
-def _validate_model(
-    model_dir: Path,
-    folds: tuple[str, ...] | None,
-    checkpoint: str,
-    where: str,
-    allow_unsafe: bool = False,
-) -> ModelMember:
-    if not model_dir.is_dir():
-        raise NotADirectoryError(
-            f"{where}: model folder not found: {model_dir}. Give a trained model folder "
-            "($nnUNet_results/DatasetX/TRAINER__PLANS__CONFIG)."
-        )
-    dataset_json, plans = load_model_files(model_dir, where)
-    parts = model_dir.name.split("__")
-    configurations = plans.get("configurations")
-    if len(parts) != 3 or not isinstance(configurations, dict):
-        raise ValueError(
-            f"{where}: model folder name must be TRAINER__PLANS__CONFIGURATION; got "
-            f"{model_dir.name!r}."
-        )
-    configuration = parts[2]
-    if configuration not in configurations:
-        raise ValueError(
-            f"{where}: configuration {configuration!r} (from the folder name) is not in "
-            f"{model_dir / 'plans.json'}; known: {', '.join(configurations)}."
-        )
-    if configurations[configuration].get("previous_stage"):
-        raise ValueError(
-            f"{where}: {configuration} is a cascade stage that needs the previous stage's "
-            "segmentation; nnunet-ext predict supports single-stage configurations only."
-        )
-    present = sorted(
-        (p.name[len("fold_") :] for p in model_dir.glob("fold_*") if _FOLD_RE.fullmatch(p.name)),
-        key=lambda f: (f == "all", int(f) if f.isdigit() else 0),
-    )
-    if folds is None:
-        # as nnU-Net's auto_detect_available_folds: each fold_k (not fold_all) with the checkpoint
-        folds = tuple(
-            f for f in present if f != "all" and (model_dir / f"fold_{f}" / checkpoint).is_file()
-        )
-        if not folds:
-            raise FileNotFoundError(
-                f"{where}: no fold of {model_dir} has {checkpoint} (folds present: "
-                f"{', '.join(present) or 'none'}). Train the model to the end, or name another "
-                "checkpoint (checkpoint, or 'checkpoint' in the spec)."
-            )
-    axes: list[tuple[int, ...] | None] = []
-    for fold in folds:
-        file = model_dir / f"fold_{fold}" / checkpoint
-        if not (model_dir / f"fold_{fold}").is_dir():
-            raise FileNotFoundError(
-                f"{where}: fold {fold} not found: {model_dir / f'fold_{fold}'} (folds present: "
-                f"{', '.join(present) or 'none'}). Choose existing folds (folds)."
-            )
-        if not file.is_file():
-            have = sorted(p.name for p in (model_dir / f"fold_{fold}").glob("checkpoint*.pth"))
-            raise FileNotFoundError(
-                f"{where}: checkpoint not found: {file} (that fold has "
-                f"{', '.join(have) or 'no checkpoint'}). Finish its training or name another "
-                "checkpoint."
-            )
-        found = read_checkpoint(file, allow_unsafe=allow_unsafe)
-        check_checkpoint_belongs(found, model_dir, plans=plans, dataset_json=dataset_json)
-        axes.append(found.mirror_axes)
-    return ModelMember(
-        model_dir, tuple(folds), checkpoint, configuration, dataset_json, plans, axes[0]
-    )
 
 
 def list_image_cases(input_dir: Path, file_ending: str, num_channels: int) -> tuple[CaseInput, ...]:
@@ -540,12 +380,12 @@ def plan_prediction(
     from nnunet_ext.ensemble.fusion import normalize_weights
 
     _check_options(model_dirs, spec, step_size, device)
-    fold_names = _fold_names(list(folds), "folds") if folds is not None else None
-    checkpoint = _checkpoint_name(checkpoint, "checkpoint")
+    chosen_folds = fold_names(list(folds), "folds") if folds is not None else None
+    checkpoint = checkpoint_name(checkpoint, "checkpoint")
     ensemble_spec, model_keys, where = _member_spec(model_dirs, spec, weights, label_weights)
     members = tuple(
         _validate_members(
-            ensemble_spec, model_keys, where, fold_names, checkpoint, allow_unsafe_checkpoints
+            ensemble_spec, model_keys, where, chosen_folds, checkpoint, allow_unsafe_checkpoints
         )
     )
     ensemble_spec = ensemble_spec.with_input_dirs(
@@ -621,7 +461,7 @@ def _validate_members(
     ensemble_spec: EnsembleSpec,
     model_keys: Sequence[dict[str, Any] | None],
     where_prefix: str,
-    fold_names: tuple[str, ...] | None,
+    folds: tuple[str, ...] | None,
     checkpoint: str,
     allow_unsafe: bool,
 ) -> list[PredictMember]:
@@ -635,14 +475,20 @@ def _validate_members(
                 raise NotADirectoryError(f"{where}: probability folder not found: {folder}")
             members.append(ProbabilityMember(folder))
             continue
-        member_folds = _fold_names(keys.get("folds"), f"{where}.folds") or fold_names
+        member_folds = fold_names(keys.get("folds"), f"{where}.folds") or folds
         member_checkpoint = (
-            _checkpoint_name(keys["checkpoint"], f"{where}.checkpoint")
+            checkpoint_name(keys["checkpoint"], f"{where}.checkpoint")
             if "checkpoint" in keys
             else checkpoint
         )
         members.append(
-            _validate_model(folder, member_folds, member_checkpoint, where, allow_unsafe)
+            ModelFolder.open(
+                folder,
+                folds=member_folds,
+                checkpoint=member_checkpoint,
+                where=where,
+                allow_unsafe=allow_unsafe,
+            )
         )
     models = [m for m in members if isinstance(m, ModelMember)]
     if not models:
