@@ -1,4 +1,5 @@
-"""Import rule: only nnunet_ext.trainers imports torch or nnunetv2.training.
+"""Import rule: only nnunet_ext.trainers and ``<feature>/engine.py`` modules import torch or
+nnunetv2's training/inference.
 
 Each check runs in a fresh interpreter, as a user's `--help` or notebook import would.
 """
@@ -14,7 +15,7 @@ import pytest
 
 import nnunet_ext
 
-HEAVY = ("torch", "nnunetv2.training")
+HEAVY = ("torch", "nnunetv2.training", "nnunetv2.inference")
 #: Imported only by ``--executor ray`` (the optional extra).
 RAY = ("ray",)
 
@@ -24,7 +25,7 @@ def _torch_free_modules() -> list[str]:
     for info in pkgutil.walk_packages(nnunet_ext.__path__, "nnunet_ext."):
         if info.name.startswith(("nnunet_ext.trainers", "nnunet_ext._nnunet_shim")):
             continue
-        if info.name == "nnunet_ext.predict.engine":  # the one predict module that loads networks
+        if info.name.endswith(".engine"):  # a feature's torch side (predict, export, validate)
             continue
         if info.name.endswith("__main__"):
             continue
@@ -41,6 +42,12 @@ def _heavy_modules_after(code: str, heavy: tuple[str, ...] = HEAVY + RAY) -> lis
 def test_every_module_outside_trainers_imports_without_torch():
     modules = _torch_free_modules()
     assert "nnunet_ext.io" in modules
+    engines = {
+        "nnunet_ext.predict.engine",
+        "nnunet_ext.export.engine",
+        "nnunet_ext.validate.engine",
+    }
+    assert engines.isdisjoint(modules)
     imports = "\n".join(f"import {m}" for m in modules)
     assert _heavy_modules_after(imports) == []
 

@@ -5,11 +5,11 @@ The bundle is a zip in nnU-Net's pretrained-model layout that stock
 trainer names rewritten to stock nnU-Net trainers, plus ``nnunet_ext_bundle/`` with the spec,
 the plan and a manifest of every file's size and SHA-256. ``nnunet-ext predict --bundle`` runs
 the whole recipe from it; ``nnunet-ext export --check`` verifies it. Importing this package does
-not import torch (only exporting does, through :mod:`nnunet_ext.trainers.export`).
+not import torch (only exporting does, through :mod:`nnunet_ext.export.engine`).
 """
 
 from nnunet_ext.export.api import DEFAULT_CHECKPOINT, ExportSummary, export_bundle
-from nnunet_ext.export.manifest import BundleInfo, extract_bundle, verify_bundle
+from nnunet_ext.io.bundle import BundleInfo, extract_bundle, verify_bundle
 
 __all__ = [
     "DEFAULT_CHECKPOINT",

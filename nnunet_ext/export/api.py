@@ -2,8 +2,8 @@
 
 :func:`export_bundle` validates every input first (folders, folds, checkpoints, spec, plan,
 trainer renames), then writes the zip under a temporary name, verifies it with
-:func:`~nnunet_ext.export.manifest.verify_bundle` and renames it: on any error no zip is left.
-Checkpoints are rewritten by :mod:`nnunet_ext.trainers.export` (imported only here, when
+:func:`~nnunet_ext.io.bundle.verify_bundle` and renames it: on any error no zip is left.
+Checkpoints are rewritten by :mod:`nnunet_ext.export.engine` (imported only here, when
 exporting): optimizer and grad-scaler state removed, ``trainer_name`` set to the stock trainer.
 """
 
@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from nnunet_ext import __version__
-from nnunet_ext.export.manifest import (
+from nnunet_ext.io import atomic_path
+from nnunet_ext.io.bundle import (
     BUNDLE_FOLDER,
     MANIFEST_NAME,
     PLAN_NAME,
@@ -30,7 +31,6 @@ from nnunet_ext.export.manifest import (
     verify_bundle,
     zip_info,
 )
-from nnunet_ext.io import atomic_path
 from nnunet_ext.io.models import DEFAULT_CHECKPOINT, ModelFolder, fold_names
 from nnunet_ext.io.outputs import Output, check_outputs, guard_outputs
 
@@ -159,7 +159,7 @@ def _bundle_spec(spec: Path | None, members: Sequence[_Member]) -> dict[str, Any
 
 
 def _rename_trainers(members: list[_Member]) -> list[_Member]:
-    from nnunet_ext.trainers.export import stock_trainer_name
+    from nnunet_ext.export.engine import stock_trainer_name
 
     renamed = [
         _Member(m.model_dir, m.trainer, m.plans, m.configuration, m.folds, m.checkpoints, stock)
@@ -259,7 +259,7 @@ def _write_bundle(
     allow_unsafe: bool,
 ) -> tuple[int, int]:
     """Write the zip (entries sorted, the manifest last); return (checkpoint, removed) bytes."""
-    from nnunet_ext.trainers.export import slim_checkpoint
+    from nnunet_ext.export.engine import slim_checkpoint
 
     removed: dict[str, int] = {m.folder: 0 for m in members}
     source_bytes = 0

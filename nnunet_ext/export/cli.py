@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     """Export (``-m ... -o``) or check (``--check``); print a JSON summary on stdout."""
     reports = _report_output(args)
     if args.check is not None:
-        from nnunet_ext.export.manifest import verify_bundle
+        from nnunet_ext.io.bundle import verify_bundle
 
         given = (("-o/--output", args.output), ("--spec", args.spec), ("--plan", args.plan))
         stray = [flag for flag, value in given if value is not None]

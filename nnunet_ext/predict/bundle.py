@@ -49,8 +49,8 @@ def predict_bundle(
         InputError: If the bundle fails its checks (nothing is written).
         ValueError, FileNotFoundError, NotADirectoryError, FileExistsError: For other bad input.
     """
-    from nnunet_ext.export.manifest import extract_bundle
     from nnunet_ext.io import write_json
+    from nnunet_ext.io.bundle import extract_bundle
     from nnunet_ext.io.outputs import Output, check_outputs, guard_outputs
     from nnunet_ext.postprocess.folders import postprocess_folder
     from nnunet_ext.postprocess.plan import PostprocessingPlan, load_plan

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     )
     todo = [job for job in jobs if not job.done]
     if todo:
-        from nnunet_ext.trainers.validate import validate_checkpoint
+        from nnunet_ext.validate.engine import validate_checkpoint
 
         for job in todo:
             log.info("validating %s -> %s", job.checkpoint, job.output_dir)

@@ -78,7 +78,9 @@ def test_bad_inputs_are_refused_before_anything_is_written(tmp_path: Path):
         export_bundle([a], out, spec=spec)
     with pytest.raises(FileNotFoundError, match=r"no fold of .* has checkpoint_best\.pth"):
         export_bundle([a], out, checkpoints=["checkpoint_best.pth"])
-    with pytest.raises(FileNotFoundError, match=r"checkpoint not found: .*fold_0/checkpoint_best\.pth"):
+    with pytest.raises(
+        FileNotFoundError, match=r"checkpoint not found: .*fold_0/checkpoint_best\.pth"
+    ):
         export_bundle([a], out, checkpoints=["checkpoint_final.pth", "checkpoint_best.pth"])
     with pytest.raises(NotADirectoryError, match="model folder not found"):
         export_bundle([tmp_path / "nothing"], out)

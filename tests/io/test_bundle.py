@@ -13,14 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nnunet_ext.export.cli import main
-from nnunet_ext.export.manifest import (
+from nnunet_ext.io import InputError
+from nnunet_ext.io.bundle import (
     BUNDLE_FOLDER,
     extract_bundle,
     json_bytes,
     verify_bundle,
     zip_info,
 )
-from nnunet_ext.io import InputError
 
 DATASET = "Dataset501_X"
 MODEL = f"{DATASET}/nnUNetTrainer__nnUNetPlans__3d_fullres"

@@ -14,8 +14,7 @@ from nnunetv2.training.nnUNetTrainer.variants.training_length.nnUNetTrainer_Xepo
     nnUNetTrainer_250epochs_NoMirroring,
 )
 
-from nnunet_ext.trainers.custom_epochs import CustomEpochs, nnUNetTrainerCustomEpochs
-from nnunet_ext.trainers.export import (
+from nnunet_ext.export.engine import (
     INFERENCE_METHODS,
     REMOVED_KEYS,
     find_trainer_class,
@@ -23,6 +22,7 @@ from nnunet_ext.trainers.export import (
     stock_trainer,
     stock_trainer_name,
 )
+from nnunet_ext.trainers.custom_epochs import CustomEpochs, nnUNetTrainerCustomEpochs
 from nnunet_ext.trainers.mixins import EpochControlMixin
 from nnunet_ext.trainers.named import named_trainer
 
