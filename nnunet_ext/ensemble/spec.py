@@ -31,12 +31,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from nnunet_ext.io import load_json, write_json
 from nnunet_ext.io.errors import InputError
+from nnunet_ext.io.models import checkpoint_name, fold_names
 
 __all__ = ["SCHEMA_VERSION", "EnsembleSpec", "MemberSpec", "RuleSpec"]
 
@@ -48,6 +49,9 @@ READABLE_VERSIONS = (1, 2)
 
 _TOP_KEYS = {1: ("schema_version", "members"), 2: ("schema_version", "members", "rules")}
 _MEMBER_KEYS = ("path", "weight", "label_weights", "name")
+#: With model members (``predict`` specs): ``model`` instead of ``path``, and its options.
+_MODEL_MEMBER_KEYS = ("path", "model", "folds", "checkpoint", "weight", "label_weights", "name")
+_MODEL_KEYS = ("folds", "checkpoint")
 _RULE_KEYS = ("label", "from", "scale")
 
 
@@ -90,16 +94,24 @@ class MemberSpec:
     """One ensemble member.
 
     Attributes:
-        path: The prediction folder (absolute once loaded from a file).
+        path: The prediction folder, or with ``model`` the trained model folder (absolute once
+            loaded from a file).
         weight: Weight for every label, >= 0.
         label_weights: Per-label overrides: label name or value (as a string) to weight.
         name: Optional name, used by rules (``"from": "2d"``).
+        model: Whether ``path`` is a trained model folder (JSON key ``model``; ``predict``
+            specs) rather than a folder of probabilities (JSON key ``path``).
+        folds: A model member's folds (``None``: every fold with the checkpoint).
+        checkpoint: A model member's checkpoint file name (``None``: the command's default).
     """
 
     path: Path
     weight: float = 1.0
     label_weights: dict[str, float] = field(default_factory=dict)
     name: str | None = None
+    model: bool = False
+    folds: tuple[str, ...] | None = None
+    checkpoint: str | None = None
 
     def to_dict(self, *, relative_to: Path | None = None) -> dict[str, Any]:
         """Return the JSON form; ``path`` relative to ``relative_to`` when below it."""
@@ -109,7 +121,12 @@ class MemberSpec:
                 path = Path(os.path.relpath(self.path, relative_to))
             except ValueError:  # other drive on Windows
                 path = self.path
-        out: dict[str, Any] = {"path": path.as_posix(), "weight": self.weight}
+        out: dict[str, Any] = {("model" if self.model else "path"): path.as_posix()}
+        if self.folds is not None:
+            out["folds"] = [int(f) if f.isdigit() else f for f in self.folds]
+        if self.checkpoint is not None:
+            out["checkpoint"] = self.checkpoint
+        out["weight"] = self.weight
         if self.label_weights:
             out["label_weights"] = dict(self.label_weights)
         if self.name is not None:
@@ -243,6 +260,7 @@ class EnsembleSpec:
         label_weights: Sequence[Mapping[str | int, float]] | None = None,
         rules: Sequence[Mapping[str, Any]] | None = None,
         names: Sequence[str | None] | None = None,
+        models: bool = False,
     ) -> EnsembleSpec:
         """Build a spec from folders, global weights, per-label overrides and rules.
 
@@ -253,6 +271,8 @@ class EnsembleSpec:
             rules: Rules in their JSON form (``{"label": 3, "from": 0}``, ``{"label": 1,
                 "scale": 1.5}``), in priority order.
             names: Optional member names (rules may refer to them).
+            models: The folders are trained model folders (``model`` members), not
+                probability folders.
 
         Raises:
             ValueError: If the lengths do not match ``input_dirs`` or a value is invalid.
@@ -277,18 +297,25 @@ class EnsembleSpec:
                 for k, v in ((label_weights or [{}] * n)[index]).items()
             }
             name = None if names is None else names[index]
-            members.append(MemberSpec(Path(folder), weight, overrides, name))
+            members.append(MemberSpec(Path(folder), weight, overrides, name, model=models))
         parsed = _parse_rules(list(rules or []), members, None)
         return cls(tuple(members), parsed)
 
     @classmethod
     def from_dict(
-        cls, data: Mapping[str, Any], *, base_dir: Path | None = None, source: str = "spec"
+        cls,
+        data: Mapping[str, Any],
+        *,
+        base_dir: Path | None = None,
+        source: str = "spec",
+        models: bool = False,
     ) -> EnsembleSpec:
         """Validate and build from the JSON form; relative paths are resolved against ``base_dir``.
 
         Reads ``schema_version`` 1 (members only) and 2 (members and rules). Unknown keys are
-        errors at every level.
+        errors at every level. With ``models`` (``predict`` and bundle specs), a member may be
+        a trained model folder (``model`` instead of ``path``, with optional ``folds`` and
+        ``checkpoint``); without, a ``model`` member is an error naming it.
 
         Raises:
             InputError: (a ``ValueError``) for a wrong schema version, an unknown key or a
@@ -309,33 +336,10 @@ class EnsembleSpec:
         raw = data.get("members")
         if not isinstance(raw, list) or not raw:
             raise InputError(source, "a non-empty list", repr(raw), key="members")
-        members = []
-        for index, item in enumerate(raw):
-            where = f"members[{index}]"
-            if not isinstance(item, Mapping):
-                raise InputError(source, "an object with a string 'path'", repr(item), key=where)
-            _check_keys(item, _MEMBER_KEYS, where, source)
-            if not isinstance(item.get("path"), str) or not item["path"]:
-                raise InputError(
-                    source, "a folder path (string)", repr(item.get("path")), key=f"{where}.path"
-                )
-            path = Path(item["path"])
-            if not path.is_absolute() and base_dir is not None:
-                path = base_dir / path
-            weight = _check_weight(item.get("weight", 1.0), f"{where}.weight", source)
-            overrides_raw = item.get("label_weights", {})
-            if not isinstance(overrides_raw, Mapping):
-                raise InputError(
-                    source, "an object", repr(overrides_raw), key=f"{where}.label_weights"
-                )
-            overrides = {
-                str(k): _check_weight(v, f'{where}.label_weights."{k}"', source)
-                for k, v in overrides_raw.items()
-            }
-            name = item.get("name")
-            if name is not None and (not isinstance(name, str) or not name):
-                raise InputError(source, "a non-empty string", repr(name), key=f"{where}.name")
-            members.append(MemberSpec(path, weight, overrides, name))
+        members = [
+            _parse_member(item, f"members[{index}]", base_dir, source, models)
+            for index, item in enumerate(raw)
+        ]
         names = [m.name for m in members if m.name is not None]
         if len(set(names)) != len(names):
             raise InputError(source, "distinct member names", repr(names), key="members")
@@ -343,15 +347,21 @@ class EnsembleSpec:
         return cls(tuple(members), rules)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> EnsembleSpec:
+    def load(cls, path: str | os.PathLike[str], *, models: bool = False) -> EnsembleSpec:
         """Read a spec file; member paths are relative to its folder.
+
+        Args:
+            path: The spec JSON.
+            models: Accept ``model`` members (trained model folders), as ``predict`` does.
 
         Raises:
             FileNotFoundError: If the file does not exist.
             ValueError: If it is not valid JSON or not a valid spec (:class:`InputError`).
         """
         file = Path(path)
-        return cls.from_dict(load_json(file), base_dir=file.resolve().parent, source=str(file))
+        return cls.from_dict(
+            load_json(file), base_dir=file.resolve().parent, source=str(file), models=models
+        )
 
     def to_dict(self, *, relative_to: Path | None = None) -> dict[str, Any]:
         """Return the JSON form (``schema_version`` 2; ``rules`` only when there are some)."""
@@ -381,8 +391,64 @@ class EnsembleSpec:
             )
         return EnsembleSpec(
             tuple(
-                MemberSpec(Path(d), m.weight, dict(m.label_weights), m.name)
+                replace(m, path=Path(d), label_weights=dict(m.label_weights))
                 for d, m in zip(input_dirs, self.members, strict=True)
             ),
             self.rules,
         )
+
+
+def _parse_member(
+    item: Any, where: str, base_dir: Path | None, source: str, models: bool
+) -> MemberSpec:
+    """One member of the JSON form (see :meth:`EnsembleSpec.from_dict`)."""
+    if not isinstance(item, Mapping):
+        raise InputError(source, "an object with a string 'path'", repr(item), key=where)
+    is_model = "model" in item
+    if is_model and not models:
+        raise InputError(
+            source,
+            "a probability folder ('path'): nnunet-ext ensemble fuses predictions",
+            "a trained model folder ('model')",
+            key=f"{where}.model",
+            fix="Model folders are predicted by nnunet-ext predict, whose spec takes them.",
+        )
+    _check_keys(item, _MODEL_MEMBER_KEYS if models else _MEMBER_KEYS, where, source)
+    if is_model and "path" in item:
+        raise InputError(
+            source,
+            "'model' (a trained model folder) or 'path' (a probability folder)",
+            "both",
+            key=where,
+        )
+    stray = sorted(set(item) & set(_MODEL_KEYS))
+    if stray and not is_model:
+        raise InputError(
+            source, "a 'model' member (these keys belong to model members)", repr(stray), key=where
+        )
+    key = "model" if is_model else "path"
+    if not isinstance(item.get(key), str) or not item[key]:
+        raise InputError(
+            source, "a folder path (string)", repr(item.get(key)), key=f"{where}.{key}"
+        )
+    path = Path(item[key])
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    weight = _check_weight(item.get("weight", 1.0), f"{where}.weight", source)
+    overrides_raw = item.get("label_weights", {})
+    if not isinstance(overrides_raw, Mapping):
+        raise InputError(source, "an object", repr(overrides_raw), key=f"{where}.label_weights")
+    overrides = {
+        str(k): _check_weight(v, f'{where}.label_weights."{k}"', source)
+        for k, v in overrides_raw.items()
+    }
+    name = item.get("name")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise InputError(source, "a non-empty string", repr(name), key=f"{where}.name")
+    folds = fold_names(item["folds"], f"{source}: {where}.folds") if "folds" in item else None
+    checkpoint = (
+        checkpoint_name(item["checkpoint"], f"{source}: {where}.checkpoint")
+        if "checkpoint" in item
+        else None
+    )
+    return MemberSpec(path, weight, overrides, name, is_model, folds, checkpoint)

@@ -15,11 +15,12 @@ import logging
 import os
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from nnunet_ext import __version__
+from nnunet_ext.ensemble.spec import EnsembleSpec
 from nnunet_ext.io import atomic_path
 from nnunet_ext.io.bundle import (
     BUNDLE_FOLDER,
@@ -129,33 +130,36 @@ def _plan_member(
 
 
 def _bundle_spec(spec: Path | None, members: Sequence[_Member]) -> dict[str, Any]:
-    """The predict spec of the bundle: the spec's weights and rules, members by position."""
-    from nnunet_ext.ensemble.spec import EnsembleSpec
-    from nnunet_ext.predict.plan import load_predict_spec
+    """The predict spec of the bundle: the spec's weights and rules, members by position.
 
+    Written through :class:`~nnunet_ext.ensemble.spec.EnsembleSpec`: every member becomes a
+    ``model`` member naming its exported folder (``../FOLDER``, relative to the spec's folder
+    in the bundle), its folds and the checkpoint the bundle predicts with.
+    """
     if spec is None:
-        weights = EnsembleSpec.from_weights([m.model_dir for m in members])
+        weights = EnsembleSpec.from_weights([m.model_dir for m in members], models=True)
     else:
-        weights, _ = load_predict_spec(spec)
+        weights = EnsembleSpec.load(spec, models=True)
         if len(weights.members) != len(members):
             raise ValueError(
                 f"spec {spec} has {len(weights.members)} member(s); model_dirs gives "
                 f"{len(members)}. The spec's members are matched to model_dirs by position; give "
                 "one model folder per member, in the spec's order."
             )
-    entries = []
-    for member, weight in zip(members, weights.members, strict=True):
-        entry = weight.to_dict()
-        del entry["path"]
-        folds = [int(f) if f.isdigit() else f for f in member.folds]
-        entries.append(
-            {"model": f"../{member.folder}", "folds": folds, "checkpoint": member.checkpoints[0]}
-            | entry
-        )
-    out: dict[str, Any] = {"schema_version": 2, "members": entries}
-    if weights.rules:
-        out["rules"] = [r.to_dict() for r in weights.rules]
-    return out
+    bundle = EnsembleSpec(
+        tuple(
+            replace(
+                weight,
+                path=Path(f"../{member.folder}"),
+                model=True,
+                folds=member.folds,
+                checkpoint=member.checkpoints[0],
+            )
+            for member, weight in zip(members, weights.members, strict=True)
+        ),
+        weights.rules,
+    )
+    return bundle.to_dict()
 
 
 def _rename_trainers(members: list[_Member]) -> list[_Member]:

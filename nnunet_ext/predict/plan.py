@@ -21,7 +21,6 @@ share one weight format.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,8 @@ from numpy.typing import NDArray
 
 from nnunet_ext.ensemble.fusion import LabelRules
 from nnunet_ext.ensemble.spec import EnsembleSpec
-from nnunet_ext.io import InputError, LabelSpec, load_json, load_json_object, verify_image_complete
+from nnunet_ext.io import LabelSpec, load_json_object
+from nnunet_ext.io.images import CaseInput, list_image_cases, verify_images
 from nnunet_ext.io.models import DEFAULT_CHECKPOINT, ModelFolder, checkpoint_name, fold_names
 
 __all__ = [
@@ -48,8 +48,6 @@ __all__ = [
     "select_part",
     "verify_images",
 ]
-
-_MODEL_KEYS = ("model", "folds", "checkpoint")
 
 #: A trained model folder as a predict member (:class:`nnunet_ext.io.models.ModelFolder`).
 ModelMember = ModelFolder
@@ -67,14 +65,6 @@ class ProbabilityMember:
 
 
 PredictMember = ModelMember | ProbabilityMember
-
-
-@dataclass(frozen=True)
-class CaseInput:
-    """One case to predict: its channel files (``CASE_0000`` ...) in channel order."""
-
-    case_id: str
-    image_files: tuple[Path, ...]
 
 
 @dataclass(frozen=True)
@@ -119,20 +109,15 @@ class PredictPlan:
         return self.first_model.file_ending
 
 
-def load_predict_spec(
-    path: str | os.PathLike[str],
-) -> tuple[EnsembleSpec, list[dict[str, Any] | None]]:
+def load_predict_spec(path: str | os.PathLike[str]) -> EnsembleSpec:
     """Read a predict spec: an ensemble spec whose members may be ``model`` members.
 
-    Model-specific keys (``model``, ``folds``, ``checkpoint``) are taken out; the rest of each
-    member is read by :meth:`EnsembleSpec.from_dict` with ``path`` set to the model folder.
+    The spec owns its schema (:class:`~nnunet_ext.ensemble.spec.EnsembleSpec`): a ``model``
+    member (a trained model folder, with optional ``folds`` and ``checkpoint``) is a
+    :class:`~nnunet_ext.ensemble.spec.MemberSpec` with ``model=True``.
 
     Args:
         path: The spec JSON; relative paths are relative to its folder.
-
-    Returns:
-        ``(spec, models)``: the weights, and for each member its model keys (``None`` for a
-        probability-folder member).
 
     Raises:
         FileNotFoundError: If the file does not exist.
@@ -143,163 +128,11 @@ def load_predict_spec(
         >>> file = Path(tempfile.mkdtemp()) / "spec.json"
         >>> _ = file.write_text(json.dumps({"schema_version": 1, "members": [
         ...     {"model": "/r/Tr__P__2d", "folds": [0], "weight": 2}, {"path": "/p/b"}]}))
-        >>> spec, models = load_predict_spec(file)
-        >>> spec.weights, models
-        ([2.0, 1.0], [{'model': '/r/Tr__P__2d', 'folds': [0]}, None])
+        >>> spec = load_predict_spec(file)
+        >>> spec.weights, [(m.model, m.folds) for m in spec.members]
+        ([2.0, 1.0], [(True, ('0',)), (False, None)])
     """
-    file = Path(path)
-    data = load_json(file)
-    source = str(file)
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{source}: must be a JSON object; got {type(data).__name__}.")
-    raw = data.get("members")
-    if not isinstance(raw, list) or not raw:
-        raise ValueError(f"{source}: 'members' must be a non-empty list; got {raw!r}.")
-    plain: list[Any] = []
-    models: list[dict[str, Any] | None] = []
-    for index, item in enumerate(raw):
-        where = f"{source}: members[{index}]"
-        if isinstance(item, Mapping) and "model" in item:
-            if "path" in item:
-                raise ValueError(
-                    f"{where} has both 'model' and 'path'; give 'model' for a trained model "
-                    "folder or 'path' for a probability folder."
-                )
-            if not isinstance(item["model"], str):
-                raise ValueError(
-                    f"{where}.model must be a folder path (string); got {item['model']!r}."
-                )
-            model = {k: item[k] for k in _MODEL_KEYS if k in item}
-            rest = {k: v for k, v in item.items() if k not in _MODEL_KEYS}
-            plain.append({**rest, "path": item["model"]})
-            models.append(model)
-        else:
-            if isinstance(item, Mapping):
-                stray = sorted(set(item) & {"folds", "checkpoint"})
-                if stray:
-                    raise ValueError(
-                        f"{where} has {stray} but no 'model'; these keys belong to model members."
-                    )
-            plain.append(item)
-            models.append(None)
-    spec = EnsembleSpec.from_dict(
-        {**data, "members": plain}, base_dir=file.resolve().parent, source=source
-    )
-    return spec, models
-
-
-def list_image_cases(input_dir: Path, file_ending: str, num_channels: int) -> tuple[CaseInput, ...]:
-    """List the cases of an nnU-Net image folder (``CASE_XXXX<ending>``) and check channels.
-
-    Ignored, as nnU-Net ignores them: hidden entries (``.DS_Store``, macOS ``._*`` files) and
-    entries not named ``*<ending>`` (notes, other files). Every entry named like an image
-    (``*<ending>``) must be a readable file named ``CASE_XXXX<ending>``: a broken link, a link
-    loop, a folder or an unreadable file of that name is an error, never skipped.
-
-    Raises:
-        NotADirectoryError: If ``input_dir`` is not a folder.
-        InputError: Naming an entry named like an image that cannot be read.
-        ValueError: If a case lacks or has extra channel files, or no case is found.
-    """
-    if not input_dir.is_dir():
-        raise NotADirectoryError(f"input_dir must be a folder of images; got {input_dir}.")
-    pattern = re.compile(rf"(.+)_(\d{{4}}){re.escape(file_ending)}")
-    channels: dict[str, dict[int, Path]] = {}
-    for entry in sorted(input_dir.iterdir()):
-        if entry.name.startswith(".") or not entry.name.endswith(file_ending):
-            continue
-        _check_readable(entry)
-        match = pattern.fullmatch(entry.name)
-        if not match:
-            raise ValueError(
-                f"image {entry} must be named CASE_XXXX{file_ending} (XXXX: the 4-digit channel "
-                f"index); got {entry.name!r}. Rename it, or move it out of input_dir."
-            )
-        channels.setdefault(match.group(1), {})[int(match.group(2))] = entry
-    if not channels:
-        raise ValueError(
-            f"input_dir {input_dir} holds no images named CASE_0000{file_ending} (the file "
-            "ending comes from the model's dataset.json)."
-        )
-    cases = []
-    expected = list(range(num_channels))
-    for case_id, files in sorted(channels.items()):
-        if sorted(files) != expected:
-            raise ValueError(
-                f"image {input_dir / (case_id + '_XXXX' + file_ending)} must have the model's "
-                f"{num_channels} channel file(s) {case_id}_0000..{case_id}_{num_channels - 1:04d}"
-                f"{file_ending}; got channel(s) {sorted(files)}. Give every case all channels "
-                "the model was trained with."
-            )
-        cases.append(CaseInput(case_id, tuple(files[i] for i in expected)))
-    return tuple(cases)
-
-
-def _check_readable(entry: Path) -> None:
-    """An entry named like an image must be a file that opens (links resolved)."""
-    fix = "Repair or remove it (input folders are read whole; nothing is skipped)."
-    try:
-        entry.resolve(strict=True)
-    except (OSError, RuntimeError) as err:  # a broken link, or a loop (RuntimeError < 3.13)
-        what = "a link loop" if "loop" in str(err).lower() else "a broken link"
-        raise InputError(entry, "a readable image file", what, fix=fix) from err
-    if not entry.is_file():
-        raise InputError(entry, "a readable image file", "a folder or special file", fix=fix)
-    try:
-        with open(entry, "rb") as handle:
-            handle.read(1)
-    except OSError as err:
-        raise InputError(entry, "a readable image file", f"{err.strerror or err}", fix=fix) from err
-
-
-#: File endings whose header SimpleITK reads without the voxels (for the dimension check).
-_HEADER_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".mha", ".gipl")
-
-
-def verify_images(cases: Sequence[CaseInput], model: ModelMember) -> None:
-    """Check every channel file before any network loads: complete, scalar, of the right dimension.
-
-    A truncated ``.nii.gz`` would otherwise be read as zeros (a wrong prediction, no error); a
-    4-D or multi-component image would fail inside nnU-Net after other cases were written, and
-    a 2-D image for a model with 3-D patches would be predicted as a volume of one slice.
-
-    Raises:
-        InputError: Naming the file.
-    """
-    allowed = (3,) if model.takes_volumes else (2, 3)
-    for case in cases:
-        for file in case.image_files:
-            verify_image_complete(file)
-            if file.name.lower().endswith(_HEADER_ENDINGS):
-                _check_dimension(file, allowed, model.configuration)
-
-
-def _check_dimension(file: Path, allowed: tuple[int, ...], configuration: str) -> None:
-    import SimpleITK as sitk  # noqa: N813
-
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(file))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[-1][:120] if str(err).strip() else "unreadable"
-        raise InputError(file, "a readable image", first) from err
-    dimension, components = reader.GetDimension(), reader.GetNumberOfComponents()
-    if components != 1:
-        raise InputError(
-            file,
-            "an image of one value per voxel (each channel in its own CASE_XXXX file)",
-            f"{components} values per voxel",
-            fix="Split the channels into one file each, as nnU-Net's dataset format requires.",
-        )
-    if dimension not in allowed:
-        raise InputError(
-            file,
-            f"a {' or '.join(f'{d}-D' for d in allowed)} image, as the {configuration} model "
-            "was trained on",
-            f"a {dimension}-D image",
-            fix="Give the images in the layout of the training images.",
-        )
+    return EnsembleSpec.load(path, models=True)
 
 
 def select_part(cases: Sequence[Any], part_id: int, num_parts: int) -> list[Any]:
@@ -382,11 +215,9 @@ def plan_prediction(
     _check_options(model_dirs, spec, step_size, device)
     chosen_folds = fold_names(list(folds), "folds") if folds is not None else None
     checkpoint = checkpoint_name(checkpoint, "checkpoint")
-    ensemble_spec, model_keys, where = _member_spec(model_dirs, spec, weights, label_weights)
+    ensemble_spec, where = _member_spec(model_dirs, spec, weights, label_weights)
     members = tuple(
-        _validate_members(
-            ensemble_spec, model_keys, where, chosen_folds, checkpoint, allow_unsafe_checkpoints
-        )
+        _validate_members(ensemble_spec, where, chosen_folds, checkpoint, allow_unsafe_checkpoints)
     )
     ensemble_spec = ensemble_spec.with_input_dirs(
         [m.model_dir if isinstance(m, ModelMember) else m.path for m in members]
@@ -443,23 +274,21 @@ def _member_spec(
     spec: str | os.PathLike[str] | None,
     weights: Sequence[float] | None,
     label_weights: Sequence[Mapping[str | int, float]] | None,
-) -> tuple[EnsembleSpec, list[dict[str, Any] | None], str]:
-    """The ensemble spec, each member's model keys (``None``: probability folder), a prefix."""
+) -> tuple[EnsembleSpec, str]:
+    """The ensemble spec (model and probability members) and a prefix for messages."""
     if spec is not None:
         if weights is not None or label_weights is not None:
             raise ValueError("weights and spec cannot be combined; put the weights in the spec.")
-        ensemble_spec, model_keys = load_predict_spec(spec)
-        return ensemble_spec, list(model_keys), str(spec)
+        return load_predict_spec(spec), str(spec)
     assert model_dirs is not None  # for mypy; checked by _check_options
     ensemble_spec = EnsembleSpec.from_weights(
-        model_dirs, weights=weights, label_weights=label_weights
+        model_dirs, weights=weights, label_weights=label_weights, models=True
     )
-    return ensemble_spec, [{"model": str(d)} for d in model_dirs], "model_dirs"
+    return ensemble_spec, "model_dirs"
 
 
 def _validate_members(
     ensemble_spec: EnsembleSpec,
-    model_keys: Sequence[dict[str, Any] | None],
     where_prefix: str,
     folds: tuple[str, ...] | None,
     checkpoint: str,
@@ -467,25 +296,19 @@ def _validate_members(
 ) -> list[PredictMember]:
     """Validate every member (folders, folds, checkpoints); at least one model, no duplicates."""
     members: list[PredictMember] = []
-    for index, (entry, keys) in enumerate(zip(ensemble_spec.members, model_keys, strict=True)):
+    for index, entry in enumerate(ensemble_spec.members):
         where = f"{where_prefix} member {index}"
         folder = entry.path.resolve()
-        if keys is None:
+        if not entry.model:
             if not folder.is_dir():
                 raise NotADirectoryError(f"{where}: probability folder not found: {folder}")
             members.append(ProbabilityMember(folder))
             continue
-        member_folds = fold_names(keys.get("folds"), f"{where}.folds") or folds
-        member_checkpoint = (
-            checkpoint_name(keys["checkpoint"], f"{where}.checkpoint")
-            if "checkpoint" in keys
-            else checkpoint
-        )
         members.append(
             ModelFolder.open(
                 folder,
-                folds=member_folds,
-                checkpoint=member_checkpoint,
+                folds=entry.folds or folds,
+                checkpoint=entry.checkpoint or checkpoint,
                 where=where,
                 allow_unsafe=allow_unsafe,
             )

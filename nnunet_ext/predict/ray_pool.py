@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from nnunet_ext._ray import TASK_RETRIES, check_writable_from_worker, ray_session, reraise_cause
+from nnunet_ext.io.images import CaseInput
 from nnunet_ext.predict.claims import ClaimStore
-from nnunet_ext.predict.plan import CaseInput, PredictPlan
+from nnunet_ext.predict.plan import PredictPlan
 from nnunet_ext.predict.writing import case_done, predict_and_write, write_shared_files
 
 __all__ = ["PredictWorker", "RayPredictJob", "predict_on_ray"]

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnunet_ext.io import TEMP_PREFIX, atomic_path, write_json
-from nnunet_ext.predict.plan import CaseInput, PredictPlan
+from nnunet_ext.io.images import CaseInput
+from nnunet_ext.predict.plan import PredictPlan
 
 if TYPE_CHECKING:
     from nnunet_ext.predict.engine import CaseResult, EnsemblePredictor

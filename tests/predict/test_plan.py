@@ -217,17 +217,14 @@ def test_spec_mixes_model_and_path_members(tmp_path):
             }
         )
     )
-    ensemble_spec, models = load_predict_spec(spec)
+    ensemble_spec = load_predict_spec(spec)
     assert ensemble_spec.input_dirs == [
         tmp_path / "results/CustomEpochs__nnUNetPlans__3d_fullres",
         probs,
     ]
-    assert models[0] == {
-        "model": "results/CustomEpochs__nnUNetPlans__3d_fullres",
-        "folds": [1],
-        "checkpoint": "checkpoint_best_RV.pth",
-    }
-    assert models[1] is None
+    first, second = ensemble_spec.members
+    assert (first.model, first.folds, first.checkpoint) == (True, ("1",), "checkpoint_best_RV.pth")
+    assert (second.model, second.folds, second.checkpoint) == (False, None, None)
     # the checkpoint named in the spec must exist (per-label best checkpoints are plain names)
     with pytest.raises(FileNotFoundError, match=r"checkpoint_best_RV\.pth"):
         plan_prediction(make_images(tmp_path / "img"), spec=spec)
@@ -239,10 +236,10 @@ def test_spec_mixes_model_and_path_members(tmp_path):
 def test_spec_rejects_model_keys_on_path_members_and_both_kinds(tmp_path):
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"schema_version": 1, "members": [{"path": "a", "folds": [0]}]}))
-    with pytest.raises(ValueError, match=r"members\[0\] has \['folds'\] but no 'model'"):
+    with pytest.raises(ValueError, match=r"members\[0\] must be a 'model' member .*\['folds'\]"):
         load_predict_spec(spec)
     spec.write_text(json.dumps({"schema_version": 1, "members": [{"path": "a", "model": "b"}]}))
-    with pytest.raises(ValueError, match=r"has both 'model' and 'path'"):
+    with pytest.raises(ValueError, match=r"members\[0\] must be 'model' .* or 'path' .*; got both"):
         load_predict_spec(spec)
     spec.write_text(json.dumps({"schema_version": 1, "members": [{"model": "b", "wieght": 1}]}))
     with pytest.raises(ValueError, match=r"members\[0\]\.wieght must be a known key"):
