@@ -1,5 +1,7 @@
-"""The README's promises: the Quick start has exactly two commands, CI runs the second, and the
-Python API example runs as written."""
+"""The README's and the docs' promises: the README's Quick start has exactly two commands, CI runs
+the second, every ``nnunet-ext`` command line of the README and of ``docs/`` parses as written,
+the README's cheap commands run, and the Python example (docs/get-started/python-api.md) runs as
+written."""
 
 from __future__ import annotations
 
@@ -14,10 +16,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+#: The hand-written documentation pages (the command and API reference are generated).
+DOC_PAGES = sorted((ROOT / "docs").rglob("*.md"))
+PYTHON_PAGE = ROOT / "docs" / "get-started" / "python-api.md"
 
 
-def _blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+def _blocks(language: str, text: str = README) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
 
 
 def test_quick_start_is_the_first_section_with_two_commands():
@@ -35,7 +40,7 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_python_api_example_runs(tmp_path, capsys):
-    (block,) = [b for b in _blocks("python") if "fuse_probabilities" in b]
+    (block,) = [b for b in _blocks("python", PYTHON_PAGE.read_text()) if "fuse_probabilities" in b]
     script = tmp_path / "readme_example.py"
     script.write_text(block)
     runpy.run_path(str(script), run_name="__main__")
@@ -46,15 +51,15 @@ def test_python_api_example_runs(tmp_path, capsys):
 def test_every_command_in_the_umbrella_is_documented():
     from nnunet_ext.cli import COMMANDS
 
-    commands = README.split("## Commands", 1)[1].split("## Python API", 1)[0]
+    commands = README.split("## Commands", 1)[1].split("## Documentation", 1)[0]
     for command in COMMANDS:
         assert f"nnunet-ext {command}" in commands
 
 
-def _readme_commands() -> list[str]:
-    """Every ``nnunet-ext ...`` line of the README's bash blocks, continuations joined."""
+def _commands(text: str) -> list[str]:
+    """Every ``nnunet-ext ...`` line of the bash blocks of ``text``, continuations joined."""
     commands = []
-    for block in _blocks("bash"):
+    for block in _blocks("bash", text):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split("  #", 1)[0].strip()
             if line.startswith("nnunet-ext "):
@@ -62,7 +67,13 @@ def _readme_commands() -> list[str]:
     return commands
 
 
-README_COMMANDS = _readme_commands()
+README_COMMANDS = _commands(README)
+#: (page, command) of every page under docs/.
+DOC_COMMANDS = [
+    (page.relative_to(ROOT).as_posix(), command)
+    for page in DOC_PAGES
+    for command in _commands(page.read_text())
+]
 
 
 def _parse(argv):
@@ -79,12 +90,22 @@ def test_the_readme_shows_every_command():
     assert {shlex.split(c)[1] for c in README_COMMANDS} == set(COMMANDS)
 
 
-@pytest.mark.parametrize("command", README_COMMANDS)
-def test_every_readme_command_parses_as_written(command, capsys):
+def test_the_docs_show_every_command():
+    from nnunet_ext.cli import COMMANDS
+
+    assert {shlex.split(c)[1] for _, c in DOC_COMMANDS} == set(COMMANDS)
+
+
+@pytest.mark.parametrize(
+    ("page", "command"),
+    [("README.md", c) for c in README_COMMANDS] + DOC_COMMANDS,
+    ids=[f"README.md: {c}" for c in README_COMMANDS] + [f"{p}: {c}" for p, c in DOC_COMMANDS],
+)
+def test_every_documented_command_parses_as_written(page, command, capsys):
     argv = shlex.split(command)[1:]
     args = _parse(argv)  # a usage error exits 2 here
-    assert args._prog == f"nnunet-ext {argv[0]}"
-    assert "deprecated" not in capsys.readouterr().err
+    assert args._prog == f"nnunet-ext {argv[0]}", page
+    assert "deprecated" not in capsys.readouterr().err, page
 
 
 def _write(path: Path, array: np.ndarray) -> None:

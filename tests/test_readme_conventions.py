@@ -1,7 +1,10 @@
-"""Every statement of the README's "Conventions" list about a tie, a threshold, a default
-connectivity or an empty case, checked on its edge case (one test per statement)."""
+"""Every statement of the conventions page (docs/reference/conventions.md) about a tie, a
+threshold, a default connectivity or an empty case, checked on its edge case (one test per
+statement). The page names this file; keep the two in step."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +14,17 @@ from nnunet_ext.io import as_exact_labels
 from nnunet_ext.postprocess.components import keep_largest_component, remove_small_components
 from nnunet_ext.postprocess.holes import fill_holes
 from nnunet_ext.postprocess.plan import PostprocessingPlan, apply_plan
+
+CONVENTIONS = Path(__file__).resolve().parents[1] / "docs" / "reference" / "conventions.md"
+
+
+def test_the_conventions_page_names_this_test_and_the_rules_it_checks():
+    text = CONVENTIONS.read_text()
+    assert "tests/test_readme_conventions.py" in text
+    for section in ("## Argmax and regions", "## Connectivity", "## Small objects"):
+        assert section in text
+    assert "## Hole filling" in text
+    assert "within 1e-3 of an integer" in text
 
 
 def test_argmax_ties_go_to_the_lower_label():

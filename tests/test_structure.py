@@ -134,20 +134,3 @@ def test_py_typed_is_shipped():
     assert (PACKAGE / "py.typed").is_file()
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert '"nnunet_ext/py.typed"' in pyproject or 'packages = ["nnunet_ext"]' in pyproject
-
-
-def test_every_public_name_is_in_the_readme_table_and_nothing_more():
-    """The README's public-API table lists each subpackage's ``__all__`` exactly (``tune``,
-    ``io``: their own lists), and every listed name is importable from its package."""
-    import importlib
-    import re
-
-    readme = (ROOT / "README.md").read_text()
-    table = readme.split("| Package | Public names |", 1)[1].split("\n\n", 1)[0]
-    rows = re.findall(r"^\| `nnunet_ext\.(\w+)` \| (.+) \|$", table, flags=re.M)
-    assert rows
-    for package, cell in rows:
-        exported = importlib.import_module(f"nnunet_ext.{package}").__all__
-        if package in ("tune", "io"):
-            continue
-        assert set(re.findall(r"`(\w+)`", cell)) == set(exported), package

@@ -18,7 +18,7 @@ from nnunet_ext.trainers.settings import SettingsError  # noqa: E402
 
 
 class nnUNetTrainerDA5EarlyStopTest(EpochControlMixin, da5.nnUNetTrainerDA5_10epochs):  # noqa: N801
-    """The README's mixin example, on a variant that sets its own num_epochs."""
+    """The mixin example of docs/how-to/early-stopping.md, on a variant with its own num_epochs."""
 
 
 def _construct(workspace, monkeypatch, fold=0):
