@@ -184,6 +184,17 @@ def test_the_spec_examples_are_valid_specs():
         assert len(spec.members) == len(data["members"])
 
 
+def test_the_specs_recorded_in_output_folders_are_valid_specs():
+    from nnunet_ext.ensemble import EnsembleSpec
+
+    examples = [e for e in _json_examples("output-records.md") if "spec" in e]
+    assert [e["tool"] for e in examples] == ["nnunet_ext.ensemble", "nnunet_ext.predict"]
+    for data in examples:
+        models = any("model" in member for member in data["spec"]["members"])
+        spec = EnsembleSpec.from_dict(data["spec"], base_dir=Path("/data"), models=models)
+        assert len(spec.members) == len(data["weights"])
+
+
 def test_the_plan_examples_are_valid_plans():
     from nnunet_ext.postprocess import PostprocessingPlan
 
