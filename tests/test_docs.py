@@ -155,6 +155,41 @@ def test_docstrings_become_markdown():
     assert "```pycon\n>>> 1 + 1\n2\n```" in text
 
 
+def _resolves(dotted: str) -> bool:
+    """Whether ``nnunet_ext.a.b[.name]`` is a module, or a name defined in one (lazy names of a
+    package count, without importing them)."""
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        try:
+            module = importlib.import_module(".".join(parts[:end]))
+        except ModuleNotFoundError:
+            continue
+        rest = parts[end:]
+        if not rest:
+            return True
+        value: Any = module
+        for k, name in enumerate(rest):
+            if k == 0 and name in getattr(module, "_LAZY", {}):
+                return len(rest) == 1
+            if not hasattr(value, name):
+                return False
+            value = getattr(value, name)
+        return True
+    return False
+
+
+def test_every_module_and_name_the_pages_cite_exists():
+    """A page that names ``nnunet_ext.x.y`` follows the code when a module moves."""
+    cited = {
+        (page.relative_to(ROOT).as_posix(), name)
+        for page in sorted(DOCS.rglob("*.md"))
+        for name in re.findall(r"`(nnunet_ext(?:\.\w+)+)", page.read_text())
+    }
+    assert cited
+    missing = sorted((page, name) for page, name in cited if not _resolves(name))
+    assert not missing, f"pages cite what does not exist: {missing}"
+
+
 # ---------------------------------------------------------------- file formats
 
 
