@@ -10,6 +10,7 @@ fires before epoch 2 every time; the first session is killed in the second coold
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -22,6 +23,8 @@ import pytest
 from nnunet_workspace import BIN, DATASET_NAME, FAST, NnunetWorkspace, check, logs_text, read_record
 
 from nnunet_ext.io import read_labels
+from nnunet_ext.io.checkpoints import read_checkpoint
+from nnunet_ext.io.models import check_checkpoint_belongs
 from nnunet_ext.monitor import format_report, read_training_history
 from nnunet_ext.trainers.cooldown import CooldownPlan
 
@@ -140,6 +143,8 @@ def test_continue_mid_cooldown_resumes_the_cooldown(story):
 
 def test_label_checkpoints_are_weights_only_and_recorded(story):
     torch = pytest.importorskip("torch")
+    from nnunet_ext.trainers.checkpoints import load_checkpoint
+
     fold = story["fold"]
     labels = story["record"]["labels"]
     assert [label["name"] for label in labels] == ["myocardium", "LV", "RV"]
@@ -159,6 +164,23 @@ def test_label_checkpoints_are_weights_only_and_recorded(story):
         assert checkpoint["nnunet_ext"]["epoch"] == label["best_epoch"]
     before = torch.load(fold / "checkpoint_before_cooldown.pth", weights_only=False)
     assert before["nnunet_ext"] == {"before_cooldown": True, "epoch": 1}
+    # issue 23: every checkpoint of the fold (final, best, per label, before the cooldown) is
+    # data: the torch-free check passes, it belongs to its folder, it loads weights-only
+    files = sorted(fold.glob("*.pth"))
+    assert {f"checkpoint_best_{label['name']}.pth" for label in written} | {
+        "checkpoint_final.pth",
+        "checkpoint_before_cooldown.pth",
+    } <= {f.name for f in files}
+    model_dir = fold.parent
+    plans = json.loads((model_dir / "plans.json").read_text())
+    dataset_json = json.loads((model_dir / "dataset.json").read_text())
+    for file in files:
+        checked = read_checkpoint(file)
+        assert checked.unsafe_globals == ()
+        check_checkpoint_belongs(checked, model_dir, plans=plans, dataset_json=dataset_json)
+        loaded = load_checkpoint(file)
+        shapes = {name: tuple(t.shape) for name, t in loaded["network_weights"].items()}
+        assert checked.weight_shapes == shapes, file.name
 
 
 def test_label_checkpoint_predicts_with_stock_nnunetv2_predict(story, workspace):
