@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,6 +27,7 @@ from nnunet_ext._parallel import Executor
 from nnunet_ext.io import load_json
 from nnunet_ext.io.outputs import Output, check_outputs, guard_outputs
 from nnunet_ext.predict.claims import ClaimStore
+from nnunet_ext.predict.options import RunOptions
 from nnunet_ext.predict.plan import (
     DEFAULT_CHECKPOINT,
     CaseInput,
@@ -203,119 +203,86 @@ def predict_folder(
             before any network is loaded and before the output folder is created.
         OutputLockedError: Without ``claim``, another run is writing ``output_dir``.
     """
-    request = dict(locals())  # every argument, by name
     start = time.perf_counter()
-    _check_run_options(request)
-    plan, cases, out, provenance = _plan_request(request)
-    save = bool(save_probabilities)
-    done = [c.case_id for c in cases if writing.case_done(out, c.case_id, plan.file_ending, save)]
+    run = RunOptions(
+        save_probabilities=bool(save_probabilities),
+        part_id=part_id,
+        num_parts=num_parts,
+        claim=bool(claim),
+        claim_timeout=claim_timeout,
+        poll_interval=poll_interval,
+        overwrite=bool(overwrite),
+        cpus_per_worker=cpus_per_worker,
+    )
+    plan = plan_prediction(
+        input_dir,
+        model_dirs=model_dirs,
+        spec=spec,
+        weights=weights,
+        label_weights=label_weights,
+        folds=folds,
+        checkpoint=checkpoint,
+        step_size=step_size,
+        disable_tta=disable_tta,
+        mirror_axes=mirror_axes,
+        device=device or "cpu",
+        allow_unsafe_checkpoints=allow_unsafe_checkpoints,
+    )
+    if device is None:
+        plan.settings["device"] = None
+    cases, out, provenance = _prepare_output(plan, Path(input_dir), Path(output_dir), run)
+    done = [c.case_id for c in cases if _case_done(out, c, plan, run)]
     executor = executor or Executor()
-    if not overwrite and len(done) == len(cases):
+    if not run.overwrite and len(done) == len(cases):
         logger.info("all %d case(s) are complete in %s", len(cases), out)
-        run = {"executor": executor.kind, "workers": {}, "retries": 0, "wall_s": 0.0}
-        return PredictSummary(out, (), tuple(done), provenance, run)
-    with _output_guard(out, plan, request):
+        record = {"executor": executor.kind, "workers": {}, "retries": 0, "wall_s": 0.0}
+        return PredictSummary(out, (), tuple(done), provenance, record)
+    with _output_guard(out, plan, Path(input_dir), run):
         if executor.is_ray:
-            written, skipped, run = _predict_ray(plan, cases, done, out, provenance, request)
+            written, skipped, record = _predict_ray(
+                plan, cases, done, out, provenance, run, executor
+            )
         else:
-            written, skipped, run = _predict_local(plan, cases, out, provenance, request)
-    run["wall_s"] = round(time.perf_counter() - start, 3)
+            written, skipped, record = _predict_local(plan, cases, out, provenance, run)
+    record["wall_s"] = round(time.perf_counter() - start, 3)
     logger.info("predicted %d case(s) into %s (%d skipped)", len(written), out, len(skipped))
-    return PredictSummary(out, tuple(written), tuple(sorted(skipped)), provenance, run)
+    return PredictSummary(out, tuple(written), tuple(sorted(skipped)), provenance, record)
 
 
-#: The arguments of :func:`predict_folder` that go to :func:`plan_prediction` as they are.
-_PLAN_ARGUMENTS = (
-    "model_dirs",
-    "spec",
-    "weights",
-    "label_weights",
-    "folds",
-    "checkpoint",
-    "step_size",
-    "disable_tta",
-    "mirror_axes",
-    "allow_unsafe_checkpoints",
-)
-
-
-def _check_run_options(request: dict[str, Any]) -> None:
-    """The options of :func:`predict_folder` beyond the plan's, before anything is read."""
-    claim, overwrite = request["claim"], request["overwrite"]
-    if claim and overwrite:
-        raise ValueError(
-            "overwrite=True cannot be combined with claim=True (every process would redo every "
-            "case); empty the output folder instead."
-        )
-    part_id, num_parts = request["part_id"], request["num_parts"]
-    for name, value in (("part_id", part_id), ("num_parts", num_parts)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name} must be an integer; got {value!r}.")
-    if num_parts < 1 or not 0 <= part_id < num_parts:
-        raise ValueError(
-            f"part_id must be in 0..num_parts-1 and num_parts >= 1; got part {part_id} of "
-            f"{num_parts}."
-        )
-    if claim and (part_id, num_parts) != (0, 1):
-        raise ValueError("claim=True replaces part_id/num_parts; give one of them.")
-    for name in ("claim_timeout", "poll_interval"):
-        value = request[name]
-        if value is None and name == "poll_interval":
-            continue
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-            or value <= 0
-        ):
-            raise ValueError(f"{name} must be a number of seconds > 0; got {value!r}.")
-    workers = request["cpus_per_worker"]
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"cpus_per_worker must be an integer >= 1; got {workers!r}.")
-    if isinstance(request["step_size"], bool):
-        raise ValueError(f"step_size must be a number in (0, 1]; got {request['step_size']!r}.")
+def _case_done(out: Path, case: CaseInput, plan: PredictPlan, run: RunOptions) -> bool:
+    return writing.case_done(out, case.case_id, plan.file_ending, run.save_probabilities)
 
 
 @contextlib.contextmanager
-def _output_guard(out: Path, plan: PredictPlan, request: dict[str, Any]) -> Iterator[None]:
+def _output_guard(out: Path, plan: PredictPlan, input_dir: Path, run: RunOptions) -> Iterator[None]:
     """The output folder's guard: checks, creation, clean-up on failure, and the lock.
 
     Without ``claim`` this run is the folder's one writer (a second run is refused at once,
     naming the first); with ``claim`` processes share the folder through claim files, so no
     lock is taken and nobody's temporary files are removed.
     """
-    inputs = [request["input_dir"], *(m.model_dir for m in plan.models)]
+    inputs = [input_dir, *(m.model_dir for m in plan.models)]
     inputs += [m.path for m in plan.members if isinstance(m, ProbabilityMember)]
     output = Output(out, "output_dir", folder=True, cases=True)
-    if request["claim"]:
+    if run.claim:
         check_outputs([output], inputs=inputs, overwrite=False)
         yield
         return
     with guard_outputs(
-        [output], inputs=inputs, overwrite=bool(request["overwrite"]), command="nnunet-ext predict"
+        [output], inputs=inputs, overwrite=run.overwrite, command="nnunet-ext predict"
     ):
         yield
 
 
-def _plan_request(
-    request: dict[str, Any],
-) -> tuple[PredictPlan, list[CaseInput], Path, dict[str, Any]]:
-    """Validate :func:`predict_folder`'s arguments: plan, this part's cases, output, provenance."""
-    device = request["device"]
-    plan = plan_prediction(
-        request["input_dir"],
-        **{name: request[name] for name in _PLAN_ARGUMENTS},
-        device=device or "cpu",
-    )
-    if device is None:
-        plan.settings["device"] = None
-    overwrite = request["overwrite"]
-    out = Path(request["output_dir"])
-    cases: list[CaseInput] = select_part(plan.cases, request["part_id"], request["num_parts"])
+def _prepare_output(
+    plan: PredictPlan, input_dir: Path, out: Path, run: RunOptions
+) -> tuple[list[CaseInput], Path, dict[str, Any]]:
+    """This part's cases (images verified), the output folder checked, the provenance."""
+    cases: list[CaseInput] = select_part(plan.cases, run.part_id, run.num_parts)
     verify_images(cases, plan.first_model)
-    provenance = _provenance(plan, bool(request["save_probabilities"]))
-    _check_output(out, Path(request["input_dir"]), provenance, overwrite, plan.file_ending)
-    return plan, cases, out, provenance
+    provenance = _provenance(plan, run.save_probabilities)
+    _check_output(out, input_dir, provenance, run.overwrite, plan.file_ending)
+    return cases, out, provenance
 
 
 def _predict_ray(
@@ -324,23 +291,23 @@ def _predict_ray(
     done: Sequence[str],
     out: Path,
     provenance: dict[str, Any],
-    request: dict[str, Any],
+    run: RunOptions,
+    executor: Executor,
 ) -> tuple[list[str], list[str], dict[str, Any]]:
     """Predict the cases still to do on Ray (:mod:`nnunet_ext.predict.ray_pool`)."""
     from nnunet_ext.predict.ray_pool import RayPredictJob, predict_on_ray
 
-    overwrite = bool(request["overwrite"])
     job = RayPredictJob(
         plan,
         out,
-        bool(request["save_probabilities"]),
-        overwrite,
-        float(request["claim_timeout"]),
-        int(request["cpus_per_worker"]),
+        run.save_probabilities,
+        run.overwrite,
+        run.claim_timeout,
+        run.cpus_per_worker,
     )
-    todo = cases if overwrite else [c for c in cases if c.case_id not in set(done)]
-    written, skipped, run = predict_on_ray(job, todo, provenance, request["executor"].address)
-    return written, skipped + ([] if overwrite else list(done)), run
+    todo = cases if run.overwrite else [c for c in cases if c.case_id not in set(done)]
+    written, skipped, record = predict_on_ray(job, todo, provenance, executor.address)
+    return written, skipped + ([] if run.overwrite else list(done)), record
 
 
 def _predict_local(
@@ -348,7 +315,7 @@ def _predict_local(
     cases: Sequence[CaseInput],
     out: Path,
     provenance: dict[str, Any],
-    request: dict[str, Any],
+    run: RunOptions,
 ) -> tuple[list[str], list[str], dict[str, Any]]:
     """Predict in this process (all cases, or those it claims); the run record as Ray's."""
     from nnunet_ext._parallel import worker_name
@@ -356,11 +323,11 @@ def _predict_local(
 
     predictor = EnsemblePredictor(plan)
     writing.write_shared_files(out, plan, provenance, predictor.device.type, predictor.mirror_axes)
-    save, overwrite = bool(request["save_probabilities"]), request["overwrite"]
+    save, overwrite = run.save_probabilities, run.overwrite
     retries = 0
-    if request["claim"]:
-        store = ClaimStore(out, timeout=request["claim_timeout"])
-        written, skipped = _run_claimed(predictor, plan, cases, out, save, store, request)
+    if run.claim:
+        store = ClaimStore(out, timeout=run.claim_timeout)
+        written, skipped = _run_claimed(predictor, plan, cases, out, save, store, run)
         retries = len(store.retaken)
     else:
         written, skipped = [], []
@@ -381,10 +348,9 @@ def _run_claimed(
     out: Path,
     save: bool,
     store: ClaimStore,
-    request: dict[str, Any],
+    run: RunOptions,
 ) -> tuple[list[str], list[str]]:
-    poll_interval = request["poll_interval"]
-    poll = min(5.0, store.timeout / 10) if poll_interval is None else float(poll_interval)
+    poll = run.poll_seconds
     written: list[str] = []
     while True:
         pending = [
@@ -458,10 +424,24 @@ def predict_arrays(
         ``properties``.
     """
     if predictor is None:
-        request = dict(locals(), spec=None)  # every argument, by name (no spec here)
-        predictor = _load_predictor(
-            **{name: request[name] for name in _PLAN_ARGUMENTS}, device=device
+        if not model_dirs:
+            raise ValueError("model_dirs must list at least one trained model folder; got none.")
+        plan = plan_prediction(
+            None,
+            model_dirs=model_dirs,
+            weights=weights,
+            label_weights=label_weights,
+            folds=folds,
+            checkpoint=checkpoint,
+            step_size=step_size,
+            disable_tta=disable_tta,
+            mirror_axes=mirror_axes,
+            device=device or "cpu",
+            allow_unsafe_checkpoints=allow_unsafe_checkpoints,
         )
+        if device is None:
+            plan.settings["device"] = None
+        predictor = _load(plan)
     if isinstance(images, np.ndarray):
         if properties is None or "spacing" not in properties:
             raise ValueError("properties must give the 'spacing' of an array image; got none.")
@@ -480,18 +460,8 @@ def predict_arrays(
     return predictor.predict(files)
 
 
-def _load_predictor(
-    *,
-    model_dirs: Sequence[str | os.PathLike[str]] | None,
-    device: str | None,
-    **options: Any,
-) -> EnsemblePredictor:
-    """Validate ``model_dirs`` (as :func:`plan_prediction`, without an input folder); load."""
+def _load(plan: PredictPlan) -> EnsemblePredictor:
+    """Load the plan's networks (imports torch)."""
     from nnunet_ext.predict.engine import EnsemblePredictor
 
-    if not model_dirs:
-        raise ValueError("model_dirs must list at least one trained model folder; got none.")
-    plan = plan_prediction(None, model_dirs=model_dirs, device=device or "cpu", **options)
-    if device is None:
-        plan.settings["device"] = None
     return EnsemblePredictor(plan)

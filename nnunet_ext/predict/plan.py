@@ -263,7 +263,8 @@ def _check_options(
             "model_dirs and spec: give the members with exactly one of them; got "
             + ("both." if spec is not None else "neither.")
         )
-    if not isinstance(step_size, (int, float)) or not 0 < step_size <= 1:
+    number = isinstance(step_size, (int, float)) and not isinstance(step_size, bool)
+    if not number or not 0 < step_size <= 1:
         raise ValueError(f"step_size must be in (0, 1]; got {step_size!r}. nnU-Net uses 0.5.")
     if device not in ("cpu", "cuda", "mps"):
         raise ValueError(f"device must be cpu, cuda or mps; got {device!r}.")
