@@ -134,3 +134,115 @@ def test_py_typed_is_shipped():
     assert (PACKAGE / "py.typed").is_file()
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert '"nnunet_ext/py.typed"' in pyproject or 'packages = ["nnunet_ext"]' in pyproject
+
+
+# --- layers, module size, lazy imports (issue 24) ---------------------------------------------
+
+MAX_MODULE_LINES = 500
+#: The shared layers every feature builds on; they never import a feature.
+SHARED = ("io", "_cli", "_parallel", "_ray", "_workers", "synthetic")
+#: Packages of the package root that are not features (the umbrella CLI, metadata).
+ROOT_MODULES = ("", "cli", "__main__", "_pth")
+#: What a function may import lazily: heavy third-party packages (start-up time, torch-free
+#: commands), our torch rooms (``<feature>/engine.py``, ``trainers/``) and, in ``cli.py``
+#: modules only, our own feature modules (``--help`` stays fast).
+LAZY_ALLOWED = ("torch", "nnunetv2", "ray", "SimpleITK", "matplotlib")
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _top_imports(path: Path) -> list[tuple[ast.ImportFrom | ast.Import, bool]]:
+    """Every import of a file and whether it sits inside a function."""
+    tree = ast.parse(path.read_text(), str(path))
+    inner = {
+        id(child)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        for child in ast.walk(node)
+    }
+    return [
+        (node, id(node) in inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+    ]
+
+
+def test_no_module_is_over_500_lines():
+    long = {
+        name: n
+        for name, path in MODULES.items()
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}
+
+
+def test_shared_layers_never_import_a_feature():
+    graph = import_graph()
+    wrong = [
+        f"{name} -> {target}"
+        for name, targets in graph.items()
+        if _package(name) in SHARED
+        for target in targets
+        if _package(target) not in (*SHARED, *ROOT_MODULES) and target != "nnunet_ext"
+    ]
+    assert wrong == []
+
+
+def test_predict_and_export_share_code_only_through_io():
+    graph = import_graph()
+    wrong = [
+        f"{name} -> {target}"
+        for name, targets in graph.items()
+        for target in targets
+        if {_package(name), _package(target)} == {"predict", "export"}
+    ]
+    assert wrong == []
+
+
+def test_no_private_name_is_imported_across_packages():
+    wrong = []
+    for name, path in MODULES.items():
+        for node, _ in _top_imports(path):
+            if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith(
+                "nnunet_ext"
+            ):
+                continue
+            for alias in node.names:
+                private = alias.name.startswith("_") and not alias.name.startswith("__")
+                shared = alias.name in SHARED  # the shared layer modules themselves
+                if private and not shared and _package(node.module or "") != _package(name):
+                    wrong.append(f"{name}: from {node.module} import {alias.name}")
+    assert wrong == []
+
+
+def _lazy_violations() -> list[str]:
+    wrong = []
+    for name, path in MODULES.items():
+        for node, inside in _top_imports(path):
+            if not inside:
+                continue
+            targets = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+            )
+            for target in targets:
+                if target.split(".")[0] in LAZY_ALLOWED:
+                    continue
+                if target.startswith("nnunet_ext") and path.name in ("cli.py", "__main__.py"):
+                    continue
+                if target.endswith(".engine") or target.startswith("nnunet_ext.trainers"):
+                    continue  # our torch rooms: imported when a network is loaded
+                if not target.startswith("nnunet_ext"):
+                    continue  # the standard library and light dependencies: a choice, not a rule
+                wrong.append(f"{name}:{node.lineno}: {target}")
+    return wrong
+
+
+def test_our_own_modules_are_imported_at_the_top():
+    """Lazy imports of our own modules hide the data flow; only ``cli.py`` defers them (start-up
+    time of ``--help``). Third-party heavy packages (:data:`LAZY_ALLOWED`) may be lazy anywhere."""
+    assert _lazy_violations() == []

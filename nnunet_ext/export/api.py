@@ -34,6 +34,7 @@ from nnunet_ext.io.bundle import (
 )
 from nnunet_ext.io.models import DEFAULT_CHECKPOINT, ModelFolder, fold_names
 from nnunet_ext.io.outputs import Output, check_outputs, guard_outputs
+from nnunet_ext.postprocess.plan import load_plan
 
 __all__ = ["DEFAULT_CHECKPOINT", "ExportSummary", "export_bundle"]
 
@@ -383,8 +384,6 @@ def export_bundle(
     _bundle_spec(None if spec is None else Path(spec), members)  # checked before torch loads
     plan_data = None
     if plan is not None:
-        from nnunet_ext.postprocess.plan import load_plan
-
         plan_data = load_plan(plan).to_dict()
     members = _rename_trainers(members)
     dataset = members[0].model_dir.parent.name

@@ -15,6 +15,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from nnunet_ext.io import write_json
+from nnunet_ext.io.bundle import extract_bundle
+from nnunet_ext.io.outputs import Output, check_outputs, guard_outputs
+from nnunet_ext.postprocess.folders import postprocess_folder
+from nnunet_ext.postprocess.plan import PostprocessingPlan, load_plan
+from nnunet_ext.predict.folders import predict_folder
+
 __all__ = ["BUNDLE_RECORD", "predict_bundle"]
 
 #: Provenance of a bundle prediction, written into the output folder.
@@ -49,13 +56,6 @@ def predict_bundle(
         InputError: If the bundle fails its checks (nothing is written).
         ValueError, FileNotFoundError, NotADirectoryError, FileExistsError: For other bad input.
     """
-    from nnunet_ext.io import write_json
-    from nnunet_ext.io.bundle import extract_bundle
-    from nnunet_ext.io.outputs import Output, check_outputs, guard_outputs
-    from nnunet_ext.postprocess.folders import postprocess_folder
-    from nnunet_ext.postprocess.plan import PostprocessingPlan, load_plan
-    from nnunet_ext.predict.folders import predict_folder
-
     source, out = Path(bundle), Path(output_dir)
     number = isinstance(step_size, (int, float)) and not isinstance(step_size, bool)
     if not number or not 0 < step_size <= 1:

@@ -27,6 +27,8 @@ import torch
 from numpy.typing import NDArray
 
 from nnunet_ext.ensemble.fusion import FusionAccumulator, probabilities_to_labels
+from nnunet_ext.io import list_case_files
+from nnunet_ext.io.probabilities import read_probabilities
 from nnunet_ext.predict.plan import ModelMember, PredictPlan, ProbabilityMember
 from nnunet_ext.trainers.checkpoints import initialize_predictor
 
@@ -205,8 +207,6 @@ class EnsemblePredictor:
         Returns:
             Labels, fused probabilities and the properties for the writer.
         """
-        from nnunet_ext.io.probabilities import read_probabilities
-
         cache: dict[str, tuple[torch.Tensor, dict[str, Any]]] = {}
         accumulator: FusionAccumulator | None = None
         first_props: dict[str, Any] | None = None
@@ -216,7 +216,6 @@ class EnsemblePredictor:
             if isinstance(member, ProbabilityMember):
                 if case_id is None:
                     raise ValueError("probability-folder members need a case id (file input).")
-                from nnunet_ext.io import list_case_files
 
                 files, _ = list_case_files(member.path, ".npz")
                 probabilities = read_probabilities(files[case_id])

@@ -23,7 +23,7 @@ import numpy as np
 
 import nnunet_ext.predict.writing as writing
 from nnunet_ext import __version__
-from nnunet_ext._parallel import Executor
+from nnunet_ext._parallel import Executor, worker_name
 from nnunet_ext.io import load_json
 from nnunet_ext.io.outputs import Output, check_outputs, guard_outputs
 from nnunet_ext.predict.claims import ClaimStore
@@ -38,6 +38,7 @@ from nnunet_ext.predict.plan import (
     select_part,
     verify_images,
 )
+from nnunet_ext.predict.ray_pool import RayPredictJob, predict_on_ray
 from nnunet_ext.predict.writing import PROVENANCE_FILE
 
 if TYPE_CHECKING:
@@ -295,8 +296,6 @@ def _predict_ray(
     executor: Executor,
 ) -> tuple[list[str], list[str], dict[str, Any]]:
     """Predict the cases still to do on Ray (:mod:`nnunet_ext.predict.ray_pool`)."""
-    from nnunet_ext.predict.ray_pool import RayPredictJob, predict_on_ray
-
     job = RayPredictJob(
         plan,
         out,
@@ -318,7 +317,6 @@ def _predict_local(
     run: RunOptions,
 ) -> tuple[list[str], list[str], dict[str, Any]]:
     """Predict in this process (all cases, or those it claims); the run record as Ray's."""
-    from nnunet_ext._parallel import worker_name
     from nnunet_ext.predict.engine import EnsemblePredictor
 
     predictor = EnsemblePredictor(plan)

@@ -29,11 +29,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from nnunet_ext.ensemble.fusion import LabelRules
+from nnunet_ext.ensemble.folders import label_rules, weight_matrix
+from nnunet_ext.ensemble.fusion import LabelRules, normalize_weights
 from nnunet_ext.ensemble.spec import EnsembleSpec
-from nnunet_ext.io import LabelSpec, load_json_object
+from nnunet_ext.io import LabelSpec, list_case_files, load_json_object
 from nnunet_ext.io.images import CaseInput, list_image_cases, verify_images
 from nnunet_ext.io.models import DEFAULT_CHECKPOINT, ModelFolder, checkpoint_name, fold_names
+from nnunet_ext.io.probabilities import inspect_probabilities
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
@@ -209,9 +211,6 @@ def plan_prediction(
     Raises:
         ValueError, FileNotFoundError, NotADirectoryError: For any bad input (one line).
     """
-    from nnunet_ext.ensemble.folders import label_rules, weight_matrix
-    from nnunet_ext.ensemble.fusion import normalize_weights
-
     _check_options(model_dirs, spec, step_size, device)
     chosen_folds = fold_names(list(folds), "folds") if folds is not None else None
     checkpoint = checkpoint_name(checkpoint, "checkpoint")
@@ -361,9 +360,6 @@ def _check_probability_members(
     members: Sequence[PredictMember], cases: Sequence[CaseInput], num_classes: int
 ) -> None:
     """Probability members must hold every case, with the models' class count."""
-    from nnunet_ext.io import list_case_files
-    from nnunet_ext.io.probabilities import inspect_probabilities
-
     for probability_member in members:
         if not isinstance(probability_member, ProbabilityMember):
             continue

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nnunet_ext._parallel import progress, worker_name
 from nnunet_ext._ray import TASK_RETRIES, check_writable_from_worker, ray_session, reraise_cause
 from nnunet_ext.io.images import CaseInput
 from nnunet_ext.predict.claims import ClaimStore
@@ -58,7 +59,6 @@ class PredictWorker:
     def __init__(self, job: RayPredictJob, use_gpu: bool) -> None:
         import torch
 
-        from nnunet_ext._parallel import worker_name
         from nnunet_ext.predict.engine import EnsemblePredictor
 
         self.job = job
@@ -148,8 +148,6 @@ def predict_on_ray(
     Returns:
         Written case ids, skipped case ids, the run record (executor, workers, retries).
     """
-    from nnunet_ext._parallel import progress
-
     with ray_session(address) as ray:
         from ray.util import ActorPool
 

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nnunet_ext.io.checkpoints import read_checkpoint
+from nnunet_ext.io.models import check_checkpoint_belongs
+from nnunet_ext.io.nnunet_files import load_model_files
+
 __all__ = [
     "ValidationJob",
     "format_side_by_side",
@@ -85,7 +89,6 @@ def _check_fold(
             f"fold_dirs must be nnU-Net fold folders named fold_<k>; got {str(fold_dir)!r}.{hint}"
         )
     model_dir = fold_dir.parent
-    from nnunet_ext.io.nnunet_files import load_model_files
 
     dataset_json, plans = load_model_files(model_dir, "fold_dirs (fold_k of a model folder)")
     parts = model_dir.name.split("__")
@@ -138,9 +141,6 @@ def plan_validation(
     Raises:
         ValueError, FileNotFoundError, NotADirectoryError: Naming the folder, file or variable.
     """
-    from nnunet_ext.io.checkpoints import read_checkpoint
-    from nnunet_ext.io.models import check_checkpoint_belongs
-
     env = os.environ if environ is None else environ
     if not fold_dirs:
         raise ValueError("fold_dirs needs at least one fold folder.")
