@@ -28,6 +28,7 @@ import io
 import os
 import pickle
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from typing import IO, Any
 
 from nnunet_ext.io.errors import InputError
 from nnunet_ext.io.schema import describe, invalid_key
-from nnunet_ext.io.zips import verify_zip
+from nnunet_ext.io.zips import verify_zip, verify_zip_members
 
 __all__ = [
     "CHECKPOINT_GLOBALS",
@@ -143,11 +144,29 @@ class _Storage:
     dtype: str
 
 
-@dataclass(frozen=True)
 class _Inert:
-    """Stand-in for a global outside the list (``allow_unsafe`` only): never called."""
+    """Stand-in for any global outside the list (``allow_unsafe`` only).
 
-    name: str
+    Called, it builds an inert object and calls nothing; its state is ignored.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Inert:
+        return super().__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Inert)  # inert objects hold nothing: all alike
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "Inert()"
 
 
 @dataclass(frozen=True)
@@ -197,7 +216,7 @@ class _CheckpointUnpickler(pickle.Unpickler):
             if not self.allow_unsafe:
                 raise _RefusedGlobal(full)
             self.unsafe.append(full)
-            return self._inert
+            return _Inert
         if module.startswith(_REAL_MODULES):
             return super().find_class(module, name)
         if full in _STORAGE_TYPES:
@@ -219,9 +238,6 @@ class _CheckpointUnpickler(pickle.Unpickler):
         ):
             return _Storage(pid[1].name)
         raise pickle.UnpicklingError(f"unexpected persistent id {str(pid)[:60]}")
-
-    def _inert(self, *args: Any, **kwargs: Any) -> _Inert:
-        return _Inert(self.unsafe[-1] if self.unsafe else "")
 
     def _device(self, *args: Any) -> str:
         return ":".join(str(a) for a in args)
@@ -311,7 +327,7 @@ def read_checkpoint_bytes(data: bytes, *, source: str, allow_unsafe: bool = Fals
     """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, EOFError, ValueError) as err:
+    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as err:
         raise InputError(
             source,
             "a complete PyTorch checkpoint (the zip archive torch.save writes)",
@@ -319,6 +335,15 @@ def read_checkpoint_bytes(data: bytes, *, source: str, allow_unsafe: bool = Fals
             fix=_CHECKPOINT_FIX,
         ) from err
     with archive:
+        try:
+            verify_zip_members(archive, source)
+        except InputError as err:
+            raise InputError(
+                source,
+                "a complete PyTorch checkpoint (the zip archive torch.save writes)",
+                err.found,
+                fix="The file is truncated or corrupt; copy it again or retrain that fold.",
+            ) from err
         return _read_archive(archive, source, allow_unsafe)
 
 
@@ -333,7 +358,15 @@ def _read_archive(archive: zipfile.ZipFile, source: str, allow_unsafe: bool) -> 
         )
     try:
         data = archive.read(pickles[0])
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        NotImplementedError,
+        RuntimeError,
+        zlib.error,
+    ) as err:
         raise InputError(
             source, "an intact checkpoint", f"{pickles[0]} damaged", fix=_CHECKPOINT_FIX
         ) from err

@@ -362,23 +362,35 @@ def _differences(
                 return [(f"plans.configurations.{configuration}", "nothing", "an object")]
             _, ours = configuration_entry(plans, configuration, key, "plans.json")
             where = f"plans.configurations.{configuration}.{key}"
-            out += _first_difference(theirs.get(key), ours.get(key), where)
+            out += _first_difference(theirs.get(key, _MISSING), ours.get(key, _MISSING), where)
     stored_dataset = checkpoint.init_args.get("dataset_json")
     if isinstance(stored_dataset, Mapping):
         for key in ("labels", "regions_class_order", "channel_names", "modality"):
             out += _first_difference(
-                stored_dataset.get(key), dataset_json.get(key), f"dataset_json.{key}"
+                stored_dataset.get(key, _MISSING),
+                dataset_json.get(key, _MISSING),
+                f"dataset_json.{key}",
             )
     return out
 
 
+#: A key absent from one side (``None`` is a value: a key set to null differs from no key).
+_MISSING = object()
+
+
 def _first_difference(theirs: Any, ours: Any, where: str) -> list[tuple[str, str, str]]:
     """The first key path at which two JSON-like values differ, with both values (or none)."""
+    if theirs is ours:  # the same object, or absent from both sides
+        return []
+    if theirs is _MISSING or ours is _MISSING:
+        return [(where, _text(theirs), _text(ours))]
     if _canonical(theirs) == _canonical(ours):
         return []
     if isinstance(theirs, Mapping) and isinstance(ours, Mapping):
         for key in sorted(set(theirs) | set(ours), key=str):
-            found = _first_difference(theirs.get(key), ours.get(key), f"{where}.{key}")
+            found = _first_difference(
+                theirs.get(key, _MISSING), ours.get(key, _MISSING), f"{where}.{key}"
+            )
             if found:
                 return found
     if isinstance(theirs, (list, tuple)) and isinstance(ours, (list, tuple)):
@@ -391,5 +403,5 @@ def _first_difference(theirs: Any, ours: Any, where: str) -> list[tuple[str, str
 
 
 def _text(value: Any) -> str:
-    text = "nothing" if value is None else _canonical(value)
+    text = "absent" if value is _MISSING else _canonical(value)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from nnunet_ext.io.errors import InputError
 
-__all__ = ["read_zip_member", "verify_zip"]
+__all__ = ["read_zip_member", "verify_zip", "verify_zip_members"]
 
 #: Deflate cannot expand data by more than about 1032:1; a directory announcing more is crafted.
 _MAX_RATIO = 1100
@@ -72,35 +72,49 @@ def verify_zip(path: str | os.PathLike[str]) -> list[str]:
         raise FileNotFoundError(f"zip file not found: {file}")
     try:
         archive = zipfile.ZipFile(file)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as err:
         raise InputError(
             file, "a zip file", f"something else ({str(err)[:120]})", fix=_FIX
         ) from err
     with archive:
-        infos = archive.infolist()
-        for info in infos:
-            if info.is_dir():
-                continue
-            ratio_limit = info.compress_size * _MAX_RATIO + 1024
-            if info.compress_type != zipfile.ZIP_STORED and info.file_size > ratio_limit:
-                raise InputError(
-                    file,
-                    "a zip whose member sizes are possible",
-                    f"member {info.filename!r} announcing {info.file_size} bytes from "
-                    f"{info.compress_size}",
-                    fix=_FIX,
-                )
-            try:
-                with archive.open(info) as stream:
-                    while stream.read(1 << 20):
-                        pass
-            except (
-                zipfile.BadZipFile,
-                zlib.error,
-                EOFError,
-                OSError,
-                ValueError,
-                NotImplementedError,
-            ) as err:
-                raise _member_error(file, info.filename, err) from err
-        return [info.filename for info in infos]
+        return verify_zip_members(archive, file)
+
+
+def verify_zip_members(archive: zipfile.ZipFile, source: str | os.PathLike[str]) -> list[str]:
+    """Read every member of an open zip to the end (CRC-32 checked): :func:`verify_zip`'s check.
+
+    For a zip held in memory (a checkpoint inside a bundle) as for a file.
+
+    Raises:
+        InputError: Naming ``source`` and the member, if one is damaged, encrypted, of an
+            unknown compression or announces an impossible size.
+    """
+    file = Path(source)
+    infos = archive.infolist()
+    for info in infos:
+        if info.is_dir():
+            continue
+        ratio_limit = info.compress_size * _MAX_RATIO + 1024
+        if info.compress_type != zipfile.ZIP_STORED and info.file_size > ratio_limit:
+            raise InputError(
+                file,
+                "a zip whose member sizes are possible",
+                f"member {info.filename!r} announcing {info.file_size} bytes from "
+                f"{info.compress_size}",
+                fix=_FIX,
+            )
+        try:
+            with archive.open(info) as stream:
+                while stream.read(1 << 20):
+                    pass
+        except (
+            zipfile.BadZipFile,
+            zlib.error,
+            EOFError,
+            OSError,
+            ValueError,
+            NotImplementedError,
+            RuntimeError,  # an encrypted member
+        ) as err:
+            raise _member_error(file, info.filename, err) from err
+    return [info.filename for info in infos]

@@ -74,11 +74,20 @@ def load_checkpoint(path: str | os.PathLike[str], *, allow_unsafe: bool = False)
             with torch.serialization.safe_globals(safe_globals()):
                 data = torch.load(file, map_location=torch.device("cpu"), weights_only=True)
     except Exception as err:  # torch raises anything from a file it cannot read
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        raise ValueError(f"{file} must be a checkpoint torch can load; got {first}") from err
+        raise ValueError(f"{file} must be a checkpoint torch can load; got {_cause(err)}") from err
     if not isinstance(data, dict):
         raise ValueError(f"{file} must hold an nnU-Net checkpoint dict; got {type(data).__name__}.")
     return data
+
+
+def _cause(err: BaseException) -> str:
+    """The informative line of torch's error (its weights-only errors open with boilerplate)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for marker in ("Unsupported global", "Can only build", "WeightsUnpickler error:"):
+        for line in lines:
+            if marker in line:
+                return line[:200]
+    return (lines or [type(err).__name__])[0][:200]
 
 
 def _load_state(network: Any, weights: Any, file: Path, model_dir: Path) -> None:

@@ -514,11 +514,6 @@ def test_allow_unsafe_reads_the_structure_calls_nothing_and_reports_the_globals(
         assert found.mirror_axes == (0, 1, 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InputError,
-    reason="bug (issue 23 review): allow_unsafe stand-ins are not classes, so NEWOBJ fails",
-)
 def test_allow_unsafe_reads_a_checkpoint_holding_an_object_of_another_class(tmp_path):
     # protocol 2 pickles every ordinary object as NEWOBJ of its class: a trusted checkpoint with
     # one (a custom trainer's init argument) must still read with allow_unsafe=True
@@ -841,15 +836,10 @@ def test_a_bit_flip_in_any_member_is_an_input_error(data):
     for position in flips:
         damaged[position] ^= 1 << bit
     with _folder() as folder:
-        # every member is CRC-checked from a file; bytes read only data.pkl (see the xfail below)
+        # every member is CRC-checked, from a file and from bytes
         _both_refuse(bytes(damaged), folder, bytes_too=name.endswith("/data.pkl"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug (issue 23 review): read_checkpoint_bytes checks only data.pkl's CRC",
-)
 def test_read_checkpoint_bytes_refuses_a_damaged_tensor_member_as_read_checkpoint_does():
     good = _good()
     name, start, _ = next(s for s in _member_spans(good) if "/data/" in s[0])
@@ -909,25 +899,9 @@ def _outcome(read: Any) -> str:
     return "read"
 
 
-_ZIP_BUG = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug (issue 23 review): zipfile's RuntimeError/NotImplementedError/zlib.error escape "
-    "verify_zip (encrypted, version) and read_checkpoint_bytes (every field)",
-)
-_ESCAPING = {("archive/data.pkl", d) for d in _FIELD_DAMAGES} | {
-    ("archive/data/0", "encrypted"),
-    ("archive/data/0", "version_6.4_needed"),
-}
-
-
 @pytest.mark.parametrize(
     ("member", "damage"),
-    [
-        pytest.param(m, d, marks=[_ZIP_BUG] if (m, d) in _ESCAPING else [])
-        for m in ("archive/data.pkl", "archive/data/0")
-        for d in _FIELD_DAMAGES
-    ],
+    [pytest.param(m, d) for m in ("archive/data.pkl", "archive/data/0") for d in _FIELD_DAMAGES],
 )
 def test_a_zip_field_zipfile_cannot_handle_is_an_input_error(
     member, damage, small_checkpoint, tmp_path
@@ -1248,11 +1222,6 @@ def test_a_removed_architecture_key_does_not_belong_and_the_message_names_it(
     _remove_arch_key(configuration, remove, from_folder=from_folder)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug (issue 23 review): a removed key whose value was null is reported at its parent",
-)
 @pytest.mark.parametrize("from_folder", [True, False])
 def test_a_removed_null_architecture_key_is_named(from_folder):
     _remove_arch_key("3d_fullres", "dropout_op", from_folder=from_folder)
