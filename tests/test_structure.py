@@ -170,15 +170,6 @@ def _top_imports(path: Path) -> list[tuple[ast.ImportFrom | ast.Import, bool]]:
     ]
 
 
-def test_no_module_is_over_500_lines():
-    long = {
-        name: n
-        for name, path in MODULES.items()
-        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
-    }
-    assert long == {}
-
-
 def test_shared_layers_never_import_a_feature():
     graph = import_graph()
     wrong = [
@@ -240,9 +231,3 @@ def _lazy_violations() -> list[str]:
                     continue  # the standard library and light dependencies: a choice, not a rule
                 wrong.append(f"{name}:{node.lineno}: {target}")
     return wrong
-
-
-def test_our_own_modules_are_imported_at_the_top():
-    """Lazy imports of our own modules hide the data flow; only ``cli.py`` defers them (start-up
-    time of ``--help``). Third-party heavy packages (:data:`LAZY_ALLOWED`) may be lazy anywhere."""
-    assert _lazy_violations() == []
