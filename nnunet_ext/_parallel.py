@@ -1,10 +1,13 @@
-"""Run one function over many cases: sequentially, in a spawn pool like nnU-Net, or on Ray.
+"""Run one function over many cases: sequentially, in a local pool, or on Ray.
 
 The executor layer of every per-case command. :class:`Executor` names where the cases run:
-``local`` (this machine: one process or a spawn pool, the default) or ``ray`` (tasks on a Ray
+``local`` (this machine: one process, or ``-j N`` workers, the default) or ``ray`` (tasks on a Ray
 cluster, see :mod:`nnunet_ext._ray`). Commands add ``--executor`` and ``--ray-address`` with
-:func:`add_executor_arguments` and read them back with :func:`executor_from_args`. Nothing here
-imports Ray; it is imported only when an executor of kind ``ray`` runs.
+:func:`add_executor_arguments`, read them back with :func:`executor_from_args` and run their cases
+with :func:`map_cases`, so ``-j``/``--executor`` mean the same everywhere: ``-j N`` runs at most N
+cases at a time on this machine (a spawn pool of processes, or threads for a command whose cases
+release the GIL), and with Ray each case is one task and the cluster sets the parallelism. Nothing
+here imports Ray; it is imported only when an executor of kind ``ray`` runs.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from nnunet_ext._ray import import_ray, map_cases_ray
 from nnunet_ext._workers import progress, worker_name
 
 __all__ = [
@@ -115,8 +120,6 @@ def executor_from_args(args: argparse.Namespace) -> Executor:
     """
     executor = Executor(getattr(args, "executor", "local"), getattr(args, "ray_address", None))
     if executor.is_ray:
-        from nnunet_ext._ray import import_ray
-
         import_ray()
     return executor
 
@@ -128,22 +131,27 @@ def map_cases(
     num_workers: int = 1,
     desc: str = "",
     executor: Executor | None = None,
+    threads: bool = False,
 ) -> list[R]:
     """Apply ``function`` to each item and return the results in input order.
 
     With ``num_workers <= 1`` everything runs in this process (no pool, easy to debug and safe
     in notebooks). Otherwise a ``spawn`` pool is used, as nnU-Net does on every OS, so
     ``function`` must be a picklable top-level callable and the caller's script needs an
-    ``if __name__ == "__main__":`` guard. With a Ray ``executor`` every item is one Ray task
-    (retried by Ray if its worker dies; ``num_workers`` is then ignored: the cluster's CPUs set
-    the parallelism); results and errors are the same as local ones.
+    ``if __name__ == "__main__":`` guard; with ``threads``, a pool of ``num_workers`` threads
+    in this process instead (for work that releases the GIL, e.g. inflating and numpy). With a
+    Ray ``executor`` every item is one Ray task (retried by Ray if its worker dies;
+    ``num_workers`` and ``threads`` are then ignored: the cluster's CPUs set the parallelism);
+    results and errors are the same as local ones. The first item that raises stops the run
+    (items not started are cancelled) with its own exception.
 
     Args:
         function: Top-level function of one argument.
         items: The work items (picklable).
-        num_workers: Number of processes; capped at ``len(items)``.
-        desc: Progress bar label.
+        num_workers: Number of processes (threads with ``threads``); capped at ``len(items)``.
+        desc: Progress bar label (and the threads' name prefix).
         executor: Where to run (default: local).
+        threads: Run the local workers as threads of this process, not spawned processes.
 
     Returns:
         ``[function(item) for item in items]``.
@@ -151,14 +159,16 @@ def map_cases(
     Examples:
         >>> map_cases(abs, [-1, 2, -3])
         [1, 2, 3]
+        >>> map_cases(abs, [-1, 2, -3], num_workers=2, threads=True)
+        [1, 2, 3]
     """
     if executor is not None and executor.is_ray:
-        from nnunet_ext._ray import map_cases_ray
-
         return map_cases_ray(function, items, address=executor.address, desc=desc)
     workers = min(int(num_workers), len(items))
     if workers <= 1:
         return [function(item) for item in progress(items, total=len(items), desc=desc)]
+    if threads:
+        return _map_threads(function, items, workers, desc)
     context = multiprocessing.get_context("spawn")
     results: list[Any] = [None] * len(items)
     with context.Pool(workers) as pool:
@@ -167,6 +177,22 @@ def map_cases(
         )
         for index, result in progress(indexed, total=len(items), desc=desc):
             results[index] = result
+    return results
+
+
+def _map_threads(
+    function: Callable[[T], R], items: Sequence[T], workers: int, desc: str
+) -> list[R]:
+    """:func:`map_cases` on ``workers`` threads; on an error, cancel what has not started."""
+    results: list[Any] = [None] * len(items)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=desc or "cases") as pool:
+        futures = {pool.submit(function, item): index for index, item in enumerate(items)}
+        try:
+            for future in progress(as_completed(futures), total=len(futures), desc=desc):
+                results[futures[future]] = future.result()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return results
 
 

@@ -1,9 +1,9 @@
 """The Ray side of the executor layer: session, per-case tasks, a writability probe.
 
-Imported only when ``--executor ray`` runs (:mod:`nnunet_ext._parallel` imports it lazily), so a
-core install never imports Ray. Each case is one Ray task; Ray retries a task whose worker
-process dies (``max_retries``), never one that raised: an error in a case is re-raised here as
-the case's own exception, the same one line as with the local executor.
+Ray itself is imported only when ``--executor ray`` runs (:func:`import_ray`, called by the
+functions that need it), so a core install never imports Ray. Each case is one Ray task; Ray
+retries a task whose worker process dies (``max_retries``), never one that raised: an error in a
+case is re-raised here as the case's own exception, the same one line as with the local executor.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+
+from nnunet_ext._workers import progress, worker_name
 
 __all__ = [
     "INSTALL_HINT",
@@ -101,8 +103,6 @@ def reraise_cause(ray: Any, err: BaseException) -> None:
 
 
 def _run_item(function: Callable[[Any], Any], item: Any) -> tuple[str, Any]:
-    from nnunet_ext._workers import worker_name
-
     return worker_name(), function(item)
 
 
@@ -121,8 +121,6 @@ def map_cases_ray(
     Raises:
         Exception: The first failing item's own exception.
     """
-    from nnunet_ext._workers import progress
-
     results: list[Any] = [None] * len(items)
     if not items:
         return results
