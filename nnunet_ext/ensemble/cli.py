@@ -8,6 +8,7 @@ from pathlib import Path
 
 from nnunet_ext import _cli
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
+from nnunet_ext.ensemble.folders import ensemble_folders
 from nnunet_ext.io.outputs import Output
 
 __all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
@@ -63,8 +64,6 @@ def run(args: argparse.Namespace) -> int:
     """Run the ensemble described by parsed ``args``; print a JSON summary on stdout."""
     if not args.input and args.spec is None:
         raise ValueError("-i/--input must list prediction folders (or give --spec); got none.")
-    from nnunet_ext.ensemble.folders import ensemble_folders
-
     with _cli.guard_command_outputs(
         args,
         [Output(args.output, "-o/--output", folder=True, cases=True)],

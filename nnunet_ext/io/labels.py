@@ -23,6 +23,7 @@ from nnunet_ext.io.errors import InputError
 
 __all__ = [
     "FLOAT_LABEL_TOLERANCE",
+    "MAX_UINT8_LABEL",
     "LabelImage",
     "as_exact_labels",
     "read_labels",
@@ -36,6 +37,15 @@ _DAMAGED_FIX = (
 
 #: Largest distance to an integer at which a float-stored label is repaired instead of refused.
 FLOAT_LABEL_TOLERANCE = 1e-3
+
+#: The uint8 label ceiling: the largest label a uint8 label file holds (``np.iinfo(np.uint8).max``).
+#: Every label file the package writes is uint8 (:func:`write_labels` refuses a larger label
+#: instead of writing uint16), and uint8 label maps in memory hold labels up to it. 255 is not
+#: reserved: nnU-Net's ignore label is whichever value ``dataset.json`` names ``"ignore"`` (the
+#: highest label), and predictions never contain it. Only nnU-Net's own writers (``write_seg``,
+#: which ``ensemble`` uses to match ``nnUNetv2_ensemble``) store uint8 for labels *below* this
+#: value (``uint8 if max < 255 else uint16``): a command writing through them stops one below it.
+MAX_UINT8_LABEL = 255
 
 
 @dataclass(frozen=True)
@@ -117,7 +127,7 @@ def as_exact_labels(
         raise InputError(name, "label values >= 0", f"{low:g}")
     if high > np.iinfo(np.uint16).max:
         raise InputError(name, "label values <= 65535", f"{high:g}")
-    return values.astype(np.uint8 if high < 256 else np.uint16)
+    return values.astype(np.uint8 if high <= MAX_UINT8_LABEL else np.uint16)
 
 
 def read_labels(path: str | os.PathLike[str], *, verify: bool = True) -> LabelImage:
@@ -344,7 +354,8 @@ def write_labels(
     exact = as_exact_labels(np.asarray(labels), name=str(path))
     if exact.dtype != np.uint8:
         raise ValueError(
-            f"{path}: labels must be <= 255 to be written as uint8; found {exact.max()}."
+            f"{path}: labels must be <= {MAX_UINT8_LABEL} to be written as uint8; "
+            f"found {exact.max()}."
         )
     if not isinstance(like, LabelImage):
         like = read_labels(like)

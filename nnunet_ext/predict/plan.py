@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from nnunet_ext.ensemble.folders import label_rules, weight_matrix
-from nnunet_ext.ensemble.fusion import LabelRules, normalize_weights
+from nnunet_ext.ensemble.channels import label_rules, weight_matrix
+from nnunet_ext.ensemble.fusion import normalize_weights
+from nnunet_ext.ensemble.rules import LabelRules
 from nnunet_ext.ensemble.spec import EnsembleSpec
 from nnunet_ext.io import LabelSpec, list_case_files, load_json_object
 from nnunet_ext.io.images import CaseInput, list_image_cases, verify_images

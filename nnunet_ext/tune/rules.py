@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from nnunet_ext.ensemble.fusion import LabelRules, apply_label_rules
+from nnunet_ext.ensemble.rules import LabelRules, apply_label_rules
 from nnunet_ext.tune.compact import MAX_RULE_SCALE, CompactCVData, decision_order
 from nnunet_ext.tune.scoring import label_dice, mean_over_cases
 

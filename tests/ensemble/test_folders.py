@@ -346,7 +346,8 @@ def test_region_based_folders(tmp_path, rng):
 def test_memory_one_accumulator_plus_small_chunks(tmp_path, rng):
     import tracemalloc
 
-    from nnunet_ext.ensemble.folders import fuse_case, plan_ensemble
+    from nnunet_ext.ensemble.folders import fuse_case
+    from nnunet_ext.ensemble.plan import plan_ensemble
     from nnunet_ext.synthetic import write_prediction_folder
 
     shape = (4, 64, 128, 128)  # 16 MiB per member in float32

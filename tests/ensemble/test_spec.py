@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from nnunet_ext.ensemble import EnsembleSpec, ensemble_folders, fuse_probabilities
-from nnunet_ext.ensemble.folders import weight_matrix
+from nnunet_ext.ensemble.channels import weight_matrix
 from nnunet_ext.io import LabelSpec, read_labels
 from nnunet_ext.io.errors import InputError
 

@@ -17,7 +17,7 @@ import pytest
 import SimpleITK as sitk  # noqa: N813
 
 from nnunet_ext.ensemble import ensemble_folders
-from nnunet_ext.ensemble.folders import plan_ensemble
+from nnunet_ext.ensemble.plan import plan_ensemble
 from nnunet_ext.evaluate import evaluate_folder
 from nnunet_ext.io import InputError
 from nnunet_ext.postprocess import PostprocessingPlan, determine_plan, postprocess_folder

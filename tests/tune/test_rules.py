@@ -277,7 +277,7 @@ def test_a_label_one_member_predicts_only_partially_is_taken_from_the_other(seed
         b = next(d for d in without.decisions if d.label == label)
         assert a.chosen == b.chosen
     scorer = _Scorer(data, labels)
-    from nnunet_ext.ensemble.fusion import apply_label_rules
+    from nnunet_ext.ensemble.rules import apply_label_rules
 
     fused_labels = apply_label_rules(
         scorer.fused(gate.weights),
