@@ -9,8 +9,10 @@ spec (``--postprocess``).
 The pure-numpy parts are modules of their own: the compact form of the CV data
 (:mod:`nnunet_ext.tune.compact`), scoring weights on it (:mod:`nnunet_ext.tune.scoring`), the
 weight search (:mod:`nnunet_ext.tune.search`), the held-out re-runs
-(:mod:`nnunet_ext.tune.holdout`), the held-out gate of the weights (:mod:`nnunet_ext.tune.gate`)
-and the per-label rules (:mod:`nnunet_ext.tune.rules`).
+(:mod:`nnunet_ext.tune.holdout`), the held-out statistics they share
+(:mod:`nnunet_ext.tune.judge`), the held-out gate of the weights (:mod:`nnunet_ext.tune.gate`),
+and the per-label rules (:mod:`nnunet_ext.tune.rules`) with their candidates
+(:mod:`nnunet_ext.tune.candidates`).
 """
 
 from nnunet_ext.tune.api import TuneResult, tune_weights

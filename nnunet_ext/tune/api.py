@@ -178,7 +178,7 @@ def tune_weights(
             need the held-out folds; without them every label stays ``weighted``.
         splits: nnU-Net's ``splits_final.json`` the models were trained with: the test of
             whether a model is blind to a label then also looks at each training fold's CV
-            cases (:func:`~nnunet_ext.tune.rules.sole_reliable_member`).
+            cases (:func:`~nnunet_ext.tune.judge.sole_reliable_member`).
 
     Returns:
         The chosen weights with the per-label report.

@@ -14,14 +14,14 @@ the same k folds over cases as the held-out estimate: each fold's columns come f
 searched without that fold's cases and are applied to its cases. A step is admissible when its
 held-out gain on the label -- the mean over cases of the per-case difference in that label's
 Dice against the current spec -- exceeds ``NOISE_Z`` times its bootstrap standard error and
-:data:`~nnunet_ext.tune.rules.MIN_GAIN`, and no other label's held-out mean Dice drops by more
+:data:`~nnunet_ext.tune.judge.MIN_GAIN`, and no other label's held-out mean Dice drops by more
 than its own noise (``NOISE_Z`` bootstrap standard errors, at least :data:`DROP_TOLERANCE`).
 A label the search left to the rules (:attr:`~nnunet_ext.tune.search.SearchResult.rule_labels`:
 one member alone predicts it) is exempt from that test: the rules decide it next, starting from
 ``from`` that member, so its Dice under the weights alone does not hold back another label's
 step (it still counts in the foreground gain that ranks the steps). With the nnU-Net training
 fold of each case (``tune --splits``), a label's drop is counted only on the cases of the folds
-where no model is blind to it (:func:`~nnunet_ext.tune.rules.fold_blind_cases`): on the cases
+where no model is blind to it (:func:`~nnunet_ext.tune.judge.fold_blind_cases`): on the cases
 of a fold model blind to a label, leaning towards that model looks costlier than it is for the
 fold-averaged model on new cases.
 Of the admissible steps the one with the larger held-out gain in mean foreground Dice is taken;
@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 
 from nnunet_ext.tune.compact import CompactCVData, decision_order
 from nnunet_ext.tune.holdout import HoldoutRuns
-from nnunet_ext.tune.rules import DROP_TOLERANCE, fold_blind_cases, judge_label_step
+from nnunet_ext.tune.judge import DROP_TOLERANCE, fold_blind_cases, judge_label_step
 from nnunet_ext.tune.scoring import mean_over_cases, score_weights
 
 __all__ = ["DROP_TOLERANCE", "WeightDecision", "WeightGate", "gate_weights"]

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from nnunet_ext._stats import nan_mean
 from nnunet_ext.tune.api import TuneResult
 
 __all__ = ["format_table", "report_dict", "write_outputs"]
@@ -47,8 +48,8 @@ def _rule_entries(result: TuneResult) -> dict[int, dict[str, Any]]:
                     "rule": candidate.describe(),
                     "in_sample_dice": _number(float(in_sample[j])),
                     "held_out_dice": None if held.size == 0 else _number(float(held[j])),
-                    "in_sample_mean_dice": _number(_mean(in_sample)),
-                    "held_out_mean_dice": None if held.size == 0 else _number(_mean(held)),
+                    "in_sample_mean_dice": _number(nan_mean(in_sample)),
+                    "held_out_mean_dice": None if held.size == 0 else _number(nan_mean(held)),
                 }
                 for candidate, in_sample, held in decision.candidates
             ],
@@ -81,17 +82,13 @@ def _weight_entries(result: TuneResult) -> dict[int, dict[str, Any]]:
                     "weights": name,
                     "in_sample_dice": _number(float(in_sample[j])),
                     "held_out_dice": _number(float(held[j])),
-                    "in_sample_mean_dice": _number(_mean(in_sample)),
-                    "held_out_mean_dice": _number(_mean(held)),
+                    "in_sample_mean_dice": _number(nan_mean(in_sample)),
+                    "held_out_mean_dice": _number(nan_mean(held)),
                 }
                 for name, in_sample, held in decision.candidates
             ],
         }
     return out
-
-
-def _mean(values: np.ndarray[Any, Any]) -> float:
-    return float(np.nanmean(values)) if np.any(~np.isnan(values)) else math.nan
 
 
 def report_dict(result: TuneResult) -> dict[str, Any]:

@@ -7,7 +7,8 @@ For each label ``L`` (smallest reference volume first, which is also the priorit
 2. ``from M``: label ``L`` is exactly where member ``M``'s own argmax is ``L`` (a discrete
    choice among the members);
 3. ``scale``: the weighted decision with label ``L``'s decision scale ``s`` from
-   :data:`SCALE_GRID` (a tuned continuous parameter: threshold moving).
+   :data:`~nnunet_ext.tune.candidates.SCALE_GRID` (a tuned continuous parameter: threshold
+   moving).
 
 The parameter of a kind (``M`` or ``s``) is chosen on the tuning cases by mean foreground Dice,
 among the choices that keep every label at or above its equal-weight Dice in-sample (none
@@ -17,36 +18,35 @@ each fold's weights (searched on the other cases) and each fold's parameter (cho
 cases) are applied to the fold's cases, which gives every case a held-out Dice for every kind.
 A more complex kind replaces the current one only if its held-out gain -- the mean over cases of
 the per-case difference in mean foreground Dice -- exceeds the noise: ``NOISE_Z`` times the
-bootstrap standard error of that mean (:data:`BOOTSTRAP_SAMPLES` resamples of the cases with
-replacement, fixed seed) and at least :data:`MIN_GAIN`.
+bootstrap standard error of that mean and at least ``MIN_GAIN`` (:mod:`nnunet_ext.tune.judge`,
+which holds the statistics the weight search and gate use too).
 
 A label that only one member predicts starts from ``from`` that member instead of ``weighted``:
 when every other member is *blind* to it on the tuning cases (its own mean Dice on the label is
-below :data:`BLIND_FRACTION` of the best member's and the per-case difference exceeds the noise,
-:func:`sole_reliable_member`; with the nnU-Net training fold of each case, a member that reaches
-half the best member's Dice on the cases of some fold is not blind), equal weights are no
-neutral default (the blind member's background channel dilutes the label). This kind is decided
-once on all cases; held out, each fold takes the member with the best own Dice on its tuning
-cases. ``weighted`` is a candidate to replace it only when the tuned weights give that member
-more say in the label's column than every blind member (with equal weights, or weights favouring
-a blind member, the blind member's background outvotes the label wherever it is confident, and
-CV cases predicted by single fold models understate how confident the fold-averaged member is on
-new cases; ``scale``, which fuses the column the same way, likewise); it replaces it only when
-its held-out gain on the label exceeds the noise and no other label drops beyond its own
-(:func:`judge_label_step`, the weight gate's test); ``scale`` then as above. The default is not
-taken (the chain above decides) when, held out, it lowers another label's Dice against
-``weighted`` beyond that label's noise (at least :data:`DROP_TOLERANCE`). Unlike the other
-``from`` candidates it is not held to the in-sample floor of equal weights: that floor is the
-comparison the default exists to avoid.
+below ``BLIND_FRACTION`` of the best member's and the per-case difference exceeds the noise,
+:func:`~nnunet_ext.tune.judge.sole_reliable_member`; with the nnU-Net training fold of each
+case, a member that reaches half the best member's Dice on the cases of some fold is not blind),
+equal weights are no neutral default (the blind member's background channel dilutes the label).
+This kind is decided once on all cases; held out, each fold takes the member with the best own
+Dice on its tuning cases. ``weighted`` is a candidate to replace it only when the tuned weights
+give that member more say in the label's column than every blind member (with equal weights, or
+weights favouring a blind member, the blind member's background outvotes the label wherever it
+is confident, and CV cases predicted by single fold models understate how confident the
+fold-averaged member is on new cases; ``scale``, which fuses the column the same way,
+likewise); it replaces it only when its held-out gain on the label exceeds the noise and no
+other label drops beyond its own (:func:`~nnunet_ext.tune.judge.judge_label_step`, the weight
+gate's test); ``scale`` then as above. The default is not taken (the chain above decides) when,
+held out, it lowers another label's Dice against ``weighted`` beyond that label's noise (at
+least ``DROP_TOLERANCE``). Unlike the other ``from`` candidates it is not held to the in-sample
+floor of equal weights: that floor is the comparison the default exists to avoid.
 
 With rules, such a label is also *left to the rules* by the weights: the weight search aims at
 its equal-weight Dice instead of the seeing member's (which weights cannot reach without costing
 the other labels) and the weight gate does not let its drop hold back another label's step
 (:mod:`nnunet_ext.tune.search`, :mod:`nnunet_ext.tune.gate`).
 
-Member argmax maps of the contested voxels are taken from the float16 compact probabilities
-(settled voxels: every member agrees, see :mod:`nnunet_ext.tune.compact`, whose settled test
-allows decision scales up to :data:`MAX_SCALE`).
+The candidates of a label and their scoring on the compact CV data are in
+:mod:`nnunet_ext.tune.candidates`.
 """
 
 from __future__ import annotations
@@ -58,77 +58,23 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from nnunet_ext.ensemble.rules import LabelRules, apply_label_rules
-from nnunet_ext.tune.compact import MAX_RULE_SCALE, CompactCVData, decision_order
-from nnunet_ext.tune.scoring import label_dice, mean_over_cases
+from nnunet_ext._stats import nan_mean
+from nnunet_ext.ensemble.rules import LabelRules
+from nnunet_ext.tune.candidates import Candidate, RuleScorer, all_candidates, with_candidate
+from nnunet_ext.tune.compact import CompactCVData, decision_order
+from nnunet_ext.tune.judge import (
+    MIN_GAIN,
+    NOISE_Z,
+    best_member,
+    bootstrap_noise,
+    judge_label_step,
+    sole_reliable_member,
+)
+from nnunet_ext.tune.scoring import mean_over_cases
 
-__all__ = [
-    "BLIND_FRACTION",
-    "BOOTSTRAP_SAMPLES",
-    "DROP_TOLERANCE",
-    "MAX_SCALE",
-    "MIN_GAIN",
-    "NOISE_Z",
-    "SCALE_GRID",
-    "Candidate",
-    "LabelDecision",
-    "RuleChoice",
-    "bootstrap_noise",
-    "choose_rules",
-    "fold_blind_cases",
-    "judge_label_step",
-    "sole_reliable_member",
-]
-
-#: Decision scales tried for a label (threshold moving for a label the fusion under-calls).
-SCALE_GRID = (1.25, 1.5, 2.0, 3.0)
-#: Largest decision scale; :func:`nnunet_ext.tune.compact.compact_case` keeps every voxel it
-#: could change.
-MAX_SCALE = MAX_RULE_SCALE
-#: Bootstrap resamples of the cases for the noise of a held-out gain.
-BOOTSTRAP_SAMPLES = 2000
-#: A held-out gain counts when it exceeds this many bootstrap standard errors ...
-NOISE_Z = 2.0
-#: ... and at least this much mean foreground Dice.
-MIN_GAIN = 1e-3
-#: A step may lower another label's held-out mean Dice by its noise (``NOISE_Z`` bootstrap
-#: standard errors) or by this much, whichever is larger: a consistent drop of a few thousandths
-#: has a tiny bootstrap error, yet is below what a test set of a dozen cases resolves.
-DROP_TOLERANCE = 0.005
-#: A member is blind to a label when its own mean Dice on the label is below this fraction of
-#: the best member's (and the per-case difference exceeds the noise): with equal weights its
-#: background channel dilutes the label, so equal weights are no neutral default for it.
-BLIND_FRACTION = 0.5
+__all__ = ["LabelDecision", "RuleChoice", "choose_rules"]
 
 _KINDS = ("weighted", "from", "scale")
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One rule for one label.
-
-    Attributes:
-        kind: ``"weighted"``, ``"from"`` or ``"scale"``.
-        member: The member of a ``from`` rule.
-        scale: The decision scale of a ``scale`` rule.
-    """
-
-    kind: str
-    member: int | None = None
-    scale: float | None = None
-
-    def describe(self, members: Sequence[str] | None = None) -> str:
-        """Human-readable form, e.g. ``from m1`` or ``scale x1.5``.
-
-        Examples:
-            >>> Candidate("from", member=1).describe(), Candidate("scale", scale=1.5).describe()
-            ('from m1', 'scale x1.5')
-        """
-        if self.kind == "from" and self.member is not None:
-            return f"from {members[self.member] if members else f'm{self.member}'}"
-        if self.kind == "scale":
-            return f"scale x{self.scale:g}"
-        return "weighted"
 
 
 @dataclass(frozen=True)
@@ -169,308 +115,9 @@ class RuleChoice:
     held_out: NDArray[np.float64] | None
 
 
-def bootstrap_noise(
-    differences: NDArray[np.float64], *, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
-) -> float:
-    """Bootstrap standard error of the mean of per-case differences (NaN cases dropped).
-
-    Examples:
-        >>> round(bootstrap_noise(np.array([0.1, 0.1, 0.1])), 6)
-        0.0
-        >>> 0.02 < bootstrap_noise(np.array([0.0, 0.1, 0.2, -0.1, 0.3])) < 0.1
-        True
-    """
-    values = differences[~np.isnan(differences)]
-    if values.size < 2:
-        return float("inf")
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, values.size, size=(samples, values.size))
-    return float(values[picks].mean(axis=1).std())
-
-
-def judge_label_step(
-    j: int,
-    diff: NDArray[np.float64],
-    *,
-    exempt: Sequence[int] = (),
-    uncounted: NDArray[np.bool_] | None = None,
-) -> dict[str, Any]:
-    """The held-out verdict on a step for label column ``j`` from per-case differences.
-
-    ``diff`` is ``(cases, L)``: the step's held-out per-case Dice minus the current spec's. The
-    step passes when the label's mean gain exceeds ``NOISE_Z`` bootstrap standard errors and
-    :data:`MIN_GAIN`, and no other label's mean drop exceeds its own noise (at least
-    :data:`DROP_TOLERANCE`); a drop of a column in ``exempt`` (a label the rules decide later)
-    does not count, nor, per column, the cases marked in ``uncounted`` (``(cases, L)``, see
-    :func:`fold_blind_cases`). ``foreground_gain`` (mean over cases of the mean over labels,
-    every label included) ranks passing steps.
-
-    Examples:
-        >>> diff = np.array([[0.10, 0.0], [0.12, 0.0], [0.11, 0.001], [0.09, -0.001]])
-        >>> judge_label_step(0, diff)["passes"], judge_label_step(1, diff)["passes"]
-        (True, False)
-        >>> judge_label_step(0, diff - [0.0, 0.2])["passes"]  # label 1 drops by 0.2
-        False
-        >>> judge_label_step(0, diff - [0.0, 0.2], exempt=[1])["passes"]  # the rules decide 1
-        True
-        >>> blind_fold = np.array([[False, True]] * 4)  # label 1: a member blind on every case
-        >>> judge_label_step(0, diff - [0.0, 0.2], uncounted=blind_fold)["passes"]
-        True
-    """
-    gain = float(np.nanmean(diff[:, j])) if np.any(~np.isnan(diff[:, j])) else 0.0
-    noise = bootstrap_noise(diff[:, j])
-    worst_drop = 0.0
-    for k in range(diff.shape[1]):
-        column = diff[:, k] if uncounted is None else np.where(uncounted[:, k], np.nan, diff[:, k])
-        if k == j or k in exempt or not np.any(~np.isnan(column)):
-            continue
-        noise_k = max(NOISE_Z * bootstrap_noise(column), DROP_TOLERANCE)
-        drop = -float(np.nanmean(column)) - noise_k
-        worst_drop = max(worst_drop, drop)
-    passes = gain > max(NOISE_Z * noise, MIN_GAIN) and worst_drop == 0.0
-    valid = ~np.isnan(diff)
-    per_case = np.where(valid, diff, 0.0).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
-    foreground = float(per_case[valid.any(axis=1)].mean()) if valid.any() else 0.0
-    return {
-        "gain": gain,
-        "noise": noise,
-        "other_drop": worst_drop,
-        "foreground_gain": foreground,
-        "passes": bool(passes),
-    }
-
-
-def _best_member(
-    member_per_case: Sequence[NDArray[np.float64]], j: int, cases: NDArray[np.int64] | slice
-) -> int | None:
-    """The member with the best own mean Dice on label column ``j`` (``None``: none scored)."""
-    columns = [np.asarray(pc[cases, j], dtype=np.float64) for pc in member_per_case]
-    if not columns or not all(np.any(~np.isnan(c)) for c in columns):
-        return None
-    return int(np.argmax([float(np.nanmean(c)) for c in columns]))
-
-
-def sole_reliable_member(
-    member_per_case: Sequence[NDArray[np.float64]],
-    j: int,
-    cases: NDArray[np.int64] | slice = slice(None),
-    *,
-    training_folds: NDArray[np.int64] | None = None,
-) -> int | None:
-    """The member that alone predicts label column ``j`` on ``cases``, or ``None``.
-
-    Each member's own per-case Dice (its argmax alone) is compared with the best member's on the
-    label: a member is *blind* to the label when its mean Dice is below :data:`BLIND_FRACTION`
-    of the best member's and the mean per-case difference exceeds ``NOISE_Z`` bootstrap standard
-    errors and :data:`MIN_GAIN`. With ``training_folds`` (the nnU-Net fold that predicted each
-    case), a member is also not blind when, on the cases of some fold, its mean Dice reaches
-    :data:`BLIND_FRACTION` of the best member's there (and the best member's is above 0): one of
-    its fold models predicts the label, and the fold-averaged member predicts it on new cases
-    in a measure the CV cases of its blind fold do not show. When every other member is blind,
-    the best member is returned.
-
-    Args:
-        member_per_case: Per member, ``(cases, L)`` Dice of its argmax alone (NaN: label absent
-            from reference and prediction).
-        j: Label column.
-        cases: The cases to decide on (a fold's tuning cases, or all).
-        training_folds: Per case (all cases, as ``member_per_case``), the nnU-Net fold whose
-            model predicted it, or ``None``.
-
-    Returns:
-        The best member's index, or ``None`` with fewer than two members, no scored case, or
-        another member that is not blind.
-
-    Examples:
-        >>> good = np.array([[0.5], [0.4], [0.6], [0.45]])
-        >>> sole_reliable_member([good * 0, good], 0), sole_reliable_member([good, good * 0.9], 0)
-        (1, None)
-        >>> one_fold_sees = np.array([[0.0], [0.0], [0.4], [0.5]])  # fold 0 blind, fold 1 sees
-        >>> sole_reliable_member([one_fold_sees, good], 0)
-        1
-        >>> sole_reliable_member([one_fold_sees, good], 0, training_folds=np.array([0, 0, 1, 1]))
-    """
-    if len(member_per_case) < 2:
-        return None
-    best = _best_member(member_per_case, j, cases)
-    if best is None:
-        return None
-    columns = [np.asarray(pc[cases, j], dtype=np.float64) for pc in member_per_case]
-    means = [float(np.nanmean(c)) for c in columns]
-    for m, column in enumerate(columns):
-        if m == best:
-            continue
-        diff = columns[best] - column
-        if not np.any(~np.isnan(diff)):
-            return None
-        gain = float(np.nanmean(diff))
-        blind = means[m] < BLIND_FRACTION * means[best] and gain > max(
-            NOISE_Z * bootstrap_noise(diff), MIN_GAIN
-        )
-        if not blind or _sees_in_some_fold(columns[m], columns[best], cases, training_folds):
-            return None
-    return best
-
-
-def _sees_in_some_fold(
-    member: NDArray[np.float64],
-    best: NDArray[np.float64],
-    cases: NDArray[np.int64] | slice,
-    training_folds: NDArray[np.int64] | None,
-) -> bool:
-    """Whether ``member`` reaches ``BLIND_FRACTION`` of ``best``'s mean Dice in some fold."""
-    if training_folds is None:
-        return False
-    folds = np.asarray(training_folds)[cases]
-    for fold in np.unique(folds):
-        in_fold = folds == fold
-        best_mean = _nanmean(best[in_fold])
-        if best_mean > 0 and _nanmean(member[in_fold]) >= BLIND_FRACTION * best_mean:
-            return True
-    return False
-
-
-def fold_blind_cases(
-    member_per_case: Sequence[NDArray[np.float64]], training_folds: NDArray[np.int64] | None
-) -> NDArray[np.bool_]:
-    """``(cases, L)``: whether some member is blind to the label on the case's training fold.
-
-    On the cases of training fold ``f``, a member is blind to a label when its mean Dice there
-    is below :data:`BLIND_FRACTION` of the best member's (which is above 0). Such a case shows
-    the label as that fold's model sees it, not as the fold-averaged member sees new cases: the
-    weight gate does not count a label's drop on it. Without ``training_folds``: all ``False``.
-
-    Examples:
-        >>> seeing = np.array([[0.9], [0.8], [0.9], [0.7]])
-        >>> one_blind_fold = np.array([[0.0], [0.1], [0.8], [0.7]])
-        >>> fold_blind_cases([seeing, one_blind_fold], np.array([0, 0, 1, 1]))[:, 0].tolist()
-        [True, True, False, False]
-    """
-    num_cases, num_labels = member_per_case[0].shape
-    out = np.zeros((num_cases, num_labels), dtype=bool)
-    if training_folds is None or len(member_per_case) < 2:
-        return out
-    folds = np.asarray(training_folds)
-    for fold in np.unique(folds):
-        in_fold = folds == fold
-        for j in range(num_labels):
-            means = [_nanmean(m[in_fold, j]) for m in member_per_case]
-            scored = [v for v in means if not np.isnan(v)]
-            if scored and max(scored) > 0 and min(scored) < BLIND_FRACTION * max(scored):
-                out[in_fold, j] = True
-    return out
-
-
-def _nanmean(values: NDArray[np.float64]) -> float:
-    return float(np.nanmean(values)) if np.any(~np.isnan(values)) else float("nan")
-
-
-def _case_score(per_case: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Per-case mean foreground Dice (NaN labels left out; NaN if none)."""
-    valid = ~np.isnan(per_case)
-    counts = valid.sum(axis=1)
-    sums = np.where(valid, per_case, 0.0).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-
-
 def _score(mean: NDArray[np.float64]) -> float:
-    return float(np.nanmean(mean)) if np.any(~np.isnan(mean)) else 0.0
-
-
-def _argmax(values: NDArray[Any]) -> NDArray[np.uint8]:
-    """``values.argmax(axis=0)`` as uint8 by a running maximum (first maximum wins)."""
-    best = values[0].copy()
-    out = np.zeros(best.shape, dtype=np.uint8)
-    for c in range(1, values.shape[0]):
-        better = values[c] > best
-        np.copyto(best, values[c], where=better)
-        out[better] = c
-    return out
-
-
-class _Scorer:
-    """Per-case Dice of weights + rules on compact data (all cases at once)."""
-
-    def __init__(self, data: CompactCVData, label_ids: Sequence[int]) -> None:
-        self.data = data
-        self.label_ids = list(label_ids)
-        self.k = data.num_values
-        self.key_base = (data.case_index.astype(np.int64) * self.k + data.reference) * self.k
-        self.size = data.num_cases * self.k * self.k
-        # member argmax of the contested voxels (settled voxels: all members agree)
-        self.member_labels = {m: _argmax(data.probabilities[m]) for m in range(data.num_models)}
-
-    def fused(self, weights: NDArray[np.float64]) -> NDArray[np.float32]:
-        w = np.asarray(weights, dtype=np.float64) / np.sum(weights, axis=0)
-        out = np.empty(self.data.probabilities.shape[1:], dtype=np.float32)
-        for c in range(self.data.num_classes):
-            acc = np.float32(w[0, c]) * self.data.probabilities[0, c].astype(np.float32)
-            for m in range(1, self.data.num_models):
-                acc += np.float32(w[m, c]) * self.data.probabilities[m, c]
-            out[c] = acc
-        return out
-
-    def candidates_per_case(
-        self,
-        fused: NDArray[np.float32],
-        rules: LabelRules,
-        label: int,
-        candidates: Sequence[Candidate],
-    ) -> list[NDArray[np.float64]]:
-        """``per_case`` of ``rules`` plus each candidate for ``label``, on the voxels it changes.
-
-        A candidate can only change a voxel that no earlier ``from`` rule claims and where
-        ``label`` is decided now, some member's argmax is ``label``, or ``MAX_SCALE`` times the
-        fused ``label`` reaches the largest fused value of the other labels the fusion decides.
-        The others are counted once from the labels of ``rules``.
-        """
-        base = apply_label_rules(fused, rules, self.member_labels)
-        base_counts = np.bincount(self.key_base + base, minlength=self.size)
-        taken = {t for t, _ in rules.take}
-        others = [o for o in range(fused.shape[0]) if o != label and o not in taken]
-        reach = fused[others].max(axis=0) if others else np.zeros(base.shape, np.float32)
-        active = (base == label) | (np.float32(MAX_SCALE) * fused[label] >= reach)
-        for m in self.member_labels:
-            active |= self.member_labels[m] == label
-        for t, m in rules.take:
-            active &= self.member_labels[m] != t  # claimed by an earlier rule: never changes
-        index = np.flatnonzero(active)
-        keys = self.key_base[index]
-        fused_active = fused[:, index]
-        maps = {m: labels[index] for m, labels in self.member_labels.items()}
-        without = base_counts - np.bincount(keys + base[index], minlength=self.size)
-        out = []
-        c = fused.shape[0]
-        for candidate in candidates:
-            labels = apply_label_rules(fused_active, _with(rules, label, candidate, c), maps)
-            counts = without + np.bincount(keys + labels, minlength=self.size)
-            confusion = self.data.fixed + counts.reshape(self.data.num_cases, self.k, self.k)
-            out.append(label_dice(confusion, self.label_ids))
-        return out
-
-    def per_case(self, fused: NDArray[np.float32], rules: LabelRules) -> NDArray[np.float64]:
-        labels = apply_label_rules(fused, rules, self.member_labels)
-        counts = np.bincount(self.key_base + labels, minlength=self.size)
-        confusion = self.data.fixed + counts.reshape(self.data.num_cases, self.k, self.k)
-        return label_dice(confusion, self.label_ids)
-
-
-def _with(rules: LabelRules, label: int, candidate: Candidate, num_classes: int) -> LabelRules:
-    scale = dict(enumerate(rules.scale)) if rules.scale is not None else {}
-    take = list(rules.take)
-    if candidate.kind == "from" and candidate.member is not None:
-        take.append((label, candidate.member))
-    elif candidate.kind == "scale" and candidate.scale is not None:
-        scale[label] = candidate.scale
-    return LabelRules.build(num_classes, scale=scale, take=take)
-
-
-def _candidates(num_models: int) -> list[Candidate]:
-    out = [Candidate("weighted")]
-    out += [Candidate("from", member=m) for m in range(num_models)]
-    out += [Candidate("scale", scale=s) for s in SCALE_GRID]
-    return out
+    """Mean foreground Dice of per-label means (0 if no label is defined)."""
+    return nan_mean(mean, empty=0.0)
 
 
 def _pick(
@@ -517,8 +164,9 @@ def choose_rules(
             stays ``weighted``).
         fold_weights: The weights searched without each fold's cases.
         member_per_case: Per member, ``(cases, L)`` Dice of its argmax alone; a label that
-            only one member predicts (:func:`sole_reliable_member`) starts from ``from`` that
-            member instead of ``weighted`` (none given: every label starts ``weighted``).
+            only one member predicts (:func:`~nnunet_ext.tune.judge.sole_reliable_member`) starts
+            from ``from`` that member instead of ``weighted`` (none given: every label starts
+            ``weighted``).
 
     Returns:
         The rules, every candidate's in-sample and held-out Dice, and the decisions.
@@ -544,8 +192,8 @@ class _ChoiceState:
     ) -> None:
         self.label_list, self.equal = label_list, equal_per_case
         self.c, self.n = data.num_classes, data.num_cases
-        self.scorer = _Scorer(data, label_list)
-        self.candidates = _candidates(data.num_models)
+        self.scorer = RuleScorer(data, label_list)
+        self.candidates = all_candidates(data.num_models)
         self.fused_all = self.scorer.fused(weights)
         self.fused_folds = [self.scorer.fused(w) for w in fold_weights]
         all_cases = np.arange(self.n)
@@ -601,6 +249,45 @@ class _ChoiceState:
             for index in range(len(candidates))
         ]
         chosen_index, held_kind = self._held_per_kind(in_sample, fold_per_case)
+        chosen, steps, fold_picks = self._decide_kind(label, fold_per_case, chosen_index, held_kind)
+        self.rules = with_candidate(self.rules, label, chosen, self.c)
+        if chosen.kind != "weighted":
+            for f, pick in enumerate(fold_picks):
+                if pick is not None:  # else the fold stays weighted for this label
+                    self.fold_rules[f] = with_candidate(
+                        self.fold_rules[f], label, candidates[pick], self.c
+                    )
+        return LabelDecision(
+            label=label,
+            candidates=[
+                (k, mean_over_cases(i), mean_over_cases(h))
+                for k, i, h in zip(candidates, in_sample, held_fixed, strict=True)
+            ],
+            chosen=chosen,
+            steps=steps,
+        )
+
+    def _fold_picks(
+        self, kind: str, fold_per_case: list[list[NDArray[np.float64]]]
+    ) -> list[int | None]:
+        """Each fold's candidate of ``kind``, chosen on the fold's tuning cases."""
+        return [
+            _pick(kind, self.candidates, fold_per_case[f], train, self.equal)
+            for f, train in enumerate(self.trains)
+        ]
+
+    def _decide_kind(
+        self,
+        label: int,
+        fold_per_case: list[list[NDArray[np.float64]]],
+        chosen_index: dict[str, int | None],
+        held_kind: dict[str, NDArray[np.float64] | None],
+    ) -> tuple[Candidate, list[dict[str, Any]], list[int | None]]:
+        """The rule of ``label``, the decision steps, and each fold's candidate.
+
+        The chain from ``weighted``, or from ``from`` the sole reliable member when every other
+        member is blind to the label (unless that default lowers another label held out).
+        """
         j = self.label_list.index(label)
         base = (
             sole_reliable_member(self.members, j, training_folds=self.training_folds)
@@ -609,7 +296,7 @@ class _ChoiceState:
         )
         # the kind is decided once on all cases (as in the chain); its parameter, the member,
         # is chosen per fold on the fold's tuning cases: the best own Dice
-        fold_base = [_best_member(self.members, j, train) for train in self.trains]
+        fold_base = [best_member(self.members, j, train) for train in self.trains]
         base_picks = [None if m is None else 1 + m for m in fold_base]  # "from m": 1 + m
         pairs = zip(fold_per_case, base_picks, strict=True)
         held_base = self._pooled([per_case[pick or 0] for per_case, pick in pairs])
@@ -626,37 +313,15 @@ class _ChoiceState:
                     "; the blind-member default was not taken: it lowers another label held "
                     "out beyond its noise"
                 )
-            chosen = candidates[chosen_index[current] or 0]  # "weighted" is always index 0
-            fold_picks = [
-                _pick(current, candidates, fold_per_case[f], train, self.equal)
-                for f, train in enumerate(self.trains)
-            ]
-        else:
-            fold_picks = base_picks
-            held_kind["from"], chosen_index["from"] = held_base, 1 + base
-            column = self.weights[:, label]
-            favoured = bool(np.all(np.delete(column, base) < column[base]))
-            current, steps = _chain_from_baseline(j, chosen_index, held_kind, favoured)
-            chosen = candidates[chosen_index[current] or 0]
-            if current != "from":
-                fold_picks = [
-                    _pick(current, candidates, fold_per_case[f], train, self.equal)
-                    for f, train in enumerate(self.trains)
-                ]
-        self.rules = _with(self.rules, label, chosen, self.c)
-        if chosen.kind != "weighted":
-            for f, pick in enumerate(fold_picks):
-                if pick is not None:  # else the fold stays weighted for this label
-                    self.fold_rules[f] = _with(self.fold_rules[f], label, candidates[pick], self.c)
-        return LabelDecision(
-            label=label,
-            candidates=[
-                (k, mean_over_cases(i), mean_over_cases(h))
-                for k, i, h in zip(candidates, in_sample, held_fixed, strict=True)
-            ],
-            chosen=chosen,
-            steps=steps,
-        )
+            chosen = self.candidates[chosen_index[current] or 0]  # "weighted" is always index 0
+            return chosen, steps, self._fold_picks(current, fold_per_case)
+        held_kind["from"], chosen_index["from"] = held_base, 1 + base
+        column = self.weights[:, label]
+        favoured = bool(np.all(np.delete(column, base) < column[base]))
+        current, steps = _chain_from_baseline(j, chosen_index, held_kind, favoured)
+        chosen = self.candidates[chosen_index[current] or 0]
+        fold_picks = base_picks if current == "from" else self._fold_picks(current, fold_per_case)
+        return chosen, steps, fold_picks
 
     def outcome(self, decisions: list[LabelDecision]) -> RuleChoice:
         dice = mean_over_cases(self.scorer.per_case(self.fused_all, self.rules))
@@ -682,8 +347,9 @@ def _foreground_step(
     if chosen_index[kind] is None or held_new is None or held_current is None:
         step.update(gain=None, noise=None, taken=False)
         return step
-    diff = _case_score(held_new) - _case_score(held_current)
-    gain = float(np.nanmean(diff)) if np.any(~np.isnan(diff)) else 0.0
+    # per case: the mean foreground Dice (mean over the labels)
+    diff = nan_mean(held_new, axis=1) - nan_mean(held_current, axis=1)
+    gain = nan_mean(diff, empty=0.0)
     noise = bootstrap_noise(diff)
     step.update(gain=gain, noise=noise, taken=bool(gain > max(NOISE_Z * noise, MIN_GAIN)))
     return step
@@ -724,7 +390,8 @@ def _chain_from_baseline(
     reliable member in the label's column (``favoured``), ``from`` stays: ``weighted`` and
     ``scale`` are reported, not candidates. ``weighted`` replaces it when its held-out gain on
     the label exceeds the noise and no other label drops beyond its own
-    (:func:`judge_label_step`); ``scale`` replaces the current kind as in :func:`_chain`.
+    (:func:`~nnunet_ext.tune.judge.judge_label_step`); ``scale`` replaces the current kind as in
+    :func:`_chain`.
     """
     info = _foreground_step("from", "weighted", chosen_index, held_kind)
     info.update(taken=True, basis="baseline: every other member is blind to the label")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from nnunet_ext._stats import nan_mean
 from nnunet_ext.tune.compact import CompactCVData
 
 __all__ = ["baseline_weights", "label_dice", "mean_over_cases", "score_weights"]
@@ -45,11 +46,7 @@ def mean_over_cases(dice: NDArray[np.float64]) -> NDArray[np.float64]:
         >>> mean_over_cases(np.array([[0.5, np.nan], [1.0, np.nan]]))
         array([0.75,  nan])
     """
-    valid = ~np.isnan(dice)
-    counts = valid.sum(axis=0)
-    sums = np.where(valid, dice, 0.0).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return nan_mean(dice, axis=0)
 
 
 def _weighted(members: Sequence[NDArray[Any]], weights: NDArray[np.float64]) -> NDArray[np.float32]:

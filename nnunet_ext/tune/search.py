@@ -20,7 +20,7 @@ win over the search result when they score better. Hence, on the tuning data:
 
 With ``rules=True`` (per-label rules follow, :mod:`nnunet_ext.tune.rules`), a label that one
 member alone predicts on the tuning cases (every other member blind to it,
-:func:`~nnunet_ext.tune.rules.sole_reliable_member`) is *left to the rules*: its floor is its
+:func:`~nnunet_ext.tune.judge.sole_reliable_member`) is *left to the rules*: its floor is its
 equal-weight Dice, not that member's. Weights cannot give such a label the seeing member's Dice
 (the blind members' background channels dilute it wherever they are confident), so that floor
 is unreachable; as the first term of the score it would bend every other column towards the
@@ -41,8 +41,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from nnunet_ext._stats import nan_mean
 from nnunet_ext.tune.compact import CompactCVData
-from nnunet_ext.tune.rules import sole_reliable_member
+from nnunet_ext.tune.judge import sole_reliable_member
 from nnunet_ext.tune.scoring import (
     _baseline_per_case,
     _Evaluator,
@@ -138,7 +139,7 @@ def _score(
     """
     below_equal = _shortfall(dice, equal)
     shortfall = _shortfall(dice, floors)
-    mean = float(np.nanmean(dice)) if np.any(~np.isnan(dice)) else 0.0
+    mean = nan_mean(dice, empty=0.0)
     return (
         float(below_equal.max()) if below_equal.size else 0.0,
         float(shortfall.max()) if shortfall.size else 0.0,

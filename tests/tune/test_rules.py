@@ -15,8 +15,9 @@ from nnunet_ext.synthetic import make_case, write_prediction_folder
 from nnunet_ext.tune import tune_weights
 from nnunet_ext.tune.compact import compact_case, merge_cases
 from nnunet_ext.tune.holdout import holdout_runs
+from nnunet_ext.tune.judge import bootstrap_noise
 from nnunet_ext.tune.report import format_table, report_dict, write_outputs
-from nnunet_ext.tune.rules import bootstrap_noise, choose_rules
+from nnunet_ext.tune.rules import choose_rules
 from nnunet_ext.tune.scoring import mean_over_cases
 
 
@@ -173,7 +174,7 @@ def test_bootstrap_noise_is_shift_invariant_and_shrinks_with_more_cases(values, 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_candidates_scored_on_the_voxels_they_change_equal_full_scoring(seed):
     from nnunet_ext.ensemble import LabelRules
-    from nnunet_ext.tune.rules import _candidates, _Scorer, _with
+    from nnunet_ext.tune.candidates import RuleScorer, all_candidates, with_candidate
 
     rng = np.random.default_rng(seed)
     cases = []
@@ -182,13 +183,13 @@ def test_candidates_scored_on_the_voxels_they_change_equal_full_scoring(seed):
         members = [rng.dirichlet([1, 1, 1, 1], size=ref.shape).transpose(3, 0, 1, 2) for _ in "ab"]
         cases.append(compact_case([m.astype(np.float32) for m in members], ref))
     data = merge_cases(cases)
-    scorer = _Scorer(data, [1, 2, 3])
+    scorer = RuleScorer(data, [1, 2, 3])
     fused = scorer.fused(rng.random((2, 4)) + 0.1)
     decided = LabelRules.build(4, scale={2: 1.5}, take=[(3, 1)])
-    candidates = _candidates(2)
+    candidates = all_candidates(2)
     fast = scorer.candidates_per_case(fused, decided, 1, candidates)
     for candidate, got in zip(candidates, fast, strict=True):
-        expected = scorer.per_case(fused, _with(decided, 1, candidate, 4))
+        expected = scorer.per_case(fused, with_candidate(decided, 1, candidate, 4))
         np.testing.assert_array_equal(got, expected)
 
 
@@ -247,8 +248,9 @@ def test_a_label_one_member_predicts_only_partially_is_taken_from_the_other(seed
     (and no ``from`` over equal weights) gains beyond the noise held out. Member 0 is
     blind to RV, so RV starts from member 1 and stays there; its RV is then exactly member 1's
     argmax RV, on every case."""
+    from nnunet_ext.tune.candidates import RuleScorer
     from nnunet_ext.tune.gate import gate_weights
-    from nnunet_ext.tune.rules import _Scorer, sole_reliable_member
+    from nnunet_ext.tune.judge import sole_reliable_member
 
     data = _diluted_rv(seed)
     labels = [1, 2, 3]
@@ -276,7 +278,7 @@ def test_a_label_one_member_predicts_only_partially_is_taken_from_the_other(seed
         a = next(d for d in with_members.decisions if d.label == label)
         b = next(d for d in without.decisions if d.label == label)
         assert a.chosen == b.chosen
-    scorer = _Scorer(data, labels)
+    scorer = RuleScorer(data, labels)
     from nnunet_ext.ensemble.rules import apply_label_rules
 
     fused_labels = apply_label_rules(
@@ -293,7 +295,7 @@ def test_alike_members_have_no_blind_member_and_keep_equal_weights(seed):
     as in test_gate) weighted with equal weights."""
     from nnunet_ext.synthetic import model_probabilities
     from nnunet_ext.tune.gate import gate_weights
-    from nnunet_ext.tune.rules import sole_reliable_member
+    from nnunet_ext.tune.judge import sole_reliable_member
 
     rng = np.random.default_rng(seed)
     cases = []
@@ -353,7 +355,7 @@ def test_the_tuner_reports_the_blind_member_baseline(forgot_rv, tmp_path):
     fraction=st.floats(0.0, 1.0),
 )
 def test_a_member_is_blind_only_below_half_the_best_and_beyond_the_noise(dice, fraction):
-    from nnunet_ext.tune.rules import BLIND_FRACTION, sole_reliable_member
+    from nnunet_ext.tune.judge import BLIND_FRACTION, sole_reliable_member
 
     good = np.array(dice)[:, None]
     weak = good * fraction
@@ -386,7 +388,7 @@ def test_the_blind_member_default_is_not_taken_when_it_costs_another_label():
     member 1 would cost label 1 beyond the noise held out, so RV stays with the weights (which
     keep label 1 from member 0), and the report says why."""
     from nnunet_ext.tune.gate import gate_weights
-    from nnunet_ext.tune.rules import sole_reliable_member
+    from nnunet_ext.tune.judge import sole_reliable_member
 
     rng = np.random.default_rng(5)
     cases = []
@@ -446,7 +448,7 @@ def test_weighted_replaces_the_blind_default_only_with_weights_that_favour_the_s
     labels = [1, 2, 3]
     runs = holdout_runs(data, labels, num_folds=4)
     solo = [runs.baseline_per_case[f"model {m}"] for m in range(2)]
-    from nnunet_ext.tune.rules import sole_reliable_member
+    from nnunet_ext.tune.judge import sole_reliable_member
 
     assert sole_reliable_member(solo, 2) == 0
     equal = np.full((2, 4), 0.5)
@@ -593,7 +595,7 @@ TWO_MEMBERS_IN_FOLDS = st.lists(
 def test_training_folds_only_take_blindness_away(dice):
     """With the nnU-Net fold of each case, a member is blind only if it is blind without them
     and, in every fold where the best member scores, below half the best member's mean."""
-    from nnunet_ext.tune.rules import BLIND_FRACTION, sole_reliable_member
+    from nnunet_ext.tune.judge import BLIND_FRACTION, sole_reliable_member
 
     member_0 = np.array([[d[0]] for d in dice])
     member_1 = np.array([[d[1]] for d in dice])
@@ -652,7 +654,7 @@ def test_a_member_one_of_whose_fold_models_sees_the_label_is_not_blind(seed):
 @settings(max_examples=60, deadline=None)
 @given(dice=TWO_MEMBERS_IN_FOLDS)
 def test_fold_blind_cases_mark_whole_folds_where_a_member_is_below_half_the_best(dice):
-    from nnunet_ext.tune.rules import BLIND_FRACTION, fold_blind_cases
+    from nnunet_ext.tune.judge import BLIND_FRACTION, fold_blind_cases
 
     members = [np.array([[d[0]] for d in dice]), np.array([[d[1]] for d in dice])]
     folds = np.array([d[2] for d in dice])

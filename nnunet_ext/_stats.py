@@ -1,0 +1,57 @@
+"""The package's one NaN-mean: numpy only, shared by every feature that averages scores.
+
+A Dice (or any score) is NaN where it is undefined (label absent from reference and prediction),
+and every mean over cases or labels leaves those out. :func:`nan_mean` is that mean, with
+``np.nanmean``'s arithmetic (NaN entries count as 0 in numpy's sum, the count is of the others),
+which is also how nnU-Net averages its ``summary.json``; it returns ``empty`` instead of warning
+where nothing is defined. (The sum of the defined values alone, ``values[~isnan].mean()``, can
+differ from it in the last bit: numpy sums pairwise, and removing the NaN slots regroups the sum.)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import overload
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["nan_mean"]
+
+
+@overload
+def nan_mean(values: ArrayLike, *, axis: None = None, empty: float = math.nan) -> float: ...
+
+
+@overload
+def nan_mean(values: ArrayLike, *, axis: int, empty: float = math.nan) -> NDArray[np.float64]: ...
+
+
+def nan_mean(
+    values: ArrayLike, *, axis: int | None = None, empty: float = math.nan
+) -> float | NDArray[np.float64]:
+    """Mean of the values that are not NaN, as ``np.nanmean``; ``empty`` where there are none.
+
+    Args:
+        values: The values (float64; NaN: undefined).
+        axis: ``None``: one mean of all values (a float); an axis: the means along it (an array).
+        empty: The result where no value is defined (``np.nanmean`` warns and gives NaN).
+
+    Returns:
+        The mean, or the means along ``axis``.
+
+    Examples:
+        >>> nan_mean([1.0, np.nan, 3.0]), nan_mean([np.nan]), nan_mean([np.nan], empty=0.0)
+        (2.0, nan, 0.0)
+        >>> nan_mean([[0.5, np.nan], [1.0, np.nan]], axis=0)
+        array([0.75,  nan])
+    """
+    array = np.asarray(values, dtype=np.float64)
+    valid = ~np.isnan(array)
+    counts = valid.sum(axis=axis)
+    sums = np.where(valid, array, 0.0).sum(axis=axis)
+    if axis is None:
+        return float(sums / counts) if counts else empty
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means: NDArray[np.float64] = np.where(counts > 0, sums / np.maximum(counts, 1), empty)
+    return means
