@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,23 @@ def test_local_runs_never_import_ray(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
     )
     assert json.loads(result.stdout.strip().splitlines()[-1].replace("'", '"')) == []
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(st.integers(-1000, 1000), max_size=12), st.integers(1, 4))
+def test_map_cases_on_threads_equals_sequential(items, num_workers):
+    """``threads`` (ensemble's local workers) returns the same, in input order."""
+    assert map_cases(abs, items, num_workers=num_workers, threads=True) == [abs(i) for i in items]
+
+
+def test_map_cases_on_threads_raises_the_first_error_and_cancels_the_rest():
+    started = []
+
+    def convert(text: str) -> int:
+        started.append(text)
+        time.sleep(0.005)
+        return int(text)
+
+    with pytest.raises(ValueError, match=r"^invalid literal for int\(\) with base 10: 'x'$"):
+        map_cases(convert, ["x", *map(str, range(200))], num_workers=2, threads=True)
+    assert len(started) < 201  # the cases not yet started were cancelled

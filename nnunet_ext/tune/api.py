@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from nnunet_ext.ensemble.spec import EnsembleSpec
+from nnunet_ext.io.nnunet_files import load_splits
 from nnunet_ext.tune.compact import CompactCVData
 from nnunet_ext.tune.gate import WeightDecision, gate_weights
 from nnunet_ext.tune.holdout import HoldoutRuns, holdout_runs
@@ -120,10 +122,8 @@ class TuneResult:
         """Tuned minus equal-weight mean Dice per label, on the tuning data."""
         return self.dice - self.baselines["equal"]
 
-    def spec(self) -> Any:
+    def spec(self) -> EnsembleSpec:
         """The :class:`nnunet_ext.ensemble.spec.EnsembleSpec` of the chosen weights."""
-        from nnunet_ext.ensemble.spec import EnsembleSpec
-
         rounded = np.round(self.weights, 4)
         label_weights: list[Mapping[str | int, float]] = [
             {str(c): float(rounded[m, c]) for c in range(rounded.shape[1])}
@@ -141,6 +141,29 @@ class TuneResult:
             label_weights=label_weights,
             rules=rules,
         )
+
+
+def _read(
+    input_dirs: Sequence[str | os.PathLike[str]],
+    reference_dir: str | os.PathLike[str],
+    *,
+    num_workers: int,
+    dataset_json: str | os.PathLike[str] | None,
+    splits: str | os.PathLike[str] | None,
+) -> tuple[CompactCVData, list[str], dict[str, list[str]], list[int], list[str]]:
+    """Read the CV data (:func:`~nnunet_ext.tune.reading.load_cv_data`) and its training folds.
+
+    With ``splits``, each case's nnU-Net training fold is attached to the data.
+    """
+    data, cases, left_out, label_ids, label_names = load_cv_data(
+        input_dirs, reference_dir, num_workers=num_workers, dataset_json=dataset_json
+    )
+    if splits is not None:
+        folds_of_cases = np.asarray(load_splits(splits, cases), dtype=np.int64)
+        data = dataclasses.replace(data, training_folds=folds_of_cases)
+    contested = data.probabilities.shape[2] / max(data.probabilities.shape[2] + data.fixed.sum(), 1)
+    logger.info("%.1f%% of voxels are contested between the models", 100 * contested)
+    return data, cases, left_out, label_ids, label_names
 
 
 def tune_weights(
@@ -189,19 +212,12 @@ def tune_weights(
     """
     _check_options(num_workers=num_workers, steps=steps, max_rounds=max_rounds, cv_folds=cv_folds)
     if splits is not None:
-        from nnunet_ext.io.nnunet_files import load_splits
-
         load_splits(splits, [])  # its structure, before any case is read
     start = time.perf_counter()
-    data, cases, left_out, label_ids, label_names = load_cv_data(
-        input_dirs, reference_dir, num_workers=num_workers, dataset_json=dataset_json
+    data, cases, left_out, label_ids, label_names = _read(
+        input_dirs, reference_dir, num_workers=num_workers, dataset_json=dataset_json, splits=splits
     )
-    if splits is not None:
-        folds_of_cases = np.asarray(load_splits(splits, cases), dtype=np.int64)
-        data = dataclasses.replace(data, training_folds=folds_of_cases)
     read_s = time.perf_counter() - start
-    contested = data.probabilities.shape[2] / max(data.probabilities.shape[2] + data.fixed.sum(), 1)
-    logger.info("%.1f%% of voxels are contested between the models", 100 * contested)
     warnings: list[str] = []
     folds = cv_folds if cv_folds >= 2 and len(cases) >= 2 else 0
     if cv_folds >= 2 and len(cases) < 2:

@@ -16,6 +16,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from nnunet_ext._parallel import map_cases
+from nnunet_ext.ensemble.fusion import fuse_probabilities, probabilities_to_labels
+from nnunet_ext.evaluate.folders import find_dataset_json
+from nnunet_ext.evaluate.measures import apply_convention, boundary_values, nan_mean
+from nnunet_ext.evaluate.metrics import FN, FP, TP, confusion_counts, dice_from_counts
+from nnunet_ext.io import LabelSpec, list_case_files, load_json, read_labels, write_json
+from nnunet_ext.io.probabilities import pair_probability_files, read_probabilities
 from nnunet_ext.tune.api import TuneResult
 
 __all__ = ["BOUNDARY_METRICS", "add_to_report", "boundary_metrics", "format_boundary"]
@@ -28,12 +35,6 @@ _Job = tuple[list[str], str, list[list[float]], list[int], int | None, float]
 
 def _boundary_case(job: _Job) -> dict[str, dict[str, NDArray[np.float64]]]:
     """Worker: fuse one case both ways and score it (top-level for the spawn pool)."""
-    from nnunet_ext.ensemble.fusion import fuse_probabilities, probabilities_to_labels
-    from nnunet_ext.evaluate.measures import apply_convention, boundary_values
-    from nnunet_ext.evaluate.metrics import FN, FP, TP, confusion_counts, dice_from_counts
-    from nnunet_ext.io import read_labels
-    from nnunet_ext.io.probabilities import read_probabilities
-
     npz_files, reference_file, weights, label_ids, ignore, tolerance = job
     reference = read_labels(reference_file)
     spacing = tuple(reversed(reference.spacing))
@@ -83,12 +84,6 @@ def boundary_metrics(
         A JSON-ready dict: per label, per method, each metric's mean over the cases where it is
         defined and the number of cases where it is not.
     """
-    from nnunet_ext._parallel import map_cases
-    from nnunet_ext.evaluate.folders import find_dataset_json
-    from nnunet_ext.evaluate.measures import nan_mean
-    from nnunet_ext.io import LabelSpec, list_case_files, load_json
-    from nnunet_ext.io.probabilities import pair_probability_files
-
     ref_root = Path(result.reference_dir)
     json_path = (
         Path(dataset_json)
@@ -123,6 +118,8 @@ def boundary_metrics(
             stacked = {
                 m: np.array([case[method][m][j] for case in per_case]) for m in BOUNDARY_METRICS
             }
+            # evaluate's own mean, so these numbers are evaluate's (its arithmetic differs from
+            # nnunet_ext._stats.nan_mean in the last bit)
             entry[method] = {m: nan_mean(v) for m, v in stacked.items()}
             entry[method]["undefined"] = {m: int(np.isnan(v).sum()) for m, v in stacked.items()}
         labels.append(entry)
@@ -188,8 +185,6 @@ def format_boundary(report: dict[str, Any]) -> str:
 
 def add_to_report(report_path: str | Path, report: dict[str, Any]) -> None:
     """Add ``report`` as ``boundary_metrics`` to tune's JSON report (rewritten atomically)."""
-    from nnunet_ext.io import load_json, write_json
-
     data = load_json(report_path)
     data["boundary_metrics"] = report
     write_json(report_path, data)

@@ -7,6 +7,10 @@ from pathlib import Path
 
 from nnunet_ext import _cli
 from nnunet_ext.io.outputs import Output
+from nnunet_ext.tune.api import tune_weights
+from nnunet_ext.tune.boundary import add_to_report, boundary_metrics, format_boundary
+from nnunet_ext.tune.postprocessing import determine_postprocessing, postprocessing_paths
+from nnunet_ext.tune.report import format_table, write_outputs
 
 __all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -93,8 +97,6 @@ def run(args: argparse.Namespace) -> int:
         Output(figure, "--figure", (".png",)),
     ]
     if args.postprocess:
-        from nnunet_ext.tune.postprocessing import postprocessing_paths
-
         fused_dir, plan_path = postprocessing_paths(out)
         outputs.append(
             Output(fused_dir, "--postprocess folder", folder=True, cases=True, exists_ok=False)
@@ -107,9 +109,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: Path) -> int:
-    from nnunet_ext.tune.api import tune_weights
-    from nnunet_ext.tune.report import format_table, write_outputs
-
     result = tune_weights(
         args.input,
         args.reference,
@@ -121,16 +120,12 @@ def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: P
         result, out, report_path=report_path, figure_path=figure_path
     )
     print(f"\nwrote {spec}, {report} and {figure}")
-    from nnunet_ext.tune.boundary import add_to_report, boundary_metrics, format_boundary
-
     boundary = boundary_metrics(
         result, num_workers=args.num_workers, dataset_json=args.dataset_json
     )
     add_to_report(report, boundary)
     print("\n" + format_boundary(boundary))
     if args.postprocess:
-        from nnunet_ext.tune.postprocessing import determine_postprocessing
-
         fused, plan_file, plan = determine_postprocessing(
             result, spec, num_workers=args.num_workers
         )

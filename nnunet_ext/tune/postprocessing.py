@@ -10,6 +10,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from nnunet_ext.ensemble.folders import ensemble_folders
+from nnunet_ext.io import LabelSpec, load_json
+from nnunet_ext.postprocess import determine_plan, save_plan
 from nnunet_ext.tune.api import TuneResult
 
 __all__ = ["determine_postprocessing", "postprocessing_paths"]
@@ -57,10 +60,6 @@ def determine_postprocessing(
     Raises:
         FileNotFoundError: If the spec does not exist.
     """
-    from nnunet_ext.ensemble.folders import ensemble_folders
-    from nnunet_ext.io import LabelSpec, load_json
-    from nnunet_ext.postprocess import determine_plan, save_plan
-
     spec_file = Path(spec_path)
     if not spec_file.is_file():
         raise FileNotFoundError(

@@ -17,8 +17,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from nnunet_ext._parallel import map_cases
 from nnunet_ext.evaluate.folders import find_dataset_json
-from nnunet_ext.io.probabilities import PairedCases
+from nnunet_ext.io import list_case_files, load_dataset_json, read_labels
+from nnunet_ext.io.labels import MAX_UINT8_LABEL
+from nnunet_ext.io.probabilities import (
+    PairedCases,
+    inspect_probabilities,
+    pair_probability_files,
+    read_probabilities,
+)
 from nnunet_ext.tune.compact import CompactCVData, compact_case, merge_cases
 
 __all__ = ["load_cv_data"]
@@ -30,9 +38,6 @@ def _compact_job(
     job: tuple[list[str], str, int, int | None],
 ) -> tuple[NDArray[np.int64], NDArray[np.float16], NDArray[np.uint8]]:
     """Worker: decompress one case of every model once and reduce it (top-level for spawn)."""
-    from nnunet_ext.io import read_labels
-    from nnunet_ext.io.probabilities import read_probabilities
-
     npz_files, reference_file, num_values, ignore_label = job
     reference = read_labels(reference_file).array
     probabilities = [read_probabilities(f) for f in npz_files]
@@ -54,8 +59,6 @@ def _compact_job(
 
 def _dataset_spec(json_path: Path | None) -> Any:
     """The parsed ``dataset.json`` (``None`` without one); region-based models are refused."""
-    from nnunet_ext.io import load_dataset_json
-
     spec = load_dataset_json(json_path) if json_path is not None else None
     if (
         spec is not None
@@ -99,8 +102,6 @@ def _common_cases(
 
 def _num_classes(paired: PairedCases, cases: Sequence[str]) -> int:
     """The class count shared by every probability file of ``cases``."""
-    from nnunet_ext.io.probabilities import inspect_probabilities
-
     first = paired.cases[cases[0]]
     num_classes = inspect_probabilities(first[0]).num_classes  # type: ignore[arg-type]
     for case in cases:
@@ -144,13 +145,10 @@ def load_cv_data(
 
     Raises:
         NotADirectoryError: If a folder does not exist.
-        ValueError: For fewer than 2 models, no common case, region-based models, or
-            inconsistent class counts or shapes (message names the file).
+        ValueError: For fewer than 2 models, no common case, region-based models, labels
+            above 255 (the uint8 ceiling), or inconsistent class counts or shapes (message
+            names the file).
     """
-    from nnunet_ext._parallel import map_cases
-    from nnunet_ext.io import list_case_files
-    from nnunet_ext.io.probabilities import pair_probability_files
-
     if len(input_dirs) < 2:
         raise ValueError(
             f"input_dirs must list at least 2 model folders to tune weights; got {len(input_dirs)}."
@@ -169,6 +167,11 @@ def load_cv_data(
     num_classes = _num_classes(paired, cases)
     names, ignore = _label_names(spec, json_path, num_classes)
     num_values = max(num_classes, (ignore + 1) if ignore is not None else 0)
+    if num_values - 1 > MAX_UINT8_LABEL:  # the compact data holds class indices as uint8
+        raise ValueError(
+            f"{json_path or input_dirs[0]}: labels must be <= {MAX_UINT8_LABEL} for tune (it "
+            f"keeps them as uint8); got labels up to {num_values - 1}."
+        )
     jobs = [
         ([str(p) for p in paired.cases[case]], str(references[case]), num_values, ignore)
         for case in cases

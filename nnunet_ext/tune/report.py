@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from nnunet_ext._stats import nan_mean
+from nnunet_ext.io import atomic_path, write_json
 from nnunet_ext.tune.api import TuneResult
 
 __all__ = ["format_table", "report_dict", "write_outputs"]
@@ -375,8 +376,6 @@ def write_outputs(
     Returns:
         ``(spec, report, figure)`` paths.
     """
-    from nnunet_ext.io import atomic_path, write_json
-
     spec_file = Path(spec_path)
     report_file = (
         Path(report_path) if report_path else spec_file.with_name(f"{spec_file.stem}_report.json")

@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from nnunet_ext._stats import nan_mean
+from nnunet_ext.io.labels import MAX_UINT8_LABEL
 from nnunet_ext.tune.compact import CompactCVData
 
 __all__ = ["baseline_weights", "label_dice", "mean_over_cases", "score_weights"]
@@ -121,7 +122,7 @@ class _Evaluator:
         others = [o for o in range(data.num_classes) if o != column]
         best = self.fused[others[0]].copy()
         # uint8 class indices: modular arithmetic keeps the selections exact and cheap
-        small = np.uint8 if data.num_classes <= 255 else np.int64
+        small = np.uint8 if data.num_classes - 1 <= MAX_UINT8_LABEL else np.int64
         arg = np.full(best.shape, others[0], dtype=small)
         for o in others[1:]:  # argmax over the other classes; the first maximum wins ties
             greater = (self.fused[o] > best).view(np.uint8)

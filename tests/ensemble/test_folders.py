@@ -382,3 +382,28 @@ def test_error_in_one_case_with_threads(make_folders, tmp_path):
         ensemble_folders(folders, tmp_path / "out", num_workers=2)
     assert not (tmp_path / "out" / "c2.nii.gz").exists()
     assert not list((tmp_path / "out").glob(".nnunet_ext-tmp-*"))
+
+
+@pytest.mark.parametrize(
+    ("num_classes", "refused"),
+    [pytest.param(255, False, id="labels-to-254"), pytest.param(256, True, id="label-255")],
+)
+def test_the_label_ceiling_is_what_nnunets_writer_keeps_uint8(tmp_path, num_classes, refused):
+    """nnU-Net's write_seg writes uint8 only below 255: the ensemble refuses a label of 255."""
+    from nnunet_ext.synthetic import write_prediction_folder
+
+    labels = {"background": 0, **{f"label_{i}": i for i in range(1, num_classes)}}
+    probabilities = np.zeros((num_classes, 1, 2, 2), dtype=np.float32)
+    probabilities[-1] = 1.0  # every voxel is the largest label
+    folders = [
+        write_prediction_folder(tmp_path / f"m{m}", {"c0": probabilities}, labels=labels)
+        for m in range(2)
+    ]
+    if refused:
+        with pytest.raises(ValueError, match=r"labels must be <= 254 to be written as uint8"):
+            ensemble_folders(folders, tmp_path / "out")
+        return
+    ensemble_folders(folders, tmp_path / "out")
+    written = read_labels(tmp_path / "out" / "c0.nii.gz")
+    assert written.stored_dtype == "uint8"
+    assert written.array.max() == num_classes - 1

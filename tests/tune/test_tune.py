@@ -175,3 +175,27 @@ def test_import_and_help_stay_torch_free():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_labels_above_the_uint8_ceiling_are_refused_up_front(tmp_path):
+    """tune keeps class indices as uint8: a 257th class would wrap to 0, so it fails first."""
+    import SimpleITK as sitk  # noqa: N813
+
+    from nnunet_ext.synthetic import write_prediction_folder
+    from nnunet_ext.tune.reading import load_cv_data
+
+    labels = {"background": 0, **{f"label_{i}": i for i in range(1, 257)}}
+    probabilities = {"a": np.full((257, 1, 2, 2), 1 / 257, dtype=np.float32)}
+    model_dirs = [
+        write_prediction_folder(
+            tmp_path / f"model_{m}", probabilities, labels=labels, write_segmentations=False
+        )
+        for m in range(2)
+    ]
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    sitk.WriteImage(
+        sitk.GetImageFromArray(np.zeros((1, 2, 2), np.uint8)), str(reference / "a.nii.gz")
+    )
+    with pytest.raises(ValueError, match=r"labels must be <= 255 for tune .*up to 256\.$"):
+        load_cv_data(model_dirs, reference)
