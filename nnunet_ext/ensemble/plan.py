@@ -46,7 +46,6 @@ __all__ = [
     "PROVENANCE_FILE",
     "CaseJob",
     "EnsemblePlan",
-    "list_some",
     "plan_ensemble",
 ]
 
@@ -122,13 +121,7 @@ class EnsemblePlan:
     provenance: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-def list_some(items: Sequence[str], limit: int = 5) -> str:
-    """The first ``limit`` items, comma-separated, and how many more there are.
-
-    Examples:
-        >>> list_some(["a", "b", "c"], 2)
-        'a, b, ... (1 more)'
-    """
+def _list_some(items: Sequence[str], limit: int = 5) -> str:
     shown = ", ".join(items[:limit])
     return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
 
@@ -233,7 +226,7 @@ def _check_folders(folders: Sequence[Path], out: Path) -> None:
     """Refuse repeated input folders, an output that is an input, and missing inputs."""
     if len(set(folders)) != len(folders):
         dupes = sorted({str(f) for f in folders if folders.count(f) > 1})
-        raise ValueError(f"input_dirs must be distinct folders; got {list_some(dupes)} twice.")
+        raise ValueError(f"input_dirs must be distinct folders; got {_list_some(dupes)} twice.")
     if out in folders:
         raise ValueError(f"output_dir must differ from every input folder; got {out}.")
     for folder in folders:
@@ -311,7 +304,7 @@ def _paired_cases(folders: Sequence[Path], allow_missing: bool) -> PairedCases:
         logger.warning(
             "ignoring %d hidden file(s): %s",
             len(paired.ignored),
-            list_some([str(p) for p in paired.ignored]),
+            _list_some([str(p) for p in paired.ignored]),
         )
     missing = paired.missing
     if missing and not allow_missing:
@@ -321,7 +314,7 @@ def _paired_cases(folders: Sequence[Path], allow_missing: bool) -> PairedCases:
         ]
         raise ValueError(
             f"{len(missing)} case(s) are missing from some input folders: "
-            f"{list_some(details, 3)}. Add the predictions, or pass allow_missing=True to fuse "
+            f"{_list_some(details, 3)}. Add the predictions, or pass allow_missing=True to fuse "
             "each case from the folders that have it."
         )
     return paired
@@ -336,7 +329,7 @@ def _check_previous_output(out: Path, provenance: Mapping[str, Any]) -> None:
         if foreign:
             raise FileExistsError(
                 f"{out} already holds {len(foreign)} label file(s) not written by this command "
-                f"({list_some(foreign, 3)}). Pass overwrite=True to replace them, "
+                f"({_list_some(foreign, 3)}). Pass overwrite=True to replace them, "
                 "or choose an empty output folder."
             )
         return
