@@ -96,6 +96,27 @@ def normalize_weights(
     return normalized
 
 
+def _normalized(
+    weights: ArrayLike | None, num_members: int, num_classes: int
+) -> NDArray[np.float64]:
+    """``weights`` checked to be normalised ``(M, C)`` (``None``: equal weights)."""
+    if weights is None:
+        return normalize_weights(None, num_members=num_members, num_classes=num_classes)
+    matrix = np.asarray(weights, dtype=np.float64)
+    if matrix.shape != (num_members, num_classes):
+        raise ValueError(
+            f"weights must be the normalised ({num_members}, {num_classes}) matrix of "
+            f"normalize_weights; got shape {matrix.shape}."
+        )
+    totals = matrix.sum(axis=0)
+    if not (np.all(np.isfinite(matrix)) and np.all(matrix >= 0) and np.allclose(totals, 1.0)):
+        raise ValueError(
+            "weights must be normalised (finite, >= 0, each class column summing to 1); "
+            "pass them through normalize_weights first."
+        )
+    return matrix
+
+
 class FusionAccumulator:
     """Weighted mean of ``M`` members, fed as flat C-order chunks in member order.
 
@@ -104,7 +125,8 @@ class FusionAccumulator:
 
     Args:
         shape: Shape ``(C, ...)`` of each member.
-        weights: As for :func:`normalize_weights`.
+        weights: Normalised ``(M, C)`` weights, as :func:`normalize_weights` returns them (the
+            caller normalises once, where it checks them); ``None``: equal weights.
         num_members: ``M``.
         dtype: Accumulator dtype; float32 mirrors ``nnUNetv2_ensemble``.
         argmax_members: Members whose own argmax (label map) to keep while streaming, for
@@ -137,9 +159,7 @@ class FusionAccumulator:
         self.num_members = int(num_members)
         self.num_classes = self.shape[0]
         self.class_size = int(np.prod(self.shape[1:], dtype=np.int64))
-        self.weights = normalize_weights(
-            weights, num_members=self.num_members, num_classes=self.num_classes
-        )
+        self.weights = _normalized(weights, self.num_members, self.num_classes)
         # a class whose members all carry the same weight is a plain mean: nnU-Net's arithmetic
         self.is_equal = np.all(self.weights == self.weights[0:1], axis=0)
         self.dtype = np.dtype(dtype)
@@ -275,8 +295,11 @@ def fuse_probabilities(
                 f"probabilities[{index}] must have the shape of probabilities[0], {shape}; "
                 f"got {tuple(member.shape)}."
             )
+    normalized = normalize_weights(
+        weights, num_members=len(probabilities), num_classes=shape[0] if shape else 0
+    )
     accumulator = FusionAccumulator(
-        shape, weights=weights, num_members=len(probabilities), dtype=dtype
+        shape, weights=normalized, num_members=len(probabilities), dtype=dtype
     )
     for index, member in enumerate(probabilities):
         accumulator.add_array(index, member)

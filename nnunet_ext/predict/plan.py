@@ -85,6 +85,8 @@ class PredictPlan:
             the fused probabilities exactly as ``nnunet-ext ensemble`` applies them.
         allow_unsafe_checkpoints: Load checkpoints with ``weights_only=False`` (runs code from
             the files; only for files their user trusts).
+        fusion_weights: ``weights`` normalised once (each class column sums to 1), as the
+            fusion uses them (``None``: normalise ``weights`` when fusing).
     """
 
     members: tuple[PredictMember, ...]
@@ -95,6 +97,7 @@ class PredictPlan:
     settings: dict[str, Any]
     rules: LabelRules = field(default_factory=LabelRules)
     allow_unsafe_checkpoints: bool = False
+    fusion_weights: NDArray[np.float64] | None = field(default=None, repr=False)
 
     @property
     def models(self) -> list[ModelMember]:
@@ -225,7 +228,9 @@ def plan_prediction(
     models = [m for m in members if isinstance(m, ModelMember)]
     label_spec = _common_labels(members)
     matrix = weight_matrix(ensemble_spec, label_spec)
-    normalize_weights(matrix, num_members=len(members), num_classes=matrix.shape[1])
+    fusion_weights = normalize_weights(
+        matrix, num_members=len(members), num_classes=matrix.shape[1]
+    )
     channel_counts = {m.num_channels for m in models}
     if len(channel_counts) != 1:
         raise ValueError(
@@ -248,7 +253,15 @@ def plan_prediction(
     rules = label_rules(ensemble_spec, label_spec)
     # positional: every field has its own type, so mypy checks the order
     return PredictPlan(
-        members, matrix, ensemble_spec, label_spec, cases, settings, rules, allow_unsafe_checkpoints
+        members,
+        matrix,
+        ensemble_spec,
+        label_spec,
+        cases,
+        settings,
+        rules,
+        allow_unsafe_checkpoints,
+        fusion_weights,
     )
 
 

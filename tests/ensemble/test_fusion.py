@@ -79,12 +79,21 @@ def test_accumulator_chunks_equal_whole(rng):
     members = [rng.random((4, 33), dtype=np.float32) for _ in range(3)]
     weights = rng.random((3, 4)) + 0.1
     whole = fuse_probabilities(members, weights)
-    acc = FusionAccumulator((4, 33), weights=weights, num_members=3)
+    normalized = normalize_weights(weights, num_members=3, num_classes=4)
+    acc = FusionAccumulator((4, 33), weights=normalized, num_members=3)
     for m, member in enumerate(members):
         flat = member.reshape(-1)
         for start in range(0, flat.size, 7):  # chunks straddle class boundaries
             acc.add(m, start, flat[start : start + 7])
     assert np.array_equal(acc.result(), whole)
+
+
+def test_the_accumulator_takes_normalised_weights_only(rng):
+    """Weights are normalised once, where they are checked; raw ones are refused, not fixed."""
+    with pytest.raises(ValueError, match="weights must be normalised"):
+        FusionAccumulator((4, 33), weights=rng.random((3, 4)) + 0.1, num_members=3)
+    with pytest.raises(ValueError, match=r"weights must be the normalised \(3, 4\) matrix"):
+        FusionAccumulator((4, 33), weights=[1.0, 2.0, 3.0], num_members=3)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from nnunet_ext.ensemble import (
     fuse_to_labels,
     probabilities_to_labels,
 )
-from nnunet_ext.ensemble.fusion import FusionAccumulator
+from nnunet_ext.ensemble.fusion import FusionAccumulator, normalize_weights
 from nnunet_ext.io import read_labels
 
 
@@ -102,7 +102,8 @@ def test_streamed_member_argmax_equals_np_argmax_in_any_chunk_order(rng):
     shape = (4, 3, 5, 6)
     members = [softmax(rng, shape) for _ in range(3)]
     members[2] = (np.round(members[2] * 4) / 4).astype(np.float32)  # many exact ties
-    acc = FusionAccumulator(shape, weights=[1, 2, 3], num_members=3, argmax_members=[0, 2])
+    weights = normalize_weights([1, 2, 3], num_members=3, num_classes=shape[0])
+    acc = FusionAccumulator(shape, weights=weights, num_members=3, argmax_members=[0, 2])
     size = members[0].size
     for m, member in enumerate(members):
         flat = member.reshape(-1)
