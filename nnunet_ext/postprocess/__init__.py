@@ -11,15 +11,10 @@ from nnunet_ext.postprocess.components import (
     keep_largest_foreground_component,
     remove_small_components,
 )
+from nnunet_ext.postprocess.determine import determine_plan
 from nnunet_ext.postprocess.folders import FolderResult, postprocess_folder
 from nnunet_ext.postprocess.holes import fill_holes
-from nnunet_ext.postprocess.plan import (
-    PostprocessingPlan,
-    apply_plan,
-    determine_plan,
-    load_plan,
-    save_plan,
-)
+from nnunet_ext.postprocess.plan import PostprocessingPlan, apply_plan, load_plan, save_plan
 
 __all__ = [
     "FolderResult",

@@ -17,7 +17,11 @@ from pathlib import Path
 
 from nnunet_ext import _cli
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
+from nnunet_ext.io import load_dataset_json
 from nnunet_ext.io.outputs import Output
+from nnunet_ext.postprocess.determine import determine_plan
+from nnunet_ext.postprocess.folders import postprocess_folder
+from nnunet_ext.postprocess.plan import PostprocessingPlan, load_plan, save_plan
 
 __all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -179,8 +183,6 @@ def _label_ids(args: argparse.Namespace) -> list[int] | None:
             f"--labels names labels ({' '.join(args.labels)}) but {dataset_json} does not exist; "
             "give label values instead (e.g. --labels 1 2)."
         )
-    from nnunet_ext.io import load_dataset_json
-
     resolved = load_dataset_json(dataset_json).resolve_all(args.labels)
     return [int(v) for v in resolved if isinstance(v, int)]
 
@@ -198,8 +200,6 @@ def _run_determine(args: argparse.Namespace) -> int:
 
 
 def _determine(args: argparse.Namespace) -> int:
-    from nnunet_ext.postprocess.plan import determine_plan, save_plan
-
     plan = determine_plan(
         args.input,
         args.reference,
@@ -233,9 +233,6 @@ def run(args: argparse.Namespace) -> int:
     """Run the command parsed from ``add_arguments``; returns the exit code."""
     if args.action == "determine":
         return _run_determine(args)
-    from nnunet_ext.postprocess.folders import postprocess_folder
-    from nnunet_ext.postprocess.plan import PostprocessingPlan, load_plan
-
     has_steps = bool(
         args.keep_largest or args.keep_largest_foreground or args.min_size or args.fill_holes
     )

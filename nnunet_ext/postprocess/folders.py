@@ -16,12 +16,21 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import numpy as np
+
+from nnunet_ext._parallel import Executor, map_cases
+from nnunet_ext.io import (
+    InputError,
+    list_case_files,
+    load_dataset_json,
+    read_labels,
+    remove_stale_temporaries,
+    write_json,
+    write_labels,
+)
 from nnunet_ext.postprocess.plan import PostprocessingPlan, _file_ending, apply_plan
-
-if TYPE_CHECKING:
-    from nnunet_ext._parallel import Executor
 
 __all__ = ["PLAN_RECORD", "FolderResult", "postprocess_folder"]
 
@@ -58,8 +67,6 @@ def _check_plan_labels(plan: PostprocessingPlan, input_dir: Path) -> None:
     dataset_json = input_dir / "dataset.json"
     if not dataset_json.is_file():
         return
-    from nnunet_ext.io import InputError, load_dataset_json
-
     spec = load_dataset_json(dataset_json)
     if spec.has_regions:
         return
@@ -93,8 +100,6 @@ def _check_header(path: Path) -> None:
         reader.ReadImageInformation()
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        from nnunet_ext.io import InputError
-
         raise InputError(
             path,
             "a readable label image",
@@ -111,10 +116,6 @@ def _check_header(path: Path) -> None:
 
 
 def _process_case(job: tuple[str, str, dict[str, Any]]) -> int:
-    import numpy as np
-
-    from nnunet_ext.io import read_labels, write_labels
-
     source, destination, plan_dict = job
     plan = PostprocessingPlan.from_dict(plan_dict)
     image = read_labels(source)
@@ -125,6 +126,24 @@ def _process_case(job: tuple[str, str, dict[str, Any]]) -> int:
         )
     write_labels(result, destination, like=image, exact_nifti_header=True)
     return int(np.count_nonzero(result != image.array))
+
+
+def _check_same_plan(target: Path, plan: PostprocessingPlan, num_existing: int) -> None:
+    """Refuse to add to an output folder made with a different (or unrecorded) plan."""
+    record = target / PLAN_RECORD
+    previous: Any = None
+    if record.is_file():
+        try:
+            previous = json.loads(record.read_text(encoding="utf-8"))
+            previous = _plan_key(PostprocessingPlan.from_dict(previous))
+        except (ValueError, json.JSONDecodeError):
+            previous = None
+    if previous != _plan_key(plan):
+        raise FileExistsError(
+            f"output_dir {str(target)!r} already holds {num_existing} case(s) made with a "
+            "different or unknown plan. Pass overwrite=True to redo them, or "
+            "choose another folder."
+        )
 
 
 def postprocess_folder(
@@ -160,9 +179,6 @@ def postprocess_folder(
         ValueError: For an unreadable file, non-integer labels, labels > 255 or a plan label not
             in ``dataset.json``; no output of this run is kept.
     """
-    from nnunet_ext._parallel import map_cases
-    from nnunet_ext.io import list_case_files, remove_stale_temporaries, write_json
-
     source = Path(input_dir)
     target = Path(output_dir)
     if not source.is_dir():
@@ -188,19 +204,7 @@ def postprocess_folder(
     record = target / PLAN_RECORD
     existing = {case for case in cases if (target / f"{case}{ending}").is_file()}
     if existing and not overwrite:
-        previous: Any = None
-        if record.is_file():
-            try:
-                previous = json.loads(record.read_text(encoding="utf-8"))
-                previous = _plan_key(PostprocessingPlan.from_dict(previous))
-            except (ValueError, json.JSONDecodeError):
-                previous = None
-        if previous != _plan_key(plan):
-            raise FileExistsError(
-                f"output_dir {str(target)!r} already holds {len(existing)} case(s) made with a "
-                "different or unknown plan. Pass overwrite=True to redo them, or "
-                "choose another folder."
-            )
+        _check_same_plan(target, plan, len(existing))
     todo = sorted(cases if overwrite else set(cases) - existing)
     skipped = tuple(sorted(set(cases) - set(todo)))
     target.mkdir(parents=True, exist_ok=True)

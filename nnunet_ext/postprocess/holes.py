@@ -127,27 +127,9 @@ def fill_holes(
     hole_ids = label_components(
         crop_holes.view(np.uint8), connectivity=4 if labels.ndim == 2 else 6
     ).astype(np.int64)
-    shape = crop_holes.shape
     flat_ids = hole_ids.ravel()
     flat_labels = crop_labels.ravel()
-    index = np.arange(flat_ids.size, dtype=np.int64).reshape(shape)
-    pair_holes: list[NDArray[np.int64]] = []
-    pair_voxels: list[NDArray[np.int64]] = []
-    for axis in range(labels.ndim):
-        for step in (1, -1):
-            here = [slice(None)] * labels.ndim
-            there = [slice(None)] * labels.ndim
-            if step == 1:
-                here[axis], there[axis] = slice(0, -1), slice(1, None)
-            else:
-                here[axis], there[axis] = slice(1, None), slice(0, -1)
-            src = hole_ids[tuple(here)]
-            dst = index[tuple(there)]
-            edge = (src > 0) & (flat_ids[dst] == 0)
-            pair_holes.append(src[edge])
-            pair_voxels.append(dst[edge])
-    holes_of_pair = np.concatenate(pair_holes)
-    voxels_of_pair = np.concatenate(pair_voxels)
+    holes_of_pair, voxels_of_pair = _hole_neighbour_pairs(hole_ids)
     # distinct (hole, neighbour voxel) pairs, then count neighbour labels per hole
     unique_pairs = np.unique(holes_of_pair * flat_ids.size + voxels_of_pair)
     pair_hole = unique_pairs // flat_ids.size
@@ -166,3 +148,27 @@ def fill_holes(
     target = out[ring]
     target[crop_holes] = fill_value[hole_ids[crop_holes]].astype(out.dtype)
     return out
+
+
+def _hole_neighbour_pairs(
+    hole_ids: NDArray[np.int64],
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Each hole voxel's face neighbours outside every hole: (hole id, flat voxel index) pairs."""
+    flat_ids = hole_ids.ravel()
+    index = np.arange(flat_ids.size, dtype=np.int64).reshape(hole_ids.shape)
+    pair_holes: list[NDArray[np.int64]] = []
+    pair_voxels: list[NDArray[np.int64]] = []
+    for axis in range(hole_ids.ndim):
+        for step in (1, -1):
+            here = [slice(None)] * hole_ids.ndim
+            there = [slice(None)] * hole_ids.ndim
+            if step == 1:
+                here[axis], there[axis] = slice(0, -1), slice(1, None)
+            else:
+                here[axis], there[axis] = slice(1, None), slice(0, -1)
+            src = hole_ids[tuple(here)]
+            dst = index[tuple(there)]
+            edge = (src > 0) & (flat_ids[dst] == 0)
+            pair_holes.append(src[edge])
+            pair_voxels.append(dst[edge])
+    return np.concatenate(pair_holes), np.concatenate(pair_voxels)

@@ -1,0 +1,373 @@
+"""Choose a postprocessing plan on validation predictions: a greedy search, label by label.
+
+:func:`determine_plan` reads every prediction/reference pair once, then tries the plan's steps
+in their order, each on top of what was accepted so far, and keeps a step only when the
+objective (:mod:`nnunet_ext.postprocess.objective`) improves.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from nnunet_ext._parallel import map_cases
+from nnunet_ext.io import list_case_files, load_dataset_json, read_labels
+from nnunet_ext.postprocess.components import (
+    check_connectivity,
+    keep_largest_component,
+    keep_largest_foreground_component,
+    remove_small_components,
+)
+from nnunet_ext.postprocess.holes import fill_holes
+from nnunet_ext.postprocess.objective import Objective, finite_mean
+from nnunet_ext.postprocess.plan import PostprocessingPlan, _file_ending, _ids, _sizes
+
+__all__ = ["determine_plan"]
+
+logger = logging.getLogger(__name__)
+
+
+def _per_label_means(dice: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.array([finite_mean(dice[:, i]) for i in range(dice.shape[1])], dtype=np.float64)
+
+
+def _load_pair(
+    job: tuple[str, str],
+) -> tuple[NDArray[Any], NDArray[Any], tuple[float, ...], tuple[float, ...]]:
+    prediction = read_labels(job[0])
+    reference = read_labels(job[1])
+    if prediction.array.shape != reference.array.shape:
+        raise ValueError(
+            f"{job[0]}: prediction shape {prediction.array.shape} must equal the reference "
+            f"{job[1]} shape {reference.array.shape}."
+        )
+    return prediction.array, reference.array, prediction.spacing, reference.spacing
+
+
+def determine_plan(
+    prediction_dir: str | os.PathLike[str],
+    reference_dir: str | os.PathLike[str],
+    *,
+    label_ids: Sequence[int] | None = None,
+    try_keep_largest_foreground: bool = True,
+    try_keep_largest: bool = True,
+    try_fill_holes: bool = True,
+    min_voxels: Mapping[int, float] | None = None,
+    connectivity: int | None = None,
+    ignore_label: int | None = None,
+    num_workers: int = 1,
+    file_ending: str | None = None,
+    metric: str = "dice",
+    nsd_tolerance: float = 1.0,
+    convention: str = "nan",
+) -> PostprocessingPlan:
+    """Choose a plan on validation predictions, per label, by a metric (default: Dice, as nnU-Net).
+
+    Candidates are tried in the plan's step order, each on top of what was accepted so far:
+
+    1. largest foreground component: kept only if the mean foreground Dice improves strictly and
+       no label's mean Dice decreases;
+    2. per label, largest component; 3. per label, ``min_voxels[label]``; 4. per label, fill
+       holes: each kept only if that label's mean Dice (NaN cases left out) improves strictly.
+
+    With ``metric`` other than Dice the same rule applies to that metric (lower is better for
+    distances), and a step is also refused if it makes the metric undefined in more cases (an
+    emptied prediction must not drop out of a distance mean). Metrics come from
+    :mod:`nnunet_ext.evaluate` (Dice NaN when reference and prediction are empty; distances in
+    mm from each reference's spacing; empty cases per ``convention``). Before/after means of
+    every tried step, for every computed metric (Dice; with another ``metric`` also HD95, ASSD
+    and NSD), are recorded in ``plan.metrics``.
+
+    Args:
+        prediction_dir: Folder of predicted label files. Not modified.
+        reference_dir: Folder of reference label files with the same case IDs. Not modified.
+        label_ids: Labels to consider; default: the foreground labels of
+            ``prediction_dir/dataset.json``, else every non-zero value in the references.
+        try_keep_largest_foreground: Try step 1.
+        try_keep_largest: Try step 2.
+        try_fill_holes: Try step 4.
+        min_voxels: Label to a candidate minimum component size (voxels) to try in step 3.
+        connectivity: 1..ndim (scipy convention) for component steps; ``None`` is full.
+        ignore_label: Reference value left out of the Dice counts (nnU-Net's ignore label).
+        num_workers: Processes used to read the files.
+        file_ending: Label file ending; default from ``dataset.json``, else ``.nii.gz``.
+        metric: ``dice``, ``iou``, ``hd``, ``hd95``, ``hd95_pooled``, ``assd``, ``nsd`` or
+            ``score:SCORE.json`` (a score file of :mod:`nnunet_ext.evaluate.score`).
+        nsd_tolerance: NSD tolerance in mm.
+        convention: Empty-case convention of :mod:`nnunet_ext.evaluate.conventions`.
+
+    Returns:
+        The accepted plan, with ``metrics``.
+
+    Raises:
+        NotADirectoryError: If a folder is missing.
+        ValueError: If a prediction has no reference, shapes differ, or no case is found.
+    """
+    objective = Objective(
+        metric, nsd_tolerance=nsd_tolerance, convention=convention, ignore_label=ignore_label
+    )
+    predictions_root = Path(prediction_dir)
+    predicted, references = _matched_cases(predictions_root, Path(reference_dir), file_ending)
+    min_candidates = _sizes(min_voxels or {}, "min_voxels")
+    ids = _given_label_ids(label_ids, predictions_root)
+    cases = sorted(predicted)
+    loaded = map_cases(
+        _load_pair,
+        [(str(predicted[c]), str(references[c])) for c in cases],
+        num_workers=num_workers,
+        desc="load",
+    )
+    truth = [r for _, r, _, _ in loaded]
+    if ids is None:  # neither given nor in a dataset.json: every label of the references
+        ids = sorted({int(v) for r in truth for v in np.unique(r) if v != 0})
+    if not ids:
+        raise ValueError("label_ids must name at least one foreground label; none found.")
+    for array, _, _, _ in loaded:
+        check_connectivity(connectivity, ndim=array.ndim)
+    search = _PlanSearch(
+        objective,
+        truth,
+        [p for p, _, _, _ in loaded],
+        [tuple(reversed(s)) for _, _, _, s in loaded],
+        ids,
+    )
+    _try_steps(
+        search,
+        connectivity,
+        foreground=try_keep_largest_foreground,
+        keep_largest=try_keep_largest,
+        min_candidates=min_candidates,
+        fill=try_fill_holes,
+    )
+    return PostprocessingPlan(
+        keep_largest_foreground=search.accepted["keep_largest_foreground"],
+        keep_largest=tuple(search.accepted["keep_largest"]),
+        min_voxels=search.accepted["min_voxels"],
+        fill_holes=tuple(search.accepted["fill_holes"]),
+        connectivity=connectivity,
+        metrics=search.metrics(len(cases)),
+    )
+
+
+def _try_steps(
+    search: _PlanSearch,
+    connectivity: int | None,
+    *,
+    foreground: bool,
+    keep_largest: bool,
+    min_candidates: Mapping[int, float],
+    fill: bool,
+) -> None:
+    """Try the candidate steps in the plan's order, each on top of those accepted so far."""
+    ids = search.ids
+    if foreground:
+        search.try_foreground(connectivity)
+    for label in ids if keep_largest else []:
+        search.try_step(
+            "keep_largest",
+            label,
+            lambda p, lab=label: keep_largest_component(
+                p, label_ids=[lab], connectivity=connectivity
+            ),
+        )
+    for label, size in min_candidates.items():
+        if label not in ids:
+            raise ValueError(f"min_voxels label {label} must be one of label_ids {ids}.")
+        search.try_step(
+            "min_voxels",
+            label,
+            lambda p, lab=label, s=size: remove_small_components(
+                p, min_voxels={lab: s}, connectivity=connectivity
+            ),
+            size,
+        )
+    for label in ids if fill else []:
+        search.try_step("fill_holes", label, lambda p, lab=label: fill_holes(p, label_ids=[lab]))
+
+
+def _given_label_ids(label_ids: Sequence[int] | None, predictions_root: Path) -> list[int] | None:
+    """``label_ids`` checked against the predictions' dataset.json, else its foreground labels.
+
+    ``None`` when neither is there.
+    """
+    dataset_json = predictions_root / "dataset.json"
+    spec = load_dataset_json(dataset_json) if dataset_json.is_file() else None
+    if label_ids is not None:
+        ids = list(_ids(label_ids, "label_ids"))
+        if spec is not None and not spec.has_regions:
+            for label in ids:
+                spec.resolve(label)  # InputError listing the defined labels
+        return ids
+    if spec is not None:
+        return sorted(v for v in spec.foreground.values() if isinstance(v, int))
+    return None
+
+
+def _matched_cases(
+    predictions_root: Path, references_root: Path, file_ending: str | None
+) -> tuple[dict[str, Path], dict[str, Path]]:
+    """The prediction and reference files by case; every prediction must have a reference."""
+    for name, folder in (("prediction_dir", predictions_root), ("reference_dir", references_root)):
+        if not folder.is_dir():
+            raise NotADirectoryError(
+                f"{name} must be a folder of label files; got {str(folder)!r}."
+            )
+    ending = _file_ending(predictions_root, file_ending)
+    predicted, _ = list_case_files(predictions_root, ending)
+    references, _ = list_case_files(references_root, ending)
+    if not predicted:
+        raise ValueError(f"prediction_dir {str(predictions_root)!r} holds no '*{ending}' files.")
+    unmatched = sorted(set(predicted) - set(references))
+    if unmatched:
+        raise ValueError(
+            f"{len(unmatched)} prediction(s) have no reference in {str(references_root)!r}: "
+            f"{', '.join(unmatched[:5])}. Pass the matching reference folder."
+        )
+    if set(references) - set(predicted):
+        logger.warning(
+            "%d reference case(s) have no prediction; deciding on the %d predicted cases only",
+            len(set(references) - set(predicted)),
+            len(predicted),
+        )
+    return predicted, references
+
+
+def _label_means(vals: dict[str, NDArray[np.float64]], j: int) -> dict[str, float]:
+    return {k: finite_mean(v[:, j]) for k, v in vals.items()}
+
+
+def _foreground_means(vals: dict[str, NDArray[np.float64]]) -> dict[str, float]:
+    return {k: finite_mean(_per_label_means(v)) for k, v in vals.items()}
+
+
+class _PlanSearch:
+    """The greedy search of :func:`determine_plan`.
+
+    It holds the current predictions, their metric values per case and label, and every tried
+    step with its before/after means.
+    """
+
+    def __init__(
+        self,
+        objective: Objective,
+        truth: list[NDArray[Any]],
+        current: list[NDArray[Any]],
+        spacings: list[tuple[float, ...]],
+        ids: list[int],
+    ) -> None:
+        self.objective, self.truth, self.current = objective, truth, current
+        self.spacings, self.ids = spacings, ids
+        self.values = objective.values(truth, current, ids, spacings)
+        self.label_values = [objective.label_value(self.values, j) for j in range(len(ids))]
+        self.before_all = {str(k): _label_means(self.values, j) for j, k in enumerate(ids)}
+        self.steps: list[dict[str, Any]] = []
+        self.accepted: dict[str, Any] = {
+            "keep_largest_foreground": False,
+            "keep_largest": [],
+            "min_voxels": {},
+            "fill_holes": [],
+        }
+
+    def _record(
+        self,
+        operation: str,
+        label: int | None,
+        values: tuple[float, float],
+        means: tuple[dict[str, float], dict[str, float]],
+        ok: bool,
+    ) -> None:
+        self.steps.append(
+            {
+                "operation": operation,
+                "label": label,
+                "dice_before": means[0]["dice"],
+                "dice_after": means[1]["dice"],
+                "metric": self.objective.name,
+                "value_before": values[0],
+                "value_after": values[1],
+                "before": means[0],
+                "after": means[1],
+                "accepted": ok,
+            }
+        )
+
+    def try_foreground(self, connectivity: int | None) -> None:
+        """Keep the largest foreground component if the total improves and no label worsens."""
+        objective, ids = self.objective, self.ids
+        candidate = [
+            keep_largest_foreground_component(p, connectivity=connectivity) for p in self.current
+        ]
+        new_values = objective.values(self.truth, candidate, ids, self.spacings)
+        new_label_values = [objective.label_value(new_values, j) for j in range(len(ids))]
+        old_total = objective.total(self.label_values, ids)
+        new_total = objective.total(new_label_values, ids)
+        no_worse = not any(  # "old better than new" for some label
+            objective.better(old, new)
+            for old, new in zip(self.label_values, new_label_values, strict=True)
+        )
+        more_undefined = any(
+            objective.undefined(new_values, j) > objective.undefined(self.values, j)
+            for j in range(len(ids))
+        )
+        ok = objective.better(new_total, old_total) and no_worse and not more_undefined
+        means = (_foreground_means(self.values), _foreground_means(new_values))
+        self._record("keep_largest_foreground", None, (old_total, new_total), means, ok)
+        if ok:
+            self.current, self.values = candidate, new_values
+            self.label_values = new_label_values
+            self.accepted["keep_largest_foreground"] = True
+
+    def try_step(self, operation: str, label: int, apply: Any, size: float | None = None) -> None:
+        """Apply one per-label step if that label's mean improves strictly (see the rule)."""
+        objective, index = self.objective, self.ids.index(label)
+        candidate = [apply(p) for p in self.current]
+        new_column = objective.values(self.truth, candidate, [label], self.spacings)
+        old_value = self.label_values[index]
+        new_value = objective.label_value(new_column, 0)
+        old_column = {k: v[:, [index]] for k, v in self.values.items()}
+        ok = objective.better(new_value, old_value) and objective.undefined(
+            new_column, 0
+        ) <= objective.undefined(old_column, 0)
+        means = (_label_means(old_column, 0), _label_means(new_column, 0))
+        self._record(operation, label, (old_value, new_value), means, ok)
+        if not ok:
+            return
+        self.current = candidate
+        self.values = {k: v.copy() for k, v in self.values.items()}
+        for k in self.values:
+            self.values[k][:, index] = new_column[k][:, 0]
+        self.label_values[index] = new_value
+        if operation == "min_voxels":
+            self.accepted["min_voxels"][label] = size
+        else:
+            self.accepted[operation].append(label)
+
+    def metrics(self, num_cases: int) -> dict[str, Any]:
+        """The plan's ``metrics``: the rule, before/after means and every tried step."""
+        objective, ids, values = self.objective, self.ids, self.values
+        metrics = {
+            "rule": f"accept a step if the label's mean {objective.name} improves strictly "
+            f"({'higher' if objective.higher_is_better else 'lower'} is better; foreground step: "
+            "the mean over labels improves and no label gets worse); NaN cases left out of means"
+            + ("" if objective.name == "dice" else "; refused if more cases become undefined"),
+            "metric": objective.name,
+            "num_cases": num_cases,
+            "label_ids": ids,
+            "dice_before": {k: v["dice"] for k, v in self.before_all.items()},
+            "dice_after": {str(k): finite_mean(values["dice"][:, j]) for j, k in enumerate(ids)},
+            "steps": self.steps,
+        }
+        if objective.name != "dice":
+            metrics.update(
+                convention=objective.convention,
+                nsd_tolerance_mm=objective.nsd_tolerance,
+                before=self.before_all,
+                after={str(k): _label_means(values, j) for j, k in enumerate(ids)},
+            )
+        return metrics

@@ -1,0 +1,141 @@
+"""What :func:`~nnunet_ext.postprocess.determine_plan` decides on: one metric or a score file.
+
+The values come from :mod:`nnunet_ext.evaluate` (Dice NaN when reference and prediction are
+empty; distances in mm from each reference's spacing; empty cases per a named convention), so a
+plan is chosen by the same numbers ``nnunet-ext evaluate`` reports.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from nnunet_ext.evaluate.conventions import get_convention
+from nnunet_ext.evaluate.measures import HIGHER_IS_BETTER, apply_convention, boundary_values
+from nnunet_ext.evaluate.metrics import (
+    FN,
+    FP,
+    TP,
+    confusion_counts,
+    dice_from_counts,
+    iou_from_counts,
+)
+from nnunet_ext.evaluate.score import load_score
+
+__all__ = ["Objective", "finite_mean"]
+
+
+def finite_mean(values: NDArray[np.float64]) -> float:
+    """Mean of the finite values; NaN when there is none.
+
+    Examples:
+        >>> finite_mean(np.array([1.0, np.nan, 2.0])), finite_mean(np.array([np.inf]))
+        (1.5, nan)
+    """
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
+class Objective:
+    """What ``determine_plan`` decides on: one metric (higher or lower better) or a score file.
+
+    ``values`` are metric key to ``(cases, labels)`` arrays; Dice is always among them.
+    """
+
+    def __init__(
+        self,
+        metric: str,
+        *,
+        nsd_tolerance: float,
+        convention: str,
+        ignore_label: int | None,
+    ) -> None:
+        get_convention(convention)
+        self.name = metric
+        self.score = None
+        if metric.startswith("score:"):
+            self.score = load_score(metric[len("score:") :])
+            needed = set(self.score.metrics)
+        elif metric in HIGHER_IS_BETTER:
+            needed = {metric}
+        else:
+            raise ValueError(
+                f"metric must be one of {', '.join(HIGHER_IS_BETTER)} or score:SCORE.json; "
+                f"got {metric!r}."
+            )
+        self.higher_is_better = True if self.score else HIGHER_IS_BETTER[metric]
+        # Dice alone keeps today's cost; any other choice reports the boundary metrics too.
+        shown = ["dice"] if metric == "dice" else ["dice", "hd95", "assd", "nsd"]
+        self.keys = [*shown, *sorted(needed - set(shown))]
+        self.nsd_tolerance = nsd_tolerance
+        self.convention = convention
+        self.ignore_label = ignore_label
+
+    def values(
+        self,
+        truth: Sequence[NDArray[Any]],
+        predictions: Sequence[NDArray[Any]],
+        label_ids: Sequence[int],
+        spacings: Sequence[tuple[float, ...]],
+    ) -> dict[str, NDArray[np.float64]]:
+        """Metric key to ``(cases, labels)`` values of ``predictions`` against ``truth``."""
+        rows: dict[str, list[NDArray[np.float64]]] = {k: [] for k in self.keys}
+        for reference, prediction, spacing in zip(truth, predictions, spacings, strict=True):
+            counts = confusion_counts(
+                reference, prediction, label_ids=list(label_ids), ignore_label=self.ignore_label
+            )
+            case: dict[str, NDArray[np.float64]] = {
+                "dice": np.asarray(
+                    dice_from_counts(counts[:, TP], counts[:, FP], counts[:, FN]), np.float64
+                ),
+                "iou": np.asarray(
+                    iou_from_counts(counts[:, TP], counts[:, FP], counts[:, FN]), np.float64
+                ),
+            }
+            case.update(
+                boundary_values(
+                    reference,
+                    prediction,
+                    list(label_ids),
+                    spacing,
+                    self.keys,
+                    nsd_tolerance=self.nsd_tolerance,
+                    ignore_label=self.ignore_label,
+                )
+            )
+            case = apply_convention(
+                case, counts, self.convention, shape=reference.shape, spacing=spacing
+            )
+            for key in self.keys:
+                rows[key].append(case[key])
+        return {k: np.stack(v) if v else np.zeros((0, len(label_ids))) for k, v in rows.items()}
+
+    def label_value(self, values: dict[str, NDArray[np.float64]], j: int) -> float:
+        """The objective of label column ``j`` (mean over cases, NaN ones left out)."""
+        if self.score is not None:
+            return float(self.score.label_scores({k: v[:, [j]] for k, v in values.items()})[0])
+        return finite_mean(values[self.name][:, j])
+
+    def undefined(self, values: dict[str, NDArray[np.float64]], j: int) -> int:
+        """Cases where a metric the objective needs is undefined, for label column ``j``."""
+        keys = self.score.metrics if self.score is not None else (self.name,)
+        return int(sum(np.isnan(values[k][:, j]).sum() for k in keys))
+
+    def better(self, new: float, old: float) -> bool:
+        """Strictly better in the objective's direction (NaN is never better)."""
+        if math.isnan(new):
+            return False
+        if math.isnan(old):
+            return True
+        return new > old if self.higher_is_better else new < old
+
+    def total(self, label_values: Sequence[float], label_ids: Sequence[int]) -> float:
+        """The objective over all labels: the score, or the mean of the label means."""
+        array = np.asarray(label_values, dtype=np.float64)
+        if self.score is not None:
+            return self.score.combine(array, [str(k) for k in label_ids])
+        return finite_mean(array)
