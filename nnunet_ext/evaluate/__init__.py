@@ -9,7 +9,7 @@ NaN when reference and prediction are both empty, left out of the means); ``empt
 ``empty="skip"`` switch them. The counting maths lives in :mod:`nnunet_ext.evaluate.metrics`.
 """
 
-from nnunet_ext.evaluate.folders import EMPTY_POLICIES, Evaluation, evaluate_folder
+from nnunet_ext.evaluate.folders import evaluate_folder
 from nnunet_ext.evaluate.metrics import (
     COUNT_FIELDS,
     confusion_counts,
@@ -17,6 +17,8 @@ from nnunet_ext.evaluate.metrics import (
     iou_from_counts,
 )
 from nnunet_ext.evaluate.report import format_table, write_evaluation
+from nnunet_ext.evaluate.results import Evaluation
+from nnunet_ext.evaluate.summary import EMPTY_POLICIES
 from nnunet_ext.evaluate.surface import surface_distances
 
 __all__ = [

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
 from nnunet_ext import _cli
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
+from nnunet_ext.evaluate import folders
+from nnunet_ext.evaluate.report import format_table, write_evaluation
 from nnunet_ext.io.outputs import Output
 
 __all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "parse_nsd_tolerance", "run"]
@@ -115,11 +118,6 @@ def parse_nsd_tolerance(values: Sequence[str]) -> float | dict[str, float]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation described by ``args``."""
-    from pathlib import Path
-
-    from nnunet_ext.evaluate.folders import evaluate_folder
-    from nnunet_ext.evaluate.report import format_table, write_evaluation
-
     if args.csv is not None and args.json is None:
         raise ValueError("--csv needs --json SUMMARY.json; pass both or neither.")
     outputs: list[Output | None] = []
@@ -133,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     with _cli.guard_command_outputs(
         args, outputs, inputs=[args.input, args.reference, args.dataset_json, args.score]
     ):
-        evaluation = evaluate_folder(
+        evaluation = folders.evaluate_folder(  # looked up at call time: tests replace it
             args.input,
             args.reference,
             **_cli.library_arguments(

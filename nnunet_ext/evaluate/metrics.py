@@ -264,7 +264,7 @@ def dice_from_counts(tp: ArrayLike, fp: ArrayLike, fn: ArrayLike, *, empty: Empt
         fn: False negatives.
         empty: ``"nan"`` (nnU-Net) or ``"one"`` (MONAI ``ignore_empty=False``) when
             ``TP + FP + FN == 0``. MONAI's ``ignore_empty=True`` is neither: it leaves out every
-            case with an empty reference, which is :func:`~nnunet_ext.evaluate.folders.summarise`'s
+            case with an empty reference, which is :func:`~nnunet_ext.evaluate.summary.summarise`'s
             ``empty="skip"``.
 
     Returns:

@@ -8,9 +8,10 @@ import math
 import os
 from pathlib import Path
 
-from nnunet_ext.evaluate.folders import Evaluation
 from nnunet_ext.evaluate.measures import COLUMNS
 from nnunet_ext.evaluate.metrics import COUNT_FIELDS, label_key
+from nnunet_ext.evaluate.results import Evaluation
+from nnunet_ext.io import atomic_path, write_json
 
 __all__ = ["format_table", "per_case_csv", "write_evaluation"]
 
@@ -178,8 +179,6 @@ def write_evaluation(
     Returns:
         ``(json_path, csv_path)``.
     """
-    from nnunet_ext.io import atomic_path, write_json
-
     json_path = Path(output_json)
     csv_path = (
         Path(output_csv)

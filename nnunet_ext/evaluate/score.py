@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from nnunet_ext.io import load_json
+
 __all__ = ["SCHEMA_VERSION", "ScoreSpec", "ScoreTerm", "load_score"]
 
 #: Version of the score file layout.
@@ -264,8 +266,6 @@ def load_score(path: str | os.PathLike[str]) -> ScoreSpec:
         FileNotFoundError: If it does not exist.
         ValueError: If it is not strict JSON or not a valid score (one line).
     """
-    from nnunet_ext.io import load_json
-
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"score file not found: {file}")

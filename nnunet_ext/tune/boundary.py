@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from nnunet_ext._parallel import map_cases
 from nnunet_ext.ensemble.fusion import fuse_probabilities, probabilities_to_labels
-from nnunet_ext.evaluate.folders import find_dataset_json
+from nnunet_ext.evaluate.labels import find_dataset_json
 from nnunet_ext.evaluate.measures import apply_convention, boundary_values, nan_mean
 from nnunet_ext.evaluate.metrics import FN, FP, TP, confusion_counts, dice_from_counts
 from nnunet_ext.io import LabelSpec, list_case_files, load_json, read_labels, write_json

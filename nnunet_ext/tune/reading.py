@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from nnunet_ext._parallel import map_cases
-from nnunet_ext.evaluate.folders import find_dataset_json
+from nnunet_ext.evaluate.labels import find_dataset_json
 from nnunet_ext.io import list_case_files, load_dataset_json, read_labels
 from nnunet_ext.io.labels import MAX_UINT8_LABEL
 from nnunet_ext.io.probabilities import (

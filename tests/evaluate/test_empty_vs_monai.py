@@ -10,8 +10,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnunet_ext.evaluate.folders import summarise
 from nnunet_ext.evaluate.metrics import confusion_matrix, counts_from_matrix
+from nnunet_ext.evaluate.summary import summarise
 
 LABELS = [1, 2]
 

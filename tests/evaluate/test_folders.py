@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from nnunet_ext.evaluate import evaluate_folder
-from nnunet_ext.evaluate.folders import label_ids_from_dataset_json
 from nnunet_ext.evaluate.report import write_evaluation
 from nnunet_ext.io.errors import InputError
 
@@ -155,8 +154,3 @@ def test_written_json_is_strict_and_csv_has_a_row_per_case_and_label(tmp_path):
     assert rows[0].startswith("case,label,name,Dice,IoU,TP,FP,FN,TN,n_ref,n_pred")
     assert len(rows) == 1 + 5 * 3
     assert rows[1 + 3 * 1 + 2].startswith("case_01,3,blob,,,")
-
-
-def test_label_ids_from_dataset_json_rejects_bad_labels():
-    with pytest.raises(InputError, match=r"d.json: labels.x must be an integer >= 0"):
-        label_ids_from_dataset_json({"labels": {"background": 0, "x": "1"}}, source="d.json")
