@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from nnunet_ext import _cli
+from nnunet_ext.io import write_json
 from nnunet_ext.io.outputs import Output
-
-if TYPE_CHECKING:
-    from nnunet_ext.monitor.history import TrainingHistory
+from nnunet_ext.monitor.history import TrainingHistory, find_log_files, read_training_history
+from nnunet_ext.monitor.report import format_report, plot_history
+from nnunet_ext.monitor.watch import watch_training
 
 __all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -59,11 +59,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _log(args: argparse.Namespace) -> int:
-    from nnunet_ext.io import write_json
-    from nnunet_ext.monitor.history import find_log_files, read_training_history
-    from nnunet_ext.monitor.report import format_report, plot_history
-    from nnunet_ext.monitor.watch import watch_training
-
     find_log_files(args.input)  # fail early, with the fold-folder hint
     clear = sys.stdout.isatty() and args.watch is not None
 

@@ -65,7 +65,7 @@ class EpochRecord:
         learning_rate: Learning rate at the start of the epoch (rounded to 5 decimals by nnU-Net).
         epoch_time_s: Wall time of the epoch in seconds.
         ema_pseudo_dice: EMA of the mean pseudo Dice, recomputed over the merged series
-            (``None`` until :func:`~nnunet_ext.monitor.history.with_ema` fills it in).
+            (``None`` until :func:`~nnunet_ext.monitor.series.merge_epochs` fills it in).
         logged_best_ema: The value of a ``Yayy! New best EMA pseudo Dice`` line after this epoch.
         started_at: Timestamp of the ``Epoch N`` line.
         source: Name of the log file the epoch was read from.

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from nnunet_ext.io import atomic_path
 from nnunet_ext.monitor.history import TrainingHistory
 
 __all__ = ["format_duration", "format_report", "plot_history"]
@@ -173,8 +174,6 @@ def plot_history(history: TrainingHistory, path: str | os.PathLike[str]) -> Path
         raise ValueError(f"{history.fold_dir}: no finished epoch to plot yet.")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from nnunet_ext.io import atomic_path
 
     figure = Figure(figsize=(11, 8), dpi=100)
     FigureCanvasAgg(figure)  # Agg, set on this figure only: no display, no global backend change

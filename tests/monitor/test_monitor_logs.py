@@ -17,8 +17,8 @@ from nnunet_ext import cli as umbrella
 from nnunet_ext.io.errors import InputError
 from nnunet_ext.monitor import format_report, plot_history, read_training_history
 from nnunet_ext.monitor.cli import main
-from nnunet_ext.monitor.history import compute_ema, find_collapsing_labels
 from nnunet_ext.monitor.parser import EPOCH_KEYS, parse_log_text, parse_pseudo_dice
+from nnunet_ext.monitor.series import compute_ema, find_collapsing_labels
 from nnunet_ext.monitor.watch import watch_training
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
