@@ -8,6 +8,16 @@ from pathlib import Path
 
 from nnunet_ext import _cli
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
+from nnunet_ext.doctor.data import remove_junk, scan_data
+from nnunet_ext.doctor.environment import (
+    NNUNET_FOLDERS,
+    check_folders,
+    check_nnunetv2_version,
+    check_torch,
+    check_trainers,
+)
+from nnunet_ext.doctor.findings import Finding, format_finding
+from nnunet_ext.io import write_json
 from nnunet_ext.io.outputs import Output
 
 __all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
@@ -48,8 +58,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``nnunet-ext doctor``."""
-    from nnunet_ext.doctor.environment import NNUNET_FOLDERS
-
     outputs = [None if args.json is None else Output(args.json, "--json", (".json",))]
     roots = [os.environ.get(name) or None for name in NNUNET_FOLDERS]
     with _cli.guard_command_outputs(args, outputs, inputs=roots):
@@ -57,17 +65,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from nnunet_ext.doctor.data import remove_junk, scan_data
-    from nnunet_ext.doctor.environment import (
-        NNUNET_FOLDERS,
-        check_folders,
-        check_nnunetv2_version,
-        check_torch,
-        check_trainers,
-    )
-    from nnunet_ext.doctor.findings import Finding, format_finding
-    from nnunet_ext.io import write_json
-
     findings: list[Finding] = []
     folder_findings = check_folders(os.environ)
     if not args.skip_env:
@@ -76,27 +73,7 @@ def _doctor(args: argparse.Namespace) -> int:
         findings.extend(check_trainers())
         if not args.skip_torch:
             findings.append(check_torch())
-    files_checked = 0
-    if not args.skip_data:
-        roots = {
-            name: os.environ[name]
-            for name in NNUNET_FOLDERS
-            if os.environ.get(name, "").strip() and Path(os.environ[name]).is_dir()
-        }
-        if not roots:
-            raise ValueError(
-                "none of nnUNet_raw, nnUNet_preprocessed, nnUNet_results is an existing folder; "
-                "set them (export nnUNet_raw=...) or use --skip-data."
-            )
-        if args.skip_env:  # still say which roots were skipped
-            findings.extend(f for f in folder_findings if f.severity != "ok")
-        data_findings, files_checked = scan_data(
-            roots,
-            dataset=args.dataset,
-            num_workers=args.num_workers,
-            executor=executor_from_args(args),
-        )
-        findings.extend(data_findings)
+    files_checked = 0 if args.skip_data else _scan(args, folder_findings, findings)
     removed: list[Path] = []
     if args.fix:
         removed = remove_junk(findings)
@@ -125,6 +102,30 @@ def _doctor(args: argparse.Namespace) -> int:
             },
         )
     return 1 if problems else 0
+
+
+def _scan(args: argparse.Namespace, folder_findings: list[Finding], findings: list[Finding]) -> int:
+    """Scan the data of the nnU-Net folders into ``findings``; the number of files read."""
+    roots = {
+        name: os.environ[name]
+        for name in NNUNET_FOLDERS
+        if os.environ.get(name, "").strip() and Path(os.environ[name]).is_dir()
+    }
+    if not roots:
+        raise ValueError(
+            "none of nnUNet_raw, nnUNet_preprocessed, nnUNet_results is an existing folder; "
+            "set them (export nnUNet_raw=...) or use --skip-data."
+        )
+    if args.skip_env:  # still say which roots were skipped
+        findings.extend(f for f in folder_findings if f.severity != "ok")
+    data_findings, files_checked = scan_data(
+        roots,
+        dataset=args.dataset,
+        num_workers=args.num_workers,
+        executor=executor_from_args(args),
+    )
+    findings.extend(data_findings)
+    return files_checked
 
 
 #: ``nnunet-ext doctor`` and ``python -m nnunet_ext.doctor``.
