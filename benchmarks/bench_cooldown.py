@@ -22,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from nnunet_ext.demo.pipeline import DATASET_ID, DATASET_NAME, DemoConfig, nnunet_command
+from nnunet_ext.demo.config import DATASET_ID, DATASET_NAME, DemoConfig
+from nnunet_ext.demo.runner import nnunet_command
 from nnunet_ext.synthetic import make_raw_dataset, nnunet_environment
 
 CHECKPOINTS = ("checkpoint_before_cooldown", "checkpoint_final", "checkpoint_best_RV")

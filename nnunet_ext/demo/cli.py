@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from nnunet_ext import _cli
+from nnunet_ext.demo.config import DemoConfig
+from nnunet_ext.demo.pipeline import run_demo
+from nnunet_ext.demo.summary import format_summary
 from nnunet_ext.trainers.settings import MAX_SEED
 
 DESCRIPTION = (
@@ -41,10 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print the summary."""
-    import sys
-
-    from nnunet_ext.demo.pipeline import DemoConfig, format_summary, run_demo
-
     quiet = getattr(args, "quiet", 0) > 0
     print(
         f"nnunet-ext demo: real nnU-Net on a synthetic dataset, on the CPU, in {args.output}",

@@ -22,127 +22,23 @@ import logging
 import math
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from nnunet_ext.demo.config import CONFIGURATIONS, DATASET_ID, DATASET_NAME, FOLDS, DemoConfig
+from nnunet_ext.demo.runner import _ours, _Runner, nnunet_command
+from nnunet_ext.demo.summary import DemoResult
+from nnunet_ext.evaluate import evaluate_folder
+from nnunet_ext.evaluate.report import write_evaluation
+from nnunet_ext.io import read_labels
 from nnunet_ext.synthetic import DEFAULT_LABELS, make_raw_dataset, nnunet_environment
 
-__all__ = ["DemoConfig", "DemoResult", "best_single_model", "nnunet_command", "run_demo"]
+__all__ = ["run_demo"]
 
 logger = logging.getLogger(__name__)
 
 MARKER = ".nnunet_ext_demo"
-DATASET_ID = 501
-DATASET_NAME = "Dataset501_SyntheticHeart"
-CONFIGURATIONS = ("2d", "3d_fullres")
-FOLDS = (0, 1)
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """Sizes and training settings of a demo run.
-
-    Attributes:
-        num_training: Training cases (split in two folds).
-        num_test: Test cases, with references in ``labelsTs`` (12 by default: enough for a
-            per-label mean Dice to mean something; they are cheap to predict).
-        shape: Case shape (z, y, x).
-        seed: Seed of the synthetic dataset and of the training runs (``nnUNet_seed``, with
-            nnU-Net's augmentation in the training process, ``nnUNet_n_proc_DA=0``): a seed's
-            models are then the same from run to run on the same machine and software.
-        training_env: Our trainer settings, as the environment variables a user would set
-            (the seed's two variables are added, see :meth:`training_environment`).
-        trainer: ``-tr`` name.
-    """
-
-    num_training: int = 10
-    num_test: int = 12
-    shape: tuple[int, int, int] = (16, 48, 48)
-    seed: int = 0
-    training_env: Mapping[str, str] = field(
-        default_factory=lambda: {
-            "nnUNet_n_epochs": "12",
-            "nnUNet_iters_per_epoch": "6",
-            "nnUNet_val_iters_per_epoch": "2",
-            "nnUNet_patience": "4",
-            "nnUNet_min_delta": "0.002",
-            "nnUNet_min_epochs": "4",
-        }
-    )
-    trainer: str = "CustomEpochs"
-
-    def training_environment(self) -> dict[str, str]:
-        """``training_env`` with ``nnUNet_seed`` and ``nnUNet_n_proc_DA=0`` (reproducible runs).
-
-        Examples:
-            >>> env = DemoConfig(seed=3).training_environment()
-            >>> env["nnUNet_seed"], env["nnUNet_n_proc_DA"], env["nnUNet_n_epochs"]
-            ('3', '0', '12')
-        """
-        return {"nnUNet_seed": str(self.seed), "nnUNet_n_proc_DA": "0", **self.training_env}
-
-    @classmethod
-    def quick(cls, seed: int = 0) -> DemoConfig:
-        """A smaller, shorter run for the test suite: every step, little training."""
-        return cls(
-            num_training=6,
-            num_test=2,
-            seed=seed,
-            training_env={
-                "nnUNet_n_epochs": "3",
-                "nnUNet_iters_per_epoch": "2",
-                "nnUNet_val_iters_per_epoch": "1",
-                "nnUNet_patience": "1",
-                "nnUNet_min_delta": "1",
-            },
-        )
-
-
-@dataclass
-class DemoResult:
-    """Where the demo put everything, and the numbers it measured.
-
-    Attributes:
-        output_dir: The demo folder.
-        paths: Artefact name to path (dataset, folds, spec, plan, predictions, zip, ...).
-        training: Per ``"<configuration>/fold_<k>"``, our trainer's run record.
-        dice: Per method (``"2d"``, ``"3d_fullres"``, ``"ensemble (equal)"``,
-            ``"ensemble (tuned)"``, ``"tuned + postprocessing"``), per label name, the mean
-            Dice on the test cases (NaN where undefined).
-        hd95: The same for HD95 in mm (NaN where undefined: a side empty in every case).
-        timings: Seconds per step.
-        routes: Seconds and intermediate ``.npz``/``.pkl`` bytes of the tuned test-set ensemble
-            by ``nnunet-ext predict --spec`` and by the npz route (nnUNetv2_predict
-            --save_probabilities per model + ensemble), and whether their labels are identical.
-    """
-
-    output_dir: Path
-    paths: dict[str, Path] = field(default_factory=dict)
-    training: dict[str, dict[str, Any]] = field(default_factory=dict)
-    dice: dict[str, dict[str, float]] = field(default_factory=dict)
-    hd95: dict[str, dict[str, float]] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    routes: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-def nnunet_command(name: str) -> str:
-    """Path of an nnU-Net console script next to this interpreter (or on PATH).
-
-    Raises:
-        FileNotFoundError: If nnU-Net's scripts are not installed.
-    """
-    candidate = Path(sys.executable).parent / name
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which(name)
-    if found is None:
-        raise FileNotFoundError(f"{name} not found; install nnU-Net with 'pip install nnunetv2'.")
-    return found
 
 
 def _prepare_output(output_dir: Path) -> None:
@@ -157,43 +53,6 @@ def _prepare_output(output_dir: Path) -> None:
     (output_dir / MARKER).write_text(
         "made by nnunet-ext demo; deleted and rebuilt on the next run\n"
     )
-
-
-class _Runner:
-    """Runs the steps, logs each command with its output, and times them."""
-
-    def __init__(self, log_dir: Path, env: Mapping[str, str], on_step: Callable[[str], None]):
-        self.log_dir = log_dir
-        self.env = dict(env)
-        self.timings: dict[str, float] = {}
-        self.on_step = on_step
-
-    def __call__(self, step: str, args: Sequence[str], **extra_env: str) -> None:
-        self.on_step(step)
-        log_file = self.log_dir / f"{len(self.timings):02d}_{step.replace('/', '_')}.log"
-        start = time.perf_counter()
-        with open(log_file, "w") as log:
-            log.write("$ " + " ".join(args) + "\n")
-            for key, value in sorted(extra_env.items()):
-                log.write(f"  with {key}={value}\n")
-            log.flush()
-            result = subprocess.run(
-                list(args),
-                env={**self.env, **extra_env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                check=False,
-            )
-        self.timings[step] = time.perf_counter() - start
-        if result.returncode != 0:
-            tail = "\n".join(log_file.read_text().splitlines()[-15:])
-            raise ValueError(
-                f"demo step {step!r} failed (exit {result.returncode}); see {log_file}:\n{tail}"
-            )
-
-
-def _ours(command: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "nnunet_ext", command, *args]
 
 
 def _merge_cross_validation(model_dir: Path, out: Path) -> Path:
@@ -226,8 +85,6 @@ def _route_costs(
     timings: Mapping[str, float], member_dirs: Sequence[Path], predictions: Path
 ) -> dict[str, dict[str, float]]:
     """Time and intermediate bytes of the tuned ensemble: one pass vs. the npz route."""
-    from nnunet_ext.io import read_labels
-
     npz_bytes = sum(
         p.stat().st_size for d in member_dirs for p in d.iterdir() if p.suffix in {".npz", ".pkl"}
     )
@@ -252,9 +109,6 @@ def _mean_dice(
     prediction_dir: Path, reference_dir: Path, out_json: Path
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Mean Dice and HD95 (mm) per label name, and their foreground means."""
-    from nnunet_ext.evaluate import evaluate_folder
-    from nnunet_ext.evaluate.report import write_evaluation
-
     evaluation = evaluate_folder(
         prediction_dir,
         reference_dir,
@@ -522,87 +376,3 @@ def _stage_submission(demo: _Demo, final: Path) -> None:
     )
     demo.res.paths["submission zip"] = zip_path
     demo.res.paths["submission preview"] = submission / "preview.png"
-
-
-def best_single_model(dice: Mapping[str, Mapping[str, float]]) -> str | None:
-    """The configuration with the highest mean foreground Dice on the test cases (first on ties).
-
-    Examples:
-        >>> best_single_model({"2d": {"foreground mean": 0.8},
-        ...                    "3d_fullres": {"foreground mean": 0.9},
-        ...                    "ensemble (equal)": {"foreground mean": 0.95}})
-        '3d_fullres'
-    """
-    candidates = [
-        (float(dice[c].get("foreground mean", math.nan)), -i, c)
-        for i, c in enumerate(CONFIGURATIONS)
-        if c in dice
-    ]
-    candidates = [item for item in candidates if not math.isnan(item[0])]
-    return max(candidates)[2] if candidates else None
-
-
-def format_summary(result: DemoResult) -> str:
-    """Render the per-label Dice table, the training outcomes and where everything is."""
-    lines = ["Training (-tr CustomEpochs, early stopping on)"]
-    for key, record in result.training.items():
-        stop = record.get("stop")
-        how = f"stopped early: {stop['message']}" if isinstance(stop, dict) else "ran all epochs"
-        lines.append(
-            f"  {key:<18} {record['epochs_completed']:>3} of "
-            f"{record['settings']['num_epochs']} epochs, best epoch {record['best_epoch']}; {how}"
-        )
-    if result.routes:
-        ours, npz = result.routes["nnunet-ext predict --spec"], result.routes["npz route"]
-        lines += [
-            "",
-            f"Tuned ensemble of the test images: nnunet-ext predict --spec {ours['seconds']:.0f} s,"
-            f" no intermediate files; the npz route (nnUNetv2_predict --save_probabilities per "
-            f"model + ensemble) {npz['seconds']:.0f} s and {npz['npz_bytes'] / 2**20:.1f} MiB of "
-            f".npz/.pkl; labels {'identical' if npz['identical_labels'] else 'DIFFERENT'}.",
-        ]
-    names = list(next(iter(result.dice.values())))
-    rows = dict(result.dice)
-    best = best_single_model(result.dice)
-    if best is not None:
-        # the best single model beside the ensembles: what an ensemble has to beat
-        rows = {}
-        for method, row in result.dice.items():
-            if method not in CONFIGURATIONS and f"best single ({best})" not in rows:
-                rows[f"best single ({best})"] = result.dice[best]
-            rows[method] = row
-    final = "tuned + postprocessing"
-    delta_row = f"{final} - best single"
-    show_delta = best is not None and final in result.dice
-    width = max([len(m) for m in rows] + ([len(delta_row)] if show_delta else [])) + 2
-
-    def cell(value: float) -> str:
-        return f"{'NaN' if math.isnan(value) else f'{value:.4f}':>16}"
-
-    lines += ["", "Mean Dice on the test cases (NaN: label absent in reference and prediction)"]
-    lines.append(" " * width + "".join(f"{n:>16}" for n in names))
-    for method, row in rows.items():
-        lines.append(f"{method:<{width}}" + "".join(cell(v) for v in row.values()))
-    if show_delta and best is not None:
-        deltas = [result.dice[final][n] - result.dice[best][n] for n in names]
-        lines.append(
-            f"{delta_row:<{width}}"
-            + "".join(f"{'NaN' if math.isnan(d) else f'{d:+.4f}':>16}" for d in deltas)
-        )
-    if result.hd95:
-        lines += ["", "Mean HD95 in mm on the test cases (NaN: a side empty in every case)"]
-        lines.append(" " * width + "".join(f"{n:>16}" for n in names))
-        for method, row in result.hd95.items():
-            cells = "".join(f"{'NaN' if math.isnan(v) else f'{v:.2f}':>16}" for v in row.values())
-            lines.append(f"{method:<{width}}{cells}")
-    lines += ["", "Where everything is"]
-    lines += [f"  {name:<22} {path}" for name, path in result.paths.items()]
-    total = sum(result.timings.values())
-    lines += [
-        "",
-        f"Total {total / 60:.1f} min; slowest steps: "
-        + ", ".join(
-            f"{k} {v:.0f} s" for k, v in sorted(result.timings.items(), key=lambda kv: -kv[1])[:4]
-        ),
-    ]
-    return "\n".join(lines)

@@ -6,7 +6,8 @@ import math
 from pathlib import Path
 
 from nnunet_ext.demo.cli import add_arguments
-from nnunet_ext.demo.pipeline import DemoConfig, DemoResult, best_single_model, format_summary
+from nnunet_ext.demo.config import DemoConfig
+from nnunet_ext.demo.summary import DemoResult, best_single_model, format_summary
 
 
 def result() -> DemoResult:
