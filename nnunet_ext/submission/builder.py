@@ -29,6 +29,9 @@ from nnunet_ext.io import (
     atomic_path,
     list_case_files,
     load_dataset_json,
+    read_labels,
+    verify_image_complete,
+    write_json,
     write_labels,
 )
 from nnunet_ext.submission.checker import (
@@ -41,6 +44,8 @@ from nnunet_ext.submission.checker import (
     name_pattern,
     pattern_name,
 )
+from nnunet_ext.submission.manifest import absent_label_warnings, manifest_dict, report_text
+from nnunet_ext.submission.preview import mid_slice, render_preview
 
 __all__ = ["ZIP_DATE_TIME", "build_submission", "remap_labels", "write_deterministic_zip"]
 
@@ -178,8 +183,6 @@ def build_submission(
         SubmissionError: Listing every problem by case (missing, unknown, bad values, geometry);
             no zip is written.
     """
-    from nnunet_ext.submission.manifest import absent_label_warnings
-
     source = Path(prediction_dir)
     target = Path(output_zip)
     _check_paths(source, target, overwrite)
@@ -190,6 +193,53 @@ def build_submission(
     predicted, _ = list_case_files(source, file_ending)
 
     problems = _case_set_problems(predicted, expected, file_ending, source)
+    report, panels = _write_checked_zip(
+        source,
+        target,
+        predicted,
+        expected,
+        problems,
+        images_dir=images_dir,
+        mapping=mapping,
+        allowed=allowed,
+        name_template=name_template,
+        file_ending=file_ending,
+        keep_panels=preview is not None,
+    )
+    report = dataclasses.replace(report, zip_path=target)
+    report = dataclasses.replace(
+        report, warnings=tuple(absent_label_warnings(report, fraction=absent_fraction))
+    )
+    for warning in report.warnings:
+        logger.warning("%s", warning)
+    _write_manifest_and_report(report, target, mapping, name_template)
+    if preview is not None:
+        _write_preview(panels, Path(preview))
+    return report
+
+
+def _write_checked_zip(
+    source: Path,
+    target: Path,
+    predicted: Mapping[str, Path],
+    expected: Mapping[str, Path],
+    problems: list[str],
+    *,
+    images_dir: str | os.PathLike[str],
+    mapping: Mapping[int, int],
+    allowed: tuple[int, ...],
+    name_template: str,
+    file_ending: str,
+    keep_panels: bool,
+) -> tuple[SubmissionReport, list[tuple[str, Path, np.ndarray[Any, Any]]]]:
+    """Remap and write every case, zip them at ``target`` and check the zip.
+
+    Returns:
+        The check's report and, with ``keep_panels``, each case's image and remapped labels.
+
+    Raises:
+        SubmissionError: With ``problems`` and each case's own; no zip is written.
+    """
     panels = []
     # scratch beside the zip, under our temporary prefix: a killed build leaves nothing that
     # the next run into this folder does not remove (nnunet_ext.io.outputs)
@@ -207,7 +257,7 @@ def build_submission(
             name = pattern_name(name_template, case, file_ending)
             write_labels(mapped, Path(scratch) / name, like=labels, exact_nifti_header=True)
             files.append((name, Path(scratch) / name))
-            if preview is not None:
+            if keep_panels:
                 panels.append((case, expected[case], mapped))
         if problems:
             raise SubmissionError(problems, what=str(source), note="; no zip was written")
@@ -220,16 +270,7 @@ def build_submission(
                 name_template=name_template,
                 file_ending=file_ending,
             )
-    report = dataclasses.replace(report, zip_path=target)
-    report = dataclasses.replace(
-        report, warnings=tuple(absent_label_warnings(report, fraction=absent_fraction))
-    )
-    for warning in report.warnings:
-        logger.warning("%s", warning)
-    _write_manifest_and_report(report, target, mapping, name_template)
-    if preview is not None:
-        _write_preview(panels, Path(preview))
-    return report
+    return report, panels
 
 
 def _case_set_problems(
@@ -273,8 +314,6 @@ def _remapped_case(
 
     A damaged file stops the build (``InputError``); an unreadable label map is a problem.
     """
-    from nnunet_ext.io import read_labels, verify_image_complete
-
     verify_image_complete(path)
     try:
         labels = read_labels(path, verify=False)
@@ -294,9 +333,6 @@ def _write_manifest_and_report(
     report: SubmissionReport, target: Path, mapping: Mapping[int, int], name_template: str
 ) -> None:
     """``<zip stem>.manifest.json`` and ``<zip stem>.report.txt`` beside the zip."""
-    from nnunet_ext.io import atomic_path, write_json
-    from nnunet_ext.submission.manifest import manifest_dict, report_text
-
     stem = target.with_suffix("")
     write_json(
         stem.with_name(stem.name + ".manifest.json"),
@@ -309,8 +345,6 @@ def _write_manifest_and_report(
 
 def _write_preview(panels: list[tuple[str, Path, np.ndarray[Any, Any]]], path: Path) -> None:
     import SimpleITK
-
-    from nnunet_ext.submission.preview import mid_slice, render_preview
 
     sitk: Any = SimpleITK
     rendered = []

@@ -26,6 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from nnunet_ext.io import read_labels
+from nnunet_ext.io.zips import read_zip_member, verify_zip
+
 __all__ = [
     "GEOMETRY_ATOL",
     "GEOMETRY_RTOL",
@@ -191,8 +194,6 @@ def check_label_file(
     label_ids: Iterable[int] | None,
 ) -> tuple[list[str], dict[int, int]]:
     """Check one extracted label file; return (problems, label voxel counts)."""
-    from nnunet_ext.io import read_labels
-
     try:
         labels = read_labels(path)
     except ValueError as err:
@@ -282,8 +283,6 @@ def check_submission(
     path = Path(zip_path)
     if not path.is_file():
         raise FileNotFoundError(f"zip_path not found: {str(path)!r}")
-    from nnunet_ext.io.zips import read_zip_member, verify_zip
-
     verify_zip(path)  # every member inflated, CRC-32 checked, before any other work
     allowed = None if label_ids is None else tuple(sorted({int(v) for v in label_ids}))
     expected = expected_cases(images_dir, file_ending=file_ending)

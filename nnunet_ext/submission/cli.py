@@ -12,7 +12,11 @@ import argparse
 from pathlib import Path
 
 from nnunet_ext import _cli
+from nnunet_ext.io import InputError, load_dataset_json
 from nnunet_ext.io.outputs import Output
+from nnunet_ext.submission.builder import build_submission
+from nnunet_ext.submission.checker import check_submission
+from nnunet_ext.submission.manifest import report_text
 
 __all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -102,8 +106,6 @@ def _label_values(args: argparse.Namespace) -> list[int] | None:
             f"--labels names labels ({' '.join(args.labels)}); give --dataset-json to name them "
             "from, or label values (e.g. --labels 0 1 2)."
         )
-    from nnunet_ext.io import InputError, load_dataset_json
-
     spec = load_dataset_json(path)
     values = []
     for token in args.labels:
@@ -120,10 +122,6 @@ def _label_values(args: argparse.Namespace) -> list[int] | None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command parsed from ``add_arguments``; returns the exit code."""
-    from nnunet_ext.submission.builder import build_submission
-    from nnunet_ext.submission.checker import check_submission
-    from nnunet_ext.submission.manifest import report_text
-
     if args.action == "build":
         stem = args.output.with_suffix("")
         outputs = [

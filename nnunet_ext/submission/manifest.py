@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nnunet_ext import __version__
 from nnunet_ext.submission.checker import SubmissionReport
 
 __all__ = ["MANIFEST_SCHEMA_VERSION", "absent_label_warnings", "manifest_dict", "report_text"]
@@ -48,8 +49,6 @@ def manifest_dict(
     name_template: str = "{case}",
 ) -> dict[str, Any]:
     """Return the manifest: zip digest, and per file its case, sha256, size and label voxels."""
-    from nnunet_ext import __version__
-
     path = Path(zip_path)
     return {
         "schema_version": MANIFEST_SCHEMA_VERSION,

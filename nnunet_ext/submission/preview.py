@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from nnunet_ext.io import atomic_path
+
 __all__ = ["mid_slice", "render_preview"]
 
 
@@ -46,8 +48,6 @@ def render_preview(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
-
-    from nnunet_ext.io import atomic_path
 
     if not panels:
         raise ValueError("panels must hold at least one case; got none.")
