@@ -146,6 +146,21 @@ def _check_same_plan(target: Path, plan: PostprocessingPlan, num_existing: int) 
         )
 
 
+def _check_arguments(source: Path, target: Path, num_workers: int) -> None:
+    if not source.is_dir():
+        raise NotADirectoryError(f"input_dir must be a folder of label files; got {str(source)!r}.")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
+        raise ValueError(f"num_workers must be an int >= 1; got {num_workers!r}.")
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"output_dir must be a folder; got the file {str(target)!r}.")
+    if target.resolve() == source.resolve():
+        raise ValueError(
+            f"output_dir must differ from input_dir; got {str(target)!r} for both. Inputs are "
+            "never "
+            "overwritten; choose another output folder."
+        )
+
+
 def postprocess_folder(
     input_dir: str | os.PathLike[str],
     output_dir: str | os.PathLike[str],
@@ -181,18 +196,7 @@ def postprocess_folder(
     """
     source = Path(input_dir)
     target = Path(output_dir)
-    if not source.is_dir():
-        raise NotADirectoryError(f"input_dir must be a folder of label files; got {str(source)!r}.")
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
-        raise ValueError(f"num_workers must be an int >= 1; got {num_workers!r}.")
-    if target.exists() and not target.is_dir():
-        raise NotADirectoryError(f"output_dir must be a folder; got the file {str(target)!r}.")
-    if target.resolve() == source.resolve():
-        raise ValueError(
-            f"output_dir must differ from input_dir; got {str(target)!r} for both. Inputs are "
-            "never "
-            "overwritten; choose another output folder."
-        )
+    _check_arguments(source, target, num_workers)
     ending = _file_ending(source, file_ending)
     cases, _ = list_case_files(source, ending)
     if not cases:
