@@ -32,14 +32,10 @@ from nnunet_ext.io import (
     load_plans,
     reader_writer,
 )
+from nnunet_ext.io.case_properties import load_case_properties
+from nnunet_ext.io.cases import PairedCases, pair_probability_files
 from nnunet_ext.io.labels import MAX_UINT8_LABEL
-from nnunet_ext.io.probabilities import (
-    PairedCases,
-    ProbabilityFile,
-    inspect_probabilities,
-    load_case_properties,
-    pair_probability_files,
-)
+from nnunet_ext.io.probabilities import ProbabilityFile, inspect_probabilities
 
 __all__ = [
     "MAX_WRITTEN_LABEL",

@@ -10,7 +10,10 @@ from nnunet_ext.io.atomic import (
     to_strict_json,
     write_json,
 )
+from nnunet_ext.io.cases import case_id_from_filename, is_hidden, list_case_files
+from nnunet_ext.io.dataset_json import LabelSpec, LabelValue, load_dataset_json
 from nnunet_ext.io.errors import InputError
+from nnunet_ext.io.json_files import load_json, load_json_object
 from nnunet_ext.io.labels import (
     FLOAT_LABEL_TOLERANCE,
     LabelImage,
@@ -19,19 +22,9 @@ from nnunet_ext.io.labels import (
     verify_image_complete,
     write_labels,
 )
-from nnunet_ext.io.nnunet_files import (
-    LabelSpec,
-    LabelValue,
-    case_id_from_filename,
-    is_hidden,
-    list_case_files,
-    load_dataset_json,
-    load_json,
-    load_json_object,
-    load_plans,
-    reader_writer,
-)
 from nnunet_ext.io.outputs import remove_stale_temporaries
+from nnunet_ext.io.plans import load_plans
+from nnunet_ext.io.reader_writers import reader_writer
 from nnunet_ext.io.safe_pickle import UnsafePickleError, load_properties, safe_loads
 
 # Deliberate duplicate: the package re-exports the public names of its modules (one import path).

@@ -21,11 +21,8 @@ from typing import Any
 
 from nnunet_ext.io.checkpoints import Checkpoint, read_checkpoint
 from nnunet_ext.io.errors import InputError
-from nnunet_ext.io.nnunet_files import (
-    configuration_entry,
-    configuration_patch_size,
-    load_model_files,
-)
+from nnunet_ext.io.model_files import load_model_files
+from nnunet_ext.io.plans import configuration_entry, configuration_patch_size
 
 __all__ = [
     "DEFAULT_CHECKPOINT",

@@ -6,7 +6,8 @@ inflated with ISA-L (``isal.isal_zlib``, several times faster than zlib; the sta
 is the fallback and gives identical bytes) and parsed with ``numpy.lib.format``. The CRC-32 of the
 zip entry is verified, so a corrupt or truncated file is always reported with its path.
 
-Also here: pairing ``CASE.npz`` with ``CASE.nii.gz.npz`` across folders, and the matching ``.pkl``.
+Pairing ``CASE.npz`` with ``CASE.nii.gz.npz`` across folders is in :mod:`nnunet_ext.io.cases`;
+the matching ``.pkl`` in :mod:`nnunet_ext.io.case_properties`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 import struct
 import zipfile
 import zlib
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -26,22 +27,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from nnunet_ext.io.cases import case_id_from_filename
 from nnunet_ext.io.errors import InputError
-from nnunet_ext.io.nnunet_files import case_id_from_filename, list_case_files
-from nnunet_ext.io.safe_pickle import load_properties
 
 __all__ = [
-    "GEOMETRY_KEYS",
     "PROBABILITIES_KEY",
     "PROBABILITY_TOLERANCE",
-    "PairedCases",
     "ProbabilityFile",
-    "check_case_properties",
     "inspect_probabilities",
     "iter_probability_chunks",
-    "load_case_properties",
-    "pair_probability_files",
-    "properties_path",
     "read_probabilities",
 ]
 
@@ -458,241 +452,3 @@ def read_probabilities(
         flat[offset : offset + values.size] = values
     shaped = flat.reshape(info.shape, order="F") if info.fortran_order else flat.reshape(info.shape)
     return np.ascontiguousarray(shaped)
-
-
-def properties_path(npz_path: str | os.PathLike[str]) -> Path:
-    """Return the ``.pkl`` that belongs to an ``.npz``: ``X.npz`` -> ``X.pkl``, else ``CASE.pkl``.
-
-    Raises:
-        FileNotFoundError: If neither exists.
-
-    Examples:
-        >>> properties_path("/nonexistent/case.npz")
-        Traceback (most recent call last):
-        ...
-        FileNotFoundError: properties file not found for /nonexistent/case.npz: ...
-    """
-    from nnunet_ext.io.nnunet_files import case_id_from_filename
-
-    npz = Path(npz_path)
-    candidates = [npz.with_name(npz.name[: -len(".npz")] + ".pkl")]
-    case_pkl = npz.with_name(case_id_from_filename(npz.name, ".npz") + ".pkl")
-    if case_pkl not in candidates:
-        candidates.append(case_pkl)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"properties file not found for {npz}: expected {' or '.join(c.name for c in candidates)}. "
-        "nnUNetv2_predict --save_probabilities writes it next to the .npz."
-    )
-
-
-#: The ``.pkl`` entries each nnU-Net reader/writer needs to write a label map.
-GEOMETRY_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "SimpleITKIO": ("sitk_stuff", ("spacing", "origin", "direction")),
-    "SimpleITKIOWithReorient": (
-        "sitk_stuff",
-        ("spacing", "origin", "direction", "original_orientation"),
-    ),
-    "NibabelIO": ("nibabel_stuff", ("original_affine",)),
-    "NibabelIOWithReorient": ("nibabel_stuff", ("original_affine", "reoriented_affine")),
-    "Tiff3DIO": ("", ("spacing",)),
-    "NaturalImage2DIO": ("", ()),
-}
-
-
-def check_case_properties(
-    properties: dict[str, Any],
-    path: str | os.PathLike[str],
-    *,
-    reader_writer: str | None = None,
-    shape: Sequence[int] | None = None,
-) -> dict[str, Any]:
-    """Check a case's ``.pkl`` for the geometry the configured reader/writer needs.
-
-    Args:
-        properties: As loaded by :func:`~nnunet_ext.io.safe_pickle.load_properties`.
-        path: The ``.pkl``, for messages.
-        reader_writer: ``plans["image_reader_writer"]``; ``None`` checks nothing reader-specific.
-        shape: The spatial shape of the case's probabilities; must be a permutation of
-            ``shape_before_cropping`` (nnU-Net exports at the original geometry, in the reader's
-            axis order) when that key is present.
-
-    Returns:
-        ``properties``.
-
-    Raises:
-        InputError: Naming the missing or malformed key.
-
-    Examples:
-        >>> check_case_properties({"spacing": [1, 1, 1]}, "c.pkl", reader_writer="SimpleITKIO")
-        Traceback (most recent call last):
-        ...
-        nnunet_ext.io.errors.InputError: c.pkl: sitk_stuff must be present ...
-    """
-    fix = "Use the .pkl nnUNetv2_predict --save_probabilities wrote next to the .npz."
-    if reader_writer is not None and reader_writer in GEOMETRY_KEYS:
-        outer, inner = GEOMETRY_KEYS[reader_writer]
-        container: Any = properties
-        if outer:
-            container = properties.get(outer)
-            if not isinstance(container, dict):
-                found = "nothing" if outer not in properties else type(container).__name__
-                raise InputError(
-                    path,
-                    f"present (as a dict; {reader_writer} needs it to write label maps)",
-                    found,
-                    key=outer,
-                    fix=fix,
-                )
-        for name in inner:
-            value = container.get(name)
-            where = f"{outer}.{name}" if outer else name
-            if value is None:
-                raise InputError(
-                    path, f"present ({reader_writer} needs it)", "nothing", key=where, fix=fix
-                )
-            if name == "original_orientation":  # a DICOM orientation code such as "LPS"
-                if not isinstance(value, str) or not value:
-                    raise InputError(
-                        path, "an orientation code such as 'LPS'", repr(value)[:60], key=where
-                    )
-                continue
-            try:
-                numbers = np.asarray(value, dtype=np.float64)
-            except (TypeError, ValueError):
-                numbers = None
-            if numbers is None or numbers.size == 0 or not np.all(np.isfinite(numbers)):
-                raise InputError(
-                    path, "finite numbers", f"{type(value).__name__} {value!r:.60}", key=where
-                )
-    sitk_stuff = properties.get("sitk_stuff")
-    if reader_writer in ("SimpleITKIO", "SimpleITKIOWithReorient") and isinstance(sitk_stuff, dict):
-        _check_sitk_geometry(sitk_stuff, path, shape)
-    if shape is not None and "shape_before_cropping" in properties:
-        before = properties["shape_before_cropping"]
-        try:
-            expected = sorted(int(v) for v in before)
-        except (TypeError, ValueError):
-            raise InputError(
-                path, "a list of integers", repr(before)[:60], key="shape_before_cropping"
-            ) from None
-        if expected != sorted(int(v) for v in shape):
-            raise InputError(
-                path,
-                f"the shape of the probabilities {tuple(shape)} (in some axis order)",
-                f"{tuple(before)}",
-                key="shape_before_cropping",
-                fix="The .pkl and the .npz belong to different cases or predictions; "
-                "re-export them together.",
-            )
-    return properties
-
-
-def _check_sitk_geometry(
-    sitk_stuff: dict[str, Any], path: str | os.PathLike[str], shape: Sequence[int] | None
-) -> None:
-    """Spacing, origin and direction must fit one image (what nnU-Net's writer asserts)."""
-    dim = len(np.atleast_1d(np.asarray(sitk_stuff["spacing"], dtype=np.float64)))
-    if not 2 <= dim <= 3:
-        raise InputError(path, "2 or 3 values", f"{dim}", key="sitk_stuff.spacing")
-    for name, size in (("origin", dim), ("direction", dim * dim)):
-        found = np.asarray(sitk_stuff[name], dtype=np.float64).size
-        if found != size:
-            raise InputError(
-                path, f"{size} values (spacing has {dim})", f"{found}", key=f"sitk_stuff.{name}"
-            )
-    spacing = np.asarray(sitk_stuff["spacing"], dtype=np.float64)
-    if not np.all(spacing > 0):
-        raise InputError(
-            path, "positive voxel sizes", f"{tuple(spacing.tolist())}", key="sitk_stuff.spacing"
-        )
-    direction = np.asarray(sitk_stuff["direction"], dtype=np.float64).reshape(dim, dim)
-    if abs(float(np.linalg.det(direction))) < 1e-6:
-        raise InputError(
-            path,
-            "a direction matrix with a non-zero determinant",
-            f"{tuple(direction.ravel().tolist())}",
-            key="sitk_stuff.direction",
-        )
-    if shape is not None and dim == 2 and (len(shape) != 3 or shape[0] != 1):
-        raise InputError(
-            path,
-            f"3 values for probabilities of spatial shape {tuple(shape)}",
-            "2",
-            key="sitk_stuff.spacing",
-        )
-
-
-def load_case_properties(
-    npz_path: str | os.PathLike[str],
-    *,
-    reader_writer: str | None = None,
-    shape: Sequence[int] | None = None,
-) -> dict[str, Any]:
-    """Load and check the ``.pkl`` belonging to an ``.npz`` with the restricted unpickler.
-
-    See :func:`check_case_properties` for ``reader_writer`` and ``shape``.
-    """
-    path = properties_path(npz_path)
-    return check_case_properties(
-        load_properties(path), path, reader_writer=reader_writer, shape=shape
-    )
-
-
-@dataclass(frozen=True)
-class PairedCases:
-    """Probability files of several folders, paired by case ID.
-
-    Attributes:
-        input_dirs: The folders, in the order given.
-        cases: Case ID to one path per folder (``None`` where the folder lacks the case).
-        ignored: Hidden files skipped (``._CASE.npz``, ``.DS_Store``, temporaries).
-    """
-
-    input_dirs: tuple[Path, ...]
-    cases: dict[str, tuple[Path | None, ...]]
-    ignored: tuple[Path, ...]
-
-    @property
-    def missing(self) -> dict[str, tuple[Path, ...]]:
-        """Case ID to the folders that lack it (only incomplete cases)."""
-        return {
-            case: tuple(d for d, p in zip(self.input_dirs, paths, strict=True) if p is None)
-            for case, paths in self.cases.items()
-            if any(p is None for p in paths)
-        }
-
-
-def pair_probability_files(input_dirs: Sequence[str | os.PathLike[str]]) -> PairedCases:
-    """Pair ``CASE.npz`` / ``CASE.nii.gz.npz`` files across folders by case ID.
-
-    Args:
-        input_dirs: Prediction folders.
-
-    Returns:
-        The pairing; use :attr:`PairedCases.missing` to find incomplete cases.
-
-    Raises:
-        NotADirectoryError: If a folder does not exist.
-        ValueError: If a folder has no ``.npz`` at all, or one case twice.
-    """
-    folders = tuple(Path(d) for d in input_dirs)
-    per_folder: list[dict[str, Path]] = []
-    ignored: list[Path] = []
-    for folder in folders:
-        if not folder.is_dir():
-            raise NotADirectoryError(f"input folder not found: {folder}")
-        cases, skipped = list_case_files(folder, ".npz")
-        if not cases:
-            raise ValueError(
-                f"{folder}: no .npz probability files found. Predict with "
-                "nnUNetv2_predict --save_probabilities (or train with nnUNetv2_train --npz "
-                "and use fold_k/validation)."
-            )
-        per_folder.append(cases)
-        ignored.extend(skipped)
-    all_cases = sorted(set().union(*per_folder))
-    paired = {case: tuple(found.get(case) for found in per_folder) for case in all_cases}
-    return PairedCases(input_dirs=folders, cases=paired, ignored=tuple(ignored))

@@ -17,6 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from nnunet_ext.io import load_json
+
 __all__ = ["RUN_RECORD_NAME", "SCHEMA_VERSION", "read_run_record", "upgrade_run_record"]
 
 #: File name of the run record in the fold folder.
@@ -99,7 +101,5 @@ def read_run_record(path: str | os.PathLike[str]) -> dict[str, Any]:
         FileNotFoundError: If the file does not exist.
         ValueError: If it is not valid JSON or not a run record.
     """
-    from nnunet_ext.io.nnunet_files import load_json
-
     file = Path(path)
     return upgrade_run_record(load_json(file), source=str(file))

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from nnunet_ext.ensemble.spec import EnsembleSpec
-from nnunet_ext.io.nnunet_files import load_splits
+from nnunet_ext.io.splits import load_splits
 from nnunet_ext.tune.compact import CompactCVData
 from nnunet_ext.tune.gate import WeightDecision, gate_weights
 from nnunet_ext.tune.holdout import HoldoutRuns, holdout_runs

@@ -22,7 +22,8 @@ from nnunet_ext.evaluate.labels import find_dataset_json
 from nnunet_ext.evaluate.measures import apply_convention, boundary_values, nan_mean
 from nnunet_ext.evaluate.metrics import FN, FP, TP, confusion_counts, dice_from_counts
 from nnunet_ext.io import LabelSpec, list_case_files, load_json, read_labels, write_json
-from nnunet_ext.io.probabilities import pair_probability_files, read_probabilities
+from nnunet_ext.io.cases import pair_probability_files
+from nnunet_ext.io.probabilities import read_probabilities
 from nnunet_ext.tune.api import TuneResult
 
 __all__ = ["BOUNDARY_METRICS", "add_to_report", "boundary_metrics", "format_boundary"]

@@ -20,13 +20,9 @@ from numpy.typing import NDArray
 from nnunet_ext._parallel import map_cases
 from nnunet_ext.evaluate.labels import find_dataset_json
 from nnunet_ext.io import list_case_files, load_dataset_json, read_labels
+from nnunet_ext.io.cases import PairedCases, pair_probability_files
 from nnunet_ext.io.labels import MAX_UINT8_LABEL
-from nnunet_ext.io.probabilities import (
-    PairedCases,
-    inspect_probabilities,
-    pair_probability_files,
-    read_probabilities,
-)
+from nnunet_ext.io.probabilities import inspect_probabilities, read_probabilities
 from nnunet_ext.tune.compact import CompactCVData, compact_case, merge_cases
 
 __all__ = ["load_cv_data"]

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from nnunet_ext.io.nnunet_files import load_json
+from nnunet_ext.io import load_json
 from nnunet_ext.trainers.checkpoints import load_checkpoint
 
 __all__ = ["validate_checkpoint"]

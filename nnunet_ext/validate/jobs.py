@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from nnunet_ext.io.checkpoints import read_checkpoint
+from nnunet_ext.io.model_files import load_model_files
 from nnunet_ext.io.models import check_checkpoint_belongs
-from nnunet_ext.io.nnunet_files import load_model_files
 
 __all__ = [
     "ValidationJob",

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nnunet_ext.io.case_properties import properties_path
+from nnunet_ext.io.cases import pair_probability_files
 from nnunet_ext.io.probabilities import (
     inspect_probabilities,
     iter_probability_chunks,
-    pair_probability_files,
-    properties_path,
     read_probabilities,
 )
 

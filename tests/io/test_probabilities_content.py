@@ -14,12 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nnunet_ext.io import InputError
-from nnunet_ext.io.probabilities import (
-    check_case_properties,
-    inspect_probabilities,
-    load_case_properties,
-    read_probabilities,
-)
+from nnunet_ext.io.case_properties import check_case_properties, load_case_properties
+from nnunet_ext.io.probabilities import inspect_probabilities, read_probabilities
 from nnunet_ext.synthetic import sitk_properties
 
 

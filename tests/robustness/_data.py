@@ -34,7 +34,7 @@ import numpy as np
 
 from nnunet_ext._cli import INTERNAL_ERROR_EXIT, INTERNAL_ERROR_MARKER
 from nnunet_ext.io.atomic import TEMP_PREFIX
-from nnunet_ext.io.outputs import LOCK_NAME
+from nnunet_ext.io.locks import LOCK_NAME
 from nnunet_ext.synthetic import make_case, make_raw_dataset, write_prediction_folder
 
 CASES = ("case_a", "case_b", "case_c")

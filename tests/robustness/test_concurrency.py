@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from nnunet_ext.io.atomic import TEMP_PREFIX
-from nnunet_ext.io.outputs import LOCK_NAME
+from nnunet_ext.io.locks import LOCK_NAME
 from nnunet_ext.synthetic import write_prediction_folder
 
 from ._data import build_inputs, tree_hashes

@@ -894,7 +894,7 @@ def test_a_locked_output_folder(
     """A first writer holds the folder's lock: a second run without ``--claim`` is refused at
     once naming it; with ``--claim`` (processes share the folder through claim files) it is not.
     """
-    from nnunet_ext.io.outputs import OutputLock
+    from nnunet_ext.io.locks import OutputLock
 
     root, out = copy_inputs(pristine, tmp_path)
     (out / "pred").mkdir()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from nnunet_ext._cli import INTERNAL_ERROR_EXIT
-from nnunet_ext.io.outputs import LOCK_NAME, OutputLock, OutputLockedError
+from nnunet_ext.io.locks import LOCK_NAME, OutputLock, OutputLockedError
 
 from ._data import (
     COMMANDS,
