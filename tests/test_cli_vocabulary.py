@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from nnunet_ext import _cli
+from nnunet_ext import _cli, _cli_vocabulary
 from nnunet_ext._cli import DEFAULT_NUM_WORKERS, VOCABULARY
 from nnunet_ext.cli import COMMANDS, build_parser, main
 
@@ -46,7 +46,9 @@ def test_flags_follow_the_vocabulary(path, parser):
             continue
         hidden = action.help == argparse.SUPPRESS
         if hidden:  # only deprecated spellings are hidden
-            assert isinstance(action, _cli._Deprecated) or action.dest.startswith("_positional_")
+            assert isinstance(action, _cli_vocabulary._Deprecated) or action.dest.startswith(
+                "_positional_"
+            )
             continue
         assert action.option_strings, f"{path}: visible positional argument {action.dest!r}"
         assert not SYNONYMS & set(action.option_strings), f"{path}: {action.option_strings}"

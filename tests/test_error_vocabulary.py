@@ -107,7 +107,7 @@ def offences(source: str, pattern: re.Pattern[str] = PATTERN) -> dict[int, set[s
 def library_modules() -> Iterator[tuple[str, Path]]:
     """Every module of ``nnunet_ext`` outside the CLI layer, as ``nnunet_ext/...`` and path."""
     for path in sorted(LIBRARY.rglob("*.py")):
-        if path.name in ("cli.py", "_cli.py", "__main__.py"):
+        if path.name in ("cli.py", "_cli.py", "_cli_vocabulary.py", "__main__.py"):
             continue
         yield path.relative_to(LIBRARY.parent).as_posix(), path
 
