@@ -16,10 +16,19 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["POLY_EXPONENT", "CooldownPlan", "cooldown_lr"]
+__all__ = [
+    "BEFORE_COOLDOWN_NAME",
+    "POLY_EXPONENT",
+    "CooldownPlan",
+    "CooldownScheduler",
+    "cooldown_lr",
+    "set_lr",
+]
 
 #: Exponent of nnU-Net's ``PolyLRScheduler``.
 POLY_EXPONENT = 0.9
+#: Weights-only checkpoint of the model when the cooldown started (predictable with ``-chk``).
+BEFORE_COOLDOWN_NAME = "checkpoint_before_cooldown.pth"
 
 
 def cooldown_lr(start_lr: float, step: int, total_steps: int) -> float:
@@ -105,6 +114,24 @@ class CooldownPlan:
         """The JSON form stored in the run record (plus ``end_epoch``)."""
         return {**asdict(self), "end_epoch": self.end_epoch}
 
+    def progress(self, epochs_completed: int, *, ended_by: str | None) -> dict[str, Any]:
+        """The run record's ``cooldown``: :meth:`to_dict` and how far it got.
+
+        Examples:
+            >>> plan = CooldownPlan(10, 3, 3, 0.01, 2, "patience", "")
+            >>> entry = plan.progress(12, ended_by=None)
+            >>> entry["epochs_done"], entry["completed"], entry["checkpoint_before"]
+            (2, False, 'checkpoint_before_cooldown.pth')
+        """
+        done = max(0, min(epochs_completed, self.end_epoch) - self.start_epoch)
+        return {
+            **self.to_dict(),
+            "epochs_done": done,
+            "completed": done == self.epochs,
+            "ended_by": ended_by,
+            "checkpoint_before": BEFORE_COOLDOWN_NAME,
+        }
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CooldownPlan:
         """Rebuild a plan from :meth:`to_dict` output.
@@ -127,3 +154,27 @@ class CooldownPlan:
         if plan.epochs < 1 or plan.iterations_per_epoch < 1 or not math.isfinite(plan.start_lr):
             raise ValueError(f"cooldown record is malformed: {data!r}")
         return plan
+
+
+def set_lr(optimizer: Any, lr: float) -> None:
+    """Set the learning rate of every parameter group of ``optimizer``."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+class CooldownScheduler:
+    """Stands in for the trainer's LR scheduler during a cooldown.
+
+    nnU-Net's ``on_train_epoch_start`` calls ``lr_scheduler.step(current_epoch)`` and logs the
+    rate; this sets the rate of the epoch's first cooldown iteration. The loop sets the rate of
+    every further iteration.
+    """
+
+    def __init__(self, optimizer: Any, plan: CooldownPlan) -> None:
+        self.optimizer = optimizer
+        self.plan = plan
+
+    def step(self, current_step: int | None = None) -> None:
+        """Set the rate of epoch ``current_step``'s first iteration, if it is a cooldown epoch."""
+        if current_step is not None and self.plan.contains(current_step):
+            set_lr(self.optimizer, self.plan.lr(current_step, 0))

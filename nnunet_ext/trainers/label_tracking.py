@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,9 +20,12 @@ __all__ = [
     "MIN_BEST_EMA",
     "ForgettingEvent",
     "checkpoint_name_for_label",
+    "checkpoint_names",
     "detect_forgetting",
     "label_bests",
     "label_emas",
+    "label_names",
+    "label_records",
 ]
 
 #: Weight of the previous EMA value, as in nnU-Net's ``ema_fg_dice``.
@@ -194,3 +197,76 @@ def checkpoint_name_for_label(name: str) -> str:
     """
     safe = _UNSAFE.sub("_", name).strip("._") or "label"
     return f"checkpoint_best_{safe}.pth"
+
+
+def checkpoint_names(names: Sequence[str]) -> list[str]:
+    """One ``checkpoint_best_<label>.pth`` per label; clashes after sanitizing get the index.
+
+    Examples:
+        >>> checkpoint_names(["a b", "a/b", "c"])
+        ['checkpoint_best_a_b_1.pth', 'checkpoint_best_a_b_2.pth', 'checkpoint_best_c.pth']
+    """
+    files = [checkpoint_name_for_label(n) for n in names]
+    return [
+        f[: -len(".pth")] + f"_{i + 1}.pth" if files.count(f) > 1 else f
+        for i, f in enumerate(files)
+    ]
+
+
+def label_names(label_manager: Any, dataset_json: Mapping[str, Any]) -> list[str]:
+    """Names of nnU-Net's per-label pseudo-Dice entries, in its order (labels or regions).
+
+    Args:
+        label_manager: The trainer's nnU-Net ``LabelManager`` (``has_regions``,
+            ``foreground_regions``, ``foreground_labels``).
+        dataset_json: The trainer's ``dataset.json``, for the names.
+    """
+    labels = dict(dataset_json.get("labels", {}))
+    names: list[str] = []
+    if label_manager.has_regions:
+        for index, region in enumerate(label_manager.foreground_regions):
+            wanted = tuple(region) if isinstance(region, (list, tuple)) else (region,)
+            found = [
+                k
+                for k, v in labels.items()
+                if (tuple(v) if isinstance(v, (list, tuple)) else (v,)) == wanted
+            ]
+            names.append(found[0] if found else f"label {index + 1}")
+    else:
+        by_value = {int(v): k for k, v in labels.items() if not isinstance(v, (list, tuple))}
+        for index, value in enumerate(label_manager.foreground_labels):
+            names.append(by_value.get(int(value), f"label {index + 1}"))
+    return names
+
+
+def label_records(
+    names: Sequence[str],
+    bests: Sequence[tuple[int | None, float | None]],
+    written: Mapping[int, Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    """The run record's ``labels``: per label its best EMA and the checkpoint written for it.
+
+    Args:
+        names: From :func:`label_names`.
+        bests: From :func:`label_bests`.
+        written: Label index to ``{"epoch": e}`` of its ``checkpoint_best_<label>.pth`` on disk.
+
+    Examples:
+        >>> label_records(["LV"], [(3, 0.9)], {0: {"epoch": 3}})[0]["checkpoint"]
+        'checkpoint_best_LV.pth'
+    """
+    files = checkpoint_names(names)
+    records = []
+    for index, (epoch, value) in enumerate(bests):
+        checkpoint = written.get(index)
+        records.append(
+            {
+                "index": index,
+                "name": names[index] if index < len(names) else f"label {index + 1}",
+                "best_epoch": epoch,
+                "best_ema": value,
+                "checkpoint": files[index] if checkpoint is not None else None,
+                "checkpoint_epoch": checkpoint["epoch"] if checkpoint is not None else None,
+            }
+        )
+    return records

@@ -23,129 +23,58 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import importlib.metadata
-import random
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 
 from nnunet_ext import __version__
 from nnunet_ext.io.atomic import atomic_path, write_json
-from nnunet_ext.trainers.cooldown import CooldownPlan
+from nnunet_ext.trainers.cooldown import (
+    BEFORE_COOLDOWN_NAME,
+    CooldownPlan,
+    CooldownScheduler,
+    set_lr,
+)
 from nnunet_ext.trainers.early_stopping import StopDecision, best_epoch, decide_stop
 from nnunet_ext.trainers.label_tracking import (
     ForgettingEvent,
-    checkpoint_name_for_label,
+    checkpoint_names,
     detect_forgetting,
     label_bests,
     label_emas,
+    label_names,
+    label_records,
 )
-from nnunet_ext.trainers.record import RUN_RECORD_NAME, SCHEMA_VERSION, read_run_record
-from nnunet_ext.trainers.settings import SettingsError, TrainingSettings, resolve_settings
+from nnunet_ext.trainers.record import (
+    RUN_RECORD_NAME,
+    SCHEMA_VERSION,
+    nnunetv2_version,
+    read_run_record,
+)
+from nnunet_ext.trainers.seeding import seed_generators
+from nnunet_ext.trainers.settings import (
+    SettingsError,
+    TrainingSettings,
+    install_settings_error_hook,
+    resolve_settings,
+)
 
 __all__ = ["BEFORE_COOLDOWN_NAME", "RUN_RECORD_NAME", "STOP_FILE_NAME", "EpochControlMixin"]
 
 #: File in the fold folder that ends training gracefully after the current epoch.
 STOP_FILE_NAME = "STOP"
-#: Weights-only checkpoint of the model when the cooldown started (predictable with ``-chk``).
-BEFORE_COOLDOWN_NAME = "checkpoint_before_cooldown.pth"
+
+if TYPE_CHECKING:  # what nnUNetTrainer provides, declared for readers and type checkers
+    from nnunet_ext.trainers.trainer_interface import NNUNetTrainerInterface as _TrainerBase
+else:
+    _TrainerBase = object  # the classes built on the mixin have exactly their own bases
 
 
-def _install_settings_error_hook() -> None:
-    """Make an uncaught :class:`SettingsError` print one line instead of a traceback (exit 1)."""
-    previous = sys.excepthook
-    if getattr(previous, "_nnunet_ext_hook", False):
-        return
-
-    def hook(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
-        if issubclass(kind, SettingsError):
-            sys.stderr.write(f"nnunet_ext: error: {error}\n")
-            return
-        previous(kind, error, tb)
-
-    hook._nnunet_ext_hook = True  # type: ignore[attr-defined]
-    sys.excepthook = hook
-
-
-def _nnunetv2_version() -> str:
-    try:
-        return importlib.metadata.version("nnunetv2")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-class _CooldownScheduler:
-    """Stands in for the trainer's LR scheduler during a cooldown.
-
-    nnU-Net's ``on_train_epoch_start`` calls ``lr_scheduler.step(current_epoch)`` and logs the
-    rate; this sets the rate of the epoch's first cooldown iteration. The loop sets the rate of
-    every further iteration.
-    """
-
-    def __init__(self, optimizer: Any, plan: CooldownPlan) -> None:
-        self.optimizer = optimizer
-        self.plan = plan
-
-    def step(self, current_step: int | None = None) -> None:
-        if current_step is not None and self.plan.contains(current_step):
-            _set_lr(self.optimizer, self.plan.lr(current_step, 0))
-
-
-def _seed_generators(seed: int) -> None:
-    """Seed Python's, NumPy's (legacy global) and torch's random generators.
-
-    Under DDP rank ``r`` uses ``seed + r`` (modulo 2**32), so that the ranks draw different
-    batches (DDP copies rank 0's initial weights to the others).
-    """
-    if dist.is_available() and dist.is_initialized():
-        seed = (seed + dist.get_rank()) % 2**32
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 - nnU-Net draws from the legacy global generator
-    torch.manual_seed(seed)
-
-
-def _set_lr(optimizer: Any, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-
-
-def _label_names(label_manager: Any, dataset_json: Mapping[str, Any]) -> list[str]:
-    """Names of nnU-Net's per-label pseudo-Dice entries, in its order (labels or regions)."""
-    labels = dict(dataset_json.get("labels", {}))
-    names: list[str] = []
-    if label_manager.has_regions:
-        for index, region in enumerate(label_manager.foreground_regions):
-            wanted = tuple(region) if isinstance(region, (list, tuple)) else (region,)
-            found = [
-                k
-                for k, v in labels.items()
-                if (tuple(v) if isinstance(v, (list, tuple)) else (v,)) == wanted
-            ]
-            names.append(found[0] if found else f"label {index + 1}")
-    else:
-        by_value = {int(v): k for k, v in labels.items() if not isinstance(v, (list, tuple))}
-        for index, value in enumerate(label_manager.foreground_labels):
-            names.append(by_value.get(int(value), f"label {index + 1}"))
-    return names
-
-
-def _checkpoint_names(names: Sequence[str]) -> list[str]:
-    """One ``checkpoint_best_<label>.pth`` per label; clashes after sanitizing get the index."""
-    files = [checkpoint_name_for_label(n) for n in names]
-    return [
-        f[: -len(".pth")] + f"_{i + 1}.pth" if files.count(f) > 1 else f
-        for i, f in enumerate(files)
-    ]
-
-
-class EpochControlMixin:
+class EpochControlMixin(_TrainerBase):
     """Epoch count, iteration counts and early stopping from the environment or trainer name.
 
     Must come before the nnU-Net trainer class in the bases. Keeps nnU-Net's constructor
@@ -154,39 +83,6 @@ class EpochControlMixin:
 
     #: Settings carried by the trainer name; set on ``CustomEpochs_<tokens>`` classes.
     nnunet_ext_name_settings: ClassVar[Mapping[str, int | float]] = {}
-
-    if TYPE_CHECKING:  # provided by nnUNetTrainer; declared for readers and type checkers
-        output_folder: str
-        current_epoch: int
-        num_epochs: int
-        num_iterations_per_epoch: int
-        num_val_iterations_per_epoch: int
-        local_rank: int
-        is_ddp: bool
-        logger: Any
-        dataloader_train: Any
-        dataloader_val: Any
-        optimizer: Any
-        lr_scheduler: Any
-        network: Any
-        label_manager: Any
-        dataset_json: dict[str, Any]
-        my_init_kwargs: dict[str, Any]
-        inference_allowed_mirroring_axes: Any
-        save_every: int
-        disable_checkpointing: bool
-
-        def print_to_log_file(  # noqa: D102
-            self, *args: Any, also_print_to_console: bool = ..., add_timestamp: bool = ...
-        ) -> None: ...
-        def on_epoch_start(self) -> None: ...  # noqa: D102
-        def on_train_epoch_start(self) -> None: ...  # noqa: D102
-        def train_step(self, batch: dict[str, Any]) -> dict[str, Any]: ...  # noqa: D102
-        def on_train_epoch_end(self, train_outputs: list[Any]) -> None: ...  # noqa: D102
-        def on_validation_epoch_start(self) -> None: ...  # noqa: D102
-        def validation_step(self, batch: dict[str, Any]) -> dict[str, Any]: ...  # noqa: D102
-        def on_validation_epoch_end(self, val_outputs: list[Any]) -> None: ...  # noqa: D102
-        def on_train_end(self) -> None: ...  # noqa: D102
 
     def __init__(
         self,
@@ -201,7 +97,7 @@ class EpochControlMixin:
                 name_settings=self.nnunet_ext_name_settings, name_tokens=type(self).__name__
             )
         except SettingsError:
-            _install_settings_error_hook()
+            install_settings_error_hook()
             raise
         self.nnunet_ext_settings: TrainingSettings = settings
         self._nnunet_ext_cooldown: CooldownPlan | None = None
@@ -211,7 +107,7 @@ class EpochControlMixin:
         self._nnunet_ext_continuing = bool(plans.get("continue_training", False))
         self._nnunet_ext_started = datetime.datetime.now().isoformat(timespec="seconds")
         if settings.seed is not None:  # before nnU-Net creates the network and the data loaders
-            _seed_generators(settings.seed)
+            seed_generators(settings.seed)
         super().__init__(plans, configuration, fold, dataset_json, device)  # type: ignore[call-arg]
         self.num_epochs = settings.num_epochs
         self.num_iterations_per_epoch = settings.num_iterations_per_epoch
@@ -231,7 +127,7 @@ class EpochControlMixin:
     @property
     def nnunet_ext_label_names(self) -> list[str]:
         """Names of the entries of nnU-Net's per-label pseudo Dice, in its order."""
-        return _label_names(self.label_manager, self.dataset_json)
+        return label_names(self.label_manager, self.dataset_json)
 
     def _nnunet_ext_label_state(
         self, epochs: int
@@ -257,36 +153,19 @@ class EpochControlMixin:
         history = list(self.logger.get_value("ema_fg_dice", step=None))[: self.current_epoch]
         best_e, best_v = best_epoch(history)
         _, bests, events = self._nnunet_ext_label_state(self.current_epoch)
-        names = self.nnunet_ext_label_names
-        files = _checkpoint_names(names)
-        labels = []
-        for index, (epoch, value) in enumerate(bests):
-            written = self._nnunet_ext_label_checkpoints.get(index)
-            labels.append(
-                {
-                    "index": index,
-                    "name": names[index] if index < len(names) else f"label {index + 1}",
-                    "best_epoch": epoch,
-                    "best_ema": value,
-                    "checkpoint": files[index] if written is not None else None,
-                    "checkpoint_epoch": written["epoch"] if written is not None else None,
-                }
-            )
+        labels = label_records(
+            self.nnunet_ext_label_names, bests, self._nnunet_ext_label_checkpoints
+        )
         plan = self._nnunet_ext_cooldown
-        cooldown = None
-        if plan is not None:
-            done = max(0, min(self.current_epoch, plan.end_epoch) - plan.start_epoch)
-            cooldown = {
-                **plan.to_dict(),
-                "epochs_done": done,
-                "completed": done == plan.epochs,
-                "ended_by": self._nnunet_ext_cooldown_ended_by,
-                "checkpoint_before": BEFORE_COOLDOWN_NAME,
-            }
+        cooldown = (
+            plan.progress(self.current_epoch, ended_by=self._nnunet_ext_cooldown_ended_by)
+            if plan is not None
+            else None
+        )
         record = {
             "schema_version": SCHEMA_VERSION,
             "nnunet_ext_version": __version__,
-            "nnunetv2_version": _nnunetv2_version(),
+            "nnunetv2_version": nnunetv2_version(),
             "torch_version": torch.__version__,
             "trainer": type(self).__name__,
             "trainer_bases": [c.__name__ for c in type(self).__mro__[1:] if c is not object],
@@ -321,7 +200,7 @@ class EpochControlMixin:
             with contextlib.suppress(KeyError, TypeError, ValueError):
                 started_with = int(record["settings"]["num_epochs"])
         if started_with is not None and started_with != self.num_epochs:
-            _install_settings_error_hook()
+            install_settings_error_hook()
             raise SettingsError(
                 f"nnUNet_n_epochs={self.num_epochs} but this run in {self.output_folder} was "
                 f"started with nnUNet_n_epochs={started_with}; continuing (--c) with a different "
@@ -411,7 +290,7 @@ class EpochControlMixin:
         _, bests, events = self._nnunet_ext_label_state(epoch + 1)
         names = self.nnunet_ext_label_names
         if self.nnunet_ext_settings.label_checkpoints:
-            files = _checkpoint_names(names)
+            files = checkpoint_names(names)
             for index, (best_e, best_v) in enumerate(bests):
                 if best_e == epoch and best_v is not None:
                     self._nnunet_ext_save_label_checkpoint(
@@ -496,7 +375,7 @@ class EpochControlMixin:
 
     def _nnunet_ext_install_cooldown(self, plan: CooldownPlan) -> None:
         self._nnunet_ext_cooldown = plan
-        self.lr_scheduler = _CooldownScheduler(self.optimizer, plan)
+        self.lr_scheduler = CooldownScheduler(self.optimizer, plan)
 
     def _nnunet_ext_start_cooldown(self, decision: StopDecision) -> CooldownPlan | None:
         """Start the cooldown after a stop rule fired; ``None`` when it is off."""
@@ -571,7 +450,7 @@ class EpochControlMixin:
             for batch_id in range(self.num_iterations_per_epoch):
                 if plan is not None:
                     rates.append(plan.lr(self.current_epoch, batch_id))
-                    _set_lr(self.optimizer, rates[-1])
+                    set_lr(self.optimizer, rates[-1])
                 train_outputs.append(self.train_step(next(self.dataloader_train)))
             self.on_train_epoch_end(train_outputs)
             if plan is not None:

@@ -11,8 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from nnunet_ext.trainers.custom_epochs import CustomEpochs, nnUNetTrainerCustomEpochs
-from nnunet_ext.trainers.mixins import _install_settings_error_hook
-from nnunet_ext.trainers.settings import SettingsError, parse_trainer_name
+from nnunet_ext.trainers.settings import (
+    SettingsError,
+    install_settings_error_hook,
+    parse_trainer_name,
+)
 
 __all__ = ["named_trainer"]
 
@@ -38,7 +41,7 @@ def named_trainer(name: str) -> type:
     try:
         base_name, settings = parse_trainer_name(name)
     except SettingsError:
-        _install_settings_error_hook()
+        install_settings_error_hook()
         raise
     if base_name not in _BASES or not settings:
         raise AttributeError(name)

@@ -13,13 +13,20 @@ Pure Python (no torch): the monitor reads records too.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from pathlib import Path
 from typing import Any
 
 from nnunet_ext.io import load_json
 
-__all__ = ["RUN_RECORD_NAME", "SCHEMA_VERSION", "read_run_record", "upgrade_run_record"]
+__all__ = [
+    "RUN_RECORD_NAME",
+    "SCHEMA_VERSION",
+    "nnunetv2_version",
+    "read_run_record",
+    "upgrade_run_record",
+]
 
 #: File name of the run record in the fold folder.
 RUN_RECORD_NAME = "nnunet_ext_training.json"
@@ -103,3 +110,11 @@ def read_run_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     file = Path(path)
     return upgrade_run_record(load_json(file), source=str(file))
+
+
+def nnunetv2_version() -> str:
+    """The installed nnunetv2's version (the record's ``nnunetv2_version``), or ``"unknown"``."""
+    try:
+        return importlib.metadata.version("nnunetv2")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"

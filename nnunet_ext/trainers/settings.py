@@ -60,8 +60,10 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from types import TracebackType
 from typing import Any
 
 __all__ = [
@@ -71,6 +73,7 @@ __all__ = [
     "NAME_KEYS",
     "SettingsError",
     "TrainingSettings",
+    "install_settings_error_hook",
     "parse_trainer_name",
     "resolve_settings",
 ]
@@ -117,6 +120,22 @@ MAX_SEED = 2**32 - 1
 
 class SettingsError(ValueError):
     """A training setting (environment variable or trainer name) is invalid."""
+
+
+def install_settings_error_hook() -> None:
+    """Make an uncaught :class:`SettingsError` print one line instead of a traceback (exit 1)."""
+    previous = sys.excepthook
+    if getattr(previous, "_nnunet_ext_hook", False):
+        return
+
+    def hook(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+        if issubclass(kind, SettingsError):
+            sys.stderr.write(f"nnunet_ext: error: {error}\n")
+            return
+        previous(kind, error, tb)
+
+    hook._nnunet_ext_hook = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
 
 
 @dataclass(frozen=True)

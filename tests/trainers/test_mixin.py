@@ -68,24 +68,24 @@ def test_bad_setting_fails_before_nnunet_creates_anything(workspace, monkeypatch
 def test_label_names_follow_nnunets_pseudo_dice_order():
     from nnunetv2.utilities.label_handling.label_handling import LabelManager
 
-    from nnunet_ext.trainers.mixins import _checkpoint_names, _label_names
+    from nnunet_ext.trainers.label_tracking import checkpoint_names, label_names
 
     labels = {"background": 0, "RV": 3, "myocardium": 1, "LV": 2}
-    assert _label_names(LabelManager(labels, None), {"labels": labels}) == [
+    assert label_names(LabelManager(labels, None), {"labels": labels}) == [
         "myocardium",
         "LV",
         "RV",
     ]
     regions = {"background": 0, "whole heart": [1, 2, 3], "cavities": [2, 3], "RV": 3}
     manager = LabelManager(regions, [1, 2, 3])
-    names = _label_names(manager, {"labels": regions})
+    names = label_names(manager, {"labels": regions})
     assert names == ["whole heart", "cavities", "RV"]
-    assert _checkpoint_names(names) == [
+    assert checkpoint_names(names) == [
         "checkpoint_best_whole_heart.pth",
         "checkpoint_best_cavities.pth",
         "checkpoint_best_RV.pth",
     ]
-    assert _checkpoint_names(["a b", "a/b", "c"]) == [
+    assert checkpoint_names(["a b", "a/b", "c"]) == [
         "checkpoint_best_a_b_1.pth",
         "checkpoint_best_a_b_2.pth",
         "checkpoint_best_c.pth",
