@@ -8,8 +8,10 @@ their stored dtype with SimpleITK; float storage is accepted only when every val
 
 from __future__ import annotations
 
+import gzip
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -186,8 +188,6 @@ def _inflate_module() -> ModuleType:
     try:
         from isal import isal_zlib
     except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fallback
-        import zlib
-
         return zlib
     return isal_zlib
 
@@ -383,9 +383,7 @@ def _is_nifti(path: Path) -> bool:
 
 def _write_nifti_like(exact: NDArray[Any], final: Path, source: Path) -> None:
     """Write ``exact`` (SimpleITK axis order) into a copy of ``source``'s NIfTI header."""
-    import gzip
-
-    import nibabel as nib
+    import nibabel as nib  # 60 ms: only when a label map is written
 
     reference: Any = nib.load(str(source))
     header = reference.header.copy()

@@ -72,7 +72,7 @@ class OutputLock:
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`OutputLockedError` at once."""
-        import fcntl
+        import fcntl  # POSIX only: imported where a lock is taken, so io imports everywhere
 
         host = socket.gethostname()
         for _ in range(20):
