@@ -75,10 +75,10 @@ def safe_loads(data: bytes) -> Any:
         >>> import numpy as np
         >>> safe_loads(pickle.dumps({"spacing": np.array([1.0, 2.0])}))["spacing"]
         array([1., 2.])
-        >>> safe_loads(pickle.dumps(print))
+        >>> safe_loads(pickle.dumps(eval))
         Traceback (most recent call last):
         ...
-        nnunet_ext.io.safe_pickle.UnsafePickleError: refusing to load global builtins.print: ...
+        nnunet_ext.io.safe_pickle.UnsafePickleError: refusing to load global builtins.eval: ...
     """
     return _RestrictedUnpickler(io.BytesIO(data)).load()
 
