@@ -140,7 +140,7 @@ def test_py_typed_is_shipped():
 
 MAX_MODULE_LINES = 500
 #: The shared layers every feature builds on; they never import a feature.
-SHARED = ("io", "_cli", "_parallel", "_ray", "_workers", "synthetic")
+SHARED = ("io", "_cli", "_cli_vocabulary", "_parallel", "_ray", "_workers", "_stats", "synthetic")
 #: Packages of the package root that are not features (the umbrella CLI, metadata).
 ROOT_MODULES = ("", "cli", "__main__", "_pth")
 #: What a function may import lazily: heavy third-party packages (start-up time, torch-free
