@@ -9,6 +9,7 @@ Python start.
 
 import importlib.util
 import os
+import sys
 
 
 def _register() -> None:
@@ -36,8 +37,6 @@ def _trainer_name_error() -> str | None:
     at interpreter start, with ``nnunet_ext/trainers/settings.py`` loaded on its own (pure
     Python, no package import).
     """
-    import sys
-
     argv = list(getattr(sys, "argv", None) or [])
     if not argv or os.path.basename(argv[0]) not in _TRAINER_COMMANDS:
         return None
@@ -70,8 +69,6 @@ try:
 except Exception:
     _error = None
 if _error is not None:
-    import sys
-
     sys.stderr.write(_error + "\n")
     sys.stderr.flush()
     os._exit(1)

@@ -12,6 +12,7 @@ probabilities ever reach the disk.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -162,8 +163,6 @@ class EnsemblePredictor:
         preprocessor = cm.preprocessor_class(verbose=False)
         with _quiet():
             if isinstance(images, np.ndarray):
-                import copy
-
                 data, _, props = preprocessor.run_case_npy(
                     images,
                     None,
