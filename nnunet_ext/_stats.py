@@ -5,7 +5,9 @@ and every mean over cases or labels leaves those out. :func:`nan_mean` is that m
 ``np.nanmean``'s arithmetic (NaN entries count as 0 in numpy's sum, the count is of the others),
 which is also how nnU-Net averages its ``summary.json``; it returns ``empty`` instead of warning
 where nothing is defined. (The sum of the defined values alone, ``values[~isnan].mean()``, can
-differ from it in the last bit: numpy sums pairwise, and removing the NaN slots regroups the sum.)
+differ from it in the last bit: numpy sums pairwise, and removing the NaN slots regroups the sum.
+``evaluate`` and ``postprocess`` have always averaged that way, and their JSON outputs keep it
+through ``compact=True``, so that their numbers stay bit-identical across versions.)
 """
 
 from __future__ import annotations
@@ -20,15 +22,34 @@ __all__ = ["nan_mean"]
 
 
 @overload
-def nan_mean(values: ArrayLike, *, axis: None = None, empty: float = math.nan) -> float: ...
+def nan_mean(
+    values: ArrayLike,
+    *,
+    axis: None = None,
+    empty: float = math.nan,
+    compact: bool = False,
+    finite: bool = False,
+) -> float: ...
 
 
 @overload
-def nan_mean(values: ArrayLike, *, axis: int, empty: float = math.nan) -> NDArray[np.float64]: ...
+def nan_mean(
+    values: ArrayLike,
+    *,
+    axis: int,
+    empty: float = math.nan,
+    compact: bool = False,
+    finite: bool = False,
+) -> NDArray[np.float64]: ...
 
 
 def nan_mean(
-    values: ArrayLike, *, axis: int | None = None, empty: float = math.nan
+    values: ArrayLike,
+    *,
+    axis: int | None = None,
+    empty: float = math.nan,
+    compact: bool = False,
+    finite: bool = False,
 ) -> float | NDArray[np.float64]:
     """Mean of the values that are not NaN, as ``np.nanmean``; ``empty`` where there are none.
 
@@ -36,6 +57,10 @@ def nan_mean(
         values: The values (float64; NaN: undefined).
         axis: ``None``: one mean of all values (a float); an axis: the means along it (an array).
         empty: The result where no value is defined (``np.nanmean`` warns and gives NaN).
+        compact: Average the defined values gathered into one array (``values[~isnan].mean()``:
+            ``evaluate``'s and ``postprocess``'s arithmetic) instead of ``np.nanmean``'s; the two
+            can differ in the last bit. Only with ``axis=None``.
+        finite: Leave out infinite values too (``postprocess``: a distance of inf is undefined).
 
     Returns:
         The mean, or the means along ``axis``.
@@ -45,9 +70,16 @@ def nan_mean(
         (2.0, nan, 0.0)
         >>> nan_mean([[0.5, np.nan], [1.0, np.nan]], axis=0)
         array([0.75,  nan])
+        >>> nan_mean([1.0, np.inf, 2.0], finite=True, compact=True)
+        1.5
     """
     array = np.asarray(values, dtype=np.float64)
-    valid = ~np.isnan(array)
+    valid = np.isfinite(array) if finite else ~np.isnan(array)
+    if compact:
+        if axis is not None:
+            raise ValueError(f"compact means one mean of all values (axis=None); got axis={axis}.")
+        kept = array[valid]
+        return float(kept.mean()) if kept.size else empty
     counts = valid.sum(axis=axis)
     sums = np.where(valid, array, 0.0).sum(axis=axis)
     if axis is None:

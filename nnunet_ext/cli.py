@@ -39,7 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "evaluate": (
         "nnunet_ext.evaluate.cli",
-        "Dice/IoU per case and label with explicit conventions",
+        "Dice, IoU, HD95, ASSD, NSD and volumes per case and label; explicit conventions",
     ),
     "submission": ("nnunet_ext.submission.cli", "build or check a challenge submission zip"),
     "log": ("nnunet_ext.monitor.cli", "read, plot and watch nnU-Net training logs"),

@@ -1,4 +1,4 @@
-"""``nnunet-ext evaluate`` / ``python -m nnunet_ext.evaluate``: Dice/IoU per case and label."""
+"""``nnunet-ext evaluate`` / ``python -m nnunet_ext.evaluate``: metrics per case and label."""
 
 from __future__ import annotations
 
@@ -87,7 +87,8 @@ def _add_metric_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--score",
         metavar="SCORE.json",
-        help="score file combining per-label metrics into one number (see README)",
+        help="score file combining per-label metrics into one number "
+        "(docs: reference/formats/score.md)",
     )
 
 

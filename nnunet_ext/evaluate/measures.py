@@ -18,13 +18,13 @@ Values in empty cases come from :mod:`nnunet_ext.evaluate.conventions`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from nnunet_ext._stats import nan_mean as nan_mean_of
 from nnunet_ext.evaluate.conventions import (
     BOTH_EMPTY,
     PREDICTION_EMPTY,
@@ -254,9 +254,11 @@ def apply_convention(
 def nan_mean(values: NDArray[np.float64]) -> float:
     """Mean of the defined (non-NaN) values; NaN when there are none.
 
+    The package's one NaN-mean (:func:`nnunet_ext._stats.nan_mean`) with ``compact=True``:
+    evaluate's arithmetic, so that its JSON numbers stay bit-identical.
+
     Examples:
-        >>> nan_mean(np.array([1.0, np.nan, 3.0])), math.isnan(nan_mean(np.array([np.nan])))
+        >>> nan_mean(np.array([1.0, np.nan, 3.0])), bool(np.isnan(nan_mean(np.array([np.nan]))))
         (2.0, True)
     """
-    finite = values[~np.isnan(values)]
-    return float(finite.mean()) if finite.size else math.nan
+    return nan_mean_of(values, compact=True)

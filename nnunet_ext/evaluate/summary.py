@@ -7,7 +7,6 @@ metric of an empty case is set by the convention instead.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -41,11 +40,6 @@ __all__ = ["EMPTY_POLICIES", "summarise"]
 #:   MONAI ``DiceMetric(ignore_empty=True)``). Both tested against MONAI
 #:   (``tests/evaluate/test_empty_vs_monai.py``).
 EMPTY_POLICIES: tuple[str, ...] = ("nan", "one", "skip")
-
-
-def _mean(values: NDArray[np.float64]) -> float:
-    finite = values[~np.isnan(values)]
-    return float(finite.mean()) if finite.size else math.nan
 
 
 def summarise(
@@ -86,8 +80,10 @@ def summarise(
         dice_for_mean[no_reference] = np.nan
         iou_for_mean[no_reference] = np.nan
     num_labels = c.shape[1] if c.ndim == 3 else 0
-    mean_dice = np.array([_mean(dice_for_mean[:, i]) for i in range(num_labels)], dtype=np.float64)
-    mean_iou = np.array([_mean(iou_for_mean[:, i]) for i in range(num_labels)], dtype=np.float64)
+    mean_dice = np.array(
+        [nan_mean(dice_for_mean[:, i]) for i in range(num_labels)], dtype=np.float64
+    )
+    mean_iou = np.array([nan_mean(iou_for_mean[:, i]) for i in range(num_labels)], dtype=np.float64)
     in_mean = (~np.isnan(dice_for_mean)).sum(axis=0).astype(np.float64)
     return {
         "dice": dice,

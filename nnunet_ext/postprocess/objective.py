@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from nnunet_ext._stats import nan_mean
 from nnunet_ext.evaluate.conventions import get_convention
 from nnunet_ext.evaluate.measures import HIGHER_IS_BETTER, apply_convention, boundary_values
 from nnunet_ext.evaluate.metrics import (
@@ -32,12 +33,14 @@ __all__ = ["Objective", "finite_mean"]
 def finite_mean(values: NDArray[np.float64]) -> float:
     """Mean of the finite values; NaN when there is none.
 
+    The package's one NaN-mean (:func:`nnunet_ext._stats.nan_mean`), leaving out infinite
+    values too, with postprocess's arithmetic (``compact=True``).
+
     Examples:
         >>> finite_mean(np.array([1.0, np.nan, 2.0])), finite_mean(np.array([np.inf]))
         (1.5, nan)
     """
-    finite = values[np.isfinite(values)]
-    return float(finite.mean()) if finite.size else float("nan")
+    return nan_mean(values, compact=True, finite=True)
 
 
 class Objective:

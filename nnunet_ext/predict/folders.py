@@ -11,6 +11,7 @@ This module imports torch only when it predicts.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -23,7 +24,7 @@ import numpy as np
 
 import nnunet_ext.predict.writing as writing
 from nnunet_ext import __version__
-from nnunet_ext._parallel import Executor, worker_name
+from nnunet_ext._parallel import Executor, map_cases, worker_name
 from nnunet_ext.io import load_json
 from nnunet_ext.io.outputs import Output, check_outputs, guard_outputs
 from nnunet_ext.predict.claims import ClaimStore
@@ -328,15 +329,28 @@ def _predict_local(
         written, skipped = _run_claimed(predictor, plan, cases, out, save, store, run)
         retries = len(store.retaken)
     else:
-        written, skipped = [], []
-        for case in cases:
-            if not overwrite and writing.case_done(out, case.case_id, plan.file_ending, save):
-                skipped.append(case.case_id)
-                continue
-            writing.predict_and_write(predictor, plan, case, out, save)
-            written.append(case.case_id)
+        # the one execution layer, in this process: the loaded networks stay here
+        step = functools.partial(_predict_case, predictor, plan, out, save, overwrite)
+        done = map_cases(step, list(cases), num_workers=1, desc="predict")
+        written = [c.case_id for c, wrote in zip(cases, done, strict=True) if wrote]
+        skipped = [c.case_id for c, wrote in zip(cases, done, strict=True) if not wrote]
     workers = {worker_name(): len(written) + len(skipped)} if cases else {}
     return written, skipped, {"executor": "local", "workers": workers, "retries": retries}
+
+
+def _predict_case(
+    predictor: EnsemblePredictor,
+    plan: PredictPlan,
+    out: Path,
+    save: bool,
+    overwrite: bool,
+    case: CaseInput,
+) -> bool:
+    """Predict and write one case; ``False`` if its outputs exist and are kept."""
+    if not overwrite and writing.case_done(out, case.case_id, plan.file_ending, save):
+        return False
+    writing.predict_and_write(predictor, plan, case, out, save)
+    return True
 
 
 def _run_claimed(
