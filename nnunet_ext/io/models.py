@@ -315,22 +315,18 @@ def check_checkpoint_belongs(
         f"The checkpoint belongs to another model; copy the checkpoint {folder.name} was "
         "trained with, or put this one in its own model folder."
     )
-    if checkpoint.trainer_name != trainer:
-        raise InputError(
-            checkpoint.source,
-            f"{trainer!r}, the trainer of its folder {folder}",
-            repr(checkpoint.trainer_name),
-            key="trainer_name",
-            fix=fix,
-        )
-    if checkpoint.configuration != configuration:
-        raise InputError(
-            checkpoint.source,
-            f"{configuration!r}, the configuration of its folder {folder}",
-            repr(checkpoint.configuration),
-            key="init_args.configuration",
-            fix=fix,
-        )
+    for key, what, ours, theirs in (
+        ("trainer_name", "trainer", trainer, checkpoint.trainer_name),
+        ("init_args.configuration", "configuration", configuration, checkpoint.configuration),
+    ):
+        if theirs != ours:
+            raise InputError(
+                checkpoint.source,
+                f"{ours!r}, the {what} of its folder {folder}",
+                repr(theirs),
+                key=key,
+                fix=fix,
+            )
     for key, theirs, ours in _differences(checkpoint, configuration, plans, dataset_json):
         file = folder / ("plans.json" if key.startswith("plans") else "dataset.json")
         raise InputError(

@@ -436,6 +436,8 @@ def predict_arrays(
         ``properties``.
     """
     if predictor is None:
+        # Deliberate duplicate: planned as predict_folder plans (no input folder, no spec), with
+        # every argument named, so that the two public signatures stay explicit and typed.
         if not model_dirs:
             raise ValueError("model_dirs must list at least one trained model folder; got none.")
         plan = plan_prediction(
