@@ -30,6 +30,7 @@ from nnunet_ext.io import (
     write_json,
     write_labels,
 )
+from nnunet_ext.io.labels import MAX_UINT8_LABEL
 from nnunet_ext.postprocess.plan import PostprocessingPlan, _file_ending, apply_plan
 
 __all__ = ["PLAN_RECORD", "FolderResult", "postprocess_folder"]
@@ -120,9 +121,10 @@ def _process_case(job: tuple[str, str, dict[str, Any]]) -> int:
     plan = PostprocessingPlan.from_dict(plan_dict)
     image = read_labels(source)
     result = apply_plan(image.array, plan, spacing=image.spacing)
-    if result.size and int(result.max()) > 255:
+    if result.size and int(result.max()) > MAX_UINT8_LABEL:
         raise ValueError(
-            f"{source}: labels must be <= 255 to be written as uint8; found {int(result.max())}."
+            f"{source}: labels must be <= {MAX_UINT8_LABEL} to be written as uint8; found "
+            f"{int(result.max())}."
         )
     write_labels(result, destination, like=image, exact_nifti_header=True)
     return int(np.count_nonzero(result != image.array))

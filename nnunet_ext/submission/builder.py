@@ -34,6 +34,7 @@ from nnunet_ext.io import (
     write_json,
     write_labels,
 )
+from nnunet_ext.io.labels import MAX_UINT8_LABEL
 from nnunet_ext.submission.checker import (
     SubmissionError,
     SubmissionReport,
@@ -125,9 +126,9 @@ def _label_set(
 
 
 def _check_uint8(ids: Iterable[int]) -> None:
-    bad = sorted(v for v in ids if not 0 <= v <= 255)
+    bad = sorted(v for v in ids if not 0 <= v <= MAX_UINT8_LABEL)
     if bad:
-        raise ValueError(f"label_ids must be in 0..255 (uint8); got {bad}.")
+        raise ValueError(f"label_ids must be in 0..{MAX_UINT8_LABEL} (uint8); got {bad}.")
 
 
 def _check_label_map(label_map: Mapping[int, int] | None) -> dict[int, int]:
@@ -137,9 +138,11 @@ def _check_label_map(label_map: Mapping[int, int] | None) -> dict[int, int]:
             if (
                 isinstance(value, bool)
                 or not isinstance(value, (int, np.integer))
-                or not 0 <= value <= 255
+                or not 0 <= value <= MAX_UINT8_LABEL
             ):
-                raise ValueError(f"label_map values must be ints in 0..255; got {old!r}: {new!r}.")
+                raise ValueError(
+                    f"label_map values must be ints in 0..{MAX_UINT8_LABEL}; got {old!r}: {new!r}."
+                )
         out[int(old)] = int(new)
     return out
 
