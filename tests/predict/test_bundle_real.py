@@ -122,7 +122,8 @@ def test_bundle_layout_slim_stock_checkpoints_and_manifest(
                 assert f"{base}/{name}" in names
             for fold in (0, 1):
                 data = archive.read(f"{base}/fold_{fold}/checkpoint_final.pth")
-                slim = torch.load(io.BytesIO(data), weights_only=False)
+                # stock weights-only loading, no extra allowed globals (issue 23)
+                slim = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
                 original = torch.load(
                     source / f"fold_{fold}" / "checkpoint_final.pth", weights_only=False
                 )
