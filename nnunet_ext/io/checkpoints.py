@@ -36,7 +36,7 @@ from typing import IO, Any
 
 from nnunet_ext.io.errors import InputError
 from nnunet_ext.io.schema import describe, invalid_key
-from nnunet_ext.io.zips import verify_zip, verify_zip_members
+from nnunet_ext.io.zips import verify_zip_members
 
 __all__ = [
     "CHECKPOINT_GLOBALS",
@@ -295,17 +295,7 @@ def read_checkpoint(path: str | os.PathLike[str], *, allow_unsafe: bool = False)
             "the legacy pre-1.6 format",
             fix="Load and save it again with a current PyTorch, or retrain that fold.",
         )
-    try:
-        verify_zip(file)
-    except InputError as err:
-        raise InputError(
-            file,
-            "a complete PyTorch checkpoint (the zip archive torch.save writes)",
-            err.found,
-            fix="The file is truncated or corrupt; copy it again or retrain that fold.",
-        ) from err
-    with zipfile.ZipFile(file) as archive:
-        return _read_archive(archive, str(file), allow_unsafe)
+    return _read_zip(file, str(file), allow_unsafe)
 
 
 def read_checkpoint_bytes(data: bytes, *, source: str, allow_unsafe: bool = False) -> Checkpoint:
@@ -325,25 +315,22 @@ def read_checkpoint_bytes(data: bytes, *, source: str, allow_unsafe: bool = Fals
         ...
         nnunet_ext.io.errors.InputError: b.zip: fold_0/checkpoint_final.pth must be a complete ...
     """
+    return _read_zip(io.BytesIO(data), source, allow_unsafe)
+
+
+def _read_zip(zip_file: Path | IO[bytes], source: str, allow_unsafe: bool) -> Checkpoint:
+    """Open the checkpoint's zip, CRC-check every member, read its pickle (file or bytes alike)."""
+    expected = "a complete PyTorch checkpoint (the zip archive torch.save writes)"
+    fix = "The file is truncated or corrupt; copy it again or retrain that fold."
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as err:
-        raise InputError(
-            source,
-            "a complete PyTorch checkpoint (the zip archive torch.save writes)",
-            f"something else ({str(err)[:80]})",
-            fix=_CHECKPOINT_FIX,
-        ) from err
+        archive = zipfile.ZipFile(zip_file)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as err:
+        raise InputError(source, expected, f"something else ({str(err)[:80]})", fix=fix) from err
     with archive:
         try:
             verify_zip_members(archive, source)
         except InputError as err:
-            raise InputError(
-                source,
-                "a complete PyTorch checkpoint (the zip archive torch.save writes)",
-                err.found,
-                fix="The file is truncated or corrupt; copy it again or retrain that fold.",
-            ) from err
+            raise InputError(source, expected, err.found, fix=fix) from err
         return _read_archive(archive, source, allow_unsafe)
 
 

@@ -21,6 +21,7 @@ from nnunet_ext.io.outputs import Output, check_outputs, guard_outputs
 from nnunet_ext.postprocess.folders import postprocess_folder
 from nnunet_ext.postprocess.plan import PostprocessingPlan, load_plan
 from nnunet_ext.predict.folders import predict_folder
+from nnunet_ext.predict.plan import check_settings
 
 __all__ = ["BUNDLE_RECORD", "predict_bundle"]
 
@@ -57,11 +58,7 @@ def predict_bundle(
         ValueError, FileNotFoundError, NotADirectoryError, FileExistsError: For other bad input.
     """
     source, out = Path(bundle), Path(output_dir)
-    number = isinstance(step_size, (int, float)) and not isinstance(step_size, bool)
-    if not number or not 0 < step_size <= 1:
-        raise ValueError(f"step_size must be in (0, 1]; got {step_size!r}. nnU-Net uses 0.5.")
-    if device not in (None, "cpu", "cuda", "mps"):
-        raise ValueError(f"device must be cpu, cuda or mps; got {device!r}.")
+    check_settings(step_size, device)  # before the bundle is extracted
     check_outputs(
         [Output(out, "output_dir", folder=True, cases=True)],
         inputs=[source, input_dir],

@@ -27,11 +27,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from nnunet_ext.ensemble.fusion import (
-    FusionAccumulator,
-    normalize_weights,
-    probabilities_to_labels,
-)
+from nnunet_ext.ensemble.fusion import FusionAccumulator, probabilities_to_labels
 from nnunet_ext.io import list_case_files
 from nnunet_ext.io.probabilities import read_probabilities
 from nnunet_ext.predict.plan import ModelMember, PredictPlan, ProbabilityMember
@@ -145,13 +141,6 @@ class EnsemblePredictor:
         self.regions_class_order = (
             list(self.label_manager.regions_class_order) if self.label_manager.has_regions else None
         )
-        self._fusion_weights = (
-            plan.fusion_weights
-            if plan.fusion_weights is not None
-            else normalize_weights(
-                plan.weights, num_members=len(plan.members), num_classes=plan.weights.shape[1]
-            )
-        )
         # drop a preprocessed input after its last use within a case
         self._last_use = {key: index for index, key in enumerate(self.keys) if key is not None}
 
@@ -244,7 +233,7 @@ class EnsemblePredictor:
             if accumulator is None:
                 accumulator = FusionAccumulator(
                     probabilities.shape,
-                    weights=self._fusion_weights,
+                    weights=self.plan.fusion_weights,
                     num_members=len(members),
                     argmax_members=self.plan.rules.members,
                 )

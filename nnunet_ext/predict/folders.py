@@ -103,16 +103,20 @@ def _provenance(plan: PredictPlan, save_probabilities: bool) -> dict[str, Any]:
     }
 
 
+def _output(out: Path) -> Output:
+    return Output(out, "output_dir", folder=True, cases=True)
+
+
+def _inputs(plan: PredictPlan, input_dir: Path) -> list[Path]:
+    """Every folder the prediction reads: the output may be none of them, nor inside one."""
+    inputs = [input_dir, *(m.model_dir for m in plan.models)]
+    return inputs + [m.path for m in plan.members if isinstance(m, ProbabilityMember)]
+
+
 def _check_output(
-    out: Path, input_dir: Path, provenance: dict[str, Any], overwrite: bool, file_ending: str
+    out: Path, input_dir: Path, plan: PredictPlan, provenance: dict[str, Any], overwrite: bool
 ) -> None:
-    if out.resolve() == input_dir.resolve() or input_dir.resolve() in out.resolve().parents:
-        raise ValueError(
-            f"output_dir must be outside input_dir; got {out} in {input_dir}. Inputs are never "
-            "written: choose a folder elsewhere."
-        )
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"output_dir must be a folder; got the file {out}.")
+    check_outputs([_output(out)], inputs=_inputs(plan, input_dir), overwrite=overwrite)
     if not out.is_dir() or overwrite:
         return
     previous = out / PROVENANCE_FILE
@@ -130,7 +134,7 @@ def _check_output(
                 "Pass overwrite=True to replace it, or choose another output folder."
             )
         return
-    foreign = sorted(p.name for p in out.glob(f"*{file_ending}") if not p.name.startswith("."))
+    foreign = sorted(p.name for p in out.glob(f"*{plan.file_ending}") if not p.name.startswith("."))
     if foreign:
         raise FileExistsError(
             f"{out} already holds {len(foreign)} label file(s) not written by nnunet-ext predict "
@@ -263,15 +267,14 @@ def _output_guard(out: Path, plan: PredictPlan, input_dir: Path, run: RunOptions
     naming the first); with ``claim`` processes share the folder through claim files, so no
     lock is taken and nobody's temporary files are removed.
     """
-    inputs = [input_dir, *(m.model_dir for m in plan.models)]
-    inputs += [m.path for m in plan.members if isinstance(m, ProbabilityMember)]
-    output = Output(out, "output_dir", folder=True, cases=True)
-    if run.claim:
-        check_outputs([output], inputs=inputs, overwrite=False)
+    if run.claim:  # checked by _prepare_output; the claims share the folder
         yield
         return
     with guard_outputs(
-        [output], inputs=inputs, overwrite=run.overwrite, command="nnunet-ext predict"
+        [_output(out)],
+        inputs=_inputs(plan, input_dir),
+        overwrite=run.overwrite,
+        command="nnunet-ext predict",
     ):
         yield
 
@@ -283,7 +286,7 @@ def _prepare_output(
     cases: list[CaseInput] = select_part(plan.cases, run.part_id, run.num_parts)
     verify_images(cases, plan.first_model)
     provenance = _provenance(plan, run.save_probabilities)
-    _check_output(out, input_dir, provenance, run.overwrite, plan.file_ending)
+    _check_output(out, input_dir, plan, provenance, run.overwrite)
     return cases, out, provenance
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "PredictMember",
     "PredictPlan",
     "ProbabilityMember",
+    "check_settings",
     "list_image_cases",
     "load_predict_spec",
     "plan_prediction",
@@ -76,7 +77,10 @@ class PredictPlan:
 
     Attributes:
         members: The members, in spec order.
-        weights: Unnormalised ``(M, C)`` weight matrix (members x probability channels).
+        weights: Unnormalised ``(M, C)`` weight matrix (members x probability channels), as
+            given (the provenance records it).
+        fusion_weights: ``weights`` normalised once, where they are checked (each class column
+            sums to 1): what the fusion uses.
         spec: The weights as an ensemble spec (member paths: model folders or probability folders).
         label_spec: Labels shared by all members.
         cases: All cases of the input folder (before ``part_id``/``num_parts``).
@@ -85,19 +89,17 @@ class PredictPlan:
             the fused probabilities exactly as ``nnunet-ext ensemble`` applies them.
         allow_unsafe_checkpoints: Load checkpoints with ``weights_only=False`` (runs code from
             the files; only for files their user trusts).
-        fusion_weights: ``weights`` normalised once (each class column sums to 1), as the
-            fusion uses them (``None``: normalise ``weights`` when fusing).
     """
 
     members: tuple[PredictMember, ...]
     weights: NDArray[np.float64]
+    fusion_weights: NDArray[np.float64] = field(repr=False)
     spec: EnsembleSpec
     label_spec: LabelSpec
     cases: tuple[CaseInput, ...]
     settings: dict[str, Any]
     rules: LabelRules = field(default_factory=LabelRules)
     allow_unsafe_checkpoints: bool = False
-    fusion_weights: NDArray[np.float64] | None = field(default=None, repr=False)
 
     @property
     def models(self) -> list[ModelMember]:
@@ -255,13 +257,13 @@ def plan_prediction(
     return PredictPlan(
         members,
         matrix,
+        fusion_weights,
         ensemble_spec,
         label_spec,
         cases,
         settings,
         rules,
         allow_unsafe_checkpoints,
-        fusion_weights,
     )
 
 
@@ -276,10 +278,26 @@ def _check_options(
             "model_dirs and spec: give the members with exactly one of them; got "
             + ("both." if spec is not None else "neither.")
         )
+    check_settings(step_size, device)
+
+
+def check_settings(step_size: float, device: str | None) -> None:
+    """Check the sliding-window step and the device (``None``: the engine picks).
+
+    Raises:
+        ValueError: Naming the parameter.
+
+    Examples:
+        >>> check_settings(0.5, None)
+        >>> check_settings(0, "cpu")
+        Traceback (most recent call last):
+        ...
+        ValueError: step_size must be in (0, 1]; got 0. nnU-Net uses 0.5.
+    """
     number = isinstance(step_size, (int, float)) and not isinstance(step_size, bool)
     if not number or not 0 < step_size <= 1:
         raise ValueError(f"step_size must be in (0, 1]; got {step_size!r}. nnU-Net uses 0.5.")
-    if device not in ("cpu", "cuda", "mps"):
+    if device not in (None, "cpu", "cuda", "mps"):
         raise ValueError(f"device must be cpu, cuda or mps; got {device!r}.")
 
 
