@@ -4,8 +4,9 @@ The weight search (:mod:`nnunet_ext.tune.search`), the weight gate (:mod:`nnunet
 and the per-label rules (:mod:`nnunet_ext.tune.rules`) judge a change the same way, on per-case
 Dice differences of held-out cases:
 
-* its noise is the bootstrap standard error of the mean difference (:func:`bootstrap_noise`:
-  :data:`BOOTSTRAP_SAMPLES` resamples of the cases with replacement, fixed seed);
+* its noise is the bootstrap standard error of the mean difference
+  (:func:`nnunet_ext._stats.bootstrap_noise`: ``BOOTSTRAP_SAMPLES`` resamples of the cases with
+  replacement, fixed seed; the package's one bootstrap);
 * a gain counts when it exceeds :data:`NOISE_Z` times the noise and at least :data:`MIN_GAIN`;
   another label may drop by its own noise or :data:`DROP_TOLERANCE`, whichever is larger
   (:func:`judge_label_step`);
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from nnunet_ext._stats import nan_mean
+from nnunet_ext._stats import BOOTSTRAP_SAMPLES, bootstrap_noise, nan_mean
 
 __all__ = [
     "BLIND_FRACTION",
@@ -39,8 +40,6 @@ __all__ = [
     "sole_reliable_member",
 ]
 
-#: Bootstrap resamples of the cases for the noise of a held-out gain.
-BOOTSTRAP_SAMPLES = 2000
 #: A held-out gain counts when it exceeds this many bootstrap standard errors ...
 NOISE_Z = 2.0
 #: ... and at least this much mean foreground Dice.
@@ -53,25 +52,6 @@ DROP_TOLERANCE = 0.005
 #: the best member's (and the per-case difference exceeds the noise): with equal weights its
 #: background channel dilutes the label, so equal weights are no neutral default for it.
 BLIND_FRACTION = 0.5
-
-
-def bootstrap_noise(
-    differences: NDArray[np.float64], *, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
-) -> float:
-    """Bootstrap standard error of the mean of per-case differences (NaN cases dropped).
-
-    Examples:
-        >>> round(bootstrap_noise(np.array([0.1, 0.1, 0.1])), 6)
-        0.0
-        >>> 0.02 < bootstrap_noise(np.array([0.0, 0.1, 0.2, -0.1, 0.3])) < 0.1
-        True
-    """
-    values = differences[~np.isnan(differences)]
-    if values.size < 2:
-        return float("inf")
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, values.size, size=(samples, values.size))
-    return float(values[picks].mean(axis=1).std())
 
 
 def judge_label_step(
