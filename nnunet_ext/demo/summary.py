@@ -29,6 +29,10 @@ class DemoResult:
         routes: Seconds and intermediate ``.npz``/``.pkl`` bytes of the tuned test-set ensemble
             by ``nnunet-ext predict --spec`` and by the npz route (nnUNetv2_predict
             --save_probabilities per model + ensemble), and whether their labels are identical.
+        estimates: Per estimate (``"CV"``: the tuner's k-fold estimate on the CV cases;
+            ``"hold-out"``: the tuned ensemble on labeled cases no fold trained on, predicted
+            by the fold-averaged members), per label name, the gain over equal weights and
+            over the best single member.
     """
 
     output_dir: Path
@@ -38,6 +42,7 @@ class DemoResult:
     hd95: dict[str, dict[str, float]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     routes: dict[str, dict[str, float]] = field(default_factory=dict)
+    estimates: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def best_single_model(dice: Mapping[str, Mapping[str, float]]) -> str | None:
