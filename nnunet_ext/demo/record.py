@@ -74,9 +74,7 @@ def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     source = os.fspath(path)
     data = expect_mapping(load_json(path), source=source, where=None)
-    if data.get("schema_version") != SCHEMA_VERSION or isinstance(
-        data.get("schema_version"), bool
-    ):
+    if data.get("schema_version") != SCHEMA_VERSION or isinstance(data.get("schema_version"), bool):
         raise invalid_key(
             source, data, "schema_version", str(SCHEMA_VERSION), fix="Run the demo again."
         )

@@ -85,6 +85,26 @@ def _training_lines(result: DemoResult) -> list[str]:
     return lines
 
 
+def _estimate_lines(result: DemoResult, names: list[str], width: int) -> list[str]:
+    """The tuner's CV estimate beside the hold-out estimate, per label (when there is one)."""
+    if not result.estimates:
+        return []
+    lines = [
+        "",
+        "Two estimates of the tuned ensemble before the test cases (tune --holdout): CV cases "
+        "predicted by one fold model each, hold-out cases by the fold-averaged models",
+    ]
+    shown = [n for n in names if n != "foreground mean"]
+    lines.append(" " * width + "".join(f"{n:>16}" for n in shown))
+    for row, values in result.estimates.items():
+        cells = "".join(
+            f"{'NaN' if math.isnan(values.get(n, math.nan)) else f'{values[n]:+.4f}':>16}"
+            for n in shown
+        )
+        lines.append(f"{row:<{width}}{cells}")
+    return lines
+
+
 def format_summary(result: DemoResult) -> str:
     """Render the per-label Dice table, the training outcomes and where everything is."""
     lines = _training_lines(result)
@@ -124,6 +144,7 @@ def format_summary(result: DemoResult) -> str:
             lines.append(f"{method:<{width}}{cells}")
     lines += ["", "Where everything is"]
     lines += [f"  {name:<22} {path}" for name, path in result.paths.items()]
+    lines += _estimate_lines(result, names, width)
     total = sum(result.timings.values())
     lines += [
         "",
