@@ -40,11 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _cli.add_json(parser, "JSON report path (default: <spec stem>_report.json)")
     _cli.add_deprecated_option(parser, "--report", "json", "--json")
-    parser.add_argument(
-        "--figure",
-        metavar="PATH",
-        help="PNG of per-label gains (default: <spec stem>_gains.png)",
-    )
+    _cli.add_figure(parser, "PNG of per-label gains (default: <spec stem>_gains.png)")
     _cli.add_dataset_json(parser, "dataset.json (default: found next to the folders)")
     parser.add_argument(
         "--splits",
