@@ -88,7 +88,7 @@ def percentile_interval(
 
     Examples:
         >>> lo, hi = percentile_interval(np.arange(1001.0)[:, None])
-        >>> float(lo[0]), float(hi[0])
+        >>> round(float(lo[0]), 9), round(float(hi[0]), 9)
         (25.0, 975.0)
     """
     array = np.asarray(draws, dtype=np.float64)

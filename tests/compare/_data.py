@@ -19,7 +19,14 @@ from nnunet_ext.cli import main
 from nnunet_ext.evaluate import Evaluation
 from nnunet_ext.synthetic import make_case, write_dataset_json
 
-from ..evaluate._data import write_label
+
+def write_label(path: Path, array: np.ndarray) -> None:
+    import SimpleITK as sitk  # noqa: N813
+
+    image = sitk.GetImageFromArray(array.astype(np.uint8))
+    image.SetSpacing((1.0, 1.0, 2.0))
+    sitk.WriteImage(image, str(path), True)
+
 
 LABELS = {"background": 0, "myocardium": 1, "LV": 2, "RV": 3}
 SHAPE = (4, 16, 16)
@@ -55,12 +62,17 @@ def write_versions(
             flip = rng.random(SHAPE) < share
             pred[flip] = rng.integers(0, 4, size=int(flip.sum()))
             write_label(pred_dir / f"{case}.nii.gz", pred)
-        out = root / f"v{k}.json"
-        argv = ["-q", "evaluate", "-i", str(pred_dir), "-r", str(ref_dir), "--json", str(out)]
-        code = main([*argv, "--dataset-json", str(ref_dir / "dataset.json"), *extra])
-        assert code == 0, f"evaluate failed on {pred_dir}"
-        files.append(out)
+        files.append(evaluate(root, k, root / f"v{k}.json", *extra))
     return files
+
+
+def evaluate(root: Path, k: int, out: Path, *extra: str) -> Path:
+    """Run ``nnunet-ext evaluate --json out`` on version ``k`` of ``root``; return ``out``."""
+    pred_dir, ref_dir = root / f"v{k}", root / "ref"
+    argv = ["-q", "evaluate", "-i", str(pred_dir), "-r", str(ref_dir), "--json", str(out)]
+    code = main([*argv, "--dataset-json", str(ref_dir / "dataset.json"), *extra])
+    assert code == 0, f"evaluate failed on {pred_dir}"
+    return out
 
 
 def with_dice(template: Evaluation, dice: np.ndarray) -> Evaluation:
