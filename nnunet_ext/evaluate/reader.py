@@ -179,7 +179,7 @@ def _metrics(data: Mapping[str, Any], source: str | os.PathLike[str]) -> tuple[s
         return parse_metrics(names)
     except ValueError as err:
         raise InputError(
-            source, "metric names of evaluate --metrics", str(err), key="metrics"
+            source, "metric names that evaluate knows", str(err), key="metrics"
         ) from err
 
 
