@@ -7,7 +7,6 @@ refusing unknown or missing keys with one line naming the file and the key path.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from nnunet_ext.io.schema import (
     expect_bool,
     expect_int,
     expect_mapping,
+    expect_number_or_null,
     expect_str,
     invalid_key,
     key_path,
@@ -254,12 +254,7 @@ def _strings(value: Any, source: str | os.PathLike[str], where: str) -> list[str
 
 
 def _number(value: Any, source: str | os.PathLike[str], where: str) -> float:
-    """A float from a JSON number, NaN from ``null``."""
-    if value is None:
-        return math.nan
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InputError(source, "a number or null", describe(value), key=where, fix=_FIX)
-    return float(value)
+    return expect_number_or_null(value, source=source, where=where, fix=_FIX)
 
 
 def _numbers(value: Any, source: str | os.PathLike[str], where: str, n: int) -> tuple[float, ...]:

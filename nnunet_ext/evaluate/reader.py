@@ -9,7 +9,6 @@ file ``evaluate`` wrote. ``nnunet-ext compare`` reads its inputs here.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -31,6 +30,7 @@ from nnunet_ext.io.schema import (
     describe,
     expect_int,
     expect_mapping,
+    expect_number_or_null,
     expect_str,
     invalid_key,
     key_path,
@@ -100,12 +100,7 @@ def load_evaluation(path: str | os.PathLike[str]) -> Evaluation:
 
 
 def _number(value: Any, source: str | os.PathLike[str], where: str) -> float:
-    """A float from a JSON number, NaN from ``null`` (how strict JSON writes an undefined value)."""
-    if value is None:
-        return math.nan
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InputError(source, "a number or null", describe(value), key=where, fix=_FIX)
-    return float(value)
+    return expect_number_or_null(value, source=source, where=where, fix=_FIX)
 
 
 def _str_list(value: Any, source: str | os.PathLike[str], where: str) -> list[str]:
