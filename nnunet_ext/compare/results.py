@@ -201,7 +201,7 @@ class Comparison:
             left_out={
                 k: _strings(v, source, key_path("cases.left_out", k)) for k, v in left_out.items()
             },
-            conventions=dict(conventions),
+            conventions=_conventions(conventions, source),
             samples=expect_int(boot["samples"], source=source, where="bootstrap.samples"),
             seed=expect_int(boot["seed"], source=source, where="bootstrap.seed", minimum=0),
             confidence=_number(boot["confidence"], source, "bootstrap.confidence"),
@@ -267,6 +267,19 @@ def _numbers(value: Any, source: str | os.PathLike[str], where: str, n: int) -> 
 def _interval(value: Any, source: str | os.PathLike[str], where: str) -> tuple[float, float]:
     low, high = _numbers(value, source, where, 2)
     return low, high
+
+
+def _conventions(entry: Mapping[str, Any], source: str | os.PathLike[str]) -> dict[str, Any]:
+    for key in ("empty", "convention"):
+        expect_str(entry[key], source=source, where=f"conventions.{key}")
+    ignore = entry["ignore_label"]
+    if ignore is not None:
+        expect_int(ignore, source=source, where="conventions.ignore_label", minimum=0)
+    where = "conventions.nsd_tolerance_mm"
+    tolerances = expect_mapping(entry["nsd_tolerance_mm"], source=source, where=where)
+    for key, value in tolerances.items():
+        _number(value, source, key_path(where, str(key)))
+    return {**entry, "nsd_tolerance_mm": dict(tolerances)}
 
 
 def _difference(

@@ -74,6 +74,10 @@ EDITS = {
         lambda d: d["ranking"]["standings"][0].update(rank=[1, 2]),
         r"standings\[0\]\.rank must be a list of 3 numbers",
     ),
+    "ignore-label-text": (
+        lambda d: d["conventions"].update(ignore_label="x"),
+        r"conventions\.ignore_label must be an integer",
+    ),
     "left-out-unknown": (
         lambda d: d["cases"]["left_out"].update(v7=[]),
         r"cases\.left_out\.v7 must be absent",
