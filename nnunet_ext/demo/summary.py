@@ -29,10 +29,12 @@ class DemoResult:
         routes: Seconds and intermediate ``.npz``/``.pkl`` bytes of the tuned test-set ensemble
             by ``nnunet-ext predict --spec`` and by the npz route (nnUNetv2_predict
             --save_probabilities per model + ensemble), and whether their labels are identical.
-        estimates: Per estimate (``"CV"``: the tuner's k-fold estimate on the CV cases;
-            ``"hold-out"``: the tuned ensemble on labeled cases no fold trained on, predicted
-            by the fold-averaged members), per label name, the gain over equal weights and
-            over the best single member.
+        estimates: Per row (``"CV gain over equal"``: the tuner's k-fold estimate on the CV
+            cases; ``"hold-out gain over equal"`` and ``"hold-out minus best member"``: the
+            tuned spec on labeled cases no fold trained on, predicted by the fold-averaged
+            members), per label name.
+        comparison: The verdict of the tuned, postprocessed ensemble against equal weights
+            (:func:`~nnunet_ext.demo.comparison.compare_with_equal_weights`); empty if not run.
     """
 
     output_dir: Path
@@ -43,6 +45,7 @@ class DemoResult:
     timings: dict[str, float] = field(default_factory=dict)
     routes: dict[str, dict[str, float]] = field(default_factory=dict)
     estimates: dict[str, dict[str, float]] = field(default_factory=dict)
+    comparison: str = ""
 
 
 def best_single_model(dice: Mapping[str, Mapping[str, float]]) -> str | None:
@@ -142,6 +145,8 @@ def format_summary(result: DemoResult) -> str:
         for method, row in result.hd95.items():
             cells = "".join(f"{'NaN' if math.isnan(v) else f'{v:.2f}':>16}" for v in row.values())
             lines.append(f"{method:<{width}}{cells}")
+    if result.comparison:
+        lines += ["", result.comparison]
     lines += ["", "Where everything is"]
     lines += [f"  {name:<22} {path}" for name, path in result.paths.items()]
     lines += _estimate_lines(result, names, width)
