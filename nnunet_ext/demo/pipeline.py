@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from nnunet_ext.demo.comparison import compare_with_equal_weights
 from nnunet_ext.demo.config import CONFIGURATIONS, DATASET_ID, DATASET_NAME, FOLDS, DemoConfig
 from nnunet_ext.demo.record import write_record
 from nnunet_ext.demo.runner import _ours, _Runner, nnunet_command
@@ -400,6 +401,11 @@ def _stage_evaluate(demo: _Demo, final: Path) -> None:
         demo.res.dice[method], demo.res.hd95[method] = _mean_dice(
             folder, demo.dataset / "labelsTs", evaluation / f"{folder.name}.json"
         )
+    demo.res.comparison = compare_with_equal_weights(
+        evaluation / "ensemble_equal.json",
+        evaluation / f"{final.name}.json",
+        output_json=evaluation / "comparison.json",
+    )
     demo.run.timings["evaluate"] = time.perf_counter() - start
     demo.res.paths["evaluation"] = evaluation
 

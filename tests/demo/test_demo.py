@@ -80,6 +80,7 @@ def test_tuned_spec_and_postprocessing_plan_are_json(demo):
 def test_evaluations_are_strict_json_for_every_method(demo):
     out, _ = demo
     evaluations = sorted((out / "evaluation").glob("*.json"))
+    evaluations.remove(out / "evaluation" / "comparison.json")  # compare's, tested below
     assert len(evaluations) == len(METHODS)
 
     def reject(constant):
@@ -201,3 +202,12 @@ def test_the_record_and_the_two_estimates(demo):
     assert report["holdout"]["num_cases"] == 2
     holdout = out / "nnUNet_raw" / "Dataset501_SyntheticHeart" / "labelsVal"
     assert sorted(p.name for p in holdout.iterdir()) == ["heart_008.nii.gz", "heart_009.nii.gz"]
+
+
+def test_the_demo_compares_the_tuned_ensemble_with_equal_weights(demo):
+    from nnunet_ext.compare import load_comparison
+
+    out, stdout = demo
+    assert "tuned + postprocessing against equal weights on the 2 test cases" in stdout
+    comparison = load_comparison(out / "evaluation" / "comparison.json")
+    assert len(comparison.cases) == 2
