@@ -12,7 +12,8 @@ given seeds instead of drawing. ``--ablation`` re-tunes every run's kept CV prob
 each optional part of the procedure left out (:class:`nnunet_ext.tune.Procedure`, and the rules
 altogether), fuses the kept test probabilities with each spec, applies the postprocessing plan
 determined on the fused CV cases, and prints each variant's pass rate and mean gain.
-``--json OUT`` keeps everything for the docs' results page.
+``--json OUT`` keeps everything for the docs' results page, ``--markdown OUT`` its tables. The
+draw is kept in ``DIR/seeds.txt``: run again, the same seeds go on.
 """
 
 from __future__ import annotations
@@ -200,6 +201,41 @@ def ablation(root: Path, seeds: list[int], records: dict[int, dict[str, Any]]) -
     return {"variants": table, "per_seed": out}
 
 
+def markdown(report: dict[str, Any]) -> str:
+    """The docs' tables: one per seed, the aggregate, and the ablation when run."""
+    lines = []
+    names = (*LABELS, "foreground mean")
+    for seed in report["seeds"]:
+        dice, verdict = report["records"][str(seed)]["dice"], report["verdicts"][str(seed)]
+        lines += [f"| seed {seed} | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        for method in (*CONFIGURATIONS, "ensemble (equal)", "ensemble (tuned)", FINAL):
+            best = " (best single)" if method == verdict["best_single"] else ""
+            cells = " | ".join(f"{dice[method][n]:.4f}" for n in names)
+            lines.append(f"| {method}{best} | {cells} |")
+        lines += [
+            "",
+            f"Issue 11's rule: **{'pass' if verdict['passes'] else 'FAIL'}** (foreground "
+            f"{verdict['foreground_gain']:+.4f} over {verdict['best_single']}); every label "
+            ">= 0.5: "
+            + ", ".join(
+                f"{c} {'yes' if v else 'no'}" for c, v in verdict["learns_every_label"].items()
+            )
+            + f"; 2d above 3d_fullres on RV: {'yes' if verdict['2d_beats_3d_on_RV'] else 'no'}.",
+            "",
+        ]
+    if "ablation" in report:
+        lines += [
+            "| variant | passes | mean gain | worst gain | specs changed |",
+            "|---|---|---|---|---|",
+        ]
+        for name, agg in report["ablation"]["variants"].items():
+            lines.append(
+                f"| {name} | {agg['passes']}/{agg['seeds']} | {agg['mean_gain']:+.4f} | "
+                f"{agg['worst_gain']:+.4f} | {agg['specs_changed']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, required=True, help="folder of the demo runs")
@@ -207,10 +243,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", help="these seeds instead of drawing")
     parser.add_argument("--ablation", action="store_true", help="re-tune without each part")
     parser.add_argument("--json", type=Path, help="write everything measured here")
+    parser.add_argument("--markdown", type=Path, help="write the docs' tables here")
     args = parser.parse_args(argv)
-    seeds = args.seeds or [random.SystemRandom().randrange(1, 2**31 - 1) for _ in range(args.draws)]
-    print("seeds:", " ".join(map(str, seeds)), flush=True)
     args.root.mkdir(parents=True, exist_ok=True)
+    drawn = args.root / "seeds.txt"  # a draw is kept, so that an interrupted run goes on with it
+    if args.seeds:
+        seeds = list(args.seeds)
+    elif drawn.is_file():
+        seeds = [int(v) for v in drawn.read_text().split()]
+        print(f"seeds drawn earlier ({drawn}):", end=" ")
+    else:
+        seeds = [random.SystemRandom().randrange(1, 2**31 - 1) for _ in range(args.draws)]
+        drawn.write_text(" ".join(map(str, seeds)) + "\n")
+    print("seeds:", " ".join(map(str, seeds)), flush=True)
     records, walls, verdicts = {}, {}, []
     for seed in seeds:
         records[seed], walls[seed] = run_seed(args.root, seed)
@@ -239,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         report["ablation"] = ablation(args.root, seeds, records)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str, allow_nan=True) + "\n")
+    if args.markdown:
+        args.markdown.write_text(markdown(report))
     return 0
 
 
