@@ -54,6 +54,7 @@ __all__ = [
     "mask_surface",
     "pair_box",
     "surface_distances",
+    "surface_point_distances",
 ]
 
 #: Metrics derived from the two directed surface-distance arrays.
@@ -196,15 +197,36 @@ def surface_distances(
         raise ValueError("surface_distances needs two non-empty masks; handle empty ones first.")
     ref_surface = mask_surface(_padded_crop(ref, box))
     pred_surface = mask_surface(_padded_crop(pred, box))
-    num_points = np.count_nonzero(ref_surface) + np.count_nonzero(pred_surface)
-    if num_points * SPARSE_FRACTION < ref_surface.size:
-        to_ref, to_pred = _surface_pair_distances(ref_surface, pred_surface, sampling)
-    else:
-        to_ref, to_pred = _transform_distances(ref_surface, pred_surface, sampling)
+    to_ref, to_pred = surface_point_distances(ref_surface, pred_surface, sampling)
     return SurfaceDistances(
         prediction_to_reference=np.asarray(to_ref, dtype=np.float64),
         reference_to_prediction=np.asarray(to_pred, dtype=np.float64),
     )
+
+
+def surface_point_distances(
+    ref_surface: NDArray[np.bool_], pred_surface: NDArray[np.bool_], sampling: tuple[float, ...]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Exact distances (mm) between two non-empty point sets on one grid, both directions.
+
+    Args:
+        ref_surface: Reference points (``True``), any grid (voxels or voxel corners).
+        pred_surface: Predicted points on the same grid.
+        sampling: Grid step per axis, mm.
+
+    Returns:
+        ``(to_reference, to_prediction)``: for each predicted point (C order) the distance to
+        the nearest reference point, and for each reference point to the nearest predicted one.
+
+    Examples:
+        >>> a = np.array([[True, False, False]]); b = np.array([[False, False, True]])
+        >>> surface_point_distances(a, b, (1.0, 0.5))
+        (array([1.]), array([1.]))
+    """
+    num_points = np.count_nonzero(ref_surface) + np.count_nonzero(pred_surface)
+    if num_points * SPARSE_FRACTION < ref_surface.size:
+        return _surface_pair_distances(ref_surface, pred_surface, sampling)
+    return _transform_distances(ref_surface, pred_surface, sampling)
 
 
 #: The voxel-offset search (and a tree for what it leaves) replaces distance transforms when
