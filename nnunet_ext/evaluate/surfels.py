@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Sequence
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -43,11 +44,11 @@ def _corners(ndim: int) -> list[tuple[int, ...]]:
 
 def _code_bit(corner: int, ndim: int) -> int:
     """The code bit of a corner (index ``sum(o_k 2^(ndim-1-k))``): the first corner is the top."""
-    return 1 << (2**ndim - 1 - corner)
+    return int(1 << (2**ndim - 1 - corner))
 
 
 def _adjacent(a: Sequence[int], b: Sequence[int]) -> bool:
-    return sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    return bool(sum(x != y for x, y in zip(a, b, strict=True)) == 1)
 
 
 def _groups(inside: set[int], corners: list[tuple[int, ...]]) -> list[set[int]]:

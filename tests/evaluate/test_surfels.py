@@ -25,7 +25,7 @@ def _blobs(rng: np.random.Generator, shape: tuple[int, ...], count: int) -> np.n
     for _ in range(count):
         centre = [rng.uniform(0.2 * n, 0.8 * n) for n in shape]
         radius = [rng.uniform(1.0, 0.3 * n) for n in shape]
-        mask |= sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radius)) <= 1.0
+        mask |= sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radius, strict=True)) <= 1.0
     return mask
 
 

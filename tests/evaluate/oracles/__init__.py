@@ -25,7 +25,8 @@ def oracle_python() -> str:
     if given:
         return given
     spec = importlib.util.spec_from_file_location("_nnunet_ext_run", ROOT / "run.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     run = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(run)
     return str(run.ensure_oracle_venv())

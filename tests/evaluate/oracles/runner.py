@@ -35,7 +35,7 @@ import numpy as np
 
 def _surface_dice(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not hasattr(np, "Inf"):  # surface-distance 0.1 predates NumPy 2 (np.Inf is np.inf)
-        np.Inf = np.inf
+        setattr(np, "Inf", np.inf)  # noqa: B010
     import surface_distance
 
     out = []
