@@ -78,6 +78,14 @@ def _add_metric_arguments(parser: argparse.ArgumentParser) -> None:
         help="NSD tolerance in mm: one value, or per label LABEL:MM (a bare MM is the default "
         "for labels not listed)",
     )
+    parser.add_argument(
+        "--nsd-definition",
+        choices=("voxel", "surfel", "panoptica"),
+        default="voxel",
+        help="NSD: voxel = surface voxels pooled (MONAI); surfel = surface elements weighted by "
+        "area on the corner grid (DeepMind's surface-distance: KiTS, FLARE); panoptica = mean of "
+        "the two directed fractions (panoptica, BraTS 2026)",
+    )
     _cli.add_convention(
         parser,
         "values of empty cases: nan (distances NaN, counted), brats (both empty: "
@@ -138,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
             **_cli.library_arguments(
                 args,
                 "labels empty allow_missing dataset_json ignore_label file_ending num_workers "
-                "metrics convention score",
+                "metrics nsd_definition convention score",
             ),
             nsd_tolerance=parse_nsd_tolerance(args.nsd_tolerance),
             executor=executor_from_args(args),
@@ -160,6 +168,7 @@ COMMAND = _cli.Command(
         "labels": "--labels",
         "metrics": "--metrics",
         "nsd_tolerance": "--nsd-tolerance",
+        "nsd_definition": "--nsd-definition",
         "convention": "--convention",
         "empty": "--empty",
         "ignore_label": "--ignore-label",
