@@ -190,6 +190,26 @@ class SurfelDistances:
         inside += float(self.prediction_areas[self.prediction_to_reference <= tolerance].sum())
         return inside / total
 
+    def robust_hausdorff(self, percent: float = 95.0) -> float:
+        """Area-weighted percentile HD (``compute_robust_hausdorff``): max of both directions.
+
+        Per direction: surfels sorted by (distance, area), the first whose cumulative area
+        fraction reaches ``percent``; ``inf`` for a direction without surfels.
+        """
+        out = []
+        for distances, areas in (
+            (self.reference_to_prediction, self.reference_areas),
+            (self.prediction_to_reference, self.prediction_areas),
+        ):
+            if distances.size == 0:
+                out.append(float("inf"))
+                continue
+            order = np.lexsort((areas, distances))
+            cumulative = np.cumsum(areas[order]) / np.sum(areas)
+            index = int(np.searchsorted(cumulative, percent / 100.0))
+            out.append(float(distances[order][min(index, distances.size - 1)]))
+        return max(out)
+
 
 def surfel_distances(
     reference: ArrayLike, prediction: ArrayLike, spacing: Sequence[float]

@@ -127,3 +127,23 @@ def test_empty_masks():
     assert surfel_surface_dice(ref, pred, (1, 1, 1), 1.0) == 0.0
     with pytest.raises(ValueError, match="2D or 3D masks"):
         surfel_distances(ref[0, 0], pred[0, 0], (1.0,))
+
+
+def test_robust_hausdorff_equals_surface_distance(tmp_path):
+    cases = _fixtures(np.random.default_rng(95), 8)
+    request = []
+    for i, case in enumerate(cases):
+        np.save(tmp_path / f"r{i}.npy", case["reference"])
+        np.save(tmp_path / f"p{i}.npy", case["prediction"])
+        request.append(
+            {
+                "reference": str(tmp_path / f"r{i}.npy"),
+                "prediction": str(tmp_path / f"p{i}.npy"),
+                "spacing": case["spacing"],
+                "tolerances": [1.0],
+            }
+        )
+    expected = oracles.ask({"task": "surface_dice", "cases": request})
+    for case, answer in zip(cases, expected, strict=True):
+        distances = surfel_distances(case["reference"], case["prediction"], case["spacing"])
+        assert distances.robust_hausdorff(95) == pytest.approx(answer["hd95"], abs=1e-6)
