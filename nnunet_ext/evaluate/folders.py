@@ -154,11 +154,7 @@ def evaluate_folder(
         ValueError: For missing predictions (unless ``allow_missing``), no labels, bad options,
             or label maps of different shapes.
     """
-    _check_empty_and_convention(empty, convention)
-    if nsd_definition not in NSD_DEFINITIONS:
-        raise ValueError(
-            f"nsd_definition must be one of {', '.join(NSD_DEFINITIONS)}; got {nsd_definition!r}."
-        )
+    _check_empty_and_convention(empty, convention, nsd_definition)
     # a path is loaded; anything else is taken as a parsed spec (no isinstance: doctest
     # collection may import the score module twice, giving two ScoreSpec classes)
     score_spec = load_score(score) if isinstance(score, (str, os.PathLike)) else score
@@ -239,7 +235,11 @@ def _score(
     return label_scores, score_spec.combine(label_scores, keys)
 
 
-def _check_empty_and_convention(empty: str, convention: str) -> None:
+def _check_empty_and_convention(empty: str, convention: str, nsd_definition: str) -> None:
+    if nsd_definition not in NSD_DEFINITIONS:
+        raise ValueError(
+            f"nsd_definition must be one of {', '.join(NSD_DEFINITIONS)}; got {nsd_definition!r}."
+        )
     if empty not in EMPTY_POLICIES:
         raise ValueError(f"empty must be one of {', '.join(EMPTY_POLICIES)}; got {empty!r}.")
     get_convention(convention)
