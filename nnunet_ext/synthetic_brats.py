@@ -34,26 +34,29 @@ def _lesion(
 
 
 def _case(
-    rng: np.random.Generator, index: int, shape: tuple[int, int, int]
+    rng: np.random.Generator, index: int, shape: tuple[int, int, int], scale: float = 1.0
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     ref = np.zeros(shape, dtype=np.uint8)
     pred = np.zeros(shape, dtype=np.uint8)
-    centres = [rng.uniform(6, np.array(shape) - 6) for _ in range(int(rng.integers(2, 4)))]
+    margin = 6 * scale
+    centres = [
+        rng.uniform(margin, np.array(shape) - margin) for _ in range(int(rng.integers(2, 4)))
+    ]
     if index % 4 == 1:  # touching lesions
-        centres.append(centres[0] + np.array([0.0, 0.0, 5.0]))
+        centres.append(centres[0] + np.array([0.0, 0.0, 5.0 * scale]))
     for k, centre in enumerate(centres):
-        radius = float(rng.uniform(2.0, 4.0))
+        radius = float(rng.uniform(2.0, 4.0)) * scale
         et = index % 5 != 2  # case 2, 7: no enhancing tumour in the reference
         _lesion(ref, centre, radius, et=et)
         if index % 6 == 3:  # only false positives in the prediction
             continue
         if k == 1 and index % 3 == 0:  # a missed lesion
             continue
-        shift = rng.normal(0.0, 1.0, 3)
+        shift = rng.normal(0.0, 1.0, 3) * scale
         _lesion(pred, centre + shift, radius * float(rng.uniform(0.7, 1.3)), et=True)
     if index % 6 == 3 or index % 4 == 0:  # false-positive lesions
         far = np.array(shape) - 4.0
-        _lesion(pred, far * np.array([0.2, 0.8, 0.8]), 2.0, et=True)
+        _lesion(pred, far * np.array([0.2, 0.8, 0.8]), 2.0 * scale, et=True)
     if index % 3 == 1:  # a small lesion (2 x 2 x 2 voxels) and a resection cavity
         z, y, x = (int(v) for v in rng.integers(3, np.array(shape) - 4))
         ref[z : z + 2, y : y + 2, x : x + 2] = 3
@@ -71,6 +74,7 @@ def make_brats_cases(
     seed: int = 0,
     missing: bool = True,
     prefix: str = "BraTS-GLI",
+    scale: float = 1.0,
 ) -> tuple[Path, Path]:
     """Write ``folder/reference`` and ``folder/prediction`` of synthetic BraTS cases.
 
@@ -81,6 +85,7 @@ def make_brats_cases(
         seed: Random seed.
         missing: Leave the last case's prediction out.
         prefix: Case name prefix (``BraTS-GLI``, ``BraTS-MET``, ...).
+        scale: Lesion size factor (1: radii of 2-4 voxels; benchmarks use larger lesions).
 
     Returns:
         ``(reference_dir, prediction_dir)``.
@@ -92,7 +97,7 @@ def make_brats_cases(
     rng = np.random.default_rng(seed)
     spacings = [(1.0, 1.0, 1.0), (1.0, 1.0, 1.5), (0.9, 1.2, 2.0)]
     for i in range(num_cases):
-        ref, pred = _case(rng, i, shape)
+        ref, pred = _case(rng, i, shape, scale)
         name = f"{prefix}-{i + 1:05d}-000.nii.gz"
         spacing = spacings[i % 3]
         write_labels_image(ref, ref_dir / name, spacing)
