@@ -101,24 +101,20 @@ def _surfel_values(
 ) -> dict[str, float]:
     """Dice and surfel NSD (KiTS23, FLARE22): both empty 1 and 1, reference empty 0 and 0."""
     tolerance = float((preset.tolerances or {})[region])
-    options = dict(preset.options or {})
     if not ref.any() and not pred.any():
         dice, nsd = 1.0, 1.0
     elif not ref.any():
         dice, nsd = 0.0, 0.0
     else:
-        if options.get("z_crop_labels") and label in (5, 6, 10):
+        if label in preset.z_crop_labels:
             # FLARE22: aorta, IVC, oesophagus only on the labelled slices (upper one excluded)
             slices = np.flatnonzero(ref.reshape(ref.shape[0], -1).any(axis=1))
             ref, pred = ref[slices[0] : slices[-1]], pred[slices[0] : slices[-1]]
         total = int(ref.sum()) + int(pred.sum())
         dice = 2.0 * int((ref & pred).sum()) / total if total else math.nan
-        nsd = surfel_distances(ref, pred, spacing).surface_dice(tolerance)
-        if not pred.any():
-            nsd = 0.0
-    if "round" in options:
-        digits = int(options["round"])
-        dice, nsd = round(dice, digits), round(nsd, digits)
+        nsd = surfel_distances(ref, pred, spacing).surface_dice(tolerance) if pred.any() else 0.0
+    if preset.round_digits is not None:
+        dice, nsd = round(dice, preset.round_digits), round(nsd, preset.round_digits)
     return {f"dice_{region}": dice, f"nsd_{region}": nsd}
 
 

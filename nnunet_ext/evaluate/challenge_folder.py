@@ -178,38 +178,35 @@ def _means(rows: Sequence[dict[str, float]]) -> dict[str, float]:
 
 
 def format_preset_table(evaluation: PresetEvaluation) -> str:
-    """Means per region (rows) and metric (columns), then the score and the left-out cases."""
+    """Means per metric (rows) and region (columns), then the score and the left-out cases."""
     preset = evaluation.preset
+    regions = list(preset.regions)
     metrics = list(
         dict.fromkeys(
             column[: -len(region) - 1]
             for column in evaluation.means
-            for region in preset.regions
-            if column.endswith(f"_{region}")
+            for region in regions
+            if column.endswith(f"_{region}") and not column.endswith(f"_std_{region}")
         )
     )
-    shown = [m for m in metrics if not m.endswith("_std")]
-    header = ["region", *shown]
-    lines = [header]
-    for region in preset.regions:
-        cells = [region]
-        for metric in shown:
-            value = evaluation.means.get(f"{metric}_{region}", math.nan)
-            cells.append("n/a" if math.isnan(value) else f"{value:.4f}")
-        lines.append(cells)
-    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    lines = [["mean over cases", *regions]]
+    for metric in metrics:
+        values = [evaluation.means.get(f"{metric}_{region}", math.nan) for region in regions]
+        lines.append([metric, *("n/a" if math.isnan(v) else f"{v:.4f}" for v in values)])
+    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
     text = [
         "  ".join(
-            c.rjust(w) if i else c.ljust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        )
+            cell.rjust(w) if i else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
         for row in lines
     ]
     text.insert(1, "  ".join("-" * w for w in widths))
     text += [
         "",
         f"preset {preset.name} ({preset.version}); source: {preset.source}",
-        f"score ({' + '.join(preset.score_columns)}, mean over regions): {evaluation.score:.4f}",
+        f"score (mean over regions of {', '.join(preset.score_columns)}): {evaluation.score:.4f}",
+        f"{len(evaluation.cases)} reference cases; per case and column: --json / --csv",
     ]
     if evaluation.missing_predictions:
         text.append(

@@ -33,6 +33,9 @@ class Preset:
         tolerances: NSD tolerance (mm) per region, for ``surfel``.
         score_columns: Column prefixes whose per-region means are averaged into the score.
         options: Further fixed parameters of the kind (thresholds, ...).
+        z_crop_labels: ``surfel``: labels scored on the reference's labelled slices only
+            (FLARE22's aorta, IVC and oesophagus).
+        round_digits: ``surfel``: per-case values rounded to this many digits (FLARE22).
     """
 
     name: str
@@ -43,6 +46,8 @@ class Preset:
     tolerances: Mapping[str, float] | None = None
     score_columns: tuple[str, ...] = ("lesionwise_dsc_mean",)
     options: Mapping[str, float] | None = None
+    z_crop_labels: tuple[int, ...] = ()
+    round_digits: int | None = None
 
     @property
     def score_keys(self) -> tuple[str, ...]:
@@ -148,7 +153,8 @@ def _registry() -> dict[str, Preset]:
         regions={organ: (i,) for i, (organ, _) in enumerate(_FLARE_ORGANS, 1)},
         tolerances=dict(_FLARE_ORGANS),
         score_columns=("dice", "nsd"),
-        options={"round": 4.0, "z_crop_labels": 3.0},
+        z_crop_labels=(5, 6, 10),
+        round_digits=4,
     )
     presets["autopet"] = Preset(
         name="autopet",
@@ -157,7 +163,6 @@ def _registry() -> dict[str, Preset]:
         kind="autopet",
         regions={"lesion": (1,)},
         score_columns=("dice",),
-        options={"connectivity": 18.0},
     )
     presets["brats2023"] = Preset(
         name="brats2023",
