@@ -19,7 +19,8 @@ DESCRIPTION = (
     "case and label (or region), per-label means and how many cases had an empty reference or "
     "prediction. Default conventions equal nnU-Net's compute_metrics_on_folder (Dice NaN when "
     "both are empty, left out of the means); --empty switches them. Prints a table; --json "
-    "writes a strict-JSON summary and a per-case CSV."
+    "writes a strict-JSON summary and a per-case CSV. --preset NAME scores as a challenge's "
+    "official scorer does (BraTS 2026 lesion-wise, BraTS 2023, KiTS23, FLARE22, autoPET)."
 )
 
 
