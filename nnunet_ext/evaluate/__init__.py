@@ -6,6 +6,7 @@ Dice, IoU and TP/FP/FN always; on request HD, HD95, ASSD, NSD and volume differe
 three NSD definitions (:mod:`nnunet_ext.evaluate.surfels` for DeepMind's surfel NSD); challenge
 presets that score as a leaderboard (:mod:`nnunet_ext.evaluate.presets`,
 :func:`evaluate_preset`), with lesion-wise metrics (:mod:`nnunet_ext.evaluate.lesions`).
+:func:`load_evaluation` reads back the JSON that :func:`write_evaluation` writes.
 
 Conventions are explicit: by default they equal nnU-Net's ``compute_metrics_on_folder`` (Dice
 NaN when reference and prediction are both empty, left out of the means); ``empty="one"`` and
@@ -22,6 +23,7 @@ from nnunet_ext.evaluate.metrics import (
     iou_from_counts,
 )
 from nnunet_ext.evaluate.presets import PRESETS, Preset, get_preset
+from nnunet_ext.evaluate.reader import load_evaluation
 from nnunet_ext.evaluate.report import format_table, write_evaluation
 from nnunet_ext.evaluate.results import Evaluation
 from nnunet_ext.evaluate.summary import EMPTY_POLICIES
@@ -43,6 +45,7 @@ __all__ = [
     "format_table",
     "get_preset",
     "iou_from_counts",
+    "load_evaluation",
     "match_lesions",
     "surface_distances",
     "surfel_surface_dice",
