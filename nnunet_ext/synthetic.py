@@ -39,6 +39,7 @@ __all__ = [
     "nnunet_environment",
     "sitk_properties",
     "write_dataset_json",
+    "write_labels_image",
     "write_prediction_folder",
 ]
 
@@ -166,6 +167,14 @@ def _write_image(array: NDArray[Any], path: Path, spacing: Sequence[float]) -> N
     image = sitk.GetImageFromArray(array)
     image.SetSpacing([float(s) for s in spacing])
     sitk.WriteImage(image, str(path), True)
+
+
+def write_labels_image(
+    labels: NDArray[Any], path: str | os.PathLike[str], spacing: Sequence[float]
+) -> Path:
+    """Write a uint8 label map with ``spacing`` (SimpleITK order), e.g. ``CASE.nii.gz``."""
+    _write_image(np.asarray(labels, dtype=np.uint8), Path(path), spacing)
+    return Path(path)
 
 
 def write_dataset_json(
