@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import random
 import subprocess
@@ -103,6 +104,26 @@ def print_seed(seed: int, dice: dict[str, dict[str, float]], verdict: dict[str, 
         f"(labels {'ok' if verdict['labels_pass'] else 'FAIL'}, "
         f"foreground {verdict['foreground_gain']:+.4f} over {verdict['best_single']})"
     )
+
+
+def estimates(records: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Per seed and label: the CV and the hold-out estimates of the tuned ensemble's gain over
+    equal weights beside its gain on the test cases; each estimate's mean absolute error."""
+    rows: list[dict[str, Any]] = []
+    errors: dict[str, list[float]] = {"CV": [], "hold-out": []}
+    for seed, record in records.items():
+        est, dice = record["estimates"], record["dice"]
+        if not est:
+            continue
+        for label in LABELS:
+            test = dice["ensemble (tuned)"][label] - dice["ensemble (equal)"][label]
+            cv = est["CV gain over equal"][label]
+            holdout = est["hold-out gain over equal"][label]
+            rows.append({"seed": seed, "label": label, "cv": cv, "holdout": holdout, "test": test})
+            errors["CV"].append(abs(cv - test))
+            errors["hold-out"].append(abs(holdout - test))
+    mae = {k: sum(v) / len(v) if v else math.nan for k, v in errors.items()}
+    return {"rows": rows, "mean_absolute_error": mae}
 
 
 def aggregate(verdicts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -223,6 +244,17 @@ def markdown(report: dict[str, Any]) -> str:
             + f"; 2d above 3d_fullres on RV: {'yes' if verdict['2d_beats_3d_on_RV'] else 'no'}.",
             "",
         ]
+    lines += [
+        "| seed | label | CV estimate | hold-out estimate | test |",
+        "|---|---|---|---|---|",
+    ]
+    for row in report["estimates"]["rows"]:
+        lines.append(
+            f"| {row['seed']} | {row['label']} | {row['cv']:+.4f} | {row['holdout']:+.4f} | "
+            f"{row['test']:+.4f} |"
+        )
+    mae = report["estimates"]["mean_absolute_error"]
+    lines += ["", f"Mean absolute error: CV {mae['CV']:.4f}, hold-out {mae['hold-out']:.4f}.", ""]
     if "ablation" in report:
         lines += [
             "| variant | passes | mean gain | worst gain | specs changed |",
@@ -273,12 +305,19 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{c} {n}/{agg['seeds']}" for c, n in agg["learns_every_label"].items())
         + f"; 2d above 3d_fullres on RV: {agg['2d_beats_3d_on_RV']}/{agg['seeds']}"
     )
+    est = estimates(records)
+    print(
+        "estimates of the tuned ensemble's gain over equal weights against its test gain, mean "
+        f"absolute error over seeds and labels: CV {est['mean_absolute_error']['CV']:.4f}, "
+        f"hold-out {est['mean_absolute_error']['hold-out']:.4f}"
+    )
     report: dict[str, Any] = {
         "seeds": seeds,
         "records": {str(s): records[s] for s in seeds},
         "walls_s": {str(s): walls[s] for s in seeds},
         "verdicts": {str(s): v for s, v in zip(seeds, verdicts, strict=True)},
         "aggregate": agg,
+        "estimates": est,
     }
     if args.ablation:
         report["ablation"] = ablation(args.root, seeds, records)
