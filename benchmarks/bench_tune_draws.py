@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -185,27 +186,47 @@ def retune(
     }
 
 
-def ablation(root: Path, seeds: list[int], records: dict[int, dict[str, Any]]) -> dict[str, Any]:
+def tuner_version() -> str:
+    """A hash of the tuner's and postprocessing's source: cached re-tunings of another are stale."""
+    import nnunet_ext
+
+    package = Path(nnunet_ext.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted([*package.glob("tune/*.py"), *package.glob("postprocess/*.py")]):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _retune_seed(run: Path, tmp: Path) -> dict[str, Any]:
+    """Every variant on one kept run, cached in the run folder per tuner version."""
+    cache = run / f"ablation_{tuner_version()}.json"
+    if cache.is_file():
+        cached: dict[str, Any] = json.loads(cache.read_text())
+        return cached
     variants: dict[str, tuple[Procedure, bool]] = {"full": (Procedure(), True)}
     variants.update({f"without {p}": (Procedure().without(p), True) for p in Procedure.parts()})
     variants["without rules"] = (Procedure(), False)
     out: dict[str, Any] = {}
+    for name, (procedure, rules) in variants.items():
+        work = tmp / run.name / name.replace(" ", "_")
+        out[name] = retune(run, work, procedure, rules=rules, full=out.get("full"))
+    cache.write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+def ablation(root: Path, seeds: list[int], records: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench_tune_draws_") as tmp:
         for seed in seeds:
-            run = root / f"seed_{seed}"
-            for name, (procedure, rules) in variants.items():
-                work = Path(tmp) / f"{seed}" / name.replace(" ", "_")
-                full = out.get("full", {}).get(seed)
-                outcome = retune(run, work, procedure, rules=rules, full=full)
+            outcomes = _retune_seed(root / f"seed_{seed}", Path(tmp))
+            for name, outcome in outcomes.items():
                 dice = dict(records[seed]["dice"])
                 dice[FINAL] = outcome["dice"]
-                verdict = judge(dice)
-                same = outcome["signature"] == out.get("full", {}).get(seed, {}).get("signature")
                 out.setdefault(name, {})[seed] = {
                     "signature": outcome["signature"],
-                    "same_spec_as_full": bool(same) if name != "full" else True,
+                    "same_spec_as_full": outcome["signature"] == outcomes["full"]["signature"],
                     "dice": outcome["dice"],
-                    "verdict": verdict,
+                    "verdict": judge(dice),
                 }
     print("\nAblation: each optional part left out, the same kept models re-tuned")
     print(f"  {'variant':<28}{'passes':>8}{'mean gain':>12}{'worst':>10}{'specs changed':>15}")
@@ -222,6 +243,17 @@ def ablation(root: Path, seeds: list[int], records: dict[int, dict[str, Any]]) -
     return {"variants": table, "per_seed": out}
 
 
+def print_aggregate(what: str, agg: dict[str, Any]) -> None:
+    print(
+        f"\n{agg['seeds']} seeds, {what}: issue 11's rule passed {agg['passes']}/{agg['seeds']} "
+        f"(labels {agg['labels_pass']}, foreground {agg['foreground_pass']}); gain over the best "
+        f"single model in mean foreground Dice: mean {agg['mean_gain']:+.4f}, "
+        f"worst {agg['worst_gain']:+.4f}; every label >= 0.5: "
+        + ", ".join(f"{c} {n}/{agg['seeds']}" for c, n in agg["learns_every_label"].items())
+        + f"; 2d above 3d_fullres on RV: {agg['2d_beats_3d_on_RV']}/{agg['seeds']}"
+    )
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The docs' tables: one per seed, the aggregate, and the ablation when run."""
     lines = []
@@ -229,9 +261,14 @@ def markdown(report: dict[str, Any]) -> str:
     for seed in report["seeds"]:
         dice, verdict = report["records"][str(seed)]["dice"], report["verdicts"][str(seed)]
         lines += [f"| seed {seed} | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-        for method in (*CONFIGURATIONS, "ensemble (equal)", "ensemble (tuned)", FINAL):
+        rows = {m: dice[m] for m in (*CONFIGURATIONS, "ensemble (equal)", "ensemble (tuned)")}
+        rows[f"{FINAL} (demo run)"] = dice[FINAL]
+        if "final" in report:
+            rows[f"{FINAL} (final tuner)"] = report["final"]["dice"][str(seed)]
+            verdict = report["final"]["verdicts"][str(seed)]
+        for method, row in rows.items():
             best = " (best single)" if method == verdict["best_single"] else ""
-            cells = " | ".join(f"{dice[method][n]:.4f}" for n in names)
+            cells = " | ".join(f"{row[n]:.4f}" for n in names)
             lines.append(f"| {method}{best} | {cells} |")
         lines += [
             "",
@@ -296,15 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         print_seed(seed, records[seed]["dice"], verdict)
         sys.stdout.flush()
     agg = aggregate(verdicts)
-    print(
-        f"\n{len(seeds)} seeds: issue 11's rule passed {agg['passes']}/{agg['seeds']} (labels "
-        f"{agg['labels_pass']}, foreground {agg['foreground_pass']}); gain over the best single "
-        f"model in mean foreground Dice: mean {agg['mean_gain']:+.4f}, "
-        f"worst {agg['worst_gain']:+.4f}"
-        f"; every label >= 0.5: "
-        + ", ".join(f"{c} {n}/{agg['seeds']}" for c, n in agg["learns_every_label"].items())
-        + f"; 2d above 3d_fullres on RV: {agg['2d_beats_3d_on_RV']}/{agg['seeds']}"
-    )
+    print_aggregate("the demo runs", agg)
     est = estimates(records)
     print(
         "estimates of the tuned ensemble's gain over equal weights against its test gain, mean "
@@ -321,6 +350,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.ablation:
         report["ablation"] = ablation(args.root, seeds, records)
+        full = report["ablation"]["per_seed"]["full"]
+        final_verdicts = [full[s]["verdict"] for s in seeds]
+        report["final"] = {
+            "tuner_version": tuner_version(),
+            "dice": {str(s): full[s]["dice"] for s in seeds},
+            "verdicts": {str(s): full[s]["verdict"] for s in seeds},
+            "aggregate": aggregate(final_verdicts),
+        }
+        print_aggregate("the kept models re-tuned with this tuner", report["final"]["aggregate"])
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str, allow_nan=True) + "\n")
     if args.markdown:
