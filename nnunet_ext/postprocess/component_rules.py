@@ -263,7 +263,7 @@ def component_probability(
         np.maximum.at(out, where, values)
         out[0] = 0.0
     else:
-        out = np.bincount(where, weights=values, minlength=sizes.size)
+        out = np.bincount(where, weights=values, minlength=sizes.size).astype(np.float64)
         out[1:] /= np.maximum(sizes[1:], 1)
     return out
 

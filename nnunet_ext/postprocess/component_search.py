@@ -318,9 +318,14 @@ class ComponentSearch:
                 **common,
             )
         else:
-            extra = {"connectivity": self.connectivity} if rule == "relabel_small" else {}
             step = ComponentStep(
-                rule, label, to=to, min_size=threshold, unit=self.unit, **extra, **common
+                rule,
+                label,
+                to=to,
+                min_size=threshold,
+                unit=self.unit,
+                connectivity=self.connectivity if rule == "relabel_small" else None,
+                **common,
             )
         self.accepted.append(step)
         table = self._tables[label]

@@ -98,11 +98,11 @@ class LabelTable:
         ``size`` (in ``unit``), ``total`` (the label's whole volume, one value per case in
         every entry) or ``max``/``mean`` probability.
         """
-        out = []
+        out: list[NDArray[np.float64]] = []
         for case in self.cases:
             scale = case.voxel_volume if unit == "mm3" else 1.0
             if kind == "size":
-                out.append(case.sizes * scale)
+                out.append(case.sizes.astype(np.float64) * scale)
             elif kind == "total":
                 out.append(np.full(case.sizes.size, case.sizes.sum() * scale, dtype=np.float64))
             else:
@@ -147,8 +147,8 @@ class LabelTable:
 
 def matrix_after(matrix: NDArray[np.int64], case: CaseTable, change: Change) -> NDArray[np.int64]:
     """The confusion matrix of a case after ``change`` (no label map is made)."""
-    moved = case.overlap[change.changed].sum(axis=0)
-    out = matrix.copy()
+    moved: NDArray[np.int64] = case.overlap[change.changed].sum(axis=0)
+    out: NDArray[np.int64] = np.array(matrix, dtype=np.int64, copy=True)
     out[:, change.label] -= moved
     out[:, change.to] += moved
     return out

@@ -143,15 +143,7 @@ def determine_plan(
     ids = _given_label_ids(label_ids, predictions_root)
     rules = _check_rules(component_rules, probabilities_dir, size_unit)
     cases = sorted(predicted)
-    npz: dict[str, Path] = {}
-    if probabilities_dir is not None:
-        npz = find_probability_files(probabilities_dir, cases)
-    loaded = map_cases(
-        _load_pair,
-        [(str(predicted[c]), str(references[c]), _str(npz.get(c))) for c in cases],
-        num_workers=num_workers,
-        desc="load",
-    )
+    loaded = _load_cases(predicted, references, cases, probabilities_dir, num_workers)
     truth = [r for _, r, _, _ in loaded]
     if ids is None:  # neither given nor in a dataset.json: every label of the references
         ids = sorted({int(v) for r in truth for v in np.unique(r) if v != 0})
@@ -169,7 +161,7 @@ def determine_plan(
             current,
             spacings,
             ids,
-            probabilities=None if probabilities_dir is None else [p for *_, p in loaded],
+            probabilities=None if probabilities_dir is None else [_given(p) for *_, p in loaded],
             connectivity=check_connectivity(connectivity, ndim=truth[0].ndim),
             unit=size_unit,
             ignore_label=ignore_label,
@@ -197,8 +189,27 @@ def determine_plan(
     )
 
 
-def _str(path: Path | None) -> str | None:
-    return None if path is None else str(path)
+def _given(probabilities: NDArray[Any] | None) -> NDArray[Any]:
+    if probabilities is None:  # pragma: no cover - read for every case with probabilities_dir
+        raise ValueError("probabilities must be read for every case; got none.")
+    return probabilities
+
+
+def _load_cases(
+    predicted: Mapping[str, Path],
+    references: Mapping[str, Path],
+    cases: list[str],
+    probabilities_dir: str | os.PathLike[str] | None,
+    num_workers: int,
+) -> list[tuple[NDArray[Any], NDArray[Any], tuple[float, ...], NDArray[Any] | None]]:
+    """Every case's prediction, reference, reference spacing and probabilities (or ``None``)."""
+    npz: dict[str, Path] = {}
+    if probabilities_dir is not None:
+        npz = find_probability_files(probabilities_dir, cases)
+    jobs = [
+        (str(predicted[c]), str(references[c]), str(npz[c]) if c in npz else None) for c in cases
+    ]
+    return map_cases(_load_pair, jobs, num_workers=num_workers, desc="load")
 
 
 def _check_rules(

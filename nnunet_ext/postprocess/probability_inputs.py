@@ -47,7 +47,7 @@ def find_probability_files(
     if missing:
         raise FileNotFoundError(
             f"probabilities_dir {str(folder)!r} has no {missing[0]}.npz ({len(missing)} case(s) "
-            "missing). Predict with --save-probabilities (nnU-Net: --save_probabilities) or "
+            "missing). Predict with save_probabilities=True (nnU-Net: save_probabilities) or "
             "pass the folder that holds them."
         )
     return found

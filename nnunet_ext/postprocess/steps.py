@@ -241,8 +241,8 @@ def apply_component_step(
         )
     if probabilities is None:
         raise ValueError(
-            f"step '{step.describe()}' needs the fused probabilities; run it in predict or "
-            "ensemble (--plan), or give them to postprocess apply with --probabilities DIR."
+            f"step '{step.describe()}' needs the fused probabilities; run the plan in predict or "
+            "ensemble, or pass probabilities_dir (the folder of the CASE.npz files)."
         )
     return drop_improbable_components(
         labels,
