@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,7 @@ from nnunet_ext.postprocess.heldout import best_candidate, fold_ids, held_out, j
 from nnunet_ext.postprocess.objective import Objective
 from nnunet_ext.postprocess.steps import ComponentStep
 
-__all__ = ["PROBABILITY_QUANTILES", "QUANTILES", "RULES", "ComponentSearch"]
+__all__ = ["PROBABILITY_QUANTILES", "QUANTILES", "RULES", "CaseArrays", "ComponentSearch"]
 
 #: The rules in the order they are tried (and run: a plan's ``steps`` keep this order).
 RULES = ("relabel_small", "min_probability", "volume_gate", "keep_top_k")
@@ -50,24 +51,42 @@ PROBABILITY_QUANTILES = tuple(round(q, 2) for q in np.linspace(0.05, 0.95, 19))
 MAX_K = 5
 
 
+@dataclass(frozen=True)
+class CaseArrays:
+    """The validation cases in memory.
+
+    Attributes:
+        references: Reference label maps.
+        predictions: Predicted label maps (same shapes).
+        spacings: Voxel size per array axis of each case.
+        label_ids: The labels decided on.
+        probabilities: The predictions' fused probabilities ``(C, ...)``, or ``None``.
+    """
+
+    references: list[NDArray[Any]]
+    predictions: list[NDArray[Any]]
+    spacings: list[tuple[float, ...]]
+    label_ids: list[int]
+    probabilities: list[NDArray[Any]] | None = None
+
+
 class ComponentSearch:
     """The search: current predictions, their values, the accepted steps and every candidate."""
 
     def __init__(
         self,
         objective: Objective,
-        truth: list[NDArray[Any]],
-        current: list[NDArray[Any]],
-        spacings: list[tuple[float, ...]],
-        ids: list[int],
+        cases: CaseArrays,
         *,
-        probabilities: list[NDArray[Any]] | None,
         connectivity: int,
         unit: str,
         ignore_label: int | None,
     ) -> None:
-        self.objective, self.truth, self.current, self.ids = objective, truth, current, ids
-        self.spacings, self.probabilities = spacings, probabilities
+        self.objective, self.ids = objective, cases.label_ids
+        self.truth, self.current = cases.references, cases.predictions
+        self.spacings, self.probabilities = cases.spacings, cases.probabilities
+        truth, current, ids = self.truth, self.current, self.ids
+        spacings = self.spacings
         self.connectivity, self.unit, self.ignore_label = connectivity, unit, ignore_label
         self.voxel_volumes = [float(np.prod(np.asarray(s, dtype=np.float64))) for s in spacings]
         high = max(max(int(a.max()) for a in (*truth, *current) if a.size), *ids)
@@ -214,6 +233,9 @@ class ComponentSearch:
         if best is not None:
             chosen = (self._margin(rule, options[best], changes[best], compared), options[best][1])
         self._record(rule, label, statistic, options, goodness, baseline, choices, verdict)
+        self.records[-1]["held_out_by_label"] = {
+            str(k): nan_mean(diff[:, i], empty=0.0) for i, k in enumerate(self.ids)
+        }
         self.records[-1].update(
             accepted=accepted,
             chosen=None if chosen is None else list(chosen),

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from nnunet_ext._parallel import map_cases
 from nnunet_ext.io import list_case_files, load_dataset_json, read_labels
-from nnunet_ext.postprocess.component_search import RULES, ComponentSearch
+from nnunet_ext.postprocess.component_search import RULES, CaseArrays, ComponentSearch
 from nnunet_ext.postprocess.components import (
     check_connectivity,
     keep_largest_component,
@@ -155,13 +155,10 @@ def determine_plan(
     current = [p for p, _, _, _ in loaded]
     components = None
     if rules:
+        probabilities = None if probabilities_dir is None else [_given(p) for *_, p in loaded]
         components = ComponentSearch(
             objective,
-            truth,
-            current,
-            spacings,
-            ids,
-            probabilities=None if probabilities_dir is None else [_given(p) for *_, p in loaded],
+            CaseArrays(truth, current, spacings, ids, probabilities),
             connectivity=check_connectivity(connectivity, ndim=truth[0].ndim),
             unit=size_unit,
             ignore_label=ignore_label,

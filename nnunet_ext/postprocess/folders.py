@@ -97,16 +97,22 @@ def _check_plan_labels(plan: PostprocessingPlan, input_dir: Path) -> None:
     spec = load_dataset_json(dataset_json)
     if spec.has_regions:
         return
+    _check_labels_known(
+        plan,
+        spec,
+        f"labels defined in {dataset_json} ({spec.describe_defined()})",
+        "Fix the plan or the label value.",
+    )
+
+
+def _check_labels_known(plan: PostprocessingPlan, spec: LabelSpec, expected: str, fix: str) -> None:
+    """Raise naming the plan's key whose label ``spec`` does not define."""
     known = set(spec.defined)
     for name, ids in _plan_labels(plan).items():
         missing = sorted(set(ids) - known)
         if missing:
             raise InputError(
-                plan.source or "plan",
-                f"labels defined in {dataset_json} ({spec.describe_defined()})",
-                f"label {missing[0]}",
-                key=name,
-                fix="Fix the plan or the label value.",
+                plan.source or "plan", expected, f"label {missing[0]}", key=name, fix=fix
             )
 
 
@@ -131,17 +137,12 @@ def resolve_plan(
             f"plan {resolved.source or ''} must be applied to label values; these predictions "
             "use regions. Postprocess the label files instead."
         )
-    known = set(label_spec.defined)
-    for name, ids in _plan_labels(resolved).items():
-        missing = sorted(set(ids) - known)
-        if missing:
-            raise InputError(
-                resolved.source or "plan",
-                f"labels of the predictions ({label_spec.describe_defined()})",
-                f"label {missing[0]}",
-                key=name,
-                fix="Use the plan made for these models' labels.",
-            )
+    _check_labels_known(
+        resolved,
+        label_spec,
+        f"labels of the predictions ({label_spec.describe_defined()})",
+        "Use the plan made for these models' labels.",
+    )
     return resolved
 
 

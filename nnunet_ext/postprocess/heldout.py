@@ -41,6 +41,10 @@ def fold_ids(num_cases: int, folds: int = FOLDS) -> NDArray[np.int64]:
     return np.arange(num_cases, dtype=np.int64) % max(1, min(folds, num_cases))
 
 
+# Deliberate duplicate of nnunet_ext.tune.judge.judge_label_step (without its exempt and
+# uncounted columns): postprocess cannot import tune (tune imports postprocess, and importing
+# the tune package first would need a half-initialised postprocess); a test checks that both
+# give the same verdict, gain, noise and drop on random differences.
 def judge_step(j: int, diff: NDArray[np.float64]) -> dict[str, Any]:
     """Judge a step for label column ``j`` by tune's rule, from held-out per-case differences.
 

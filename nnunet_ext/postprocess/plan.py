@@ -297,6 +297,7 @@ CANDIDATE_KEYS = frozenset(
         "baseline",
         "fold_choices",
         "held_out_gain",
+        "held_out_by_label",
         "noise",
         "other_drop",
         "accepted",
@@ -336,22 +337,14 @@ def _check_metrics(metrics: Mapping[str, Any], source: str) -> None:
     candidates = metrics.get("candidates", [])
     if not isinstance(candidates, list):
         raise InputError(source, "a list", describe(candidates), key="metrics.candidates")
-    for index, candidate in enumerate(candidates):
-        where = key_path("metrics.candidates", index)
-        check_keys(
-            expect_mapping(candidate, source=source, where=where),
-            source=source,
-            where=where,
-            allowed=CANDIDATE_KEYS,
-        )
-    for index, step in enumerate(steps):
-        where = key_path("metrics.steps", index)
-        check_keys(
-            expect_mapping(step, source=source, where=where),
-            source=source,
-            where=where,
-            allowed=STEP_KEYS,
-        )
+    for name, entries, allowed in (
+        ("metrics.candidates", candidates, CANDIDATE_KEYS),
+        ("metrics.steps", steps, STEP_KEYS),
+    ):
+        for index, entry in enumerate(entries):
+            where = key_path(name, index)
+            mapping = expect_mapping(entry, source=source, where=where)
+            check_keys(mapping, source=source, where=where, allowed=allowed)
 
 
 def _file_ending(input_dir: Path, file_ending: str | None) -> str:
