@@ -142,6 +142,8 @@ def determine_plan(
     min_candidates = _sizes(min_voxels or {}, "min_voxels")
     ids = _given_label_ids(label_ids, predictions_root)
     rules = _check_rules(component_rules, probabilities_dir, size_unit)
+    if "min_probability" not in rules:
+        probabilities_dir = None  # only min_probability reads them
     cases = sorted(predicted)
     loaded = _load_cases(predicted, references, cases, probabilities_dir, num_workers)
     truth = [r for _, r, _, _ in loaded]
@@ -155,7 +157,7 @@ def determine_plan(
     current = [p for p, _, _, _ in loaded]
     components = None
     if rules:
-        probabilities = None if probabilities_dir is None else [_given(p) for *_, p in loaded]
+        probabilities = None if probabilities_dir is None else _probabilities(loaded, cases, ids)
         components = ComponentSearch(
             objective,
             CaseArrays(truth, current, spacings, ids, probabilities),
@@ -186,10 +188,22 @@ def determine_plan(
     )
 
 
-def _given(probabilities: NDArray[Any] | None) -> NDArray[Any]:
-    if probabilities is None:  # pragma: no cover - read for every case with probabilities_dir
-        raise ValueError("probabilities must be read for every case; got none.")
-    return probabilities
+def _probabilities(
+    loaded: list[tuple[NDArray[Any], NDArray[Any], tuple[float, ...], NDArray[Any] | None]],
+    cases: list[str],
+    ids: list[int],
+) -> list[NDArray[Any]]:
+    """Each case's probabilities, checked to hold a channel for every label."""
+    out = []
+    for case, (*_, probabilities) in zip(cases, loaded, strict=True):
+        if probabilities is None or probabilities.shape[0] <= max(ids):
+            channels = None if probabilities is None else probabilities.shape[0]
+            raise ValueError(
+                f"probabilities of case {case} must hold a channel for every label up to "
+                f"{max(ids)}; got {channels} channel(s). Pass the probabilities of these labels."
+            )
+        out.append(probabilities)
+    return out
 
 
 def _load_cases(

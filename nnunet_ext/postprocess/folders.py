@@ -74,8 +74,11 @@ class FolderResult:
 
 
 def _plan_key(plan: PostprocessingPlan) -> dict[str, Any]:
+    """What decides the labels: the plan without its record (metrics, reasons)."""
     data = plan.to_dict()
     data.pop("metrics")
+    for step in data["steps"]:
+        step.pop("reason", None)
     return data
 
 
