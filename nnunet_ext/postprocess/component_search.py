@@ -70,6 +70,32 @@ class CaseArrays:
     probabilities: list[NDArray[Any]] | None = None
 
 
+def _distinct(
+    options: list[tuple[float, int]], changes: list[list[Change]]
+) -> tuple[list[int], list[int | None]]:
+    """The candidates with a distinct effect (the first of each), and each one's index among them.
+
+    A candidate that changes nothing has ``None``; one with the same new label and the same
+    changed components as an earlier one shares that one's index.
+    """
+    distinct: dict[bytes, int] = {}
+    keep: list[int] = []
+    index_of: list[int | None] = []
+    for (_, to), change in zip(options, changes, strict=True):
+        if all(c.empty for c in change):
+            index_of.append(None)
+            continue
+        digest = hashlib.sha1(repr(to).encode())
+        for c in change:
+            digest.update(np.packbits(c.changed).tobytes() + b"|")
+        key = digest.digest()
+        if key not in distinct:
+            distinct[key] = len(keep)
+            keep.append(len(index_of))
+        index_of.append(distinct[key])
+    return keep, index_of
+
+
 class ComponentSearch:
     """The search: current predictions, their values, the accepted steps and every candidate."""
 
@@ -201,17 +227,9 @@ class ComponentSearch:
     def try_rule(self, rule: str, label: int, statistic: str | None) -> None:
         """Evaluate every candidate of ``rule`` on ``label``; accept the best if it passes."""
         table = self.table(label)
-        options, changes, compared = self._options(rule, table, statistic)
-        distinct: dict[bytes, int] = {}
-        keep = []
-        for index, change in enumerate(changes):
-            digest = hashlib.sha1(repr(options[index][1]).encode())
-            for c in change:
-                digest.update(np.packbits(c.changed).tobytes() + b"|")
-            if digest.digest() not in distinct and not all(c.empty for c in change):
-                distinct[digest.digest()] = index
-                keep.append(index)
-        options = [options[i] for i in keep]
+        tried, changes, compared = self._options(rule, table, statistic)
+        keep, index_of = _distinct(tried, changes)
+        options = [tried[i] for i in keep]
         changes = [changes[i] for i in keep]
         j = self.ids.index(label)
         baseline = self.objective.case_values(self.values)
@@ -232,7 +250,10 @@ class ComponentSearch:
         chosen = None
         if best is not None:
             chosen = (self._margin(rule, options[best], changes[best], compared), options[best][1])
-        self._record(rule, label, statistic, options, goodness, baseline, choices, verdict)
+        self._record(rule, label, statistic, (tried, index_of), goodness, baseline, verdict)
+        self.records[-1]["fold_choices"] = [
+            None if c is None else list(options[c]) for c in choices
+        ]
         self.records[-1]["held_out_by_label"] = {
             str(k): nan_mean(diff[:, i], empty=0.0) for i, k in enumerate(self.ids)
         }
@@ -280,15 +301,17 @@ class ComponentSearch:
         rule: str,
         label: int,
         statistic: str | None,
-        options: list[tuple[float, int]],
+        tried: tuple[list[tuple[float, int]], list[int | None]],
         goodness: NDArray[np.float64],
         baseline: NDArray[np.float64],
-        choices: list[int | None],
         verdict: dict[str, Any],
     ) -> None:
+        """Record every candidate tried (those with the same effect share their gain)."""
+        options, index_of = tried
         j = self.ids.index(label)
         base = self.objective.label_value(self.values, j)
-        in_sample = [nan_mean(g[:, j] - baseline[:, j], empty=0.0) for g in goodness]
+        gains = [nan_mean(g[:, j] - baseline[:, j], empty=0.0) for g in goodness]
+        in_sample = [0.0 if i is None else gains[i] for i in index_of]
         entry: dict[str, Any] = {
             "step": rule,
             "label": label,
@@ -299,7 +322,6 @@ class ComponentSearch:
             "thresholds": [[value, to] for value, to in options],
             "in_sample": in_sample,
             "baseline": base,
-            "fold_choices": [None if c is None else list(options[c]) for c in choices],
             "held_out_gain": verdict["gain"],
             "noise": verdict["noise"],
             "other_drop": verdict["other_drop"],
