@@ -44,6 +44,7 @@ __all__ = [
     "add_deprecated_option",
     "add_deprecated_positional",
     "add_device",
+    "add_figure",
     "add_file_ending",
     "add_fold_dirs",
     "add_folds",
@@ -230,6 +231,11 @@ def add_overwrite(parser: argparse.ArgumentParser, help: str) -> None:
 def add_file_ending(parser: argparse.ArgumentParser, help: str, default: str | None = None) -> None:
     """Add ``--file-ending ENDING`` (the label file ending, e.g. ``.nii.gz``)."""
     parser.add_argument("--file-ending", default=default, metavar="ENDING", help=help)
+
+
+def add_figure(parser: argparse.ArgumentParser, help: str) -> None:
+    """Add ``--figure PATH``: a PNG figure of the command's result (``tune``, ``compare``)."""
+    parser.add_argument("--figure", metavar="PATH", help=help)
 
 
 def add_dataset_json(parser: argparse.ArgumentParser, help: str) -> None:

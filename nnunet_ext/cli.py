@@ -41,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "nnunet_ext.evaluate.cli",
         "Dice, IoU, HD95, ASSD, NSD and volumes per case and label; explicit conventions",
     ),
+    "compare": (
+        "nnunet_ext.compare.cli",
+        "is version B better than A? paired bootstrap intervals over evaluate's JSON",
+    ),
     "submission": ("nnunet_ext.submission.cli", "build or check a challenge submission zip"),
     "log": ("nnunet_ext.monitor.cli", "read, plot and watch nnU-Net training logs"),
     "doctor": ("nnunet_ext.doctor.cli", "check the nnU-Net environment, trainers and data"),

@@ -3,9 +3,10 @@
 Two generators:
 
 * :func:`make_raw_dataset` writes an nnU-Net raw dataset (``imagesTr``, ``labelsTr``,
-  ``imagesTs``, ``labelsTs``, ``dataset.json``) of cardiac-like 3D cases: an outer shell (label 1,
-  "myocardium") around a cavity (label 2, "LV") and a small blob (label 3, "RV") that is missing in
-  some cases, with noisy intensities and anisotropic spacing.
+  ``imagesTs``, ``labelsTs``, optionally ``imagesVal``/``labelsVal``, ``dataset.json``) of
+  cardiac-like 3D cases with a myocardium (label 1), an LV (2) and a small RV (3) missing in
+  some cases, anisotropic spacing: nested blobs (:func:`make_case`) or, for the demo, a
+  short-axis stack on which 2D and 3D models differ (:func:`make_short_axis_case`).
 * :func:`write_prediction_folder` writes what ``nnUNetv2_predict --save_probabilities`` writes:
   ``CASE.npz`` (key ``probabilities``, float32, ``(C, z, y, x)``), ``CASE.pkl`` (properties),
   the label file, ``dataset.json`` and ``plans.json``.
@@ -32,6 +33,7 @@ __all__ = [
     "make_case",
     "make_cv_folders",
     "make_raw_dataset",
+    "make_short_axis_case",
     "minimal_plans",
     "model_probabilities",
     "nnunet_environment",
@@ -85,6 +87,80 @@ def make_case(
         labels[blob & (labels == 0)] = 3
     means = np.array([0.0, 1.0, 2.0, 3.0], dtype=np.float32)
     image = means[labels] + rng.normal(0.0, noise, size=shape).astype(np.float32)
+    return image.astype(np.float32), labels
+
+
+def make_short_axis_case(
+    rng: np.random.Generator,
+    *,
+    shape: tuple[int, int, int] = (16, 48, 48),
+    with_small_label: bool = True,
+    noise: float = 0.35,
+    shift: float = 2.5,
+    dropout: float = 0.3,
+) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
+    """Make one cardiac short-axis-like stack (z, y, x): what 2D and 3D models differ on.
+
+    Each slice holds a cavity (label 2, "LV") in a muscle ring (label 1, "myocardium") that
+    narrows towards the apex, and, on a shorter range of slices, a thin crescent beside the ring
+    (label 3, "RV", 2 to 3 voxels thick in-plane; absent when ``with_small_label`` is false).
+    The cavity and the crescent are equally bright (blood), the ring darker: the crescent is told
+    from the cavity by its place and shape. Two artefacts of real stacks give each model kind
+    its edge:
+
+    * every slice is shifted in-plane at random (``shift``: standard deviation in voxels; breath
+      holds differ between slices), so a thin structure does not line up from slice to slice,
+      which 3D context cannot use, while the large ring and cavity still overlap;
+    * a fraction ``dropout`` of the slices lose their contrast (blood as dark as muscle, more
+      noise): a 2D model sees little there, a 3D model infers the large structures from the
+      slices around.
+
+    Args:
+        rng: Random generator (geometry, shifts, artefacts, noise).
+        shape: Array shape (z, y, x); z is the thick-slice axis.
+        with_small_label: Whether the crescent (label 3) is present.
+        noise: Standard deviation of the Gaussian intensity noise.
+        shift: Standard deviation of each slice's in-plane shift, in voxels.
+        dropout: Probability that a slice loses its contrast.
+
+    Returns:
+        ``(image, labels)``: float32 intensities and uint8 labels 0..3.
+
+    Examples:
+        >>> image, labels = make_short_axis_case(np.random.default_rng(0))
+        >>> image.shape, sorted(np.unique(labels).tolist())
+        ((16, 48, 48), [0, 1, 2, 3])
+        >>> bool((labels == 3).sum() < (labels == 2).sum())  # the crescent is the small label
+        True
+    """
+    nz, ny, nx = shape
+    yy, xx = np.meshgrid(
+        np.arange(ny, dtype=np.float32), np.arange(nx, dtype=np.float32), indexing="ij"
+    )
+    cy, cx = ny / 2 + rng.uniform(-3, 3), nx / 2 + rng.uniform(-3, 3)
+    r_cavity, wall = rng.uniform(0.15, 0.21) * ny, rng.uniform(3.0, 4.5)
+    base, apex = int(rng.integers(1, 3)), nz - int(rng.integers(1, 3))
+    rv_angle, rv_thickness = rng.uniform(0, 2 * np.pi), rng.uniform(1.8, 2.8)
+    rv_first, rv_last = base + int(rng.integers(0, 3)), apex - int(rng.integers(2, 5))
+    labels = np.zeros(shape, dtype=np.uint8)
+    for z in range(base, apex):
+        t = (z - base) / max(apex - base - 1, 1)  # 0 at the base, 1 at the apex
+        radius = r_cavity * np.sqrt(max(1.0 - 0.75 * t**2, 0.05))
+        dy, dx = rng.normal(0.0, shift, size=2)
+        dist = np.sqrt((yy - cy - dy) ** 2 + (xx - cx - dx) ** 2)
+        labels[z][dist < radius + wall] = 1
+        labels[z][dist < radius] = 2
+        if with_small_label and rv_first <= z < rv_last:
+            angle = np.arctan2(yy - cy - dy, xx - cx - dx)
+            off = np.angle(np.exp(1j * (angle - rv_angle - rng.normal(0.0, 0.15))))
+            inner = radius + wall + rng.uniform(0.5, 1.5)
+            crescent = (dist >= inner) & (dist < inner + rv_thickness) & (np.abs(off) < 1.1)
+            labels[z][crescent & (labels[z] == 0)] = 3
+    means = np.array([0.0, 1.0, 2.0, 2.0], dtype=np.float32)
+    image = means[labels] + rng.normal(0.0, noise, size=shape).astype(np.float32)
+    for lost in np.flatnonzero(rng.random(nz) < dropout):
+        flat = 0.6 * means[labels[lost]].clip(0.0, 1.3)
+        image[lost] = flat + rng.normal(0.0, 1.6 * noise, size=shape[1:])
     return image.astype(np.float32), labels
 
 
@@ -166,6 +242,8 @@ def make_raw_dataset(
     spacing: tuple[float, float, float] = (1.0, 1.0, 2.5),
     small_label_missing_every: int = 4,
     seed: int = 0,
+    num_holdout: int = 0,
+    anatomy: str = "blobs",
 ) -> Path:
     """Write a synthetic nnU-Net raw dataset and return its folder.
 
@@ -179,23 +257,34 @@ def make_raw_dataset(
         spacing: Voxel spacing in SimpleITK order (x, y, z); z is thick.
         small_label_missing_every: Label 3 is absent in every n-th case (0: never).
         seed: Seed of the random generator.
+        num_holdout: Labeled cases in ``imagesVal``/``labelsVal`` (made after the test cases,
+            so that adding them changes no other case): a hold-out set that no fold trains
+            on, for ``tune --holdout``. nnU-Net does not read these folders.
+        anatomy: ``"blobs"``: nested blobs (:func:`make_case`); ``"short_axis"``: a cardiac
+            short-axis-like stack (:func:`make_short_axis_case`), the demo's.
 
     Returns:
         The dataset folder.
     """
+    makers = {"blobs": make_case, "short_axis": make_short_axis_case}
+    if anatomy not in makers:
+        raise ValueError(f"anatomy must be one of {', '.join(makers)}; got {anatomy!r}.")
     rng = np.random.default_rng(seed)
     folder = Path(raw_dir) / f"Dataset{dataset_id:03d}_{name}"
-    for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
+    splits = (("Tr", num_training), ("Ts", num_test), ("Val", num_holdout))
+    for split, count in splits:
+        if count or split != "Val":
+            (folder / f"images{split}").mkdir(parents=True, exist_ok=True)
+            (folder / f"labels{split}").mkdir(parents=True, exist_ok=True)
     index = 0
-    for split, count in (("Tr", num_training), ("Ts", num_test)):
+    for split, count in splits:
         for _ in range(count):
             case = f"heart_{index:03d}"
             missing = (
                 small_label_missing_every > 0
                 and index % small_label_missing_every == small_label_missing_every - 1
             )
-            image, labels = make_case(rng, shape=shape, with_small_label=not missing)
+            image, labels = makers[anatomy](rng, shape=shape, with_small_label=not missing)
             _write_image(image, folder / f"images{split}" / f"{case}_0000.nii.gz", spacing)
             _write_image(labels, folder / f"labels{split}" / f"{case}.nii.gz", spacing)
             index += 1

@@ -252,6 +252,15 @@ def test_the_score_example_is_a_valid_score_file():
     assert [t.metric for t in ScoreSpec.from_dict(data).terms] == ["dice", "hd95"]
 
 
+def test_the_comparison_example_is_a_valid_comparison():
+    from nnunet_ext.compare import Comparison
+
+    (data,) = _json_examples("comparison.md")  # the reader requires every key, refuses others
+    comparison = Comparison.from_json(data, source="comparison.md")
+    assert [d.metric for d in comparison.differences] == ["Dice", "IoU", "score"]
+    assert {d.verdict for d in comparison.differences} == {"A better"}
+
+
 def test_the_run_record_example_is_a_valid_record():
     from nnunet_ext.trainers.record import upgrade_run_record
 

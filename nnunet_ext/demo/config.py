@@ -28,6 +28,10 @@ class DemoConfig:
         training_env: Our trainer settings, as the environment variables a user would set
             (the seed's two variables are added, see :meth:`training_environment`).
         trainer: ``-tr`` name.
+        configuration_env: Per configuration, settings that replace ``training_env``'s.
+        num_holdout: Labeled hold-out cases (``imagesVal``/``labelsVal``) that no fold trains
+            on, predicted by the fold-averaged models: ``tune --holdout``'s second estimate.
+        anatomy: The synthetic anatomy (:func:`nnunet_ext.synthetic.make_raw_dataset`).
     """
 
     num_training: int = 10
@@ -45,16 +49,30 @@ class DemoConfig:
         }
     )
     trainer: str = "CustomEpochs"
+    configuration_env: Mapping[str, Mapping[str, str]] = field(
+        default_factory=lambda: {"2d": {"nnUNet_n_epochs": "30", "nnUNet_iters_per_epoch": "10"}}
+    )
+    num_holdout: int = 6
+    anatomy: str = "short_axis"
 
-    def training_environment(self) -> dict[str, str]:
-        """``training_env`` with ``nnUNet_seed`` and ``nnUNet_n_proc_DA=0`` (reproducible runs).
+    def training_environment(self, configuration: str | None = None) -> dict[str, str]:
+        """The settings of one configuration's training, seeded.
+
+        ``training_env``, then ``configuration_env``'s for ``configuration``, with
+        ``nnUNet_seed`` and ``nnUNet_n_proc_DA=0`` (reproducible runs).
 
         Examples:
-            >>> env = DemoConfig(seed=3).training_environment()
+            >>> env = DemoConfig(seed=3).training_environment("3d_fullres")
             >>> env["nnUNet_seed"], env["nnUNet_n_proc_DA"], env["nnUNet_n_epochs"]
             ('3', '0', '12')
         """
-        return {"nnUNet_seed": str(self.seed), "nnUNet_n_proc_DA": "0", **self.training_env}
+        own = self.configuration_env.get(configuration or "", {})
+        return {
+            "nnUNet_seed": str(self.seed),
+            "nnUNet_n_proc_DA": "0",
+            **self.training_env,
+            **own,
+        }
 
     @classmethod
     def quick(cls, seed: int = 0) -> DemoConfig:
@@ -62,6 +80,8 @@ class DemoConfig:
         return cls(
             num_training=6,
             num_test=2,
+            num_holdout=2,
+            configuration_env={},
             seed=seed,
             training_env={
                 "nnUNet_n_epochs": "3",

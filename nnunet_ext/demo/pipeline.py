@@ -26,7 +26,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from nnunet_ext.demo.comparison import compare_with_equal_weights
 from nnunet_ext.demo.config import CONFIGURATIONS, DATASET_ID, DATASET_NAME, FOLDS, DemoConfig
+from nnunet_ext.demo.record import write_record
 from nnunet_ext.demo.runner import _ours, _Runner, nnunet_command
 from nnunet_ext.demo.summary import DemoResult
 from nnunet_ext.evaluate import evaluate_folder
@@ -158,17 +160,21 @@ def run_demo(
         num_test=config.num_test,
         shape=config.shape,
         seed=config.seed,
+        num_holdout=config.num_holdout,
+        anatomy=config.anatomy,
     )
     demo.run.timings["dataset"] = time.perf_counter() - start
     demo.res.paths["raw dataset"] = demo.dataset
     _stage_plan(demo)
     cv_dirs = _stage_train(demo)
-    spec, pp_plan = _stage_tune(demo, cv_dirs)
+    holdout_dirs = _stage_predict_holdout(demo)
+    spec, pp_plan = _stage_tune(demo, cv_dirs, holdout_dirs)
     final = _stage_predict(demo, spec, pp_plan)
     _stage_evaluate(demo, final)
     _stage_submission(demo, final)
     demo.res.paths["logs"] = out / "logs"
     demo.res.timings = demo.run.timings
+    demo.res.paths["record"] = write_record(demo.res, config, out)
     return demo.res
 
 
@@ -224,7 +230,7 @@ def _stage_train(demo: _Demo) -> list[Path]:
                     *(str(DATASET_ID), configuration, str(fold), "-tr", config.trainer),
                     *("-device", "cpu", "--npz"),
                 ],
-                **config.training_environment(),
+                **config.training_environment(configuration),
             )
             curves = out / "training_curves"
             curves.mkdir(exist_ok=True)
@@ -245,12 +251,47 @@ def _stage_train(demo: _Demo) -> list[Path]:
     return cv_dirs
 
 
-def _stage_tune(demo: _Demo, cv_dirs: Sequence[Path]) -> tuple[Path, Path]:
+def _stage_predict_holdout(demo: _Demo) -> list[Path]:
+    """Predict the labeled hold-out cases with each model's fold average, with probabilities.
+
+    No fold trained on them, and they are predicted as the test cases will be: the second
+    estimate of ``tune --holdout`` (:mod:`nnunet_ext.tune.deployed`).
+    """
+    folders: list[Path] = []
+    if not demo.config.num_holdout:
+        return folders
+    for configuration in CONFIGURATIONS:
+        target = demo.out / "holdout" / configuration
+        demo.run(
+            f"predict/holdout/{configuration}",
+            _predict_command(demo, demo.dataset / "imagesVal", target, configuration),
+        )
+        folders.append(target)
+    return folders
+
+
+def _predict_command(demo: _Demo, images: Path, target: Path, configuration: str) -> list[str]:
+    """``nnUNetv2_predict`` of one configuration, all folds, with probabilities, on the CPU."""
+    return [
+        nnunet_command("nnUNetv2_predict"),
+        *("-i", str(images), "-o", str(target), "-d", str(DATASET_ID)),
+        *("-c", configuration, "-f", *map(str, FOLDS), "-tr", demo.config.trainer),
+        *("--save_probabilities", "-device", "cpu", "-npp", "1", "-nps", "1"),
+    ]
+
+
+def _stage_tune(
+    demo: _Demo, cv_dirs: Sequence[Path], holdout_dirs: Sequence[Path]
+) -> tuple[Path, Path]:
     """Tune the ensemble on the cross-validation, fuse it, determine postprocessing on it."""
     out, run = demo.out, demo.run
     tuning = out / "tuning"
     tuning.mkdir()
     spec = tuning / "ensemble_spec.json"
+    holdout: list[str] = []
+    if holdout_dirs:
+        holdout = ["--holdout", *map(str, holdout_dirs), "--holdout-reference"]
+        holdout.append(str(demo.dataset / "labelsVal"))
     run(
         "tune",
         _ours(
@@ -258,8 +299,10 @@ def _stage_tune(demo: _Demo, cv_dirs: Sequence[Path]) -> tuple[Path, Path]:
             *("--splits", str(demo.references.parent / "splits_final.json")),
             *("--json", str(tuning / "tuning_report.json")),
             *("--figure", str(tuning / "tuning_gains.png")),
+            *holdout,
         ),
     )
+    demo.res.estimates = _estimates(tuning / "tuning_report.json")
     fused_cv = out / "cross_validation" / "ensemble_tuned"
     run(
         "ensemble/cross_validation",
@@ -278,6 +321,24 @@ def _stage_tune(demo: _Demo, cv_dirs: Sequence[Path]) -> tuple[Path, Path]:
     return spec, pp_plan
 
 
+def _estimates(report_path: Path) -> dict[str, dict[str, float]]:
+    """The tuner's CV estimate and the hold-out estimate per label name, from tune's report."""
+    report = json.loads(report_path.read_text())
+    section = report.get("holdout")
+    if section is None:
+        return {}
+    rows = {"CV gain over equal": "cv_gain", "hold-out gain over equal": "holdout_gain"}
+    rows["hold-out minus best member"] = "holdout_vs_best_member"
+    nan = float("nan")
+    return {
+        row: {
+            item["name"]: nan if item[key] is None else float(item[key])
+            for item in section["labels"]
+        }
+        for row, key in rows.items()
+    }
+
+
 def _stage_predict(demo: _Demo, spec: Path, pp_plan: Path) -> Path:
     """Predict the test images per model and as ensembles (both routes), then postprocess."""
     run, images = demo.run, demo.dataset / "imagesTs"
@@ -285,15 +346,7 @@ def _stage_predict(demo: _Demo, spec: Path, pp_plan: Path) -> Path:
     members = []
     for configuration in CONFIGURATIONS:
         target = predictions / configuration
-        run(
-            f"predict/{configuration}",
-            [
-                nnunet_command("nnUNetv2_predict"),
-                *("-i", str(images), "-o", str(target), "-d", str(DATASET_ID)),
-                *("-c", configuration, "-f", *map(str, FOLDS), "-tr", demo.config.trainer),
-                *("--save_probabilities", "-device", "cpu", "-npp", "1", "-nps", "1"),
-            ],
-        )
+        run(f"predict/{configuration}", _predict_command(demo, images, target, configuration))
         members.append(str(target))
     run(
         "ensemble/equal",
@@ -348,6 +401,11 @@ def _stage_evaluate(demo: _Demo, final: Path) -> None:
         demo.res.dice[method], demo.res.hd95[method] = _mean_dice(
             folder, demo.dataset / "labelsTs", evaluation / f"{folder.name}.json"
         )
+    demo.res.comparison = compare_with_equal_weights(
+        evaluation / "ensemble_equal.json",
+        evaluation / f"{final.name}.json",
+        output_json=evaluation / "comparison.json",
+    )
     demo.run.timings["evaluate"] = time.perf_counter() - start
     demo.res.paths["evaluation"] = evaluation
 

@@ -29,6 +29,12 @@ class DemoResult:
         routes: Seconds and intermediate ``.npz``/``.pkl`` bytes of the tuned test-set ensemble
             by ``nnunet-ext predict --spec`` and by the npz route (nnUNetv2_predict
             --save_probabilities per model + ensemble), and whether their labels are identical.
+        estimates: Per row (``"CV gain over equal"``: the tuner's k-fold estimate on the CV
+            cases; ``"hold-out gain over equal"`` and ``"hold-out minus best member"``: the
+            tuned spec on labeled cases no fold trained on, predicted by the fold-averaged
+            members), per label name.
+        comparison: The verdict of the tuned, postprocessed ensemble against equal weights
+            (:func:`~nnunet_ext.demo.comparison.compare_with_equal_weights`); empty if not run.
     """
 
     output_dir: Path
@@ -38,6 +44,8 @@ class DemoResult:
     hd95: dict[str, dict[str, float]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     routes: dict[str, dict[str, float]] = field(default_factory=dict)
+    estimates: dict[str, dict[str, float]] = field(default_factory=dict)
+    comparison: str = ""
 
 
 def best_single_model(dice: Mapping[str, Mapping[str, float]]) -> str | None:
@@ -80,6 +88,26 @@ def _training_lines(result: DemoResult) -> list[str]:
     return lines
 
 
+def _estimate_lines(result: DemoResult, names: list[str], width: int) -> list[str]:
+    """The tuner's CV estimate beside the hold-out estimate, per label (when there is one)."""
+    if not result.estimates:
+        return []
+    lines = [
+        "",
+        "Two estimates of the tuned ensemble before the test cases (tune --holdout): CV cases "
+        "predicted by one fold model each, hold-out cases by the fold-averaged models",
+    ]
+    shown = [n for n in names if n != "foreground mean"]
+    lines.append(" " * width + "".join(f"{n:>16}" for n in shown))
+    for row, values in result.estimates.items():
+        cells = "".join(
+            f"{'NaN' if math.isnan(values.get(n, math.nan)) else f'{values[n]:+.4f}':>16}"
+            for n in shown
+        )
+        lines.append(f"{row:<{width}}{cells}")
+    return lines
+
+
 def format_summary(result: DemoResult) -> str:
     """Render the per-label Dice table, the training outcomes and where everything is."""
     lines = _training_lines(result)
@@ -117,8 +145,11 @@ def format_summary(result: DemoResult) -> str:
         for method, row in result.hd95.items():
             cells = "".join(f"{'NaN' if math.isnan(v) else f'{v:.2f}':>16}" for v in row.values())
             lines.append(f"{method:<{width}}{cells}")
+    if result.comparison:
+        lines += ["", result.comparison]
     lines += ["", "Where everything is"]
     lines += [f"  {name:<22} {path}" for name, path in result.paths.items()]
+    lines += _estimate_lines(result, names, width)
     total = sum(result.timings.values())
     lines += [
         "",

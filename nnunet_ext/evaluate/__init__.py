@@ -2,7 +2,8 @@
 
 Dice, IoU and TP/FP/FN always; on request HD, HD95, ASSD, NSD and volume difference
 (:mod:`nnunet_ext.evaluate.surface`), with empty-case conventions as data
-(:mod:`nnunet_ext.evaluate.conventions`) and score files (:mod:`nnunet_ext.evaluate.score`).
+(:mod:`nnunet_ext.evaluate.conventions`) and score files (:mod:`nnunet_ext.evaluate.score`);
+:func:`load_evaluation` reads back the JSON that :func:`write_evaluation` writes.
 
 Conventions are explicit: by default they equal nnU-Net's ``compute_metrics_on_folder`` (Dice
 NaN when reference and prediction are both empty, left out of the means); ``empty="one"`` and
@@ -16,6 +17,7 @@ from nnunet_ext.evaluate.metrics import (
     dice_from_counts,
     iou_from_counts,
 )
+from nnunet_ext.evaluate.reader import load_evaluation
 from nnunet_ext.evaluate.report import format_table, write_evaluation
 from nnunet_ext.evaluate.results import Evaluation
 from nnunet_ext.evaluate.summary import EMPTY_POLICIES
@@ -30,6 +32,7 @@ __all__ = [
     "evaluate_folder",
     "format_table",
     "iou_from_counts",
+    "load_evaluation",
     "surface_distances",
     "write_evaluation",
 ]

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from nnunet_ext.evaluate.measures import COLUMNS, DEFAULT_METRICS, column_keys
-from nnunet_ext.evaluate.metrics import COUNT_FIELDS, LabelOrRegion, label_key
+from nnunet_ext.evaluate.metrics import COUNT_FIELDS, N_REF, LabelOrRegion, label_key
 
 __all__ = ["CaseResult", "Evaluation", "LabelSummary"]
 
@@ -130,6 +130,36 @@ class Evaluation:
         return (
             self.metrics == DEFAULT_METRICS and self.convention == "nan" and self.score_spec is None
         )
+
+    def case_values(self, key: str) -> NDArray[np.float64]:
+        """Per-case values of a column as they enter each label's mean (NaN: left out).
+
+        Under ``empty="skip"`` (with the default convention) a case whose reference lacks the
+        label keeps its per-case Dice and IoU in :attr:`cases` but is left out of the label's
+        mean, so it is NaN here; otherwise these are the per-case values.
+
+        Args:
+            key: ``"dice"``, ``"iou"`` or a key of :attr:`value_keys` (``"hd95"``...).
+
+        Returns:
+            ``(cases, labels)`` float64 values: ``nan_mean`` of a column is the label's mean.
+        """
+        if key not in ("dice", "iou", *self.value_keys):
+            raise ValueError(
+                f"key must be dice, iou or one of {', '.join(self.value_keys) or 'nothing else'} "
+                f"(the metrics evaluated); got {key!r}."
+            )
+        rows = [
+            getattr(case, key) if key in ("dice", "iou") else case.values[key]
+            for case in self.cases
+        ]
+        values = np.array(rows, dtype=np.float64).reshape(len(self.cases), len(self.labels))
+        if key in ("dice", "iou") and self.empty == "skip" and self.convention == "nan":
+            no_reference = np.array(
+                [case.counts[:, N_REF] == 0 for case in self.cases], dtype=bool
+            ).reshape(values.shape)
+            values[no_reference] = np.nan
+        return values
 
     def to_json(self) -> dict[str, Any]:
         """Return the summary as a JSON-ready dict (NaN stays float; use ``io.write_json``)."""

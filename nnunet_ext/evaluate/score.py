@@ -243,6 +243,62 @@ class ScoreSpec:
             return math.nan
         return float((scores[defined] * weights[defined]).sum() / weights[defined].sum())
 
+    def term_values(self, values: Mapping[str, NDArray[np.float64]]) -> NDArray[np.float64]:
+        """Per case, label and term, the transformed value (step 1; NaN stays NaN).
+
+        Args:
+            values: Metric name to ``(cases, labels)`` values.
+
+        Returns:
+            ``(cases, labels, terms)`` values, whose means over cases (NaN left out) are the
+            term means of :meth:`label_scores`.
+
+        Examples:
+            >>> spec = ScoreSpec.from_dict({"schema_version": 1, "terms": [
+            ...     {"metric": "dice", "weight": 0.5},
+            ...     {"metric": "hd95", "weight": 0.5, "cap_mm": 20}]})
+            >>> spec.term_values({"dice": np.array([[0.8]]), "hd95": np.array([[5.0]])}).tolist()
+            [[[0.8, 0.75]]]
+        """
+        return np.stack(
+            [t.transform(np.asarray(values[t.metric], dtype=np.float64)) for t in self.terms],
+            axis=-1,
+        )
+
+    def scores_from_means(
+        self, term_means: NDArray[np.float64], label_keys: Sequence[str]
+    ) -> NDArray[np.float64]:
+        """Scores from per-label term means (steps 3 and 4), over any leading axes.
+
+        ``spec.scores_from_means(means, keys)`` equals ``spec.combine(spec.label_scores(v),
+        keys)`` where ``means`` are the term means of ``v``; the leading axes let one call
+        score every bootstrap resample (``nnunet-ext compare``).
+
+        Args:
+            term_means: ``(..., labels, terms)`` means (NaN: no defined case).
+            label_keys: The labels' keys, for ``label_weights``.
+
+        Returns:
+            ``(...)`` scores; NaN where no label score is defined.
+
+        Examples:
+            >>> spec = ScoreSpec.from_dict({"schema_version": 1, "label_weights": {"2": 3},
+            ...     "terms": [{"metric": "dice", "weight": 1}]})
+            >>> spec.scores_from_means(np.array([[[0.2], [0.6]], [[np.nan], [0.6]]]), ["1", "2"])
+            array([0.5, 0.6])
+        """
+        means = np.asarray(term_means, dtype=np.float64)
+        label_scores = (means * np.array([t.weight for t in self.terms])).sum(axis=-1)
+        weights = np.array([self.label_weights.get(k, 1.0) for k in label_keys])
+        defined = ~np.isnan(label_scores) & (weights > 0)
+        total = np.where(defined, label_scores * weights, 0.0).sum(axis=-1)
+        weight_sum = np.where(defined, weights, 0.0).sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scores: NDArray[np.float64] = np.where(
+                weight_sum > 0, total / np.maximum(weight_sum, 1e-300), np.nan
+            )
+        return scores
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (as read), for reports."""
         terms = []

@@ -22,6 +22,7 @@ __all__ = [
     "expect_int",
     "expect_mapping",
     "expect_number",
+    "expect_number_or_null",
     "expect_str",
     "invalid_key",
     "key_path",
@@ -186,4 +187,24 @@ def expect_number(
         raise InputError(source, "a finite number", describe(value), key=where)
     if minimum is not None and value < minimum:
         raise InputError(source, f"a number >= {minimum:g}", describe(value), key=where)
+    return float(value)
+
+
+def expect_number_or_null(
+    value: Any, *, source: str | os.PathLike[str], where: str, fix: str | None = None
+) -> float:
+    """Return a finite number as a float and ``null`` as NaN (how strict JSON writes NaN).
+
+    Examples:
+        >>> expect_number_or_null(None, source="e.json", where="mean.Dice")
+        nan
+        >>> expect_number_or_null("x", source="e.json", where="mean.Dice")
+        Traceback (most recent call last):
+        ...
+        nnunet_ext.io.errors.InputError: e.json: mean.Dice must be a number or null; got ...
+    """
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(source, "a number or null", describe(value), key=where, fix=fix)
     return float(value)

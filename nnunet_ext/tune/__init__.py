@@ -12,15 +12,18 @@ weight search (:mod:`nnunet_ext.tune.search`), the held-out re-runs
 (:mod:`nnunet_ext.tune.holdout`), the held-out statistics they share
 (:mod:`nnunet_ext.tune.judge`), the held-out gate of the weights (:mod:`nnunet_ext.tune.gate`),
 and the per-label rules (:mod:`nnunet_ext.tune.rules`) with their candidates
-(:mod:`nnunet_ext.tune.candidates`).
+(:mod:`nnunet_ext.tune.candidates`). :class:`Procedure` names the procedure's optional parts
+(for the ablation of ``benchmarks/bench_tune_draws.py``).
 """
 
 from nnunet_ext.tune.api import TuneResult, tune_weights
 from nnunet_ext.tune.postprocessing import determine_postprocessing
+from nnunet_ext.tune.procedure import Procedure
 from nnunet_ext.tune.reading import load_cv_data
 from nnunet_ext.tune.report import format_table, report_dict, write_outputs
 
 __all__ = [
+    "Procedure",
     "TuneResult",
     "determine_postprocessing",
     "format_table",

@@ -25,6 +25,7 @@ from nnunet_ext.io.splits import load_splits
 from nnunet_ext.tune.compact import CompactCVData
 from nnunet_ext.tune.gate import WeightDecision, gate_weights
 from nnunet_ext.tune.holdout import HoldoutRuns, holdout_runs
+from nnunet_ext.tune.procedure import Procedure
 from nnunet_ext.tune.reading import load_cv_data
 from nnunet_ext.tune.rules import LabelDecision, RuleChoice, choose_rules
 from nnunet_ext.tune.scoring import mean_over_cases
@@ -177,6 +178,7 @@ def tune_weights(
     dataset_json: str | os.PathLike[str] | None = None,
     rules: bool = True,
     splits: str | os.PathLike[str] | None = None,
+    procedure: Procedure | None = None,
 ) -> TuneResult:
     """Tune per-label weights and rules of several models on their CV probabilities.
 
@@ -202,6 +204,8 @@ def tune_weights(
         splits: nnU-Net's ``splits_final.json`` the models were trained with: the test of
             whether a model is blind to a label then also looks at each training fold's CV
             cases (:func:`~nnunet_ext.tune.judge.sole_reliable_member`).
+        procedure: The optional parts of the procedure (default: all of them; the ablation
+            of ``benchmarks/bench_tune_draws.py`` leaves them out one at a time).
 
     Returns:
         The chosen weights with the per-label report.
@@ -224,12 +228,24 @@ def tune_weights(
         warnings.append("only one case: no held-out gain estimate")
     # rules need the held-out folds; without them no label is left to the rules
     with_rules = rules and folds >= 2
+    procedure = procedure or Procedure()
+    # the training folds serve two parts, each of which can be left out
+    no_folds = dataclasses.replace(data, training_folds=None)
+    blind_data = data if procedure.fold_blindness else no_folds
     runs = holdout_runs(
-        data, label_ids, steps=steps, max_rounds=max_rounds, num_folds=folds, rules=with_rules
+        blind_data,
+        label_ids,
+        steps=steps,
+        max_rounds=max_rounds,
+        num_folds=folds,
+        rules=with_rules and procedure.left_to_rules,
     )
-    gated = _gated_weights(data, label_ids, runs, warnings)
+    gate_data = data if procedure.gate_uncounted else no_folds
+    gated = _gated_weights(gate_data, label_ids, runs, warnings, gate=procedure.weight_gate)
     search_s = time.perf_counter() - start - read_s
-    decisions, final_dice, chosen_rules, cv_gain = _rules(data, label_ids, runs, gated, rules)
+    decisions, final_dice, chosen_rules, cv_gain = _rules(
+        blind_data, label_ids, runs, gated, rules, procedure
+    )
     rules_s = time.perf_counter() - start - read_s - search_s
     baselines, names = _named_baselines(runs.result, input_dirs)
     warnings += _label_warnings(runs.result, final_dice, cv_gain, label_names, names)
@@ -280,22 +296,34 @@ class _Gated:
 
 
 def _gated_weights(
-    data: CompactCVData, label_ids: list[int], runs: HoldoutRuns, warnings: list[str]
+    data: CompactCVData,
+    label_ids: list[int],
+    runs: HoldoutRuns,
+    warnings: list[str],
+    *,
+    gate: bool = True,
 ) -> _Gated:
     result = runs.result
+    if runs.folds and not gate:  # the ablation's "searched weights as they are"
+        return _Gated(result.weights, runs.fold_weights, result.dice, [], runs.gain)
     if not runs.folds:
         warnings.append(
             "no held-out folds: the searched weights are not gated (every label keeps its tuned "
             "weights without a held-out check)"
         )
         return _Gated(result.weights, runs.fold_weights, result.dice, [], runs.gain)
-    gate = gate_weights(data, label_ids, runs)
-    cv_gain = mean_over_cases(gate.held_out) - result.baselines["equal"]
-    return _Gated(gate.weights, gate.fold_weights, gate.in_sample, gate.decisions, cv_gain)
+    gated = gate_weights(data, label_ids, runs)
+    cv_gain = mean_over_cases(gated.held_out) - result.baselines["equal"]
+    return _Gated(gated.weights, gated.fold_weights, gated.in_sample, gated.decisions, cv_gain)
 
 
 def _rules(
-    data: CompactCVData, label_ids: list[int], runs: HoldoutRuns, gated: _Gated, rules: bool
+    data: CompactCVData,
+    label_ids: list[int],
+    runs: HoldoutRuns,
+    gated: _Gated,
+    rules: bool,
+    procedure: Procedure,
 ) -> tuple[
     list[LabelDecision],
     NDArray[np.float64],
@@ -313,6 +341,7 @@ def _rules(
         folds=runs.folds,
         fold_weights=gated.fold_weights,
         member_per_case=[runs.baseline_per_case[f"model {m}"] for m in range(data.num_models)],
+        procedure=procedure,
     )
     cv_gain = gated.cv_gain
     if choice.held_out is not None:

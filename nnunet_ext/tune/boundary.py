@@ -184,8 +184,10 @@ def format_boundary(report: dict[str, Any]) -> str:
     return "\n".join([title, *lines, "", note])
 
 
-def add_to_report(report_path: str | Path, report: dict[str, Any]) -> None:
-    """Add ``report`` as ``boundary_metrics`` to tune's JSON report (rewritten atomically)."""
+def add_to_report(
+    report_path: str | Path, report: dict[str, Any], *, key: str = "boundary_metrics"
+) -> None:
+    """Add ``report`` as ``key`` to tune's JSON report (rewritten atomically)."""
     data = load_json(report_path)
-    data["boundary_metrics"] = report
+    data[key] = report
     write_json(report_path, data)

@@ -9,6 +9,7 @@ from nnunet_ext import _cli
 from nnunet_ext.io.outputs import Output
 from nnunet_ext.tune.api import tune_weights
 from nnunet_ext.tune.boundary import add_to_report, boundary_metrics, format_boundary
+from nnunet_ext.tune.deployed import deployed_estimate, estimate_dict, format_estimates
 from nnunet_ext.tune.postprocessing import determine_postprocessing, postprocessing_paths
 from nnunet_ext.tune.report import format_table, write_outputs
 
@@ -39,11 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _cli.add_json(parser, "JSON report path (default: <spec stem>_report.json)")
     _cli.add_deprecated_option(parser, "--report", "json", "--json")
-    parser.add_argument(
-        "--figure",
-        metavar="PATH",
-        help="PNG of per-label gains (default: <spec stem>_gains.png)",
-    )
+    _cli.add_figure(parser, "PNG of per-label gains (default: <spec stem>_gains.png)")
     _cli.add_dataset_json(parser, "dataset.json (default: found next to the folders)")
     parser.add_argument(
         "--splits",
@@ -74,6 +71,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="weights only: no per-label rules (from a model, decision scales)",
     )
+    parser.add_argument(
+        "--holdout",
+        nargs="+",
+        metavar="DIR",
+        help="a second estimate: one probability folder per model (same order as -i) of "
+        "labeled cases that no fold trained on, predicted by the deployed models (all folds, "
+        "e.g. nnunet-ext predict --save-probabilities); the tuned spec is scored on them "
+        "beside the CV estimate (it does not choose on them); needs --holdout-reference",
+    )
+    parser.add_argument(
+        "--holdout-reference",
+        metavar="DIR",
+        help="reference label files of the --holdout cases",
+    )
     _cli.add_num_workers(
         parser, "processes decompressing cases (and fusing, reading for --postprocess)"
     )
@@ -102,8 +113,21 @@ def run(args: argparse.Namespace) -> int:
             Output(fused_dir, "--postprocess folder", folder=True, cases=True, exists_ok=False)
         )
         outputs.append(Output(plan_path, "--postprocess plan", (".json",)))
+    if (args.holdout is None) != (args.holdout_reference is None):
+        raise ValueError(
+            "--holdout and --holdout-reference must be given together (the hold-out cases' "
+            "probability folders and their references)."
+        )
+    if args.holdout is not None and len(args.holdout) != len(args.input):
+        raise ValueError(
+            f"--holdout must list one folder per -i model ({len(args.input)}), in the same "
+            f"order; got {len(args.holdout)}."
+        )
+    holdout = [*(args.holdout or []), args.holdout_reference]
     with _cli.guard_command_outputs(
-        args, outputs, inputs=[*args.input, args.reference, args.dataset_json, args.splits]
+        args,
+        outputs,
+        inputs=[*args.input, args.reference, args.dataset_json, args.splits, *holdout],
     ):
         return _tune(args, out, report, figure)
 
@@ -125,6 +149,17 @@ def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: P
     )
     add_to_report(report, boundary)
     print("\n" + format_boundary(boundary))
+    if args.holdout is not None:
+        estimate = deployed_estimate(
+            result,
+            args.holdout,
+            args.holdout_reference,
+            num_workers=args.num_workers,
+            dataset_json=args.dataset_json,
+        )
+        section = estimate_dict(result, estimate)
+        add_to_report(report, section, key="holdout")
+        print("\n" + format_estimates(section))
     if args.postprocess:
         fused, plan_file, plan = determine_postprocessing(
             result, spec, num_workers=args.num_workers
@@ -142,5 +177,11 @@ def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: P
 
 
 #: ``nnunet-ext tune`` and ``python -m nnunet_ext.tune``.
-COMMAND = _cli.Command("nnunet-ext tune", DESCRIPTION, add_arguments, run)
+COMMAND = _cli.Command(
+    "nnunet-ext tune",
+    DESCRIPTION,
+    add_arguments,
+    run,
+    parameter_flags={"holdout_dirs": "--holdout", "holdout_reference": "--holdout-reference"},
+)
 main = COMMAND.main

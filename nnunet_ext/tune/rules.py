@@ -70,6 +70,7 @@ from nnunet_ext.tune.judge import (
     judge_label_step,
     sole_reliable_member,
 )
+from nnunet_ext.tune.procedure import Procedure
 from nnunet_ext.tune.scoring import mean_over_cases
 
 __all__ = ["LabelDecision", "RuleChoice", "choose_rules"]
@@ -152,6 +153,7 @@ def choose_rules(
     folds: Sequence[Sequence[int]] = (),
     fold_weights: Sequence[NDArray[np.float64]] = (),
     member_per_case: Sequence[NDArray[np.float64]] = (),
+    procedure: Procedure | None = None,
 ) -> RuleChoice:
     """Choose one rule per label on top of ``weights`` (see the module docstring).
 
@@ -167,6 +169,8 @@ def choose_rules(
             only one member predicts (:func:`~nnunet_ext.tune.judge.sole_reliable_member`) starts
             from ``from`` that member instead of ``weighted`` (none given: every label starts
             ``weighted``).
+        procedure: Which of the blind-member parts run (default: all;
+            :class:`~nnunet_ext.tune.procedure.Procedure`).
 
     Returns:
         The rules, every candidate's in-sample and held-out Dice, and the decisions.
@@ -174,6 +178,7 @@ def choose_rules(
     label_list = [int(v) for v in label_ids]
     state = _ChoiceState(data, label_list, weights, equal_per_case, folds, fold_weights)
     state.members = list(member_per_case)
+    state.procedure = procedure or Procedure()
     decisions = [state.decide(label) for label in decision_order(data, label_list)]
     return state.outcome(decisions)
 
@@ -202,6 +207,7 @@ class _ChoiceState:
         self.rules = LabelRules()
         self.fold_rules = [LabelRules() for _ in folds]
         self.members: list[NDArray[np.float64]] = []
+        self.procedure = Procedure()
         self.weights = weights
         self.training_folds = data.training_folds
 
@@ -291,7 +297,7 @@ class _ChoiceState:
         j = self.label_list.index(label)
         base = (
             sole_reliable_member(self.members, j, training_folds=self.training_folds)
-            if self.helds
+            if self.helds and self.procedure.blind_default
             else None
         )
         # the kind is decided once on all cases (as in the chain); its parameter, the member,
@@ -302,7 +308,8 @@ class _ChoiceState:
         held_base = self._pooled([per_case[pick or 0] for per_case, pick in pairs])
         held_weighted = held_kind["weighted"]
         rejected = (
-            base is not None
+            self.procedure.default_veto
+            and base is not None
             and held_weighted is not None
             and judge_label_step(j, held_base - held_weighted)["other_drop"] > 0
         )
@@ -317,7 +324,9 @@ class _ChoiceState:
             return chosen, steps, self._fold_picks(current, fold_per_case)
         held_kind["from"], chosen_index["from"] = held_base, 1 + base
         column = self.weights[:, label]
-        favoured = bool(np.all(np.delete(column, base) < column[base]))
+        favoured = not self.procedure.favoured_only or bool(
+            np.all(np.delete(column, base) < column[base])
+        )
         current, steps = _chain_from_baseline(j, chosen_index, held_kind, favoured)
         chosen = self.candidates[chosen_index[current] or 0]
         fold_picks = base_picks if current == "from" else self._fold_picks(current, fold_per_case)

@@ -80,6 +80,7 @@ def test_tuned_spec_and_postprocessing_plan_are_json(demo):
 def test_evaluations_are_strict_json_for_every_method(demo):
     out, _ = demo
     evaluations = sorted((out / "evaluation").glob("*.json"))
+    evaluations.remove(out / "evaluation" / "comparison.json")  # compare's, tested below
     assert len(evaluations) == len(METHODS)
 
     def reject(constant):
@@ -178,3 +179,35 @@ def test_a_seed_outside_the_32_bit_range_is_refused_before_anything_runs(tmp_pat
     assert result.returncode == 2
     assert f"argument --seed: must be an integer in [0, 4294967295]; got '{seed}'" in result.stderr
     assert not out.exists()
+
+
+def test_the_record_and_the_two_estimates(demo):
+    """The demo writes its record (strict, read back by the many-draws benchmark) and prints the
+    tuner's CV estimate beside the hold-out estimate of the fold-averaged models."""
+    from nnunet_ext.demo.record import read_record
+
+    out, stdout = demo
+    record = read_record(out / "demo_summary.json")
+    assert record["seed"] == 0
+    assert set(METHODS) <= set(record["dice"])
+    assert set(record["estimates"]) == {
+        "CV gain over equal",
+        "hold-out gain over equal",
+        "hold-out minus best member",
+    }
+    for row in record["estimates"].values():
+        assert set(row) == {"myocardium", "LV", "RV"}
+    assert "Two estimates of the tuned ensemble before the test cases" in stdout
+    report = json.loads((out / "tuning" / "tuning_report.json").read_text())
+    assert report["holdout"]["num_cases"] == 2
+    holdout = out / "nnUNet_raw" / "Dataset501_SyntheticHeart" / "labelsVal"
+    assert sorted(p.name for p in holdout.iterdir()) == ["heart_008.nii.gz", "heart_009.nii.gz"]
+
+
+def test_the_demo_compares_the_tuned_ensemble_with_equal_weights(demo):
+    from nnunet_ext.compare import load_comparison
+
+    out, stdout = demo
+    assert "tuned + postprocessing against equal weights on the 2 test cases" in stdout
+    comparison = load_comparison(out / "evaluation" / "comparison.json")
+    assert len(comparison.cases) == 2

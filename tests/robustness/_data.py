@@ -7,7 +7,8 @@
   writes them;
 * ``ref/``: reference label files; ``images/``: test images ``CASE_0000.nii.gz``;
 * ``spec.json`` (ensemble spec, paths relative to it), ``plan.json`` (postprocessing plan),
-  ``sub.zip`` (a valid submission of ``m1``);
+  ``sub.zip`` (a valid submission of ``m1``), ``eval_m1.json`` and ``eval_m2.json`` (``evaluate
+  --json`` of each, Dice and HD95);
 * ``fold/``: an nnU-Net training log; ``raw/``: an nnU-Net raw dataset for ``doctor``.
 
 :class:`Command` says how to run each command on that folder; :func:`run_command` runs it
@@ -147,7 +148,20 @@ def build_inputs(root: Path) -> Path:
             ]
         )
         assert code == 0, "submission build failed on valid inputs"
-    for extra in ("sub.manifest.json", "sub.report.txt"):
+        for name in ("m1", "m2"):  # the evaluations that compare reads
+            code = main(
+                [
+                    *("evaluate", "-i", str(root / name), "-r", str(root / "ref")),
+                    *("--metrics", "dice", "hd95", "--json", str(root / f"eval_{name}.json")),
+                ]
+            )
+            assert code == 0, "evaluate failed on valid inputs"
+    for extra in (
+        "sub.manifest.json",
+        "sub.report.txt",
+        "eval_m1_per_case.csv",
+        "eval_m2_per_case.csv",
+    ):
         (root / extra).unlink()
     _write_log(root / "fold")
     (root / "preprocessed").mkdir()
@@ -262,6 +276,15 @@ COMMANDS: dict[str, Command] = {
                 _p(r / "splits_final.json"),
             ],
             files=("spec.json", "spec_report.json", "spec_gains.png"),
+        ),
+        Command(
+            "compare",
+            lambda r, o: [
+                *("compare", "-i", _p(r / "eval_m1.json"), _p(r / "eval_m2.json")),
+                *("--samples", "200", "--json", _p(o / "compare.json")),
+                *("--figure", _p(o / "compare.png")),
+            ],
+            files=("compare.json", "compare.png"),
         ),
         Command(
             "build",

@@ -108,6 +108,64 @@ def _drop(key: str) -> Callable[[object], object]:
     return change
 
 
+def _case_metric(name: str, value: object) -> Callable[[object], object]:
+    """Set ``name`` of label 1 in the first case of an evaluation JSON."""
+
+    def change(data: object) -> object:
+        assert isinstance(data, dict)
+        data["metric_per_case"][0]["metrics"]["1"][name] = value
+        return data
+
+    return change
+
+
+def _without_label(key: str) -> Callable[[object], object]:
+    """A valid evaluation of one label fewer."""
+
+    def change(data: object) -> object:
+        assert isinstance(data, dict)
+        data["mean"].pop(key)
+        for case in data["metric_per_case"]:
+            case["metrics"].pop(key)
+        return data
+
+    return change
+
+
+def _without_hd95(data: object) -> object:
+    """A valid evaluation of Dice and IoU only (no HD95)."""
+    assert isinstance(data, dict)
+    data["metrics"] = ["dice"]
+    data["foreground_mean"].pop("HD95")
+    for entry in data["mean"].values():
+        entry.pop("HD95")
+        entry["num_undefined"].pop("HD95")
+    for case in data["metric_per_case"]:
+        for entry in case["metrics"].values():
+            entry.pop("HD95")
+    return data
+
+
+def _convention(key: str, value: object) -> Callable[[object], object]:
+    def change(data: object) -> object:
+        assert isinstance(data, dict)
+        data["conventions"][key] = value
+        return data
+
+    return change
+
+
+def _without_case(case: str) -> Callable[[object], object]:
+    """A valid evaluation without ``case``."""
+
+    def change(data: object) -> object:
+        assert isinstance(data, dict)
+        data["metric_per_case"] = [c for c in data["metric_per_case"] if c["case"] != case]
+        return data
+
+    return change
+
+
 def npz(array: np.ndarray, key: str = "probabilities") -> Mutation:
     def apply(path: Path) -> None:
         buffer = io.BytesIO()
@@ -380,6 +438,23 @@ FAULTS: list[Fault] = [
             ("no-schema-version", edit_json(_drop("schema_version"))),
         ]
     ],
+    # evaluations (compare): damaged files, and valid ones evaluated otherwise than eval_m1.json
+    *[
+        Fault(f"evaluation-{mid}", ("compare",), "eval_m2.json", m)
+        for mid, m in [
+            ("truncated", truncate(0.5)),
+            ("junk", content(JUNK)),
+            ("empty", content(b"")),
+            ("a-list", content(b"[]")),
+            ("unknown-key", edit_json(_set("p_value", 0.01))),
+            ("no-schema-version", edit_json(_drop("schema_version"))),
+            ("dice-text", edit_json(_case_metric("Dice", "high"))),
+            ("other-labels", edit_json(_without_label("3"))),
+            ("other-metrics", edit_json(_without_hd95)),
+            ("other-conventions", edit_json(_convention("empty", "one"))),
+            ("missing-case", edit_json(_without_case("case_b"))),
+        ]
+    ],
     # submission zips
     *[
         Fault(f"zip-{mid}", ("check",), "sub.zip", m, names)
@@ -538,6 +613,8 @@ BAD_OPTIONS = [
     ("tune", ("--dataset-json", "{root}/ref/case_a.nii.gz"), ("case_a.nii.gz",)),
     ("evaluate", ("--dataset-json", "{root}/nothing.json"), ("nothing.json",)),
     ("evaluate", ("--file-ending", ".mha"), (".mha",)),
+    ("compare", ("--names", "A"), ("--names",)),
+    ("compare", ("--samples", "10"), ("--samples",)),
 ]
 
 

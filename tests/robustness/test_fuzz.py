@@ -35,6 +35,7 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "plan": ("plan.json", ("postprocess-plan",)),
     "zip": ("sub.zip", ("check",)),
     "log": ("fold/training_log_2026_11_9_10_00_00.txt", ("log",)),
+    "evaluation": ("eval_m2.json", ("compare",)),
 }
 SEEDS = range(6)
 

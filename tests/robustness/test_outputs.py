@@ -60,6 +60,8 @@ FILE_OUTPUTS = [
     ("log", "--json", "log.json"),
     ("log", "--plot", "plot.png"),
     ("doctor", "--json", "doctor.json"),
+    ("compare", "--json", "compare.json"),
+    ("compare", "--figure", "compare.png"),
 ]
 
 
@@ -123,6 +125,9 @@ INPUT_AS_OUTPUT = [
     ("log", ("--plot", "{root}/fold/training_log_2026_11_9_10_00_00.txt"), "--plot must be"),
     ("log", ("--json", "{root}/fold"), "is one of the inputs"),
     ("doctor", ("--json", "{root}/raw/Dataset501_SyntheticHeart/dataset.json"), "input folder"),
+    ("compare", ("--json", "{root}/eval_m1.json"), "is one of the inputs"),
+    ("compare", ("--figure", "{root}/eval_m2.json"), "is one of the inputs"),
+    ("compare", ("--figure", "{root}/notes.txt"), "--figure must be a .png file"),
 ]  # fmt: skip
 
 
