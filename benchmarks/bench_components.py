@@ -127,11 +127,19 @@ def check_demo(folder: Path, workers: int) -> None:
     """Acceptance 2 on one demo output folder."""
     pred = folder / "cross_validation" / "ensemble_tuned"
     ref = folder / "nnUNet_preprocessed" / "Dataset501_SyntheticHeart" / "gt_segmentations"
+    has_npz = any(pred.glob("*.npz"))
+    rules = RULES if has_npz else tuple(r for r in RULES if r != "min_probability")
     start = time.perf_counter()
     plan = determine_plan(
-        pred, ref, component_rules=RULES, probabilities_dir=pred, num_workers=workers
+        pred,
+        ref,
+        component_rules=rules,
+        probabilities_dir=pred if has_npz else None,
+        num_workers=workers,
     )
-    print(f"{folder}: determine {time.perf_counter() - start:.1f} s; kept:")
+    print(
+        f"{folder}: determine {time.perf_counter() - start:.1f} s; rules {' '.join(rules)}; kept:"
+    )
     for step in plan.steps:
         entry = next(
             c
@@ -145,7 +153,7 @@ def check_demo(folder: Path, workers: int) -> None:
     if not plan.steps:
         print("  no component rule")
     print(f"  other steps: keep_largest {plan.keep_largest}, fill_holes {plan.fill_holes}")
-    changes = held_out_dice_change(pred, ref, workers)
+    changes = held_out_dice_change(pred, ref, workers, rules)
     worst = min(changes.values())
     print(
         f"  5-fold held-out Dice change of the whole procedure per label: "
@@ -154,7 +162,9 @@ def check_demo(folder: Path, workers: int) -> None:
     )
 
 
-def held_out_dice_change(pred: Path, ref: Path, workers: int) -> dict[str, float]:
+def held_out_dice_change(
+    pred: Path, ref: Path, workers: int, rules: tuple[str, ...]
+) -> dict[str, float]:
     """Per label: mean Dice of each fold's cases under the plan determined on the other folds,
     minus their Dice without a plan."""
     files = sorted(pred.glob("*.nii.gz"))
@@ -172,18 +182,24 @@ def held_out_dice_change(pred: Path, ref: Path, workers: int) -> dict[str, float
                 if f != fold:
                     (train / file.name).symlink_to(file)
                     npz = pred / file.name.replace(".nii.gz", ".npz")
-                    (train / npz.name).symlink_to(npz)
+                    if npz.is_file():
+                        (train / npz.name).symlink_to(npz)
             plan = determine_plan(
-                train, ref, component_rules=RULES, probabilities_dir=train, num_workers=workers
+                train,
+                ref,
+                component_rules=rules,
+                probabilities_dir=train if "min_probability" in rules else None,
+                num_workers=workers,
             )
             for file, f in zip(files, folds, strict=True):
                 if f != fold:
                     continue
                 image = read_labels(file)
-                npz = np.load(pred / file.name.replace(".nii.gz", ".npz"))["probabilities"]
+                npz_file = pred / file.name.replace(".nii.gz", ".npz")
+                fused = np.load(npz_file)["probabilities"] if npz_file.is_file() else None
                 reference = read_labels(ref / file.name).array
                 spacing = tuple(reversed(image.spacing))
-                planned = apply_plan(image.array, plan, spacing=image.spacing, probabilities=npz)
+                planned = apply_plan(image.array, plan, spacing=image.spacing, probabilities=fused)
                 for out, array in ((before, image.array), (after, planned)):
                     out.append(objective.values([reference], [array], ids, [spacing])["dice"][0])
     diff = np.array(after) - np.array(before)
