@@ -3,6 +3,9 @@
 
 Creates (or reuses) a virtual environment in ``.venv`` with nnunet_ext installed in editable
 mode plus the test tools, then runs the demo (``nnunet-ext demo``) or the test suite (pytest).
+For the tests it also creates (or reuses) ``.venv-oracles``: the official scorers the parity
+tests compare against (``tests/evaluate/oracles/requirements.txt``), kept out of ``.venv``
+because one of them is AGPL-licensed and none is a dependency of nnunet_ext.
 Extra arguments are passed through. Only the Python standard library is needed to start.
 """
 
@@ -18,11 +21,46 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".nnunet_ext-install-stamp"
+ORACLE_VENV = ROOT / ".venv-oracles"
+ORACLE_REQUIREMENTS = ROOT / "tests" / "evaluate" / "oracles" / "requirements.txt"
+#: Environment variable naming the oracle interpreter for the tests.
+ORACLE_ENV = "NNUNET_EXT_ORACLE_PYTHON"
 
 
-def venv_python() -> Path:
-    """Path of the virtual environment's interpreter."""
-    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+def venv_python(venv_dir: Path = VENV) -> Path:
+    """Path of a virtual environment's interpreter (default ``.venv``)."""
+    return venv_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def ensure_oracle_venv() -> Path:
+    """Create ``.venv-oracles`` if needed and (re)install it when its requirements changed.
+
+    Keyed like ``.venv``: a stamp holds the hash of the pinned requirements file.
+    """
+    python = venv_python(ORACLE_VENV)
+    stamp = ORACLE_VENV / ".oracle-install-stamp"
+    wanted = hashlib.sha256(ORACLE_REQUIREMENTS.read_bytes()).hexdigest()
+    if python.exists() and stamp.exists() and stamp.read_text().strip() == wanted:
+        return python
+    print(
+        f"run.py: installing the test oracles into {ORACLE_VENV} (first run: a minute)", flush=True
+    )
+    venv.EnvBuilder(with_pip=True, clear=True).create(ORACLE_VENV)
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "-q",
+            "-r",
+            str(ORACLE_REQUIREMENTS),
+        ],
+        check=True,
+    )
+    stamp.write_text(wanted)
+    return python
 
 
 def ensure_venv() -> Path:
@@ -63,9 +101,11 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "demo":
         cmd = [str(python), "-m", "nnunet_ext", "demo", *rest]
+        env = None
     else:
         cmd = [str(python), "-m", "pytest", *rest]
-    return subprocess.run(cmd, cwd=ROOT, check=False).returncode
+        env = {**os.environ, ORACLE_ENV: str(ensure_oracle_venv())}
+    return subprocess.run(cmd, cwd=ROOT, check=False, env=env).returncode
 
 
 if __name__ == "__main__":

@@ -12,6 +12,13 @@ our Dice-only evaluation, ours with those metrics, and MONAI's functions
 (`compute_hausdorff_distance(percentile=95)`, `compute_average_surface_distance(symmetric=True)`,
 `compute_surface_dice`, on one-hot tensors of the same files read by the same reader) with the
 same worker processes, alternating, and checks that the numbers agree.
+
+With `--preset brats2026-glioma` (issue 26) it times `evaluate --preset` against the official
+BraTS 2026 scorer, `brats-evaluate --config gli` + `brats-parse-metrics seg` (brats-evaluation
+0.0.10, run from `.venv-oracles`, which `python3 run.py test` creates), on synthetic BraTS cases
+of 155x240x240 (`--small`: 4 cases of 64x96x96), alternating, and checks that every per-case value
+agrees. The official command line runs one case after another (it has no worker option): ours is
+timed with one worker process (the same), and with `--workers`.
 """
 
 from __future__ import annotations
@@ -148,6 +155,83 @@ def _boundary(args: argparse.Namespace) -> None:
     )
 
 
+def _official_brats(root: Path) -> tuple[float, dict[str, dict[str, str]]]:
+    """Run brats-evaluate + brats-parse-metrics seg; seconds and the parsed rows by case."""
+    import csv
+    import subprocess
+    import tempfile
+
+    python = Path(__file__).resolve().parents[1] / ".venv-oracles" / "bin" / "python"
+    with tempfile.TemporaryDirectory() as tmp:
+        summary, table = Path(tmp) / "summary.json", Path(tmp) / "parsed.csv"
+        t = time.perf_counter()
+        for module, extra in (
+            (
+                "brats_evaluation.evaluation",
+                [
+                    "--config",
+                    "gli",
+                    "--ref_path",
+                    str(root / "reference"),
+                    "--pred_path",
+                    str(root / "prediction"),
+                    "--summary_json",
+                    str(summary),
+                ],
+            ),
+            (
+                "brats_evaluation.metrics_parser",
+                ["seg", "--json_path", str(summary), "--output_csv_path", str(table)],
+            ),
+        ):
+            subprocess.run([str(python), "-m", module, *extra], check=True, capture_output=True)
+        seconds = time.perf_counter() - t
+        with table.open(newline="") as handle:
+            rows = {r["subject_id"]: r for r in csv.DictReader(handle)}
+    return seconds, rows
+
+
+def _preset(args: argparse.Namespace) -> None:
+    from nnunet_ext.evaluate import evaluate_preset
+    from nnunet_ext.synthetic_brats import make_brats_cases
+
+    cases, shape = (4, (64, 96, 96)) if args.small else (10, (155, 240, 240))
+    root = Path(__file__).parent / "_data" / f"brats_{'small' if args.small else 'full'}"
+    if not (root / "done").is_file():
+        make_brats_cases(root, num_cases=cases, shape=shape, scale=2.0 if args.small else 5.0)
+        (root / "done").write_text("ok")
+    ours_1, ours_w, official = [], [], []
+    for _ in range(args.repeats):  # alternate, so that load changes hit all alike
+        t = time.perf_counter()
+        ours = evaluate_preset(root / "prediction", root / "reference", args.preset)
+        ours_1.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        evaluate_preset(
+            root / "prediction", root / "reference", args.preset, num_workers=args.workers
+        )
+        ours_w.append(time.perf_counter() - t)
+        seconds, rows = _official_brats(root)
+        official.append(seconds)
+    worst = 0.0
+    for case, row in zip(ours.cases, ours.rows, strict=True):
+        for column, value in row.items():
+            theirs = rows[f"{case}.nii.gz"][column]
+            if theirs in ("", "inf") or not np.isfinite(value):
+                assert (theirs == "") == bool(np.isnan(value)), (case, column)
+                continue
+            worst = max(worst, abs(float(theirs) - value))
+    t1, tw, to = (statistics.median(v) for v in (ours_1, ours_w, official))
+    print(
+        f"{cases} BraTS cases of {'x'.join(map(str, shape))} (one without prediction), preset "
+        f"{args.preset}, median of {args.repeats}"
+    )
+    print(
+        f"official brats-evaluate + brats-parse-metrics (one process): {to:.2f} s; "
+        f"ours, 1 worker: {t1:.2f} s ({to / t1:.1f}x faster); ours, {args.workers} workers: "
+        f"{tw:.2f} s ({to / tw:.1f}x); max |diff| of every per-case value {worst:.1e}"
+    )
+
+
 def _executor(args: argparse.Namespace) -> Any:
     """The Ray executor, with Ray started (or joined) once for all repeats."""
     import ray
@@ -169,8 +253,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--metrics", nargs="+", default=None)
     parser.add_argument("--nsd-tolerance", type=float, default=1.0)
+    parser.add_argument("--preset", default=None, help="brats2026-glioma: against brats-evaluate")
     add_executor_arguments(parser)
     args = parser.parse_args()
+    if args.preset:
+        _preset(args)
+        return
     if args.metrics:
         _boundary(args)
         return

@@ -12,14 +12,17 @@ given seeds instead of drawing. ``--ablation`` re-tunes every run's kept CV prob
 each optional part of the procedure left out (:class:`nnunet_ext.tune.Procedure`, and the rules
 altogether), fuses the kept test probabilities with each spec, applies the postprocessing plan
 determined on the fused CV cases, and prints each variant's pass rate and mean gain.
-``--json OUT`` keeps everything for the docs' results page.
+``--json OUT`` keeps everything for the docs' results page, ``--markdown OUT`` its tables. The
+draw is kept in ``DIR/seeds.txt``: run again, the same seeds go on.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
+import math
 import os
 import random
 import subprocess
@@ -104,6 +107,26 @@ def print_seed(seed: int, dice: dict[str, dict[str, float]], verdict: dict[str, 
     )
 
 
+def estimates(records: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Per seed and label: the CV and the hold-out estimates of the tuned ensemble's gain over
+    equal weights beside its gain on the test cases; each estimate's mean absolute error."""
+    rows: list[dict[str, Any]] = []
+    errors: dict[str, list[float]] = {"CV": [], "hold-out": []}
+    for seed, record in records.items():
+        est, dice = record["estimates"], record["dice"]
+        if not est:
+            continue
+        for label in LABELS:
+            test = dice["ensemble (tuned)"][label] - dice["ensemble (equal)"][label]
+            cv = est["CV gain over equal"][label]
+            holdout = est["hold-out gain over equal"][label]
+            rows.append({"seed": seed, "label": label, "cv": cv, "holdout": holdout, "test": test})
+            errors["CV"].append(abs(cv - test))
+            errors["hold-out"].append(abs(holdout - test))
+    mae = {k: sum(v) / len(v) if v else math.nan for k, v in errors.items()}
+    return {"rows": rows, "mean_absolute_error": mae}
+
+
 def aggregate(verdicts: list[dict[str, Any]]) -> dict[str, Any]:
     gains = [v["foreground_gain"] for v in verdicts]
     return {
@@ -163,27 +186,47 @@ def retune(
     }
 
 
-def ablation(root: Path, seeds: list[int], records: dict[int, dict[str, Any]]) -> dict[str, Any]:
+def tuner_version() -> str:
+    """A hash of the tuner's and postprocessing's source: cached re-tunings of another are stale."""
+    import nnunet_ext
+
+    package = Path(nnunet_ext.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted([*package.glob("tune/*.py"), *package.glob("postprocess/*.py")]):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _retune_seed(run: Path, tmp: Path) -> dict[str, Any]:
+    """Every variant on one kept run, cached in the run folder per tuner version."""
+    cache = run / f"ablation_{tuner_version()}.json"
+    if cache.is_file():
+        cached: dict[str, Any] = json.loads(cache.read_text())
+        return cached
     variants: dict[str, tuple[Procedure, bool]] = {"full": (Procedure(), True)}
     variants.update({f"without {p}": (Procedure().without(p), True) for p in Procedure.parts()})
     variants["without rules"] = (Procedure(), False)
     out: dict[str, Any] = {}
+    for name, (procedure, rules) in variants.items():
+        work = tmp / run.name / name.replace(" ", "_")
+        out[name] = retune(run, work, procedure, rules=rules, full=out.get("full"))
+    cache.write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+def ablation(root: Path, seeds: list[int], records: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench_tune_draws_") as tmp:
         for seed in seeds:
-            run = root / f"seed_{seed}"
-            for name, (procedure, rules) in variants.items():
-                work = Path(tmp) / f"{seed}" / name.replace(" ", "_")
-                full = out.get("full", {}).get(seed)
-                outcome = retune(run, work, procedure, rules=rules, full=full)
+            outcomes = _retune_seed(root / f"seed_{seed}", Path(tmp))
+            for name, outcome in outcomes.items():
                 dice = dict(records[seed]["dice"])
                 dice[FINAL] = outcome["dice"]
-                verdict = judge(dice)
-                same = outcome["signature"] == out.get("full", {}).get(seed, {}).get("signature")
                 out.setdefault(name, {})[seed] = {
                     "signature": outcome["signature"],
-                    "same_spec_as_full": bool(same) if name != "full" else True,
+                    "same_spec_as_full": outcome["signature"] == outcomes["full"]["signature"],
                     "dice": outcome["dice"],
-                    "verdict": verdict,
+                    "verdict": judge(dice),
                 }
     print("\nAblation: each optional part left out, the same kept models re-tuned")
     print(f"  {'variant':<28}{'passes':>8}{'mean gain':>12}{'worst':>10}{'specs changed':>15}")
@@ -200,6 +243,68 @@ def ablation(root: Path, seeds: list[int], records: dict[int, dict[str, Any]]) -
     return {"variants": table, "per_seed": out}
 
 
+def print_aggregate(what: str, agg: dict[str, Any]) -> None:
+    print(
+        f"\n{agg['seeds']} seeds, {what}: issue 11's rule passed {agg['passes']}/{agg['seeds']} "
+        f"(labels {agg['labels_pass']}, foreground {agg['foreground_pass']}); gain over the best "
+        f"single model in mean foreground Dice: mean {agg['mean_gain']:+.4f}, "
+        f"worst {agg['worst_gain']:+.4f}; every label >= 0.5: "
+        + ", ".join(f"{c} {n}/{agg['seeds']}" for c, n in agg["learns_every_label"].items())
+        + f"; 2d above 3d_fullres on RV: {agg['2d_beats_3d_on_RV']}/{agg['seeds']}"
+    )
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The docs' tables: one per seed, the aggregate, and the ablation when run."""
+    lines = []
+    names = (*LABELS, "foreground mean")
+    for seed in report["seeds"]:
+        dice, verdict = report["records"][str(seed)]["dice"], report["verdicts"][str(seed)]
+        lines += [f"| seed {seed} | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        rows = {m: dice[m] for m in (*CONFIGURATIONS, "ensemble (equal)", "ensemble (tuned)")}
+        rows[f"{FINAL} (demo run)"] = dice[FINAL]
+        if "final" in report:
+            rows[f"{FINAL} (final tuner)"] = report["final"]["dice"][str(seed)]
+            verdict = report["final"]["verdicts"][str(seed)]
+        for method, row in rows.items():
+            best = " (best single)" if method == verdict["best_single"] else ""
+            cells = " | ".join(f"{row[n]:.4f}" for n in names)
+            lines.append(f"| {method}{best} | {cells} |")
+        lines += [
+            "",
+            f"Issue 11's rule: **{'pass' if verdict['passes'] else 'FAIL'}** (foreground "
+            f"{verdict['foreground_gain']:+.4f} over {verdict['best_single']}); every label "
+            ">= 0.5: "
+            + ", ".join(
+                f"{c} {'yes' if v else 'no'}" for c, v in verdict["learns_every_label"].items()
+            )
+            + f"; 2d above 3d_fullres on RV: {'yes' if verdict['2d_beats_3d_on_RV'] else 'no'}.",
+            "",
+        ]
+    lines += [
+        "| seed | label | CV estimate | hold-out estimate | test |",
+        "|---|---|---|---|---|",
+    ]
+    for row in report["estimates"]["rows"]:
+        lines.append(
+            f"| {row['seed']} | {row['label']} | {row['cv']:+.4f} | {row['holdout']:+.4f} | "
+            f"{row['test']:+.4f} |"
+        )
+    mae = report["estimates"]["mean_absolute_error"]
+    lines += ["", f"Mean absolute error: CV {mae['CV']:.4f}, hold-out {mae['hold-out']:.4f}.", ""]
+    if "ablation" in report:
+        lines += [
+            "| variant | passes | mean gain | worst gain | specs changed |",
+            "|---|---|---|---|---|",
+        ]
+        for name, agg in report["ablation"]["variants"].items():
+            lines.append(
+                f"| {name} | {agg['passes']}/{agg['seeds']} | {agg['mean_gain']:+.4f} | "
+                f"{agg['worst_gain']:+.4f} | {agg['specs_changed']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, required=True, help="folder of the demo runs")
@@ -207,10 +312,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", help="these seeds instead of drawing")
     parser.add_argument("--ablation", action="store_true", help="re-tune without each part")
     parser.add_argument("--json", type=Path, help="write everything measured here")
+    parser.add_argument("--markdown", type=Path, help="write the docs' tables here")
     args = parser.parse_args(argv)
-    seeds = args.seeds or [random.SystemRandom().randrange(1, 2**31 - 1) for _ in range(args.draws)]
-    print("seeds:", " ".join(map(str, seeds)), flush=True)
     args.root.mkdir(parents=True, exist_ok=True)
+    drawn = args.root / "seeds.txt"  # a draw is kept, so that an interrupted run goes on with it
+    if args.seeds:
+        seeds = list(args.seeds)
+    elif drawn.is_file():
+        seeds = [int(v) for v in drawn.read_text().split()]
+        print(f"seeds drawn earlier ({drawn}):", end=" ")
+    else:
+        seeds = [random.SystemRandom().randrange(1, 2**31 - 1) for _ in range(args.draws)]
+        drawn.write_text(" ".join(map(str, seeds)) + "\n")
+    print("seeds:", " ".join(map(str, seeds)), flush=True)
     records, walls, verdicts = {}, {}, []
     for seed in seeds:
         records[seed], walls[seed] = run_seed(args.root, seed)
@@ -219,14 +333,12 @@ def main(argv: list[str] | None = None) -> int:
         print_seed(seed, records[seed]["dice"], verdict)
         sys.stdout.flush()
     agg = aggregate(verdicts)
+    print_aggregate("the demo runs", agg)
+    est = estimates(records)
     print(
-        f"\n{len(seeds)} seeds: issue 11's rule passed {agg['passes']}/{agg['seeds']} (labels "
-        f"{agg['labels_pass']}, foreground {agg['foreground_pass']}); gain over the best single "
-        f"model in mean foreground Dice: mean {agg['mean_gain']:+.4f}, "
-        f"worst {agg['worst_gain']:+.4f}"
-        f"; every label >= 0.5: "
-        + ", ".join(f"{c} {n}/{agg['seeds']}" for c, n in agg["learns_every_label"].items())
-        + f"; 2d above 3d_fullres on RV: {agg['2d_beats_3d_on_RV']}/{agg['seeds']}"
+        "estimates of the tuned ensemble's gain over equal weights against its test gain, mean "
+        f"absolute error over seeds and labels: CV {est['mean_absolute_error']['CV']:.4f}, "
+        f"hold-out {est['mean_absolute_error']['hold-out']:.4f}"
     )
     report: dict[str, Any] = {
         "seeds": seeds,
@@ -234,11 +346,23 @@ def main(argv: list[str] | None = None) -> int:
         "walls_s": {str(s): walls[s] for s in seeds},
         "verdicts": {str(s): v for s, v in zip(seeds, verdicts, strict=True)},
         "aggregate": agg,
+        "estimates": est,
     }
     if args.ablation:
         report["ablation"] = ablation(args.root, seeds, records)
+        full = report["ablation"]["per_seed"]["full"]
+        final_verdicts = [full[s]["verdict"] for s in seeds]
+        report["final"] = {
+            "tuner_version": tuner_version(),
+            "dice": {str(s): full[s]["dice"] for s in seeds},
+            "verdicts": {str(s): full[s]["verdict"] for s in seeds},
+            "aggregate": aggregate(final_verdicts),
+        }
+        print_aggregate("the kept models re-tuned with this tuner", report["final"]["aggregate"])
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str, allow_nan=True) + "\n")
+    if args.markdown:
+        args.markdown.write_text(markdown(report))
     return 0
 
 

@@ -287,9 +287,35 @@ def add_device(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda", "mps"), help=help)
 
 
+class _Convention(argparse.Action):
+    """``--convention``: ``brats`` still works, deprecated, with one warning naming the preset."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if values == "brats":
+            print(
+                f"{parser.prog}: warning: --convention brats is deprecated: it is the empty-case "
+                "rule of the brats2023 preset's legacy (whole-region) Dice and HD95 (374 mm), "
+                "not the 2026 leaderboard; use --preset brats2023, or --preset brats2026-<task> "
+                "(evaluate) to score as BraTS does",
+                file=sys.stderr,
+            )
+        setattr(namespace, self.dest, values)
+
+
 def add_convention(parser: argparse.ArgumentParser, help: str) -> None:
-    """Add ``--convention NAME``: the metric values of empty cases (default ``nan``)."""
-    parser.add_argument("--convention", default="nan", metavar="NAME", help=help)
+    """Add ``--convention NAME``: the metric values of empty cases (default ``nan``).
+
+    ``brats`` is a deprecated alias: it warns once, naming the preset it equals.
+    """
+    parser.add_argument(
+        "--convention", default="nan", metavar="NAME", action=_Convention, help=help
+    )
 
 
 def add_fold_dirs(parser: argparse.ArgumentParser, *, multiple: bool = False) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "nnunet_environment",
     "sitk_properties",
     "write_dataset_json",
+    "write_labels_image",
     "write_prediction_folder",
 ]
 
@@ -97,23 +98,20 @@ def make_short_axis_case(
     with_small_label: bool = True,
     noise: float = 0.35,
     shift: float = 2.5,
-    dropout: float = 0.3,
+    dropout: float = 0.25,
 ) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
     """Make one cardiac short-axis-like stack (z, y, x): what 2D and 3D models differ on.
 
     Each slice holds a cavity (label 2, "LV") in a muscle ring (label 1, "myocardium") that
-    narrows towards the apex, and, on a shorter range of slices, a thin crescent beside the ring
-    (label 3, "RV", 2 to 3 voxels thick in-plane; absent when ``with_small_label`` is false).
-    The cavity and the crescent are equally bright (blood), the ring darker: the crescent is told
-    from the cavity by its place and shape. Two artefacts of real stacks give each model kind
-    its edge:
+    narrows towards the apex and, on a shorter range of slices, a thin crescent beside the ring
+    (label 3, "RV", 2 to 3 voxels thick in-plane; absent when ``with_small_label`` is false),
+    brighter than the cavity. Two artefacts of real stacks give each kind of model its edge:
 
     * every slice is shifted in-plane at random (``shift``: standard deviation in voxels; breath
-      holds differ between slices), so a thin structure does not line up from slice to slice,
-      which 3D context cannot use, while the large ring and cavity still overlap;
-    * a fraction ``dropout`` of the slices lose their contrast (blood as dark as muscle, more
-      noise): a 2D model sees little there, a 3D model infers the large structures from the
-      slices around.
+      holds differ between slices), so the thin crescent does not line up from slice to slice
+      and context across slices does not help there, while the large ring and cavity overlap;
+    * a fraction ``dropout`` of the slices is lost (noise only, an artefact): a 2D model sees
+      nothing there, a 3D model infers the large structures from the slices around.
 
     Args:
         rng: Random generator (geometry, shifts, artefacts, noise).
@@ -121,7 +119,7 @@ def make_short_axis_case(
         with_small_label: Whether the crescent (label 3) is present.
         noise: Standard deviation of the Gaussian intensity noise.
         shift: Standard deviation of each slice's in-plane shift, in voxels.
-        dropout: Probability that a slice loses its contrast.
+        dropout: Probability that a slice is lost.
 
     Returns:
         ``(image, labels)``: float32 intensities and uint8 labels 0..3.
@@ -140,7 +138,7 @@ def make_short_axis_case(
     cy, cx = ny / 2 + rng.uniform(-3, 3), nx / 2 + rng.uniform(-3, 3)
     r_cavity, wall = rng.uniform(0.15, 0.21) * ny, rng.uniform(3.0, 4.5)
     base, apex = int(rng.integers(1, 3)), nz - int(rng.integers(1, 3))
-    rv_angle, rv_thickness = rng.uniform(0, 2 * np.pi), rng.uniform(1.8, 2.8)
+    rv_angle, rv_thickness = rng.uniform(0, 2 * np.pi), rng.uniform(2.2, 3.2)
     rv_first, rv_last = base + int(rng.integers(0, 3)), apex - int(rng.integers(2, 5))
     labels = np.zeros(shape, dtype=np.uint8)
     for z in range(base, apex):
@@ -156,11 +154,10 @@ def make_short_axis_case(
             inner = radius + wall + rng.uniform(0.5, 1.5)
             crescent = (dist >= inner) & (dist < inner + rv_thickness) & (np.abs(off) < 1.1)
             labels[z][crescent & (labels[z] == 0)] = 3
-    means = np.array([0.0, 1.0, 2.0, 2.0], dtype=np.float32)
+    means = np.array([0.0, 1.0, 2.0, 2.6], dtype=np.float32)
     image = means[labels] + rng.normal(0.0, noise, size=shape).astype(np.float32)
     for lost in np.flatnonzero(rng.random(nz) < dropout):
-        flat = 0.6 * means[labels[lost]].clip(0.0, 1.3)
-        image[lost] = flat + rng.normal(0.0, 1.6 * noise, size=shape[1:])
+        image[lost] = 0.5 + rng.normal(0.0, 2 * noise, size=shape[1:])
     return image.astype(np.float32), labels
 
 
@@ -170,6 +167,14 @@ def _write_image(array: NDArray[Any], path: Path, spacing: Sequence[float]) -> N
     image = sitk.GetImageFromArray(array)
     image.SetSpacing([float(s) for s in spacing])
     sitk.WriteImage(image, str(path), True)
+
+
+def write_labels_image(
+    labels: NDArray[Any], path: str | os.PathLike[str], spacing: Sequence[float]
+) -> Path:
+    """Write a uint8 label map with ``spacing`` (SimpleITK order), e.g. ``CASE.nii.gz``."""
+    _write_image(np.asarray(labels, dtype=np.uint8), Path(path), spacing)
+    return Path(path)
 
 
 def write_dataset_json(

@@ -328,6 +328,27 @@ def test_the_evaluation_example_has_the_keys_evaluate_writes(tmp_path: Path):
     )
 
 
+def test_the_preset_evaluation_example_is_what_evaluate_preset_writes(tmp_path: Path):
+    """The documented autoPET example against a real run on the same two cases."""
+    from nnunet_ext.evaluate.challenge_folder import evaluate_preset
+    from nnunet_ext.synthetic import write_labels_image
+
+    (block,) = re.findall(
+        r"```json\n(.*?)```", (FORMATS / "preset-evaluation.md").read_text(), flags=re.S
+    )
+    ref = np.zeros((4, 6, 10), dtype=np.uint8)
+    ref[1:3, 1:3, 1:3] = ref[1:3, 1:3, 7:9] = 1
+    pred = np.zeros_like(ref)
+    pred[1:3, 1:3, 2:4] = pred[3, 3, 4] = pred[0, 5, 8] = pred[1, 4, 8] = 1
+    for folder in ("ref", "pred"):
+        (tmp_path / folder).mkdir()
+    write_labels_image(ref, tmp_path / "ref" / "case_001.nii.gz", (2.0, 2.0, 2.5))
+    write_labels_image(ref, tmp_path / "ref" / "case_002.nii.gz", (2.0, 2.0, 2.5))
+    write_labels_image(pred, tmp_path / "pred" / "case_001.nii.gz", (2.0, 2.0, 2.5))
+    written = evaluate_preset(tmp_path / "pred", tmp_path / "ref", "autopet").to_json()
+    assert json.loads(json.dumps(written)) == json.loads(block)
+
+
 # ---------------------------------------------------------------- README
 
 
@@ -354,6 +375,8 @@ def test_the_readme_links_every_hand_written_page():
         relative = page.relative_to(ROOT).as_posix()
         if "/reference/formats/" in relative and page.name != "index.md":
             continue  # reached from the formats index
+        if "/reference/presets/" in relative and page.name != "index.md":
+            continue  # reached from the presets index
         if page.name == "index.md" and page.parent != DOCS and "formats" not in relative:
             continue
         assert f"({relative})" in text, f"the README does not link {relative}"

@@ -143,7 +143,7 @@ def test_the_cheap_readme_commands_run_as_written(tmp_path, monkeypatch, capsys)
         )
         or c.startswith("nnunet-ext submission")
     ]
-    assert len(cheap) == 5
+    assert len(cheap) == 6
     for command in cheap:
         assert main(shlex.split(command)[1:]) == 0, (command, capsys.readouterr().err)
     assert (tmp_path / "summary.json").is_file()

@@ -131,6 +131,7 @@ def _check_alike(first: Evaluation, first_path: Path, other: Evaluation, path: P
         ),
         ("metrics", list(first.metrics), list(other.metrics)),
         ("conventions", _conventions(first), _conventions(other)),
+        ("NSD definition", first.nsd_definition, other.nsd_definition),
         ("score file", first.score_spec, other.score_spec),
     )
     for what, expected, found in checks:

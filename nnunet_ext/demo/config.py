@@ -50,7 +50,7 @@ class DemoConfig:
     )
     trainer: str = "CustomEpochs"
     configuration_env: Mapping[str, Mapping[str, str]] = field(
-        default_factory=lambda: {"2d": {"nnUNet_n_epochs": "30", "nnUNet_iters_per_epoch": "10"}}
+        default_factory=lambda: {"2d": {"nnUNet_iters_per_epoch": "18"}}
     )
     num_holdout: int = 6
     anatomy: str = "short_axis"

@@ -19,7 +19,8 @@ DESCRIPTION = (
     "case and label (or region), per-label means and how many cases had an empty reference or "
     "prediction. Default conventions equal nnU-Net's compute_metrics_on_folder (Dice NaN when "
     "both are empty, left out of the means); --empty switches them. Prints a table; --json "
-    "writes a strict-JSON summary and a per-case CSV."
+    "writes a strict-JSON summary and a per-case CSV. --preset NAME scores as a challenge's "
+    "official scorer does (BraTS 2026 lesion-wise, BraTS 2023, KiTS23, FLARE22, autoPET)."
 )
 
 
@@ -78,6 +79,14 @@ def _add_metric_arguments(parser: argparse.ArgumentParser) -> None:
         help="NSD tolerance in mm: one value, or per label LABEL:MM (a bare MM is the default "
         "for labels not listed)",
     )
+    parser.add_argument(
+        "--nsd-definition",
+        choices=("voxel", "surfel", "panoptica"),
+        default="voxel",
+        help="NSD: voxel = surface voxels pooled (MONAI); surfel = surface elements weighted by "
+        "area on the corner grid (DeepMind's surface-distance: KiTS, FLARE); panoptica = mean of "
+        "the two directed fractions (panoptica, BraTS 2026)",
+    )
     _cli.add_convention(
         parser,
         "values of empty cases: nan (distances NaN, counted), brats (both empty: "
@@ -86,9 +95,17 @@ def _add_metric_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--score",
-        metavar="SCORE.json",
+        metavar="SCORE.json|PRESET",
         help="score file combining per-label metrics into one number "
-        "(docs: reference/formats/score.md)",
+        "(docs: reference/formats/score.md), or a preset name: its score (as --preset)",
+    )
+    parser.add_argument(
+        "--preset",
+        metavar="NAME",
+        help="score as a challenge's leaderboard: brats2026-glioma, brats2026-metastases, "
+        "brats2026-pediatric, brats2026-meningioma, brats2026-meningioma-rt, brats2026-goat, "
+        "brats2023, kits23, flare22, autopet (regions, metrics, empty and missing cases fixed; "
+        "docs: reference/presets/)",
     )
 
 
@@ -117,6 +134,64 @@ def parse_nsd_tolerance(values: Sequence[str]) -> float | dict[str, float]:
     return per_label
 
 
+#: Flags a preset fixes, with their defaults: giving one beside --preset is an error.
+_PRESET_FIXES = {
+    "labels": None,
+    "metrics": ["dice", "iou"],
+    "empty": "nan",
+    "convention": "nan",
+    "nsd_tolerance": ["1.0"],
+    "nsd_definition": "voxel",
+    "ignore_label": None,
+}
+
+
+def _preset_name(args: argparse.Namespace) -> str | None:
+    """The preset of ``--preset`` or of ``--score PRESET``; refuses flags a preset fixes."""
+    from nnunet_ext.evaluate.presets import PRESETS
+
+    preset = args.preset
+    if args.score is not None and args.score in PRESETS and not Path(args.score).exists():
+        if preset is not None and preset != args.score:
+            raise ValueError(
+                f"--score {args.score} and --preset {preset} name two presets; give one."
+            )
+        preset, args.score = args.score, None
+    if preset is None:
+        return None
+    if args.score is not None:
+        raise ValueError("--preset fixes the score; drop --score SCORE.json or --preset.")
+    for dest, default in _PRESET_FIXES.items():
+        if getattr(args, dest) != default:
+            flag = "--" + dest.replace("_", "-")
+            raise ValueError(
+                f"{flag} must not be given with --preset {preset}: the preset fixes it "
+                f"(docs: reference/presets/{preset}.md); drop {flag}."
+            )
+    return str(preset)
+
+
+def _run_preset(args: argparse.Namespace, preset: str, outputs: list[Output | None]) -> int:
+    from nnunet_ext.evaluate import challenge_folder
+
+    with _cli.guard_command_outputs(args, outputs, inputs=[args.input, args.reference]):
+        evaluation = challenge_folder.evaluate_preset(
+            args.input,
+            args.reference,
+            preset,
+            file_ending=args.file_ending or ".nii.gz",
+            num_workers=args.num_workers,
+            executor=executor_from_args(args),
+        )
+        print(challenge_folder.format_preset_table(evaluation))
+        if args.json is not None:
+            json_path, written_csv = challenge_folder.write_preset_evaluation(
+                evaluation, args.json, output_csv=args.csv
+            )
+            print(f"\nwrote {json_path} and {written_csv}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation described by ``args``."""
     if args.csv is not None and args.json is None:
@@ -129,6 +204,9 @@ def run(args: argparse.Namespace) -> int:
             Output(out, "--json", (".json",)),
             Output(csv_path, "--csv", (".csv",)),
         ]
+    preset = _preset_name(args)
+    if preset is not None:
+        return _run_preset(args, preset, outputs)
     with _cli.guard_command_outputs(
         args, outputs, inputs=[args.input, args.reference, args.dataset_json, args.score]
     ):
@@ -138,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
             **_cli.library_arguments(
                 args,
                 "labels empty allow_missing dataset_json ignore_label file_ending num_workers "
-                "metrics convention score",
+                "metrics nsd_definition convention score",
             ),
             nsd_tolerance=parse_nsd_tolerance(args.nsd_tolerance),
             executor=executor_from_args(args),
@@ -160,11 +238,13 @@ COMMAND = _cli.Command(
         "labels": "--labels",
         "metrics": "--metrics",
         "nsd_tolerance": "--nsd-tolerance",
+        "nsd_definition": "--nsd-definition",
         "convention": "--convention",
         "empty": "--empty",
         "ignore_label": "--ignore-label",
         "file_ending": "--file-ending",
         "score": "--score",
+        "preset": "--preset",
     },
 )
 main = COMMAND.main

@@ -43,13 +43,14 @@ from nnunet_ext.evaluate.metrics import (
 from nnunet_ext.evaluate.results import CaseResult, Evaluation, _foreground_mean
 from nnunet_ext.evaluate.score import ScoreSpec, load_score
 from nnunet_ext.evaluate.summary import EMPTY_POLICIES, _case_values, _label_summaries, summarise
+from nnunet_ext.evaluate.surface import NSD_DEFINITIONS
 from nnunet_ext.io import list_case_files, read_labels
 
 __all__ = ["evaluate_folder"]
 
 logger = logging.getLogger(__name__)
 
-CaseJob = tuple[str, str, list[LabelOrRegion], int | None, tuple[str, ...], list[float]]
+CaseJob = tuple[str, str, list[LabelOrRegion], int | None, tuple[str, ...], list[float], str]
 CaseOutput = tuple[
     NDArray[np.int64],
     tuple[float, ...],
@@ -65,7 +66,7 @@ def _count_case(job: CaseJob) -> CaseOutput:
     Returns the counts, both spacings (SimpleITK order), the boundary metrics (NaN where a
     mask is empty; in mm with the reference's spacing) and the image shape.
     """
-    reference_file, prediction_file, label_ids, ignore_label, metrics, tolerances = job
+    reference_file, prediction_file, label_ids, ignore_label, metrics, tolerances, nsd_def = job
     reference = read_labels(reference_file)
     prediction = read_labels(prediction_file)
     if reference.array.shape != prediction.array.shape:
@@ -87,6 +88,7 @@ def _count_case(job: CaseJob) -> CaseOutput:
         metrics,
         nsd_tolerance=tolerances,
         ignore_label=ignore_label,
+        nsd_definition=nsd_def,
     )
     return (
         counts_from_matrix(matrix, label_ids),
@@ -110,6 +112,7 @@ def evaluate_folder(
     num_workers: int = 1,
     metrics: Sequence[str] = DEFAULT_METRICS,
     nsd_tolerance: float | Mapping[str, float] = 1.0,
+    nsd_definition: str = "voxel",
     convention: str = "nan",
     score: str | os.PathLike[str] | ScoreSpec | None = None,
     executor: Executor | None = None,
@@ -133,6 +136,9 @@ def evaluate_folder(
             are always computed. Default: Dice and IoU only (the output is as before).
         nsd_tolerance: NSD tolerance in mm, one for all labels or per label key (``"1"``,
             ``"(1, 2)"``; a ``"*"`` entry is the default for labels not listed).
+        nsd_definition: ``"voxel"`` (MONAI, default), ``"surfel"`` (DeepMind's
+            ``surface-distance``) or ``"panoptica"``; see
+            :data:`nnunet_ext.evaluate.surface.NSD_DEFINITIONS`.
         convention: Empty-case convention, a name of
             :data:`nnunet_ext.evaluate.conventions.CONVENTIONS`; other than ``"nan"`` it also
             sets Dice/IoU of empty cases, so ``empty`` must then stay ``"nan"``.
@@ -148,7 +154,7 @@ def evaluate_folder(
         ValueError: For missing predictions (unless ``allow_missing``), no labels, bad options,
             or label maps of different shapes.
     """
-    _check_empty_and_convention(empty, convention)
+    _check_empty_and_convention(empty, convention, nsd_definition)
     # a path is loaded; anything else is taken as a parsed spec (no isinstance: doctest
     # collection may import the score module twice, giving two ScoreSpec classes)
     score_spec = load_score(score) if isinstance(score, (str, os.PathLike)) else score
@@ -166,7 +172,15 @@ def evaluate_folder(
     if score_spec is not None:
         score_spec.check_labels(keys)
     jobs: list[CaseJob] = [
-        (str(references[c]), str(predictions[c]), label_ids, ignore_label, wanted, tolerances)
+        (
+            str(references[c]),
+            str(predictions[c]),
+            label_ids,
+            ignore_label,
+            wanted,
+            tolerances,
+            nsd_definition,
+        )
         for c in cases
     ]
     counted = map_cases(
@@ -195,6 +209,7 @@ def evaluate_folder(
         metrics=wanted,
         convention=convention,
         nsd_tolerance=dict(zip(keys, tolerances, strict=True)) if "nsd" in wanted else {},
+        nsd_definition=nsd_definition,
         score=total_score,
         score_spec=None if score_spec is None else score_spec.to_dict(),
     )
@@ -220,7 +235,11 @@ def _score(
     return label_scores, score_spec.combine(label_scores, keys)
 
 
-def _check_empty_and_convention(empty: str, convention: str) -> None:
+def _check_empty_and_convention(empty: str, convention: str, nsd_definition: str) -> None:
+    if nsd_definition not in NSD_DEFINITIONS:
+        raise ValueError(
+            f"nsd_definition must be one of {', '.join(NSD_DEFINITIONS)}; got {nsd_definition!r}."
+        )
     if empty not in EMPTY_POLICIES:
         raise ValueError(f"empty must be one of {', '.join(EMPTY_POLICIES)}; got {empty!r}.")
     get_convention(convention)

@@ -34,10 +34,12 @@ from nnunet_ext.evaluate.conventions import (
 from nnunet_ext.evaluate.metrics import N_PRED, N_REF, LabelOrRegion
 from nnunet_ext.evaluate.surface import (
     DISTANCE_METRICS,
+    NSD_DEFINITIONS,
     distance_metrics,
     pair_box,
     surface_distances,
 )
+from nnunet_ext.evaluate.surfels import surfel_surface_dice
 
 __all__ = [
     "COLUMNS",
@@ -134,6 +136,7 @@ def boundary_values(
     *,
     nsd_tolerance: Sequence[float] | float = 1.0,
     ignore_label: int | None = None,
+    nsd_definition: str = "voxel",
 ) -> dict[str, NDArray[np.float64]]:
     """Distance metrics of every label of one case; NaN where a mask is empty.
 
@@ -147,6 +150,7 @@ def boundary_values(
         nsd_tolerance: One tolerance (mm) for all labels, or one per label.
         ignore_label: Voxels whose reference is this value are removed from the predicted masks
             (as they are left out of Dice's counts).
+        nsd_definition: One of :data:`~nnunet_ext.evaluate.surface.NSD_DEFINITIONS`.
 
     Returns:
         Metric name to ``(L,)`` float64 values.
@@ -158,6 +162,11 @@ def boundary_values(
         [1.0, nan]
     """
     wanted = [m for m in metrics if m in DISTANCE_METRICS]
+    if nsd_definition not in NSD_DEFINITIONS:
+        raise ValueError(
+            f"nsd_definition must be one of {', '.join(NSD_DEFINITIONS)}; got {nsd_definition!r}."
+        )
+    surfel = nsd_definition == "surfel" and "nsd" in wanted
     tolerances = (
         [float(nsd_tolerance)] * len(label_ids)
         if isinstance(nsd_tolerance, (int, float))
@@ -176,11 +185,17 @@ def boundary_values(
         if box is None:  # a mask is empty
             continue
         # on the joint bounding box only (exact: both masks lie wholly inside it)
+        rest = [m for m in wanted if not (surfel and m == "nsd")]
         values = distance_metrics(
             surface_distances(ref_mask[box], pred_mask[box], spacing),
-            wanted,
+            rest,
             nsd_tolerance=tolerances[i],
+            nsd_definition="voxel" if surfel else nsd_definition,
         )
+        if surfel:
+            values["nsd"] = surfel_surface_dice(
+                ref_mask[box], pred_mask[box], spacing, tolerances[i]
+            )
         for name, value in values.items():
             out[name][i] = value
     return out

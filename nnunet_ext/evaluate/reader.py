@@ -23,6 +23,7 @@ from nnunet_ext.evaluate.metrics import COUNT_FIELDS, LabelOrRegion
 from nnunet_ext.evaluate.results import CaseResult, Evaluation, LabelSummary
 from nnunet_ext.evaluate.score import ScoreSpec
 from nnunet_ext.evaluate.summary import EMPTY_POLICIES
+from nnunet_ext.evaluate.surface import NSD_DEFINITIONS
 from nnunet_ext.io import load_json_object
 from nnunet_ext.io.errors import InputError
 from nnunet_ext.io.schema import (
@@ -161,6 +162,7 @@ def evaluation_from_json(data: Mapping[str, Any], *, source: str | os.PathLike[s
         metrics=metrics,
         convention=conventions["convention"],
         nsd_tolerance=conventions["nsd_tolerance"],
+        nsd_definition=conventions["nsd_definition"],
         score=total,
         score_spec=spec,
     )
@@ -184,11 +186,23 @@ def _conventions(
     where = "conventions"
     entry = expect_mapping(value, source=source, where=where)
     required = ["empty", "ignore_label", "label_source", "mean"]
+    optional = []
     if not default:
         required += ["convention", "spacing", "surface"]
         if "nsd" in metrics:
             required.append("nsd_tolerance_mm")
-    check_keys(entry, source=source, where=where, allowed=required, required=required)
+            optional.append("nsd_definition")  # written since issue 26; older files: voxel
+    check_keys(entry, source=source, where=where, allowed=[*required, *optional], required=required)
+    nsd_definition = expect_str(
+        entry.get("nsd_definition", "voxel"), source=source, where=f"{where}.nsd_definition"
+    )
+    if nsd_definition not in NSD_DEFINITIONS:
+        raise InputError(
+            source,
+            f"one of {', '.join(NSD_DEFINITIONS)}",
+            describe(nsd_definition),
+            key=f"{where}.nsd_definition",
+        )
     empty = expect_str(entry["empty"], source=source, where=f"{where}.empty")
     if empty not in EMPTY_POLICIES:
         raise InputError(
@@ -213,6 +227,7 @@ def _conventions(
     return {
         "empty": empty,
         "convention": convention,
+        "nsd_definition": nsd_definition,
         "ignore_label": None
         if ignore is None
         else expect_int(ignore, source=source, where=f"{where}.ignore_label", minimum=0),

@@ -108,7 +108,7 @@ def _notes(evaluation: Evaluation) -> list[str]:
     if "nsd" in evaluation.metrics:
         tolerances = sorted(set(evaluation.nsd_tolerance.values()))
         notes.append(
-            "NSD tolerance: "
+            f"NSD ({evaluation.nsd_definition}) tolerance: "
             + (
                 f"{tolerances[0]:g} mm"
                 if len(tolerances) == 1

@@ -100,6 +100,7 @@ class Evaluation:
         metrics: The metric names evaluated (``--metrics``).
         convention: The empty-case convention of the further metrics.
         nsd_tolerance: Label key to NSD tolerance in mm (when ``nsd`` is evaluated).
+        nsd_definition: ``"voxel"``, ``"surfel"`` or ``"panoptica"``.
         score: The score file's result, if one was given.
         score_spec: The score file's content.
     """
@@ -116,6 +117,7 @@ class Evaluation:
     metrics: tuple[str, ...] = DEFAULT_METRICS
     convention: str = "nan"
     nsd_tolerance: dict[str, float] = field(default_factory=dict)
+    nsd_definition: str = "voxel"
     score: float | None = None
     score_spec: dict[str, Any] | None = None
 
@@ -189,6 +191,7 @@ class Evaluation:
             )
             if "nsd" in self.metrics:
                 summary["conventions"]["nsd_tolerance_mm"] = dict(self.nsd_tolerance)
+                summary["conventions"]["nsd_definition"] = self.nsd_definition
             summary["foreground_mean"].update(
                 {
                     COLUMNS[k]: _foreground_mean(

@@ -24,8 +24,12 @@ Every metric is derived from these two arrays:
 * ``hd95_pooled``: the 95th percentile of both arrays pooled (MedPy ``hd95``).
 * ``assd``: the mean of both arrays pooled, i.e. over the surface voxels of both masks (MedPy
   ``assd`` 0.5, MONAI ``compute_average_surface_distance(symmetric=True)``).
-* ``nsd``: the fraction of surface voxels of both masks within the tolerance of the other
-  surface (MONAI ``compute_surface_dice`` without sub-voxels; compared in float32 as MONAI does).
+* ``nsd``: by default (``nsd_definition="voxel"``) the fraction of surface voxels of both masks
+  within the tolerance of the other surface (MONAI ``compute_surface_dice`` without sub-voxels;
+  compared in float32 as MONAI does); ``"panoptica"``: the mean of the two directed fractions
+  (panoptica 2.1.7's and GaNDLF's NSD, compared in float64). The third definition, DeepMind's
+  area-weighted surfel NSD on the corner grid, needs other surfaces:
+  :mod:`nnunet_ext.evaluate.surfels`.
 
 Speed: the work is done on a crop around both masks (their joint bounding box plus one voxel
 of zero padding, which is exact: every surface voxel lies inside, and the padding plays the
@@ -48,16 +52,21 @@ from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "DISTANCE_METRICS",
+    "NSD_DEFINITIONS",
     "SurfaceDistances",
     "crop_box",
     "distance_metrics",
     "mask_surface",
     "pair_box",
     "surface_distances",
+    "surface_point_distances",
 ]
 
 #: Metrics derived from the two directed surface-distance arrays.
 DISTANCE_METRICS: tuple[str, ...] = ("hd", "hd95", "hd95_pooled", "assd", "nsd")
+#: NSD definitions: surface voxels pooled (MONAI), surfels by area (surface-distance), the mean
+#: of the two directed fractions (panoptica).
+NSD_DEFINITIONS: tuple[str, ...] = ("voxel", "surfel", "panoptica")
 
 
 def crop_box(*masks: NDArray[np.bool_]) -> tuple[slice, ...] | None:
@@ -196,15 +205,36 @@ def surface_distances(
         raise ValueError("surface_distances needs two non-empty masks; handle empty ones first.")
     ref_surface = mask_surface(_padded_crop(ref, box))
     pred_surface = mask_surface(_padded_crop(pred, box))
-    num_points = np.count_nonzero(ref_surface) + np.count_nonzero(pred_surface)
-    if num_points * SPARSE_FRACTION < ref_surface.size:
-        to_ref, to_pred = _surface_pair_distances(ref_surface, pred_surface, sampling)
-    else:
-        to_ref, to_pred = _transform_distances(ref_surface, pred_surface, sampling)
+    to_ref, to_pred = surface_point_distances(ref_surface, pred_surface, sampling)
     return SurfaceDistances(
         prediction_to_reference=np.asarray(to_ref, dtype=np.float64),
         reference_to_prediction=np.asarray(to_pred, dtype=np.float64),
     )
+
+
+def surface_point_distances(
+    ref_surface: NDArray[np.bool_], pred_surface: NDArray[np.bool_], sampling: tuple[float, ...]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Exact distances (mm) between two non-empty point sets on one grid, both directions.
+
+    Args:
+        ref_surface: Reference points (``True``), any grid (voxels or voxel corners).
+        pred_surface: Predicted points on the same grid.
+        sampling: Grid step per axis, mm.
+
+    Returns:
+        ``(to_reference, to_prediction)``: for each predicted point (C order) the distance to
+        the nearest reference point, and for each reference point to the nearest predicted one.
+
+    Examples:
+        >>> a = np.array([[True, False, False]]); b = np.array([[False, False, True]])
+        >>> surface_point_distances(a, b, (1.0, 0.5))
+        (array([1.]), array([1.]))
+    """
+    num_points = np.count_nonzero(ref_surface) + np.count_nonzero(pred_surface)
+    if num_points * SPARSE_FRACTION < ref_surface.size:
+        return _surface_pair_distances(ref_surface, pred_surface, sampling)
+    return _transform_distances(ref_surface, pred_surface, sampling)
 
 
 #: The voxel-offset search (and a tree for what it leaves) replaces distance transforms when
@@ -311,6 +341,7 @@ def distance_metrics(
     metrics: Sequence[str] = DISTANCE_METRICS,
     *,
     nsd_tolerance: float = 1.0,
+    nsd_definition: str = "voxel",
 ) -> dict[str, float]:
     """Derive boundary metrics from the two directed distance arrays.
 
@@ -318,6 +349,9 @@ def distance_metrics(
         distances: From :func:`surface_distances`.
         metrics: Names out of :data:`DISTANCE_METRICS`.
         nsd_tolerance: NSD tolerance in mm (a surface voxel counts if within it).
+        nsd_definition: ``"voxel"`` (pooled surface voxels, MONAI) or ``"panoptica"`` (mean of
+            the two directed fractions); ``"surfel"`` needs the masks
+            (:func:`nnunet_ext.evaluate.surfels.surfel_surface_dice`).
 
     Returns:
         Metric name to value (mm for distances, a fraction for ``nsd``).
@@ -329,12 +363,19 @@ def distance_metrics(
         >>> d = SurfaceDistances(np.array([0.0, 1.0, 2.0]), np.array([0.0, 4.0]))
         >>> distance_metrics(d, ("hd", "assd", "nsd"), nsd_tolerance=1.0)
         {'hd': 4.0, 'assd': 1.4, 'nsd': 0.6}
+        >>> distance_metrics(d, ("nsd",), nsd_definition="panoptica")
+        {'nsd': 0.5833333333333333}
     """
     unknown = [m for m in metrics if m not in DISTANCE_METRICS]
     if unknown:
         raise ValueError(f"unknown distance metric(s) {unknown}; known: {list(DISTANCE_METRICS)}.")
     if not (np.isfinite(nsd_tolerance) and nsd_tolerance >= 0):
         raise ValueError(f"nsd_tolerance must be a finite number >= 0 (mm); got {nsd_tolerance}.")
+    if nsd_definition not in ("voxel", "panoptica"):
+        raise ValueError(
+            f"nsd_definition must be 'voxel' or 'panoptica' here; got {nsd_definition!r}. "
+            "The surfel NSD is computed from the masks (nnunet_ext.evaluate.surfels)."
+        )
     a, b = distances.prediction_to_reference, distances.reference_to_prediction
     out: dict[str, float] = {}
     for name in metrics:
@@ -347,6 +388,8 @@ def distance_metrics(
             value = np.percentile(np.concatenate([a, b]), 95)
         elif name == "assd":
             value = np.concatenate([a, b]).mean()
+        elif nsd_definition == "panoptica":  # mean of the directed fractions, float64
+            value = (np.mean(a <= nsd_tolerance) + np.mean(b <= nsd_tolerance)) / 2
         else:  # nsd, compared in float32 as MONAI does (its distances are float32)
             tolerance = np.float32(nsd_tolerance)
             within = int((a.astype(np.float32) <= tolerance).sum())

@@ -167,9 +167,11 @@ def _add_determine_arguments(parser: argparse.ArgumentParser) -> None:
         "--metric",
         default="dice",
         metavar="METRIC",
-        help="decide each step on dice, iou, hd, hd95, hd95_pooled, assd, nsd or "
-        "score:SCORE.json (distances in mm, lower is better); other than dice, every step's "
-        "effect on Dice, HD95, ASSD and NSD is reported",
+        help="decide each step on dice, iou, hd, hd95, hd95_pooled, assd, nsd, "
+        "score:SCORE.json (distances in mm, lower is better), a registered metric (lesion_dice, "
+        "lesion_f1) or a preset name (brats2026-glioma, kits23, ...: its score metric per "
+        "label); other than dice and the registered ones, every step's effect on Dice, HD95, "
+        "ASSD and NSD is reported",
     )
     parser.add_argument(
         "--nsd-tolerance", type=float, default=1.0, metavar="MM", help="NSD tolerance in mm"

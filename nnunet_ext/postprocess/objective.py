@@ -26,6 +26,7 @@ from nnunet_ext.evaluate.metrics import (
     dice_from_counts,
     iou_from_counts,
 )
+from nnunet_ext.evaluate.registry import METRIC_REGISTRY
 from nnunet_ext.evaluate.score import load_score
 
 __all__ = ["Objective", "finite_mean"]
@@ -64,16 +65,27 @@ class Objective:
         if metric.startswith("score:"):
             self.score = load_score(metric[len("score:") :])
             needed = set(self.score.metrics)
-        elif metric in HIGHER_IS_BETTER:
+        elif metric in HIGHER_IS_BETTER or metric in METRIC_REGISTRY:
             needed = {metric}
         else:
             raise ValueError(
-                f"metric must be one of {', '.join(HIGHER_IS_BETTER)} or score:SCORE.json; "
-                f"got {metric!r}."
+                f"metric must be one of {', '.join([*HIGHER_IS_BETTER, *METRIC_REGISTRY])} or "
+                f"score:SCORE.json; got {metric!r}."
             )
-        self.higher_is_better = True if self.score else HIGHER_IS_BETTER[metric]
-        # Dice alone keeps today's cost; any other choice reports the boundary metrics too.
-        shown = ["dice"] if metric == "dice" else ["dice", "hd95", "assd", "nsd"]
+        self.higher_is_better = (
+            True
+            if self.score
+            else METRIC_REGISTRY[metric].higher_is_better
+            if metric in METRIC_REGISTRY
+            else HIGHER_IS_BETTER[metric]
+        )
+        # Dice alone keeps today's cost; a registered metric reports Dice beside it; any other
+        # choice reports the boundary metrics too.
+        shown = (
+            ["dice"]
+            if metric == "dice" or metric in METRIC_REGISTRY
+            else ["dice", "hd95", "assd", "nsd"]
+        )
         self.keys = [*shown, *sorted(needed - set(shown))]
         self.nsd_tolerance = nsd_tolerance
         self.convention = convention
@@ -114,6 +126,11 @@ class Objective:
             case = apply_convention(
                 case, counts, self.convention, shape=reference.shape, spacing=spacing
             )
+            for key in self.keys:  # registered metrics: their own empty-case values
+                if key in METRIC_REGISTRY:
+                    case[key] = METRIC_REGISTRY[key].values(
+                        reference, prediction, list(label_ids), spacing
+                    )
             for key in self.keys:
                 rows[key].append(case[key])
         return {k: np.stack(v) if v else np.zeros((0, len(label_ids))) for k, v in rows.items()}

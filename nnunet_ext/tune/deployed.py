@@ -25,6 +25,7 @@ from nnunet_ext._stats import bootstrap_noise, nan_mean
 from nnunet_ext.ensemble.rules import LabelRules
 from nnunet_ext.tune.api import TuneResult
 from nnunet_ext.tune.candidates import RuleScorer
+from nnunet_ext.tune.judge import paired_difference
 from nnunet_ext.tune.reading import load_cv_data
 from nnunet_ext.tune.scoring import _baseline_per_case, mean_over_cases
 
@@ -65,7 +66,7 @@ class DeployedEstimate:
 
     def noise(self) -> NDArray[np.float64]:
         """``(L,)`` bootstrap standard error of each label's mean per-case gain."""
-        diff = self.tuned - self.equal
+        diff = paired_difference(self.tuned, self.equal)
         return np.array([bootstrap_noise(diff[:, j]) for j in range(diff.shape[1])])
 
     def best_member_gain(self) -> NDArray[np.float64]:

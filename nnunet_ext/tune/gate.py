@@ -45,7 +45,12 @@ from numpy.typing import NDArray
 
 from nnunet_ext.tune.compact import CompactCVData, decision_order
 from nnunet_ext.tune.holdout import HoldoutRuns
-from nnunet_ext.tune.judge import DROP_TOLERANCE, fold_blind_cases, judge_label_step
+from nnunet_ext.tune.judge import (
+    DROP_TOLERANCE,
+    fold_blind_cases,
+    judge_label_step,
+    paired_difference,
+)
 from nnunet_ext.tune.scoring import mean_over_cases, score_weights
 
 __all__ = ["DROP_TOLERANCE", "WeightDecision", "WeightGate", "gate_weights"]
@@ -175,7 +180,10 @@ def gate_weights(
                 0
             ]
             verdict = judge_label_step(
-                j, per_case - current_held, exempt=exempt, uncounted=uncounted
+                j,
+                paired_difference(per_case, current_held),
+                exempt=exempt,
+                uncounted=uncounted,
             )
             candidates.append((name, in_sample, mean_over_cases(per_case)))
             steps.append({"step": name, "columns": step_columns, **verdict})

@@ -7,7 +7,10 @@ Dice differences of held-out cases:
 * its noise is the bootstrap standard error of the mean difference
   (:func:`nnunet_ext._stats.bootstrap_noise`: ``BOOTSTRAP_SAMPLES`` resamples of the cases with
   replacement, fixed seed; the package's one bootstrap);
-* a gain counts when it exceeds :data:`NOISE_Z` times the noise and at least :data:`MIN_GAIN`;
+* a gain counts when it exceeds :data:`MIN_GAIN` and either :data:`NOISE_Z` times the noise or
+  no case loses more than :data:`CASE_TOLERANCE` (:func:`gain_counts`); per-case differences are
+  paired (:func:`paired_difference`: a case the label is absent from counts as Dice 1 on the side
+  that predicts nothing there);
   another label may drop by its own noise or :data:`DROP_TOLERANCE`, whichever is larger
   (:func:`judge_label_step`);
 * a member is *blind* to a label when its own mean Dice there is below :data:`BLIND_FRACTION`
@@ -30,13 +33,17 @@ from nnunet_ext._stats import BOOTSTRAP_SAMPLES, bootstrap_noise, nan_mean
 __all__ = [
     "BLIND_FRACTION",
     "BOOTSTRAP_SAMPLES",
+    "CASE_TOLERANCE",
     "DROP_TOLERANCE",
     "MIN_GAIN",
     "NOISE_Z",
     "best_member",
     "bootstrap_noise",
     "fold_blind_cases",
+    "foreground_difference",
+    "gain_counts",
     "judge_label_step",
+    "paired_difference",
     "sole_reliable_member",
 ]
 
@@ -48,10 +55,80 @@ MIN_GAIN = 1e-3
 #: standard errors) or by this much, whichever is larger: a consistent drop of a few thousandths
 #: has a tiny bootstrap error, yet is below what a test set of a dozen cases resolves.
 DROP_TOLERANCE = 0.005
+#: A step that loses on no held-out case by more than this (and gains at least ``MIN_GAIN``)
+#: counts without the noise test (:func:`gain_counts`).
+CASE_TOLERANCE = 0.005
 #: A member is blind to a label when its own mean Dice on the label is below this fraction of
 #: the best member's (and the per-case difference exceeds the noise): with equal weights its
 #: background channel dilutes the label, so equal weights are no neutral default for it.
 BLIND_FRACTION = 0.5
+
+
+def gain_counts(differences: NDArray[np.float64]) -> bool:
+    """Whether a held-out gain counts: it beats the noise, or no case loses.
+
+    The mean of the per-case differences (NaN cases left out) must exceed :data:`MIN_GAIN` and
+    either ``NOISE_Z`` bootstrap standard errors or, where no case drops by more than
+    :data:`CASE_TOLERANCE`, nothing more: a step that loses on no held-out case needs no test
+    against a loss. (A gain made on one case of ten, such as a false positive removed where the
+    label is absent, never beats the bootstrap noise of ten cases, however clean.)
+
+    Examples:
+        >>> gain_counts(np.array([0.002, -0.001, 1.0, 0.0, 0.003]))  # one case, no loss
+        True
+        >>> gain_counts(np.array([0.3, -0.2, 0.4, -0.3, 0.2]))  # mean 0.08, noisy
+        False
+        >>> gain_counts(np.array([0.0005, 0.0, 0.0]))  # below MIN_GAIN
+        False
+    """
+    values = differences[~np.isnan(differences)]
+    if values.size == 0:
+        return False
+    gain = float(values.mean())
+    if gain <= MIN_GAIN:
+        return False
+    return gain > NOISE_Z * bootstrap_noise(values) or float(values.min()) >= -CASE_TOLERANCE
+
+
+def paired_difference(new: NDArray[np.float64], old: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Per-case ``new - old`` Dice, a case the label is absent from scored as the pair sees it.
+
+    A Dice is NaN where the label is absent from the reference and from the prediction: a
+    perfect case, which nnU-Net's mean leaves out. Where only one side of the pair is NaN, the
+    other predicted the absent label (Dice 0): that side lost the case, so the NaN side counts
+    as Dice 1 in the difference. (Dropping such cases, as ``new - old`` does, hides exactly the
+    gain of not predicting a label where it is absent, which the means show.) Where both are
+    NaN the difference stays NaN (left out).
+
+    Examples:
+        >>> new, old = np.array([0.9, np.nan, np.nan, 0.0]), np.array([0.8, 0.0, np.nan, np.nan])
+        >>> paired_difference(new, old).round(2).tolist()
+        [0.1, 1.0, nan, -1.0]
+    """
+    new_filled = np.where(np.isnan(new) & ~np.isnan(old), 1.0, new)
+    old_filled = np.where(np.isnan(old) & ~np.isnan(new), 1.0, old)
+    difference: NDArray[np.float64] = new_filled - old_filled
+    return difference
+
+
+def foreground_difference(
+    new: NDArray[np.float64], old: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Per-case difference of the mean foreground Dice of ``(cases, L)`` tables, paired.
+
+    Each label's entries are paired as in :func:`paired_difference` before the means over the
+    labels of each case.
+
+    Examples:
+        >>> new = np.array([[0.9, np.nan], [0.5, 0.5]])
+        >>> old = np.array([[0.9, 0.0], [0.5, np.nan]])
+        >>> foreground_difference(new, old).round(2).tolist()
+        [0.5, -0.25]
+    """
+    new_filled = np.where(np.isnan(new) & ~np.isnan(old), 1.0, new)
+    old_filled = np.where(np.isnan(old) & ~np.isnan(new), 1.0, old)
+    difference: NDArray[np.float64] = nan_mean(new_filled, axis=1) - nan_mean(old_filled, axis=1)
+    return difference
 
 
 def judge_label_step(
@@ -93,7 +170,7 @@ def judge_label_step(
         noise_k = max(NOISE_Z * bootstrap_noise(column), DROP_TOLERANCE)
         drop = -nan_mean(column) - noise_k
         worst_drop = max(worst_drop, drop)
-    passes = gain > max(NOISE_Z * noise, MIN_GAIN) and worst_drop == 0.0
+    passes = gain_counts(diff[:, j]) and worst_drop == 0.0
     valid = ~np.isnan(diff)
     per_case = nan_mean(diff, axis=1)  # mean over labels of each case
     foreground = float(per_case[valid.any(axis=1)].mean()) if valid.any() else 0.0
@@ -171,7 +248,7 @@ def sole_reliable_member(
     for m, column in enumerate(columns):
         if m == best:
             continue
-        diff = columns[best] - column
+        diff = columns[best] - column  # blindness: cases where the label is present
         if not np.any(~np.isnan(diff)):
             return None
         gain = nan_mean(diff)

@@ -63,11 +63,12 @@ from nnunet_ext.ensemble.rules import LabelRules
 from nnunet_ext.tune.candidates import Candidate, RuleScorer, all_candidates, with_candidate
 from nnunet_ext.tune.compact import CompactCVData, decision_order
 from nnunet_ext.tune.judge import (
-    MIN_GAIN,
-    NOISE_Z,
     best_member,
     bootstrap_noise,
+    foreground_difference,
+    gain_counts,
     judge_label_step,
+    paired_difference,
     sole_reliable_member,
 )
 from nnunet_ext.tune.procedure import Procedure
@@ -311,7 +312,7 @@ class _ChoiceState:
             self.procedure.default_veto
             and base is not None
             and held_weighted is not None
-            and judge_label_step(j, held_base - held_weighted)["other_drop"] > 0
+            and judge_label_step(j, paired_difference(held_base, held_weighted))["other_drop"] > 0
         )
         if base is None or rejected:
             current, steps = _chain(chosen_index, held_kind)
@@ -357,10 +358,10 @@ def _foreground_step(
         step.update(gain=None, noise=None, taken=False)
         return step
     # per case: the mean foreground Dice (mean over the labels)
-    diff = nan_mean(held_new, axis=1) - nan_mean(held_current, axis=1)
+    diff = foreground_difference(held_new, held_current)
     gain = nan_mean(diff, empty=0.0)
     noise = bootstrap_noise(diff)
-    step.update(gain=gain, noise=noise, taken=bool(gain > max(NOISE_Z * noise, MIN_GAIN)))
+    step.update(gain=gain, noise=noise, taken=gain_counts(diff))
     return step
 
 
@@ -408,7 +409,7 @@ def _chain_from_baseline(
     held_weighted, held_from = held_kind["weighted"], held_kind["from"]
     current = "from"
     if held_weighted is not None and held_from is not None:
-        verdict = judge_label_step(j, held_weighted - held_from)
+        verdict = judge_label_step(j, paired_difference(held_weighted, held_from))
         basis = "Dice of this label, no other label dropping beyond its noise"
         if not favoured:
             basis = _NOT_FAVOURED

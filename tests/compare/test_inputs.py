@@ -51,6 +51,17 @@ def test_other_conventions_with_the_same_metrics_are_refused(root, tmp_path):
         read_versions([a, b])
 
 
+def test_other_nsd_definitions_are_refused(root, tmp_path):
+    a = evaluate(root, 0, tmp_path / "a.json", "--metrics", "dice", "nsd")
+    b = evaluate(
+        root, 1, tmp_path / "b.json", "--metrics", "dice", "nsd", "--nsd-definition", "surfel"
+    )
+    with pytest.raises(
+        ValueError, match=r"NSD definition must be those of .*\(voxel\); got surfel"
+    ):
+        read_versions([a, b])
+
+
 def test_missing_cases_are_refused_unless_common_cases(root, tmp_path):
     folder = tmp_path / "subset"
     folder.mkdir()

@@ -136,7 +136,7 @@ def test_rerun_into_a_foreign_folder_is_refused(tmp_path):
 
 def test_hd95_table_has_every_method_in_mm(demo):
     _, stdout = demo
-    table = stdout.split("Mean HD95 in mm on the test cases", 1)[1].split("Where everything", 1)[0]
+    table = stdout.split("Mean HD95 in mm on the test cases", 1)[1].split("\n\n", 1)[0]
     rows = {line[: line.index("  ")].strip() for line in table.splitlines()[2:] if line.strip()}
     assert set(METHODS) <= rows
     for line in table.splitlines()[2:]:

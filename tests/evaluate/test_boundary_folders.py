@@ -234,7 +234,7 @@ def test_cli_writes_all_metrics_with_per_label_tolerances(tmp_path, capsys):
     table = capsys.readouterr().out
     for key in column_keys(ALL):
         assert COLUMNS[key] in table
-    assert "NSD tolerance: 1: 2.5 mm, 2: 0.5 mm, 3: 0.5 mm" in table
+    assert "NSD (voxel) tolerance: 1: 2.5 mm, 2: 0.5 mm, 3: 0.5 mm" in table
     summary = json.loads(out.read_text())
     assert summary["metrics"] == ALL
     assert summary["conventions"]["nsd_tolerance_mm"] == {"1": 2.5, "2": 0.5, "3": 0.5}

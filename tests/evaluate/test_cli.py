@@ -104,3 +104,35 @@ def test_import_and_help_stay_torch_free():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_preset_scores_a_folder_and_score_takes_a_preset(tmp_path, capsys):
+    from nnunet_ext.synthetic_brats import make_brats_cases
+
+    ref_dir, pred_dir = make_brats_cases(tmp_path / "cases", num_cases=3, shape=(20, 24, 24))
+    out = tmp_path / "preset.json"
+    common = ["-i", str(pred_dir), "-r", str(ref_dir)]
+    assert main([*common, "--preset", "brats2026-glioma", "--json", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "lesionwise_dsc_mean" in captured.out
+    assert "1 reference case(s) without prediction" in captured.out
+    data = json.loads(out.read_text())
+    assert data["preset"]["name"] == "brats2026-glioma"
+    assert data["missing_predictions"] == ["BraTS-GLI-00003-000"]
+    again = tmp_path / "score.json"
+    assert main([*common, "--score", "brats2026-glioma", "--json", str(again)]) == 0
+    assert json.loads(again.read_text())["score"] == data["score"]
+    capsys.readouterr()
+    assert main([*common, "--preset", "brats2026-glioma", "--metrics", "hd95"]) == 1
+    assert "--metrics must not be given with --preset brats2026-glioma" in capsys.readouterr().err
+    assert main([*common, "--preset", "brats2024"]) == 1
+    assert "preset must be one of brats2026-glioma" in capsys.readouterr().err
+
+
+def test_convention_brats_warns_once_naming_the_preset(tmp_path, capsys):
+    pred_dir, ref_dir = make_folders(tmp_path)
+    args = ["-i", str(pred_dir), "-r", str(ref_dir), "--metrics", "hd95", "--convention", "brats"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert err.count("--convention brats is deprecated") == 1
+    assert "--preset brats2023" in err

@@ -29,6 +29,7 @@ OPTIONS = {
     "brats": {"metrics": ("dice", "hd95"), "convention": "brats"},
     "score": {"score": "SCORE"},
     "regions": {"labels": ["1", "1,2", "3"], "metrics": ("dice", "hd")},
+    "surfel": {"metrics": ("dice", "nsd"), "nsd_definition": "surfel"},
 }
 
 
@@ -134,3 +135,13 @@ def test_missing_file_and_not_json(tmp_path):
     (tmp_path / "bad.json").write_text("{NaN}")
     with pytest.raises(InputError, match=r"bad\.json must be valid UTF-8 JSON"):
         load_evaluation(tmp_path / "bad.json")
+
+
+def test_nsd_definition_reads_back_and_older_files_are_voxel(folders, tmp_path):
+    path = _written(folders, OPTIONS["surfel"], tmp_path)
+    assert load_evaluation(path).nsd_definition == "surfel"
+    older = _edit(path, lambda d: d["conventions"].pop("nsd_definition"))
+    assert load_evaluation(older).nsd_definition == "voxel"
+    bad = _edit(path, lambda d: d["conventions"].update(nsd_definition="gandlf"))
+    with pytest.raises(InputError, match=r"conventions\.nsd_definition"):
+        load_evaluation(bad)

@@ -291,3 +291,57 @@ def test_boxes_are_the_bounding_boxes_of_the_voxels(shape, seed, density):
     assert crop_box(a, b) == expected(a, b)
     assert crop_box(a) == expected(a)
     assert pair_box(a, b) == (expected(a, b) if a.any() and b.any() else None)
+
+
+def test_panoptica_nsd_and_hd95_equal_panoptica(tmp_path):
+    """Acceptance 2 (panoptica form): NSD at the smallest spacing and pooled HD95, 20 pairs."""
+    from tests.evaluate import oracles
+
+    rng = np.random.default_rng(126)
+    cases, request = [], []
+    for i in range(20):
+        shape = (int(rng.integers(6, 14)), int(rng.integers(6, 16)), int(rng.integers(6, 16)))
+        spacing = [float(rng.choice([0.6, 1.0, 1.5, 3.0])) for _ in shape]
+        labels = _label_map(rng, shape)
+        other = _label_map(rng, shape) if i % 3 else np.roll(labels, 1, axis=i % 3)
+        ref, pred = labels > 0, other > 0
+        if not (ref.any() and pred.any()):
+            continue
+        np.save(tmp_path / f"r{i}.npy", ref)
+        np.save(tmp_path / f"p{i}.npy", pred)
+        cases.append((ref, pred, spacing))
+        request.append(
+            {
+                "reference": str(tmp_path / f"r{i}.npy"),
+                "prediction": str(tmp_path / f"p{i}.npy"),
+                "spacing": spacing,
+            }
+        )
+    assert len(cases) >= 15
+    expected = oracles.ask({"task": "panoptica_nsd", "cases": request})
+    for (ref, pred, spacing), answer in zip(cases, expected, strict=True):
+        ours = boundary_values(
+            ref.astype(np.uint8),
+            pred.astype(np.uint8),
+            [1],
+            spacing,
+            ["nsd", "hd95_pooled"],
+            nsd_tolerance=min(spacing),
+            nsd_definition="panoptica",
+        )
+        assert ours["nsd"][0] == pytest.approx(answer["nsd"], abs=1e-6)
+        assert ours["hd95_pooled"][0] == pytest.approx(answer["hd95"], abs=1e-6)
+
+
+def test_nsd_definitions_differ_and_are_checked():
+    ref = np.zeros((8, 8, 8), dtype=np.uint8)
+    ref[2:6, 2:6, 2:6] = 1
+    pred = np.zeros_like(ref)
+    pred[1:7, 2:7, 2:8] = 1  # larger: the two directed fractions differ
+    values = {
+        d: boundary_values(ref, pred, [1], (1.0, 1.0, 2.0), ["nsd"], nsd_definition=d)["nsd"][0]
+        for d in ("voxel", "surfel", "panoptica")
+    }
+    assert len(set(values.values())) == 3
+    with pytest.raises(ValueError, match="nsd_definition must be one of"):
+        boundary_values(ref, pred, [1], (1.0, 1.0, 1.0), ["nsd"], nsd_definition="gandlf")

@@ -197,3 +197,45 @@ def test_bad_metric_and_score_give_one_line(hd95_not_dice, tmp_path, capsys):
     assert main([*common, "--metric", "hd95", "--convention", "kits"]) == 1
     assert "unknown convention" in capsys.readouterr().err
     assert not (tmp_path / "p.json").exists()
+
+
+def test_a_registered_metric_or_preset_decides(tmp_path):
+    """``--metric`` takes the metric registry's names: a lesion-wise metric or a preset."""
+    ref_dir, pred_dir = tmp_path / "ref", tmp_path / "pred"
+    ref_dir.mkdir()
+    pred_dir.mkdir()
+    ref = np.zeros((12, 40, 40), np.uint8)
+    ref[2:10, 5:20, 5:20] = 1
+    pred = ref.copy()
+    pred[4:8, 30:36, 30:36] = 1  # a false-positive lesion far away
+    _write(ref, ref_dir / "BraTS-MET-00001-000.nii.gz")
+    _write(pred, pred_dir / "BraTS-MET-00001-000.nii.gz")
+    options = {"try_keep_largest_foreground": False, "try_fill_holes": False, "label_ids": [1]}
+    # BraTS 2026 metastases: a false positive scores Dice 0 in the lesion-wise mean (0.5 -> 1)
+    plan = determine_plan(pred_dir, ref_dir, metric="brats2026-metastases", **options)
+    step = _step(plan)
+    assert step["accepted"] is True
+    assert (step["value_before"], step["value_after"]) == (pytest.approx(0.5), 1.0)
+    # glioma's lesion-wise Dice averages the matched lesions only: no change, step refused
+    plan = determine_plan(pred_dir, ref_dir, metric="lesion_dice", **options)
+    assert _step(plan)["accepted"] is False
+    out = tmp_path / "plan.json"
+    assert (
+        main(
+            [
+                "determine",
+                "-i",
+                str(pred_dir),
+                "-r",
+                str(ref_dir),
+                "-o",
+                str(out),
+                "--metric",
+                "lesion_f1",
+                "--labels",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert json.loads(out.read_text())["metrics"]["metric"] == "lesion_f1"
