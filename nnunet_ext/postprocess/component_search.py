@@ -35,7 +35,13 @@ from nnunet_ext.postprocess.component_tables import (
     matrix_after,
     reference_volumes,
 )
-from nnunet_ext.postprocess.heldout import best_candidate, fold_ids, held_out, judge_step
+from nnunet_ext.postprocess.heldout import (
+    best_candidate,
+    differences,
+    fold_ids,
+    held_out,
+    judge_step,
+)
 from nnunet_ext.postprocess.objective import Objective
 from nnunet_ext.postprocess.steps import ComponentStep
 
@@ -237,20 +243,28 @@ class ComponentSearch:
         goodness = (
             np.stack([self.objective.case_values(v) for v in evaluated])
             if evaluated
-            else (np.zeros((0, *baseline.shape)))
+            else np.zeros((0, *baseline.shape))
         )
-        diff, choices = held_out(goodness, baseline, j, self.folds)
+        paired = self.objective.nan_is_perfect
+        diffs = differences(goodness, baseline, paired=paired)
+        diff, choices = held_out(diffs, j, self.folds)
         verdict = judge_step(j, diff)
-        best = best_candidate(goodness, baseline, j)
-        more_undefined = best is not None and any(
-            self.objective.undefined(evaluated[best], k) > self.objective.undefined(self.values, k)
-            for k in range(len(self.ids))
+        best = best_candidate(diffs, j)
+        # an emptied case must not drop out of a mean where NaN is not a perfect case
+        more_undefined = (
+            best is not None
+            and not paired
+            and any(
+                self.objective.undefined(evaluated[best], k)
+                > self.objective.undefined(self.values, k)
+                for k in range(len(self.ids))
+            )
         )
         accepted = bool(verdict["passes"] and best is not None and not more_undefined)
         chosen = None
         if best is not None:
             chosen = (self._margin(rule, options[best], changes[best], compared), options[best][1])
-        self._record(rule, label, statistic, (tried, index_of), goodness, baseline, verdict)
+        self._record(rule, label, statistic, (tried, index_of), diffs, verdict)
         self.records[-1]["fold_choices"] = [
             None if c is None else list(options[c]) for c in choices
         ]
@@ -287,8 +301,8 @@ class ComponentSearch:
         name = self.objective.name
         text = (
             f"held-out {name} gain {verdict['gain']:+.4g} (noise {verdict['noise']:.3g}; needs "
-            f"> max(2 noise, 0.001)); worst other-label drop beyond its noise "
-            f"{verdict['other_drop']:.4g}"
+            "> 0.001 and > 2 noise or no case losing > 0.005); worst other-label drop beyond "
+            f"its noise {verdict['other_drop']:.4g}"
         )
         if not has_best:
             return text + "; no candidate beats no rule in-sample"
@@ -302,15 +316,14 @@ class ComponentSearch:
         label: int,
         statistic: str | None,
         tried: tuple[list[tuple[float, int]], list[int | None]],
-        goodness: NDArray[np.float64],
-        baseline: NDArray[np.float64],
+        diffs: NDArray[np.float64],
         verdict: dict[str, Any],
     ) -> None:
         """Record every candidate tried (those with the same effect share their gain)."""
         options, index_of = tried
         j = self.ids.index(label)
         base = self.objective.label_value(self.values, j)
-        gains = [nan_mean(g[:, j] - baseline[:, j], empty=0.0) for g in goodness]
+        gains = [nan_mean(d[:, j], empty=0.0) for d in diffs]
         in_sample = [0.0 if i is None else gains[i] for i in index_of]
         entry: dict[str, Any] = {
             "step": rule,
@@ -343,7 +356,7 @@ class ComponentSearch:
         threshold, to = chosen
         reason = (
             f"kept: held-out {self.objective.name} gain {verdict['gain']:+.4g} of label {label} "
-            f"> max(2 x noise {verdict['noise']:.3g}, 0.001) over {len(self.truth)} cases, "
+            f"over {len(self.truth)} cases (noise {verdict['noise']:.3g}) counts by tune's rule, "
             "no other label dropping beyond its noise"
         )
         common: dict[str, Any] = {"reason": reason}

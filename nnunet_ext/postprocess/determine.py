@@ -247,8 +247,9 @@ def _component_metrics(components: ComponentSearch | None) -> dict[str, Any]:
         "component_rule": (
             "component rules are tried first, per label, on held-out cases: each of "
             f"{int(components.folds.max()) + 1} folds chooses a threshold on the other cases; "
-            "a rule is kept when the held-out gain exceeds max(2 x bootstrap noise, 0.001) and "
-            "no other label drops by more than max(2 x its noise, 0.005) (tune's rule)"
+            "a rule is kept when the held-out gain exceeds 0.001 and either 2 x its bootstrap "
+            "noise or no case loses more than 0.005, and no other label drops by more than "
+            "max(2 x its noise, 0.005) (tune's rule; Dice, IoU, NSD paired as tune pairs them)"
         ),
         "candidates": components.records,
     }

@@ -136,6 +136,22 @@ class Objective:
         return {k: np.stack(v) if v else np.zeros((0, len(label_ids))) for k, v in rows.items()}
 
     @property
+    def nan_is_perfect(self) -> bool:
+        """Whether NaN means a perfect case: the label absent from both maps.
+
+        So for Dice, IoU, NSD and the lesion-wise ``lesion_dice`` and ``lesion_f1`` (NaN without
+        any lesion). Held-out differences then pair such a case as tune does (1 beside a side
+        that predicts the label); for distances NaN is a missing value.
+        """
+        return self.score is None and self.name in (
+            "dice",
+            "iou",
+            "nsd",
+            "lesion_dice",
+            "lesion_f1",
+        )
+
+    @property
     def count_based(self) -> bool:
         """Whether every value needed comes from voxel counts (Dice, IoU).
 
