@@ -236,11 +236,13 @@ def test_the_plan_examples_are_valid_plans():
     (hand_written,) = _json_examples("postprocessing-plan.md")
     plan = PostprocessingPlan.from_dict(hand_written)
     assert plan.keep_largest == (1, 2)
+    assert [s.step for s in plan.steps] == ["volume_gate", "min_probability", "keep_top_k"]
     shortened = re.findall(
         r"```json\n(.*?)```", (FORMATS / "postprocessing-plan.md").read_text(), flags=re.S
     )[0]
     written = json.loads(shortened.replace(',\n      "..."', ""))
     assert PostprocessingPlan.from_dict(written).fill_holes == (2,)
+    assert PostprocessingPlan.from_dict(written).steps[0].to == 1
 
 
 def test_the_score_example_is_a_valid_score_file():

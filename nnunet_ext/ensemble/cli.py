@@ -52,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _cli.add_allow_missing(
         parser, "fuse each case from the folders that have it instead of failing"
     )
+    _cli.add_plan(
+        parser,
+        "postprocessing plan (postprocess determine) applied to each case before its label "
+        "write; labels equal 'postprocess apply' on the plain output",
+    )
     parser.add_argument(
         "--no-isal",
         action="store_true",
@@ -67,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     with _cli.guard_command_outputs(
         args,
         [Output(args.output, "-o/--output", folder=True, cases=True)],
-        inputs=[*(args.input or []), args.spec],
+        inputs=[*(args.input or []), args.spec, args.plan],
     ):
         summary = ensemble_folders(
             args.input,
@@ -77,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
             ),
             use_isal=False if args.no_isal else None,
             executor=executor_from_args(args),
+            postprocessing=args.plan,
         )
     print(json.dumps(summary.to_dict()))
     return 0
@@ -88,6 +94,6 @@ COMMAND = _cli.Command(
     DESCRIPTION,
     add_arguments,
     run,
-    parameter_flags={"weights": "--weights", "spec": "--spec"},
+    parameter_flags={"weights": "--weights", "spec": "--spec", "postprocessing": "--plan"},
 )
 main = COMMAND.main

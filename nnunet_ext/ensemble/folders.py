@@ -30,6 +30,8 @@ from nnunet_ext.ensemble.plan import MAX_WRITTEN_LABEL, PROVENANCE_FILE, CaseJob
 from nnunet_ext.ensemble.spec import EnsembleSpec
 from nnunet_ext.io import atomic_path, reader_writer, remove_stale_temporaries, write_json
 from nnunet_ext.io.probabilities import iter_probability_chunks, read_probabilities
+from nnunet_ext.postprocess.folders import write_through_plan
+from nnunet_ext.postprocess.plan import PostprocessingPlan
 
 __all__ = ["EnsembleSummary", "ensemble_folders", "fuse_case"]
 
@@ -87,7 +89,12 @@ def _fuse(
 
 
 def _run_job(
-    job: CaseJob, *, writer: Any, regions_class_order: Sequence[int] | None, use_isal: bool | None
+    job: CaseJob,
+    *,
+    writer: Any,
+    regions_class_order: Sequence[int] | None,
+    use_isal: bool | None,
+    postprocessing: PostprocessingPlan | None = None,
 ) -> str:
     fused, member_labels = _fuse(job, use_isal=use_isal)
     labels = probabilities_to_labels(
@@ -108,6 +115,14 @@ def _run_job(
         pkl = job.probabilities_file.with_suffix(".pkl")
         with atomic_path(pkl) as tmp:
             tmp.write_bytes(pickle.dumps(job.properties))
+    if postprocessing is not None:  # as postprocess apply writes it, from the fused values
+        write_through_plan(
+            lambda plain: writer.write_seg(labels, str(plain), job.properties),
+            job.label_file,
+            postprocessing,
+            probabilities=fused if postprocessing.needs_probabilities else None,
+        )
+        return job.case_id
     del fused
     with atomic_path(job.label_file) as tmp:
         writer.write_seg(labels, str(tmp), job.properties)
@@ -158,6 +173,7 @@ def ensemble_folders(
     allow_missing: bool = False,
     use_isal: bool | None = None,
     executor: Executor | None = None,
+    postprocessing: PostprocessingPlan | str | os.PathLike[str] | None = None,
 ) -> EnsembleSummary:
     """Fuse nnU-Net probability folders into label files (and optionally fused probabilities).
 
@@ -178,6 +194,9 @@ def ensemble_folders(
         use_isal: ``None``: inflate with ISA-L when installed; ``False``: standard zlib.
         executor: Where the cases run (default: local, ``num_workers`` threads); with Ray each
             case is one Ray task.
+        postprocessing: A postprocessing plan (or its JSON) applied to each case before its
+            one label write (``min_probability`` reads the fused values); the labels equal
+            ``postprocess apply`` on the plain output. The fused probabilities stay as fused.
 
     Returns:
         What was written and skipped.
@@ -198,6 +217,7 @@ def ensemble_folders(
         save_probabilities=save_probabilities,
         overwrite=overwrite,
         allow_missing=allow_missing,
+        postprocessing=postprocessing,
     )
     out = plan.output_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -213,7 +233,11 @@ def ensemble_folders(
     if plan.skipped:
         logger.info("skipping %d complete case(s) (use --overwrite to redo)", len(plan.skipped))
     run_job = functools.partial(
-        _run_job, writer=writer, regions_class_order=regions, use_isal=use_isal
+        _run_job,
+        writer=writer,
+        regions_class_order=regions,
+        use_isal=use_isal,
+        postprocessing=plan.postprocessing,
     )
     written = map_cases(
         run_job,

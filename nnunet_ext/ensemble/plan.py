@@ -36,6 +36,8 @@ from nnunet_ext.io.case_properties import load_case_properties
 from nnunet_ext.io.cases import PairedCases, pair_probability_files
 from nnunet_ext.io.labels import MAX_UINT8_LABEL
 from nnunet_ext.io.probabilities import ProbabilityFile, inspect_probabilities
+from nnunet_ext.postprocess.folders import resolve_plan
+from nnunet_ext.postprocess.plan import PostprocessingPlan
 
 __all__ = [
     "MAX_WRITTEN_LABEL",
@@ -115,6 +117,7 @@ class EnsemblePlan:
     plans_json_file: Path
     save_probabilities: bool = False
     provenance: dict[str, Any] = field(default_factory=dict, compare=False)
+    postprocessing: PostprocessingPlan | None = None
 
 
 def _list_some(items: Sequence[str], limit: int = 5) -> str:
@@ -154,6 +157,7 @@ def plan_ensemble(
     save_probabilities: bool = False,
     overwrite: bool = False,
     allow_missing: bool = False,
+    postprocessing: PostprocessingPlan | str | os.PathLike[str] | None = None,
 ) -> EnsemblePlan:
     """Validate all inputs of an ensemble without fusing anything.
 
@@ -180,6 +184,7 @@ def plan_ensemble(
     rules = label_rules(spec, label_spec)
     paired = _paired_cases(folders, allow_missing)
     file_ending = label_spec.file_ending
+    pp = resolve_plan(postprocessing, label_spec=label_spec)
     provenance = {
         "schema_version": 1,
         "tool": "nnunet_ext.ensemble",
@@ -191,6 +196,7 @@ def plan_ensemble(
         "allow_missing": allow_missing,
         "file_ending": file_ending,
         "image_reader_writer": rw_name,
+        "postprocessing": None if pp is None else {**pp.to_dict(), "metrics": {}},
     }
     if out.is_dir() and not overwrite:
         _check_previous_output(out, provenance)
@@ -215,6 +221,7 @@ def plan_ensemble(
         plans_json_file=plans_json_file,
         save_probabilities=save_probabilities,
         provenance=provenance,
+        postprocessing=pp,
     )
 
 
@@ -330,7 +337,7 @@ def _check_previous_output(out: Path, provenance: Mapping[str, Any]) -> None:
             )
         return
     old = load_json(previous)
-    keys = ("inputs", "weights", "save_probabilities", "file_ending")
+    keys = ("inputs", "weights", "save_probabilities", "file_ending", "postprocessing")
     if (
         not isinstance(old, dict)
         or any(old.get(k) != provenance[k] for k in keys)

@@ -19,14 +19,17 @@ from nnunet_ext import _cli
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 from nnunet_ext.io import load_dataset_json
 from nnunet_ext.io.outputs import Output
+from nnunet_ext.postprocess.component_search import RULES
 from nnunet_ext.postprocess.determine import determine_plan
 from nnunet_ext.postprocess.folders import postprocess_folder
 from nnunet_ext.postprocess.plan import PostprocessingPlan, load_plan, save_plan
+from nnunet_ext.postprocess.steps import UNITS
 
 __all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
 APPLY_DESCRIPTION = (
-    "Clean nnU-Net label maps. Steps run in this order: keep the largest foreground component, "
+    "Clean nnU-Net label maps. Steps run in this order: a plan's component rules, keep the "
+    "largest foreground component, "
     "keep the largest component per label, remove small components, fill holes (only background "
     "voxels change; a hole takes the label with the most distinct face-neighbour voxels of the "
     "hole, ties to the smaller value). Outputs are uint8 with the input geometry."
@@ -35,7 +38,9 @@ APPLY_DESCRIPTION = (
 DESCRIPTION = (
     "Clean nnU-Net label maps: 'apply' runs steps or a plan on a folder (the default: "
     "'nnunet-ext postprocess -i PRED -o OUT ...' is 'postprocess apply'); 'determine' chooses a "
-    "plan on validation predictions by per-label mean Dice (nnU-Net's rule)."
+    "plan on validation predictions by per-label mean Dice (nnU-Net's rule), and with "
+    "--component-rules the component rules (relabel small, volume gate, keep top k, minimum "
+    "probability) on held-out cases."
 )
 
 
@@ -81,6 +86,12 @@ def _add_connectivity(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_probabilities(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument(
+        "--probabilities", type=Path, dest="probabilities_dir", metavar="DIR", help=help
+    )
+
+
 def _add_apply_arguments(parser: argparse.ArgumentParser) -> None:
     _cli.add_input(parser, "folder of label files (not modified)")
     _cli.add_output(parser, "output folder (must differ from --input)")
@@ -102,6 +113,11 @@ def _add_apply_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _add_connectivity(parser)
     _cli.add_plan(parser, "a plan JSON (from 'determine'); cannot be combined with step flags")
+    _add_probabilities(
+        parser,
+        "folder of the fused probabilities (CASE.npz) of --input, for the plan's "
+        "min_probability steps",
+    )
     _cli.add_file_ending(parser, "label file ending; default from dataset.json, else .nii.gz")
     _cli.add_num_workers(parser, "worker processes")
     _cli.add_overwrite(parser, "redo cases already in --output")
@@ -126,6 +142,25 @@ def _add_determine_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-fill-holes", action="store_true", help="do not try hole filling")
     _add_connectivity(parser)
+    parser.add_argument(
+        "--component-rules",
+        nargs="+",
+        default=[],
+        choices=[*RULES, "all"],
+        metavar="RULE",
+        help="component rules to try first, per label, judged on held-out cases: "
+        f"{', '.join(RULES)} or all (min_probability needs --probabilities)",
+    )
+    _add_probabilities(
+        parser, "folder of the fused probabilities (CASE.npz) of --input (for min_probability)"
+    )
+    parser.add_argument(
+        "--size-unit",
+        choices=UNITS,
+        default="voxels",
+        metavar="UNIT",
+        help="unit of the size thresholds the component rules choose: voxels or mm3",
+    )
     _cli.add_ignore_label(parser, "reference value left out of Dice counts")
     _cli.add_num_workers(parser, "worker processes for reading")
     parser.add_argument(
@@ -195,7 +230,7 @@ def _run_determine(args: argparse.Namespace) -> int:
     with _cli.guard_command_outputs(
         args,
         [Output(args.output, "-o/--output", (".json",))],
-        inputs=[args.input, args.reference],
+        inputs=[args.input, args.reference, args.probabilities_dir],
         subcommand="determine",
     ):
         return _determine(args)
@@ -216,8 +251,20 @@ def _determine(args: argparse.Namespace) -> int:
         metric=args.metric,
         nsd_tolerance=args.nsd_tolerance,
         convention=args.convention,
+        component_rules=RULES if "all" in args.component_rules else tuple(args.component_rules),
+        probabilities_dir=args.probabilities_dir,
+        size_unit=args.size_unit,
     )
     save_plan(plan, args.output)
+    for entry in plan.metrics.get("candidates", []):
+        rule = entry["step"] + (f" ({entry['statistic']})" if "statistic" in entry else "")
+        verdict = "kept" if entry["accepted"] else "not kept"
+        chosen = "" if entry["chosen"] is None else f" at {entry['chosen'][0]:.4g}"
+        print(
+            f"{rule:<24} label {entry['label']:<6} {len(entry['thresholds'])} candidate(s), "
+            f"held-out gain {entry['held_out_gain']:+.4f} (noise {entry['noise']:.4f}){chosen}  "
+            f"{verdict} on {entry['metric']}"
+        )
     names = {"dice": "Dice", "iou": "IoU", "hd95": "HD95", "assd": "ASSD", "nsd": "NSD"}
     for step in plan.metrics["steps"]:
         label = "foreground" if step["label"] is None else f"label {step['label']}"
@@ -261,7 +308,7 @@ def run(args: argparse.Namespace) -> int:
     with _cli.guard_command_outputs(
         args,
         [Output(args.output, "-o/--output", folder=True, cases=True)],
-        inputs=[args.input, args.plan],
+        inputs=[args.input, args.plan, args.probabilities_dir],
     ):
         result = postprocess_folder(
             args.input,
@@ -271,6 +318,7 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             file_ending=args.file_ending,
             executor=executor_from_args(args),
+            probabilities_dir=args.probabilities_dir,
         )
     print(
         f"wrote {len(result.written)} case(s), skipped {len(result.skipped)} to {result.output_dir}"
@@ -290,6 +338,9 @@ COMMAND = _cli.Command(
         "connectivity": "--connectivity",
         "metric": "--metric",
         "num_workers": "-j/--num-workers",
+        "component_rules": "--component-rules",
+        "probabilities_dir": "--probabilities",
+        "size_unit": "--size-unit",
     },
     default_subcommand=(("apply", "determine"), "apply"),  # postprocess -i ... -o ... means apply
 )

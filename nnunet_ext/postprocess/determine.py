@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from nnunet_ext._parallel import map_cases
 from nnunet_ext.io import list_case_files, load_dataset_json, read_labels
+from nnunet_ext.postprocess.component_search import RULES, CaseArrays, ComponentSearch
 from nnunet_ext.postprocess.components import (
     check_connectivity,
     keep_largest_component,
@@ -27,6 +28,11 @@ from nnunet_ext.postprocess.components import (
 from nnunet_ext.postprocess.holes import fill_holes
 from nnunet_ext.postprocess.objective import Objective, finite_mean
 from nnunet_ext.postprocess.plan import PostprocessingPlan, _file_ending, _ids, _sizes
+from nnunet_ext.postprocess.probability_inputs import (
+    find_probability_files,
+    read_case_probabilities,
+)
+from nnunet_ext.postprocess.steps import UNITS
 
 __all__ = ["determine_plan"]
 
@@ -38,8 +44,8 @@ def _per_label_means(dice: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def _load_pair(
-    job: tuple[str, str],
-) -> tuple[NDArray[Any], NDArray[Any], tuple[float, ...], tuple[float, ...]]:
+    job: tuple[str, str, str | None],
+) -> tuple[NDArray[Any], NDArray[Any], tuple[float, ...], NDArray[Any] | None]:
     prediction = read_labels(job[0])
     reference = read_labels(job[1])
     if prediction.array.shape != reference.array.shape:
@@ -47,7 +53,10 @@ def _load_pair(
             f"{job[0]}: prediction shape {prediction.array.shape} must equal the reference "
             f"{job[1]} shape {reference.array.shape}."
         )
-    return prediction.array, reference.array, prediction.spacing, reference.spacing
+    probabilities = None
+    if job[2] is not None:
+        probabilities = read_case_probabilities(job[2], prediction.array.shape)
+    return prediction.array, reference.array, reference.spacing, probabilities
 
 
 def determine_plan(
@@ -66,6 +75,9 @@ def determine_plan(
     metric: str = "dice",
     nsd_tolerance: float = 1.0,
     convention: str = "nan",
+    component_rules: Sequence[str] = (),
+    probabilities_dir: str | os.PathLike[str] | None = None,
+    size_unit: str = "voxels",
 ) -> PostprocessingPlan:
     """Choose a plan on validation predictions, per label, by a metric (default: Dice, as nnU-Net).
 
@@ -84,6 +96,15 @@ def determine_plan(
     every tried step, for every computed metric (Dice; with another ``metric`` also HD95, ASSD
     and NSD), are recorded in ``plan.metrics``.
 
+    ``component_rules`` are tried first, on the predictions as they are, and judged on
+    held-out cases (:mod:`nnunet_ext.postprocess.component_search`): candidate thresholds come
+    from the references, and a rule is kept for a label only when its held-out gain on
+    ``metric`` exceeds the noise by tune's rule and no other label drops beyond its noise.
+    ``plan.metrics["candidates"]`` lists every rule and label tried with its thresholds,
+    in-sample gains, each fold's choice and the held-out verdict; each kept step records why.
+    Any metric the objective accepts works the same way (Dice and IoU are computed from the
+    component tables, any other by re-labelling the components).
+
     Args:
         prediction_dir: Folder of predicted label files. Not modified.
         reference_dir: Folder of reference label files with the same case IDs. Not modified.
@@ -101,6 +122,10 @@ def determine_plan(
             ``score:SCORE.json`` (a score file of :mod:`nnunet_ext.evaluate.score`).
         nsd_tolerance: NSD tolerance in mm.
         convention: Empty-case convention of :mod:`nnunet_ext.evaluate.conventions`.
+        component_rules: Component rules to try: ``relabel_small``, ``min_probability``
+            (needs ``probabilities_dir``), ``volume_gate``, ``keep_top_k`` (any subset).
+        probabilities_dir: Folder of the predictions' ``CASE.npz`` (fused probabilities).
+        size_unit: Unit of the size thresholds chosen: ``voxels`` or ``mm3``.
 
     Returns:
         The accepted plan, with ``metrics``.
@@ -116,13 +141,11 @@ def determine_plan(
     predicted, references = _matched_cases(predictions_root, Path(reference_dir), file_ending)
     min_candidates = _sizes(min_voxels or {}, "min_voxels")
     ids = _given_label_ids(label_ids, predictions_root)
+    rules = _check_rules(component_rules, probabilities_dir, size_unit)
+    if "min_probability" not in rules:
+        probabilities_dir = None  # only min_probability reads them
     cases = sorted(predicted)
-    loaded = map_cases(
-        _load_pair,
-        [(str(predicted[c]), str(references[c])) for c in cases],
-        num_workers=num_workers,
-        desc="load",
-    )
+    loaded = _load_cases(predicted, references, cases, probabilities_dir, num_workers)
     truth = [r for _, r, _, _ in loaded]
     if ids is None:  # neither given nor in a dataset.json: every label of the references
         ids = sorted({int(v) for r in truth for v in np.unique(r) if v != 0})
@@ -130,13 +153,22 @@ def determine_plan(
         raise ValueError("label_ids must name at least one foreground label; none found.")
     for array, _, _, _ in loaded:
         check_connectivity(connectivity, ndim=array.ndim)
-    search = _PlanSearch(
-        objective,
-        truth,
-        [p for p, _, _, _ in loaded],
-        [tuple(reversed(s)) for _, _, _, s in loaded],
-        ids,
-    )
+    spacings = [tuple(reversed(s)) for _, _, s, _ in loaded]
+    current = [p for p, _, _, _ in loaded]
+    components = None
+    if rules:
+        probabilities = None if probabilities_dir is None else _probabilities(loaded, cases, ids)
+        components = ComponentSearch(
+            objective,
+            CaseArrays(truth, current, spacings, ids, probabilities),
+            connectivity=check_connectivity(connectivity, ndim=truth[0].ndim),
+            unit=size_unit,
+            ignore_label=ignore_label,
+        )
+        del loaded
+        components.run(rules)
+        current = components.current
+    search = _PlanSearch(objective, truth, current, spacings, ids)
     _try_steps(
         search,
         connectivity,
@@ -151,8 +183,76 @@ def determine_plan(
         min_voxels=search.accepted["min_voxels"],
         fill_holes=tuple(search.accepted["fill_holes"]),
         connectivity=connectivity,
-        metrics=search.metrics(len(cases)),
+        steps=() if components is None else tuple(components.accepted),
+        metrics=search.metrics(len(cases)) | _component_metrics(components),
     )
+
+
+def _probabilities(
+    loaded: list[tuple[NDArray[Any], NDArray[Any], tuple[float, ...], NDArray[Any] | None]],
+    cases: list[str],
+    ids: list[int],
+) -> list[NDArray[Any]]:
+    """Each case's probabilities, checked to hold a channel for every label."""
+    out = []
+    for case, (*_, probabilities) in zip(cases, loaded, strict=True):
+        if probabilities is None or probabilities.shape[0] <= max(ids):
+            channels = None if probabilities is None else probabilities.shape[0]
+            raise ValueError(
+                f"probabilities of case {case} must hold a channel for every label up to "
+                f"{max(ids)}; got {channels} channel(s). Pass the probabilities of these labels."
+            )
+        out.append(probabilities)
+    return out
+
+
+def _load_cases(
+    predicted: Mapping[str, Path],
+    references: Mapping[str, Path],
+    cases: list[str],
+    probabilities_dir: str | os.PathLike[str] | None,
+    num_workers: int,
+) -> list[tuple[NDArray[Any], NDArray[Any], tuple[float, ...], NDArray[Any] | None]]:
+    """Every case's prediction, reference, reference spacing and probabilities (or ``None``)."""
+    npz: dict[str, Path] = {}
+    if probabilities_dir is not None:
+        npz = find_probability_files(probabilities_dir, cases)
+    jobs = [
+        (str(predicted[c]), str(references[c]), str(npz[c]) if c in npz else None) for c in cases
+    ]
+    return map_cases(_load_pair, jobs, num_workers=num_workers, desc="load")
+
+
+def _check_rules(
+    rules: Sequence[str], probabilities_dir: str | os.PathLike[str] | None, size_unit: str
+) -> tuple[str, ...]:
+    """The component rules to try, checked (``min_probability`` needs the probabilities)."""
+    unknown = sorted(set(rules) - set(RULES))
+    if unknown:
+        raise ValueError(f"component_rules must be among {', '.join(RULES)}; got {unknown[0]!r}.")
+    if "min_probability" in rules and probabilities_dir is None:
+        raise ValueError(
+            "component_rules min_probability needs the fused probabilities; pass "
+            "probabilities_dir (the folder of the predictions' CASE.npz)."
+        )
+    if size_unit not in UNITS:
+        raise ValueError(f"size_unit must be voxels or mm3; got {size_unit!r}.")
+    return tuple(rules)
+
+
+def _component_metrics(components: ComponentSearch | None) -> dict[str, Any]:
+    if components is None:
+        return {}
+    return {
+        "component_rule": (
+            "component rules are tried first, per label, on held-out cases: each of "
+            f"{int(components.folds.max()) + 1} folds chooses a threshold on the other cases; "
+            "a rule is kept when the held-out gain exceeds 0.001 and either 2 x its bootstrap "
+            "noise or no case loses more than 0.005, and no other label drops by more than "
+            "max(2 x its noise, 0.005) (tune's rule; Dice, IoU, NSD paired as tune pairs them)"
+        ),
+        "candidates": components.records,
+    }
 
 
 def _try_steps(

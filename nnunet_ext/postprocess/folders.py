@@ -13,16 +13,20 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from nnunet_ext._parallel import Executor, map_cases
 from nnunet_ext.io import (
+    TEMP_PREFIX,
     InputError,
+    LabelSpec,
     list_case_files,
     load_dataset_json,
     read_labels,
@@ -31,9 +35,20 @@ from nnunet_ext.io import (
     write_labels,
 )
 from nnunet_ext.io.labels import MAX_UINT8_LABEL
-from nnunet_ext.postprocess.plan import PostprocessingPlan, _file_ending, apply_plan
+from nnunet_ext.postprocess.plan import PostprocessingPlan, _file_ending, apply_plan, load_plan
+from nnunet_ext.postprocess.probability_inputs import (
+    find_probability_files,
+    read_case_probabilities,
+)
 
-__all__ = ["PLAN_RECORD", "FolderResult", "postprocess_folder"]
+__all__ = [
+    "PLAN_RECORD",
+    "FolderResult",
+    "postprocess_file",
+    "postprocess_folder",
+    "resolve_plan",
+    "write_through_plan",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +74,23 @@ class FolderResult:
 
 
 def _plan_key(plan: PostprocessingPlan) -> dict[str, Any]:
+    """What decides the labels: the plan without its record (metrics, reasons)."""
     data = plan.to_dict()
     data.pop("metrics")
+    for step in data["steps"]:
+        step.pop("reason", None)
     return data
+
+
+def _plan_labels(plan: PostprocessingPlan) -> dict[str, tuple[int, ...]]:
+    """The label values each part of the plan names."""
+    return {
+        "keep_largest": plan.keep_largest,
+        "fill_holes": plan.fill_holes,
+        "min_voxels": tuple(plan.min_voxels),
+        "min_volume_mm3": tuple(plan.min_volume_mm3),
+        "steps": tuple(v for s in plan.steps for v in (s.label, s.to) if v > 0),
+    }
 
 
 def _check_plan_labels(plan: PostprocessingPlan, input_dir: Path) -> None:
@@ -71,23 +100,53 @@ def _check_plan_labels(plan: PostprocessingPlan, input_dir: Path) -> None:
     spec = load_dataset_json(dataset_json)
     if spec.has_regions:
         return
+    _check_labels_known(
+        plan,
+        spec,
+        f"labels defined in {dataset_json} ({spec.describe_defined()})",
+        "Fix the plan or the label value.",
+    )
+
+
+def _check_labels_known(plan: PostprocessingPlan, spec: LabelSpec, expected: str, fix: str) -> None:
+    """Raise naming the plan's key whose label ``spec`` does not define."""
     known = set(spec.defined)
-    used = {
-        "keep_largest": plan.keep_largest,
-        "fill_holes": plan.fill_holes,
-        "min_voxels": tuple(plan.min_voxels),
-        "min_volume_mm3": tuple(plan.min_volume_mm3),
-    }
-    for name, ids in used.items():
+    for name, ids in _plan_labels(plan).items():
         missing = sorted(set(ids) - known)
         if missing:
             raise InputError(
-                plan.source or "plan",
-                f"labels defined in {dataset_json} ({spec.describe_defined()})",
-                f"label {missing[0]}",
-                key=name,
-                fix="Fix the plan or the label value.",
+                plan.source or "plan", expected, f"label {missing[0]}", key=name, fix=fix
             )
+
+
+def resolve_plan(
+    plan: PostprocessingPlan | str | os.PathLike[str] | None, *, label_spec: LabelSpec
+) -> PostprocessingPlan | None:
+    """A plan given as an object or a file, checked against the labels it will see.
+
+    For ``predict --plan`` and ``ensemble --plan``: an empty plan is ``None`` (nothing to do).
+
+    Raises:
+        InputError: For a bad plan file, or a plan label the labels do not define.
+        ValueError: If the labels are regions (component rules need label values).
+    """
+    if plan is None:
+        return None
+    resolved = plan if isinstance(plan, PostprocessingPlan) else load_plan(plan)
+    if resolved.is_empty:
+        return None
+    if label_spec.has_regions:
+        raise ValueError(
+            f"plan {resolved.source or ''} must be applied to label values; these predictions "
+            "use regions. Postprocess the label files instead."
+        )
+    _check_labels_known(
+        resolved,
+        label_spec,
+        f"labels of the predictions ({label_spec.describe_defined()})",
+        "Use the plan made for these models' labels.",
+    )
+    return resolved
 
 
 def _check_header(path: Path) -> None:
@@ -116,11 +175,37 @@ def _check_header(path: Path) -> None:
         raise ValueError(f"{path}: label files must be 2D or 3D; got {reader.GetDimension()}D.")
 
 
-def _process_case(job: tuple[str, str, dict[str, Any]]) -> int:
-    source, destination, plan_dict = job
-    plan = PostprocessingPlan.from_dict(plan_dict)
+def postprocess_file(
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    plan: PostprocessingPlan,
+    *,
+    probabilities: NDArray[np.floating[Any]] | str | os.PathLike[str] | None = None,
+) -> int:
+    """Apply ``plan`` to one label file and write the result (uint8, ``source``'s geometry).
+
+    The one way every command writes postprocessed labels (``postprocess apply``, ``predict
+    --plan``, ``ensemble --plan``), so that they write the same bytes: a NIfTI output keeps the
+    source's header bit for bit (:func:`nnunet_ext.io.write_labels` with
+    ``exact_nifti_header``).
+
+    Args:
+        source: The label file. Not modified.
+        destination: Where to write (atomically).
+        plan: The steps.
+        probabilities: The fused probabilities ``(C, *labels.shape)`` for ``min_probability``,
+            or their ``CASE.npz``.
+
+    Returns:
+        The number of voxels the plan changed.
+
+    Raises:
+        ValueError: For labels above 255, or a step whose input is missing (naming it).
+    """
     image = read_labels(source)
-    result = apply_plan(image.array, plan, spacing=image.spacing)
+    if probabilities is not None and not isinstance(probabilities, np.ndarray):
+        probabilities = read_case_probabilities(probabilities, image.array.shape)
+    result = apply_plan(image.array, plan, spacing=image.spacing, probabilities=probabilities)
     if result.size and int(result.max()) > MAX_UINT8_LABEL:
         raise ValueError(
             f"{source}: labels must be <= {MAX_UINT8_LABEL} to be written as uint8; found "
@@ -128,6 +213,54 @@ def _process_case(job: tuple[str, str, dict[str, Any]]) -> int:
         )
     write_labels(result, destination, like=image, exact_nifti_header=True)
     return int(np.count_nonzero(result != image.array))
+
+
+def write_through_plan(
+    write_plain: Callable[[Path], Any],
+    destination: str | os.PathLike[str],
+    plan: PostprocessingPlan,
+    *,
+    probabilities: NDArray[np.floating[Any]] | None = None,
+) -> None:
+    """Write a case's labels through ``plan``, as ``postprocess apply`` would write them.
+
+    ``write_plain(path)`` writes the plain labels (nnU-Net's writer) to a temporary name next to
+    ``destination``; :func:`postprocess_file` writes the plan's result to ``destination`` from
+    it, and the temporary file is removed: one label file, byte-identical to ``postprocess
+    apply`` on the plain output.
+    """
+    final = Path(destination)
+    plain = final.with_name(f"{TEMP_PREFIX}plain{uuid.uuid4().hex[:12]}-{final.name}")
+    try:
+        write_plain(plain)
+        postprocess_file(plain, final, plan, probabilities=probabilities)
+    finally:
+        plain.unlink(missing_ok=True)
+
+
+def _process_case(job: tuple[str, str, dict[str, Any], str | None]) -> int:
+    source, destination, plan_dict, npz = job
+    plan = PostprocessingPlan.from_dict(plan_dict)
+    return postprocess_file(source, destination, plan, probabilities=npz)
+
+
+def _probability_files(
+    plan: PostprocessingPlan,
+    probabilities_dir: str | os.PathLike[str] | None,
+    cases: Mapping[str, Path],
+) -> dict[str, str]:
+    """Each case's ``CASE.npz`` where a step reads it (checked before any output)."""
+    if not plan.needs_probabilities:
+        return {}
+    if probabilities_dir is None:
+        step = next(s for s in plan.steps if s.needs_probabilities)
+        raise ValueError(
+            f"step '{step.describe()}' of the plan needs the fused probabilities; pass "
+            "probabilities_dir (the folder of the predictions' CASE.npz), or run the plan in "
+            "predict or ensemble."
+        )
+    found = find_probability_files(probabilities_dir, cases)
+    return {case: str(path) for case, path in found.items()}
 
 
 def _check_same_plan(target: Path, plan: PostprocessingPlan, num_existing: int) -> None:
@@ -172,6 +305,7 @@ def postprocess_folder(
     overwrite: bool = False,
     file_ending: str | None = None,
     executor: Executor | None = None,
+    probabilities_dir: str | os.PathLike[str] | None = None,
 ) -> FolderResult:
     """Apply ``plan`` to every label file in ``input_dir`` and write the results to ``output_dir``.
 
@@ -186,6 +320,8 @@ def postprocess_folder(
         overwrite: Redo cases already present in ``output_dir``.
         file_ending: Label file ending; default from ``input_dir/dataset.json``, else ``.nii.gz``.
         executor: Where the cases run (default: local, ``num_workers`` processes).
+        probabilities_dir: Folder of the fused probabilities (``CASE.npz``) of these labels,
+            read by ``min_probability`` steps (only those steps read it).
 
     Returns:
         A :class:`FolderResult`.
@@ -193,8 +329,10 @@ def postprocess_folder(
     Raises:
         NotADirectoryError: If ``input_dir`` is not a folder.
         FileExistsError: If ``output_dir`` holds results of a different plan and not ``overwrite``.
-        ValueError: For an unreadable file, non-integer labels, labels > 255 or a plan label not
-            in ``dataset.json``; no output of this run is kept.
+        ValueError: For an unreadable file, non-integer labels, labels > 255, a plan label not
+            in ``dataset.json``, or a ``min_probability`` step without ``probabilities_dir``
+            (naming the step); no output of this run is kept.
+        FileNotFoundError: If ``probabilities_dir`` lacks a case's ``CASE.npz``.
     """
     source = Path(input_dir)
     target = Path(output_dir)
@@ -206,6 +344,7 @@ def postprocess_folder(
     _check_plan_labels(plan, source)
     for path in cases.values():
         _check_header(path)
+    npz = _probability_files(plan, probabilities_dir, cases)
 
     record = target / PLAN_RECORD
     existing = {case for case in cases if (target / f"{case}{ending}").is_file()}
@@ -220,7 +359,7 @@ def postprocess_folder(
         if (source / name).is_file():
             shutil.copyfile(source / name, target / name)
     plan_dict = plan.to_dict()
-    jobs = [(str(cases[c]), str(target / f"{c}{ending}"), plan_dict) for c in todo]
+    jobs = [(str(cases[c]), str(target / f"{c}{ending}"), plan_dict, npz.get(c)) for c in todo]
     try:
         changed = map_cases(
             _process_case, jobs, num_workers=num_workers, desc="postprocess", executor=executor

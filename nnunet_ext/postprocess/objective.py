@@ -22,6 +22,7 @@ from nnunet_ext.evaluate.metrics import (
     FP,
     TP,
     confusion_counts,
+    counts_from_matrix,
     dice_from_counts,
     iou_from_counts,
 )
@@ -133,6 +134,76 @@ class Objective:
             for key in self.keys:
                 rows[key].append(case[key])
         return {k: np.stack(v) if v else np.zeros((0, len(label_ids))) for k, v in rows.items()}
+
+    @property
+    def nan_is_perfect(self) -> bool:
+        """Whether NaN means a perfect case: the label absent from both maps.
+
+        So for Dice, IoU, NSD and the lesion-wise ``lesion_dice`` and ``lesion_f1`` (NaN without
+        any lesion). Held-out differences then pair such a case as tune does (1 beside a side
+        that predicts the label); for distances NaN is a missing value.
+        """
+        return self.score is None and self.name in (
+            "dice",
+            "iou",
+            "nsd",
+            "lesion_dice",
+            "lesion_f1",
+        )
+
+    @property
+    def count_based(self) -> bool:
+        """Whether every value needed comes from voxel counts (Dice, IoU).
+
+        Then :meth:`values_from_matrices` gives the same values as :meth:`values`, from
+        confusion matrices alone.
+        """
+        return set(self.keys) <= {"dice", "iou"}
+
+    def values_from_matrices(
+        self,
+        matrices: Sequence[NDArray[np.int64]],
+        label_ids: Sequence[int],
+        shapes: Sequence[tuple[int, ...]],
+        spacings: Sequence[tuple[float, ...]],
+    ) -> dict[str, NDArray[np.float64]]:
+        """:meth:`values` of a count-based objective from each case's confusion matrix.
+
+        ``matrices[i][r, p]`` counts the voxels of case ``i`` with reference ``r`` and prediction
+        ``p`` (:func:`nnunet_ext.evaluate.metrics.confusion_matrix`, ignore label left out).
+        """
+        rows: dict[str, list[NDArray[np.float64]]] = {k: [] for k in self.keys}
+        for matrix, shape, spacing in zip(matrices, shapes, spacings, strict=True):
+            counts = counts_from_matrix(matrix, list(label_ids))
+            case: dict[str, NDArray[np.float64]] = {
+                "dice": np.asarray(
+                    dice_from_counts(counts[:, TP], counts[:, FP], counts[:, FN]), np.float64
+                ),
+                "iou": np.asarray(
+                    iou_from_counts(counts[:, TP], counts[:, FP], counts[:, FN]), np.float64
+                ),
+            }
+            case = apply_convention(case, counts, self.convention, shape=shape, spacing=spacing)
+            for key in self.keys:
+                rows[key].append(case[key])
+        return {k: np.stack(v) if v else np.zeros((0, len(label_ids))) for k, v in rows.items()}
+
+    def case_values(self, values: dict[str, NDArray[np.float64]]) -> NDArray[np.float64]:
+        """``(cases, labels)`` per-case objective, oriented so that higher is better.
+
+        For a metric, its values (negated where lower is better); for a score file, each case's
+        weighted sum of its transformed terms (NaN where a term is undefined): its mean over
+        the cases is the label's score where every term is defined.
+        """
+        if self.score is None:
+            sign = 1.0 if self.higher_is_better else -1.0
+            return sign * np.asarray(values[self.name], dtype=np.float64)
+        total: NDArray[np.float64] | None = None
+        for term in self.score.terms:
+            part = term.weight * term.transform(np.asarray(values[term.metric], np.float64))
+            total = part if total is None else total + part
+        assert total is not None  # a score has at least one term
+        return total
 
     def label_value(self, values: dict[str, NDArray[np.float64]], j: int) -> float:
         """The objective of label column ``j`` (mean over cases, NaN ones left out)."""

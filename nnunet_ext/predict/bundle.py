@@ -5,7 +5,9 @@ The bundle (``nnunet-ext export``) is verified while it is extracted into a temp
 naming the file. Then its members predict with its ensemble spec (weights, per-label weights,
 rules) in one pass (:func:`~nnunet_ext.predict.folders.predict_folder`) into a temporary folder,
 and its postprocessing plan (none: the labels unchanged) writes the final labels to the output
-folder (:func:`~nnunet_ext.postprocess.folders.postprocess_folder`).
+folder (:func:`~nnunet_ext.postprocess.folders.postprocess_folder`; a plan with
+``min_probability`` steps reads the fused probabilities the prediction then keeps in the
+temporary folder).
 """
 
 from __future__ import annotations
@@ -83,8 +85,15 @@ def predict_bundle(
                 step_size=step_size,
                 disable_tta=disable_tta,
                 device=device,
+                save_probabilities=plan.needs_probabilities,  # for min_probability steps
             )
-            result = postprocess_folder(predicted.output_dir, out, plan=plan, overwrite=overwrite)
+            result = postprocess_folder(
+                predicted.output_dir,
+                out,
+                plan=plan,
+                overwrite=overwrite,
+                probabilities_dir=predicted.output_dir if plan.needs_probabilities else None,
+            )
             record = {
                 "schema_version": 1,
                 "tool": "nnunet_ext.predict.bundle",

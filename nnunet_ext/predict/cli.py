@@ -57,6 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="checkpoint file in each fold folder (e.g. checkpoint_best.pth)",
     )
+    _cli.add_plan(
+        parser,
+        "postprocessing plan (postprocess determine) applied to each case before its label "
+        "write; labels equal 'postprocess apply' on the plain output",
+    )
     _add_runtime_arguments(parser)
 
 
@@ -123,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         ),
         executor=executor_from_args(args),
         cpus_per_worker=args.ray_cpus_per_worker,
+        postprocessing=args.plan,
     )
     print(json.dumps(summary.to_dict()))
     return 0
@@ -138,6 +144,7 @@ def _run_bundle(args: argparse.Namespace) -> int:
             ("--mirror-axes", args.mirror_axes),
             ("--claim", args.claim or None),
             ("--save-probabilities", args.save_probabilities or None),
+            ("--plan", args.plan),
         )
         if value is not None
     ]
@@ -185,6 +192,7 @@ COMMAND = _cli.Command(
         "checkpoint": "--checkpoint",
         "device": "--device",
         "bundle": "--bundle",
+        "postprocessing": "--plan",
     },
 )
 main = COMMAND.main

@@ -11,6 +11,7 @@ This module imports torch only when it predicts.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -27,6 +28,8 @@ from nnunet_ext import __version__
 from nnunet_ext._parallel import Executor, map_cases, worker_name
 from nnunet_ext.io import load_json
 from nnunet_ext.io.outputs import Output, check_outputs, guard_outputs
+from nnunet_ext.postprocess.folders import resolve_plan
+from nnunet_ext.postprocess.plan import PostprocessingPlan
 from nnunet_ext.predict.claims import ClaimStore
 from nnunet_ext.predict.options import RunOptions
 from nnunet_ext.predict.plan import (
@@ -51,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 
 #: What must match for a rerun to resume into an existing output folder.
-_RESUME_KEYS = ("members", "weights", "save_probabilities", "file_ending")
+_RESUME_KEYS = ("members", "weights", "save_probabilities", "file_ending", "postprocessing")
 _RESUME_SETTINGS = ("step_size", "disable_tta", "mirror_axes")
 
 
@@ -87,6 +90,7 @@ class PredictSummary:
 def _provenance(plan: PredictPlan, save_probabilities: bool) -> dict[str, Any]:
     from importlib.metadata import version
 
+    pp = plan.postprocessing
     import nnunetv2  # noqa: F401  (version below)
 
     return {
@@ -100,6 +104,7 @@ def _provenance(plan: PredictPlan, save_probabilities: bool) -> dict[str, Any]:
         "settings": dict(plan.settings),
         "save_probabilities": save_probabilities,
         "file_ending": plan.file_ending,
+        "postprocessing": None if pp is None else {**pp.to_dict(), "metrics": {}},
     }
 
 
@@ -168,6 +173,7 @@ def predict_folder(
     executor: Executor | None = None,
     cpus_per_worker: int = 1,
     allow_unsafe_checkpoints: bool = False,
+    postprocessing: PostprocessingPlan | str | os.PathLike[str] | None = None,
 ) -> PredictSummary:
     """Predict every case of ``input_dir`` with a weighted ensemble and write the fused labels.
 
@@ -200,6 +206,8 @@ def predict_folder(
             :data:`~nnunet_ext.io.checkpoints.CHECKPOINT_GLOBALS`, with
             ``torch.load(weights_only=False)``: this runs code from the files. Only for files
             you made or trust.
+        postprocessing: A postprocessing plan (or its JSON) applied to each case before its
+            one label write; the labels equal ``postprocess apply`` on the plain output.
 
     Returns:
         What was written and skipped.
@@ -236,6 +244,8 @@ def predict_folder(
     )
     if device is None:
         plan.settings["device"] = None
+    pp = resolve_plan(postprocessing, label_spec=plan.label_spec)
+    plan = dataclasses.replace(plan, postprocessing=pp)
     cases, out, provenance = _prepare_output(plan, Path(input_dir), Path(output_dir), run)
     done = [c.case_id for c in cases if _case_done(out, c, plan, run)]
     executor = executor or Executor()

@@ -37,6 +37,7 @@ from nnunet_ext.io import LabelSpec, list_case_files, load_json_object
 from nnunet_ext.io.images import CaseInput, list_image_cases, verify_images
 from nnunet_ext.io.models import DEFAULT_CHECKPOINT, ModelFolder, checkpoint_name, fold_names
 from nnunet_ext.io.probabilities import inspect_probabilities
+from nnunet_ext.postprocess.plan import PostprocessingPlan
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
@@ -89,6 +90,8 @@ class PredictPlan:
             the fused probabilities exactly as ``nnunet-ext ensemble`` applies them.
         allow_unsafe_checkpoints: Load checkpoints with ``weights_only=False`` (runs code from
             the files; only for files their user trusts).
+        postprocessing: A postprocessing plan applied to each case's labels before they are
+            written (``predict --plan``), or ``None``.
     """
 
     members: tuple[PredictMember, ...]
@@ -100,6 +103,7 @@ class PredictPlan:
     settings: dict[str, Any]
     rules: LabelRules = field(default_factory=LabelRules)
     allow_unsafe_checkpoints: bool = False
+    postprocessing: PostprocessingPlan | None = None
 
     @property
     def models(self) -> list[ModelMember]:

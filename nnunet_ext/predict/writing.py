@@ -21,6 +21,8 @@ import numpy as np
 
 from nnunet_ext.io import TEMP_PREFIX, atomic_path, write_json
 from nnunet_ext.io.images import CaseInput
+from nnunet_ext.postprocess.folders import write_through_plan
+from nnunet_ext.postprocess.plan import PostprocessingPlan
 from nnunet_ext.predict.plan import PredictPlan
 
 if TYPE_CHECKING:
@@ -72,15 +74,30 @@ def write_case(
     writer: Any,
     file_ending: str,
     save_probabilities: bool,
+    postprocessing: PostprocessingPlan | None = None,
 ) -> None:
-    """Write one case atomically: probabilities first (if asked), the label file last."""
+    """Write one case atomically: probabilities first (if asked), the label file last.
+
+    With ``postprocessing`` the label file is the plan's result on the labels, written as
+    ``postprocess apply`` writes it (:func:`~nnunet_ext.postprocess.folders.write_through_plan`,
+    with the fused probabilities for ``min_probability``); the probabilities stay as fused.
+    """
     if save_probabilities:
         with atomic_path(out / f"{case_id}.npz") as tmp:
             np.savez_compressed(tmp, probabilities=result.probabilities)
         with atomic_path(out / f"{case_id}.pkl") as tmp, open(tmp, "wb") as handle:
             pickle.dump(result.properties, handle)
     # the label file last: its presence marks the case complete
-    with atomic_path(out / f"{case_id}{file_ending}") as tmp:
+    final = out / f"{case_id}{file_ending}"
+    if postprocessing is not None and not postprocessing.is_empty:
+        write_through_plan(
+            lambda plain: writer.write_seg(result.labels, str(plain), result.properties),
+            final,
+            postprocessing,
+            probabilities=result.probabilities,
+        )
+        return
+    with atomic_path(final) as tmp:
         writer.write_seg(result.labels, str(tmp), result.properties)
 
 
@@ -120,6 +137,14 @@ def predict_and_write(
             "lost the claim of %s while predicting; another process redoes it", case.case_id
         )
         return False
-    write_case(out, case.case_id, result, predictor.writer(), plan.file_ending, save)
+    write_case(
+        out,
+        case.case_id,
+        result,
+        predictor.writer(),
+        plan.file_ending,
+        save,
+        plan.postprocessing,
+    )
     logger.info("wrote %s (%.1f s)", case.case_id, time.perf_counter() - start)
     return True

@@ -74,7 +74,7 @@ def test_tuned_spec_and_postprocessing_plan_are_json(demo):
     assert spec["schema_version"] == 2
     assert len(spec["members"]) == 2
     plan = json.loads((out / "tuning" / "postprocessing_plan.json").read_text())
-    assert plan["schema_version"] == 1
+    assert plan["schema_version"] == 2
 
 
 def test_evaluations_are_strict_json_for_every_method(demo):

@@ -407,3 +407,56 @@ def test_the_label_ceiling_is_what_nnunets_writer_keeps_uint8(tmp_path, num_clas
     written = read_labels(tmp_path / "out" / "c0.nii.gz")
     assert written.stored_dtype == "uint8"
     assert written.array.max() == num_classes - 1
+
+
+def test_plan_in_the_pass_is_byte_identical_to_postprocess_apply(make_folders, tmp_path):
+    """`ensemble --plan` against `ensemble` then `postprocess apply --plan --probabilities`."""
+    from nnunet_ext.ensemble.cli import main as ensemble_main
+    from nnunet_ext.postprocess import PostprocessingPlan, save_plan
+    from nnunet_ext.postprocess.cli import main as postprocess_main
+    from nnunet_ext.postprocess.steps import ComponentStep
+
+    folders = make_folders(num_members=2, shape=(4, 6, 14, 12), cases=("a", "b", "c"))
+    plan = PostprocessingPlan(
+        steps=(
+            ComponentStep("relabel_small", 3, to=1, min_size=3, connectivity=1),
+            ComponentStep("min_probability", 2, threshold=0.55, statistic="mean", connectivity=3),
+            ComponentStep("keep_top_k", 1, k=2, connectivity=2),
+            ComponentStep("volume_gate", 3, min_size=10**6, unit="mm3"),
+        ),
+        fill_holes=(1,),
+    )
+    plan_file = save_plan(plan, tmp_path / "plan.json")
+    inputs = ["-i", *map(str, folders)]
+    assert ensemble_main([*inputs, "-o", str(tmp_path / "plain"), "--save-probabilities"]) == 0
+    assert ensemble_main([*inputs, "-o", str(tmp_path / "pass"), "--plan", str(plan_file)]) == 0
+    args = ["-i", str(tmp_path / "plain"), "-o", str(tmp_path / "applied")]
+    args += ["--plan", str(plan_file), "--probabilities", str(tmp_path / "plain")]
+    assert postprocess_main(args) == 0
+    changed = 0
+    for case in ("a", "b", "c"):
+        name = f"{case}.nii.gz"
+        plain = (tmp_path / "plain" / name).read_bytes()
+        applied = (tmp_path / "applied" / name).read_bytes()
+        assert (tmp_path / "pass" / name).read_bytes() == applied
+        changed += plain != applied
+    assert changed == 3  # the plan changed every case: the comparison covers it
+    assert not list((tmp_path / "pass").glob(".nnunet_ext-tmp-*"))
+    record = json.loads((tmp_path / "pass" / "nnunet_ext_ensemble.json").read_text())
+    assert record["postprocessing"]["steps"][0]["step"] == "relabel_small"
+    # a rerun with another plan into the same folder is refused (the labels differ)
+    other = save_plan(PostprocessingPlan(fill_holes=(2,)), tmp_path / "other.json")
+    assert ensemble_main([*inputs, "-o", str(tmp_path / "pass"), "--plan", str(other)]) == 1
+
+
+def test_plan_labels_must_exist_in_the_predictions(make_folders, tmp_path, capsys):
+    from nnunet_ext.ensemble.cli import main as ensemble_main
+    from nnunet_ext.postprocess import PostprocessingPlan, save_plan
+
+    folders = make_folders(num_members=2)
+    plan_file = save_plan(PostprocessingPlan(keep_largest=(9,)), tmp_path / "plan.json")
+    args = ["-i", *map(str, folders), "-o", str(tmp_path / "out"), "--plan", str(plan_file)]
+    assert ensemble_main(args) == 1
+    err = capsys.readouterr().err
+    assert "plan.json: keep_largest must be labels of the predictions" in err
+    assert not (tmp_path / "out").exists()

@@ -62,7 +62,7 @@ def test_acceptance_cli_keep_largest_and_fill_equals_scipy_reference(
         np.testing.assert_array_equal(nib.load(source).affine, nib.load(out / source.name).affine)
     assert (out / "dataset.json").is_file()
     plan = json.loads((out / "postprocessing.json").read_text())
-    assert plan["schema_version"] == 1
+    assert plan["schema_version"] == 2
     assert plan["keep_largest"] == [1, 2, 3]
     assert not (out / "case_000.npz").exists()
 
