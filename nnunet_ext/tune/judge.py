@@ -23,12 +23,22 @@ Means leave out undefined (NaN) Dice (:func:`nnunet_ext._stats.nan_mean`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from nnunet_ext._stats import BOOTSTRAP_SAMPLES, bootstrap_noise, nan_mean
+from nnunet_ext._stats import (
+    BOOTSTRAP_SAMPLES,
+    CASE_TOLERANCE,
+    DROP_TOLERANCE,
+    MIN_GAIN,
+    NOISE_Z,
+    bootstrap_noise,
+    gain_counts,
+    judge_label_step,
+    nan_mean,
+    paired_difference,
+)
 
 __all__ = [
     "BLIND_FRACTION",
@@ -47,68 +57,10 @@ __all__ = [
     "sole_reliable_member",
 ]
 
-#: A held-out gain counts when it exceeds this many bootstrap standard errors ...
-NOISE_Z = 2.0
-#: ... and at least this much mean foreground Dice.
-MIN_GAIN = 1e-3
-#: A step may lower another label's held-out mean Dice by its noise (``NOISE_Z`` bootstrap
-#: standard errors) or by this much, whichever is larger: a consistent drop of a few thousandths
-#: has a tiny bootstrap error, yet is below what a test set of a dozen cases resolves.
-DROP_TOLERANCE = 0.005
-#: A step that loses on no held-out case by more than this (and gains at least ``MIN_GAIN``)
-#: counts without the noise test (:func:`gain_counts`).
-CASE_TOLERANCE = 0.005
 #: A member is blind to a label when its own mean Dice on the label is below this fraction of
 #: the best member's (and the per-case difference exceeds the noise): with equal weights its
 #: background channel dilutes the label, so equal weights are no neutral default for it.
 BLIND_FRACTION = 0.5
-
-
-def gain_counts(differences: NDArray[np.float64]) -> bool:
-    """Whether a held-out gain counts: it beats the noise, or no case loses.
-
-    The mean of the per-case differences (NaN cases left out) must exceed :data:`MIN_GAIN` and
-    either ``NOISE_Z`` bootstrap standard errors or, where no case drops by more than
-    :data:`CASE_TOLERANCE`, nothing more: a step that loses on no held-out case needs no test
-    against a loss. (A gain made on one case of ten, such as a false positive removed where the
-    label is absent, never beats the bootstrap noise of ten cases, however clean.)
-
-    Examples:
-        >>> gain_counts(np.array([0.002, -0.001, 1.0, 0.0, 0.003]))  # one case, no loss
-        True
-        >>> gain_counts(np.array([0.3, -0.2, 0.4, -0.3, 0.2]))  # mean 0.08, noisy
-        False
-        >>> gain_counts(np.array([0.0005, 0.0, 0.0]))  # below MIN_GAIN
-        False
-    """
-    values = differences[~np.isnan(differences)]
-    if values.size == 0:
-        return False
-    gain = float(values.mean())
-    if gain <= MIN_GAIN:
-        return False
-    return gain > NOISE_Z * bootstrap_noise(values) or float(values.min()) >= -CASE_TOLERANCE
-
-
-def paired_difference(new: NDArray[np.float64], old: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Per-case ``new - old`` Dice, a case the label is absent from scored as the pair sees it.
-
-    A Dice is NaN where the label is absent from the reference and from the prediction: a
-    perfect case, which nnU-Net's mean leaves out. Where only one side of the pair is NaN, the
-    other predicted the absent label (Dice 0): that side lost the case, so the NaN side counts
-    as Dice 1 in the difference. (Dropping such cases, as ``new - old`` does, hides exactly the
-    gain of not predicting a label where it is absent, which the means show.) Where both are
-    NaN the difference stays NaN (left out).
-
-    Examples:
-        >>> new, old = np.array([0.9, np.nan, np.nan, 0.0]), np.array([0.8, 0.0, np.nan, np.nan])
-        >>> paired_difference(new, old).round(2).tolist()
-        [0.1, 1.0, nan, -1.0]
-    """
-    new_filled = np.where(np.isnan(new) & ~np.isnan(old), 1.0, new)
-    old_filled = np.where(np.isnan(old) & ~np.isnan(new), 1.0, old)
-    difference: NDArray[np.float64] = new_filled - old_filled
-    return difference
 
 
 def foreground_difference(
@@ -129,58 +81,6 @@ def foreground_difference(
     old_filled = np.where(np.isnan(old) & ~np.isnan(new), 1.0, old)
     difference: NDArray[np.float64] = nan_mean(new_filled, axis=1) - nan_mean(old_filled, axis=1)
     return difference
-
-
-def judge_label_step(
-    j: int,
-    diff: NDArray[np.float64],
-    *,
-    exempt: Sequence[int] = (),
-    uncounted: NDArray[np.bool_] | None = None,
-) -> dict[str, Any]:
-    """The held-out verdict on a step for label column ``j`` from per-case differences.
-
-    ``diff`` is ``(cases, L)``: the step's held-out per-case Dice minus the current spec's. The
-    step passes when the label's mean gain exceeds ``NOISE_Z`` bootstrap standard errors and
-    :data:`MIN_GAIN`, and no other label's mean drop exceeds its own noise (at least
-    :data:`DROP_TOLERANCE`); a drop of a column in ``exempt`` (a label the rules decide later)
-    does not count, nor, per column, the cases marked in ``uncounted`` (``(cases, L)``, see
-    :func:`fold_blind_cases`). ``foreground_gain`` (mean over cases of the mean over labels,
-    every label included) ranks passing steps.
-
-    Examples:
-        >>> diff = np.array([[0.10, 0.0], [0.12, 0.0], [0.11, 0.001], [0.09, -0.001]])
-        >>> judge_label_step(0, diff)["passes"], judge_label_step(1, diff)["passes"]
-        (True, False)
-        >>> judge_label_step(0, diff - [0.0, 0.2])["passes"]  # label 1 drops by 0.2
-        False
-        >>> judge_label_step(0, diff - [0.0, 0.2], exempt=[1])["passes"]  # the rules decide 1
-        True
-        >>> blind_fold = np.array([[False, True]] * 4)  # label 1: a member blind on every case
-        >>> judge_label_step(0, diff - [0.0, 0.2], uncounted=blind_fold)["passes"]
-        True
-    """
-    gain = nan_mean(diff[:, j], empty=0.0)
-    noise = bootstrap_noise(diff[:, j])
-    worst_drop = 0.0
-    for k in range(diff.shape[1]):
-        column = diff[:, k] if uncounted is None else np.where(uncounted[:, k], np.nan, diff[:, k])
-        if k == j or k in exempt or not np.any(~np.isnan(column)):
-            continue
-        noise_k = max(NOISE_Z * bootstrap_noise(column), DROP_TOLERANCE)
-        drop = -nan_mean(column) - noise_k
-        worst_drop = max(worst_drop, drop)
-    passes = gain_counts(diff[:, j]) and worst_drop == 0.0
-    valid = ~np.isnan(diff)
-    per_case = nan_mean(diff, axis=1)  # mean over labels of each case
-    foreground = float(per_case[valid.any(axis=1)].mean()) if valid.any() else 0.0
-    return {
-        "gain": gain,
-        "noise": noise,
-        "other_drop": worst_drop,
-        "foreground_gain": foreground,
-        "passes": bool(passes),
-    }
 
 
 def best_member(

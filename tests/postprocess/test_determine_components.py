@@ -9,9 +9,7 @@ from nnunet_ext.evaluate.metrics import confusion_matrix
 from nnunet_ext.io import read_labels
 from nnunet_ext.postprocess import PostprocessingPlan, apply_plan, determine_plan, load_plan
 from nnunet_ext.postprocess.cli import main
-from nnunet_ext.postprocess.heldout import gain_counts, judge_step, paired_difference
 from nnunet_ext.postprocess.objective import Objective
-from nnunet_ext.tune import judge as tune_judge
 from tests.postprocess import _planted
 
 RULES = ("relabel_small", "min_probability", "volume_gate", "keep_top_k")
@@ -223,25 +221,3 @@ def test_dice_from_confusion_matrices_equals_dice_from_label_maps(seed):
         ]
         counted = objective.values_from_matrices(matrices, ids, [shape] * 3, spacings)
         np.testing.assert_array_equal(counted["dice"], direct["dice"])
-
-
-@pytest.mark.parametrize("seed", range(40))
-def test_judge_step_is_tunes_rule(seed):
-    rng = np.random.default_rng(seed)
-    diff = rng.normal(rng.uniform(-0.02, 0.05), rng.uniform(0.001, 0.05), size=(12, 3))
-    if seed % 4 == 0:  # a gain on few cases and no loss: counts without the noise test
-        diff = np.where(rng.random(diff.shape) < 0.2, rng.uniform(0, 1, diff.shape), 0.0)
-    diff[rng.random(diff.shape) < 0.1] = np.nan
-    new, old = rng.random((2, 12, 3))
-    new[rng.random(new.shape) < 0.2] = np.nan
-    old[rng.random(old.shape) < 0.2] = np.nan
-    np.testing.assert_array_equal(
-        paired_difference(new, old), tune_judge.paired_difference(new, old)
-    )
-    for j in range(3):
-        assert gain_counts(diff[:, j]) == tune_judge.gain_counts(diff[:, j])
-        ours, tunes = judge_step(j, diff), tune_judge.judge_label_step(j, diff)
-        assert ours["passes"] == tunes["passes"]
-        assert ours["gain"] == tunes["gain"]
-        assert ours["noise"] == tunes["noise"]
-        assert ours["other_drop"] == tunes["other_drop"]
