@@ -32,6 +32,12 @@ def venv_python(venv_dir: Path = VENV) -> Path:
     return venv_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+def pip_install(python: Path, *args: str) -> None:
+    """``python -m pip install -q ARGS``, failing loudly."""
+    cmd = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", *args]
+    subprocess.run(cmd, check=True)
+
+
 def ensure_oracle_venv() -> Path:
     """Create ``.venv-oracles`` if needed and (re)install it when its requirements changed.
 
@@ -46,19 +52,7 @@ def ensure_oracle_venv() -> Path:
         f"run.py: installing the test oracles into {ORACLE_VENV} (first run: a minute)", flush=True
     )
     venv.EnvBuilder(with_pip=True, clear=True).create(ORACLE_VENV)
-    subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "-q",
-            "-r",
-            str(ORACLE_REQUIREMENTS),
-        ],
-        check=True,
-    )
+    pip_install(python, "-r", str(ORACLE_REQUIREMENTS))
     stamp.write_text(wanted)
     return python
 
@@ -75,19 +69,7 @@ def ensure_venv() -> Path:
             "run.py: installing nnunet_ext and its dependencies (first run: a few minutes)",
             flush=True,
         )
-        subprocess.run(
-            [
-                str(python),
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "-q",
-                "-e",
-                f"{ROOT}[test,ray]",
-            ],
-            check=True,
-        )
+        pip_install(python, "-e", f"{ROOT}[test,ray]")
         STAMP.write_text(wanted)
     return python
 

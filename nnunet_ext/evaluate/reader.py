@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +180,23 @@ def _metrics(data: Mapping[str, Any], source: str | os.PathLike[str]) -> tuple[s
         ) from err
 
 
+def _choice(
+    entry: Mapping[str, Any],
+    key: str,
+    default: str | None,
+    choices: Collection[str],
+    source: str | os.PathLike[str],
+    where: str,
+) -> str:
+    """``entry[key]`` (``default`` when absent), which must be one of ``choices``."""
+    value = expect_str(entry.get(key, default), source=source, where=f"{where}.{key}")
+    if value not in choices:
+        raise InputError(
+            source, f"one of {', '.join(choices)}", describe(value), key=f"{where}.{key}"
+        )
+    return value
+
+
 def _conventions(
     value: Any, source: str | os.PathLike[str], metrics: Sequence[str], *, default: bool
 ) -> dict[str, Any]:
@@ -193,31 +210,9 @@ def _conventions(
             required.append("nsd_tolerance_mm")
             optional.append("nsd_definition")  # written since issue 26; older files: voxel
     check_keys(entry, source=source, where=where, allowed=[*required, *optional], required=required)
-    nsd_definition = expect_str(
-        entry.get("nsd_definition", "voxel"), source=source, where=f"{where}.nsd_definition"
-    )
-    if nsd_definition not in NSD_DEFINITIONS:
-        raise InputError(
-            source,
-            f"one of {', '.join(NSD_DEFINITIONS)}",
-            describe(nsd_definition),
-            key=f"{where}.nsd_definition",
-        )
-    empty = expect_str(entry["empty"], source=source, where=f"{where}.empty")
-    if empty not in EMPTY_POLICIES:
-        raise InputError(
-            source, f"one of {', '.join(EMPTY_POLICIES)}", describe(empty), key=f"{where}.empty"
-        )
-    convention = expect_str(
-        entry.get("convention", "nan"), source=source, where=f"{where}.convention"
-    )
-    if convention not in CONVENTIONS:
-        raise InputError(
-            source,
-            f"one of {', '.join(CONVENTIONS)}",
-            describe(convention),
-            key=f"{where}.convention",
-        )
+    nsd_definition = _choice(entry, "nsd_definition", "voxel", NSD_DEFINITIONS, source, where)
+    empty = _choice(entry, "empty", None, EMPTY_POLICIES, source, where)
+    convention = _choice(entry, "convention", "nan", CONVENTIONS, source, where)
     ignore = entry["ignore_label"]
     for name in ("label_source", *(k for k in _CONVENTION_TEXT if k in entry)):
         expect_str(entry[name], source=source, where=f"{where}.{name}")
