@@ -34,6 +34,7 @@ __all__ = [
     "judge_label_step",
     "nan_mean",
     "paired_difference",
+    "paired_values",
 ]
 
 #: Bootstrap resamples of the cases (``tune``'s noise of a held-out gain).
@@ -204,6 +205,23 @@ def gain_counts(differences: NDArray[np.float64]) -> bool:
     return gain > NOISE_Z * bootstrap_noise(values) or float(values.min()) >= -CASE_TOLERANCE
 
 
+def paired_values(
+    new: NDArray[np.float64], old: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``new`` and ``old`` with a NaN beside a value replaced by 1 (see :func:`paired_difference`).
+
+    Afterwards an entry is NaN on one side exactly where it is NaN on the other.
+
+    Examples:
+        >>> a, b = paired_values(np.array([np.nan, np.nan, 0.5]), np.array([0.0, np.nan, 0.4]))
+        >>> a.tolist(), b.tolist()
+        ([1.0, nan, 0.5], [0.0, nan, 0.4])
+    """
+    new_filled = np.where(np.isnan(new) & ~np.isnan(old), 1.0, new)
+    old_filled = np.where(np.isnan(old) & ~np.isnan(new), 1.0, old)
+    return new_filled, old_filled
+
+
 def paired_difference(new: NDArray[np.float64], old: NDArray[np.float64]) -> NDArray[np.float64]:
     """Per-case ``new - old`` Dice, a case the label is absent from scored as the pair sees it.
 
@@ -219,8 +237,7 @@ def paired_difference(new: NDArray[np.float64], old: NDArray[np.float64]) -> NDA
         >>> paired_difference(new, old).round(2).tolist()
         [0.1, 1.0, nan, -1.0]
     """
-    new_filled = np.where(np.isnan(new) & ~np.isnan(old), 1.0, new)
-    old_filled = np.where(np.isnan(old) & ~np.isnan(new), 1.0, old)
+    new_filled, old_filled = paired_values(new, old)
     difference: NDArray[np.float64] = new_filled - old_filled
     return difference
 

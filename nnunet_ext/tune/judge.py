@@ -38,6 +38,7 @@ from nnunet_ext._stats import (
     judge_label_step,
     nan_mean,
     paired_difference,
+    paired_values,
 )
 
 __all__ = [
@@ -77,8 +78,7 @@ def foreground_difference(
         >>> foreground_difference(new, old).round(2).tolist()
         [0.5, -0.25]
     """
-    new_filled = np.where(np.isnan(new) & ~np.isnan(old), 1.0, new)
-    old_filled = np.where(np.isnan(old) & ~np.isnan(new), 1.0, old)
+    new_filled, old_filled = paired_values(new, old)
     difference: NDArray[np.float64] = nan_mean(new_filled, axis=1) - nan_mean(old_filled, axis=1)
     return difference
 
