@@ -34,6 +34,7 @@ from typing import Any
 
 from nnunet_ext.demo.config import CONFIGURATIONS, DATASET_NAME
 from nnunet_ext.demo.record import RECORD_NAME, read_record
+from nnunet_ext.demo.summary import best_single_model
 from nnunet_ext.ensemble import ensemble_folders
 from nnunet_ext.evaluate import evaluate_folder
 from nnunet_ext.postprocess import postprocess_folder
@@ -64,7 +65,8 @@ def run_seed(root: Path, seed: int) -> tuple[dict[str, Any], float | None]:
 
 def judge(dice: dict[str, dict[str, float]]) -> dict[str, Any]:
     """The checks of one seed's table (method -> label -> test Dice)."""
-    best = max(CONFIGURATIONS, key=lambda c: dice[c]["foreground mean"])
+    best = best_single_model(dice)
+    assert best is not None, "a demo record has both configurations' Dice"
     final, equal = dice[FINAL], dice["ensemble (equal)"]
     per_label = {
         label: {
