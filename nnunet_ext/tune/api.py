@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from nnunet_ext.ensemble.rules import LabelRules
 from nnunet_ext.ensemble.spec import EnsembleSpec
 from nnunet_ext.io.splits import load_splits
 from nnunet_ext.tune.compact import CompactCVData
@@ -122,6 +123,20 @@ class TuneResult:
     def in_sample_gain(self) -> NDArray[np.float64]:
         """Tuned minus equal-weight mean Dice per label, on the tuning data."""
         return self.dice - self.baselines["equal"]
+
+    def label_rules(self) -> LabelRules:
+        """The rules as :class:`~nnunet_ext.ensemble.rules.LabelRules` on class indices.
+
+        Examples:
+            >>> import numpy as np
+            >>> r = TuneResult([], "", [], {}, [], [], np.full((2, 4), 0.5), np.zeros(3), {},
+            ...                None, rules=[(3, "from", 1, None), (2, "scale", None, 1.5)])
+            >>> r.label_rules().take, r.label_rules().scale
+            (((3, 1),), (1.0, 1.0, 1.5, 1.0))
+        """
+        take = [(label, m) for label, kind, m, _ in self.rules if kind == "from" and m is not None]
+        scale = {label: s for label, kind, _, s in self.rules if kind == "scale" and s is not None}
+        return LabelRules.build(self.weights.shape[1], scale=scale or None, take=take)
 
     def spec(self) -> EnsembleSpec:
         """The :class:`nnunet_ext.ensemble.spec.EnsembleSpec` of the chosen weights."""

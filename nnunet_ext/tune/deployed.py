@@ -22,7 +22,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from nnunet_ext._stats import bootstrap_noise, nan_mean
-from nnunet_ext.ensemble.rules import LabelRules
 from nnunet_ext.tune.api import TuneResult
 from nnunet_ext.tune.candidates import RuleScorer
 from nnunet_ext.tune.judge import paired_difference
@@ -34,7 +33,6 @@ __all__ = [
     "deployed_estimate",
     "estimate_dict",
     "format_estimates",
-    "result_rules",
 ]
 
 
@@ -90,25 +88,6 @@ class DeployedEstimate:
         return out
 
 
-def result_rules(result: TuneResult, num_classes: int) -> LabelRules:
-    """The :class:`~nnunet_ext.ensemble.rules.LabelRules` of a tuning result's rules.
-
-    Examples:
-        >>> from types import SimpleNamespace
-        >>> r = SimpleNamespace(rules=[(3, "from", 1, None), (2, "scale", None, 1.5)])
-        >>> rules = result_rules(r, 4)
-        >>> rules.take, rules.scale
-        (((3, 1),), (1.0, 1.0, 1.5, 1.0))
-    """
-    take = [(label, member) for label, kind, member, _ in result.rules if kind == "from"]
-    scale = {label: s for label, kind, _, s in result.rules if kind == "scale" and s is not None}
-    return LabelRules.build(
-        num_classes,
-        scale=scale or None,
-        take=[(int(label), int(member)) for label, member in take if member is not None],
-    )
-
-
 def deployed_estimate(
     result: TuneResult,
     holdout_dirs: Sequence[str | os.PathLike[str]],
@@ -147,7 +126,7 @@ def deployed_estimate(
         )
     baselines = _baseline_per_case(data, label_ids)
     scorer = RuleScorer(data, label_ids)
-    tuned = scorer.per_case(scorer.fused(result.weights), result_rules(result, data.num_classes))
+    tuned = scorer.per_case(scorer.fused(result.weights), result.label_rules())
     return DeployedEstimate(
         input_dirs=[str(d) for d in holdout_dirs],
         reference_dir=str(holdout_reference),
