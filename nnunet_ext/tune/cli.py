@@ -9,7 +9,12 @@ from nnunet_ext import _cli
 from nnunet_ext.io.outputs import Output
 from nnunet_ext.tune.api import tune_weights
 from nnunet_ext.tune.boundary import add_to_report, boundary_metrics, format_boundary
-from nnunet_ext.tune.deployed import deployed_estimate, estimate_dict, format_estimates
+from nnunet_ext.tune.deployed import (
+    estimate_dict,
+    format_estimates,
+    read_holdout,
+    score_holdout,
+)
 from nnunet_ext.tune.postprocessing import determine_postprocessing, postprocessing_paths
 from nnunet_ext.tune.report import format_table, write_outputs
 
@@ -133,6 +138,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: Path) -> int:
+    holdout = None
+    if args.holdout is not None:  # read (and refused) before anything is tuned or written
+        holdout = read_holdout(
+            args.holdout,
+            args.holdout_reference,
+            num_workers=args.num_workers,
+            dataset_json=args.dataset_json,
+        )
     result = tune_weights(
         args.input,
         args.reference,
@@ -149,15 +162,8 @@ def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: P
     )
     add_to_report(report, boundary)
     print("\n" + format_boundary(boundary))
-    if args.holdout is not None:
-        estimate = deployed_estimate(
-            result,
-            args.holdout,
-            args.holdout_reference,
-            num_workers=args.num_workers,
-            dataset_json=args.dataset_json,
-        )
-        section = estimate_dict(result, estimate)
+    if holdout is not None:
+        section = estimate_dict(result, score_holdout(result, holdout))
         add_to_report(report, section, key="holdout")
         print("\n" + format_estimates(section))
     if args.postprocess:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,15 +25,19 @@ from numpy.typing import NDArray
 from nnunet_ext._stats import bootstrap_noise, nan_mean
 from nnunet_ext.tune.api import TuneResult
 from nnunet_ext.tune.candidates import RuleScorer
+from nnunet_ext.tune.compact import CompactCVData
 from nnunet_ext.tune.judge import paired_difference
 from nnunet_ext.tune.reading import load_cv_data
 from nnunet_ext.tune.scoring import _baseline_per_case, mean_over_cases
 
 __all__ = [
     "DeployedEstimate",
+    "HoldoutCases",
     "deployed_estimate",
     "estimate_dict",
     "format_estimates",
+    "read_holdout",
+    "score_holdout",
 ]
 
 
@@ -88,6 +93,79 @@ class DeployedEstimate:
         return out
 
 
+@dataclass(frozen=True)
+class HoldoutCases:
+    """The hold-out cases read once (:func:`read_holdout`), before any tuning."""
+
+    input_dirs: list[str]
+    reference_dir: str
+    data: CompactCVData
+    cases: list[str]
+    label_ids: list[int]
+    label_names: list[str]
+
+
+def read_holdout(
+    holdout_dirs: Sequence[str | os.PathLike[str]],
+    holdout_reference: str | os.PathLike[str],
+    *,
+    num_workers: int = 1,
+    dataset_json: str | os.PathLike[str] | None = None,
+) -> HoldoutCases:
+    """Read the hold-out probability folders and references (errors name these parameters).
+
+    Raises:
+        NotADirectoryError: If a folder does not exist.
+        ValueError: For inputs :func:`~nnunet_ext.tune.reading.load_cv_data` refuses.
+    """
+    for i, folder in enumerate(holdout_dirs):
+        if not Path(folder).is_dir():
+            raise NotADirectoryError(
+                f"holdout_dirs[{i}] must be an existing folder of CASE.npz; got {folder}."
+            )
+    if not Path(holdout_reference).is_dir():
+        raise NotADirectoryError(
+            f"holdout_reference must be an existing folder of label files; got {holdout_reference}."
+        )
+    data, cases, _, label_ids, label_names = load_cv_data(
+        holdout_dirs, holdout_reference, num_workers=num_workers, dataset_json=dataset_json
+    )
+    return HoldoutCases(
+        [str(d) for d in holdout_dirs], str(holdout_reference), data, cases, label_ids, label_names
+    )
+
+
+def score_holdout(result: TuneResult, holdout: HoldoutCases) -> DeployedEstimate:
+    """Score equal weights, each member and ``result``'s spec on read hold-out cases.
+
+    Raises:
+        ValueError: If the folders are not one per member, or their labels differ from the
+            tuning's (message names the parameter).
+    """
+    if len(holdout.input_dirs) != len(result.input_dirs):
+        raise ValueError(
+            f"holdout_dirs must list one folder per tuned member ({len(result.input_dirs)}), "
+            f"in the same order; got {len(holdout.input_dirs)}."
+        )
+    if holdout.label_ids != result.label_ids:
+        raise ValueError(
+            f"holdout_dirs must hold the tuned labels {result.label_ids}; got {holdout.label_ids}."
+        )
+    data, label_ids = holdout.data, holdout.label_ids
+    baselines = _baseline_per_case(data, label_ids)
+    scorer = RuleScorer(data, label_ids)
+    tuned = scorer.per_case(scorer.fused(result.weights), result.label_rules())
+    return DeployedEstimate(
+        input_dirs=holdout.input_dirs,
+        reference_dir=holdout.reference_dir,
+        cases=holdout.cases,
+        label_names=holdout.label_names,
+        equal=baselines["equal"],
+        members=[baselines[f"model {m}"] for m in range(data.num_models)],
+        tuned=tuned,
+    )
+
+
 def deployed_estimate(
     result: TuneResult,
     holdout_dirs: Sequence[str | os.PathLike[str]],
@@ -97,6 +175,8 @@ def deployed_estimate(
     dataset_json: str | os.PathLike[str] | None = None,
 ) -> DeployedEstimate:
     """Score equal weights, each member and ``result``'s spec on labeled hold-out cases.
+
+    :func:`read_holdout`, then :func:`score_holdout`.
 
     Args:
         result: The tuning result (its weights and rules).
@@ -109,6 +189,7 @@ def deployed_estimate(
         The per-case Dice of each.
 
     Raises:
+        NotADirectoryError: If a folder does not exist.
         ValueError: If the folders are not one per member, or their labels differ from the
             tuning's (message names the parameter).
     """
@@ -117,25 +198,10 @@ def deployed_estimate(
             f"holdout_dirs must list one folder per tuned member ({len(result.input_dirs)}), "
             f"in the same order; got {len(holdout_dirs)}."
         )
-    data, cases, _, label_ids, label_names = load_cv_data(
+    holdout = read_holdout(
         holdout_dirs, holdout_reference, num_workers=num_workers, dataset_json=dataset_json
     )
-    if label_ids != result.label_ids:
-        raise ValueError(
-            f"holdout_dirs must hold the tuned labels {result.label_ids}; got {label_ids}."
-        )
-    baselines = _baseline_per_case(data, label_ids)
-    scorer = RuleScorer(data, label_ids)
-    tuned = scorer.per_case(scorer.fused(result.weights), result.label_rules())
-    return DeployedEstimate(
-        input_dirs=[str(d) for d in holdout_dirs],
-        reference_dir=str(holdout_reference),
-        cases=cases,
-        label_names=label_names,
-        equal=baselines["equal"],
-        members=[baselines[f"model {m}"] for m in range(data.num_models)],
-        tuned=tuned,
-    )
+    return score_holdout(result, holdout)
 
 
 def estimate_dict(result: TuneResult, estimate: DeployedEstimate) -> dict[str, Any]:

@@ -71,6 +71,10 @@ def test_cli_reports_both_estimates_side_by_side(cv, tmp_path, capsys):
         (["--holdout", "A"], "--holdout and --holdout-reference must be given together"),
         (["--holdout-reference", "R"], "--holdout and --holdout-reference must be given together"),
         (["--holdout", "A", "--holdout-reference", "R"], "--holdout must list one folder per -i"),
+        (
+            ["--holdout", "A", "B", "--holdout-reference", "R"],
+            "--holdout[0] must be an existing folder of CASE.npz; got A.",
+        ),
     ],
 )
 def test_cli_refuses_an_incomplete_holdout_before_writing(cv, tmp_path, capsys, extra, message):
