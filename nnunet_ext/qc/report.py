@@ -8,7 +8,8 @@
                 "labels": [{"label": 2, "name": "RV", "volume_ml": 31.2,
                             "member_volumes_ml": [30.9, 0.0], "member_dice": [0.99, 0.0],
                             "volume_cv": 1.0, "empty_members": ["3d_fullres"],
-                            "components": 1, "estimated_dice": 0.41,
+                            "components": 1, "island_fraction": 0.0, "soft_dice": 0.41,
+                            "estimated_dice": 0.99,
                             "reasons": ["member 3d_fullres predicts no voxel ..."]}]}]}
 
 Cases are sorted by risk (flagged first, then ``risk`` descending): ``risk`` is the largest
@@ -65,6 +66,8 @@ CSV_COLUMNS = (
     "min_member_dice",
     "volume_cv",
     "components",
+    "island_fraction",
+    "soft_dice",
     "volume_ml",
     "member_dice",
     "member_volumes_ml",
@@ -82,6 +85,8 @@ _LABEL_KEYS = (
     "volume_cv",
     "empty_members",
     "components",
+    "island_fraction",
+    "soft_dice",
     "estimated_dice",
     "reasons",
 )
@@ -168,6 +173,8 @@ def _label_dict(label: LabelQuality, members: Sequence[str]) -> dict[str, Any]:
         "volume_cv": m.volume_cv,
         "empty_members": [members[i] for i in m.empty_members],
         "components": m.components,
+        "island_fraction": m.island_fraction,
+        "soft_dice": m.soft_dice,
         "estimated_dice": m.estimated_dice,
         "reasons": list(label.reasons),
     }
@@ -229,6 +236,8 @@ def _csv_text(report: QcReport) -> str:
                     f"{min(m.member_dice):.4f}",
                     f"{m.volume_cv:.4f}",
                     m.components,
+                    f"{m.island_fraction:.4f}",
+                    f"{m.soft_dice:.4f}",
                     f"{m.volume_ml:.6g}",
                     " ".join(f"{n}={d:.4f}" for n, d in zip(names, m.member_dice, strict=True)),
                     " ".join(
@@ -297,6 +306,10 @@ def _parse_label(data: Any, source: str, where: str, members: Sequence[str]) -> 
         ),
         empty_members=tuple(members.index(name) for name in empty),
         components=expect_int(obj["components"], source=source, where=f"{where}.components"),
+        island_fraction=expect_number(
+            obj["island_fraction"], source=source, where=f"{where}.island_fraction", minimum=0
+        ),
+        soft_dice=expect_number(obj["soft_dice"], source=source, where=f"{where}.soft_dice"),
         estimated_dice=expect_number(
             obj["estimated_dice"], source=source, where=key_path(where, "estimated_dice")
         ),

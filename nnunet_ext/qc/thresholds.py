@@ -5,12 +5,13 @@ overridden on the command line, and ``nnunet-ext tune --qc-calibrate`` stores ca
 the ensemble spec):
 
 * a member predicts nothing of the label while another member does (always);
-* a member's Dice against the fused label is below ``min_member_dice`` [0.8];
+* a member's Dice against the fused label is below ``min_member_dice`` [0.6];
 * the members' volume coefficient of variation is above ``max_volume_cv`` [0.3];
-* the fused label has more than ``max_components`` connected components [1; per label in
-  ``label_components``];
-* the estimated Dice (soft Dice of the fused probabilities) is below ``min_estimated_dice``
-  [0.8];
+* the fused label's second-largest component holds more than ``max_island_fraction`` of its
+  voxels [0.1]: a sizeable island, not a speck;
+* the fused label has more than ``max_components`` connected components [off; per label in
+  ``label_components``, which calibration fills];
+* the estimated Dice is below ``min_estimated_dice`` [0.7];
 * the fused volume lies outside the label's cross-validation volume range (``volume_ranges``,
   only when a tuned spec carries it) widened by ``volume_margin`` [0.25] on both sides.
 """
@@ -28,7 +29,13 @@ from nnunet_ext.qc.measures import LabelMeasures
 
 __all__ = ["QcThresholds", "label_reasons"]
 
-_NUMBERS = ("min_member_dice", "max_volume_cv", "min_estimated_dice", "volume_margin")
+_NUMBERS = (
+    "min_member_dice",
+    "max_volume_cv",
+    "min_estimated_dice",
+    "max_island_fraction",
+    "volume_margin",
+)
 
 
 @dataclass(frozen=True)
@@ -39,7 +46,10 @@ class QcThresholds:
         min_member_dice: Flag a member whose Dice against the fused label is below this.
         max_volume_cv: Flag a volume coefficient of variation above this.
         min_estimated_dice: Flag an estimated Dice below this.
-        max_components: Flag a fused label with more components than this.
+        max_island_fraction: Flag a second-largest component holding more than this share of
+            the fused label's voxels.
+        max_components: Flag a fused label with more components than this (``None``: only
+            the labels of ``label_components``).
         volume_margin: Relative widening of the volume ranges on both sides.
         label_components: Per label (name or value, as a string), its own ``max_components``.
         volume_ranges: Per label (name or value, as a string), the ``(low, high)`` volume in ml
@@ -54,10 +64,11 @@ class QcThresholds:
         nnunet_ext.io.errors.InputError: spec.json: qc.max_cv must be absent (allowed keys: ...
     """
 
-    min_member_dice: float = 0.8
+    min_member_dice: float = 0.6
     max_volume_cv: float = 0.3
-    min_estimated_dice: float = 0.8
-    max_components: int = 1
+    min_estimated_dice: float = 0.7
+    max_island_fraction: float = 0.1
+    max_components: int | None = None
     volume_margin: float = 0.25
     label_components: Mapping[str, int] = field(default_factory=dict)
     volume_ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
@@ -91,7 +102,7 @@ class QcThresholds:
             for name in _NUMBERS
             if name in obj
         }
-        if "max_components" in obj:
+        if obj.get("max_components") is not None:
             values["max_components"] = expect_int(
                 obj["max_components"], source=source, where=key_path(where, "max_components")
             )
@@ -140,11 +151,11 @@ def label_reasons(
     """The reasons, in words, to flag one label of one case (empty: not flagged).
 
     Examples:
-        >>> m = LabelMeasures(1, 2.0, (4.0, 0.0), (1.0, 0.0), 1.0, (1,), 1, 0.9)
+        >>> m = LabelMeasures(1, 2.0, (4.0, 0.0), (1.0, 0.0), 1.0, (1,), 1, 0.0, 0.5, 1.0)
         >>> for r in label_reasons(m, QcThresholds(), member_names=["2d", "3d"]):
         ...     print(r)
         member 3d predicts no voxel of the label; the others do
-        member 3d agrees with the fused label at Dice 0.00 (< 0.80)
+        member 3d agrees with the fused label at Dice 0.00 (< 0.60)
         members' volumes vary: coefficient of variation 1.00 (> 0.30)
     """
     t = thresholds
@@ -163,9 +174,14 @@ def label_reasons(
             f"members' volumes vary: coefficient of variation {measures.volume_cv:.2f} "
             f"(> {t.max_volume_cv:.2f})"
         )
+    if measures.island_fraction > t.max_island_fraction:
+        reasons.append(
+            f"an island: the second-largest component holds {measures.island_fraction:.0%} of "
+            f"the label (> {t.max_island_fraction:.0%})"
+        )
     limit = _lookup(t.label_components, measures.label, label_name)
     limit = t.max_components if limit is None else int(limit)
-    if measures.components > limit:
+    if limit is not None and measures.components > limit:
         reasons.append(f"{measures.components} connected components (> {limit})")
     if measures.estimated_dice < t.min_estimated_dice:
         reasons.append(
