@@ -101,7 +101,9 @@ def volume_cv(volumes: Sequence[float]) -> float:
         (0.0, 0.0, 1.0)
     """
     array = np.asarray(volumes, dtype=np.float64)
-    mean = float(array.mean()) if array.size else 0.0
+    if not array.size or np.all(array == array[0]):  # exactly 0, not a rounding residue
+        return 0.0
+    mean = float(array.mean())
     return 0.0 if mean <= 0 else float(array.std() / mean)
 
 
@@ -136,11 +138,15 @@ def component_sizes(mask: NDArray[np.bool_]) -> NDArray[np.int64]:
         array([], dtype=int64)
     """
     import cc3d
+    from scipy import ndimage
 
     if not mask.any():
         return np.zeros(0, dtype=np.int64)
     volume = mask.reshape((1,) * (3 - mask.ndim) + mask.shape) if mask.ndim < 3 else mask
-    components, count = cc3d.connected_components(volume, connectivity=26, return_N=True)
+    if sum(size > 1 for size in volume.shape) <= 1:  # cc3d 3.x fails on some 1-D lines
+        components, count = ndimage.label(volume, structure=np.ones((3, 3, 3)))
+    else:
+        components, count = cc3d.connected_components(volume, connectivity=26, return_N=True)
     sizes = np.bincount(components.reshape(-1), minlength=int(count) + 1)[1:]
     return np.sort(sizes.astype(np.int64))[::-1]
 
