@@ -150,15 +150,16 @@ def check_case(
     )
     if context.options.maps:
         _write_maps(context, case_id, probabilities, labels, member_labels, properties)
-    wants_figure = context.options.maps or context.options.report is not None
-    if wants_figure and any(_reasons(context, m) for m in measures):
+    flagged = [m.label for m in measures if _reasons(context, m)]
+    if flagged and (context.options.maps or context.options.report is not None):
         render_case_figure(
             labels,
             member_labels,
             entropy_map(probabilities),
             _figure_file(out, case_id),
             member_names=context.member_names,
-            title=case_id,
+            title=f"{case_id}: {', '.join(context.label_names[v] for v in flagged)}",
+            label_ids=flagged,
         )
     record = {
         "schema_version": 1,

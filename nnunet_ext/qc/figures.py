@@ -1,7 +1,7 @@
 """A flagged case at a glance: three orthogonal slices with the members' contours (PNG).
 
-The slices cross where the members disagree most (the centre of the voxels where some member's
-argmax differs from the fused label; the centre of the foreground when they agree). The fused
+The slices cross where the members disagree: the centre of the voxels of the flagged labels where
+some member's argmax differs from the fused label (of the foreground when they agree). The fused
 labels are filled in the colours of ``submission build``'s preview, each member's label borders
 drawn as contours in its own colour, over the entropy of the fused probabilities in grey.
 """
@@ -36,19 +36,29 @@ MEMBER_COLOURS = ("#00e5ff", "#ff9100", "#76ff03", "#ff4081", "#ffffff", "#ffea0
 
 
 def focus_point(
-    labels: NDArray[np.integer[Any]], member_labels: Sequence[NDArray[np.integer[Any]]]
+    labels: NDArray[np.integer[Any]],
+    member_labels: Sequence[NDArray[np.integer[Any]]],
+    label_ids: Sequence[int] | None = None,
 ) -> tuple[int, ...]:
     """The voxel the slices cross: centre of the disagreement, else of the foreground.
 
+    Args:
+        labels: The fused labels.
+        member_labels: Each member's argmax map.
+        label_ids: Count only disagreement on these labels (fused or a member's); ``None``: all.
+
     Examples:
         >>> labels = np.zeros((3, 5, 5), dtype=np.uint8); labels[1, 1:4, 1:4] = 1
-        >>> other = labels.copy(); other[2, 4, 4] = 2
-        >>> focus_point(labels, [labels]), focus_point(labels, [labels, other])
+        >>> other = labels.copy(); other[2, 4, 4] = 2; other[0, 0, 0] = 1
+        >>> focus_point(labels, [labels]), focus_point(labels, [labels, other], [2])
         ((1, 2, 2), (2, 4, 4))
     """
     differs = np.zeros(labels.shape, dtype=bool)
     for member in member_labels:
-        differs |= member != labels
+        here = member != labels
+        if label_ids is not None:
+            here &= np.isin(member, label_ids) | np.isin(labels, label_ids)
+        differs |= here
     mask = differs if differs.any() else labels > 0
     if not mask.any():
         return tuple(s // 2 for s in labels.shape)
@@ -71,6 +81,7 @@ def render_case_figure(
     *,
     member_names: Sequence[str],
     title: str,
+    label_ids: Sequence[int] | None = None,
 ) -> Path:
     """Write the PNG of one case: orthogonal slices, fused labels filled, members as contours.
 
@@ -81,6 +92,8 @@ def render_case_figure(
         path: Destination PNG (written atomically; its folder is created).
         member_names: The members' names for the legend.
         title: The figure title (the case ID).
+        label_ids: The slices cross the members' disagreement on these labels (the flagged
+            ones); ``None``: on any label.
 
     Returns:
         The PNG path.
@@ -90,7 +103,7 @@ def render_case_figure(
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    point = focus_point(labels, member_labels)
+    point = focus_point(labels, member_labels, label_ids)
     fused_views = _views(labels, point)
     member_views = [_views(m, point) for m in member_labels]
     background_views = _views(background, point)

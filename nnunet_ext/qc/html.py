@@ -52,7 +52,7 @@ def _overview(report: QcReport) -> str:
             f'<td class="text">{html.escape(", ".join(flagged)) or "-"}</td></tr>'
         )
     return (
-        "<table><tr><th>case</th><th>risk</th><th>lowest Dice estimate</th>"
+        "<table><tr><th>case</th><th>risk</th><th>lowest member agreement (Dice)</th>"
         "<th>flagged labels</th></tr>" + "".join(rows) + "</table>"
     )
 
