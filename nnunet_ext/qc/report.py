@@ -366,7 +366,9 @@ def load_qc(path: str | os.PathLike[str]) -> QcReport:
 
 
 def load_qc_csv(path: str | os.PathLike[str]) -> dict[str, list[tuple[str, str]]]:
-    """The flagged labels of ``qc.csv``: case ID to ``(label name, reasons)`` pairs.
+    """Every case of ``qc.csv``: case ID to its flagged labels' ``(name, reasons)`` pairs.
+
+    A case that is not flagged maps to an empty list.
 
     Raises:
         FileNotFoundError: If the file does not exist.
@@ -389,6 +391,7 @@ def load_qc_csv(path: str | os.PathLike[str]) -> dict[str, list[tuple[str, str]]
         if len(row) != len(CSV_COLUMNS):
             raise InputError(file, f"{len(CSV_COLUMNS)} columns", f"{len(row)} on line {number}")
         case, _, name, flag = row[:4]
+        flagged.setdefault(case, [])
         if flag:
-            flagged.setdefault(case, []).append((name, flag))
+            flagged[case].append((name, flag))
     return flagged

@@ -45,7 +45,7 @@ def test_report_sorts_flagged_cases_first_and_round_trips(tmp_path):
     flagged = {(r["case"], r["name"]): r["flag"] for r in rows if r["flag"]}
     assert list(flagged) == [("blind", "RV")]
     assert "member 3d predicts no voxel" in flagged["blind", "RV"]
-    assert load_qc_csv(csv_file) == {"blind": [("RV", flagged["blind", "RV"])]}
+    assert load_qc_csv(csv_file) == {"blind": [("RV", flagged["blind", "RV"])], "agree": []}
 
 
 def test_report_keeps_non_finite_out_of_the_json(tmp_path):
