@@ -377,8 +377,11 @@ def load_qc_csv(path: str | os.PathLike[str]) -> dict[str, list[tuple[str, str]]
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"QC table not found: {file}")
-    with open(file, newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
+    try:
+        with open(file, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise InputError(file, "a UTF-8 CSV table (qc.csv)", f"unreadable text ({err})") from err
     if not rows or tuple(rows[0]) != CSV_COLUMNS:
         raise InputError(
             file,

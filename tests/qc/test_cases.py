@@ -81,7 +81,8 @@ def test_records_maps_figures_report(tmp_path):
     page = Page()
     page.feed(report_file.read_text())
     assert page.sections == ["case-blind"]
-    assert page.scripts == 0 and all(link.startswith("#") for link in page.links)
+    assert page.scripts == 0
+    assert all(link.startswith("#") for link in page.links)
     (image,) = page.images
     assert image.startswith("data:image/png;base64,")
     assert base64.b64decode(image.split(",", 1)[1])[:4] == b"\x89PNG"
@@ -98,7 +99,7 @@ def test_without_maps_nothing_but_records(tmp_path):
 def test_finish_refuses_missing_or_foreign_records(tmp_path):
     ctx = context(tmp_path)
     run_two_cases(ctx)
-    with pytest.raises(FileNotFoundError, match="the QC record of case 'other'. Rerun with --qc"):
+    with pytest.raises(FileNotFoundError, match=r"the QC record of case 'other'\. Rerun with --qc"):
         finish_qc(ctx, ["agree", "other"])
     other = QcContext(
         ctx.options, ctx.thresholds, tmp_path, ("a", "b", "c"), LABELS, ".nii.gz", "SimpleITKIO"
@@ -112,7 +113,8 @@ def test_html_escapes_case_names(tmp_path):
     run_two_cases(ctx)
     report = finish_qc(ctx, ["agree", "blind"])
     text = render_html(report, {})
-    assert "<script" not in text and "http" not in text
+    assert "<script" not in text
+    assert "http" not in text
 
 
 def test_member_names_are_unique():

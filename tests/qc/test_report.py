@@ -52,7 +52,8 @@ def test_report_keeps_non_finite_out_of_the_json(tmp_path):
     m = LabelMeasures(1, 0.0, (0.0,), (1.0,), 0.0, (), 0, 0.0, 1.0, 1.0)
     built = build_report({"c": [m]}, member_names=["a"], label_names={}, thresholds=QcThresholds())
     text = write_qc(built, tmp_path)[0].read_text()
-    assert "NaN" not in text and load_qc(tmp_path / "qc.json").cases[0].labels[0].name == "1"
+    assert "NaN" not in text
+    assert load_qc(tmp_path / "qc.json").cases[0].labels[0].name == "1"
 
 
 @pytest.mark.parametrize(
@@ -92,7 +93,7 @@ def test_load_qc_is_strict(tmp_path, edit, match):
 def test_load_qc_csv_refuses_other_tables(tmp_path):
     file = tmp_path / "qc.csv"
     file.write_text("case,label\nc,1\n")
-    with pytest.raises(InputError, match="must be a qc.csv header"):
+    with pytest.raises(InputError, match=r"must be a qc\.csv header"):
         load_qc_csv(file)
     write_qc(report(), tmp_path)
     text = (tmp_path / "qc.csv").read_text().splitlines()

@@ -33,7 +33,8 @@ def test_a_member_blind_to_a_label_flags_that_label_only(reference):
     blind = reference.copy()
     blind[blind == 3] = 0
     reasons = judge([reference, blind])
-    assert reasons[1] == () and reasons[2] == ()
+    assert reasons[1] == ()
+    assert reasons[2] == ()
     assert "member 3d_fullres predicts no voxel of the label; the others do" in reasons[3]
     assert any("coefficient of variation 1.00" in r for r in reasons[3])
 
