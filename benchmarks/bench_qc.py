@@ -13,6 +13,8 @@ reports:
   AUROC of the risk score ``1 - estimated Dice``;
 * the Spearman correlation of the estimated and the true Dice (scipy), and of the soft Dice;
 * whether every case-label where a member is empty while another is not is flagged;
+* all of that with the default thresholds and with thresholds calibrated on the seed's CV cases
+  (``tune --qc-calibrate``'s calibration on the seed's spec);
 * the overhead: ``ensemble --spec`` wall time with and without ``--qc`` on the first seed,
   alternated, best of ``--repeats``.
 """
@@ -49,12 +51,26 @@ def complete_seeds(draws: Path) -> list[Path]:
     return seeds
 
 
-def ensemble_command(seed: Path, out: Path, qc: bool) -> list[str]:
+def ensemble_command(seed: Path, out: Path, qc: bool, spec: Path | None = None) -> list[str]:
     """``nnunet-ext ensemble`` of the seed's test probabilities with its tuned spec."""
     members = [str(seed / "predictions" / c) for c in ("2d", "3d_fullres")]
     command = [str(BIN / "nnunet-ext"), "ensemble", "-i", *members]
-    command += ["--spec", str(seed / "tuning" / "ensemble_spec.json"), "-o", str(out)]
+    command += ["--spec", str(spec or seed / "tuning" / "ensemble_spec.json"), "-o", str(out)]
     return [*command, "--qc"] if qc else command
+
+
+def calibrated_spec(seed: Path, work: Path) -> Path:
+    """The seed's spec with QC thresholds calibrated on its CV cases (tune --qc-calibrate)."""
+    from nnunet_ext.ensemble import EnsembleSpec
+    from nnunet_ext.tune.qc_calibration import calibrate_qc
+
+    spec_file = seed / "tuning" / "ensemble_spec.json"
+    references = seed / "nnUNet_preprocessed" / DATASET / "gt_segmentations"
+    thresholds = calibrate_qc(spec_file, references)
+    spec = EnsembleSpec.load(spec_file)
+    out = work / f"{seed.name}_calibrated_spec.json"
+    EnsembleSpec(spec.members, spec.rules, thresholds).save(out)
+    return out
 
 
 def true_dice(prediction: Path, reference: Path, label: int) -> float:
@@ -76,10 +92,11 @@ def auroc(scores: np.ndarray, positives: np.ndarray) -> float:
     return float(greater / (len(pos) * len(neg)))
 
 
-def seed_rows(seed: Path, work: Path) -> list[dict[str, Any]]:
+def seed_rows(seed: Path, work: Path, spec: Path | None = None) -> list[dict[str, Any]]:
     """One row per test case and label: flag, estimate, true Dice, empty members."""
-    out = work / seed.name
-    subprocess.run(ensemble_command(seed, out, qc=True), check=True, stdout=subprocess.DEVNULL)
+    out = work / f"{seed.name}_{'calibrated' if spec else 'default'}"
+    command = ensemble_command(seed, out, qc=True, spec=spec)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     report = json.loads((out / "qc.json").read_text())
     references = seed / "nnUNet_raw" / DATASET / "labelsTs"
     rows = []
@@ -155,10 +172,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         rows = [row for seed in seeds for row in seed_rows(seed, work)]
-        result = {"seeds": [s.name for s in seeds], **summarise(rows)}
+        result = {"seeds": [s.name for s in seeds], "default": summarise(rows)}
+        calibrated = [
+            row for seed in seeds for row in seed_rows(seed, work, calibrated_spec(seed, work))
+        ]
+        result["calibrated_on_cv"] = summarise(calibrated)
         if args.repeats > 0:
             result["overhead_ensemble"] = overhead(seeds[0], work, args.repeats)
-    for row in rows:
+    for row in calibrated:
         if row["flagged"] or row["true"] < 0.5:
             print(
                 f"{row['seed']} {row['case']} {row['label']}: true {row['true']:.2f} "
@@ -166,7 +187,9 @@ def main() -> int:
             )
     print(json.dumps(result, indent=2))
     if args.json is not None:
-        args.json.write_text(json.dumps({**result, "rows": rows}, indent=2))
+        args.json.write_text(
+            json.dumps({**result, "rows": rows, "calibrated_rows": calibrated}, indent=2)
+        )
     return 0
 
 

@@ -85,6 +85,16 @@ class QcThresholds:
         kept: dict[str, Any] = {k: v for k, v in values.items() if v is not None}
         return replace(self, **kept)
 
+    def with_volume_ranges(
+        self,
+        volume_ranges: Mapping[str, tuple[float, float]],
+        label_components: Mapping[str, int],
+    ) -> QcThresholds:
+        """A copy with these per-label volume ranges and component limits."""
+        return replace(
+            self, volume_ranges=dict(volume_ranges), label_components=dict(label_components)
+        )
+
     @classmethod
     def from_dict(
         cls, data: Any, *, source: str | os.PathLike[str], where: str | None = None
