@@ -27,9 +27,9 @@ def qc_context(
     """
     if run.claim or run.num_parts > 1 or ray:
         raise ValueError(
-            "qc must run in one local process that predicts every case; got claim, num_parts > 1 "
-            "or the Ray executor. Predict first, then run nnunet-ext ensemble --qc on "
-            "--save-probabilities folders, or drop qc."
+            "qc must run in one local process that predicts every case; got claim=True, "
+            "num_parts > 1 or the Ray executor. Predict with save_probabilities=True, then fuse "
+            "the folders with the ensemble's qc; or drop qc."
         )
     if plan.label_spec.has_regions:
         raise ValueError(

@@ -211,7 +211,7 @@ def _read_record(file: Path, members: Sequence[str]) -> tuple[LabelMeasures, ...
             file,
             f"a version 1 QC record of the members {list(members)}",
             f"version {obj['schema_version']!r} of {obj['members']!r}",
-            fix="Rerun with --overwrite to redo the QC of every case.",
+            fix="Rerun with overwrite=True to redo the QC of every case.",
         )
     names = [f.name for f in dataclasses.fields(LabelMeasures)]
     labels = []
@@ -239,7 +239,7 @@ def finish_qc(context: QcContext, case_ids: Sequence[str]) -> QcReport:
         file = record_file(out, case)
         if not file.is_file():
             raise FileNotFoundError(
-                f"{file} not found: the QC record of case {case!r}. Rerun with --qc."
+                f"{file} not found: the QC record of case {case!r}. Rerun with qc=True."
             )
         measures[case] = _read_record(file, context.member_names)
     report = build_report(

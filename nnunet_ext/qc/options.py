@@ -10,8 +10,6 @@ from nnunet_ext.qc.thresholds import QcThresholds
 
 __all__ = ["QC_PARAMETER_FLAGS", "add_qc_arguments", "qc_options_from_args"]
 
-#: Library parameter -> flag, for ``_cli.Command(parameter_flags=...)``.
-QC_PARAMETER_FLAGS = {"qc": "--qc", "qc_report": "--qc-report"}
 
 _THRESHOLD_FLAGS = (
     ("min_member_dice", "X", float, "flag a member whose Dice against the fused label is below X"),
@@ -20,6 +18,15 @@ _THRESHOLD_FLAGS = (
     ("max_components", "N", int, "flag a fused label with more than N connected components"),
     ("volume_margin", "X", float, "widen the spec's CV volume ranges by X (relative) each side"),
 )
+
+
+#: Parameter (and ``dest``) -> flag, for ``_cli.Command(parameter_flags=...)``.
+QC_PARAMETER_FLAGS = {
+    "qc": "--qc",
+    "qc_maps": "--qc-maps",
+    "qc_report": "--qc-report",
+    **{f"qc_{name}": f"--qc-{name.replace('_', '-')}" for name, *_ in _THRESHOLD_FLAGS},
+}
 
 
 def add_qc_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,11 +78,13 @@ def qc_options_from_args(args: argparse.Namespace) -> QcOptions | None:
     )
     if not args.qc:
         if extras:
-            raise ValueError("--qc must be given with the other --qc-* flags; got them without it.")
+            raise ValueError(
+                "qc=True must come with qc_maps, qc_report and the QC thresholds; got them "
+                "without it. Add qc=True."
+            )
         return None
     for name, value in overrides.items():
         if value is not None and value < 0:
-            flag = f"--qc-{name.replace('_', '-')}"
-            raise ValueError(f"{flag} must be >= 0; got {value}.")
+            raise ValueError(f"qc_{name} must be >= 0; got {value}.")
     kept = {k: v for k, v in overrides.items() if v is not None}
     return QcOptions(overrides=kept, maps=bool(args.qc_maps), report=args.qc_report)

@@ -387,7 +387,7 @@ def load_qc_csv(path: str | os.PathLike[str]) -> dict[str, list[tuple[str, str]]
             file,
             f"a qc.csv header ({','.join(CSV_COLUMNS)})",
             repr(",".join(rows[0]) if rows else ""),
-            fix="Pass the qc.csv written by nnunet-ext ensemble --qc or predict --qc.",
+            fix="Pass the qc.csv that the QC of ensemble or predict wrote.",
         )
     flagged: dict[str, list[tuple[str, str]]] = {}
     for number, row in enumerate(rows[1:], start=2):

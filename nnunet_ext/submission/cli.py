@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if args.qc is not None:
             cases = [c.case for c in report.cases]
-            extra = qc_warnings(args.qc, cases, strict=args.strict_qc)
+            extra = qc_warnings(args.qc, cases, strict_qc=args.strict_qc)
             report = dataclasses.replace(report, warnings=(*report.warnings, *extra))
     print(report_text(report), end="")
     return 0

@@ -2,7 +2,7 @@
 
 The check itself passes or fails on the zip; the QC table adds a warning per flagged case of the
 submission (its labels and reasons) and one for the submitted cases the table does not cover.
-With ``strict``, flagged cases are an error instead.
+With ``strict_qc``, flagged cases are an error instead.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ def _list_some(items: Sequence[str], limit: int = 5) -> str:
 
 
 def qc_warnings(
-    qc_csv: str | os.PathLike[str], case_ids: Sequence[str], *, strict: bool = False
+    qc_csv: str | os.PathLike[str], case_ids: Sequence[str], *, strict_qc: bool = False
 ) -> list[str]:
     """The warnings of ``qc.csv`` for the submitted ``case_ids``.
 
     Args:
         qc_csv: The ``qc.csv`` of ``ensemble --qc`` or ``predict --qc``.
         case_ids: The cases of the submission.
-        strict: Raise instead of warning when a submitted case is flagged.
+        strict_qc: Raise instead of warning when a submitted case is flagged.
 
     Returns:
         One line per flagged case (``QC flags case: label: reasons``), then one for the
@@ -37,15 +37,15 @@ def qc_warnings(
     Raises:
         FileNotFoundError: If ``qc_csv`` does not exist.
         InputError: If it is not a ``qc.csv``.
-        ValueError: With ``strict``, if a submitted case is flagged.
+        ValueError: With ``strict_qc``, if a submitted case is flagged.
     """
     table = load_qc_csv(qc_csv)
     flagged = [case for case in case_ids if table.get(case)]
-    if strict and flagged:
+    if strict_qc and flagged:
         raise ValueError(
-            f"{qc_csv}: submitted cases must not be flagged by the QC with --strict-qc; got "
-            f"{len(flagged)} flagged: {_list_some(flagged)}. Look at them (qc.json, "
-            "--qc-report), then fix or accept them and check without --strict-qc."
+            f"{qc_csv}: submitted cases must not be flagged by the QC with strict_qc=True; got "
+            f"{len(flagged)} flagged: {_list_some(flagged)}. Look at them (qc.json, the QC "
+            "report page), then fix or accept them and check without strict_qc=True."
         )
     lines = [
         f"QC flags {case}: " + "; ".join(f"{name}: {reasons}" for name, reasons in table[case])

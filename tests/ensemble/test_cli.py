@@ -204,7 +204,11 @@ def test_qc_thresholds_come_from_the_spec_then_the_flags(tmp_path, rng, capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        pytest.param(["--qc-maps"], "--qc must be given with the other --qc-* flags", id="no-qc"),
+        pytest.param(
+            ["--qc-maps"],
+            "--qc must come with --qc-maps, --qc-report and the QC thresholds",
+            id="no-qc",
+        ),
         pytest.param(["--qc", "--allow-missing"], "qc must compare every member", id="missing"),
         pytest.param(
             ["--qc", "--qc-max-volume-cv", "-1"], "--qc-max-volume-cv must be >= 0", id="neg"

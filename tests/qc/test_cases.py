@@ -99,7 +99,9 @@ def test_without_maps_nothing_but_records(tmp_path):
 def test_finish_refuses_missing_or_foreign_records(tmp_path):
     ctx = context(tmp_path)
     run_two_cases(ctx)
-    with pytest.raises(FileNotFoundError, match=r"the QC record of case 'other'\. Rerun with --qc"):
+    with pytest.raises(
+        FileNotFoundError, match=r"the QC record of case 'other'\. Rerun with qc=True"
+    ):
         finish_qc(ctx, ["agree", "other"])
     other = QcContext(
         ctx.options, ctx.thresholds, tmp_path, ("a", "b", "c"), LABELS, ".nii.gz", "SimpleITKIO"

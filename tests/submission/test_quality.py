@@ -63,4 +63,4 @@ def test_qc_warnings_library(tmp_path):
     table = qc_table(tmp_path)
     assert qc_warnings(table, ["heart_001"]) == []
     with pytest.raises(ValueError, match="got 1 flagged: heart_000"):
-        qc_warnings(table, ["heart_000", "heart_001"], strict=True)
+        qc_warnings(table, ["heart_000", "heart_001"], strict_qc=True)
