@@ -16,7 +16,9 @@ reports:
 * all of that with the default thresholds and with thresholds calibrated on the seed's CV cases
   (``tune --qc-calibrate``'s calibration on the seed's spec);
 * the overhead: ``ensemble --spec`` wall time with and without ``--qc`` on the first seed,
-  alternated, best of ``--repeats``.
+  alternated, best of ``--repeats``; with ``--predict-cases N``, ``predict --spec
+  tuning/predict_spec.json --disable-tta --device cpu`` on the first seed's first N test images
+  likewise.
 """
 
 from __future__ import annotations
@@ -137,6 +139,30 @@ def overhead(seed: Path, work: Path, repeats: int) -> dict[str, float]:
     return {**best, "ratio": best["qc"] / best["plain"]}
 
 
+def predict_overhead(seed: Path, work: Path, repeats: int, cases: int) -> dict[str, float]:
+    """Best wall time of ``predict`` without and with ``--qc`` on ``cases`` test images."""
+    import shutil
+
+    images = work / "predict_images"
+    images.mkdir(exist_ok=True)
+    for image in sorted((seed / "nnUNet_raw" / DATASET / "imagesTs").glob("*_0000.nii.gz"))[:cases]:
+        shutil.copyfile(image, images / image.name)
+    spec = seed / "tuning" / "predict_spec.json"
+    times: dict[str, list[float]] = {"plain": [], "qc": []}
+    for repeat in range(repeats):
+        for kind in ("plain", "qc"):
+            command = [str(BIN / "nnunet-ext"), "predict", "-i", str(images)]
+            command += ["-o", str(work / f"predict_{kind}_{repeat}"), "--spec", str(spec)]
+            command += ["--disable-tta", "--device", "cpu", *(["--qc"] if kind == "qc" else [])]
+            start = time.perf_counter()
+            subprocess.run(
+                command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            times[kind].append(time.perf_counter() - start)
+    best = {k: min(v) for k, v in times.items()}
+    return {**best, "ratio": best["qc"] / best["plain"], "cases": cases}
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """AUROC of the flag and of the risk, Spearman, and the empty-member check."""
     from scipy.stats import spearmanr
@@ -164,6 +190,9 @@ def main() -> int:
     parser.add_argument("--draws", type=Path, default=Path("/work/draws25"))
     parser.add_argument("--repeats", type=int, default=3, help="overhead runs per variant")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    parser.add_argument(
+        "--predict-cases", type=int, default=0, help="time predict with/without --qc on N cases"
+    )
     args = parser.parse_args()
     seeds = complete_seeds(args.draws)
     if not seeds:
@@ -179,6 +208,10 @@ def main() -> int:
         result["calibrated_on_cv"] = summarise(calibrated)
         if args.repeats > 0:
             result["overhead_ensemble"] = overhead(seeds[0], work, args.repeats)
+        if args.repeats > 0 and args.predict_cases > 0:
+            result["overhead_predict"] = predict_overhead(
+                seeds[0], work, args.repeats, args.predict_cases
+            )
     for row in calibrated:
         if row["flagged"] or row["true"] < 0.5:
             print(
