@@ -48,6 +48,10 @@ __all__ = [
 ]
 
 
+#: Voxels per chunk of :func:`confusion_counts` (32 MiB of int64 codes).
+_CHUNK = 1 << 22
+
+
 @dataclass(frozen=True)
 class LabelMeasures:
     """The measures of one label of one case (see the module docstring).
@@ -88,9 +92,14 @@ def confusion_counts(
                [0, 1, 1],
                [0, 0, 1]])
     """
-    flat = labels.reshape(-1).astype(np.int64) * num_classes + other.reshape(-1)
-    counts = np.bincount(flat, minlength=num_classes * num_classes)
-    return counts[: num_classes * num_classes].reshape(num_classes, num_classes)
+    size = num_classes * num_classes
+    counts = np.zeros(size, dtype=np.int64)
+    left, right = labels.reshape(-1), other.reshape(-1)
+    for start in range(0, left.size, _CHUNK):  # bounded temporaries on large volumes
+        codes = left[start : start + _CHUNK].astype(np.int64) * num_classes
+        codes += right[start : start + _CHUNK]
+        counts += np.bincount(codes, minlength=size)[:size]
+    return counts.reshape(num_classes, num_classes)
 
 
 def volume_cv(volumes: Sequence[float]) -> float:
@@ -126,29 +135,44 @@ def soft_dice(probability: NDArray[np.floating[Any]], mask: NDArray[np.bool_]) -
     return 1.0 if total <= 0 else 2.0 * inside / total
 
 
-def component_sizes(mask: NDArray[np.bool_]) -> NDArray[np.int64]:
-    """Voxel counts of the connected components of ``mask``, largest first.
+def component_sizes(labels: NDArray[np.integer[Any]]) -> dict[int, NDArray[np.int64]]:
+    """Per non-zero value of ``labels``, the voxel counts of its components, largest first.
 
-    Components are connected with full connectivity: 8 neighbours in 2D, 26 in 3D.
+    One pass for every label (``cc3d``'s multi-label mode); components are connected with full
+    connectivity: 8 neighbours in 2D, 26 in 3D.
 
     Examples:
-        >>> component_sizes(np.array([[1, 0, 0], [0, 1, 0], [0, 0, 0], [1, 1, 0]], dtype=bool))
-        array([2, 2])
-        >>> component_sizes(np.zeros((2, 2, 2), dtype=bool))
-        array([], dtype=int64)
+        >>> sizes = component_sizes(np.array([[1, 0, 0], [0, 1, 0], [0, 0, 2], [1, 1, 0]]))
+        >>> {k: v.tolist() for k, v in sizes.items()}
+        {1: [2, 2], 2: [1]}
+        >>> component_sizes(np.zeros((2, 2, 2), dtype=np.uint8))
+        {}
     """
     import cc3d
-    from scipy import ndimage
 
-    if not mask.any():
-        return np.zeros(0, dtype=np.int64)
-    volume = mask.reshape((1,) * (3 - mask.ndim) + mask.shape) if mask.ndim < 3 else mask
+    volume = labels.reshape((1,) * (3 - labels.ndim) + labels.shape) if labels.ndim < 3 else labels
+    if not volume.any():
+        return {}
     if sum(size > 1 for size in volume.shape) <= 1:  # cc3d 3.x fails on some 1-D lines
-        components, count = ndimage.label(volume, structure=np.ones((3, 3, 3)))
+        from scipy import ndimage  # only here: its import costs more than a case's QC
+
+        components = np.zeros(volume.shape, dtype=np.int64)
+        count = 0
+        for value in np.unique(volume[volume != 0]):
+            found, n = ndimage.label(volume == value, structure=np.ones((3, 3, 3)))
+            components[found > 0] = found[found > 0] + count
+            count += n
     else:
-        components, count = cc3d.connected_components(volume, connectivity=26, return_N=True)
-    sizes = np.bincount(components.reshape(-1), minlength=int(count) + 1)[1:]
-    return np.sort(sizes.astype(np.int64))[::-1]
+        components = cc3d.connected_components(np.ascontiguousarray(volume), connectivity=26)
+    flat = components.reshape(-1)
+    sizes = np.bincount(flat).astype(np.int64)
+    owner = np.zeros(sizes.size, dtype=np.int64)
+    owner[flat] = volume.reshape(-1)
+    return {
+        int(value): np.sort(sizes[1:][owner[1:] == value])[::-1]
+        for value in np.unique(owner[1:])
+        if value != 0
+    }
 
 
 def _dice(intersection: int, size_a: int, size_b: int) -> float:
@@ -200,6 +224,7 @@ def measure_case(
     ids = list(range(1, num_classes)) if label_ids is None else [int(v) for v in label_ids]
     confusions = [confusion_counts(labels, m, num_classes=num_classes) for m in member_labels]
     fused_sizes = confusions[0].sum(axis=1)
+    all_components = component_sizes(labels)
     results = []
     for label in ids:
         sizes = [int(c[:, label].sum()) for c in confusions]
@@ -210,7 +235,7 @@ def measure_case(
         volumes = tuple(size * voxel_volume_ml for size in sizes)
         empty = tuple(m for m, size in enumerate(sizes) if size == 0) if any(sizes) else ()
         mask = labels == label
-        components = component_sizes(mask)
+        components = all_components.get(label, np.zeros(0, dtype=np.int64))
         soft = soft_dice(probabilities[label], mask)
         results.append(
             LabelMeasures(
