@@ -156,7 +156,7 @@ def component_sizes(labels: NDArray[np.integer[Any]]) -> dict[int, NDArray[np.in
     if sum(size > 1 for size in volume.shape) <= 1:  # cc3d 3.x fails on some 1-D lines
         from scipy import ndimage  # only here: its import costs more than a case's QC
 
-        components = np.zeros(volume.shape, dtype=np.int64)
+        components: NDArray[Any] = np.zeros(volume.shape, dtype=np.int64)
         count = 0
         for value in np.unique(volume[volume != 0]):
             found, n = ndimage.label(volume == value, structure=np.ones((3, 3, 3)))
