@@ -160,6 +160,7 @@ def check_case(
             member_names=context.member_names,
             title=f"{case_id}: {', '.join(context.label_names[v] for v in flagged)}",
             label_ids=flagged,
+            spacing=properties.get("spacing"),
         )
     record = {
         "schema_version": 1,

@@ -73,6 +73,19 @@ def _views(array: NDArray[Any], point: Sequence[int]) -> list[NDArray[Any]]:
     return [v for v, size in zip(views, array.shape, strict=True) if size > 1] or [views[0]]
 
 
+def _aspects(ndim: int, spacing: Sequence[float] | None, count: int) -> list[float]:
+    """Height/width of a pixel in each view (axis-0, axis-1, axis-2 slices).
+
+    Examples:
+        >>> _aspects(3, (5.0, 1.0, 2.0), 3)
+        [0.5, 2.5, 5.0]
+    """
+    if spacing is None or len(spacing) != ndim or ndim != 3 or count != 3:
+        return [1.0] * count
+    z, y, x = (float(s) for s in spacing)
+    return [y / x, z / x, z / y]
+
+
 def render_case_figure(
     labels: NDArray[np.integer[Any]],
     member_labels: Sequence[NDArray[np.integer[Any]]],
@@ -82,6 +95,7 @@ def render_case_figure(
     member_names: Sequence[str],
     title: str,
     label_ids: Sequence[int] | None = None,
+    spacing: Sequence[float] | None = None,
 ) -> Path:
     """Write the PNG of one case: orthogonal slices, fused labels filled, members as contours.
 
@@ -94,6 +108,8 @@ def render_case_figure(
         title: The figure title (the case ID).
         label_ids: The slices cross the members' disagreement on these labels (the flagged
             ones); ``None``: on any label.
+        spacing: Voxel size in array axis order (nnU-Net's ``properties["spacing"]``), so
+            that the slices keep their physical proportions; ``None``: square pixels.
 
     Returns:
         The PNG path.
@@ -111,9 +127,17 @@ def render_case_figure(
     FigureCanvasAgg(figure)
     colours = ListedColormap(list(LABEL_COLOURS))
     top = int(max(int(labels.max(initial=0)), *(int(m.max(initial=0)) for m in member_labels)))
+    aspects = _aspects(labels.ndim, spacing, len(fused_views))
     for index, fused in enumerate(fused_views):
         axes = figure.add_subplot(1, len(fused_views), index + 1)
-        axes.imshow(background_views[index], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        axes.imshow(
+            background_views[index],
+            cmap="gray",
+            vmin=0,
+            vmax=255,
+            interpolation="nearest",
+            aspect=aspects[index],
+        )
         overlay = np.ma.masked_equal(np.asarray(fused, dtype=np.int32), 0)
         axes.imshow(
             (overlay - 1) % colours.N,
@@ -122,6 +146,7 @@ def render_case_figure(
             vmax=colours.N - 1,
             alpha=0.35,
             interpolation="nearest",
+            aspect=aspects[index],
         )
         for member, views in enumerate(member_views):
             view = np.asarray(views[index], dtype=np.float32)
