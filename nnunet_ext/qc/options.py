@@ -14,7 +14,7 @@ __all__ = ["QC_PARAMETER_FLAGS", "add_qc_arguments", "qc_options_from_args"]
 _THRESHOLD_FLAGS = (
     ("min_member_dice", "X", float, "flag a member whose Dice against the fused label is below X"),
     ("max_volume_cv", "X", float, "flag a members' volume coefficient of variation above X"),
-    ("min_estimated_dice", "X", float, "flag an estimated Dice (soft Dice) below X"),
+    ("min_estimated_dice", "X", float, "flag an estimated Dice (best member agreement) below X"),
     ("max_components", "N", int, "flag a fused label with more than N connected components"),
     ("volume_margin", "X", float, "widen the spec's CV volume ranges by X (relative) each side"),
 )
@@ -27,6 +27,10 @@ QC_PARAMETER_FLAGS = {
     "qc_report": "--qc-report",
     **{f"qc_{name}": f"--qc-{name.replace('_', '-')}" for name, *_ in _THRESHOLD_FLAGS},
 }
+
+
+def _default(value: object) -> str:
+    return "off" if value is None else str(value)
 
 
 def add_qc_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +64,7 @@ def add_qc_arguments(parser: argparse.ArgumentParser) -> None:
             dest=f"qc_{name}",
             type=kind,
             metavar=metavar,
-            help=f"{text} (default {getattr(defaults, name)}, or the spec's calibrated value)",
+            help=f"{text} (default {_default(getattr(defaults, name))}, or the spec's value)",
         )
 
 
