@@ -8,9 +8,13 @@ the ensemble spec):
 * a member's Dice against the fused label is below ``min_member_dice`` [0.6];
 * the members' volume coefficient of variation is above ``max_volume_cv`` [0.3];
 * the fused label's second-largest component holds more than ``max_island_fraction`` of its
-  voxels [0.1]: a sizeable island, not a speck;
+  voxels [off]: a sizeable island, not a speck;
 * the fused label has more than ``max_components`` connected components [off; per label in
-  ``label_components``, which calibration fills];
+  ``label_components``, which calibration fills].
+
+Islands and component counts depend on the anatomy and the slice geometry (a short-axis stack
+with shifted slices breaks a ring into pieces): they are off until set on the command line or
+calibrated on the CV cases, which fills them from what the good CV cases show;
 * the estimated Dice is below ``min_estimated_dice`` [0.7];
 * the fused volume lies outside the label's cross-validation volume range (``volume_ranges``,
   only when a tuned spec carries it) widened by ``volume_margin`` [0.25] on both sides.
@@ -29,13 +33,7 @@ from nnunet_ext.qc.measures import LabelMeasures
 
 __all__ = ["QcThresholds", "label_reasons"]
 
-_NUMBERS = (
-    "min_member_dice",
-    "max_volume_cv",
-    "min_estimated_dice",
-    "max_island_fraction",
-    "volume_margin",
-)
+_NUMBERS = ("min_member_dice", "max_volume_cv", "min_estimated_dice", "volume_margin")
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,7 @@ class QcThresholds:
         max_volume_cv: Flag a volume coefficient of variation above this.
         min_estimated_dice: Flag an estimated Dice below this.
         max_island_fraction: Flag a second-largest component holding more than this share of
-            the fused label's voxels.
+            the fused label's voxels (``None``: off).
         max_components: Flag a fused label with more components than this (``None``: only
             the labels of ``label_components``).
         volume_margin: Relative widening of the volume ranges on both sides.
@@ -67,7 +65,7 @@ class QcThresholds:
     min_member_dice: float = 0.6
     max_volume_cv: float = 0.3
     min_estimated_dice: float = 0.7
-    max_island_fraction: float = 0.1
+    max_island_fraction: float | None = None
     max_components: int | None = None
     volume_margin: float = 0.25
     label_components: Mapping[str, int] = field(default_factory=dict)
@@ -105,13 +103,26 @@ class QcThresholds:
             InputError: For an unknown key or a malformed value, naming ``source`` and the key.
         """
         obj = expect_mapping(data, source=source, where=where)
-        allowed = (*_NUMBERS, "max_components", "label_components", "volume_ranges")
+        allowed = (
+            *_NUMBERS,
+            "max_island_fraction",
+            "max_components",
+            "label_components",
+            "volume_ranges",
+        )
         check_keys(obj, source=source, where=where, allowed=allowed)
         values: dict[str, Any] = {
             name: expect_number(obj[name], source=source, where=key_path(where, name), minimum=0)
             for name in _NUMBERS
             if name in obj
         }
+        if obj.get("max_island_fraction") is not None:
+            values["max_island_fraction"] = expect_number(
+                obj["max_island_fraction"],
+                source=source,
+                where=key_path(where, "max_island_fraction"),
+                minimum=0,
+            )
         if obj.get("max_components") is not None:
             values["max_components"] = expect_int(
                 obj["max_components"], source=source, where=key_path(where, "max_components")
@@ -184,7 +195,7 @@ def label_reasons(
             f"members' volumes vary: coefficient of variation {measures.volume_cv:.2f} "
             f"(> {t.max_volume_cv:.2f})"
         )
-    if measures.island_fraction > t.max_island_fraction:
+    if t.max_island_fraction is not None and measures.island_fraction > t.max_island_fraction:
         reasons.append(
             f"an island: the second-largest component holds {measures.island_fraction:.0%} of "
             f"the label (> {t.max_island_fraction:.0%})"
