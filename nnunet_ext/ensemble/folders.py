@@ -107,7 +107,7 @@ def _run_job(
     )
     if qc is not None:  # the record before the label file, which marks the case complete
         members = [member_labels[m] for m in range(len(job.members))]
-        check_case(qc, job.case_id, fused, labels, members, job.properties)
+        check_case(qc, job.case_id, fused, labels, members, job.properties, job.weights)
     del member_labels
     if labels.size and int(labels.max()) > MAX_WRITTEN_LABEL:
         raise ValueError(

@@ -133,6 +133,7 @@ def predict_and_write(
             result.labels,
             result.member_labels,
             result.properties,
+            plan.fusion_weights,
         )
     write_case(out, case.case_id, result, predictor.writer(), plan.file_ending, save)
     logger.info("wrote %s (%.1f s)", case.case_id, time.perf_counter() - start)

@@ -126,6 +126,7 @@ def check_case(
     labels: NDArray[np.integer[Any]],
     member_labels: Sequence[NDArray[np.integer[Any]]],
     properties: Mapping[str, Any],
+    weights: NDArray[np.floating[Any]] | None = None,
 ) -> tuple[LabelMeasures, ...]:
     """Measure one case, write its record (and maps and figure when asked).
 
@@ -136,6 +137,8 @@ def check_case(
         labels: The fused labels (spatial shape, before any 2D padding of the writer).
         member_labels: Each member's argmax map.
         properties: nnU-Net's properties of the case (spacing, geometry for the writer).
+        weights: The fusion's normalised ``(M, C)`` weights (``None``: equal), for the
+            estimated Dice.
 
     Returns:
         The case's measures.
@@ -147,6 +150,7 @@ def check_case(
         member_labels,
         voxel_volume_ml=_voxel_volume_ml(properties),
         label_ids=sorted(context.label_names),
+        weights=weights,
     )
     if context.options.maps:
         _write_maps(context, case_id, probabilities, labels, member_labels, properties)

@@ -14,14 +14,16 @@ and the members' argmax maps of one case into one :class:`LabelMeasures` per for
 ``island_fraction``    the share of the fused label's voxels in its second-largest component
 ``soft_dice``          soft Dice of the fused probability of the label against the fused label,
                        ``2 sum(p[L]) / (sum(p) + |L|)`` (both empty: 1)
-``estimated_dice``     the best second opinion: the highest member Dice against the fused label
-                       (as reverse classification accuracy takes the best agreement with its
-                       references); with one member, ``soft_dice``
+``estimated_dice``     the soft Dice with the members that predict nothing of the label taken
+                       as abstaining (:func:`estimated_dice`); for an empty fused label, the
+                       share of members that agree the label is absent
 =====================  ===========================================================================
 
-The estimate is deliberately not the soft Dice alone: the fused probability of a label that one
-member misses is halved everywhere, so the soft Dice then says ~0.45 for a label whose true Dice
-is 0.85 (the 3D model's collapsed RV of the demo); the best member agreement does not.
+The estimate is not the soft Dice alone: the fused probability of a label that one member misses
+is scaled down everywhere by that member's weight, so the soft Dice then says ~0.5 for a label
+whose true Dice is 0.9 (the demo's 2D model that never predicts the RV). That member is flagged
+anyway; the estimate leaves its weight out. The soft Dice of an empty fused label is 0 whatever
+the truth, hence the share of agreeing members there.
 
 :func:`disagreement_map` and :func:`entropy_map` give the voxel maps of ``--qc-maps``.
 """
@@ -42,6 +44,7 @@ __all__ = [
     "confusion_counts",
     "disagreement_map",
     "entropy_map",
+    "estimated_dice",
     "measure_case",
     "soft_dice",
     "volume_cv",
@@ -66,7 +69,7 @@ class LabelMeasures:
         components: Connected components of the fused label.
         island_fraction: Share of the fused label's voxels in its second-largest component.
         soft_dice: Soft Dice of the fused probabilities against the fused label.
-        estimated_dice: Highest member Dice against the fused label (one member: ``soft_dice``).
+        estimated_dice: See :func:`estimated_dice`.
     """
 
     label: int
@@ -175,6 +178,43 @@ def component_sizes(labels: NDArray[np.integer[Any]]) -> dict[int, NDArray[np.in
     }
 
 
+def estimated_dice(
+    probability: NDArray[np.floating[Any]],
+    mask: NDArray[np.bool_],
+    member_sizes: Sequence[int],
+    weights: Sequence[float] | None = None,
+) -> float:
+    """Estimated Dice of a fused label from its probability, members that miss it abstaining.
+
+    For a non-empty ``mask``: the soft Dice (:func:`soft_dice`) of ``p / s`` (clipped at 1),
+    where ``s`` is the summed normalised weight of the members that predict the label at all,
+    since those that predict none of it only scale its probability down. For an empty
+    ``mask``: the share of members that predict nothing of the label either.
+
+    Args:
+        probability: The fused probability of the label.
+        mask: The fused label.
+        member_sizes: Each member's voxel count of the label (its own argmax).
+        weights: Each member's normalised weight for the label (summing to 1); ``None``: equal.
+
+    Examples:
+        >>> p = np.array([0.45, 0.5, 0.05, 0.0])  # member 1 misses the label: p is halved
+        >>> mask = np.array([True, True, False, False])
+        >>> round(soft_dice(p, mask), 3), round(estimated_dice(p, mask, [2, 0]), 3)
+        (0.633, 0.95)
+        >>> estimated_dice(p, np.zeros(4, dtype=bool), [2, 0])  # one of two agrees: absent
+        0.5
+    """
+    count = len(member_sizes)
+    if not mask.any():
+        return sum(size == 0 for size in member_sizes) / count if count else 1.0
+    shares = [1.0 / count] * count if weights is None else [float(w) for w in weights]
+    scale = sum(w for w, size in zip(shares, member_sizes, strict=True) if size > 0)
+    if 0 < scale < 1:
+        probability = np.minimum(probability / scale, 1.0)
+    return soft_dice(probability, mask)
+
+
 def _dice(intersection: int, size_a: int, size_b: int) -> float:
     total = size_a + size_b
     return 1.0 if total == 0 else 2.0 * intersection / total
@@ -187,6 +227,7 @@ def measure_case(
     *,
     voxel_volume_ml: float = 0.001,
     label_ids: Sequence[int] | None = None,
+    weights: NDArray[np.floating[Any]] | None = None,
 ) -> tuple[LabelMeasures, ...]:
     """The quality measures of every foreground label of one case.
 
@@ -196,6 +237,8 @@ def measure_case(
         member_labels: Each member's own argmax map, same shape as ``labels``.
         voxel_volume_ml: Volume of one voxel in ml (``prod(spacing) / 1000`` in mm).
         label_ids: The labels to measure (default ``1 .. C-1``).
+        weights: The fusion's normalised ``(M, C)`` weights (each class column summing to 1),
+            for :func:`estimated_dice`; ``None``: equal weights.
 
     Returns:
         One :class:`LabelMeasures` per label, in ``label_ids`` order.
@@ -207,8 +250,8 @@ def measure_case(
         >>> p = np.array([[0.9, 0.2, 0.1, 0.6], [0.1, 0.8, 0.9, 0.4]])
         >>> fused = p.argmax(axis=0)
         >>> (m,) = measure_case(p, fused, [np.array([0, 1, 1, 0]), np.array([0, 0, 1, 1])])
-        >>> m.member_dice, m.volume_cv, m.components, round(m.soft_dice, 3), m.estimated_dice
-        ((1.0, 0.5), 0.0, 1, 0.81, 1.0)
+        >>> m.member_dice, m.volume_cv, m.components, round(m.soft_dice, 3)
+        ((1.0, 0.5), 0.0, 1, 0.81)
     """
     num_classes = int(probabilities.shape[0])
     spatial = tuple(probabilities.shape[1:])
@@ -222,6 +265,11 @@ def measure_case(
                 f"got {tuple(member.shape)}."
             )
     ids = list(range(1, num_classes)) if label_ids is None else [int(v) for v in label_ids]
+    if weights is not None and np.shape(weights) != (len(member_labels), num_classes):
+        raise ValueError(
+            f"weights must have shape ({len(member_labels)}, {num_classes}) (members, classes); "
+            f"got {np.shape(weights)}."
+        )
     confusions = [confusion_counts(labels, m, num_classes=num_classes) for m in member_labels]
     fused_sizes = confusions[0].sum(axis=1)
     all_components = component_sizes(labels)
@@ -250,7 +298,12 @@ def measure_case(
                 if len(components) > 1
                 else 0.0,
                 soft_dice=soft,
-                estimated_dice=max(dice) if len(dice) > 1 else soft,
+                estimated_dice=estimated_dice(
+                    probabilities[label],
+                    mask,
+                    sizes,
+                    None if weights is None else [float(w) for w in weights[:, label]],
+                ),
             )
         )
     return tuple(results)

@@ -14,7 +14,7 @@ __all__ = ["QC_PARAMETER_FLAGS", "add_qc_arguments", "qc_options_from_args"]
 _THRESHOLD_FLAGS = (
     ("min_member_dice", "X", float, "flag a member whose Dice against the fused label is below X"),
     ("max_volume_cv", "X", float, "flag a members' volume coefficient of variation above X"),
-    ("min_estimated_dice", "X", float, "flag an estimated Dice (best member agreement) below X"),
+    ("min_estimated_dice", "X", float, "flag an estimated Dice below X"),
     ("max_island_fraction", "X", float, "flag a second-largest component above X of the label"),
     ("max_components", "N", int, "flag a fused label with more than N connected components"),
     ("volume_margin", "X", float, "widen the spec's CV volume ranges by X (relative) each side"),

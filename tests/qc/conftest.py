@@ -14,10 +14,14 @@ def heart(shape=(8, 24, 24)) -> np.ndarray:
 
 
 def confident(labels: np.ndarray, classes: int = 4, sure: float = 0.9) -> np.ndarray:
-    """Probabilities that put ``sure`` on each voxel's label, the rest spread evenly."""
-    p = np.full((classes, *labels.shape), (1 - sure) / (classes - 1), dtype=np.float32)
-    for c in range(classes):
-        p[c][labels == c] = sure
+    """Probabilities that put ``sure`` on each foreground voxel's label (the rest spread evenly)
+    and 0.999 on the background, as nnU-Net's softmax far from any structure."""
+    p = np.empty((classes, *labels.shape), dtype=np.float32)
+    for value in range(classes):
+        certainty = 0.999 if value == 0 else sure
+        at = labels == value
+        p[:, at] = (1 - certainty) / (classes - 1)
+        p[value, at] = certainty
     return p
 
 

@@ -65,8 +65,13 @@ def test_measures_equal_a_plain_numpy_computation(case, voxel):
         assert m.components == count
         inside, total = p[m.label][fused].sum(), p[m.label].sum() + fused.sum()
         assert m.soft_dice == pytest.approx(2 * inside / total, rel=1e-5)
-        expected = max(m.member_dice) if len(members) > 1 else m.soft_dice
-        assert m.estimated_dice == pytest.approx(expected)
+        if not fused.any():
+            expected = sum(k.sum() == 0 for k in masks) / len(masks)
+        else:
+            share = sum(1 / len(masks) for k in masks if k.any())
+            q = np.minimum(p[m.label] / share, 1) if 0 < share < 1 else p[m.label]
+            expected = 2 * q[fused].sum() / (q.sum() + fused.sum())
+        assert m.estimated_dice == pytest.approx(expected, rel=1e-5)
         assert 0.0 <= m.island_fraction <= 0.5
 
 
@@ -141,3 +146,16 @@ def test_measure_case_refuses_mismatched_shapes():
         measure_case(p, labels, [np.zeros((3, 4), dtype=np.uint8)])
     with pytest.raises(ValueError, match="at least one member"):
         measure_case(p, labels, [])
+
+
+def test_estimated_dice_leaves_out_the_weight_of_a_member_that_misses_the_label():
+    p = np.zeros((2, 4), dtype=np.float32)
+    p[1, :2] = 0.8 * 0.25  # member 0 (weight 0.25 for label 1) is sure; member 1 misses it
+    p[0] = 1 - p[1]
+    labels = np.array([1, 1, 0, 0], dtype=np.uint8)
+    weights = np.array([[0.5, 0.25], [0.5, 0.75]])
+    (m,) = measure_case(p, labels, [labels, np.zeros(4, dtype=np.uint8)], weights=weights)
+    assert m.soft_dice < 0.4
+    assert m.estimated_dice == pytest.approx(2 * 1.6 / (1.6 + 2))
+    with pytest.raises(ValueError, match=r"weights must have shape \(2, 2\)"):
+        measure_case(p, labels, [labels, labels], weights=np.ones((3, 2)))

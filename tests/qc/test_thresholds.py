@@ -43,7 +43,7 @@ def test_a_spurious_island_in_the_fused_label_is_flagged(reference):
     island = reference.copy()
     island[3:5, 16:21, 2:8] = 2  # a second LV, far from the first
     probabilities = [confident(reference), confident(island, sure=0.95)]
-    fused = fuse_probabilities(probabilities)
+    fused = fuse_probabilities(probabilities, [1, 2])  # the member with the island weighs more
     labels = fused.argmax(axis=0).astype(np.uint8)
     assert (labels[3:5, 16:21, 2:8] == 2).all()  # the island reaches the fused labels
     (lv,) = measure_case(fused, labels, [reference, island], label_ids=[2])
