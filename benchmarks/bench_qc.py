@@ -10,7 +10,7 @@ computes each case's and label's true Dice against ``labelsTs``. Over all seeds 
 reports:
 
 * the AUROC of the flag (flagged = 1) for "the fused label's true Dice is below 0.5", and the
-  AUROC of the risk score ``1 - estimated Dice``;
+  AUROC of the score ``1 - estimated Dice``;
 * the Spearman correlation of the estimated and the true Dice (scipy), and of the soft Dice;
 * whether every case-label where a member is empty while another is not is flagged;
 * all of that with the default thresholds and with thresholds calibrated on the seed's CV cases
@@ -177,7 +177,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "true_dice_below_0.5": int(bad.sum()),
         "flagged": int(flagged.sum()),
         "auroc_flag": auroc(flagged, bad),
-        "auroc_risk": auroc(1.0 - estimated, bad),
+        "auroc_one_minus_estimated_dice": auroc(1.0 - estimated, bad),
         "spearman_estimated_vs_true": float(spearmanr(estimated, truth).statistic),
         "spearman_soft_dice_vs_true": float(spearmanr([r["soft"] for r in rows], truth).statistic),
         "empty_member_case_labels": len(empty),
