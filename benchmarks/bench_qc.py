@@ -1,9 +1,10 @@
 """How well `--qc` flags the demo's bad test cases, and what it costs (issue 29, acceptance 1-2).
 
 Usage: .venv/bin/python benchmarks/bench_qc.py [--draws /work/draws25] [--repeats R]
-       [--json results.json]
+       [--predict-cases N] [--json results.json]
 
-For every complete demo run ``DRAWS/seed_*`` (an ``nnunet-ext demo`` folder), it fuses the two
+For every complete demo run ``DRAWS/seed_*`` (an ``nnunet-ext demo`` folder with its
+``demo_summary.json``, which the demo writes last), it fuses the two
 members' test probabilities (``predictions/2d``, ``predictions/3d_fullres``) with the tuned spec
 (``tuning/ensemble_spec.json``) and ``--qc`` into a temporary folder, reads ``qc.json`` and
 computes each case's and label's true Dice against ``labelsTs``. Over all seeds together it
@@ -39,10 +40,11 @@ DATASET = "Dataset501_SyntheticHeart"
 
 
 def complete_seeds(draws: Path) -> list[Path]:
-    """The seed folders whose test probabilities, spec and references all exist."""
+    """The finished seed folders (``demo_summary.json`` written) with what the QC needs."""
     seeds = []
     for folder in sorted(draws.glob("seed_*")):
         needed = [
+            folder / "demo_summary.json",
             folder / "predictions" / "2d",
             folder / "predictions" / "3d_fullres",
             folder / "tuning" / "ensemble_spec.json",
