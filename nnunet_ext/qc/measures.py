@@ -15,15 +15,16 @@ and the members' argmax maps of one case into one :class:`LabelMeasures` per for
 ``soft_dice``          soft Dice of the fused probability of the label against the fused label,
                        ``2 sum(p[L]) / (sum(p) + |L|)`` (both empty: 1)
 ``estimated_dice``     the soft Dice with the members that predict nothing of the label taken
-                       as abstaining (:func:`estimated_dice`); for an empty fused label, the
-                       share of members that agree the label is absent
+                       as abstaining (:func:`estimated_dice`); 1 for an empty fused label
 =====================  ===========================================================================
 
 The estimate is not the soft Dice alone: the fused probability of a label that one member misses
 is scaled down everywhere by that member's weight, so the soft Dice then says ~0.5 for a label
 whose true Dice is 0.9 (the demo's 2D model that never predicts the RV). That member is flagged
 anyway; the estimate leaves its weight out. The soft Dice of an empty fused label is 0 whatever
-the truth, hence the share of agreeing members there.
+the truth; its true Dice is 1 or 0 with nothing between, and the fused probability never
+reached the decision, so the estimate says 1 and leaves the doubt to the flags (a member that
+predicts the label is always flagged; a calibrated spec's CV volume range flags a volume of 0).
 
 :func:`disagreement_map` and :func:`entropy_map` give the voxel maps of ``--qc-maps``.
 """
@@ -189,7 +190,7 @@ def estimated_dice(
     For a non-empty ``mask``: the soft Dice (:func:`soft_dice`) of ``p / s`` (clipped at 1),
     where ``s`` is the summed normalised weight of the members that predict the label at all,
     since those that predict none of it only scale its probability down. For an empty
-    ``mask``: the share of members that predict nothing of the label either.
+    ``mask``: 1 (see the module docstring: the flags carry the doubt).
 
     Args:
         probability: The fused probability of the label.
@@ -202,12 +203,12 @@ def estimated_dice(
         >>> mask = np.array([True, True, False, False])
         >>> round(soft_dice(p, mask), 3), round(estimated_dice(p, mask, [2, 0]), 3)
         (0.633, 0.95)
-        >>> estimated_dice(p, np.zeros(4, dtype=bool), [2, 0])  # one of two agrees: absent
-        0.5
+        >>> estimated_dice(p, np.zeros(4, dtype=bool), [2, 0])  # absent: the flags judge
+        1.0
     """
     count = len(member_sizes)
     if not mask.any():
-        return sum(size == 0 for size in member_sizes) / count if count else 1.0
+        return 1.0
     shares = [1.0 / count] * count if weights is None else [float(w) for w in weights]
     scale = sum(w for w, size in zip(shares, member_sizes, strict=True) if size > 0)
     if 0 < scale < 1:
