@@ -13,7 +13,9 @@
                             "reasons": ["member 3d_fullres predicts no voxel ..."]}]}]}
 
 Cases are sorted by risk (flagged first, then ``risk`` descending): ``risk`` is the largest
-``1 - min(estimated Dice, lowest member Dice)`` over the case's labels. ``qc.csv`` has one row
+``1 - min(estimated Dice, lowest Dice of the members that predict the label)`` over the case's
+labels (a member that predicts nothing of a label is flagged anyway; leaving it out of the risk
+lets the estimate rank such cases). ``qc.csv`` has one row
 per case and label (:data:`CSV_COLUMNS`); its ``flag`` column holds the reasons joined by
 ``"; "``, empty when the label is not flagged.
 """
@@ -107,9 +109,10 @@ class LabelQuality:
 
     @property
     def risk(self) -> float:
-        """``1 - min(estimated Dice, lowest member Dice)``, in ``[0, 1]``."""
+        """``1 - min(estimated Dice, lowest Dice of the non-empty members)``, in ``[0, 1]``."""
         m = self.measures
-        return max(0.0, 1.0 - min(m.estimated_dice, *m.member_dice))
+        present = [d for i, d in enumerate(m.member_dice) if i not in m.empty_members]
+        return max(0.0, 1.0 - min([m.estimated_dice, *present]))
 
 
 @dataclass(frozen=True)

@@ -109,3 +109,15 @@ def test_member_dice_of_identical_members_is_one():
     measures = measure_case(confident(labels), labels, [labels, labels, labels])
     assert all(m.member_dice == (1.0, 1.0, 1.0) for m in measures)
     assert np.all([m.volume_cv == 0 for m in measures])
+
+
+def test_risk_leaves_out_the_members_that_predict_nothing():
+    blind = LabelMeasures(3, 1.0, (1.0, 0.0), (0.9, 0.0), 1.0, (1,), 1, 0.0, 0.5, 0.8)
+    scaled = LabelMeasures(3, 1.0, (0.0, 0.0), (0.0, 0.0), 0.0, (), 1, 0.0, 0.5, 0.7)
+    built = build_report(
+        {"a": [blind], "b": [scaled]},
+        member_names=["2d", "3d"],
+        label_names={3: "RV"},
+        thresholds=QcThresholds(),
+    )
+    assert [round(c.risk, 6) for c in built.cases] == [1.0, 0.2]
