@@ -182,6 +182,7 @@ class FusionAccumulator:
         self._labels = {m: np.zeros(self.class_size, dtype=label_dtype) for m in self._tracked}
         self._best = np.empty(self.class_size if self._tracked else 0, dtype=np.float32)
         self._best_owner = -1
+        self._highest: dict[int, int] = {}  # per member, the highest class tracked so far
 
     def _track(self, member: int, cls: int, start: int, piece: NDArray[Any]) -> None:
         """Update ``member``'s running argmax with class ``cls`` at spatial ``start``."""
@@ -191,9 +192,12 @@ class FusionAccumulator:
         best = self._best[start : start + piece.size]
         labels = self._labels[member][start : start + piece.size]
         # the first maximum wins, as np.argmax, whatever order the chunks come in
-        take = (piece > best) | ((piece == best) & (labels > cls))
-        best[take] = piece[take]
-        labels[take] = cls
+        take = piece > best
+        if cls < self._highest.get(member, -1):  # a lower class after a higher: ties matter
+            take |= (piece == best) & (labels > cls)
+        self._highest[member] = max(cls, self._highest.get(member, -1))
+        np.copyto(best, piece, where=take, casting="unsafe")
+        np.copyto(labels, cls, where=take, casting="unsafe")
 
     def member_labels(self) -> dict[int, NDArray[np.unsignedinteger[Any]]]:
         """The argmax label map (spatial shape) of each member in ``argmax_members``."""

@@ -24,6 +24,11 @@ See :func:`nnunet_ext.ensemble.fusion.apply_label_rules` for the arithmetic. Eve
 strict: an unknown key is an error that names its key path (e.g. ``members[1].label_weights``)
 and the allowed keys. Version 1 (members only, written by nnunet_ext 0.1) is still read and
 fuses exactly as before. The tuner (``nnunet_ext.tune``) writes this format.
+
+Version 3 adds one optional key, ``qc``: the quality-check thresholds of ``--qc``
+(:class:`~nnunet_ext.qc.thresholds.QcThresholds`, e.g. calibrated on the cross-validation cases
+by ``nnunet-ext tune --qc-calibrate``, with the CV volume range of each label). A spec without
+``qc`` is still written as version 2, so older versions of nnunet_ext keep reading it.
 """
 
 from __future__ import annotations
@@ -38,16 +43,22 @@ from typing import Any
 from nnunet_ext.io import load_json, write_json
 from nnunet_ext.io.errors import InputError
 from nnunet_ext.io.models import checkpoint_name, fold_names
+from nnunet_ext.qc.thresholds import QcThresholds
 
 __all__ = ["SCHEMA_VERSION", "EnsembleSpec", "MemberSpec", "RuleSpec"]
 
-#: Version of the JSON layout written by :meth:`EnsembleSpec.to_dict`.
-SCHEMA_VERSION = 2
+#: Latest version of the JSON layout written by :meth:`EnsembleSpec.to_dict` (a spec without
+#: ``qc`` thresholds is written as version 2).
+SCHEMA_VERSION = 3
 
 #: Versions :meth:`EnsembleSpec.from_dict` reads.
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 
-_TOP_KEYS = {1: ("schema_version", "members"), 2: ("schema_version", "members", "rules")}
+_TOP_KEYS = {
+    1: ("schema_version", "members"),
+    2: ("schema_version", "members", "rules"),
+    3: ("schema_version", "members", "rules", "qc"),
+}
 _MEMBER_KEYS = ("path", "weight", "label_weights", "name")
 #: With model members (``predict`` specs): ``model`` instead of ``path``, and its options.
 _MODEL_MEMBER_KEYS = ("path", "model", "folds", "checkpoint", "weight", "label_weights", "name")
@@ -235,6 +246,7 @@ class EnsembleSpec:
 
     members: tuple[MemberSpec, ...]
     rules: tuple[RuleSpec, ...] = ()
+    qc: QcThresholds | None = None
 
     @property
     def input_dirs(self) -> list[Path]:
@@ -344,7 +356,8 @@ class EnsembleSpec:
         if len(set(names)) != len(names):
             raise InputError(source, "distinct member names", repr(names), key="members")
         rules = _parse_rules(data.get("rules", []), members, source)
-        return cls(tuple(members), rules)
+        qc = QcThresholds.from_dict(data["qc"], source=source, where="qc") if "qc" in data else None
+        return cls(tuple(members), rules, qc)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, models: bool = False) -> EnsembleSpec:
@@ -364,13 +377,15 @@ class EnsembleSpec:
         )
 
     def to_dict(self, *, relative_to: Path | None = None) -> dict[str, Any]:
-        """Return the JSON form (``schema_version`` 2; ``rules`` only when there are some)."""
+        """Return the JSON form (version 3 with ``qc`` thresholds, else 2; ``rules`` if any)."""
         out: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": SCHEMA_VERSION if self.qc is not None else 2,
             "members": [m.to_dict(relative_to=relative_to) for m in self.members],
         }
         if self.rules:
             out["rules"] = [r.to_dict() for r in self.rules]
+        if self.qc is not None:
+            out["qc"] = self.qc.to_dict()
         return out
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -395,6 +410,7 @@ class EnsembleSpec:
                 for d, m in zip(input_dirs, self.members, strict=True)
             ),
             self.rules,
+            self.qc,
         )
 
 

@@ -24,6 +24,7 @@ from nnunet_ext.io.images import CaseInput
 from nnunet_ext.postprocess.folders import write_through_plan
 from nnunet_ext.postprocess.plan import PostprocessingPlan
 from nnunet_ext.predict.plan import PredictPlan
+from nnunet_ext.qc.cases import QcContext, check_case
 
 if TYPE_CHECKING:
     from nnunet_ext.predict.engine import CaseResult, EnsemblePredictor
@@ -126,17 +127,31 @@ def predict_and_write(
     out: Path,
     save: bool,
     still_ours: Any = None,
+    qc: QcContext | None = None,
 ) -> bool:
-    """Predict one case and write it; ``False`` if ``still_ours`` says the claim was lost."""
+    """Predict one case and write it; ``False`` if ``still_ours`` says the claim was lost.
+
+    With ``qc``, the case's QC record is written before its label file.
+    """
     names = [p.name for p in case_outputs(out, case.case_id, plan.file_ending, save)]
     remove_case_temporaries(out, names)
     start = time.perf_counter()
-    result = predictor.predict(case.image_files, case_id=case.case_id)
+    result = predictor.predict(case.image_files, case_id=case.case_id, every_member=qc is not None)
     if still_ours is not None and not still_ours():
         logger.warning(
             "lost the claim of %s while predicting; another process redoes it", case.case_id
         )
         return False
+    if qc is not None:
+        check_case(
+            qc,
+            case.case_id,
+            result.probabilities,
+            result.labels,
+            result.member_labels,
+            result.properties,
+            plan.fusion_weights,
+        )
     write_case(
         out,
         case.case_id,
