@@ -7,6 +7,12 @@ export step of ``nnUNetv2_predict --save_probabilities``) and the probabilities 
 float32 :class:`~nnunet_ext.ensemble.fusion.FusionAccumulator`. Labels come from
 :func:`~nnunet_ext.ensemble.fusion.probabilities_to_labels` and nnU-Net's writer. No member's
 probabilities ever reach the disk.
+
+A cascade member (``3d_cascade_fullres``) runs its previous stage (``3d_lowres``) first, in the
+same pass: that stage's labels, made as ``nnUNetv2_predict`` makes the label file it writes,
+are preprocessed together with the images and added as one-hot channels, as
+``nnUNetv2_predict -prev_stage_predictions`` reads that file back (nnU-Net's readers return
+float32 label maps; the values are the labels, so nothing is lost by skipping the file).
 """
 
 from __future__ import annotations
@@ -78,10 +84,53 @@ class CaseResult:
 
 
 def _preprocessing_key(member: ModelMember) -> str:
-    text = json.dumps(
-        [member.plans, member.configuration, member.dataset_json], sort_keys=True, default=str
-    )
+    parts: list[Any] = [member.plans, member.configuration, member.dataset_json]
+    if member.previous_stage is not None:  # its input holds the previous stage's labels
+        parts.append(member.previous_stage.to_dict())
+    text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()
+
+
+@dataclass
+class _Stage:
+    """One loaded model folder: its predictor and, for a cascade stage, the previous stage."""
+
+    predictor: Any
+    previous: _Stage | None = None
+
+
+def _load_stage(
+    member: ModelMember,
+    settings: dict[str, Any],
+    device: torch.device,
+    allow_unsafe: bool,
+    wanted: list[int] | None,
+) -> _Stage:
+    """Load a member's networks (its previous stage first), with its mirror axes."""
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    previous = None
+    if member.previous_stage is not None:
+        previous = _load_stage(member.previous_stage, settings, device, allow_unsafe, wanted)
+    with _quiet():
+        predictor = nnUNetPredictor(
+            tile_step_size=settings["step_size"],
+            use_gaussian=True,
+            use_mirroring=not settings["disable_tta"],
+            perform_everything_on_device=device.type == "cuda",
+            device=device,
+            verbose=False,
+            verbose_preprocessing=False,
+            allow_tqdm=False,
+        )
+        initialize_predictor(
+            predictor, member.model_dir, member.folds, member.checkpoint, allow_unsafe=allow_unsafe
+        )
+    if wanted is not None:  # a subset of the allowed axes (checked by the plan)
+        allowed = predictor.allowed_mirroring_axes or ()
+        chosen = tuple(a for a in wanted if a in allowed)
+        predictor.allowed_mirroring_axes = chosen or None
+    return _Stage(predictor, previous)
 
 
 class EnsemblePredictor:
@@ -95,49 +144,30 @@ class EnsemblePredictor:
     """
 
     def __init__(self, plan: PredictPlan) -> None:
-        from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-
         self.plan = plan
         self.device = resolve_device(plan.settings["device"])
         if self.device.type == "cpu":
             # exactly what nnUNetv2_predict does for -device cpu
             torch.set_num_threads(multiprocessing.cpu_count())
-        self.predictors: list[Any] = []
+        self.stages: list[_Stage | None] = []
         self.keys: list[str | None] = []
         self.mirror_axes: list[list[int] | None] = []
         requested = iter(plan.settings["mirror_axes"])
         for member in plan.members:
             if not isinstance(member, ModelMember):
-                self.predictors.append(None)
+                self.stages.append(None)
                 self.keys.append(None)
                 self.mirror_axes.append(None)
                 continue
-            with _quiet():
-                predictor = nnUNetPredictor(
-                    tile_step_size=plan.settings["step_size"],
-                    use_gaussian=True,
-                    use_mirroring=not plan.settings["disable_tta"],
-                    perform_everything_on_device=self.device.type == "cuda",
-                    device=self.device,
-                    verbose=False,
-                    verbose_preprocessing=False,
-                    allow_tqdm=False,
-                )
-                initialize_predictor(
-                    predictor,
-                    member.model_dir,
-                    member.folds,
-                    member.checkpoint,
-                    allow_unsafe=plan.allow_unsafe_checkpoints,
-                )
-            wanted = next(requested)  # a subset of the allowed axes (checked by the plan)
-            if wanted is not None:
-                predictor.allowed_mirroring_axes = tuple(wanted) if wanted else None
+            stage = _load_stage(
+                member, plan.settings, self.device, plan.allow_unsafe_checkpoints, next(requested)
+            )
+            predictor = stage.predictor
             used = predictor.allowed_mirroring_axes if predictor.use_mirroring else None
             self.mirror_axes.append(list(used) if used else [])
-            self.predictors.append(predictor)
+            self.stages.append(stage)
             self.keys.append(_preprocessing_key(member))
-        first = next(p for p in self.predictors if p is not None)
+        first = next(s for s in self.stages if s is not None).predictor
         self.plans_manager = first.plans_manager
         self.label_manager = first.label_manager
         self.regions_class_order = (
@@ -146,34 +176,70 @@ class EnsemblePredictor:
         # drop a preprocessed input after its last use within a case
         self._last_use = {key: index for index, key in enumerate(self.keys) if key is not None}
 
+    @property
+    def predictors(self) -> list[Any]:
+        """Each member's ``nnUNetPredictor`` (``None`` for a probability member)."""
+        return [None if s is None else s.predictor for s in self.stages]
+
     def _preprocess(
-        self, index: int, images: Sequence[Path] | NDArray[Any], properties: dict[str, Any] | None
+        self,
+        stage: _Stage,
+        images: Sequence[Path] | NDArray[Any],
+        properties: dict[str, Any] | None,
     ) -> tuple[torch.Tensor, dict[str, Any]]:
-        predictor = self.predictors[index]
+        predictor = stage.predictor
         cm = predictor.configuration_manager
         preprocessor = cm.preprocessor_class(verbose=False)
+        previous = None
+        if stage.previous is not None:
+            previous = self._previous_labels(stage.previous, images, properties)
         with _quiet():
             if isinstance(images, np.ndarray):
-                data, _, props = preprocessor.run_case_npy(
-                    images,
-                    None,
-                    copy.deepcopy(properties),
-                    predictor.plans_manager,
-                    cm,
-                    predictor.dataset_json,
-                )
+                data, props = images, copy.deepcopy(properties)
             else:
-                data, _, props = preprocessor.run_case(
-                    [str(f) for f in images],
-                    None,
-                    predictor.plans_manager,
-                    cm,
-                    predictor.dataset_json,
-                )
+                reader = predictor.plans_manager.image_reader_writer_class()
+                data, props = reader.read_images([str(f) for f in images])
+            # as nnU-Net's run_case (image files) and run_case_npy (arrays)
+            data, seg, props = preprocessor.run_case_npy(
+                data, previous, props, predictor.plans_manager, cm, predictor.dataset_json
+            )
+        if previous is not None:
+            from nnunetv2.utilities.label_handling.label_handling import (
+                convert_labelmap_to_one_hot,
+            )
+
+            # as nnU-Net's preprocessing iterators with segs_from_prev_stage
+            labels = predictor.label_manager.foreground_labels
+            data = np.vstack((data, convert_labelmap_to_one_hot(seg[0], labels, data.dtype)))
         tensor = torch.from_numpy(data).to(
             dtype=torch.float32, memory_format=torch.contiguous_format
         )
         return tensor, props
+
+    def _previous_labels(
+        self,
+        stage: _Stage,
+        images: Sequence[Path] | NDArray[Any],
+        properties: dict[str, Any] | None,
+    ) -> NDArray[np.float32]:
+        """The previous stage's label map ``(1, ...)``, as nnU-Net reads its label file back."""
+        from nnunetv2.inference.export_prediction import (
+            convert_predicted_logits_to_segmentation_with_correct_shape,
+        )
+
+        data, props = self._preprocess(stage, images, properties)
+        predictor = stage.predictor
+        with _quiet():
+            logits = predictor.predict_logits_from_preprocessed_data(data).cpu().detach().numpy()
+            segmentation = convert_predicted_logits_to_segmentation_with_correct_shape(
+                logits,
+                predictor.plans_manager,
+                predictor.configuration_manager,
+                predictor.label_manager,
+                props,
+                return_probabilities=False,
+            )
+        return np.asarray(segmentation)[None].astype(np.float32)
 
     def _member_probabilities(
         self, index: int, data: torch.Tensor, props: dict[str, Any]
@@ -182,7 +248,9 @@ class EnsemblePredictor:
             convert_predicted_logits_to_segmentation_with_correct_shape,
         )
 
-        predictor = self.predictors[index]
+        stage = self.stages[index]
+        assert stage is not None
+        predictor = stage.predictor
         with _quiet():
             logits = predictor.predict_logits_from_preprocessed_data(data).cpu().detach().numpy()
             _, probabilities = convert_predicted_logits_to_segmentation_with_correct_shape(
@@ -225,9 +293,11 @@ class EnsemblePredictor:
                 probabilities = read_probabilities(files[case_id])
             else:
                 key = self.keys[index]
+                stage = self.stages[index]
                 assert key is not None
+                assert stage is not None
                 if key not in cache:
-                    cache[key] = self._preprocess(index, images, properties)
+                    cache[key] = self._preprocess(stage, images, properties)
                 data, props = cache[key]
                 if first_props is None:
                     first_props = props
