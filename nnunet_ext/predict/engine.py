@@ -24,7 +24,7 @@ import json
 import logging
 import multiprocessing
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,20 @@ from nnunet_ext.io.probabilities import read_probabilities
 from nnunet_ext.predict.plan import ModelMember, PredictPlan, ProbabilityMember
 from nnunet_ext.trainers.checkpoints import initialize_predictor
 
-__all__ = ["CaseResult", "EnsemblePredictor", "resolve_device"]
+__all__ = [
+    "CaseResult",
+    "EnsemblePredictor",
+    "Fusion",
+    "FusionJob",
+    "MemberLogits",
+    "PreprocessingJob",
+    "StageInputs",
+    "finish_case",
+    "fuse",
+    "preprocess_arrays",
+    "preprocess_case",
+    "resolve_device",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +146,171 @@ def _load_stage(
     return _Stage(predictor, previous)
 
 
+@dataclass(frozen=True)
+class StageInputs:
+    """What preprocessing a model folder's input needs (nnU-Net's managers; picklable)."""
+
+    plans_manager: Any
+    configuration_manager: Any
+    label_manager: Any
+    dataset_json: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PreprocessingJob:
+    """One distinct preprocessing of a case, run ahead in a worker (:func:`preprocess_case`)."""
+
+    key: str
+    inputs: StageInputs
+
+
+@dataclass
+class MemberLogits:
+    """One model member's network output for a case, with what its export needs (picklable)."""
+
+    logits: NDArray[Any]
+    props: dict[str, Any]
+    plans_manager: Any
+    configuration_manager: Any
+    label_manager: Any
+
+    def probabilities(self) -> NDArray[Any]:
+        """nnU-Net's export step: probabilities in the original geometry."""
+        from nnunetv2.inference.export_prediction import (
+            convert_predicted_logits_to_segmentation_with_correct_shape,
+        )
+
+        with _quiet():
+            _, probabilities = convert_predicted_logits_to_segmentation_with_correct_shape(
+                self.logits,
+                self.plans_manager,
+                self.configuration_manager,
+                self.label_manager,
+                self.props,
+                return_probabilities=True,
+            )
+        return np.asarray(probabilities)
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How a case's member probabilities are fused (the plan's weights and rules)."""
+
+    weights: NDArray[np.float64]
+    names: tuple[str, ...]
+    argmax_members: tuple[int, ...]
+    rules: Any
+    regions_class_order: list[Any] | None
+    every_member: bool
+
+
+@dataclass
+class FusionJob:
+    """A case after the networks: what the export step needs (picklable)."""
+
+    case_id: str | None
+    outputs: list[MemberLogits | Path]
+    fusion: Fusion
+
+
+def _inputs_of(stage: _Stage) -> StageInputs:
+    predictor = stage.predictor
+    return StageInputs(
+        predictor.plans_manager,
+        predictor.configuration_manager,
+        predictor.label_manager,
+        predictor.dataset_json,
+    )
+
+
+def _tensor(data: NDArray[Any]) -> torch.Tensor:
+    return torch.from_numpy(data).to(dtype=torch.float32, memory_format=torch.contiguous_format)
+
+
+def preprocess_arrays(
+    inputs: StageInputs,
+    images: Sequence[Path] | NDArray[Any],
+    properties: dict[str, Any] | None,
+    previous: NDArray[np.float32] | None = None,
+) -> tuple[NDArray[Any], dict[str, Any]]:
+    """nnU-Net's preprocessing of one case (``run_case``/``run_case_npy``), as its predictor.
+
+    With ``previous`` (a previous stage's labels ``(1, ...)``), the labels are preprocessed with
+    the images and appended as one-hot channels, as nnU-Net's preprocessing iterators do with
+    ``segs_from_prev_stage``.
+    """
+    cm = inputs.configuration_manager
+    preprocessor = cm.preprocessor_class(verbose=False)
+    with _quiet():
+        if isinstance(images, np.ndarray):
+            data, props = images, copy.deepcopy(properties)
+        else:
+            reader = inputs.plans_manager.image_reader_writer_class()
+            data, props = reader.read_images([str(f) for f in images])
+        data, seg, props = preprocessor.run_case_npy(
+            data, previous, props, inputs.plans_manager, cm, inputs.dataset_json
+        )
+    if previous is not None:
+        from nnunetv2.utilities.label_handling.label_handling import convert_labelmap_to_one_hot
+
+        labels = inputs.label_manager.foreground_labels
+        data = np.vstack((data, convert_labelmap_to_one_hot(seg[0], labels, data.dtype)))
+    return data, props
+
+
+def preprocess_case(
+    jobs: Sequence[PreprocessingJob], images: Sequence[Path]
+) -> dict[str, tuple[NDArray[Any], dict[str, Any]]]:
+    """Preprocess one case for each job (a worker process's task in the pipeline)."""
+    return {job.key: preprocess_arrays(job.inputs, images, None) for job in jobs}
+
+
+def fuse(outputs: Iterable[MemberLogits | Path], fusion: Fusion, case_id: str | None) -> CaseResult:
+    """Fuse the members' probabilities in spec order into labels (exported one at a time)."""
+    accumulator: FusionAccumulator | None = None
+    first_props: dict[str, Any] | None = None
+    num_members = len(fusion.names)
+    for index, output in enumerate(outputs):
+        if isinstance(output, MemberLogits):
+            probabilities = output.probabilities()
+            first_props = first_props if first_props is not None else output.props
+        else:
+            probabilities = read_probabilities(output)
+        del output
+        if accumulator is None:
+            accumulator = FusionAccumulator(
+                probabilities.shape,
+                weights=fusion.weights,
+                num_members=num_members,
+                argmax_members=fusion.argmax_members,
+            )
+        if tuple(probabilities.shape) != accumulator.shape:
+            raise ValueError(
+                f"member {index} ({fusion.names[index]}) gives probabilities of shape "
+                f"{probabilities.shape} for case {case_id}; the first member gives "
+                f"{accumulator.shape}. Members must predict the same image geometry."
+            )
+        accumulator.add_array(index, probabilities)
+        del probabilities
+    assert accumulator is not None
+    assert first_props is not None
+    fused = accumulator.result()
+    member_labels = accumulator.member_labels()
+    labels = probabilities_to_labels(
+        fused,
+        regions_class_order=fusion.regions_class_order,
+        rules=fusion.rules,
+        member_labels=member_labels,
+    )
+    kept = tuple(member_labels[m] for m in range(num_members)) if fusion.every_member else ()
+    return CaseResult(labels, fused, first_props, kept)
+
+
+def finish_case(job: FusionJob) -> CaseResult:
+    """The export step of a case (a worker process's task in the pipeline)."""
+    return fuse(job.outputs, job.fusion, job.case_id)
+
+
 class EnsemblePredictor:
     """The loaded networks of a plan; predicts cases one at a time.
 
@@ -187,34 +365,11 @@ class EnsemblePredictor:
         images: Sequence[Path] | NDArray[Any],
         properties: dict[str, Any] | None,
     ) -> tuple[torch.Tensor, dict[str, Any]]:
-        predictor = stage.predictor
-        cm = predictor.configuration_manager
-        preprocessor = cm.preprocessor_class(verbose=False)
         previous = None
         if stage.previous is not None:
             previous = self._previous_labels(stage.previous, images, properties)
-        with _quiet():
-            if isinstance(images, np.ndarray):
-                data, props = images, copy.deepcopy(properties)
-            else:
-                reader = predictor.plans_manager.image_reader_writer_class()
-                data, props = reader.read_images([str(f) for f in images])
-            # as nnU-Net's run_case (image files) and run_case_npy (arrays)
-            data, seg, props = preprocessor.run_case_npy(
-                data, previous, props, predictor.plans_manager, cm, predictor.dataset_json
-            )
-        if previous is not None:
-            from nnunetv2.utilities.label_handling.label_handling import (
-                convert_labelmap_to_one_hot,
-            )
-
-            # as nnU-Net's preprocessing iterators with segs_from_prev_stage
-            labels = predictor.label_manager.foreground_labels
-            data = np.vstack((data, convert_labelmap_to_one_hot(seg[0], labels, data.dtype)))
-        tensor = torch.from_numpy(data).to(
-            dtype=torch.float32, memory_format=torch.contiguous_format
-        )
-        return tensor, props
+        data, props = preprocess_arrays(_inputs_of(stage), images, properties, previous)
+        return _tensor(data), props
 
     def _previous_labels(
         self,
@@ -241,28 +396,82 @@ class EnsemblePredictor:
             )
         return np.asarray(segmentation)[None].astype(np.float32)
 
-    def _member_probabilities(
-        self, index: int, data: torch.Tensor, props: dict[str, Any]
-    ) -> NDArray[Any]:
-        from nnunetv2.inference.export_prediction import (
-            convert_predicted_logits_to_segmentation_with_correct_shape,
-        )
+    def preprocessing_jobs(self) -> list[PreprocessingJob]:
+        """What a worker process can preprocess ahead: each distinct single-stage preprocessing.
 
-        stage = self.stages[index]
-        assert stage is not None
-        predictor = stage.predictor
-        with _quiet():
-            logits = predictor.predict_logits_from_preprocessed_data(data).cpu().detach().numpy()
-            _, probabilities = convert_predicted_logits_to_segmentation_with_correct_shape(
-                logits,
+        A cascade stage's input needs its previous stage's networks: it is made in
+        :meth:`run_networks`.
+        """
+        jobs: dict[str, PreprocessingJob] = {}
+        for key, stage in zip(self.keys, self.stages, strict=True):
+            if key is not None and stage is not None and stage.previous is None:
+                jobs.setdefault(key, PreprocessingJob(key, _inputs_of(stage)))
+        return list(jobs.values())
+
+    def run_networks(
+        self,
+        images: Sequence[Path] | NDArray[Any],
+        *,
+        properties: dict[str, Any] | None = None,
+        case_id: str | None = None,
+        prepared: dict[str, tuple[NDArray[Any], dict[str, Any]]] | None = None,
+        every_member: bool = False,
+    ) -> FusionJob:
+        """The networks' part of a case: each member's logits, for :func:`finish_case`.
+
+        ``prepared`` holds inputs preprocessed ahead (:func:`preprocess_case`).
+        """
+        cache = {key: (_tensor(data), props) for key, (data, props) in (prepared or {}).items()}
+        outputs = list(self._outputs(images, properties, case_id, cache))
+        return FusionJob(case_id, outputs, self._fusion(every_member))
+
+    def _outputs(
+        self,
+        images: Sequence[Path] | NDArray[Any],
+        properties: dict[str, Any] | None,
+        case_id: str | None,
+        cache: dict[str, tuple[torch.Tensor, dict[str, Any]]],
+    ) -> Iterator[MemberLogits | Path]:
+        """Each member's output in spec order: its logits, or a probability member's file."""
+        for index, member in enumerate(self.plan.members):
+            if isinstance(member, ProbabilityMember):
+                if case_id is None:
+                    raise ValueError("probability-folder members need a case id (file input).")
+                files, _ = list_case_files(member.path, ".npz")
+                yield files[case_id]
+                continue
+            key, stage = self.keys[index], self.stages[index]
+            assert key is not None
+            assert stage is not None
+            if key not in cache:
+                cache[key] = self._preprocess(stage, images, properties)
+            data, props = cache[key]
+            if self._last_use[key] == index:
+                del cache[key]
+            predictor = stage.predictor
+            with _quiet():
+                logits = predictor.predict_logits_from_preprocessed_data(data).cpu().detach()
+            del data
+            output = MemberLogits(
+                logits.numpy(),
+                props,
                 predictor.plans_manager,
                 predictor.configuration_manager,
                 predictor.label_manager,
-                props,
-                return_probabilities=True,
             )
-        del logits
-        return np.asarray(probabilities)
+            del logits
+            yield output
+
+    def _fusion(self, every_member: bool) -> Fusion:
+        members = self.plan.members
+        return Fusion(
+            self.plan.fusion_weights,
+            tuple(str(getattr(m, "model_dir", getattr(m, "path", ""))) for m in members),
+            tuple(range(len(members))) if every_member else tuple(self.plan.rules.members),
+            self.plan.rules,
+            self.regions_class_order,
+            every_member,
+        )
 
     def predict(
         self,
@@ -275,64 +484,13 @@ class EnsemblePredictor:
         """Predict one case from its channel files (or a ``(C, ...)`` array plus properties).
 
         With ``every_member``, the result also holds each member's argmax map (for the QC).
+        One member's logits and probabilities at a time are held, beside the accumulator.
 
         Returns:
             Labels, fused probabilities and the properties for the writer.
         """
-        cache: dict[str, tuple[torch.Tensor, dict[str, Any]]] = {}
-        accumulator: FusionAccumulator | None = None
-        first_props: dict[str, Any] | None = None
-        members = self.plan.members
-        # model members first determine the shape; probability members are added in spec order
-        for index, member in enumerate(members):
-            if isinstance(member, ProbabilityMember):
-                if case_id is None:
-                    raise ValueError("probability-folder members need a case id (file input).")
-
-                files, _ = list_case_files(member.path, ".npz")
-                probabilities = read_probabilities(files[case_id])
-            else:
-                key = self.keys[index]
-                stage = self.stages[index]
-                assert key is not None
-                assert stage is not None
-                if key not in cache:
-                    cache[key] = self._preprocess(stage, images, properties)
-                data, props = cache[key]
-                if first_props is None:
-                    first_props = props
-                probabilities = self._member_probabilities(index, data, props)
-                if self._last_use[key] == index:
-                    del cache[key]
-                    del data
-            if accumulator is None:
-                accumulator = FusionAccumulator(
-                    probabilities.shape,
-                    weights=self.plan.fusion_weights,
-                    num_members=len(members),
-                    argmax_members=range(len(members)) if every_member else self.plan.rules.members,
-                )
-            if tuple(probabilities.shape) != accumulator.shape:
-                raise ValueError(
-                    f"member {index} ({getattr(member, 'model_dir', getattr(member, 'path', ''))}) "
-                    f"gives probabilities of shape {probabilities.shape} for case {case_id}; "
-                    f"the first member gives {accumulator.shape}. Members must predict the same "
-                    "image geometry."
-                )
-            accumulator.add_array(index, probabilities)
-            del probabilities
-        assert accumulator is not None
-        assert first_props is not None
-        fused = accumulator.result()
-        member_labels = accumulator.member_labels()
-        labels = probabilities_to_labels(
-            fused,
-            regions_class_order=self.regions_class_order,
-            rules=self.plan.rules,
-            member_labels=member_labels,
-        )
-        kept = tuple(member_labels[m] for m in range(len(members))) if every_member else ()
-        return CaseResult(labels, fused, first_props, kept)
+        outputs = self._outputs(images, properties, case_id, {})
+        return fuse(outputs, self._fusion(every_member), case_id)
 
     def writer(self) -> Any:
         """nnU-Net's image writer of the first model's plans."""

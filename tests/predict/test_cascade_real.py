@@ -40,23 +40,16 @@ def cascade_predict(
 
 @pytest.fixture(scope="module")
 def nnunet_route(
-    workspace: NnunetWorkspace, cascade_model: Path, test_images: Path, two_step: dict[str, Path]
+    workspace: NnunetWorkspace, cascade_model: Path, test_images: Path
 ) -> dict[str, Path]:
-    """nnU-Net's cascade (with probabilities), and nnUNetv2_ensemble of it with the 2d model."""
+    """nnU-Net's two-command cascade route (the second run keeps the probabilities)."""
     root = workspace.raw.parent / "cascade_route"
     lowres = cascade_predict(workspace, test_images, root / "lowres", "3d_lowres")
     cascade = cascade_predict(
         workspace, test_images, root / "cascade", "3d_cascade_fullres",
         "-prev_stage_predictions", str(lowres), "--save_probabilities",
     )  # fmt: skip
-    ensemble = root / "ensemble"
-    check(
-        workspace.run(
-            "nnUNetv2_ensemble", "-i", str(cascade), str(two_step["2d"]), "-o", str(ensemble),
-            "-np", "1",
-        )
-    )  # fmt: skip
-    return {"lowres": lowres, "cascade": cascade, "ensemble": ensemble}
+    return {"lowres": lowres, "cascade": cascade}
 
 
 def assert_same_labels(mine: Path, theirs: Path) -> None:
@@ -92,10 +85,18 @@ def test_spec_mixing_cascade_and_2d_fuses_as_the_two_step_route(
     workspace: NnunetWorkspace,
     cascade_model: Path,
     ensemble_models: dict[str, Path],
+    two_step: dict[str, Path],
     test_images: Path,
     nnunet_route: dict[str, Path],
     tmp_path: Path,
 ):
+    ensemble = tmp_path / "nnunet_ensemble"
+    check(
+        workspace.run(
+            "nnUNetv2_ensemble", "-i", str(nnunet_route["cascade"]), str(two_step["2d"]),
+            "-o", str(ensemble), "-np", "1",
+        )
+    )  # fmt: skip
     spec = tmp_path / "spec.json"
     members = [
         {"model": str(cascade_model), "folds": ["all"]},
@@ -105,7 +106,7 @@ def test_spec_mixing_cascade_and_2d_fuses_as_the_two_step_route(
     out = predict_folder(
         test_images, tmp_path / "out", spec=spec, disable_tta=True, device="cpu"
     ).output_dir
-    assert_same_labels(out, nnunet_route["ensemble"])
+    assert_same_labels(out, ensemble)
 
 
 def test_export_bundles_the_lowres_stage_and_nnunet_installs_it(
