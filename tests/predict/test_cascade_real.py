@@ -17,6 +17,7 @@ import pytest
 from nnunet_workspace import CASCADE_PLANS, DATASET_ID, DATASET_NAME, NnunetWorkspace, check
 
 from nnunet_ext.export import export_bundle
+from nnunet_ext.io.probabilities import read_probabilities
 from nnunet_ext.predict import predict_folder
 from nnunet_ext.predict.bundle import predict_bundle
 
@@ -70,6 +71,13 @@ def test_cascade_member_gives_nnunet_two_command_labels_writing_nothing_between(
     ours(workspace, "-i", str(test_images), "-o", str(out), "-m", str(cascade_model),
          "-f", "all", "--disable-tta")  # fmt: skip
     assert_same_labels(out, nnunet_route["cascade"])
+    # the pipeline (-j 3: a preprocessing and two export processes) writes the same bytes
+    piped = workspace.raw.parent / "ours_cascade_j3"
+    ours(workspace, "-i", str(test_images), "-o", str(piped), "-m", str(cascade_model),
+         "-f", "all", "--disable-tta", "-j", "3")  # fmt: skip
+    for case in CASES:
+        name = f"{case}.nii.gz"
+        assert (piped / name).read_bytes() == (out / name).read_bytes(), case
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(
         [f"{c}.nii.gz" for c in CASES] + ["dataset.json", "plans.json", "nnunet_ext_predict.json"]
@@ -107,6 +115,17 @@ def test_spec_mixing_cascade_and_2d_fuses_as_the_two_step_route(
         test_images, tmp_path / "out", spec=spec, disable_tta=True, device="cpu"
     ).output_dir
     assert_same_labels(out, ensemble)
+    # pipelined: the 2d input is preprocessed ahead, both members exported in a worker
+    piped = predict_folder(
+        test_images, tmp_path / "piped", spec=spec, disable_tta=True, device="cpu",
+        save_probabilities=True, num_workers=2,
+    ).output_dir  # fmt: skip
+    for case in CASES:
+        name = f"{case}.nii.gz"
+        assert (piped / name).read_bytes() == (out / name).read_bytes(), case
+        fused = read_probabilities(piped / f"{case}.npz")
+        assert fused.shape[0] == 4
+        assert np.allclose(fused.sum(axis=0), 1, atol=1e-5)
 
 
 def test_export_bundles_the_lowres_stage_and_nnunet_installs_it(
