@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -205,6 +206,32 @@ def test_cli_bundle_that_is_not_a_zip_is_one_line_exit_1(tmp_path, capsys):
     assert len(lines) == 1
     assert lines[0].startswith("nnunet-ext predict: error: ")
     assert "bundle.zip" in lines[0]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--claim"], r"-j/--num-workers > 1 \(the pipeline\) cannot be combined with (--)?claim"),
+        (
+            ["--qc"],
+            r"-j/--num-workers > 1 \(the pipeline\) predicts locally without QC; got (--)?qc",
+        ),
+        (["-j", "0"], r"-j/--num-workers"),
+    ],
+)
+def test_cli_pipeline_refuses_what_predicts_case_by_case(tmp_path, capsys, extra, message):
+    from nnunet_ext.cli import main
+
+    model = make_model(tmp_path)
+    images = make_images(tmp_path / "img")
+    out = tmp_path / "out"
+    argv = ["predict", "-i", str(images), "-o", str(out), "-m", str(model), "-j", "2", *extra]
+    code = main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code in (1, 2), lines
+    assert len(lines) == 1 or code == 2
+    assert re.search(message, lines[-1]), lines
     assert not out.exists()
 
 
