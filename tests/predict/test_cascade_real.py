@@ -23,7 +23,12 @@ from nnunet_ext.predict.bundle import predict_bundle
 
 from ._helpers import CASES, ours, read_seg
 
-pytestmark = [pytest.mark.nnunet, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.nnunet,
+    pytest.mark.slow,
+    # nnU-Net's trainer lookup imports timm, which warns on import (in-process predictions)
+    pytest.mark.filterwarnings("ignore:`torch.jit.interface` is deprecated:FutureWarning"),
+]
 
 
 def cascade_predict(
