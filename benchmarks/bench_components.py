@@ -36,8 +36,8 @@ import SimpleITK as sitk  # noqa: N813
 from nnunet_ext.io import read_labels
 from nnunet_ext.postprocess import PostprocessingPlan, apply_plan, determine_plan
 from nnunet_ext.postprocess.component_search import RULES
-from nnunet_ext.postprocess.folders import write_through_plan
 from nnunet_ext.postprocess.heldout import fold_ids
+from nnunet_ext.postprocess.in_pass import write_through_plan
 from nnunet_ext.postprocess.objective import Objective
 from nnunet_ext.synthetic import DEFAULT_LABELS, make_case
 
@@ -103,10 +103,10 @@ def time_determine(root: Path, workers: int, probabilities: bool) -> None:
     timings = {"plain": [], "plan": []}
     for _ in range(3):
         start = time.perf_counter()
-        writer(root / "plain.nii.gz")
+        writer(image.array, root / "plain.nii.gz")
         timings["plain"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        write_through_plan(writer, root / "planned.nii.gz", plan, probabilities=fused)
+        write_through_plan(writer, image.array, root / "planned.nii.gz", plan, probabilities=fused)
         timings["plan"].append(time.perf_counter() - start)
     plain, planned = (float(np.median(v)) for v in timings.values())
     print(
@@ -116,8 +116,8 @@ def time_determine(root: Path, workers: int, probabilities: bool) -> None:
 
 
 def _plain_writer(image):  # type: ignore[no-untyped-def]
-    def write(path: Path) -> None:
-        out = sitk.GetImageFromArray(image.array)
+    def write(array: np.ndarray, path: Path) -> None:
+        out = sitk.GetImageFromArray(array)
         out.SetSpacing(image.spacing)
         sitk.WriteImage(out, str(path), True)
 
