@@ -36,7 +36,7 @@ from nnunet_ext.ensemble.plan import (
 from nnunet_ext.ensemble.spec import EnsembleSpec
 from nnunet_ext.io import atomic_path, reader_writer, remove_stale_temporaries, write_json
 from nnunet_ext.io.probabilities import iter_probability_chunks, read_probabilities
-from nnunet_ext.postprocess.folders import write_through_plan
+from nnunet_ext.postprocess.in_pass import write_through_plan
 from nnunet_ext.postprocess.plan import PostprocessingPlan
 from nnunet_ext.qc.cases import QcContext, QcOptions, check_case, finish_qc, member_names
 
@@ -128,7 +128,8 @@ def _run_job(
             tmp.write_bytes(pickle.dumps(job.properties))
     if postprocessing is not None:  # as postprocess apply writes it, from the fused values
         write_through_plan(
-            lambda plain: writer.write_seg(labels, str(plain), job.properties),
+            lambda array, path: writer.write_seg(array, str(path), job.properties),
+            labels,
             job.label_file,
             postprocessing,
             probabilities=fused if postprocessing.needs_probabilities else None,
