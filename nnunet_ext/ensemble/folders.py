@@ -25,10 +25,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from nnunet_ext._parallel import Executor, map_cases
+from nnunet_ext.ensemble.channels import label_channels
 from nnunet_ext.ensemble.fusion import FusionAccumulator, probabilities_to_labels
 from nnunet_ext.ensemble.plan import MAX_WRITTEN_LABEL, PROVENANCE_FILE, CaseJob, plan_ensemble
 from nnunet_ext.ensemble.spec import EnsembleSpec
-from nnunet_ext.io import atomic_path, reader_writer, remove_stale_temporaries, write_json
+from nnunet_ext.ensemble.volumes import region_volume_warnings
+from nnunet_ext.io import (
+    LabelSpec,
+    atomic_path,
+    reader_writer,
+    remove_stale_temporaries,
+    write_json,
+)
 from nnunet_ext.io.probabilities import iter_probability_chunks, read_probabilities
 from nnunet_ext.postprocess.folders import write_through_plan
 from nnunet_ext.postprocess.plan import PostprocessingPlan
@@ -56,14 +64,18 @@ def fuse_case(job: CaseJob, *, use_isal: bool | None = None) -> NDArray[np.float
 
 
 def _fuse(
-    job: CaseJob, *, use_isal: bool | None = None
-) -> tuple[NDArray[np.float32], dict[int, NDArray[Any]]]:
-    """Fused probabilities and the uint8 argmax of the members the ``from`` rules need."""
+    job: CaseJob, *, use_isal: bool | None = None, regions: bool = False
+) -> tuple[NDArray[np.float32], dict[int, NDArray[Any]], NDArray[np.int64]]:
+    """Fused probabilities, the argmax of the members the ``from`` rules need, region counts.
+
+    With ``regions``, the counts are each member's voxels above 0.5 per channel.
+    """
     accumulator = FusionAccumulator(
         job.members[0].shape,
         weights=job.weights,
         num_members=len(job.members),
         argmax_members=job.rules.members,
+        count_above=0.5 if regions else None,
     )
     for index, info in enumerate(job.members):
         if info.fortran_order:
@@ -85,7 +97,15 @@ def _fuse(
             f"case {job.case_id!r}: the fused probabilities overflow float32; the inputs are not "
             "probabilities (logits?)."
         )
-    return fused, accumulator.member_labels()
+    return fused, accumulator.member_labels(), accumulator.member_counts()
+
+
+def _channel_names(label_spec: LabelSpec) -> list[str]:
+    """The name of each probability channel (its first name in ``dataset.json``)."""
+    names: dict[int, str] = {}
+    for name, channel in label_channels(label_spec)[1].items():
+        names.setdefault(channel, name)
+    return [names[c] for c in sorted(names)]
 
 
 def _run_job(
@@ -94,12 +114,23 @@ def _run_job(
     writer: Any,
     regions_class_order: Sequence[int] | None,
     use_isal: bool | None,
+    region_names: Sequence[str] = (),
     postprocessing: PostprocessingPlan | None = None,
 ) -> str:
-    fused, member_labels = _fuse(job, use_isal=use_isal)
+    fused, member_labels, counts = _fuse(
+        job, use_isal=use_isal, regions=regions_class_order is not None
+    )
     labels = probabilities_to_labels(
         fused, regions_class_order=regions_class_order, rules=job.rules, member_labels=member_labels
     )
+    if regions_class_order is not None:
+        thresholds = job.rules.thresholds or (0.5,) * fused.shape[0]
+        volumes = [
+            int(np.count_nonzero(f > f.dtype.type(t)))
+            for f, t in zip(fused, thresholds, strict=True)
+        ]
+        for text in region_volume_warnings(job.case_id, volumes, counts.tolist(), region_names):
+            logger.warning("%s", text)
     del member_labels
     if labels.size and int(labels.max()) > MAX_WRITTEN_LABEL:
         raise ValueError(
@@ -237,6 +268,7 @@ def ensemble_folders(
         writer=writer,
         regions_class_order=regions,
         use_isal=use_isal,
+        region_names=_channel_names(plan.label_spec) if regions else (),
         postprocessing=plan.postprocessing,
     )
     written = map_cases(

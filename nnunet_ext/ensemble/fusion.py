@@ -132,6 +132,8 @@ class FusionAccumulator:
         argmax_members: Members whose own argmax (label map) to keep while streaming, for
             ``from`` rules: one uint8 map each (``uint16`` beyond 256 classes) and one float32
             running maximum shared by them, never a member's probabilities.
+        count_above: Also count, per member and class, the values above this (region models:
+            each member's own region volume at 0.5, :meth:`member_counts`); ``None``: no counts.
 
     Examples:
         >>> acc = FusionAccumulator((2, 2), weights=None, num_members=2, argmax_members=[1])
@@ -152,6 +154,7 @@ class FusionAccumulator:
         num_members: int,
         dtype: DTypeLike = np.float32,
         argmax_members: Sequence[int] = (),
+        count_above: float | None = None,
     ) -> None:
         self.shape = tuple(int(s) for s in shape)
         if len(self.shape) < 1:
@@ -182,6 +185,8 @@ class FusionAccumulator:
         self._labels = {m: np.zeros(self.class_size, dtype=label_dtype) for m in self._tracked}
         self._best = np.empty(self.class_size if self._tracked else 0, dtype=np.float32)
         self._best_owner = -1
+        self._count_above = count_above
+        self._counts = np.zeros((self.num_members, self.num_classes), dtype=np.int64)
 
     def _track(self, member: int, cls: int, start: int, piece: NDArray[Any]) -> None:
         """Update ``member``'s running argmax with class ``cls`` at spatial ``start``."""
@@ -199,6 +204,11 @@ class FusionAccumulator:
         """The argmax label map (spatial shape) of each member in ``argmax_members``."""
         spatial = self.shape[1:]
         return {m: labels.reshape(spatial) for m, labels in self._labels.items()}
+
+    def member_counts(self) -> NDArray[np.int64]:
+        """``(M, C)`` counts of values above ``count_above`` (zeros without it)."""
+        counts: NDArray[np.int64] = self._counts.copy()
+        return counts
 
     def add(self, member: int, offset: int, values: NDArray[Any]) -> None:
         """Add the flat chunk ``values`` of member ``member`` starting at flat index ``offset``.
@@ -218,6 +228,8 @@ class FusionAccumulator:
             piece = values[position - offset : stop - offset]
             if member in self._labels:
                 self._track(member, cls, position - cls * self.class_size, piece)
+            if self._count_above is not None:
+                self._counts[member, cls] += int(np.count_nonzero(piece > self._count_above))
             target = self._flat[position:stop]
             if self.is_equal[cls]:
                 if member == 0:
