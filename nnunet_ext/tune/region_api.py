@@ -61,6 +61,8 @@ class RegionTuneResult:
         steps: Each region's step (last channel first), with its held-out verdict.
         warnings: Human-readable warnings.
         timings: Seconds spent reading and tuning.
+        held_out_cases: ``(cases, R)`` held-out per-case Dice behind ``held_out``.
+        member_cases: Each model's per-case Dice ``(cases, R)`` (its own decision).
     """
 
     input_dirs: list[str]
@@ -76,6 +78,8 @@ class RegionTuneResult:
     steps: list[RegionStep] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    held_out_cases: NDArray[np.float64] | None = None
+    member_cases: list[NDArray[np.float64]] = field(default_factory=list)
 
     @property
     def cv_gain(self) -> NDArray[np.float64] | None:
@@ -189,6 +193,8 @@ def tune_regions(
         steps=region_steps,
         warnings=warnings,
         timings={"read_s": read_s, "search_s": time.perf_counter() - start - read_s},
+        held_out_cases=held_out,
+        member_cases=member_dice,
     )
 
 
