@@ -164,7 +164,8 @@ def region_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     trained by ``nnUNetv2_train -tr CustomEpochs --npz`` for 1 epoch of 2 iterations per fold,
     3 validation cases per fold. Returns each configuration's CV folder (both folds'
     ``validation/`` with the model's ``dataset.json`` and ``plans.json``, as nnU-Net's
-    ``nnUNetv2_ensemble`` reads them) and ``"gt"``, nnU-Net's ``gt_segmentations``.
+    ``nnUNetv2_ensemble`` reads them), ``"model 2d"`` and ``"model 3d_fullres"`` (the model
+    folders), ``"images"`` (``imagesTr``) and ``"gt"``, nnU-Net's ``gt_segmentations``.
     """
     root = tmp_path_factory.mktemp("nnunet_regions")
     ws = NnunetWorkspace(root / "raw", root / "preprocessed", root / "results")
@@ -217,6 +218,8 @@ def region_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         for name in ("dataset.json", "plans.json"):
             shutil.copy(model / name, cv / name)
         out[configuration] = cv
+        out[f"model {configuration}"] = model
+    out["images"] = ws.raw / REGION_DATASET / "imagesTr"
     return out
 
 

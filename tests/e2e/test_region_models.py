@@ -7,6 +7,8 @@ on held-out cases.
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 
 import numpy as np
@@ -25,7 +27,15 @@ def test_equal_weights_and_half_are_nnunetv2_ensemble_exactly(region_models, tmp
     members = [region_models["2d"], region_models["3d_fullres"]]
     ensemble_folders(members, tmp_path / "ours")
     subprocess.run(
-        [str(BIN / "nnUNetv2_ensemble"), "-i", *map(str, members), "-o", str(tmp_path / "ref")],
+        [
+            str(BIN / "nnUNetv2_ensemble"),
+            "-i",
+            *map(str, members),
+            "-o",
+            str(tmp_path / "ref"),
+            "-np",
+            "1",
+        ],
         check=True,
         capture_output=True,
     )
@@ -49,3 +59,35 @@ def test_tuned_regions_never_below_the_best_model_beyond_the_noise(region_models
         assert nan_mean(diff, empty=0.0) >= -noise, result.region_names[r]
     # the spec fuses the real folders
     assert result.spec().members[0].path == members[0]
+
+
+def test_predict_applies_the_region_thresholds_of_the_spec(region_models, tmp_path):
+    from nnunet_ext.ensemble import LabelRules, probabilities_to_labels
+    from nnunet_ext.io.probabilities import read_probabilities
+    from nnunet_ext.predict.cli import main
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for case in ("tumour_000", "tumour_003"):
+        shutil.copy(region_models["images"] / f"{case}_0000.nii.gz", images)
+    spec = tmp_path / "spec.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "schema_version": 3,
+                "members": [
+                    {"model": str(region_models["model 2d"]), "label_weights": {"ET": 3.0}},
+                    {"model": str(region_models["model 3d_fullres"])},
+                ],
+                "rules": [{"label": "ET", "threshold": 0.35}, {"label": "WT", "threshold": 0.6}],
+            }
+        )
+    )
+    args = ["-i", str(images), "-o", str(tmp_path / "out"), "--spec", str(spec)]
+    assert main([*args, "--device", "cpu", "--save-probabilities", "--disable-tta"]) == 0
+    rules = LabelRules.build(3, thresholds={0: 0.6, 2: 0.35})
+    for case in ("tumour_000", "tumour_003"):
+        fused = read_probabilities(tmp_path / "out" / f"{case}.npz")
+        expected = probabilities_to_labels(fused, regions_class_order=[1, 2, 3], rules=rules)
+        got = read_labels(tmp_path / "out" / f"{case}.nii.gz").array
+        assert np.array_equal(got, expected.reshape(got.shape))
