@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -64,7 +65,6 @@ def test_tuned_regions_never_below_the_best_model_beyond_the_noise(region_models
 def test_predict_applies_the_region_thresholds_of_the_spec(region_models, tmp_path):
     from nnunet_ext.ensemble import LabelRules, probabilities_to_labels
     from nnunet_ext.io.probabilities import read_probabilities
-    from nnunet_ext.predict.cli import main
 
     images = tmp_path / "images"
     images.mkdir()
@@ -83,8 +83,12 @@ def test_predict_applies_the_region_thresholds_of_the_spec(region_models, tmp_pa
             }
         )
     )
-    args = ["-i", str(images), "-o", str(tmp_path / "out"), "--spec", str(spec)]
-    assert main([*args, "--device", "cpu", "--save-probabilities", "--disable-tta"]) == 0
+    args = ["-i", str(images), "-o", str(tmp_path / "out"), "--spec", str(spec), "--device"]
+    subprocess.run(  # in a process of its own, as a user runs it (torch's warnings stay there)
+        [sys.executable, "-m", "nnunet_ext", "predict", *args, "cpu", "--save-probabilities"],
+        check=True,
+        capture_output=True,
+    )
     rules = LabelRules.build(3, thresholds={0: 0.6, 2: 0.35})
     for case in ("tumour_000", "tumour_003"):
         fused = read_probabilities(tmp_path / "out" / f"{case}.npz")
