@@ -68,14 +68,14 @@ def _fuse(
 ) -> tuple[NDArray[np.float32], dict[int, NDArray[Any]], NDArray[np.int64]]:
     """Fused probabilities, the argmax of the members the ``from`` rules need, region counts.
 
-    With ``regions``, the counts are each member's voxels above 0.5 per channel.
+    With ``regions``, the counts are each member's voxels above the channel's threshold.
     """
     accumulator = FusionAccumulator(
         job.members[0].shape,
         weights=job.weights,
         num_members=len(job.members),
         argmax_members=job.rules.members,
-        count_above=0.5 if regions else None,
+        count_above=(job.rules.thresholds or (0.5,) * job.members[0].shape[0]) if regions else None,
     )
     for index, info in enumerate(job.members):
         if info.fortran_order:

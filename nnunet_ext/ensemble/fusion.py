@@ -132,8 +132,9 @@ class FusionAccumulator:
         argmax_members: Members whose own argmax (label map) to keep while streaming, for
             ``from`` rules: one uint8 map each (``uint16`` beyond 256 classes) and one float32
             running maximum shared by them, never a member's probabilities.
-        count_above: Also count, per member and class, the values above this (region models:
-            each member's own region volume at 0.5, :meth:`member_counts`); ``None``: no counts.
+        count_above: Also count, per member and class, the values above this class's entry
+            (region models: each member's own region volume at the region's threshold,
+            :meth:`member_counts`); ``None``: no counts.
 
     Examples:
         >>> acc = FusionAccumulator((2, 2), weights=None, num_members=2, argmax_members=[1])
@@ -154,7 +155,7 @@ class FusionAccumulator:
         num_members: int,
         dtype: DTypeLike = np.float32,
         argmax_members: Sequence[int] = (),
-        count_above: float | None = None,
+        count_above: Sequence[float] | None = None,
     ) -> None:
         self.shape = tuple(int(s) for s in shape)
         if len(self.shape) < 1:
@@ -185,7 +186,7 @@ class FusionAccumulator:
         self._labels = {m: np.zeros(self.class_size, dtype=label_dtype) for m in self._tracked}
         self._best = np.empty(self.class_size if self._tracked else 0, dtype=np.float32)
         self._best_owner = -1
-        self._count_above = count_above
+        self._count_above = None if count_above is None else [float(t) for t in count_above]
         self._counts = np.zeros((self.num_members, self.num_classes), dtype=np.int64)
 
     def _track(self, member: int, cls: int, start: int, piece: NDArray[Any]) -> None:
@@ -229,7 +230,8 @@ class FusionAccumulator:
             if member in self._labels:
                 self._track(member, cls, position - cls * self.class_size, piece)
             if self._count_above is not None:
-                self._counts[member, cls] += int(np.count_nonzero(piece > self._count_above))
+                limit = piece.dtype.type(self._count_above[cls])
+                self._counts[member, cls] += int(np.count_nonzero(piece > limit))
             target = self._flat[position:stop]
             if self.is_equal[cls]:
                 if member == 0:

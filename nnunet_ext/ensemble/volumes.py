@@ -3,7 +3,9 @@
 A region ensemble can go wrong without any error: nnU-Net's own once applied the sigmoid twice
 (#2781) and once scored Dice 0.02 (#2401), the fused regions covering far more (or less) than any
 member predicted. :func:`region_volume_warnings` flags a case whose fused region volume differs
-from every member's own volume (its probability > 0.5) by more than :data:`VOLUME_FACTOR`.
+from every member's own volume (its probability above the same threshold: 0.5, or the spec's
+``threshold`` rule, so that a tuned threshold alone raises nothing) by more than
+:data:`VOLUME_FACTOR`.
 Pure arithmetic on voxel counts; :func:`~nnunet_ext.ensemble.ensemble_folders` logs the warnings.
 """
 
@@ -32,7 +34,8 @@ def region_volume_warnings(
     Args:
         case_id: The case, for the message.
         fused: Voxels of each region in the fused decision.
-        members: Per member, voxels of each region in its own decision (probability > 0.5).
+        members: Per member, voxels of each region in its own decision (probability above the
+            region's threshold).
         names: Name of each region.
 
     Returns:
