@@ -93,3 +93,32 @@ def test_label_only_options_are_refused_before_any_output(tmp_path, capsys, flag
     assert f"{flag[0]} must not be given for region-based (sigmoid) models" in err[0]
     assert not out.exists()
     assert not (tmp_path / "tuned_report.json").exists()
+
+
+def test_without_folds_the_choice_is_kept_with_a_warning(tmp_path):
+    members, reference = make_region_cv_folders(tmp_path, num_cases=3, seed=4)
+    result = tune_regions(members, reference, region_dataset(members, reference)[0], cv_folds=0)
+    assert result.held_out is None
+    assert result.cv_gain is None
+    assert any("no held-out folds" in w for w in result.warnings)
+    assert abs(result.thresholds[2] - 0.35) <= 0.05
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        pytest.param({"num_workers": 0}, "num_workers must be >= 1", id="workers"),
+        pytest.param({"steps": 0}, "steps must be >= 1", id="steps"),
+        pytest.param({"cv_folds": -1}, "cv_folds must be >= 0", id="folds"),
+    ],
+)
+def test_bad_options(tmp_path, options, match):
+    members, reference = make_region_cv_folders(tmp_path, num_cases=2)
+    with pytest.raises(ValueError, match=match):
+        tune_regions(members, reference, region_dataset(members, reference)[0], **options)
+
+
+def test_one_model_is_refused(tmp_path):
+    members, reference = make_region_cv_folders(tmp_path, num_cases=2)
+    with pytest.raises(ValueError, match="input_dirs must list at least 2 model folders"):
+        tune_regions(members[:1], reference, region_dataset(members, reference)[0])
