@@ -212,12 +212,21 @@ def test_the_spec_examples_are_valid_specs():
     from nnunet_ext.ensemble import EnsembleSpec
 
     examples = _json_examples("ensemble-spec.md")
-    assert len(examples) == 4
-    assert [e["schema_version"] for e in examples] == [2, 3, 2, 2]
+    assert [e["schema_version"] for e in examples] == [2, 3, 2, 3, 2]
     for data in examples:
         models = any("model" in member for member in data["members"])
         spec = EnsembleSpec.from_dict(data, base_dir=Path("/data"), models=models)
         assert len(spec.members) == len(data["members"])
+
+
+def test_the_qc_example_is_a_valid_report(tmp_path: Path):
+    from nnunet_ext.qc import load_qc
+
+    (data,) = _json_examples("qc.md")
+    (tmp_path / "qc.json").write_text(json.dumps(data))
+    report = load_qc(tmp_path / "qc.json")  # every key required, no other allowed
+    assert [c.case for c in report.flagged] == ["heart_010"]
+    assert report.cases[0].labels[1].measures.empty_members == (1,)
 
 
 def test_the_specs_recorded_in_output_folders_are_valid_specs():

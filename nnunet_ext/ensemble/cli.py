@@ -10,6 +10,7 @@ from nnunet_ext import _cli
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
 from nnunet_ext.ensemble.folders import ensemble_folders
 from nnunet_ext.io.outputs import Output
+from nnunet_ext.qc.options import QC_PARAMETER_FLAGS, add_qc_arguments, qc_options_from_args
 
 __all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -63,15 +64,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="inflate with the standard zlib instead of ISA-L (same results, slower)",
     )
     add_executor_arguments(parser)
+    add_qc_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the ensemble described by parsed ``args``; print a JSON summary on stdout."""
     if not args.input and args.spec is None:
         raise ValueError("-i/--input must list prediction folders (or give --spec); got none.")
+    qc = qc_options_from_args(args)
+    report = qc.report if qc is not None else None
     with _cli.guard_command_outputs(
         args,
-        [Output(args.output, "-o/--output", folder=True, cases=True)],
+        [
+            Output(args.output, "-o/--output", folder=True, cases=True),
+            Output(report, "--qc-report", (".html",)) if report is not None else None,
+        ],
         inputs=[*(args.input or []), args.spec, args.plan],
     ):
         summary = ensemble_folders(
@@ -83,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
             use_isal=False if args.no_isal else None,
             executor=executor_from_args(args),
             postprocessing=args.plan,
+            qc=qc,
         )
     print(json.dumps(summary.to_dict()))
     return 0
@@ -94,6 +102,11 @@ COMMAND = _cli.Command(
     DESCRIPTION,
     add_arguments,
     run,
-    parameter_flags={"weights": "--weights", "spec": "--spec", "postprocessing": "--plan"},
+    parameter_flags={
+        "weights": "--weights",
+        "spec": "--spec",
+        "postprocessing": "--plan",
+        **QC_PARAMETER_FLAGS,
+    },
 )
 main = COMMAND.main

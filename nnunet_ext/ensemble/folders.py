@@ -27,7 +27,13 @@ from numpy.typing import NDArray
 from nnunet_ext._parallel import Executor, map_cases
 from nnunet_ext.ensemble.channels import label_channels
 from nnunet_ext.ensemble.fusion import FusionAccumulator, probabilities_to_labels
-from nnunet_ext.ensemble.plan import MAX_WRITTEN_LABEL, PROVENANCE_FILE, CaseJob, plan_ensemble
+from nnunet_ext.ensemble.plan import (
+    MAX_WRITTEN_LABEL,
+    PROVENANCE_FILE,
+    CaseJob,
+    EnsemblePlan,
+    plan_ensemble,
+)
 from nnunet_ext.ensemble.spec import EnsembleSpec
 from nnunet_ext.ensemble.volumes import region_volume_warnings
 from nnunet_ext.io import (
@@ -38,8 +44,9 @@ from nnunet_ext.io import (
     write_json,
 )
 from nnunet_ext.io.probabilities import iter_probability_chunks, read_probabilities
-from nnunet_ext.postprocess.folders import write_through_plan
+from nnunet_ext.postprocess.in_pass import write_through_plan
 from nnunet_ext.postprocess.plan import PostprocessingPlan
+from nnunet_ext.qc.cases import QcContext, QcOptions, check_case, finish_qc, member_names
 
 __all__ = ["EnsembleSummary", "ensemble_folders", "fuse_case"]
 
@@ -64,9 +71,13 @@ def fuse_case(job: CaseJob, *, use_isal: bool | None = None) -> NDArray[np.float
 
 
 def _fuse(
-    job: CaseJob, *, use_isal: bool | None = None, regions: bool = False
+    job: CaseJob,
+    *,
+    use_isal: bool | None = None,
+    every_member: bool = False,
+    regions: bool = False,
 ) -> tuple[NDArray[np.float32], dict[int, NDArray[Any]], NDArray[np.int64]]:
-    """Fused probabilities, the argmax of the members the ``from`` rules need, region counts.
+    """Fused probabilities, the argmax of the members ``from`` rules (or the QC) need, counts.
 
     With ``regions``, the counts are each member's voxels above the channel's threshold.
     """
@@ -74,7 +85,7 @@ def _fuse(
         job.members[0].shape,
         weights=job.weights,
         num_members=len(job.members),
-        argmax_members=job.rules.members,
+        argmax_members=range(len(job.members)) if every_member else job.rules.members,
         count_above=(job.rules.thresholds or (0.5,) * job.members[0].shape[0]) if regions else None,
     )
     for index, info in enumerate(job.members):
@@ -116,9 +127,13 @@ def _run_job(
     use_isal: bool | None,
     region_names: Sequence[str] = (),
     postprocessing: PostprocessingPlan | None = None,
+    qc: QcContext | None = None,
 ) -> str:
     fused, member_labels, counts = _fuse(
-        job, use_isal=use_isal, regions=regions_class_order is not None
+        job,
+        use_isal=use_isal,
+        every_member=qc is not None,
+        regions=regions_class_order is not None,
     )
     labels = probabilities_to_labels(
         fused, regions_class_order=regions_class_order, rules=job.rules, member_labels=member_labels
@@ -131,6 +146,9 @@ def _run_job(
         ]
         for text in region_volume_warnings(job.case_id, volumes, counts.tolist(), region_names):
             logger.warning("%s", text)
+    if qc is not None:  # the record before the label file, which marks the case complete
+        members = [member_labels[m] for m in range(len(job.members))]
+        check_case(qc, job.case_id, fused, labels, members, job.properties, job.weights)
     del member_labels
     if labels.size and int(labels.max()) > MAX_WRITTEN_LABEL:
         raise ValueError(
@@ -148,7 +166,8 @@ def _run_job(
             tmp.write_bytes(pickle.dumps(job.properties))
     if postprocessing is not None:  # as postprocess apply writes it, from the fused values
         write_through_plan(
-            lambda plain: writer.write_seg(labels, str(plain), job.properties),
+            lambda array, path: writer.write_seg(array, str(path), job.properties),
+            labels,
             job.label_file,
             postprocessing,
             probabilities=fused if postprocessing.needs_probabilities else None,
@@ -205,6 +224,7 @@ def ensemble_folders(
     use_isal: bool | None = None,
     executor: Executor | None = None,
     postprocessing: PostprocessingPlan | str | os.PathLike[str] | None = None,
+    qc: QcOptions | None = None,
 ) -> EnsembleSummary:
     """Fuse nnU-Net probability folders into label files (and optionally fused probabilities).
 
@@ -228,6 +248,8 @@ def ensemble_folders(
         postprocessing: A postprocessing plan (or its JSON) applied to each case before its
             one label write (``min_probability`` reads the fused values); the labels equal
             ``postprocess apply`` on the plain output. The fused probabilities stay as fused.
+        qc: Also write ``qc.json`` and ``qc.csv`` (:mod:`nnunet_ext.qc`): per case and label,
+            the members' disagreement and the flags; thresholds from ``qc``, else the spec's.
 
     Returns:
         What was written and skipped.
@@ -249,7 +271,9 @@ def ensemble_folders(
         overwrite=overwrite,
         allow_missing=allow_missing,
         postprocessing=postprocessing,
+        qc=qc is not None,
     )
+    qc_context = _qc_context(plan, qc, allow_missing) if qc is not None else None
     out = plan.output_dir
     out.mkdir(parents=True, exist_ok=True)
     stale = remove_stale_temporaries(out)
@@ -270,6 +294,7 @@ def ensemble_folders(
         use_isal=use_isal,
         region_names=_channel_names(plan.label_spec) if regions else (),
         postprocessing=plan.postprocessing,
+        qc=qc_context,
     )
     written = map_cases(
         run_job,
@@ -280,6 +305,9 @@ def ensemble_folders(
         threads=True,
     )
     all_cases = sorted(set(written) | set(plan.skipped))
+    if qc_context is not None:
+        report = finish_qc(qc_context, all_cases)
+        logger.info("QC: %d of %d case(s) flagged", len(report.flagged), len(report.cases))
     write_json(out / PROVENANCE_FILE, {**plan.provenance, "complete": True, "cases": all_cases})
     logger.info("fused %d case(s) into %s (%d skipped)", len(written), out, len(plan.skipped))
     return EnsembleSummary(
@@ -288,4 +316,28 @@ def ensemble_folders(
         skipped=plan.skipped,
         ignored=plan.ignored,
         weights=tuple(tuple(float(v) for v in row) for row in plan.weights),
+    )
+
+
+def _qc_context(plan: EnsemblePlan, qc: QcOptions, allow_missing: bool) -> QcContext:
+    """The QC context of ``plan``; QC needs label (softmax) models and every member."""
+    if plan.label_spec.has_regions:
+        raise ValueError(
+            f"qc must be used with label (softmax) predictions; {plan.dataset_json_file} defines "
+            "regions. Run without qc."
+        )
+    if allow_missing:
+        raise ValueError(
+            "qc must compare every member on every case; got allow_missing=True. Drop one of them."
+        )
+    names = member_names(plan.spec.input_dirs, [m.name for m in plan.spec.members])
+    label_names = {int(v): k for k, v in plan.label_spec.foreground.items() if isinstance(v, int)}
+    return QcContext(
+        options=qc,
+        thresholds=qc.resolve(plan.spec.qc),
+        output_dir=plan.output_dir,
+        member_names=names,
+        label_names=label_names,
+        file_ending=plan.file_ending,
+        writer_name=plan.image_reader_writer,
     )

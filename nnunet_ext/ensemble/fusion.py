@@ -188,6 +188,7 @@ class FusionAccumulator:
         self._best_owner = -1
         self._count_above = None if count_above is None else [float(t) for t in count_above]
         self._counts = np.zeros((self.num_members, self.num_classes), dtype=np.int64)
+        self._highest: dict[int, int] = {}  # per member, the highest class tracked so far
 
     def _track(self, member: int, cls: int, start: int, piece: NDArray[Any]) -> None:
         """Update ``member``'s running argmax with class ``cls`` at spatial ``start``."""
@@ -197,9 +198,12 @@ class FusionAccumulator:
         best = self._best[start : start + piece.size]
         labels = self._labels[member][start : start + piece.size]
         # the first maximum wins, as np.argmax, whatever order the chunks come in
-        take = (piece > best) | ((piece == best) & (labels > cls))
-        best[take] = piece[take]
-        labels[take] = cls
+        take = piece > best
+        if cls < self._highest.get(member, -1):  # a lower class after a higher: ties matter
+            take |= (piece == best) & (labels > cls)
+        self._highest[member] = max(cls, self._highest.get(member, -1))
+        np.copyto(best, piece, where=take, casting="unsafe")
+        np.copyto(labels, cls, where=take, casting="unsafe")
 
     def member_labels(self) -> dict[int, NDArray[np.unsignedinteger[Any]]]:
         """The argmax label map (spatial shape) of each member in ``argmax_members``."""

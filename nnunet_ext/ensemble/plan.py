@@ -38,6 +38,7 @@ from nnunet_ext.io.labels import MAX_UINT8_LABEL
 from nnunet_ext.io.probabilities import ProbabilityFile, inspect_probabilities
 from nnunet_ext.postprocess.folders import resolve_plan
 from nnunet_ext.postprocess.plan import PostprocessingPlan
+from nnunet_ext.qc.cases import record_file
 
 __all__ = [
     "MAX_WRITTEN_LABEL",
@@ -158,10 +159,12 @@ def plan_ensemble(
     overwrite: bool = False,
     allow_missing: bool = False,
     postprocessing: PostprocessingPlan | str | os.PathLike[str] | None = None,
+    qc: bool = False,
 ) -> EnsemblePlan:
     """Validate all inputs of an ensemble without fusing anything.
 
-    See :func:`~nnunet_ext.ensemble.ensemble_folders` for the parameters.
+    See :func:`~nnunet_ext.ensemble.ensemble_folders` for the parameters; with ``qc`` a case is
+    complete only when its QC record exists too.
 
     Reads folder listings, JSON files, zip directories, ``.npy`` headers and ``.pkl`` properties.
 
@@ -201,7 +204,7 @@ def plan_ensemble(
     if out.is_dir() and not overwrite:
         _check_previous_output(out, provenance)
     context = _JobContext(
-        folders, matrix, rules, num_classes, dataset_json_file, rw_name, out, file_ending
+        folders, matrix, rules, num_classes, dataset_json_file, rw_name, out, file_ending, qc
     )
     jobs, skipped = _plan_jobs(
         paired, context, save_probabilities=save_probabilities, overwrite=overwrite
@@ -361,6 +364,7 @@ class _JobContext:
     rw_name: str
     out: Path
     file_ending: str
+    qc: bool = False
 
 
 @dataclass(frozen=True)
@@ -400,8 +404,10 @@ def _case_job(
     out = context.out
     label_file = out / f"{case}{context.file_ending}"
     npz_file = out / f"{case}.npz" if save_probabilities else None
-    complete = label_file.is_file() and (
-        npz_file is None or (npz_file.is_file() and (out / f"{case}.pkl").is_file())
+    complete = (
+        label_file.is_file()
+        and (npz_file is None or (npz_file.is_file() and (out / f"{case}.pkl").is_file()))
+        and (not context.qc or record_file(out, case).is_file())
     )
     job = CaseJob(
         case_id=case,

@@ -25,13 +25,17 @@ named by value or by name from ``dataset.json``. ``name`` (optional) names a mem
   region ``R`` (its probability > 0.5: weight 1 on ``M``, 0 on the others, threshold 0.5).
 
 Per-region weights are ``label_weights`` keyed by the region's name in ``dataset.json``.
-Version 3 is written when the spec has a ``threshold`` rule, version 2 otherwise (readable by
-older versions of nnunet_ext).
 
 See :func:`nnunet_ext.ensemble.fusion.apply_label_rules` for the arithmetic. Every level is
 strict: an unknown key is an error that names its key path (e.g. ``members[1].label_weights``)
 and the allowed keys. Version 1 (members only, written by nnunet_ext 0.1) is still read and
 fuses exactly as before. The tuner (``nnunet_ext.tune``) writes this format.
+
+Version 3 adds ``threshold`` rules and one optional key, ``qc``: the quality-check thresholds of
+``--qc`` (:class:`~nnunet_ext.qc.thresholds.QcThresholds`, e.g. calibrated on the
+cross-validation cases by ``nnunet-ext tune --qc-calibrate``, with the CV volume range of each
+label). A spec with neither is still written as version 2, so older versions of nnunet_ext keep
+reading it.
 """
 
 from __future__ import annotations
@@ -46,10 +50,12 @@ from typing import Any
 from nnunet_ext.io import load_json, write_json
 from nnunet_ext.io.errors import InputError
 from nnunet_ext.io.models import checkpoint_name, fold_names
+from nnunet_ext.qc.thresholds import QcThresholds
 
 __all__ = ["SCHEMA_VERSION", "EnsembleSpec", "MemberSpec", "RuleSpec"]
 
-#: The newest JSON layout, written by :meth:`EnsembleSpec.to_dict` for specs with thresholds.
+#: Latest version of the JSON layout written by :meth:`EnsembleSpec.to_dict` (a spec without
+#: ``qc`` thresholds or ``threshold`` rules is written as version 2).
 SCHEMA_VERSION = 3
 
 #: Versions :meth:`EnsembleSpec.from_dict` reads.
@@ -58,7 +64,7 @@ READABLE_VERSIONS = (1, 2, 3)
 _TOP_KEYS = {
     1: ("schema_version", "members"),
     2: ("schema_version", "members", "rules"),
-    3: ("schema_version", "members", "rules"),
+    3: ("schema_version", "members", "rules", "qc"),
 }
 _MEMBER_KEYS = ("path", "weight", "label_weights", "name")
 #: With model members (``predict`` specs): ``model`` instead of ``path``, and its options.
@@ -263,6 +269,7 @@ class EnsembleSpec:
 
     members: tuple[MemberSpec, ...]
     rules: tuple[RuleSpec, ...] = ()
+    qc: QcThresholds | None = None
 
     @property
     def input_dirs(self) -> list[Path]:
@@ -341,7 +348,7 @@ class EnsembleSpec:
         """Validate and build from the JSON form; relative paths are resolved against ``base_dir``.
 
         Reads ``schema_version`` 1 (members only), 2 (members and rules) and 3 (``threshold``
-        rules too). Unknown keys are
+        rules and ``qc`` too). Unknown keys are
         errors at every level. With ``models`` (``predict`` and bundle specs), a member may be
         a trained model folder (``model`` instead of ``path``, with optional ``folds`` and
         ``checkpoint``); without, a ``model`` member is an error naming it.
@@ -373,7 +380,8 @@ class EnsembleSpec:
         if len(set(names)) != len(names):
             raise InputError(source, "distinct member names", repr(names), key="members")
         rules = _parse_rules(data.get("rules", []), members, source, version)
-        return cls(tuple(members), rules)
+        qc = QcThresholds.from_dict(data["qc"], source=source, where="qc") if "qc" in data else None
+        return cls(tuple(members), rules, qc)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, models: bool = False) -> EnsembleSpec:
@@ -395,15 +403,17 @@ class EnsembleSpec:
     def to_dict(self, *, relative_to: Path | None = None) -> dict[str, Any]:
         """Return the JSON form (``rules`` only when there are some).
 
-        ``schema_version`` is 3 when a rule is a ``threshold``, else 2.
+        ``schema_version`` is 3 with ``qc`` thresholds or a ``threshold`` rule, else 2.
         """
         thresholds = any(r.threshold is not None for r in self.rules)
         out: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION if thresholds else 2,
+            "schema_version": SCHEMA_VERSION if self.qc is not None or thresholds else 2,
             "members": [m.to_dict(relative_to=relative_to) for m in self.members],
         }
         if self.rules:
             out["rules"] = [r.to_dict() for r in self.rules]
+        if self.qc is not None:
+            out["qc"] = self.qc.to_dict()
         return out
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -428,6 +438,7 @@ class EnsembleSpec:
                 for d, m in zip(input_dirs, self.members, strict=True)
             ),
             self.rules,
+            self.qc,
         )
 
 

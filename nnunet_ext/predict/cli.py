@@ -8,6 +8,8 @@ from pathlib import Path
 
 from nnunet_ext import _cli
 from nnunet_ext._parallel import add_executor_arguments, executor_from_args
+from nnunet_ext.io.outputs import Output, check_outputs
+from nnunet_ext.qc.options import QC_PARAMETER_FLAGS, add_qc_arguments, qc_options_from_args
 
 __all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -107,6 +109,7 @@ def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     _cli.add_overwrite(parser, "redo cases whose outputs already exist")
     _cli.add_allow_unsafe_checkpoints(parser)
     add_executor_arguments(parser, actors=True)
+    add_qc_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.weights is not None and args.model_dirs is None:
         raise ValueError("--weights goes with -m/--model; with --spec put the weights in the spec.")
+    qc = qc_options_from_args(args)
+    if qc is not None and qc.report is not None:  # predict_folder guards its output folder
+        report = Output(qc.report, "--qc-report", (".html",))
+        check_outputs([report], inputs=[], overwrite=args.overwrite)
     summary = predict_folder(
         args.input,
         args.output,
@@ -129,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         executor=executor_from_args(args),
         cpus_per_worker=args.ray_cpus_per_worker,
         postprocessing=args.plan,
+        qc=qc,
     )
     print(json.dumps(summary.to_dict()))
     return 0
@@ -145,6 +153,7 @@ def _run_bundle(args: argparse.Namespace) -> int:
             ("--claim", args.claim or None),
             ("--save-probabilities", args.save_probabilities or None),
             ("--plan", args.plan),
+            ("--qc", args.qc or None),
         )
         if value is not None
     ]
@@ -193,6 +202,7 @@ COMMAND = _cli.Command(
         "device": "--device",
         "bundle": "--bundle",
         "postprocessing": "--plan",
+        **QC_PARAMETER_FLAGS,
     },
 )
 main = COMMAND.main

@@ -68,11 +68,13 @@ class CaseResult:
         labels: Label map in the reader's axis order (uint8, uint16 above 255 labels).
         probabilities: Fused probabilities ``(C, ...)`` float32, original geometry.
         properties: nnU-Net's properties of the first model member (geometry for the writer).
+        member_labels: Each member's own argmax map, when asked for (``--qc``); else empty.
     """
 
     labels: NDArray[Any]
     probabilities: NDArray[np.float32]
     properties: dict[str, Any]
+    member_labels: tuple[NDArray[Any], ...] = ()
 
 
 def _preprocessing_key(member: ModelMember) -> str:
@@ -200,8 +202,11 @@ class EnsemblePredictor:
         *,
         properties: dict[str, Any] | None = None,
         case_id: str | None = None,
+        every_member: bool = False,
     ) -> CaseResult:
         """Predict one case from its channel files (or a ``(C, ...)`` array plus properties).
+
+        With ``every_member``, the result also holds each member's argmax map (for the QC).
 
         Returns:
             Labels, fused probabilities and the properties for the writer.
@@ -235,7 +240,7 @@ class EnsemblePredictor:
                     probabilities.shape,
                     weights=self.plan.fusion_weights,
                     num_members=len(members),
-                    argmax_members=self.plan.rules.members,
+                    argmax_members=range(len(members)) if every_member else self.plan.rules.members,
                 )
             if tuple(probabilities.shape) != accumulator.shape:
                 raise ValueError(
@@ -249,13 +254,15 @@ class EnsemblePredictor:
         assert accumulator is not None
         assert first_props is not None
         fused = accumulator.result()
+        member_labels = accumulator.member_labels()
         labels = probabilities_to_labels(
             fused,
             regions_class_order=self.regions_class_order,
             rules=self.plan.rules,
-            member_labels=accumulator.member_labels(),
+            member_labels=member_labels,
         )
-        return CaseResult(labels=labels, probabilities=fused, properties=first_props)
+        kept = tuple(member_labels[m] for m in range(len(members))) if every_member else ()
+        return CaseResult(labels, fused, first_props, kept)
 
     def writer(self) -> Any:
         """nnU-Net's image writer of the first model's plans."""

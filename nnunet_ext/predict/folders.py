@@ -42,8 +42,10 @@ from nnunet_ext.predict.plan import (
     select_part,
     verify_images,
 )
+from nnunet_ext.predict.quality import qc_context, qc_done
 from nnunet_ext.predict.ray_pool import RayPredictJob, predict_on_ray
 from nnunet_ext.predict.writing import PROVENANCE_FILE
+from nnunet_ext.qc.cases import QcContext, QcOptions, finish_qc
 
 if TYPE_CHECKING:
     from nnunet_ext.predict.engine import CaseResult, EnsemblePredictor
@@ -174,6 +176,7 @@ def predict_folder(
     cpus_per_worker: int = 1,
     allow_unsafe_checkpoints: bool = False,
     postprocessing: PostprocessingPlan | str | os.PathLike[str] | None = None,
+    qc: QcOptions | None = None,
 ) -> PredictSummary:
     """Predict every case of ``input_dir`` with a weighted ensemble and write the fused labels.
 
@@ -208,6 +211,7 @@ def predict_folder(
             you made or trust.
         postprocessing: A postprocessing plan (or its JSON) applied to each case before its
             one label write; the labels equal ``postprocess apply`` on the plain output.
+        qc: Also write ``qc.json`` and ``qc.csv`` (:mod:`nnunet_ext.qc`; local, one part).
 
     Returns:
         What was written and skipped.
@@ -246,11 +250,16 @@ def predict_folder(
         plan.settings["device"] = None
     pp = resolve_plan(postprocessing, label_spec=plan.label_spec)
     plan = dataclasses.replace(plan, postprocessing=pp)
+    executor = executor or Executor()
+    context = qc_context(plan, Path(output_dir), qc, run, ray=executor.is_ray) if qc else None
     cases, out, provenance = _prepare_output(plan, Path(input_dir), Path(output_dir), run)
     done = [c.case_id for c in cases if _case_done(out, c, plan, run)]
-    executor = executor or Executor()
+    done = [case for case in done if qc_done(context, case)]
     if not run.overwrite and len(done) == len(cases):
         logger.info("all %d case(s) are complete in %s", len(cases), out)
+        if context is not None:
+            with _output_guard(out, plan, Path(input_dir), run):
+                finish_qc(context, done)
         record = {"executor": executor.kind, "workers": {}, "retries": 0, "wall_s": 0.0}
         return PredictSummary(out, (), tuple(done), provenance, record)
     with _output_guard(out, plan, Path(input_dir), run):
@@ -259,7 +268,9 @@ def predict_folder(
                 plan, cases, done, out, provenance, run, executor
             )
         else:
-            written, skipped, record = _predict_local(plan, cases, out, provenance, run)
+            written, skipped, record = _predict_local(plan, cases, out, provenance, run, context)
+            if context is not None:
+                finish_qc(context, [c.case_id for c in cases])
     record["wall_s"] = round(time.perf_counter() - start, 3)
     logger.info("predicted %d case(s) into %s (%d skipped)", len(written), out, len(skipped))
     return PredictSummary(out, tuple(written), tuple(sorted(skipped)), provenance, record)
@@ -329,6 +340,7 @@ def _predict_local(
     out: Path,
     provenance: dict[str, Any],
     run: RunOptions,
+    qc: QcContext | None = None,
 ) -> tuple[list[str], list[str], dict[str, Any]]:
     """Predict in this process (all cases, or those it claims); the run record as Ray's."""
     from nnunet_ext.predict.engine import EnsemblePredictor
@@ -343,7 +355,7 @@ def _predict_local(
         retries = len(store.retaken)
     else:
         # the one execution layer, in this process: the loaded networks stay here
-        step = functools.partial(_predict_case, predictor, plan, out, save, overwrite)
+        step = functools.partial(_predict_case, predictor, plan, out, save, overwrite, qc)
         done = map_cases(step, list(cases), num_workers=1, desc="predict")
         written = [c.case_id for c, wrote in zip(cases, done, strict=True) if wrote]
         skipped = [c.case_id for c, wrote in zip(cases, done, strict=True) if not wrote]
@@ -357,12 +369,14 @@ def _predict_case(
     out: Path,
     save: bool,
     overwrite: bool,
+    qc: QcContext | None,
     case: CaseInput,
 ) -> bool:
     """Predict and write one case; ``False`` if its outputs exist and are kept."""
-    if not overwrite and writing.case_done(out, case.case_id, plan.file_ending, save):
+    done = writing.case_done(out, case.case_id, plan.file_ending, save)
+    if not overwrite and done and qc_done(qc, case.case_id):
         return False
-    writing.predict_and_write(predictor, plan, case, out, save)
+    writing.predict_and_write(predictor, plan, case, out, save, qc=qc)
     return True
 
 

@@ -21,9 +21,10 @@ import numpy as np
 
 from nnunet_ext.io import TEMP_PREFIX, atomic_path, write_json
 from nnunet_ext.io.images import CaseInput
-from nnunet_ext.postprocess.folders import write_through_plan
+from nnunet_ext.postprocess.in_pass import write_through_plan
 from nnunet_ext.postprocess.plan import PostprocessingPlan
 from nnunet_ext.predict.plan import PredictPlan
+from nnunet_ext.qc.cases import QcContext, check_case
 
 if TYPE_CHECKING:
     from nnunet_ext.predict.engine import CaseResult, EnsemblePredictor
@@ -78,9 +79,10 @@ def write_case(
 ) -> None:
     """Write one case atomically: probabilities first (if asked), the label file last.
 
-    With ``postprocessing`` the label file is the plan's result on the labels, written as
-    ``postprocess apply`` writes it (:func:`~nnunet_ext.postprocess.folders.write_through_plan`,
-    with the fused probabilities for ``min_probability``); the probabilities stay as fused.
+    With ``postprocessing`` the label file is the plan's result on the labels, applied in memory
+    and written once as ``postprocess apply`` writes it from the plain output
+    (:func:`~nnunet_ext.postprocess.in_pass.write_through_plan`, with the fused probabilities for
+    ``min_probability``); the probabilities stay as fused.
     """
     if save_probabilities:
         with atomic_path(out / f"{case_id}.npz") as tmp:
@@ -91,7 +93,8 @@ def write_case(
     final = out / f"{case_id}{file_ending}"
     if postprocessing is not None and not postprocessing.is_empty:
         write_through_plan(
-            lambda plain: writer.write_seg(result.labels, str(plain), result.properties),
+            lambda array, path: writer.write_seg(array, str(path), result.properties),
+            result.labels,
             final,
             postprocessing,
             probabilities=result.probabilities,
@@ -126,17 +129,31 @@ def predict_and_write(
     out: Path,
     save: bool,
     still_ours: Any = None,
+    qc: QcContext | None = None,
 ) -> bool:
-    """Predict one case and write it; ``False`` if ``still_ours`` says the claim was lost."""
+    """Predict one case and write it; ``False`` if ``still_ours`` says the claim was lost.
+
+    With ``qc``, the case's QC record is written before its label file.
+    """
     names = [p.name for p in case_outputs(out, case.case_id, plan.file_ending, save)]
     remove_case_temporaries(out, names)
     start = time.perf_counter()
-    result = predictor.predict(case.image_files, case_id=case.case_id)
+    result = predictor.predict(case.image_files, case_id=case.case_id, every_member=qc is not None)
     if still_ours is not None and not still_ours():
         logger.warning(
             "lost the claim of %s while predicting; another process redoes it", case.case_id
         )
         return False
+    if qc is not None:
+        check_case(
+            qc,
+            case.case_id,
+            result.probabilities,
+            result.labels,
+            result.member_labels,
+            result.properties,
+            plan.fusion_weights,
+        )
     write_case(
         out,
         case.case_id,

@@ -9,14 +9,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from nnunet_ext import _cli
 from nnunet_ext.io import InputError, load_dataset_json
 from nnunet_ext.io.outputs import Output
+from nnunet_ext.qc.report import load_qc_csv
 from nnunet_ext.submission.builder import build_submission
 from nnunet_ext.submission.checker import check_submission
 from nnunet_ext.submission.manifest import report_text
+from nnunet_ext.submission.quality import qc_warnings
 
 __all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -88,6 +91,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check = _cli.add_subcommand(sub, "check", "check any submission zip")
     _cli.add_input(check, "the submission zip", metavar="ZIP", old_positional=True)
     _common(check)
+    check.add_argument(
+        "--qc",
+        type=Path,
+        metavar="QC.csv",
+        help="qc.csv of ensemble/predict --qc: list the submitted cases it flags (warnings)",
+    )
+    check.add_argument(
+        "--strict-qc",
+        action="store_true",
+        help="with --qc: a flagged case is an error, not a warning",
+    )
 
 
 # Like postprocess's _label_ids but not the same rule: 0 allowed, ids and names mixed, names
@@ -145,6 +159,10 @@ def run(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite,
             )
     else:
+        if args.strict_qc and args.qc is None:
+            raise ValueError("--strict-qc must come with --qc QC.csv; got no --qc.")
+        if args.qc is not None:
+            load_qc_csv(args.qc)  # a bad table fails before the zip is read
         report = check_submission(
             args.input,
             images_dir=args.images,
@@ -152,6 +170,10 @@ def run(args: argparse.Namespace) -> int:
             name_template=args.name_template,
             file_ending=args.file_ending,
         )
+        if args.qc is not None:
+            cases = [c.case for c in report.cases]
+            extra = qc_warnings(args.qc, cases, strict_qc=args.strict_qc)
+            report = dataclasses.replace(report, warnings=(*report.warnings, *extra))
     print(report_text(report), end="")
     return 0
 
@@ -170,6 +192,8 @@ COMMAND = _cli.Command(
         "label_map": "--label-map",
         "name_template": "--name-template",
         "file_ending": "--file-ending",
+        "qc_csv": "--qc",
+        "strict_qc": "--strict-qc",
     },
 )
 main = COMMAND.main

@@ -17,6 +17,7 @@ from nnunet_ext.tune.deployed import (
     score_holdout,
 )
 from nnunet_ext.tune.postprocessing import determine_postprocessing, postprocessing_paths
+from nnunet_ext.tune.qc_calibration import calibrate_qc, store_qc
 from nnunet_ext.tune.region_api import tune_regions
 from nnunet_ext.tune.region_data import region_dataset
 from nnunet_ext.tune.region_report import format_region_table, write_region_outputs
@@ -106,6 +107,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also fuse the CV probabilities with the spec (into <spec stem>_cv_fused/) and "
         "write the postprocessing plan chosen on them (<spec stem>_postprocessing.json)",
     )
+    parser.add_argument(
+        "--qc-calibrate",
+        action="store_true",
+        help="also calibrate the --qc flag thresholds on the CV cases (fused with the spec) and "
+        "store them, with each label's CV volume range, in the spec",
+    )
     _cli.add_overwrite(parser, "replace an existing spec (and plan, fused folder)")
 
 
@@ -167,6 +174,19 @@ def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: P
         result, out, report_path=report_path, figure_path=figure_path
     )
     print(f"\nwrote {spec}, {report} and {figure}")
+    if args.qc_calibrate:
+        if result.left_out:
+            raise ValueError(
+                "--qc-calibrate must fuse every member on every CV case; got cases missing from "
+                "some -i folders. Calibrate on folders with the same cases."
+            )
+        thresholds = calibrate_qc(spec, result.reference_dir, num_workers=args.num_workers)
+        store_qc(spec, thresholds)
+        print(
+            f"QC thresholds calibrated on the CV cases, stored in {spec}: "
+            f"min member Dice {thresholds.min_member_dice}, max volume CV "
+            f"{thresholds.max_volume_cv}, min estimated Dice {thresholds.min_estimated_dice}"
+        )
     boundary = boundary_metrics(
         result, num_workers=args.num_workers, dataset_json=args.dataset_json
     )
@@ -198,6 +218,7 @@ _LABEL_ONLY = (
     ("--postprocess", lambda a: a.postprocess),
     ("--splits", lambda a: a.splits is not None),
     ("--no-rules", lambda a: a.no_rules),
+    ("--qc-calibrate", lambda a: a.qc_calibrate),
 )
 
 

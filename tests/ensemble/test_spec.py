@@ -173,3 +173,38 @@ def test_a_rule_has_exactly_one_kind():
                 "rules": [{"label": 1, "threshold": 0.3, "scale": 2}],
             }
         )
+
+
+def test_version_3_carries_qc_thresholds_and_version_2_stays_2(tmp_path):
+    from nnunet_ext.qc import QcThresholds
+
+    plain = EnsembleSpec.from_dict(v2(), base_dir=tmp_path)
+    assert plain.qc is None
+    assert plain.to_dict()["schema_version"] == 2
+    data = {
+        **v2(),
+        "schema_version": 3,
+        "qc": {"min_member_dice": 0.5, "volume_ranges": {"RV": [1, 2]}},
+    }
+    spec = EnsembleSpec.from_dict(data, base_dir=tmp_path)
+    assert spec.qc == QcThresholds(min_member_dice=0.5, volume_ranges={"RV": (1.0, 2.0)})
+    assert spec.to_dict()["schema_version"] == 3
+    spec.save(tmp_path / "spec.json")
+    assert EnsembleSpec.load(tmp_path / "spec.json") == spec
+    assert spec.with_input_dirs([tmp_path / "x", tmp_path / "y"]).qc == spec.qc
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        pytest.param({**v2(), "qc": {}}, r"qc must be a known key", id="qc-in-version-2"),
+        pytest.param(
+            {**v2(), "schema_version": 3, "qc": {"min_dice": 1}},
+            r"qc\.min_dice must be absent",
+            id="key",
+        ),
+    ],
+)
+def test_qc_section_is_strict(data, match):
+    with pytest.raises(InputError, match=match):
+        EnsembleSpec.from_dict(data)

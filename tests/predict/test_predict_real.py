@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import SimpleITK as sitk  # noqa: N813
 from nnunet_workspace import NnunetWorkspace, check
 
 from nnunet_ext.io import TEMP_PREFIX
@@ -443,3 +444,47 @@ def test_three_claiming_processes_one_killed_write_every_case_once(
     assert "retaking the expired claim" in "".join(log.read_text() for log in logs[1:])
     assert_same_labels(out, equal_weights_output)
     assert leftovers(out) == []
+
+
+def test_predict_qc_matches_ensemble_qc_on_the_two_step_folders(
+    workspace: NnunetWorkspace,
+    two_step: dict[str, Path],
+    ensemble_models: dict[str, Path],
+    test_images: Path,
+):
+    from nnunet_ext.qc import load_qc
+
+    out = workspace.raw.parent / "ours_qc"
+    models = [str(ensemble_models["2d"]), str(ensemble_models["3d_fullres"])]
+    argv = ["-i", str(test_images), "-o", str(out), "-m", *models, "--device", "cpu"]
+    ours(workspace, *argv, "--disable-tta", "--qc", "--qc-maps")
+    fused = workspace.raw.parent / "ensemble_qc"
+    check(
+        workspace.run(
+            *("python", "-m", "nnunet_ext", "ensemble", "-i"),
+            *(str(two_step["2d"]), str(two_step["3d_fullres"]), "-o", str(fused), "--qc"),
+        )
+    )
+    mine, theirs = load_qc(out / "qc.json"), load_qc(fused / "qc.json")
+    assert mine.members == ("2d", "3d_fullres")
+    assert sorted(c.case for c in mine.cases) == sorted(CASES)
+    by_case = {c.case: c for c in theirs.cases}
+    for case in mine.cases:
+        for label, other in zip(case.labels, by_case[case.case].labels, strict=True):
+            assert label.measures.volume_ml == other.measures.volume_ml
+            assert label.measures.member_dice == pytest.approx(other.measures.member_dice, abs=0.01)
+            assert label.measures.soft_dice == pytest.approx(other.measures.soft_dice, abs=0.01)
+    # the maps open in nnU-Net's reader with the input image's geometry
+    image = sitk.ReadImage(str(test_images / f"{CASES[0]}_0000.nii.gz"))
+    for name in ("disagreement", "entropy"):
+        written = sitk.ReadImage(str(out / "qc" / "maps" / f"{CASES[0]}_{name}.nii.gz"))
+        assert written.GetSize() == image.GetSize()
+        assert written.GetSpacing() == pytest.approx(image.GetSpacing())
+        assert written.GetOrigin() == pytest.approx(image.GetOrigin())
+    # a rerun skips every case and writes the same report; claims and QC do not mix
+    before = (out / "qc.json").read_text()
+    ours(workspace, *argv, "--disable-tta", "--qc", "--qc-maps")
+    assert (out / "qc.json").read_text() == before
+    result = workspace.run("python", "-m", "nnunet_ext", "predict", *argv, "--qc", "--claim")
+    assert result.returncode == 1
+    assert "--qc must run in one local process" in result.stderr

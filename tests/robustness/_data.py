@@ -8,7 +8,7 @@
 * ``ref/``: reference label files; ``images/``: test images ``CASE_0000.nii.gz``;
 * ``spec.json`` (ensemble spec, paths relative to it), ``plan.json`` (postprocessing plan),
   ``sub.zip`` (a valid submission of ``m1``), ``eval_m1.json`` and ``eval_m2.json`` (``evaluate
-  --json`` of each, Dice and HD95);
+  --json`` of each, Dice and HD95), ``qc.csv`` (``ensemble --qc`` of ``m1`` and ``m2``);
 * ``fold/``: an nnU-Net training log; ``raw/``: an nnU-Net raw dataset for ``doctor``.
 
 :class:`Command` says how to run each command on that folder; :func:`run_command` runs it
@@ -156,6 +156,12 @@ def build_inputs(root: Path) -> Path:
                 ]
             )
             assert code == 0, "evaluate failed on valid inputs"
+        code = main(
+            ["ensemble", "-i", str(root / "m1"), str(root / "m2"), "-o", str(root / "qc"), "--qc"]
+        )
+        assert code == 0, "ensemble --qc failed on valid inputs"
+    shutil.copyfile(root / "qc" / "qc.csv", root / "qc.csv")
+    shutil.rmtree(root / "qc")
     for extra in (
         "sub.manifest.json",
         "sub.report.txt",
@@ -199,6 +205,15 @@ COMMANDS: dict[str, Command] = {
             "ensemble",
             lambda r, o: ["ensemble", "-i", _p(r / "m1"), _p(r / "m2"), "-o", _p(o / "ens")],
             case_folder="ens",
+        ),
+        Command(
+            "ensemble-qc",
+            lambda r, o: [
+                *("ensemble", "-i", _p(r / "m1"), _p(r / "m2"), "-o", _p(o / "ens")),
+                *("--qc", "--qc-maps", "--qc-report", _p(o / "qc.html")),
+            ],
+            case_folder="ens",
+            files=("ens/qc.json", "ens/qc.csv", "qc.html"),
         ),
         Command(
             "ensemble-spec",
@@ -311,6 +326,13 @@ COMMANDS: dict[str, Command] = {
                 _p(r / "images"),
                 "--labels",
                 *LABELS,
+            ],
+        ),
+        Command(
+            "check-qc",
+            lambda r, o: [
+                *("submission", "check", "-i", _p(r / "sub.zip")),
+                *("--images", _p(r / "images"), "--qc", _p(r / "qc.csv")),
             ],
         ),
         Command(

@@ -271,7 +271,7 @@ class Fault:
 
 LABEL_READERS = ("postprocess", "postprocess-plan", "determine", "evaluate", "build")
 REF_READERS = ("determine", "evaluate", "tune")
-PROB_READERS = ("ensemble", "ensemble-spec", "tune")
+PROB_READERS = ("ensemble", "ensemble-spec", "ensemble-qc", "tune")
 _rng = np.random.default_rng(0)
 JUNK = bytes(_rng.integers(0, 256, size=700, dtype=np.uint8))
 TEXT = b"these are my notes, not an image\n"
@@ -333,7 +333,7 @@ FAULTS: list[Fault] = [
     ],
     # properties pickles
     *[
-        Fault(f"pkl-{mid}", ("ensemble", "ensemble-spec"), "m1/case_b.pkl", m)
+        Fault(f"pkl-{mid}", ("ensemble", "ensemble-spec", "ensemble-qc"), "m1/case_b.pkl", m)
         for mid, m in [
             ("truncate-50", truncate(0.5)),
             ("empty", content(b"")),
@@ -453,6 +453,18 @@ FAULTS: list[Fault] = [
             ("other-metrics", edit_json(_without_hd95)),
             ("other-conventions", edit_json(_convention("empty", "one"))),
             ("missing-case", edit_json(_without_case("case_b"))),
+        ]
+    ],
+    # QC tables (submission check --qc)
+    *[
+        Fault(f"qc-csv-{mid}", ("check-qc",), "qc.csv", m)
+        for mid, m in [
+            ("empty", content(b"")),
+            ("junk", content(JUNK)),
+            ("text", content(TEXT)),
+            ("other-table", content(b"case,dice\ncase_a,0.9\n")),
+            ("nul-byte", content(b"case,label\x00\n")),
+            ("short-row", content(b"case,label,name,flag,estimated_dice\ncase_a,1\n")),
         ]
     ],
     # submission zips
@@ -610,6 +622,9 @@ BAD_OPTIONS = [
     ("postprocess", ("--fill-holes", "7"), ("7",)),
     ("ensemble", ("--weights", "1", "-1"), ("weights",)),
     ("ensemble", ("--weights", "1"), ("weights",)),
+    ("ensemble-qc", ("--qc-max-components", "-1"), ("--qc-max-components",)),
+    ("ensemble-qc", ("--allow-missing",), ("--allow-missing",)),
+    ("check-qc", ("--qc", "{root}/nothing.csv"), ("nothing.csv",)),
     ("tune", ("--dataset-json", "{root}/ref/case_a.nii.gz"), ("case_a.nii.gz",)),
     ("evaluate", ("--dataset-json", "{root}/nothing.json"), ("nothing.json",)),
     ("evaluate", ("--file-ending", ".mha"), (".mha",)),

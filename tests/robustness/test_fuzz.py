@@ -27,13 +27,14 @@ from ._data import (
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "label": ("m1/case_b.nii.gz", ("evaluate", "postprocess", "build")),
     "reference": ("ref/case_b.nii.gz", ("determine",)),
-    "probabilities": ("m1/case_b.npz", ("ensemble",)),
+    "probabilities": ("m1/case_b.npz", ("ensemble", "ensemble-qc")),
     "properties": ("m1/case_b.pkl", ("ensemble",)),
     "dataset-json": ("m1/dataset.json", ("ensemble", "postprocess", "build")),
     "plans-json": ("m1/plans.json", ("ensemble",)),
     "spec": ("spec.json", ("ensemble-spec",)),
     "plan": ("plan.json", ("postprocess-plan",)),
     "zip": ("sub.zip", ("check",)),
+    "qc-table": ("qc.csv", ("check-qc",)),
     "log": ("fold/training_log_2026_11_9_10_00_00.txt", ("log",)),
     "evaluation": ("eval_m2.json", ("compare",)),
 }

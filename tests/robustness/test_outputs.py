@@ -62,6 +62,7 @@ FILE_OUTPUTS = [
     ("doctor", "--json", "doctor.json"),
     ("compare", "--json", "compare.json"),
     ("compare", "--figure", "compare.png"),
+    ("ensemble-qc", "--qc-report", "qc.html"),
 ]
 
 
@@ -117,6 +118,8 @@ INPUT_AS_OUTPUT = [
     ("build", ("-o", "{root}/m1/case_a.nii.gz"), "-o/--output must be a .zip file"),
     ("ensemble", ("-o", "{root}/m1"), "is one of the inputs"),
     ("ensemble", ("-o", "{root}/spec.json"), "must be a folder"),
+    ("ensemble-qc", ("--qc-report", "{root}/m1/case_a.nii.gz"), "--qc-report must be a .html"),
+    ("ensemble-qc", ("-o", "{root}/m1"), "is one of the inputs"),
     ("ensemble-spec", ("-o", "{root}/m2"), "must differ from every input folder"),
     ("postprocess", ("-o", "{root}/m1"), "is one of the inputs"),
     ("postprocess-plan", ("-o", "{root}/plan.json"), "is one of the inputs"),
