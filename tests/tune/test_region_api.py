@@ -83,7 +83,7 @@ def test_command_writes_spec_report_and_figure(tmp_path, capsys):
     assert abs(EnsembleSpec.load(out).rules[0].threshold - 0.35) <= 0.05
 
 
-@pytest.mark.parametrize("flag", [["--postprocess"], ["--no-rules"]])
+@pytest.mark.parametrize("flag", [["--postprocess"], ["--no-rules"], ["--qc-calibrate"]])
 def test_label_only_options_are_refused_before_any_output(tmp_path, capsys, flag):
     members, reference = make_region_cv_folders(tmp_path, num_cases=2)
     out = tmp_path / "tuned.json"
