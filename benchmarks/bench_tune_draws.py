@@ -9,9 +9,10 @@ checks of issue 25 (every label >= 0.5 per configuration; 2d above 3d_fullres on
 weights on every label; its mean foreground Dice at least the best single model's), then the
 pass rates, the mean and the worst gain over the best single model. ``--seeds S ...`` reruns
 given seeds instead of drawing. ``--ablation`` re-tunes every run's kept CV probabilities with
-each optional part of the procedure left out (:class:`nnunet_ext.tune.Procedure`, and the rules
-altogether), fuses the kept test probabilities with each spec, applies the postprocessing plan
-determined on the fused CV cases, and prints each variant's pass rate and mean gain.
+each optional part of the procedure switched (:class:`nnunet_ext.tune.Procedure`: left out where
+it is on by default, added where it is off; and the rules left out altogether), fuses the
+kept test probabilities with each spec, applies the postprocessing plan determined on the fused
+CV cases, and prints each variant's pass rate and mean gain.
 ``--json OUT`` keeps everything for the docs' results page, ``--markdown OUT`` its tables. The
 draw is kept in ``DIR/seeds.txt``: run again, the same seeds go on.
 """
@@ -205,9 +206,13 @@ def _retune_seed(run: Path, tmp: Path) -> dict[str, Any]:
     if cache.is_file():
         cached: dict[str, Any] = json.loads(cache.read_text())
         return cached
-    variants: dict[str, tuple[Procedure, bool]] = {"full": (Procedure(), True)}
-    variants.update({f"without {p}": (Procedure().without(p), True) for p in Procedure.parts()})
-    variants["without rules"] = (Procedure(), False)
+    default = Procedure()
+    variants: dict[str, tuple[Procedure, bool]] = {"full": (default, True)}
+    for part in Procedure.parts():  # each part switched: left out if on, added if off
+        on = getattr(default, part)
+        switched = default.without(part) if on else default.including(part)
+        variants[f"{'without' if on else 'with'} {part}"] = (switched, True)
+    variants["without rules"] = (default, False)
     out: dict[str, Any] = {}
     for name, (procedure, rules) in variants.items():
         work = tmp / run.name / name.replace(" ", "_")
@@ -230,7 +235,7 @@ def ablation(root: Path, seeds: list[int], records: dict[int, dict[str, Any]]) -
                     "dice": outcome["dice"],
                     "verdict": judge(dice),
                 }
-    print("\nAblation: each optional part left out, the same kept models re-tuned")
+    print("\nAblation: each optional part switched, the same kept models re-tuned")
     print(f"  {'variant':<28}{'passes':>8}{'mean gain':>12}{'worst':>10}{'specs changed':>15}")
     table = {}
     for name, per_seed in out.items():
@@ -312,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, required=True, help="folder of the demo runs")
     parser.add_argument("--draws", type=int, default=10, help="seeds to draw at random")
     parser.add_argument("--seeds", type=int, nargs="+", help="these seeds instead of drawing")
-    parser.add_argument("--ablation", action="store_true", help="re-tune without each part")
+    parser.add_argument("--ablation", action="store_true", help="re-tune with each part switched")
     parser.add_argument("--json", type=Path, help="write everything measured here")
     parser.add_argument("--markdown", type=Path, help="write the docs' tables here")
     args = parser.parse_args(argv)

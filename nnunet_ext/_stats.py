@@ -179,14 +179,20 @@ def bootstrap_noise(
     return float(values[picks].mean(axis=1).std())
 
 
-def gain_counts(differences: NDArray[np.float64]) -> bool:
+def gain_counts(differences: NDArray[np.float64], *, no_loss_gain: float = MIN_GAIN) -> bool:
     """Whether a held-out gain counts: it beats the noise, or no case loses.
 
     The mean of the per-case differences (NaN cases left out) must exceed :data:`MIN_GAIN` and
     either ``NOISE_Z`` bootstrap standard errors or, where no case drops by more than
-    :data:`CASE_TOLERANCE`, nothing more: a step that loses on no held-out case needs no test
-    against a loss. (A gain made on one case of ten, such as a false positive removed where the
-    label is absent, never beats the bootstrap noise of ten cases, however clean.)
+    :data:`CASE_TOLERANCE`, ``no_loss_gain``: a step that loses on no held-out case needs no
+    test against a loss. (A gain made on one case of ten, such as a false positive removed where
+    the label is absent, never beats the bootstrap noise of ten cases, however clean.)
+
+    Args:
+        differences: Per-case held-out differences, higher is better (NaN: left out).
+        no_loss_gain: The gain a step that loses on no case must exceed when it does not beat
+            the noise. ``tune`` keeps :data:`MIN_GAIN`; ``postprocess determine`` asks
+            :data:`CASE_TOLERANCE` (:data:`nnunet_ext.postprocess.heldout.NO_LOSS_GAIN`).
 
     Examples:
         >>> gain_counts(np.array([0.002, -0.001, 1.0, 0.0, 0.003]))  # one case, no loss
@@ -195,6 +201,9 @@ def gain_counts(differences: NDArray[np.float64]) -> bool:
         False
         >>> gain_counts(np.array([0.0005, 0.0, 0.0]))  # below MIN_GAIN
         False
+        >>> small = np.array([0.0005, 0.0, 0.0002, 0.0, 0.004, 0.0, 0.0, 0.0051])  # within noise
+        >>> gain_counts(small), gain_counts(small, no_loss_gain=CASE_TOLERANCE)
+        (True, False)
     """
     values = differences[~np.isnan(differences)]
     if values.size == 0:
@@ -202,7 +211,9 @@ def gain_counts(differences: NDArray[np.float64]) -> bool:
     gain = float(values.mean())
     if gain <= MIN_GAIN:
         return False
-    return gain > NOISE_Z * bootstrap_noise(values) or float(values.min()) >= -CASE_TOLERANCE
+    if gain > NOISE_Z * bootstrap_noise(values):
+        return True
+    return gain > no_loss_gain and float(values.min()) >= -CASE_TOLERANCE
 
 
 def paired_values(
@@ -248,6 +259,7 @@ def judge_label_step(
     *,
     exempt: Sequence[int] = (),
     uncounted: NDArray[np.bool_] | None = None,
+    no_loss_gain: float = MIN_GAIN,
 ) -> dict[str, Any]:
     """The held-out verdict on a step for label column ``j`` from per-case differences.
 
@@ -257,7 +269,8 @@ def judge_label_step(
     :data:`DROP_TOLERANCE`); a drop of a column in ``exempt`` (a label the rules decide later)
     does not count, nor, per column, the cases marked in ``uncounted`` (``(cases, L)``, see
     :func:`nnunet_ext.tune.judge.fold_blind_cases`). ``foreground_gain`` (mean over cases of
-    the mean over labels, every label included) ranks passing steps.
+    the mean over labels, every label included) ranks passing steps. ``no_loss_gain``: as
+    :func:`gain_counts`.
 
     Examples:
         >>> diff = np.array([[0.10, 0.0], [0.12, 0.0], [0.11, 0.001], [0.09, -0.001]])
@@ -281,7 +294,7 @@ def judge_label_step(
         noise_k = max(NOISE_Z * bootstrap_noise(column), DROP_TOLERANCE)
         drop = -nan_mean(column) - noise_k
         worst_drop = max(worst_drop, drop)
-    passes = gain_counts(diff[:, j]) and worst_drop == 0.0
+    passes = gain_counts(diff[:, j], no_loss_gain=no_loss_gain) and worst_drop == 0.0
     valid = ~np.isnan(diff)
     per_case = nan_mean(diff, axis=1)  # mean over labels of each case
     foreground = float(per_case[valid.any(axis=1)].mean()) if valid.any() else 0.0

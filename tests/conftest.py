@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from nnunet_workspace import (
 )
 
 from nnunet_ext.synthetic import make_raw_dataset
+from nnunet_ext.synthetic_regions import make_region_raw_dataset
 
 # Settings our trainers read; a developer's shell must not leak them into tests.
 _TRAINING_VARS = (
@@ -156,6 +158,77 @@ def ensemble_models(workspace: NnunetWorkspace, trained_fold: Path) -> dict[str,
         configuration: workspace.fold_dir("CustomEpochs", 0, configuration).parent
         for configuration in ("2d", "3d_fullres")
     }
+
+
+REGION_DATASET = "Dataset502_SyntheticTumour"
+
+
+@pytest.fixture(scope="session")
+def region_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Real region-based (sigmoid) models: 2d and 3d_fullres, folds 0 and 1, CV gathered.
+
+    A BraTS-style dataset (nested WT ⊃ TC ⊃ ET, ``regions_class_order``) of 6 cases of 16x48x48,
+    planned and preprocessed by the real ``nnUNetv2_plan_and_preprocess``; each configuration
+    trained by ``nnUNetv2_train -tr CustomEpochs --npz`` for 1 epoch of 2 iterations per fold,
+    3 validation cases per fold. Returns each configuration's CV folder (both folds'
+    ``validation/`` with the model's ``dataset.json`` and ``plans.json``, as nnU-Net's
+    ``nnUNetv2_ensemble`` reads them), ``"model 2d"`` and ``"model 3d_fullres"`` (the model
+    folders), ``"images"`` (``imagesTr``) and ``"gt"``, nnU-Net's ``gt_segmentations``.
+    """
+    root = tmp_path_factory.mktemp("nnunet_regions")
+    ws = NnunetWorkspace(root / "raw", root / "preprocessed", root / "results")
+    make_region_raw_dataset(ws.raw, dataset_id=502, num_training=6, num_test=0)
+    check(
+        ws.run(
+            "nnUNetv2_plan_and_preprocess",
+            "-d",
+            "502",
+            "-c",
+            "2d",
+            "3d_fullres",
+            "-np",
+            "1",
+            "1",
+            "-npfp",
+            "1",
+        )
+    )
+    cases = [f"tumour_{i:03d}" for i in range(6)]
+    splits = [
+        {"train": cases[3:], "val": cases[:3]},
+        {"train": cases[:3], "val": cases[3:]},
+    ]
+    (ws.preprocessed / REGION_DATASET / "splits_final.json").write_text(json.dumps(splits))
+    out: dict[str, Path] = {"gt": ws.preprocessed / REGION_DATASET / "gt_segmentations"}
+    for configuration in ("2d", "3d_fullres"):
+        model = ws.results / REGION_DATASET / f"CustomEpochs__nnUNetPlans__{configuration}"
+        cv = root / f"cv_{configuration}"
+        cv.mkdir()
+        for fold in (0, 1):
+            check(
+                ws.run(
+                    "nnUNetv2_train",
+                    "502",
+                    configuration,
+                    str(fold),
+                    "-tr",
+                    "CustomEpochs",
+                    "-device",
+                    "cpu",
+                    "--npz",
+                    nnUNet_n_epochs="1",
+                    **FAST,
+                )
+            )
+            for file in (model / f"fold_{fold}" / "validation").iterdir():
+                if file.suffix in (".npz", ".pkl") or file.name.endswith(".nii.gz"):
+                    shutil.copy(file, cv / file.name)
+        for name in ("dataset.json", "plans.json"):
+            shutil.copy(model / name, cv / name)
+        out[configuration] = cv
+        out[f"model {configuration}"] = model
+    out["images"] = ws.raw / REGION_DATASET / "imagesTr"
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -212,7 +212,7 @@ def test_the_spec_examples_are_valid_specs():
     from nnunet_ext.ensemble import EnsembleSpec
 
     examples = _json_examples("ensemble-spec.md")
-    assert len(examples) == 4
+    assert [e["schema_version"] for e in examples] == [2, 3, 2, 3, 2]
     for data in examples:
         models = any("model" in member for member in data["members"])
         spec = EnsembleSpec.from_dict(data, base_dir=Path("/data"), models=models)

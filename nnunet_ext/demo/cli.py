@@ -9,6 +9,7 @@ from pathlib import Path
 from nnunet_ext import _cli
 from nnunet_ext.demo.config import DemoConfig
 from nnunet_ext.demo.pipeline import run_demo
+from nnunet_ext.demo.regions import format_region_summary, run_region_demo
 from nnunet_ext.demo.summary import format_summary
 from nnunet_ext.trainers.settings import MAX_SEED
 
@@ -17,7 +18,8 @@ DESCRIPTION = (
     "preprocess; train 2d and 3d_fullres on two folds with -tr CustomEpochs (early stopping) "
     "and --npz; tune per-label ensemble weights on the cross-validation; determine "
     "postprocessing; predict; ensemble; postprocess; evaluate; build and check a submission. "
-    "Prints a per-label Dice table and where every artefact is."
+    "Prints a per-label Dice table and where every artefact is. With --regions: the same on a "
+    "region-based (BraTS-style, sigmoid) dataset, tuning per-region weights and thresholds."
 )
 
 
@@ -41,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "nnUNet_n_proc_DA=0: a seed gives the same models on the same machine and software)",
     )
     parser.add_argument("--quick", action="store_true", help="smaller, faster run (used by tests)")
+    parser.add_argument(
+        "--regions",
+        action="store_true",
+        help="region-based models (nested WT, TC, ET regions, sigmoid outputs): train, tune "
+        "per-region weights and thresholds, ensemble and evaluate region Dice on the test cases",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,6 +64,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"  ... {step}", file=sys.stderr, flush=True)
 
     config = DemoConfig.quick(args.seed) if args.quick else DemoConfig(seed=args.seed)
+    if args.regions:
+        regions = run_region_demo(args.output, config, on_step=show)
+        print()
+        print(format_region_summary(regions))
+        where = regions.output_dir
+        print(f"\nlogs: {where / 'logs'}; evaluations: {where / 'evaluation'}")
+        return 0
     result = run_demo(args.output, config, on_step=show)
     print()
     print(format_summary(result))

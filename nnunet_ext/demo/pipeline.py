@@ -28,6 +28,7 @@ from pathlib import Path
 
 from nnunet_ext.demo.comparison import compare_with_equal_weights
 from nnunet_ext.demo.config import CONFIGURATIONS, DATASET_ID, DATASET_NAME, FOLDS, DemoConfig
+from nnunet_ext.demo.quality import flagged_test_cases
 from nnunet_ext.demo.record import write_record
 from nnunet_ext.demo.runner import _ours, _Runner, nnunet_command
 from nnunet_ext.demo.summary import DemoResult
@@ -365,10 +366,11 @@ def _stage_predict(demo: _Demo, spec: Path, pp_plan: Path) -> Path:
     run(
         "ensemble/tuned (npz route)",
         _ours(
-            *("ensemble", "-i", *members, "--spec", str(spec)),
+            *("ensemble", "-i", *members, "--spec", str(spec), "--qc"),
             *("-o", str(predictions / "ensemble_tuned_npz_route")),
         ),
     )
+    demo.res.paths["quality flags"] = predictions / "ensemble_tuned_npz_route" / "qc.csv"
     demo.res.routes = _route_costs(run.timings, [Path(m) for m in members], predictions)
     final = predictions / "ensemble_tuned_postprocessed"
     run(
@@ -401,6 +403,7 @@ def _stage_evaluate(demo: _Demo, final: Path) -> None:
         demo.res.dice[method], demo.res.hd95[method] = _mean_dice(
             folder, demo.dataset / "labelsTs", evaluation / f"{folder.name}.json"
         )
+    demo.res.quality = flagged_test_cases(predictions / "ensemble_tuned_npz_route" / "qc.json")
     demo.res.comparison = compare_with_equal_weights(
         evaluation / "ensemble_equal.json",
         evaluation / f"{final.name}.json",

@@ -35,6 +35,8 @@ class DemoResult:
             members), per label name.
         comparison: The verdict of the tuned, postprocessed ensemble against equal weights
             (:func:`~nnunet_ext.demo.comparison.compare_with_equal_weights`); empty if not run.
+        quality: The test cases the tuned ensemble's ``--qc`` flags, with their reasons
+            (:func:`~nnunet_ext.demo.quality.flagged_test_cases`); empty if not run.
     """
 
     output_dir: Path
@@ -46,6 +48,7 @@ class DemoResult:
     routes: dict[str, dict[str, float]] = field(default_factory=dict)
     estimates: dict[str, dict[str, float]] = field(default_factory=dict)
     comparison: str = ""
+    quality: str = ""
 
 
 def best_single_model(dice: Mapping[str, Mapping[str, float]]) -> str | None:
@@ -145,6 +148,8 @@ def format_summary(result: DemoResult) -> str:
         for method, row in result.hd95.items():
             cells = "".join(f"{'NaN' if math.isnan(v) else f'{v:.2f}':>16}" for v in row.values())
             lines.append(f"{method:<{width}}{cells}")
+    if result.quality:
+        lines += ["", result.quality]
     if result.comparison:
         lines += ["", result.comparison]
     lines += ["", "Where everything is"]

@@ -3,7 +3,9 @@
 A spec names labels by value or by name (``{"RV": 1}``, ``{"label": "LV", "from": 0}``);
 :func:`label_channels` maps both to the channel of each label (softmax models) or region
 (sigmoid models), :func:`weight_matrix` builds the ``(M, C)`` weights and :func:`label_rules`
-the :class:`~nnunet_ext.ensemble.rules.LabelRules` on those channels.
+the :class:`~nnunet_ext.ensemble.rules.LabelRules` on those channels. For region models a
+``from`` rule is member ``M``'s own decision of the region: :func:`weight_matrix` gives the
+region weight 1 on ``M`` and 0 on the others, :func:`label_rules` its threshold 0.5.
 """
 
 from __future__ import annotations
@@ -91,6 +93,10 @@ def weight_matrix(
                     fix=f"Use a defined label name or value.{_did_you_mean(key, lookup)}",
                 )
             matrix[row, lookup[key]] = weight
+    if label_spec.has_regions:
+        for channel, owner in _region_rules(spec, label_spec)[1].items():
+            matrix[:, channel] = 0.0
+            matrix[owner, channel] = 1.0
     return matrix
 
 
@@ -111,30 +117,43 @@ def _unknown_label(key: str, lookup: Mapping[str, int], where: str) -> ValueErro
 def label_rules(spec: EnsembleSpec, label_spec: LabelSpec) -> LabelRules:
     """Resolve the spec's ``rules`` to class indices of ``label_spec``'s channels.
 
+    Region (sigmoid) models: ``threshold`` rules, and ``from`` rules as threshold 0.5 (their
+    weights are :func:`weight_matrix`'s); a ``scale`` rule is refused.
+
     Raises:
-        ValueError: For an unknown label, or rules on region-based (sigmoid) labels.
+        ValueError: For an unknown label, a ``scale`` rule on regions, a ``threshold`` rule
+            on labels, or two rules of one region.
 
     Examples:
         >>> labels = LabelSpec(labels={"background": 0, "LV": 1, "RV": 2})
         >>> spec = EnsembleSpec.from_weights(
         ...     ["a", "b"], rules=[{"label": "RV", "from": 0}, {"label": 1, "scale": 1.5}])
         >>> label_rules(spec, labels)
-        LabelRules(scale=(1.0, 1.5, 1.0), take=((2, 0),))
+        LabelRules(scale=(1.0, 1.5, 1.0), take=((2, 0),), thresholds=None)
+        >>> regions = LabelSpec(labels={"background": 0, "WT": (1, 2), "TC": 2},
+        ...                     regions_class_order=(1, 2))
+        >>> label_rules(EnsembleSpec.from_weights(
+        ...     ["a", "b"], rules=[{"label": "TC", "threshold": 0.35}]), regions).thresholds
+        (0.5, 0.35)
     """
     if not spec.rules:
         return LabelRules()
+    channels, lookup = label_channels(label_spec)
     if label_spec.has_regions:
-        raise ValueError(
-            "the spec's rules (scale, from) apply to softmax (label) models; dataset.json "
-            "defines regions. Remove the rules."
-        )
-    _, lookup = label_channels(label_spec)
+        thresholds, _ = _region_rules(spec, label_spec)
+        return LabelRules.build(len(channels), thresholds=thresholds)
     scale: dict[int, float] = {}
     take: list[tuple[int, int]] = []
     for index, rule in enumerate(spec.rules):
         if rule.label not in lookup:
             raise _unknown_label(rule.label, lookup, f"rules[{index}] of the spec")
         channel = lookup[rule.label]
+        if rule.threshold is not None:
+            raise ValueError(
+                f"rules[{index}] of the spec: a threshold applies to region-based (sigmoid) "
+                f"models; dataset.json defines label {rule.label!r} of a softmax model. Use a "
+                "scale rule."
+            )
         if rule.member is not None:
             if channel in [c for c, _ in take]:
                 raise ValueError(
@@ -150,3 +169,31 @@ def label_rules(spec: EnsembleSpec, label_spec: LabelSpec) -> LabelRules:
                 )
             scale[channel] = float(rule.scale or 1.0)
     return LabelRules.build(len(label_channels(label_spec)[0]), scale=scale, take=take)
+
+
+def _region_rules(
+    spec: EnsembleSpec, label_spec: LabelSpec
+) -> tuple[dict[int, float], dict[int, int]]:
+    """The region channels' thresholds and ``from`` members (thresholds 0.5 for those)."""
+    _, lookup = label_channels(label_spec)
+    thresholds: dict[int, float] = {}
+    take: dict[int, int] = {}
+    for index, rule in enumerate(spec.rules):
+        where = f"rules[{index}] of the spec"
+        if rule.label not in lookup:
+            raise _unknown_label(rule.label, lookup, where)
+        channel = lookup[rule.label]
+        if rule.scale is not None:
+            raise ValueError(
+                f"{where}: a scale applies to softmax (label) models; dataset.json defines "
+                f"regions. Use a threshold rule for region {rule.label!r}."
+            )
+        if channel in thresholds:
+            raise ValueError(
+                f"{where}: region {rule.label!r} has a threshold or from rule already "
+                "(by another name or value); keep one."
+            )
+        thresholds[channel] = 0.5 if rule.threshold is None else rule.threshold
+        if rule.member is not None:
+            take[channel] = rule.member
+    return thresholds, take

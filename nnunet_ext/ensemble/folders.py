@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from nnunet_ext._parallel import Executor, map_cases
+from nnunet_ext.ensemble.channels import label_channels
 from nnunet_ext.ensemble.fusion import FusionAccumulator, probabilities_to_labels
 from nnunet_ext.ensemble.plan import (
     MAX_WRITTEN_LABEL,
@@ -34,9 +35,16 @@ from nnunet_ext.ensemble.plan import (
     plan_ensemble,
 )
 from nnunet_ext.ensemble.spec import EnsembleSpec
-from nnunet_ext.io import atomic_path, reader_writer, remove_stale_temporaries, write_json
+from nnunet_ext.ensemble.volumes import region_volume_warnings
+from nnunet_ext.io import (
+    LabelSpec,
+    atomic_path,
+    reader_writer,
+    remove_stale_temporaries,
+    write_json,
+)
 from nnunet_ext.io.probabilities import iter_probability_chunks, read_probabilities
-from nnunet_ext.postprocess.folders import write_through_plan
+from nnunet_ext.postprocess.in_pass import write_through_plan
 from nnunet_ext.postprocess.plan import PostprocessingPlan
 from nnunet_ext.qc.cases import QcContext, QcOptions, check_case, finish_qc, member_names
 
@@ -63,14 +71,22 @@ def fuse_case(job: CaseJob, *, use_isal: bool | None = None) -> NDArray[np.float
 
 
 def _fuse(
-    job: CaseJob, *, use_isal: bool | None = None, every_member: bool = False
-) -> tuple[NDArray[np.float32], dict[int, NDArray[Any]]]:
-    """Fused probabilities and the argmax of the members ``from`` rules (or the QC) need."""
+    job: CaseJob,
+    *,
+    use_isal: bool | None = None,
+    every_member: bool = False,
+    regions: bool = False,
+) -> tuple[NDArray[np.float32], dict[int, NDArray[Any]], NDArray[np.int64]]:
+    """Fused probabilities, the argmax of the members ``from`` rules (or the QC) need, counts.
+
+    With ``regions``, the counts are each member's voxels above the channel's threshold.
+    """
     accumulator = FusionAccumulator(
         job.members[0].shape,
         weights=job.weights,
         num_members=len(job.members),
         argmax_members=range(len(job.members)) if every_member else job.rules.members,
+        count_above=(job.rules.thresholds or (0.5,) * job.members[0].shape[0]) if regions else None,
     )
     for index, info in enumerate(job.members):
         if info.fortran_order:
@@ -92,7 +108,15 @@ def _fuse(
             f"case {job.case_id!r}: the fused probabilities overflow float32; the inputs are not "
             "probabilities (logits?)."
         )
-    return fused, accumulator.member_labels()
+    return fused, accumulator.member_labels(), accumulator.member_counts()
+
+
+def _channel_names(label_spec: LabelSpec) -> list[str]:
+    """The name of each probability channel (its first name in ``dataset.json``)."""
+    names: dict[int, str] = {}
+    for name, channel in label_channels(label_spec)[1].items():
+        names.setdefault(channel, name)
+    return [names[c] for c in sorted(names)]
 
 
 def _run_job(
@@ -101,13 +125,27 @@ def _run_job(
     writer: Any,
     regions_class_order: Sequence[int] | None,
     use_isal: bool | None,
+    region_names: Sequence[str] = (),
     postprocessing: PostprocessingPlan | None = None,
     qc: QcContext | None = None,
 ) -> str:
-    fused, member_labels = _fuse(job, use_isal=use_isal, every_member=qc is not None)
+    fused, member_labels, counts = _fuse(
+        job,
+        use_isal=use_isal,
+        every_member=qc is not None,
+        regions=regions_class_order is not None,
+    )
     labels = probabilities_to_labels(
         fused, regions_class_order=regions_class_order, rules=job.rules, member_labels=member_labels
     )
+    if regions_class_order is not None:
+        thresholds = job.rules.thresholds or (0.5,) * fused.shape[0]
+        volumes = [
+            int(np.count_nonzero(f > f.dtype.type(t)))
+            for f, t in zip(fused, thresholds, strict=True)
+        ]
+        for text in region_volume_warnings(job.case_id, volumes, counts.tolist(), region_names):
+            logger.warning("%s", text)
     if qc is not None:  # the record before the label file, which marks the case complete
         members = [member_labels[m] for m in range(len(job.members))]
         check_case(qc, job.case_id, fused, labels, members, job.properties, job.weights)
@@ -128,7 +166,8 @@ def _run_job(
             tmp.write_bytes(pickle.dumps(job.properties))
     if postprocessing is not None:  # as postprocess apply writes it, from the fused values
         write_through_plan(
-            lambda plain: writer.write_seg(labels, str(plain), job.properties),
+            lambda array, path: writer.write_seg(array, str(path), job.properties),
+            labels,
             job.label_file,
             postprocessing,
             probabilities=fused if postprocessing.needs_probabilities else None,
@@ -253,6 +292,7 @@ def ensemble_folders(
         writer=writer,
         regions_class_order=regions,
         use_isal=use_isal,
+        region_names=_channel_names(plan.label_spec) if regions else (),
         postprocessing=plan.postprocessing,
         qc=qc_context,
     )

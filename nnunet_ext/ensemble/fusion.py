@@ -132,6 +132,9 @@ class FusionAccumulator:
         argmax_members: Members whose own argmax (label map) to keep while streaming, for
             ``from`` rules: one uint8 map each (``uint16`` beyond 256 classes) and one float32
             running maximum shared by them, never a member's probabilities.
+        count_above: Also count, per member and class, the values above this class's entry
+            (region models: each member's own region volume at the region's threshold,
+            :meth:`member_counts`); ``None``: no counts.
 
     Examples:
         >>> acc = FusionAccumulator((2, 2), weights=None, num_members=2, argmax_members=[1])
@@ -152,6 +155,7 @@ class FusionAccumulator:
         num_members: int,
         dtype: DTypeLike = np.float32,
         argmax_members: Sequence[int] = (),
+        count_above: Sequence[float] | None = None,
     ) -> None:
         self.shape = tuple(int(s) for s in shape)
         if len(self.shape) < 1:
@@ -182,6 +186,8 @@ class FusionAccumulator:
         self._labels = {m: np.zeros(self.class_size, dtype=label_dtype) for m in self._tracked}
         self._best = np.empty(self.class_size if self._tracked else 0, dtype=np.float32)
         self._best_owner = -1
+        self._count_above = None if count_above is None else [float(t) for t in count_above]
+        self._counts = np.zeros((self.num_members, self.num_classes), dtype=np.int64)
         self._highest: dict[int, int] = {}  # per member, the highest class tracked so far
 
     def _track(self, member: int, cls: int, start: int, piece: NDArray[Any]) -> None:
@@ -204,6 +210,11 @@ class FusionAccumulator:
         spatial = self.shape[1:]
         return {m: labels.reshape(spatial) for m, labels in self._labels.items()}
 
+    def member_counts(self) -> NDArray[np.int64]:
+        """``(M, C)`` counts of values above ``count_above`` (zeros without it)."""
+        counts: NDArray[np.int64] = self._counts.copy()
+        return counts
+
     def add(self, member: int, offset: int, values: NDArray[Any]) -> None:
         """Add the flat chunk ``values`` of member ``member`` starting at flat index ``offset``.
 
@@ -222,6 +233,9 @@ class FusionAccumulator:
             piece = values[position - offset : stop - offset]
             if member in self._labels:
                 self._track(member, cls, position - cls * self.class_size, piece)
+            if self._count_above is not None:
+                limit = piece.dtype.type(self._count_above[cls])
+                self._counts[member, cls] += int(np.count_nonzero(piece > limit))
             target = self._flat[position:stop]
             if self.is_equal[cls]:
                 if member == 0:
@@ -321,14 +335,16 @@ def probabilities_to_labels(
 
     Softmax (label) models: ``argmax`` over the channel axis; the channel index is the label value
     and ties go to the lower label. Region (sigmoid) models: start from 0 and, for each channel
-    ``i`` in order, set ``regions_class_order[i]`` where ``p[i] > 0.5`` (later regions win).
-    With ``rules`` (softmax only), :func:`~nnunet_ext.ensemble.rules.apply_label_rules` decides
+    ``i`` in order, set ``regions_class_order[i]`` where ``p[i] > 0.5`` (later regions win;
+    ``rules.thresholds[i]`` instead of 0.5 where given, compared in the probabilities' dtype).
+    With ``rules`` (softmax), :func:`~nnunet_ext.ensemble.rules.apply_label_rules` decides
     instead.
 
     Args:
         probabilities: Array ``(C, ...)``. Not modified.
         regions_class_order: For region-based models, the label of each channel (``dataset.json``).
-        rules: Per-label rules (``scale``, ``from``); ``None`` or no rules: plain argmax.
+        rules: Per-label rules (``scale``, ``from``; region models: ``thresholds`` only);
+            ``None`` or no rules: plain argmax (0.5 for regions).
         member_labels: Each member's argmax map, for ``from`` rules (see
             :func:`~nnunet_ext.ensemble.rules.apply_label_rules`).
 
@@ -336,8 +352,8 @@ def probabilities_to_labels(
         ``uint8`` labels of shape ``probabilities.shape[1:]`` (``uint16`` if a label exceeds 255).
 
     Raises:
-        ValueError: If ``regions_class_order`` does not have one entry per channel, or rules
-            are given for region-based probabilities.
+        ValueError: If ``regions_class_order`` does not have one entry per channel, or label
+            rules are given for region-based probabilities (thresholds for softmax ones).
 
     Examples:
         >>> p = np.array([[0.5, 0.2, 0.4], [0.5, 0.8, 0.6]], dtype=np.float32)
@@ -345,14 +361,18 @@ def probabilities_to_labels(
         array([0, 1, 1], dtype=uint8)
         >>> probabilities_to_labels(p, rules=LabelRules.build(2, scale={0: 1.6}))
         array([0, 1, 0], dtype=uint8)
-        >>> r = np.array([[0.9, 0.9, 0.1], [0.2, 0.7, 0.6]])
+        >>> r = np.array([[0.9, 0.9, 0.1], [0.2, 0.7, 0.4]])
         >>> probabilities_to_labels(r, regions_class_order=[1, 2])
+        array([1, 2, 0], dtype=uint8)
+        >>> probabilities_to_labels(
+        ...     r, regions_class_order=[1, 2], rules=LabelRules.build(2, thresholds={1: 0.35}))
         array([1, 2, 2], dtype=uint8)
     """
     num_channels = probabilities.shape[0]
     spatial = probabilities.shape[1:]
     if regions_class_order is not None:
-        if rules is not None and not rules.is_identity:
+        rules = rules or LabelRules()
+        if rules.scale is not None or rules.take:
             raise ValueError(
                 "rules (scale, from) apply to softmax (label) probabilities; got region-based "
                 "ones (regions_class_order)."
@@ -363,10 +383,17 @@ def probabilities_to_labels(
                 f"regions_class_order must have one label per channel ({num_channels}); "
                 f"got {len(order)}: {order}."
             )
+        thresholds = rules.thresholds or (0.5,) * num_channels
+        if len(thresholds) != num_channels:
+            raise ValueError(
+                f"thresholds must have one value per region channel ({num_channels}); "
+                f"got {len(thresholds)}."
+            )
         out_dtype = labels_dtype(max(order, default=0))
         labels = np.zeros(spatial, dtype=out_dtype)
+        cast = probabilities.dtype.type
         for channel, value in enumerate(order):
-            labels[probabilities[channel] > 0.5] = value
+            labels[probabilities[channel] > cast(thresholds[channel])] = value
         return labels
     return apply_label_rules(probabilities, rules or LabelRules(), member_labels)
 

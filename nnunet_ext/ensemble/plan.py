@@ -467,6 +467,8 @@ def _case_weights_and_rules(
                 f"({context.folders[member]}), which lacks this case. Add the prediction."
             )
     case_rules = LabelRules(
-        context.rules.scale, tuple((c, position[m]) for c, m in context.rules.take)
+        context.rules.scale,
+        tuple((c, position[m]) for c, m in context.rules.take),
+        context.rules.thresholds,
     )
     return normalized, case_rules

@@ -1,11 +1,13 @@
-"""Per-label decision rules: how fused softmax probabilities become labels.
+"""Per-label decision rules: how fused probabilities become labels.
 
 :class:`LabelRules` are the spec's ``rules`` resolved to class and member indices
 (:func:`nnunet_ext.ensemble.channels.label_rules`); :func:`apply_label_rules` applies them
 (:func:`~nnunet_ext.ensemble.fusion.probabilities_to_labels` calls it): a decision ``scale`` per
 label (``argmax_c scale[c] * fused[c]``) and ``from`` rules (label ``L`` is exactly where member
 ``M``'s own argmax is ``L``). Without rules nothing changes: the labels are the plain argmax,
-identical to ``nnUNetv2_ensemble`` with equal weights. Pure array maths, no files.
+identical to ``nnUNetv2_ensemble`` with equal weights. Region (sigmoid) models take per-region
+decision ``thresholds`` instead (:func:`~nnunet_ext.ensemble.fusion.probabilities_to_labels`
+applies them). Pure array maths, no files.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ class LabelRules:
             ``label`` is exactly where member ``member``'s own argmax is ``label``; where
             several rules claim a voxel, the first listed wins. Elsewhere the (scaled) fusion
             decides among the labels that no rule takes.
+        thresholds: Region (sigmoid) models only: the decision threshold of each region
+            channel (length ``C``, each in (0, 1); a region is where its fused probability
+            exceeds it), or ``None`` for nnU-Net's 0.5 everywhere.
 
     Examples:
         >>> LabelRules.build(3, scale={2: 1.5}, take=[(2, 0)]).members
@@ -56,10 +61,13 @@ class LabelRules:
         Traceback (most recent call last):
         ...
         ValueError: scale of class 1 must be a finite number > 0; got 0.
+        >>> LabelRules.build(3, thresholds={2: 0.35}).thresholds
+        (0.5, 0.5, 0.35)
     """
 
     scale: tuple[float, ...] | None = None
     take: tuple[tuple[int, int], ...] = ()
+    thresholds: tuple[float, ...] | None = None
 
     @classmethod
     def build(
@@ -68,6 +76,7 @@ class LabelRules:
         *,
         scale: Mapping[int, float] | None = None,
         take: Sequence[tuple[int, int]] = (),
+        thresholds: Mapping[int, float] | None = None,
     ) -> LabelRules:
         """Check and build rules for ``num_classes`` classes.
 
@@ -75,9 +84,11 @@ class LabelRules:
             num_classes: ``C``.
             scale: Class index to decision scale (others 1).
             take: ``(label, member)`` pairs in priority order, at most one per label.
+            thresholds: Region channel index to decision threshold in (0, 1) (others 0.5).
 
         Raises:
-            ValueError: For a class out of range, a scale that is not > 0, or a label taken twice.
+            ValueError: For a class out of range, a scale that is not > 0, a threshold
+                outside (0, 1), or a label taken twice.
         """
         scales = None
         if scale:
@@ -106,7 +117,7 @@ class LabelRules:
                 f"take must leave at least one of the {num_classes} labels to the fusion; "
                 f"got from rules for all of them."
             )
-        return cls(scales, pairs)
+        return cls(scales, pairs, _thresholds(num_classes, thresholds))
 
     @property
     def members(self) -> list[int]:
@@ -115,8 +126,24 @@ class LabelRules:
 
     @property
     def is_identity(self) -> bool:
-        """Whether the rules change nothing (plain argmax)."""
-        return self.scale is None and not self.take
+        """Whether the rules change nothing (plain argmax, or 0.5 for every region)."""
+        return self.scale is None and not self.take and self.thresholds is None
+
+
+def _thresholds(
+    num_classes: int, thresholds: Mapping[int, float] | None
+) -> tuple[float, ...] | None:
+    """The per-channel thresholds (0.5 where not given), ``None`` when all are 0.5."""
+    if not thresholds:
+        return None
+    values = [0.5] * num_classes
+    for c, value in thresholds.items():
+        if not 0 <= int(c) < num_classes:
+            raise ValueError(f"thresholds names class {c}; classes are 0..{num_classes - 1}.")
+        if not 0.0 < float(value) < 1.0:
+            raise ValueError(f"threshold of class {c} must be in (0, 1); got {value}.")
+        values[int(c)] = float(value)
+    return None if all(v == 0.5 for v in values) else tuple(values)
 
 
 def apply_label_rules(
@@ -194,6 +221,11 @@ def apply_label_rules(
 
 def _check_rules(rules: LabelRules, num_channels: int) -> None:
     """Refuse rules that do not fit ``num_channels`` fused channels."""
+    if rules.thresholds is not None:
+        raise ValueError(
+            "thresholds apply to region-based (sigmoid) probabilities; got softmax ones "
+            "(no regions_class_order)."
+        )
     for label, _ in rules.take:
         if label >= num_channels:
             raise ValueError(f"a from rule names class {label}; the fusion has {num_channels}.")

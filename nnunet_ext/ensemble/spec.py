@@ -1,6 +1,6 @@
 """The ensemble spec: which prediction folders to fuse, with which weights and per-label rules.
 
-Version 2 (written by this version; paths relative to the spec file's folder, or absolute)::
+Version 2 (paths relative to the spec file's folder, or absolute)::
 
     {"schema_version": 2,
      "members": [{"path": "pred_2d", "weight": 0.3, "label_weights": {"3": 1.0}, "name": "2d"},
@@ -19,16 +19,23 @@ named by value or by name from ``dataset.json``. ``name`` (optional) names a mem
   ``members``, or its ``name``) predicts ``L`` by its own argmax; elsewhere the weighted fusion
   decides among the other labels. Where several ``from`` rules claim a voxel, the one listed
   first in ``rules`` wins. At most one ``from`` rule per label.
+* ``{"label": R, "threshold": t}`` (version 3; region-based (sigmoid) models only): region ``R``
+  is where its fused probability exceeds ``t`` in (0, 1) instead of nnU-Net's 0.5. For region
+  models ``scale`` is refused and ``{"label": R, "from": M}`` is member ``M``'s own decision of
+  region ``R`` (its probability > 0.5: weight 1 on ``M``, 0 on the others, threshold 0.5).
+
+Per-region weights are ``label_weights`` keyed by the region's name in ``dataset.json``.
 
 See :func:`nnunet_ext.ensemble.fusion.apply_label_rules` for the arithmetic. Every level is
 strict: an unknown key is an error that names its key path (e.g. ``members[1].label_weights``)
 and the allowed keys. Version 1 (members only, written by nnunet_ext 0.1) is still read and
 fuses exactly as before. The tuner (``nnunet_ext.tune``) writes this format.
 
-Version 3 adds one optional key, ``qc``: the quality-check thresholds of ``--qc``
-(:class:`~nnunet_ext.qc.thresholds.QcThresholds`, e.g. calibrated on the cross-validation cases
-by ``nnunet-ext tune --qc-calibrate``, with the CV volume range of each label). A spec without
-``qc`` is still written as version 2, so older versions of nnunet_ext keep reading it.
+Version 3 adds ``threshold`` rules and one optional key, ``qc``: the quality-check thresholds of
+``--qc`` (:class:`~nnunet_ext.qc.thresholds.QcThresholds`, e.g. calibrated on the
+cross-validation cases by ``nnunet-ext tune --qc-calibrate``, with the CV volume range of each
+label). A spec with neither is still written as version 2, so older versions of nnunet_ext keep
+reading it.
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from nnunet_ext.qc.thresholds import QcThresholds
 __all__ = ["SCHEMA_VERSION", "EnsembleSpec", "MemberSpec", "RuleSpec"]
 
 #: Latest version of the JSON layout written by :meth:`EnsembleSpec.to_dict` (a spec without
-#: ``qc`` thresholds is written as version 2).
+#: ``qc`` thresholds or ``threshold`` rules is written as version 2).
 SCHEMA_VERSION = 3
 
 #: Versions :meth:`EnsembleSpec.from_dict` reads.
@@ -63,7 +70,8 @@ _MEMBER_KEYS = ("path", "weight", "label_weights", "name")
 #: With model members (``predict`` specs): ``model`` instead of ``path``, and its options.
 _MODEL_MEMBER_KEYS = ("path", "model", "folds", "checkpoint", "weight", "label_weights", "name")
 _MODEL_KEYS = ("folds", "checkpoint")
-_RULE_KEYS = ("label", "from", "scale")
+_RULE_KEYS = {2: ("label", "from", "scale"), 3: ("label", "from", "scale", "threshold")}
+_RULE_KINDS = ("from", "scale", "threshold")
 
 
 def _check_weight(value: Any, where: str, source: str | None = None) -> float:
@@ -92,6 +100,12 @@ def _check_keys(item: Mapping[str, Any], allowed: Sequence[str], where: str, sou
             key=path,
             fix="Remove or rename it.",
         )
+
+
+def _threshold(value: Any, where: str, source: str | None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise _error(source, f"{where}.threshold", "a number in (0, 1)", repr(value))
+    return float(value)
 
 
 def _label_key(value: Any, where: str, source: str | None) -> str:
@@ -153,26 +167,32 @@ class RuleSpec:
         label: Label name or value (as a string), resolved against ``dataset.json`` when fusing.
         member: For a ``from`` rule, the index of the member whose argmax decides the label.
         scale: For a ``scale`` rule, the decision scale of the label (> 0).
+        threshold: For a ``threshold`` rule (regions), the decision threshold in (0, 1).
     """
 
     label: str
     member: int | None = None
     scale: float | None = None
+    threshold: float | None = None
 
     @property
     def kind(self) -> str:
-        """``"from"`` or ``"scale"``."""
-        return "from" if self.member is not None else "scale"
+        """``"from"``, ``"scale"`` or ``"threshold"``."""
+        if self.member is not None:
+            return "from"
+        return "scale" if self.scale is not None else "threshold"
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form (members by index)."""
         if self.member is not None:
             return {"label": self.label, "from": self.member}
-        return {"label": self.label, "scale": self.scale}
+        if self.scale is not None:
+            return {"label": self.label, "scale": self.scale}
+        return {"label": self.label, "threshold": self.threshold}
 
 
 def _parse_rules(
-    raw: Any, members: Sequence[MemberSpec], source: str | None
+    raw: Any, members: Sequence[MemberSpec], source: str | None, version: int = SCHEMA_VERSION
 ) -> tuple[RuleSpec, ...]:
     if not isinstance(raw, list):
         raise _error(source, "rules", "a list of rule objects", repr(raw))
@@ -184,12 +204,13 @@ def _parse_rules(
         if not isinstance(item, Mapping):
             raise _error(source, where, 'an object like {"label": "RV", "from": 0}', repr(item))
         if source is not None:
-            _check_keys(item, _RULE_KEYS, where, source)
+            _check_keys(item, _RULE_KEYS[version], where, source)
         if "label" not in item:
             raise _error(source, f"{where}.label", "a label name or value", "no 'label' key")
         label = _label_key(item["label"], f"{where}.label", source)
-        if ("from" in item) == ("scale" in item):
-            raise _error(source, where, "exactly one of 'from' and 'scale'", f"keys {sorted(item)}")
+        if sum(kind in item for kind in _RULE_KINDS) != 1:
+            kinds = "', '".join(_RULE_KEYS[version][1:])
+            raise _error(source, where, f"exactly one of '{kinds}'", f"keys {sorted(item)}")
         if "from" in item:
             ref = item["from"]
             if isinstance(ref, str) and ref in names:
@@ -205,6 +226,8 @@ def _parse_rules(
                     repr(ref),
                 )
             rule = RuleSpec(label, member=member)
+        elif "threshold" in item:
+            rule = RuleSpec(label, threshold=_threshold(item["threshold"], where, source))
         else:
             value = item["scale"]
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -235,8 +258,8 @@ class EnsembleSpec:
         ...      "rules": [{"label": "3", "from": "2d"}, {"label": "1", "scale": 2}]})
         >>> [m.weight for m in spec.members], spec.members[1].label_weights
         ([2.0, 1.0], {'3': 0.0})
-        >>> spec.rules
-        (RuleSpec(label='3', member=0, scale=None), RuleSpec(label='1', member=None, scale=2.0))
+        >>> [(r.label, r.kind) for r in spec.rules]
+        [('3', 'from'), ('1', 'scale')]
         >>> EnsembleSpec.from_dict({"schema_version": 2, "members": [{"path": "a", "wieght": 1}]})
         Traceback (most recent call last):
         ...
@@ -324,7 +347,8 @@ class EnsembleSpec:
     ) -> EnsembleSpec:
         """Validate and build from the JSON form; relative paths are resolved against ``base_dir``.
 
-        Reads ``schema_version`` 1 (members only) and 2 (members and rules). Unknown keys are
+        Reads ``schema_version`` 1 (members only), 2 (members and rules) and 3 (``threshold``
+        rules and ``qc`` too). Unknown keys are
         errors at every level. With ``models`` (``predict`` and bundle specs), a member may be
         a trained model folder (``model`` instead of ``path``, with optional ``folds`` and
         ``checkpoint``); without, a ``model`` member is an error naming it.
@@ -339,7 +363,7 @@ class EnsembleSpec:
         if isinstance(version, bool) or version not in READABLE_VERSIONS:
             raise InputError(
                 source,
-                f"{' or '.join(map(str, READABLE_VERSIONS))}",
+                f"{', '.join(map(str, READABLE_VERSIONS[:-1]))} or {READABLE_VERSIONS[-1]}",
                 repr(version),
                 key="schema_version",
                 fix="Write the spec with this version of nnunet_ext.",
@@ -355,7 +379,7 @@ class EnsembleSpec:
         names = [m.name for m in members if m.name is not None]
         if len(set(names)) != len(names):
             raise InputError(source, "distinct member names", repr(names), key="members")
-        rules = _parse_rules(data.get("rules", []), members, source)
+        rules = _parse_rules(data.get("rules", []), members, source, version)
         qc = QcThresholds.from_dict(data["qc"], source=source, where="qc") if "qc" in data else None
         return cls(tuple(members), rules, qc)
 
@@ -377,9 +401,13 @@ class EnsembleSpec:
         )
 
     def to_dict(self, *, relative_to: Path | None = None) -> dict[str, Any]:
-        """Return the JSON form (version 3 with ``qc`` thresholds, else 2; ``rules`` if any)."""
+        """Return the JSON form (``rules`` only when there are some).
+
+        ``schema_version`` is 3 with ``qc`` thresholds or a ``threshold`` rule, else 2.
+        """
+        thresholds = any(r.threshold is not None for r in self.rules)
         out: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION if self.qc is not None else 2,
+            "schema_version": SCHEMA_VERSION if self.qc is not None or thresholds else 2,
             "members": [m.to_dict(relative_to=relative_to) for m in self.members],
         }
         if self.rules:

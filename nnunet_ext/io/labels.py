@@ -330,6 +330,7 @@ def write_labels(
     *,
     like: LabelImage | str | os.PathLike[str],
     exact_nifti_header: bool = False,
+    any_shape: bool = False,
 ) -> Path:
     """Write ``labels`` as ``uint8`` with the geometry of ``like``, atomically.
 
@@ -342,6 +343,10 @@ def write_labels(
             type to uint8 and the scaling to identity. A SimpleITK round trip recomputes the
             affine in float32 and can move it by ~1e-7. The gzip stream has no timestamp, so the
             same labels give the same bytes.
+        any_shape: ``like`` may hold another shape with as many axes (a small probe the same
+            writer wrote with the same geometry): its header is copied with the dimensions of
+            ``labels``. A writer's header depends on the geometry and the shape alone, so the
+            bytes equal those written ``like`` a file of the labels' shape.
 
     Returns:
         The destination path.
@@ -359,14 +364,14 @@ def write_labels(
         )
     if not isinstance(like, LabelImage):
         like = read_labels(like)
-    if exact.shape != like.array.shape:
+    if exact.shape != like.array.shape and not (any_shape and exact.ndim == like.array.ndim):
         raise ValueError(
             f"{path}: labels have shape {exact.shape} but the reference {like.path} has "
             f"{like.array.shape}."
         )
     final = Path(path)
     if exact_nifti_header and _is_nifti(final) and _is_nifti(like.path):
-        _write_nifti_like(exact, final, like.path)
+        _write_nifti_like(exact, final, like.path, any_shape=any_shape)
         return final
     image = sitk.GetImageFromArray(exact)
     image.SetSpacing(like.spacing)
@@ -381,20 +386,33 @@ def _is_nifti(path: Path) -> bool:
     return path.name.endswith((".nii", ".nii.gz"))
 
 
-def _write_nifti_like(exact: NDArray[Any], final: Path, source: Path) -> None:
-    """Write ``exact`` (SimpleITK axis order) into a copy of ``source``'s NIfTI header."""
+def _write_nifti_like(
+    exact: NDArray[Any], final: Path, source: Path, *, any_shape: bool = False
+) -> None:
+    """Write ``exact`` (SimpleITK axis order) into a copy of ``source``'s NIfTI header.
+
+    ``any_shape``: ``source`` may hold another shape; its ``dim`` takes the labels' (and only
+    ``dim``: nibabel's ``set_data_shape`` would also reset the unused ``pixdim``).
+    """
     import nibabel as nib  # 60 ms: only when a label map is written
 
     reference: Any = nib.load(str(source))
     header = reference.header.copy()
     data = np.ascontiguousarray(exact.T)  # SimpleITK (z, y, x) -> NIfTI (x, y, z)
-    if data.shape != reference.shape:
-        if data.size != int(np.prod(reference.shape)):
+    shape = tuple(int(n) for n in reference.shape)
+    if any_shape and data.shape != shape:
+        dim = header["dim"].copy()
+        if int(dim[0]) != data.ndim:
+            raise ValueError(f"{final}: labels have {data.ndim} axes but {source} has {dim[0]}.")
+        dim[1 : 1 + data.ndim] = data.shape
+        header["dim"] = dim
+        shape = data.shape
+    if data.shape != shape:
+        if data.size != int(np.prod(shape)):
             raise ValueError(
-                f"{final}: labels have {data.shape} voxels in NIfTI order but {source} has "
-                f"{reference.shape}."
+                f"{final}: labels have {data.shape} voxels in NIfTI order but {source} has {shape}."
             )
-        data = data.reshape(reference.shape)  # only singleton axes differ
+        data = data.reshape(shape)  # only singleton axes differ
     header.set_data_dtype(np.uint8)
     header.set_slope_inter(1.0, 0.0)
     image = type(reference)(data, None, header)

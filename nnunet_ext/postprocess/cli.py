@@ -23,6 +23,7 @@ from nnunet_ext.postprocess.component_search import RULES
 from nnunet_ext.postprocess.determine import determine_plan
 from nnunet_ext.postprocess.folders import postprocess_folder
 from nnunet_ext.postprocess.plan import PostprocessingPlan, load_plan, save_plan
+from nnunet_ext.postprocess.step_search import JUDGES
 from nnunet_ext.postprocess.steps import UNITS
 
 __all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
@@ -40,7 +41,7 @@ DESCRIPTION = (
     "'nnunet-ext postprocess -i PRED -o OUT ...' is 'postprocess apply'); 'determine' chooses a "
     "plan on validation predictions by per-label mean Dice (nnU-Net's rule), and with "
     "--component-rules the component rules (relabel small, volume gate, keep top k, minimum "
-    "probability) on held-out cases."
+    "probability) and every other step on held-out cases (--judge)."
 )
 
 
@@ -155,6 +156,15 @@ def _add_determine_arguments(parser: argparse.ArgumentParser) -> None:
         parser, "folder of the fused probabilities (CASE.npz) of --input (for min_probability)"
     )
     parser.add_argument(
+        "--judge",
+        choices=JUDGES,
+        default=None,
+        metavar="JUDGE",
+        help="how keep-largest, remove-small and fill-holes are judged: in-sample (nnU-Net's "
+        "rule: the label's mean improves on the CV cases) or held-out (also the component "
+        "rules' 5-fold held-out rule); default: held-out with --component-rules, else in-sample",
+    )
+    parser.add_argument(
         "--size-unit",
         choices=UNITS,
         default="voxels",
@@ -254,6 +264,7 @@ def _determine(args: argparse.Namespace) -> int:
         component_rules=RULES if "all" in args.component_rules else tuple(args.component_rules),
         probabilities_dir=args.probabilities_dir,
         size_unit=args.size_unit,
+        judge=args.judge,
     )
     save_plan(plan, args.output)
     for entry in plan.metrics.get("candidates", []):
@@ -273,7 +284,8 @@ def _determine(args: argparse.Namespace) -> int:
             f"{names.get(k, k)} {step['before'][k]:.4f} -> {step['after'][k]:.4f}"
             for k in step["before"]
         )
-        print(f"{step['operation']:<24} {label:<12} {changes}  {verdict} on {step['metric']}")
+        held = "" if "held_out_gain" not in step else f"  held-out {step['held_out_gain']:+.4f}"
+        print(f"{step['operation']:<24} {label:<12} {changes}{held}  {verdict} on {step['metric']}")
     print(args.output)
     return 0
 
@@ -341,6 +353,7 @@ COMMAND = _cli.Command(
         "component_rules": "--component-rules",
         "probabilities_dir": "--probabilities",
         "size_unit": "--size-unit",
+        "judge": "--judge",
     },
     default_subcommand=(("apply", "determine"), "apply"),  # postprocess -i ... -o ... means apply
 )

@@ -41,6 +41,7 @@ from nnunet_ext.postprocess.heldout import (
     fold_ids,
     held_out,
     judge_step,
+    verdict_text,
 )
 from nnunet_ext.postprocess.objective import Objective
 from nnunet_ext.postprocess.steps import ComponentStep
@@ -299,11 +300,7 @@ class ComponentSearch:
 
     def _reason(self, verdict: dict[str, Any], has_best: bool, more_undefined: bool) -> str:
         name = self.objective.name
-        text = (
-            f"held-out {name} gain {verdict['gain']:+.4g} (noise {verdict['noise']:.3g}; needs "
-            "> 0.001 and > 2 noise or no case losing > 0.005); worst other-label drop beyond "
-            f"its noise {verdict['other_drop']:.4g}"
-        )
+        text = verdict_text(name, verdict)
         if not has_best:
             return text + "; no candidate beats no rule in-sample"
         if more_undefined:

@@ -13,8 +13,7 @@ import json
 import logging
 import os
 import shutil
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from numpy.typing import NDArray
 
 from nnunet_ext._parallel import Executor, map_cases
 from nnunet_ext.io import (
-    TEMP_PREFIX,
     InputError,
     LabelSpec,
     list_case_files,
@@ -47,7 +45,6 @@ __all__ = [
     "postprocess_file",
     "postprocess_folder",
     "resolve_plan",
-    "write_through_plan",
 ]
 
 logger = logging.getLogger(__name__)
@@ -213,29 +210,6 @@ def postprocess_file(
         )
     write_labels(result, destination, like=image, exact_nifti_header=True)
     return int(np.count_nonzero(result != image.array))
-
-
-def write_through_plan(
-    write_plain: Callable[[Path], Any],
-    destination: str | os.PathLike[str],
-    plan: PostprocessingPlan,
-    *,
-    probabilities: NDArray[np.floating[Any]] | None = None,
-) -> None:
-    """Write a case's labels through ``plan``, as ``postprocess apply`` would write them.
-
-    ``write_plain(path)`` writes the plain labels (nnU-Net's writer) to a temporary name next to
-    ``destination``; :func:`postprocess_file` writes the plan's result to ``destination`` from
-    it, and the temporary file is removed: one label file, byte-identical to ``postprocess
-    apply`` on the plain output.
-    """
-    final = Path(destination)
-    plain = final.with_name(f"{TEMP_PREFIX}plain{uuid.uuid4().hex[:12]}-{final.name}")
-    try:
-        write_plain(plain)
-        postprocess_file(plain, final, plan, probabilities=probabilities)
-    finally:
-        plain.unlink(missing_ok=True)
 
 
 def _process_case(job: tuple[str, str, dict[str, Any], str | None]) -> int:

@@ -273,6 +273,7 @@ METRICS_KEYS = frozenset(
         "dice_after",
         "steps",
         "metric",
+        "judge",
         # only when determine_plan decided on a metric other than Dice
         "convention",
         "nsd_tolerance_mm",
@@ -318,6 +319,13 @@ STEP_KEYS = frozenset(
         "value_after",
         "before",
         "after",
+        # only when determine_plan judged the steps held out
+        "held_out_gain",
+        "noise",
+        "other_drop",
+        "fold_choices",
+        "held_out_by_label",
+        "reason",
     }
 )
 

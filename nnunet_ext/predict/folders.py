@@ -16,7 +16,6 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +42,7 @@ from nnunet_ext.predict.plan import (
 )
 from nnunet_ext.predict.quality import qc_context, qc_done
 from nnunet_ext.predict.ray_pool import RayPredictJob, predict_on_ray
+from nnunet_ext.predict.summary import PredictSummary
 from nnunet_ext.predict.writing import PROVENANCE_FILE
 from nnunet_ext.qc.cases import QcOptions, finish_qc
 
@@ -57,35 +57,6 @@ logger = logging.getLogger(__name__)
 #: What must match for a rerun to resume into an existing output folder.
 _RESUME_KEYS = ("members", "weights", "save_probabilities", "file_ending", "postprocessing")
 _RESUME_SETTINGS = ("step_size", "disable_tta", "mirror_axes")
-
-
-@dataclass(frozen=True)
-class PredictSummary:
-    """What :func:`predict_folder` did.
-
-    Attributes:
-        output_dir: The output folder.
-        written: Cases predicted and written by this call.
-        skipped: Cases whose outputs already existed (or, with claims, were done by others).
-        provenance: The provenance record written to ``nnunet_ext_predict.json``.
-        run: How it ran: ``executor`` (``local``/``ray``), ``workers`` (``host:pid`` -> cases
-            handled), ``retries`` (cases retaken from a worker that died) and ``wall_s``.
-    """
-
-    output_dir: Path
-    written: tuple[str, ...]
-    skipped: tuple[str, ...]
-    provenance: dict[str, Any]
-    run: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "output_dir": str(self.output_dir),
-            "written": list(self.written),
-            "skipped": list(self.skipped),
-            **self.run,
-        }
 
 
 def _provenance(plan: PredictPlan, save_probabilities: bool) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from nnunet_ext.io import TEMP_PREFIX, atomic_path, write_json
 from nnunet_ext.io.images import CaseInput
-from nnunet_ext.postprocess.folders import write_through_plan
+from nnunet_ext.postprocess.in_pass import write_through_plan
 from nnunet_ext.postprocess.plan import PostprocessingPlan
 from nnunet_ext.predict.plan import PredictPlan
 from nnunet_ext.qc.cases import QcContext, check_case
@@ -79,9 +79,10 @@ def write_case(
 ) -> None:
     """Write one case atomically: probabilities first (if asked), the label file last.
 
-    With ``postprocessing`` the label file is the plan's result on the labels, written as
-    ``postprocess apply`` writes it (:func:`~nnunet_ext.postprocess.folders.write_through_plan`,
-    with the fused probabilities for ``min_probability``); the probabilities stay as fused.
+    With ``postprocessing`` the label file is the plan's result on the labels, applied in memory
+    and written once as ``postprocess apply`` writes it from the plain output
+    (:func:`~nnunet_ext.postprocess.in_pass.write_through_plan`, with the fused probabilities for
+    ``min_probability``); the probabilities stay as fused.
     """
     if save_probabilities:
         with atomic_path(out / f"{case_id}.npz") as tmp:
@@ -92,7 +93,8 @@ def write_case(
     final = out / f"{case_id}{file_ending}"
     if postprocessing is not None and not postprocessing.is_empty:
         write_through_plan(
-            lambda plain: writer.write_seg(result.labels, str(plain), result.properties),
+            lambda array, path: writer.write_seg(array, str(path), result.properties),
+            result.labels,
             final,
             postprocessing,
             probabilities=result.probabilities,

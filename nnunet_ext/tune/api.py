@@ -94,7 +94,7 @@ class TuneResult:
             decision steps.
         weights_dice: ``(L,)`` in-sample mean Dice of the weights alone.
         weight_decisions: Per label, the held-out gate of its tuned weights
-            (:mod:`nnunet_ext.tune.gate`); empty without folds (weights not gated).
+            (:mod:`nnunet_ext.tune.gate`); empty without the weight gate or without folds.
         rule_labels: Labels (class indices) left to the rules because one model alone
             predicts them (:mod:`nnunet_ext.tune.search`); empty without rules or folds.
         splits: The ``splits_final.json`` given, or ``None``.
@@ -197,11 +197,12 @@ def tune_weights(
 ) -> TuneResult:
     """Tune per-label weights and rules of several models on their CV probabilities.
 
-    First the per-label weights (:mod:`nnunet_ext.tune.search`), kept per label only where
-    they gain held out beyond the noise (:mod:`nnunet_ext.tune.gate`; equal weights otherwise),
-    then per label a rule (``weighted``, ``from`` a member, or a decision ``scale``,
-    :mod:`nnunet_ext.tune.rules`): a more complex rule is taken only when its held-out gain over
-    the simpler one exceeds the noise (twice its per-case bootstrap standard error).
+    First the per-label weights searched on all CV cases (:mod:`nnunet_ext.tune.search`; with
+    the optional weight gate, kept per label only where they gain held out beyond the noise,
+    :mod:`nnunet_ext.tune.gate`), then per label a rule (``weighted``, ``from`` a member, or a
+    decision ``scale``, :mod:`nnunet_ext.tune.rules`): a more complex rule is taken only when
+    its held-out gain over the simpler one exceeds the noise (twice its per-case bootstrap
+    standard error).
 
     Args:
         input_dirs: One CV probability folder per model (``CASE.npz``).
@@ -209,18 +210,18 @@ def tune_weights(
         num_workers: Processes decompressing cases.
         steps: Simplex grid resolution (see :func:`nnunet_ext.tune.search.search_weights`).
         max_rounds: Coordinate-ascent sweeps at most.
-        cv_folds: Folds over cases for the held-out gain estimate (0 or 1: skip it, and with
-            it the gate: the searched weights are kept, with a warning). Each fold re-tunes
-            with the same procedure on the other cases (sharing the baselines' per-case Dice
-            with the main search).
+        cv_folds: Folds over cases for the held-out gain estimate and the rules (0 or 1: skip
+            them: the searched weights are kept, every label weighted, with a warning). Each
+            fold re-tunes with the same procedure on the other cases (sharing the baselines'
+            per-case Dice with the main search).
         dataset_json: Labels file; default found next to the folders.
         rules: Whether to choose per-label rules (``False``: weights only, as before). Rules
             need the held-out folds; without them every label stays ``weighted``.
         splits: nnU-Net's ``splits_final.json`` the models were trained with: the test of
             whether a model is blind to a label then also looks at each training fold's CV
             cases (:func:`~nnunet_ext.tune.judge.sole_reliable_member`).
-        procedure: The optional parts of the procedure (default: all of them; the ablation
-            of ``benchmarks/bench_tune_draws.py`` leaves them out one at a time).
+        procedure: The optional parts of the procedure (default: those the ablation of
+            ``benchmarks/bench_tune_draws.py`` found to pay; :class:`Procedure`).
 
     Returns:
         The chosen weights with the per-label report.
@@ -319,13 +320,14 @@ def _gated_weights(
     gate: bool = True,
 ) -> _Gated:
     result = runs.result
-    if runs.folds and not gate:  # the ablation's "searched weights as they are"
-        return _Gated(result.weights, runs.fold_weights, result.dice, [], runs.gain)
     if not runs.folds:
         warnings.append(
-            "no held-out folds: the searched weights are not gated (every label keeps its tuned "
-            "weights without a held-out check)"
+            "no held-out folds: no held-out estimate, every label keeps its searched weights and "
+            "stays weighted (rules need folds)"
+            + ("; the weight gate is not applied" if gate else "")
         )
+        return _Gated(result.weights, runs.fold_weights, result.dice, [], runs.gain)
+    if not gate:  # the default: the searched weights as they are
         return _Gated(result.weights, runs.fold_weights, result.dice, [], runs.gain)
     gated = gate_weights(data, label_ids, runs)
     cv_gain = mean_over_cases(gated.held_out) - result.baselines["equal"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from nnunet_ext import _cli
 from nnunet_ext.io.outputs import Output
@@ -17,6 +18,9 @@ from nnunet_ext.tune.deployed import (
 )
 from nnunet_ext.tune.postprocessing import determine_postprocessing, postprocessing_paths
 from nnunet_ext.tune.qc_calibration import calibrate_qc, store_qc
+from nnunet_ext.tune.region_api import tune_regions
+from nnunet_ext.tune.region_data import region_dataset
+from nnunet_ext.tune.region_report import format_region_table, write_region_outputs
 from nnunet_ext.tune.report import format_table, write_outputs
 
 __all__ = ["COMMAND", "DESCRIPTION", "add_arguments", "main", "run"]
@@ -31,7 +35,10 @@ DESCRIPTION = (
     "error; and writes the spec that "
     "'nnunet-ext ensemble --spec' reads, a JSON report and a PNG of the gains. "
     "With --postprocess it also fuses the CV probabilities with the spec and determines the "
-    "postprocessing plan ('nnunet-ext postprocess apply --plan') on that fused CV result."
+    "postprocessing plan ('nnunet-ext postprocess apply --plan') on that fused CV result. "
+    "Region-based (sigmoid) models (dataset.json regions): per-region weights and decision "
+    "thresholds, each kept only when its held-out gain beats the noise, never a region below "
+    "its best single model's held-out Dice by more than the noise."
 )
 
 
@@ -145,6 +152,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: Path) -> int:
+    regions = region_dataset(args.input, args.reference, args.dataset_json)
+    if regions is not None:
+        return _tune_regions(args, regions[0], out, report_path, figure_path)
     holdout = None
     if args.holdout is not None:  # read (and refused) before anything is tuned or written
         holdout = read_holdout(
@@ -199,6 +209,40 @@ def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: P
             f"postprocessing plan on the fused CV result ({fused}): "
             f"{', '.join(steps) if steps else 'no step improves the CV Dice'}; wrote {plan_file}"
         )
+    return 0
+
+
+#: Options of the label tuner that region models do not take (flag, whether it was given).
+_LABEL_ONLY = (
+    ("--holdout", lambda a: a.holdout is not None),
+    ("--postprocess", lambda a: a.postprocess),
+    ("--splits", lambda a: a.splits is not None),
+    ("--no-rules", lambda a: a.no_rules),
+    ("--qc-calibrate", lambda a: a.qc_calibrate),
+)
+
+
+def _tune_regions(
+    args: argparse.Namespace, label_spec: Any, out: Path, report_path: Path, figure_path: Path
+) -> int:
+    """Region-based (sigmoid) models: per-region weights and thresholds."""
+    for flag, given in _LABEL_ONLY:
+        if given(args):
+            raise ValueError(
+                f"{flag} must not be given for region-based (sigmoid) models (dataset.json "
+                f"defines regions); got it. Run without {flag}."
+            )
+    result = tune_regions(
+        args.input,
+        args.reference,
+        label_spec,
+        **_cli.library_arguments(args, "num_workers steps cv_folds"),
+    )
+    print(format_region_table(result))
+    spec, report, figure = write_region_outputs(
+        result, out, report_path=report_path, figure_path=figure_path
+    )
+    print(f"\nwrote {spec}, {report} and {figure}")
     return 0
 
 

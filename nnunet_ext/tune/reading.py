@@ -62,8 +62,9 @@ def _dataset_spec(json_path: Path | None) -> Any:
         and any(isinstance(v, tuple) and len(v) > 1 for v in spec.labels.values())
     ):
         raise ValueError(
-            f"{json_path}: region-based (sigmoid) models are not supported by tune; it tunes "
-            "softmax models whose classes are the labels."
+            f"{json_path}: region-based (sigmoid) models must be tuned by tune_regions "
+            "(nnunet-ext tune does so itself); tune_weights tunes softmax models whose classes "
+            "are the labels."
         )
     return spec
 

@@ -211,3 +211,16 @@ def test_the_demo_compares_the_tuned_ensemble_with_equal_weights(demo):
     assert "tuned + postprocessing against equal weights on the 2 test cases" in stdout
     comparison = load_comparison(out / "evaluation" / "comparison.json")
     assert len(comparison.cases) == 2
+
+
+def test_the_demo_prints_the_flagged_test_cases_beside_the_dice_table(demo):
+    from nnunet_ext.qc import load_qc
+
+    out, stdout = demo
+    report = load_qc(out / "predictions" / "ensemble_tuned_npz_route" / "qc.json")
+    assert len(report.cases) == 2
+    line = f"{len(report.flagged)} of 2 test case(s) flagged"
+    assert line in stdout
+    assert stdout.index("Mean Dice on the test cases") < stdout.index(line)
+    for case in report.flagged:
+        assert f"  {case.case}  " in stdout

@@ -85,7 +85,7 @@ def test_cli_spec_weights_and_usage_errors(make_folders, tmp_path, capsys):
     assert "as many folders as the spec has members (1); got 2" in capsys.readouterr().err
     spec.write_text(json.dumps({"schema_version": 4, "members": []}))
     assert main(["--spec", str(spec), "-o", str(tmp_path / "x")]) == 1
-    assert "schema_version must be 1 or 2 or 3; got 4" in capsys.readouterr().err
+    assert "schema_version must be 1, 2 or 3; got 4" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 

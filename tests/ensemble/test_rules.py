@@ -187,3 +187,139 @@ def test_from_rule_needs_the_member_of_each_case(make_folders, tmp_path):
     spec = EnsembleSpec.from_weights(folders, rules=[{"label": 3, "from": 1}])
     with pytest.raises(ValueError, match="from rule for label 3 needs member 1"):
         ensemble_folders(None, tmp_path / "out", spec=spec, allow_missing=True)
+
+
+# --- region (sigmoid) models: per-region thresholds, from rules -------------------------------
+
+REGION_LABELS = {"background": 0, "whole": [1, 2, 3], "core": [2, 3], "enhancing": 3}
+
+
+def reference_regions(fused, order, thresholds):
+    """nnU-Net's convert_probabilities_to_segmentation with a threshold per channel."""
+    out = np.zeros(fused.shape[1:], dtype=np.int64)
+    for channel, value in enumerate(order):
+        out[fused[channel] > np.float32(thresholds[channel])] = value
+    return out
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    thresholds=st.lists(st.floats(0.01, 0.99), min_size=3, max_size=3),
+)
+def test_region_thresholds_match_their_definition(seed, thresholds):
+    fused = np.random.default_rng(seed).random((3, 4, 5), dtype=np.float32)
+    fused[:, 0, 0] = np.float32(thresholds[0])  # a voxel exactly on a threshold stays out
+    rules = LabelRules.build(3, thresholds=dict(enumerate(thresholds)))
+    got = probabilities_to_labels(fused, regions_class_order=[1, 2, 3], rules=rules)
+    assert np.array_equal(got, reference_regions(fused, [1, 2, 3], thresholds))
+    # 0.5 everywhere is no rule at all: nnU-Net's decision
+    plain = LabelRules.build(3, thresholds={0: 0.5, 2: 0.5})
+    assert plain.is_identity
+    assert np.array_equal(
+        probabilities_to_labels(fused, regions_class_order=[1, 2, 3], rules=plain),
+        reference_regions(fused, [1, 2, 3], [0.5] * 3),
+    )
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        pytest.param({"thresholds": {1: 1.0}}, r"threshold of class 1 must be in \(0, 1\)", id="1"),
+        pytest.param({"thresholds": {0: 0.0}}, r"threshold of class 0 must be in \(0, 1\)", id="0"),
+        pytest.param({"thresholds": {3: 0.4}}, "thresholds names class 3", id="class"),
+    ],
+)
+def test_region_threshold_errors(build, match):
+    with pytest.raises(ValueError, match=match):
+        LabelRules.build(3, **build)
+
+
+def test_thresholds_are_refused_on_softmax_probabilities():
+    fused = np.full((2, 3), 0.5, dtype=np.float32)
+    with pytest.raises(ValueError, match="thresholds apply to region-based"):
+        apply_label_rules(fused, LabelRules.build(2, thresholds={1: 0.3}))
+
+
+def write_region_folders(tmp_path, rng, num_members=2, cases=("c0", "c1")):
+    from nnunet_ext.synthetic import write_prediction_folder
+
+    folders = []
+    for m in range(num_members):
+        probs = {c: rng.random((3, 3, 6, 5), dtype=np.float32) for c in cases}
+        folders.append(
+            write_prediction_folder(
+                tmp_path / f"r{m}", probs, labels=REGION_LABELS, regions_class_order=[1, 2, 3]
+            )
+        )
+    return folders
+
+
+def test_region_spec_thresholds_weights_and_from_in_folder_ensemble(tmp_path, rng):
+    folders = write_region_folders(tmp_path, rng)
+    spec = EnsembleSpec.from_weights(
+        folders,
+        label_weights=[{"core": 3.0}, {}],
+        rules=[{"label": "enhancing", "threshold": 0.35}, {"label": "whole", "from": 1}],
+    )
+    spec.save(tmp_path / "spec.json")
+    assert json.loads((tmp_path / "spec.json").read_text())["schema_version"] == 3
+    summary = ensemble_folders(None, tmp_path / "out", spec=tmp_path / "spec.json")
+    # from: the region is member 1's own decision (weight 1 on it), thresholds in float32
+    assert summary.weights == ((0.0, 3.0, 1.0), (1.0, 1.0, 1.0))
+    for case in ("c0", "c1"):
+        p = [np.load(f / f"{case}.npz")["probabilities"] for f in folders]
+        fused = fuse_probabilities(p, np.array(summary.weights))
+        assert np.array_equal(fused[0], p[1][0])  # exactly member 1's whole-tumour channel
+        expected = reference_regions(fused, [1, 2, 3], [0.5, 0.5, 0.35])
+        assert np.array_equal(read_labels(tmp_path / "out" / f"{case}.nii.gz").array, expected)
+
+
+@pytest.mark.parametrize(
+    ("rules", "match"),
+    [
+        pytest.param([{"label": "core", "scale": 2}], "a scale applies to softmax", id="scale"),
+        pytest.param(
+            [{"label": "core", "threshold": 0.3}, {"label": "2", "from": 0}],
+            "region '2' has a threshold or from rule already",
+            id="twice",
+        ),
+        pytest.param([{"label": "tumour", "threshold": 0.3}], "'tumour'", id="unknown"),
+    ],
+)
+def test_region_rule_errors_before_any_output(tmp_path, rng, rules, match):
+    folders = write_region_folders(tmp_path, rng, cases=("c0",))
+    spec = EnsembleSpec.from_weights(folders, rules=rules)
+    with pytest.raises(ValueError, match=match):
+        ensemble_folders(None, tmp_path / "out", spec=spec)
+    assert not (tmp_path / "out").exists()
+
+
+def test_threshold_rule_on_a_softmax_model_is_refused(make_folders, tmp_path):
+    folders = make_folders(2, cases=("c0",))
+    spec = EnsembleSpec.from_weights(folders, rules=[{"label": "RV", "threshold": 0.3}])
+    with pytest.raises(ValueError, match="a threshold applies to region-based"):
+        ensemble_folders(None, tmp_path / "out", spec=spec)
+
+
+@pytest.mark.nnunet
+def test_region_equal_weights_voxel_identical_to_nnunetv2_ensemble(tmp_path, rng):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folders = write_region_folders(tmp_path, rng, num_members=3)
+    for folder in folders:  # quantised: many voxels exactly at 0.5
+        for npz in folder.glob("*.npz"):
+            p = np.load(npz)["probabilities"]
+            np.savez_compressed(npz, probabilities=(np.round(p * 4) / 4).astype(np.float32))
+    ensemble_folders(folders, tmp_path / "ours")
+    nnunet = Path(sys.executable).parent / "nnUNetv2_ensemble"
+    subprocess.run(
+        [str(nnunet), "-i", *map(str, folders), "-o", str(tmp_path / "ref"), "-np", "1"],
+        check=True,
+        capture_output=True,
+    )
+    for case in ("c0", "c1"):
+        ours = read_labels(tmp_path / "ours" / f"{case}.nii.gz").array
+        assert np.array_equal(ours, read_labels(tmp_path / "ref" / f"{case}.nii.gz").array)

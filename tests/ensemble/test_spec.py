@@ -72,7 +72,7 @@ def v2(**extra):
         ),
         pytest.param(
             v2(rules=[{"label": "RV", "scale": 2, "from": 0}]),
-            "spec: rules[0] must be exactly one of 'from' and 'scale'",
+            "spec: rules[0] must be exactly one of 'from', 'scale'",
             id="rule-both",
         ),
         pytest.param(
@@ -82,7 +82,7 @@ def v2(**extra):
         ),
         pytest.param(
             {"schema_version": 4, "members": [{"path": "a"}]},
-            "spec: schema_version must be 1 or 2 or 3; got 4. Write the spec with this version",
+            "spec: schema_version must be 1, 2 or 3; got 4. Write the spec with this version",
             id="version",
         ),
     ],
@@ -133,6 +133,46 @@ def test_specs_written_by_0_1_load_and_fuse_identically(name, make_folders, tmp_
     # written back, it is a version 2 file without rules that reads the same
     spec.save(tmp_path / "again.json")
     assert EnsembleSpec.load(tmp_path / "again.json") == spec
+
+
+def test_threshold_rules_are_version_3_and_strict(tmp_path):
+    spec = EnsembleSpec.from_dict(
+        {
+            "schema_version": 3,
+            "members": [{"path": "a"}],
+            "rules": [{"label": "ET", "threshold": 0.4}],
+        }
+    )
+    assert spec.rules[0].kind == "threshold"
+    assert spec.to_dict()["schema_version"] == 3
+    assert EnsembleSpec.from_dict(spec.to_dict()) == spec
+    # without thresholds the spec stays a version 2 file, readable by older versions
+    assert EnsembleSpec.from_dict(v2()).to_dict()["schema_version"] == 2
+    with pytest.raises(InputError, match=r"rules\[0\].threshold must be a known key"):
+        EnsembleSpec.from_dict(v2(rules=[{"label": "ET", "threshold": 0.4}]))
+
+
+@pytest.mark.parametrize("value", [0, 1, 1.5, -0.1, True, "0.4"])
+def test_threshold_must_be_in_the_open_unit_interval(value):
+    with pytest.raises(InputError, match=r"rules\[0\].threshold must be a number in \(0, 1\)"):
+        EnsembleSpec.from_dict(
+            {
+                "schema_version": 3,
+                "members": [{"path": "a"}],
+                "rules": [{"label": 1, "threshold": value}],
+            }
+        )
+
+
+def test_a_rule_has_exactly_one_kind():
+    with pytest.raises(InputError, match="exactly one of 'from', 'scale', 'threshold'"):
+        EnsembleSpec.from_dict(
+            {
+                "schema_version": 3,
+                "members": [{"path": "a"}],
+                "rules": [{"label": 1, "threshold": 0.3, "scale": 2}],
+            }
+        )
 
 
 def test_version_3_carries_qc_thresholds_and_version_2_stays_2(tmp_path):

@@ -112,10 +112,10 @@ def test_the_gate_needs_folds():
 
 
 def test_tune_weights_writes_the_gated_weights_and_reports_every_step(cv, tmp_path):
-    from nnunet_ext.tune import format_table, tune_weights, write_outputs
+    from nnunet_ext.tune import Procedure, format_table, tune_weights, write_outputs
 
     model_dirs, ref_dir = cv
-    result = tune_weights(model_dirs, ref_dir, cv_folds=3)
+    result = tune_weights(model_dirs, ref_dir, cv_folds=3, procedure=Procedure(weight_gate=True))
     assert [d.label for d in result.weight_decisions] == [3, 2, 1]  # smallest label first
     taken = [d.label for d in result.weight_decisions if d.taken is not None]
     assert taken  # the cv data has real gains (model 0 on label 1, model 1 on label 2)
@@ -141,10 +141,13 @@ def test_tune_weights_writes_the_gated_weights_and_reports_every_step(cv, tmp_pa
 
 
 def test_without_folds_the_searched_weights_are_kept_with_a_warning(cv):
-    from nnunet_ext.tune import tune_weights
+    from nnunet_ext.tune import Procedure, tune_weights
 
     model_dirs, ref_dir = cv
     result = tune_weights(model_dirs, ref_dir, cv_folds=0)
     assert result.weight_decisions == []
-    assert any("not gated" in w for w in result.warnings)
+    assert any("no held-out folds: no held-out estimate" in w for w in result.warnings)
+    gated = tune_weights(model_dirs, ref_dir, cv_folds=0, procedure=Procedure(weight_gate=True))
+    assert any("the weight gate is not applied" in w for w in gated.warnings)
+    np.testing.assert_array_equal(gated.weights, result.weights)
     np.testing.assert_array_equal(result.weights_dice, result.dice)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from nnunet_ext.ensemble import ensemble_folders
 from nnunet_ext.io import read_labels
 from nnunet_ext.synthetic import make_case
-from nnunet_ext.tune import tune_weights
+from nnunet_ext.tune import Procedure, tune_weights
 from nnunet_ext.tune.compact import compact_case, merge_cases
 from nnunet_ext.tune.holdout import holdout_runs
 from nnunet_ext.tune.judge import bootstrap_noise
@@ -67,7 +67,8 @@ def test_no_rule_without_a_held_out_gain(forgot_rv):
 
 def test_rules_off_reproduces_the_weights_only_tuner(cv):
     """``rules=False`` is the weights-only tuner: no rule, and no label left to the rules (the
-    search and the gate treat every label alike)."""
+    search treats every label alike): the searched weights as they are, or gated with the
+    weight gate."""
     from nnunet_ext.tune.gate import gate_weights
     from nnunet_ext.tune.reading import load_cv_data
 
@@ -75,8 +76,12 @@ def test_rules_off_reproduces_the_weights_only_tuner(cv):
     with_rules = tune_weights(model_dirs, ref_dir, cv_folds=3)
     without = tune_weights(model_dirs, ref_dir, cv_folds=3, rules=False)
     data, _, _, labels, _ = load_cv_data(model_dirs, ref_dir)
-    weights_only = gate_weights(data, labels, holdout_runs(data, labels, num_folds=3))
-    np.testing.assert_array_equal(without.weights, weights_only.weights)
+    runs = holdout_runs(data, labels, num_folds=3)
+    np.testing.assert_array_equal(without.weights, runs.result.weights)
+    gated = tune_weights(
+        model_dirs, ref_dir, cv_folds=3, rules=False, procedure=Procedure(weight_gate=True)
+    )
+    np.testing.assert_array_equal(gated.weights, gate_weights(data, labels, runs).weights)
     assert without.rules == []
     assert without.decisions == []
     # with rules, label 2 is left to them (model 0's Dice 0.45 is under half model 1's 0.93)
@@ -179,7 +184,7 @@ def _diluted_rv(seed, sees=(0.1, 1.0), num_cases=8):
     return merge_cases(cases)
 
 
-def _choose(data, labels, runs, weights, fold_weights, members=True):
+def _choose(data, labels, runs, weights, fold_weights, members=True, procedure=None):
     return choose_rules(
         data,
         labels,
@@ -190,6 +195,7 @@ def _choose(data, labels, runs, weights, fold_weights, members=True):
         member_per_case=[runs.baseline_per_case[f"model {m}"] for m in range(data.num_models)]
         if members
         else (),
+        procedure=procedure,
     )
 
 
@@ -281,11 +287,18 @@ def test_the_tuner_reports_the_blind_member_baseline(forgot_rv, tmp_path):
     report = json.loads(report_file.read_text())
     rv_report = next(item for item in report["labels"] if item["label"] == 3)
     assert rv_report["decision"][0]["basis"].startswith("baseline")
-    # every label here has a blind member ("2d" never predicts 1 and 2): all left to the rules
+    # every label here has a blind member ("2d" never predicts 1 and 2): with the part that
+    # leaves such labels to the rules (off by default), all are left to them
+    assert result.rule_labels == []
+    left = Procedure(left_to_rules=True)
+    result = tune_weights(dirs, ref_dir, cv_folds=4, procedure=left)
+    _, report_file, _ = write_outputs(result, tmp_path / "spec.json")
+    report = json.loads(report_file.read_text())
     assert result.rule_labels == [1, 2, 3]
     assert [item["left_to_rules"] for item in report["labels"]] == [True, True, True]
     assert "left to the rules (one model alone predicts it): 1 " in format_table(result)
-    assert tune_weights(dirs, ref_dir, cv_folds=0).rule_labels == []  # rules need folds
+    # rules need folds
+    assert tune_weights(dirs, ref_dir, cv_folds=0, procedure=left).rule_labels == []
     # "3d" never predicts RV in any training fold: with the splits RV still starts from "2d"
     cases = sorted(result.cases)
     splits = tmp_path / "splits_final.json"
@@ -294,7 +307,7 @@ def test_the_tuner_reports_the_blind_member_baseline(forgot_rv, tmp_path):
             [{"train": cases[1::2], "val": cases[::2]}, {"train": cases[::2], "val": cases[1::2]}]
         )
     )
-    with_splits = tune_weights(dirs, ref_dir, cv_folds=4, splits=splits)
+    with_splits = tune_weights(dirs, ref_dir, cv_folds=4, splits=splits, procedure=left)
     assert with_splits.rules == result.rules
     assert with_splits.rule_labels == [1, 2, 3]
     assert f"nnU-Net folds from {splits}" in format_table(with_splits)
@@ -337,8 +350,9 @@ def _spilling_member(rng, reference):
 
 def test_the_blind_member_default_is_not_taken_when_it_costs_another_label():
     """Member 0 is blind to RV, member 1 predicts it but also calls label 1 RV. ``from``
-    member 1 would cost label 1 beyond the noise held out, so RV stays with the weights (which
-    keep label 1 from member 0), and the report says why."""
+    member 1 would cost label 1 beyond the noise held out, so with the default's veto (off by
+    default) RV stays with the weights (which keep label 1 from member 0), and the report says
+    why."""
     from nnunet_ext.tune.gate import gate_weights
     from nnunet_ext.tune.judge import sole_reliable_member
 
@@ -354,7 +368,8 @@ def test_the_blind_member_default_is_not_taken_when_it_costs_another_label():
     solo = [runs.baseline_per_case[f"model {m}"] for m in range(2)]
     assert sole_reliable_member(solo, 2) == 1
     gate = gate_weights(data, labels, runs)
-    choice = _choose(data, labels, runs, gate.weights, gate.fold_weights)
+    veto = Procedure(default_veto=True)
+    choice = _choose(data, labels, runs, gate.weights, gate.fold_weights, procedure=veto)
     rv = next(d for d in choice.decisions if d.label == 3)
     assert rv.chosen.kind == "weighted"
     assert "blind-member default was not taken" in rv.steps[0]["basis"]
@@ -389,8 +404,9 @@ def test_weighted_replaces_the_blind_default_only_with_weights_that_favour_the_s
 ):
     """On the CV cases, equal weights beat ``from`` member 0 on RV held out (member 1's
     confident background removes member 0's rim), yet a member blind to RV has as much say
-    as the member that sees it: RV stays ``from`` member 0. With weights favouring member 0
-    in RV's column (0.7 / 0.3, the rim still removed) ``weighted`` replaces the default."""
+    as the member that sees it: with that part (off by default) RV stays ``from`` member 0.
+    With weights favouring member 0 in RV's column (0.7 / 0.3, the rim still removed)
+    ``weighted`` replaces the default."""
     rng = np.random.default_rng(seed)
     cases = []
     for i in range(8):
@@ -406,10 +422,11 @@ def test_weighted_replaces_the_blind_default_only_with_weights_that_favour_the_s
     equal = np.full((2, 4), 0.5)
     favouring = equal.copy()
     favouring[:, 3] = (0.7, 0.3)
+    favoured = Procedure(favoured_only=True)
     outcomes = {}
     for name, weights in (("equal", equal), ("favouring", favouring)):
         folds = [weights] * len(runs.folds)
-        choice = _choose(data, labels, runs, weights, folds)
+        choice = _choose(data, labels, runs, weights, folds, procedure=favoured)
         rv = next(d for d in choice.decisions if d.label == 3)
         step = next(s for s in rv.steps if s["kind"] == "weighted" and s["over"] == "from")
         # held out, the weights beat "from member 0" on RV beyond the noise in both cases

@@ -1,0 +1,209 @@
+"""Tune per-region weights and thresholds of region-based (sigmoid) models: files in, spec out.
+
+The region counterpart of :func:`~nnunet_ext.tune.api.tune_weights`: the CV probabilities are
+read once into :class:`~nnunet_ext.tune.region_data.RegionCVData`, each region's weights and
+decision threshold are chosen on region Dice and kept only where they gain on held-out cases
+beyond the noise (:mod:`nnunet_ext.tune.region_gate`), and the guard keeps every region at
+least at its best single member's held-out Dice minus the noise.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from nnunet_ext._stats import nan_mean
+from nnunet_ext.ensemble.spec import EnsembleSpec
+from nnunet_ext.io import LabelSpec
+from nnunet_ext.tune.region_data import load_region_data
+from nnunet_ext.tune.region_gate import RegionStep, member_setting, tune_region_setting
+from nnunet_ext.tune.region_search import region_case_dice, weight_candidates
+
+__all__ = ["RegionTuneResult", "default_region_steps", "tune_regions"]
+
+logger = logging.getLogger(__name__)
+
+
+def default_region_steps(num_models: int) -> int:
+    """Simplex grid resolution of a region's weights: 10 up to 3 models, 6 for 4, 4 beyond.
+
+    Examples:
+        >>> default_region_steps(2), default_region_steps(5)
+        (10, 4)
+    """
+    return 10 if num_models <= 3 else 6 if num_models == 4 else 4
+
+
+@dataclass(frozen=True)
+class RegionTuneResult:
+    """The outcome of :func:`tune_regions`.
+
+    Attributes:
+        input_dirs: The model folders, as given.
+        reference_dir: The reference folder.
+        cases: Cases used.
+        left_out: Case to the folders lacking it.
+        region_names: Name of each region channel (``dataset.json``).
+        weights: ``(M, R)`` chosen weights (columns sum to 1).
+        thresholds: ``(R,)`` chosen decision thresholds.
+        dice: ``(R,)`` in-sample mean Dice of each region with the chosen setting.
+        baselines: ``"equal"`` (equal weights, 0.5) and each model's folder (its own decision)
+            to ``(R,)`` mean Dice.
+        held_out: ``(R,)`` held-out mean Dice of the procedure (each fold's cases under the
+            setting chosen without them), or ``None`` without folds.
+        steps: Each region's step (last channel first), with its held-out verdict.
+        warnings: Human-readable warnings.
+        timings: Seconds spent reading and tuning.
+        held_out_cases: ``(cases, R)`` held-out per-case Dice behind ``held_out``.
+        member_cases: Each model's per-case Dice ``(cases, R)`` (its own decision).
+    """
+
+    input_dirs: list[str]
+    reference_dir: str
+    cases: list[str]
+    left_out: dict[str, list[str]]
+    region_names: list[str]
+    weights: NDArray[np.float64]
+    thresholds: list[float]
+    dice: NDArray[np.float64]
+    baselines: dict[str, NDArray[np.float64]]
+    held_out: NDArray[np.float64] | None
+    steps: list[RegionStep] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    held_out_cases: NDArray[np.float64] | None = None
+    member_cases: list[NDArray[np.float64]] = field(default_factory=list)
+
+    @property
+    def cv_gain(self) -> NDArray[np.float64] | None:
+        """Held-out minus equal-weight (0.5) mean Dice per region."""
+        return None if self.held_out is None else self.held_out - self.baselines["equal"]
+
+    def from_member(self, channel: int) -> int | None:
+        """The member whose own decision the region is (one-hot weights, 0.5), or ``None``.
+
+        Examples:
+            >>> r = RegionTuneResult(["a", "b"], "", [], {}, ["WT"], np.array([[0.0], [1.0]]),
+            ...                      [0.5], np.zeros(1), {}, None)
+            >>> r.from_member(0)
+            1
+        """
+        column = self.weights[:, channel]
+        if self.thresholds[channel] != 0.5 or np.count_nonzero(column) != 1:
+            return None
+        return int(np.flatnonzero(column)[0])
+
+    def spec(self) -> EnsembleSpec:
+        """The spec: per-region ``label_weights``, ``threshold`` and ``from`` rules."""
+        rounded = np.round(self.weights, 4)
+        label_weights: list[dict[str | int, float]] = [{} for _ in self.input_dirs]
+        rules: list[dict[str, Any]] = []
+        for r, name in enumerate(self.region_names):
+            member = self.from_member(r)
+            if member is not None and len(self.input_dirs) > 1:
+                rules.append({"label": name, "from": member})
+                continue
+            if not np.allclose(rounded[:, r], rounded[0, r]):
+                for m in range(len(self.input_dirs)):
+                    label_weights[m][name] = float(rounded[m, r])
+            if self.thresholds[r] != 0.5:
+                rules.append({"label": name, "threshold": round(self.thresholds[r], 4)})
+        return EnsembleSpec.from_weights(self.input_dirs, label_weights=label_weights, rules=rules)
+
+
+def tune_regions(
+    input_dirs: Sequence[str | os.PathLike[str]],
+    reference_dir: str | os.PathLike[str],
+    label_spec: LabelSpec,
+    *,
+    num_workers: int = 1,
+    steps: int | None = None,
+    cv_folds: int = 5,
+) -> RegionTuneResult:
+    """Tune per-region weights and thresholds of region models on their CV probabilities.
+
+    Args:
+        input_dirs: One CV probability folder per model (``CASE.npz``, one channel per region).
+        reference_dir: Reference label files (``CASE<file_ending>``).
+        label_spec: The region ``dataset.json`` (labels with tuples, ``regions_class_order``).
+        num_workers: Processes decompressing cases.
+        steps: Simplex grid resolution of a region's weights (default
+            :func:`default_region_steps`); thresholds are tried at 0.01, 0.02, ..., 0.99.
+        cv_folds: Folds over cases for the held-out gate (0 or 1: no gate, every step is kept,
+            with a warning).
+
+    Returns:
+        The chosen weights and thresholds with the per-region report.
+
+    Raises:
+        NotADirectoryError, FileNotFoundError: For missing inputs.
+        ValueError: For inconsistent inputs or bad options.
+    """
+    if num_workers < 1:
+        raise ValueError(f"num_workers must be >= 1; got {num_workers}.")
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be >= 1; got {steps}.")
+    if cv_folds < 0:
+        raise ValueError(f"cv_folds must be >= 0; got {cv_folds}.")
+    start = time.perf_counter()
+    data, cases, left_out, names = load_region_data(
+        input_dirs, reference_dir, label_spec, num_workers=num_workers
+    )
+    read_s = time.perf_counter() - start
+    num_models, num_regions = data.num_models, len(data.regions)
+    member_dice = [
+        region_case_dice(data, *_unpack(member_setting(num_models, num_regions, m)))
+        for m in range(num_models)
+    ]
+    equal_dice = region_case_dice(data, *_unpack(member_setting(num_models, num_regions, None)))
+    candidates = weight_candidates(num_models, steps or default_region_steps(num_models))
+    setting, region_steps, held_out, warnings = tune_region_setting(
+        data, candidates, cv_folds, member_dice
+    )
+    if held_out is None:
+        warnings.append(
+            "no held-out folds: the chosen weights and thresholds are not gated (every region "
+            "keeps them without a held-out check)"
+        )
+    warnings = [_named(w, names) for w in warnings]
+    dice = region_case_dice(data, setting.weights, setting.thresholds)
+    baselines = {"equal": nan_mean(equal_dice, axis=0)}
+    for m, folder in enumerate(input_dirs):
+        baselines[str(folder)] = nan_mean(member_dice[m], axis=0)
+    for text in warnings:
+        logger.warning("%s", text)
+    return RegionTuneResult(
+        input_dirs=[str(d) for d in input_dirs],
+        reference_dir=str(reference_dir),
+        cases=cases,
+        left_out=left_out,
+        region_names=names,
+        weights=setting.weights,
+        thresholds=list(setting.thresholds),
+        dice=nan_mean(dice, axis=0),
+        baselines=baselines,
+        held_out=None if held_out is None else nan_mean(held_out, axis=0),
+        steps=region_steps,
+        warnings=warnings,
+        timings={"read_s": read_s, "search_s": time.perf_counter() - start - read_s},
+        held_out_cases=held_out,
+        member_cases=member_dice,
+    )
+
+
+def _unpack(setting: Any) -> tuple[NDArray[np.float64], list[float]]:
+    return setting.weights, setting.thresholds
+
+
+def _named(warning: str, names: Sequence[str]) -> str:
+    """``region channel 2`` -> ``region ET``."""
+    for channel, name in enumerate(names):
+        warning = warning.replace(f"region channel {channel}:", f"region {name}:")
+    return warning
