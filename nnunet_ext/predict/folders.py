@@ -44,7 +44,7 @@ from nnunet_ext.predict.quality import qc_context, qc_done
 from nnunet_ext.predict.ray_pool import RayPredictJob, predict_on_ray
 from nnunet_ext.predict.summary import PredictSummary
 from nnunet_ext.predict.writing import PROVENANCE_FILE
-from nnunet_ext.qc.cases import QcOptions, finish_qc
+from nnunet_ext.qc.cases import QcContext, QcOptions, finish_qc
 
 if TYPE_CHECKING:
     from nnunet_ext.predict.engine import CaseResult, EnsemblePredictor
@@ -226,21 +226,13 @@ def predict_folder(
     pp = resolve_plan(postprocessing, label_spec=plan.label_spec)
     plan = dataclasses.replace(plan, postprocessing=pp)
     executor = executor or Executor()
-    if run.num_workers > 1 and (executor.is_ray or qc is not None):
-        raise ValueError(
-            "num_workers > 1 (the pipeline) predicts locally without QC; got "
-            + ("executor ray" if executor.is_ray else "qc")
-            + ". Use num_workers=1."
-        )
+    run.check_pipeline(ray=executor.is_ray, qc=qc is not None)
     context = qc_context(plan, Path(output_dir), qc, run, ray=executor.is_ray) if qc else None
     cases, out, provenance = _prepare_output(plan, Path(input_dir), Path(output_dir), run)
     done = [c.case_id for c in cases if _case_done(out, c, plan, run)]
     done = [case for case in done if qc_done(context, case)]
     if not run.overwrite and len(done) == len(cases):
-        logger.info("all %d case(s) are complete in %s", len(cases), out)
-        if context is not None:
-            with _output_guard(out, plan, Path(input_dir), run):
-                finish_qc(context, done)
+        _finish_qc_only(out, plan, Path(input_dir), run, context, done)
         record = {"executor": executor.kind, "workers": {}, "retries": 0, "wall_s": 0.0}
         return PredictSummary(out, (), tuple(done), provenance, record)
     with _output_guard(out, plan, Path(input_dir), run):
@@ -255,6 +247,21 @@ def predict_folder(
     record["wall_s"] = round(time.perf_counter() - start, 3)
     logger.info("predicted %d case(s) into %s (%d skipped)", len(written), out, len(skipped))
     return PredictSummary(out, tuple(written), tuple(sorted(skipped)), provenance, record)
+
+
+def _finish_qc_only(
+    out: Path,
+    plan: PredictPlan,
+    input_dir: Path,
+    run: RunOptions,
+    context: QcContext | None,
+    done: list[str],
+) -> None:
+    """Every case is complete: only the QC report may be left to write."""
+    logger.info("all %d case(s) are complete in %s", len(done), out)
+    if context is not None:
+        with _output_guard(out, plan, input_dir, run):
+            finish_qc(context, done)
 
 
 def _case_done(out: Path, case: CaseInput, plan: PredictPlan, run: RunOptions) -> bool:

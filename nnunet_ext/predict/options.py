@@ -107,6 +107,19 @@ class RunOptions:
                 "cases are predicted one at a time. Use num_workers=1."
             )
 
+    def check_pipeline(self, *, ray: bool, qc: bool) -> None:
+        """Refuse the pipeline (``num_workers > 1``) with Ray or QC: they go case by case.
+
+        Raises:
+            ValueError: Naming ``num_workers`` and what it was combined with.
+        """
+        if self.num_workers > 1 and (ray or qc):
+            raise ValueError(
+                "num_workers > 1 (the pipeline) predicts locally without QC; got "
+                + ("executor ray" if ray else "qc")
+                + ". Use num_workers=1."
+            )
+
     @property
     def poll_seconds(self) -> float:
         """Seconds between looks at cases claimed by others."""
