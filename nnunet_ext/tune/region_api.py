@@ -73,6 +73,9 @@ class RegionTuneResult:
             ``"tuned"`` (in-sample) to ``(R,)`` mean metric values, and ``"held_out"`` (the
             procedure's held-out mean, with folds); ``None`` for Dice.
         higher_is_better: The metric's direction (``False`` for distances).
+        metric_cases: With a metric other than Dice: each model's folder and ``"held_out"``
+            (with folds) to ``(cases, R)`` per-case values oriented so that higher is better
+            (the values the gate and the guard compared); ``None`` for Dice.
     """
 
     input_dirs: list[str]
@@ -93,6 +96,7 @@ class RegionTuneResult:
     metric: str = "dice"
     metric_values: dict[str, NDArray[np.float64]] | None = None
     higher_is_better: bool = True
+    metric_cases: dict[str, NDArray[np.float64]] | None = None
 
     @property
     def cv_gain(self) -> NDArray[np.float64] | None:
@@ -241,6 +245,10 @@ def tune_regions(
         if scorer is None
         else _metric_values(scorer, input_dirs, member_values, equal, setting, outcome.held_out),
         higher_is_better=objective.higher_is_better,
+        metric_cases=None
+        if scorer is None
+        else {str(d): v for d, v in zip(input_dirs, member_values, strict=True)}
+        | ({} if outcome.held_out is None else {"held_out": outcome.held_out}),
     )
 
 

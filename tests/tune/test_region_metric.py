@@ -15,12 +15,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nnunet_ext.evaluate.measures import boundary_values
+from nnunet_ext.postprocess.objective import Objective
 from nnunet_ext.synthetic import write_dataset_json, write_labels_image, write_prediction_folder
 from nnunet_ext.tune import tune_regions
 from nnunet_ext.tune.cli import main
 from nnunet_ext.tune.region_data import load_region_data, region_dataset
+from nnunet_ext.tune.region_gate import tune_region_setting
 from nnunet_ext.tune.region_metric import METRIC_THRESHOLDS, RegionMetric, metric_thresholds
-from nnunet_ext.tune.region_search import region_case_dice
+from nnunet_ext.tune.region_search import active_labels, region_case_dice
 from nnunet_ext.tune.region_setting import member_setting
 
 LABELS = {"background": 0, "A": [1, 2], "B": 2}
@@ -28,8 +31,9 @@ ORDER = (1, 2)
 SHAPE = (12, 32, 32)
 
 
-def planted(root, seed, num_cases=8):
-    """Two members' CV folders and the references (see the module docstring)."""
+def planted(root, seed, num_cases=8, blobs=((0.52, 0.54), (0.52, 0.54))):
+    """Two members' CV folders and the references (see the module docstring); ``blobs``: the
+    range of each member's probability of B on the blob."""
     rng = np.random.default_rng(seed)
     reference = root / "reference"
     reference.mkdir(parents=True)
@@ -46,12 +50,12 @@ def planted(root, seed, num_cases=8):
         labels[b] = 2
         case = f"case_{index:03d}"
         write_labels_image(labels, reference / f"{case}.nii.gz", (1.0, 1.0, 1.0))
-        for member in members:
+        for member, (low, high) in zip(members, blobs, strict=True):
             p = np.full((2, *SHAPE), 0.001, dtype=np.float32)
             p[0][a] = rng.uniform(0.85, 0.95, int(a.sum()))
             p[1][core] = rng.uniform(0.85, 0.95, int(core.sum()))
             p[1][b & ~core] = rng.uniform(0.26, 0.3, int((b & ~core).sum()))
-            p[1][blob] = rng.uniform(0.52, 0.54, int(blob.sum()))
+            p[1][blob] = rng.uniform(low, high, int(blob.sum()))
             member[case] = p
     write_dataset_json(reference, LABELS, num_cases, regions_class_order=list(ORDER))
     folders = [
@@ -97,22 +101,15 @@ def test_the_choice_follows_the_metric(seed, tmp_path_factory):
 
 def test_metric_values_are_the_objectives_on_whole_label_maps(tmp_path):
     """The compact data rebuilds each deployed label map exactly: its HD95 is evaluate's."""
-    from nnunet_ext.evaluate.measures import boundary_values
-
     folders, reference = planted(tmp_path, 3, num_cases=3)
     spec = region_dataset(folders, reference)[0]
     data, _, _, _ = load_region_data(folders, reference, spec, volumes=True)
-    from nnunet_ext.postprocess.objective import Objective
-
-    scorer = RegionMetric(data, Objective("hd95", nsd_tolerance=1.0, convention="nan",
-                                          ignore_label=None))  # fmt: skip
+    scorer = hd95(data)
     setting = member_setting(2, 2, None).with_channel(1, np.array([0.5, 0.5]), 0.2)
     goodness = scorer.goodness(setting)
     assert goodness.shape == (3, 2)
     for case in range(3):
         volume = data.volumes[case]
-        from nnunet_ext.tune.region_search import active_labels
-
         labels = volume.label_map(active_labels(data, setting.weights, setting.thresholds, case))
         expected = boundary_values(volume.reference, labels, [(1, 2), (2,)], volume.spacing,
                                    ["hd95"])["hd95"]  # fmt: skip
@@ -125,6 +122,40 @@ def test_metric_values_are_the_objectives_on_whole_label_maps(tmp_path):
     )
 
 
+def hd95(data):
+    objective = Objective("hd95", nsd_tolerance=1.0, convention="nan", ignore_label=None)
+    return RegionMetric(data, objective)
+
+
+def test_a_preset_decides_too(tmp_path):
+    """brats2023's lesion-wise Dice counts the blob as a false lesion (Dice 0 in its mean)."""
+    folders, reference = planted(tmp_path, 7, num_cases=6)
+    result = tune(folders, reference, cv_folds=3, metric="brats2023")
+    assert result.higher_is_better
+    assert result.thresholds[1] >= 0.55
+    assert result.steps[0].kept
+
+
+def test_the_guard_hands_a_region_to_the_best_member_on_the_metric(tmp_path):
+    """Member 1 is sure of the blob (0.99), member 0 leaves it out at 0.5: every fused
+    threshold the metric may choose (at most 0.7) keeps the blob, so only member 0 alone has
+    B's HD95 right; the guard hands B to it (and A, which the blob enters as label 2, follows)."""
+    folders, reference = planted(tmp_path, 1, blobs=((0.45, 0.5), (0.99, 1.0)))
+    data = load_region_data(folders, reference, region_dataset(folders, reference)[0],
+                            volumes=True)[0]  # fmt: skip
+    scorer = hd95(data)
+    members = [scorer.goodness(member_setting(2, 2, m)) for m in range(2)]
+    outcome = tune_region_setting(data, np.array([[0.5, 0.5]]), 4, members, metric=scorer)
+    b_step = next(step for step in outcome.steps if step.channel == 1)
+    assert b_step.guarded == 0
+    assert outcome.setting.weights[:, 1].tolist() == [1.0, 0.0]
+    assert outcome.setting.thresholds[1] == 0.5
+    assert any("(hd95); the region is taken from member 0" in w for w in outcome.warnings)
+    # never below the best member on the metric beyond the noise, now
+    diff = outcome.held_out[:, 1] - members[0][:, 1]
+    assert np.nanmean(diff) >= -0.005
+
+
 def test_metric_thresholds_start_at_the_dice_best_one():
     tried = metric_thresholds(0.13)
     assert tried[0] == 0.13
@@ -133,8 +164,6 @@ def test_metric_thresholds_start_at_the_dice_best_one():
 
 
 def test_scoring_a_metric_needs_the_volumes(tmp_path):
-    from nnunet_ext.postprocess.objective import Objective
-
     folders, reference = planted(tmp_path, 0, num_cases=2)
     data, _, _, _ = load_region_data(folders, reference, region_dataset(folders, reference)[0])
     objective = Objective("hd95", nsd_tolerance=1.0, convention="nan", ignore_label=None)
