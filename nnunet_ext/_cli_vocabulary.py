@@ -320,22 +320,15 @@ def add_convention(parser: argparse.ArgumentParser, help: str) -> None:
     )
 
 
-#: What ``--metric`` accepts (``postprocess determine``, ``tune``): the help text's list.
-METRIC_CHOICES_HELP = (
-    "dice, iou, hd, hd95, hd95_pooled, assd, nsd, score:SCORE.json (distances in mm, lower is "
-    "better), a registered metric (lesion_dice, lesion_f1) or a preset name (brats2026-glioma, "
-    "kits23, ...: its score metric per label)"
-)
-
-
 def add_metric(parser: argparse.ArgumentParser, help: str) -> None:
-    """Add ``--metric METRIC`` (default ``dice``): what a command decides on.
-
-    ``help`` says what is decided; the accepted values (:data:`METRIC_CHOICES_HELP`, checked by
-    :class:`nnunet_ext.postprocess.objective.Objective`) follow it.
-    """
+    """Add ``--metric METRIC`` (default ``dice``; values checked by ``postprocess.Objective``)."""
     parser.add_argument(
-        "--metric", default="dice", metavar="METRIC", help=f"{help} on {METRIC_CHOICES_HELP}"
+        "--metric",
+        default="dice",
+        metavar="METRIC",
+        help=f"{help} on dice, iou, hd, hd95, hd95_pooled, assd, nsd, score:SCORE.json "
+        "(distances in mm, lower is better), a registered metric (lesion_dice, lesion_f1) or a "
+        "preset name (brats2026-glioma, kits23, ...: its score metric per label)",
     )
 
 
