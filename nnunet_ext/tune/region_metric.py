@@ -113,7 +113,7 @@ class RegionMetric:
     def means(self, goodness: NDArray[np.float64]) -> NDArray[np.float64]:
         """``(R,)`` mean metric values (in the metric's own direction) of per-case goodness."""
         sign = 1.0 if self.objective.higher_is_better else -1.0
-        means: NDArray[np.float64] = sign * nan_mean(goodness, axis=0)
+        means: NDArray[np.float64] = sign * nan_mean(goodness, axis=0) + 0.0  # no -0.0
         return means
 
     def choose(
@@ -139,7 +139,7 @@ class RegionMetric:
                 best = (rank, candidate)
         assert best is not None  # metric_thresholds is never empty
         sign = 1.0 if self.objective.higher_is_better else -1.0
-        return best[1], sign * best[0][1]
+        return best[1], sign * best[0][1] + 0.0
 
     def difference(self, new: NDArray[np.float64], old: NDArray[np.float64]) -> NDArray[np.float64]:
         """Per-case ``new - old`` goodness, paired for Dice-like metrics."""
