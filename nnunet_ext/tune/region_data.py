@@ -10,7 +10,8 @@ Deciding on a metric other than Dice (distances, lesion-wise metrics) needs each
 label map: :func:`load_region_data` with ``volumes=True`` also keeps each case's
 :class:`CaseVolume` (its reference, spacing and which voxels are active), from which
 :func:`CaseVolume.label_map` rebuilds the deployed label map exactly (an inactive voxel is
-background under every candidate).
+background under every candidate; a voxel of the ignore label is background there too, and
+the metric leaves it out through its ``ignore_label``).
 """
 
 from __future__ import annotations
