@@ -398,6 +398,19 @@ def _overcalling_and_hinting(rng, reference):
     return [(p * (1 + 0.02 * rng.random(p.shape)) / 1.01).astype(np.float32) for p in members]
 
 
+def _overcalling_cv(seed):
+    """Eight CV cases of :func:`_overcalling_and_hinting`, their 4-fold runs and members' Dice."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for i in range(8):
+        _, ref = make_case(rng, shape=(8, 32, 32), with_small_label=i % 4 != 3)
+        cases.append(compact_case(_overcalling_and_hinting(rng, ref), ref))
+    data = merge_cases(cases)
+    labels = [1, 2, 3]
+    runs = holdout_runs(data, labels, num_folds=4)
+    return data, labels, runs, [runs.baseline_per_case[f"model {m}"] for m in range(2)]
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_weighted_replaces_the_blind_default_only_with_weights_that_favour_the_seeing_member(
     seed,
@@ -407,15 +420,7 @@ def test_weighted_replaces_the_blind_default_only_with_weights_that_favour_the_s
     as the member that sees it: with that part (off by default) RV stays ``from`` member 0.
     With weights favouring member 0 in RV's column (0.7 / 0.3, the rim still removed)
     ``weighted`` replaces the default."""
-    rng = np.random.default_rng(seed)
-    cases = []
-    for i in range(8):
-        _, ref = make_case(rng, shape=(8, 32, 32), with_small_label=i % 4 != 3)
-        cases.append(compact_case(_overcalling_and_hinting(rng, ref), ref))
-    data = merge_cases(cases)
-    labels = [1, 2, 3]
-    runs = holdout_runs(data, labels, num_folds=4)
-    solo = [runs.baseline_per_case[f"model {m}"] for m in range(2)]
+    data, labels, runs, solo = _overcalling_cv(seed)
     from nnunet_ext.tune.judge import sole_reliable_member
 
     assert sole_reliable_member(solo, 2) == 0
@@ -644,15 +649,7 @@ def test_the_blind_member_default_is_held_to_the_floor_of_equal_weights(seed):
     without the default), and the report says why. Without the floor it is taken first."""
     from nnunet_ext.tune.judge import sole_reliable_member
 
-    rng = np.random.default_rng(seed)
-    cases = []
-    for i in range(8):
-        _, ref = make_case(rng, shape=(8, 32, 32), with_small_label=i % 4 != 3)
-        cases.append(compact_case(_overcalling_and_hinting(rng, ref), ref))
-    data = merge_cases(cases)
-    labels = [1, 2, 3]
-    runs = holdout_runs(data, labels, num_folds=4)
-    solo = [runs.baseline_per_case[f"model {m}"] for m in range(2)]
+    data, labels, runs, solo = _overcalling_cv(seed)
     assert sole_reliable_member(solo, 2) == 0
     equal = mean_over_cases(runs.baseline_per_case["equal"])
     assert mean_over_cases(solo[0])[2] < equal[2]  # the premise: from member 0 is below equal
