@@ -52,7 +52,9 @@ __all__ = [
     "add_input",
     "add_json",
     "add_labels",
+    "add_metric",
     "add_models",
+    "add_nsd_tolerance",
     "add_num_workers",
     "add_output",
     "add_overwrite",
@@ -315,6 +317,25 @@ def add_convention(parser: argparse.ArgumentParser, help: str) -> None:
     """
     parser.add_argument(
         "--convention", default="nan", metavar="NAME", action=_Convention, help=help
+    )
+
+
+def add_metric(parser: argparse.ArgumentParser, help: str) -> None:
+    """Add ``--metric METRIC`` (default ``dice``; values checked by ``postprocess.Objective``)."""
+    parser.add_argument(
+        "--metric",
+        default="dice",
+        metavar="METRIC",
+        help=f"{help} on dice, iou, hd, hd95, hd95_pooled, assd, nsd, score:SCORE.json "
+        "(distances in mm, lower is better), a registered metric (lesion_dice, lesion_f1) or a "
+        "preset name (brats2026-glioma, kits23, ...: its score metric per label)",
+    )
+
+
+def add_nsd_tolerance(parser: argparse.ArgumentParser) -> None:
+    """Add ``--nsd-tolerance MM`` (default 1.0): the NSD tolerance of ``--metric nsd``."""
+    parser.add_argument(
+        "--nsd-tolerance", type=float, default=1.0, metavar="MM", help="NSD tolerance in mm"
     )
 
 

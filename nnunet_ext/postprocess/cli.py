@@ -173,19 +173,12 @@ def _add_determine_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _cli.add_ignore_label(parser, "reference value left out of Dice counts")
     _cli.add_num_workers(parser, "worker processes for reading")
-    parser.add_argument(
-        "--metric",
-        default="dice",
-        metavar="METRIC",
-        help="decide each step on dice, iou, hd, hd95, hd95_pooled, assd, nsd, "
-        "score:SCORE.json (distances in mm, lower is better), a registered metric (lesion_dice, "
-        "lesion_f1) or a preset name (brats2026-glioma, kits23, ...: its score metric per "
-        "label); other than dice and the registered ones, every step's effect on Dice, HD95, "
-        "ASSD and NSD is reported",
+    _cli.add_metric(
+        parser,
+        "decide each step (other than dice and the registered metrics, every step's effect on "
+        "Dice, HD95, ASSD and NSD is reported)",
     )
-    parser.add_argument(
-        "--nsd-tolerance", type=float, default=1.0, metavar="MM", help="NSD tolerance in mm"
-    )
+    _cli.add_nsd_tolerance(parser)
     _cli.add_convention(
         parser, "empty-case convention of the metrics (nan, brats, max-distance; see evaluate)"
     )

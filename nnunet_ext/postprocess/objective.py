@@ -21,6 +21,7 @@ from nnunet_ext.evaluate.metrics import (
     FN,
     FP,
     TP,
+    LabelOrRegion,
     confusion_counts,
     counts_from_matrix,
     dice_from_counts,
@@ -95,10 +96,13 @@ class Objective:
         self,
         truth: Sequence[NDArray[Any]],
         predictions: Sequence[NDArray[Any]],
-        label_ids: Sequence[int],
+        label_ids: Sequence[LabelOrRegion],
         spacings: Sequence[tuple[float, ...]],
     ) -> dict[str, NDArray[np.float64]]:
-        """Metric key to ``(cases, labels)`` values of ``predictions`` against ``truth``."""
+        """Metric key to ``(cases, labels)`` values of ``predictions`` against ``truth``.
+
+        ``label_ids`` are labels or regions (tuples of label values, scored as their union).
+        """
         rows: dict[str, list[NDArray[np.float64]]] = {k: [] for k in self.keys}
         for reference, prediction, spacing in zip(truth, predictions, spacings, strict=True):
             counts = confusion_counts(

@@ -38,7 +38,9 @@ DESCRIPTION = (
     "postprocessing plan ('nnunet-ext postprocess apply --plan') on that fused CV result. "
     "Region-based (sigmoid) models (dataset.json regions): per-region weights and decision "
     "thresholds, each kept only when its held-out gain beats the noise, never a region below "
-    "its best single model's held-out Dice by more than the noise."
+    "its best single model's held-out Dice by more than the noise; with --metric (HD95, NSD, "
+    "a lesion-wise metric, a preset, a score file) the Dice search proposes and that metric "
+    "decides, gates and guards."
 )
 
 
@@ -113,6 +115,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also calibrate the --qc flag thresholds on the CV cases (fused with the spec) and "
         "store them, with each label's CV volume range, in the spec",
     )
+    _cli.add_metric(
+        parser,
+        "region-based models only: decide each region's weights and threshold, the held-out "
+        "gate and the guard (label models: dice only)",
+    )
+    _cli.add_nsd_tolerance(parser)
+    _cli.add_convention(
+        parser, "empty-case convention of --metric (nan, max-distance, ...; see evaluate)"
+    )
     _cli.add_overwrite(parser, "replace an existing spec (and plan, fused folder)")
 
 
@@ -155,6 +166,11 @@ def _tune(args: argparse.Namespace, out: Path, report_path: Path, figure_path: P
     regions = region_dataset(args.input, args.reference, args.dataset_json)
     if regions is not None:
         return _tune_regions(args, regions[0], out, report_path, figure_path)
+    if args.metric != "dice":
+        raise ValueError(
+            f"--metric must be dice for label (softmax) models; got {args.metric!r}. Deciding on "
+            "another metric is for region-based models only for now: run without --metric."
+        )
     holdout = None
     if args.holdout is not None:  # read (and refused) before anything is tuned or written
         holdout = read_holdout(
@@ -236,7 +252,9 @@ def _tune_regions(
         args.input,
         args.reference,
         label_spec,
-        **_cli.library_arguments(args, "num_workers steps cv_folds"),
+        **_cli.library_arguments(
+            args, "num_workers steps cv_folds metric nsd_tolerance convention"
+        ),
     )
     print(format_region_table(result))
     spec, report, figure = write_region_outputs(
@@ -252,6 +270,12 @@ COMMAND = _cli.Command(
     DESCRIPTION,
     add_arguments,
     run,
-    parameter_flags={"holdout_dirs": "--holdout", "holdout_reference": "--holdout-reference"},
+    parameter_flags={
+        "holdout_dirs": "--holdout",
+        "holdout_reference": "--holdout-reference",
+        "metric": "--metric",
+        "nsd_tolerance": "--nsd-tolerance",
+        "convention": "--convention",
+    },
 )
 main = COMMAND.main

@@ -29,6 +29,8 @@ class Procedure:
             they are.
         blind_default: A label every other member is blind to starts from ``from`` the member
             that sees it, instead of ``weighted`` (:mod:`nnunet_ext.tune.rules`).
+        default_floor: That default is not taken when it is below equal weights on the CV
+            cases (the in-sample floor every other rule is held to).
         favoured_only: ``weighted`` and ``scale`` may replace that default only when the tuned
             weights favour the seeing member in the label's column.
         default_veto: The default is not taken when, held out, it lowers another label beyond
@@ -54,6 +56,7 @@ class Procedure:
 
     weight_gate: bool = False
     blind_default: bool = True
+    default_floor: bool = True
     favoured_only: bool = False
     default_veto: bool = False
     left_to_rules: bool = False

@@ -5,6 +5,13 @@ A region model's ``CASE.npz`` holds one sigmoid probability per region channel (
 tuner tries is at least :data:`MIN_THRESHOLD`, so a voxel where every member gives every channel
 at most that is background under every candidate: only the other ("active") voxels are kept,
 with their reference label; the rest leave only their count of reference voxels per region.
+
+Deciding on a metric other than Dice (distances, lesion-wise metrics) needs each case's whole
+label map: :func:`load_region_data` with ``volumes=True`` also keeps each case's
+:class:`CaseVolume` (its reference, spacing and which voxels are active), from which
+:func:`CaseVolume.label_map` rebuilds the deployed label map exactly (an inactive voxel is
+background under every candidate; a voxel of the ignore label is background there too, and
+the metric leaves it out through its ``ignore_label``).
 """
 
 from __future__ import annotations
@@ -24,12 +31,42 @@ from nnunet_ext.io import LabelSpec, list_case_files, load_dataset_json, read_la
 from nnunet_ext.io.cases import pair_probability_files
 from nnunet_ext.io.probabilities import read_probabilities
 
-__all__ = ["MIN_THRESHOLD", "RegionCVData", "load_region_data", "region_dataset"]
+__all__ = ["MIN_THRESHOLD", "CaseVolume", "RegionCVData", "load_region_data", "region_dataset"]
 
 logger = logging.getLogger(__name__)
 
 #: The lowest decision threshold the region tuner tries.
 MIN_THRESHOLD = 0.01
+
+
+@dataclass(frozen=True)
+class CaseVolume:
+    """One case's whole reference, to score label maps rebuilt from its active voxels.
+
+    Attributes:
+        reference: The reference label map (array axis order).
+        spacing: Voxel size per array axis (mm).
+        active: ``np.packbits`` of the flat mask of the case's active (kept) voxels.
+    """
+
+    reference: NDArray[np.integer]
+    spacing: tuple[float, ...]
+    active: NDArray[np.uint8]
+
+    def label_map(self, active_labels: NDArray[np.integer]) -> NDArray[np.integer]:
+        """The whole label map: ``active_labels`` at the active voxels, background elsewhere.
+
+        Examples:
+            >>> volume = CaseVolume(np.zeros((2, 2), np.uint8), (1.0, 1.0),
+            ...                     np.packbits([False, True, False, True]))
+            >>> volume.label_map(np.array([2, 3])).tolist()
+            [[0, 2], [0, 3]]
+        """
+        size = self.reference.size
+        mask = np.unpackbits(self.active, count=size).astype(bool)
+        out = np.zeros(size, dtype=active_labels.dtype)
+        out[mask] = active_labels
+        return out.reshape(self.reference.shape)
 
 
 @dataclass(frozen=True)
@@ -44,6 +81,8 @@ class RegionCVData:
             left out (background under every candidate: false negatives).
         regions: The label values of each region channel.
         order: ``regions_class_order``: the label each channel writes.
+        volumes: Each case's :class:`CaseVolume` (``load_region_data(..., volumes=True)``), or
+            ``None``.
     """
 
     probabilities: NDArray[np.float32]
@@ -52,6 +91,7 @@ class RegionCVData:
     inactive_reference: NDArray[np.int64]
     regions: tuple[tuple[int, ...], ...]
     order: tuple[int, ...]
+    volumes: tuple[CaseVolume, ...] | None = None
 
     @property
     def num_cases(self) -> int:
@@ -110,11 +150,12 @@ def region_channels(spec: LabelSpec) -> tuple[list[str], list[tuple[int, ...]]]:
 
 
 def _compact_job(
-    job: tuple[list[str], str, tuple[tuple[int, ...], ...], int | None],
-) -> tuple[NDArray[np.float32], NDArray[np.integer], NDArray[np.int64]]:
+    job: tuple[list[str], str, tuple[tuple[int, ...], ...], int | None, bool],
+) -> tuple[NDArray[np.float32], NDArray[np.integer], NDArray[np.int64], CaseVolume | None]:
     """Worker: one case of every member, reduced to its active voxels (top-level for spawn)."""
-    npz_files, reference_file, regions, ignore_label = job
-    reference = read_labels(reference_file).array
+    npz_files, reference_file, regions, ignore_label, volumes = job
+    image = read_labels(reference_file)
+    reference = image.array
     members = [read_probabilities(f) for f in npz_files]
     for file, member in zip(npz_files, members, strict=True):
         if member.shape[1:] != reference.shape or member.shape[0] != len(regions):
@@ -134,7 +175,12 @@ def _compact_job(
         [int(np.isin(flat_reference[left], region).sum()) for region in regions], dtype=np.int64
     )
     stacked = np.stack([m.reshape(len(regions), -1)[:, keep] for m in members]).astype(np.float32)
-    return stacked, flat_reference[keep], inactive
+    volume = (
+        CaseVolume(reference, tuple(float(s) for s in reversed(image.spacing)), np.packbits(keep))
+        if volumes
+        else None
+    )
+    return stacked, flat_reference[keep], inactive, volume
 
 
 def load_region_data(
@@ -143,6 +189,7 @@ def load_region_data(
     label_spec: LabelSpec,
     *,
     num_workers: int = 1,
+    volumes: bool = False,
 ) -> tuple[RegionCVData, list[str], dict[str, list[str]], list[str]]:
     """Read region CV probabilities and references once into :class:`RegionCVData`.
 
@@ -151,6 +198,7 @@ def load_region_data(
         reference_dir: Reference label files.
         label_spec: The region ``dataset.json`` (see :func:`region_dataset`).
         num_workers: Processes decompressing cases.
+        volumes: Also keep each case's :class:`CaseVolume` (to score whole label maps).
 
     Returns:
         ``(data, cases, left_out, region_names)``.
@@ -188,6 +236,7 @@ def load_region_data(
             str(references[case]),
             tuple(regions),
             label_spec.ignore_label,
+            volumes,
         )
         for case in cases
     ]
@@ -200,5 +249,6 @@ def load_region_data(
         inactive_reference=np.stack([p[2] for p in parts]),
         regions=tuple(regions),
         order=tuple(int(v) for v in label_spec.regions_class_order),
+        volumes=tuple(p[3] for p in parts if p[3] is not None) if volumes else None,
     )
     return data, cases, left_out, names

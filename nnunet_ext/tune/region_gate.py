@@ -12,6 +12,12 @@ by more than the noise and no other region loses beyond its own
 The guard: the held-out Dice of every region is compared with the best single member's (its
 own weights, threshold 0.5); a region more than its noise below (``NOISE_Z`` bootstrap standard
 errors or :data:`~nnunet_ext._stats.DROP_TOLERANCE`) is handed to that member (a ``from`` rule).
+
+With a :class:`~nnunet_ext.tune.region_metric.RegionMetric` (``tune --metric``) the same
+procedure decides on that metric instead of Dice: the Dice search proposes each region's
+weights, the metric chooses among thresholds around the Dice-best one, and the held-out gate
+and the guard compare the metric's per-case values (its own direction, pairing and
+undefined-case rule, :mod:`nnunet_ext.tune.region_metric`).
 """
 
 from __future__ import annotations
@@ -32,54 +38,11 @@ from nnunet_ext._stats import (
     paired_difference,
 )
 from nnunet_ext.tune.region_data import RegionCVData
+from nnunet_ext.tune.region_metric import RegionMetric
 from nnunet_ext.tune.region_search import channel_dice, choose_candidate, region_case_dice
+from nnunet_ext.tune.region_setting import RegionSetting, member_setting
 
-__all__ = ["RegionSetting", "RegionStep", "member_setting", "tune_region_setting"]
-
-
-@dataclass
-class RegionSetting:
-    """Normalised ``(M, R)`` weights and ``(R,)`` thresholds of a region ensemble."""
-
-    weights: NDArray[np.float64]
-    thresholds: list[float]
-
-    def copy(self) -> RegionSetting:
-        """An independent copy."""
-        return RegionSetting(self.weights.copy(), list(self.thresholds))
-
-    def key(self, channel: int) -> tuple[Any, ...]:
-        """What the search of ``channel`` depends on: the other channels' settings."""
-        others = [j for j in range(len(self.thresholds)) if j != channel]
-        return (
-            channel,
-            self.weights[:, others].tobytes(),
-            tuple(self.thresholds[j] for j in others),
-        )
-
-    def with_channel(
-        self, channel: int, weights: NDArray[np.float64], threshold: float
-    ) -> RegionSetting:
-        """A copy with ``channel``'s weights and threshold replaced."""
-        out = self.copy()
-        out.weights[:, channel] = weights
-        out.thresholds[channel] = threshold
-        return out
-
-
-def member_setting(num_models: int, num_regions: int, member: int | None) -> RegionSetting:
-    """Equal weights (``member`` ``None``) or one member alone, every threshold 0.5.
-
-    Examples:
-        >>> member_setting(2, 1, 1).weights.tolist()
-        [[0.0], [1.0]]
-    """
-    if member is None:
-        weights = np.full((num_models, num_regions), 1.0 / num_models)
-    else:
-        weights = np.zeros((num_models, num_regions))
-        weights[member] = 1.0
-    return RegionSetting(weights, [0.5] * num_regions)
+__all__ = ["RegionProcedure", "RegionStep", "tune_region_setting"]
 
 
 @dataclass
@@ -90,7 +53,8 @@ class RegionStep:
         channel: The region channel.
         weights: ``(M,)`` weights chosen on all cases.
         threshold: Threshold chosen on all cases.
-        in_sample: Mean Dice of the region with the step, on all cases.
+        in_sample: Mean Dice (or metric value, with a metric) of the region with the step, on
+            all cases.
         verdict: :func:`~nnunet_ext._stats.judge_label_step`'s result (``None`` without folds).
         kept: Whether the step was kept.
         guarded: The guard handed the region to this member instead (``None``: it did not).
@@ -105,11 +69,32 @@ class RegionStep:
     guarded: int | None = None
 
 
+@dataclass(frozen=True)
+class RegionProcedure:
+    """What :func:`tune_region_setting` decided.
+
+    Attributes:
+        setting: The chosen setting (on all cases).
+        steps: Each region's step, last channel first.
+        held_out: ``(cases, R)`` held-out per-case values on the metric decided on (Dice, or
+            the metric's goodness: higher is better), or ``None`` without folds.
+        held_out_dice: ``(cases, R)`` held-out per-case Dice, or ``None`` without folds.
+        warnings: The guard's warnings.
+    """
+
+    setting: RegionSetting
+    steps: list[RegionStep]
+    held_out: NDArray[np.float64] | None
+    held_out_dice: NDArray[np.float64] | None
+    warnings: list[str]
+
+
 @dataclass
 class _State:
     data: RegionCVData
     candidates: NDArray[np.float64]
     folds: list[list[int]]
+    metric: RegionMetric | None = None
     cache: dict[tuple[Any, ...], NDArray[np.float64]] = field(default_factory=dict)
 
     def dice(self, setting: RegionSetting, channel: int) -> NDArray[np.float64]:
@@ -120,71 +105,98 @@ class _State:
             )
         return self.cache[key]
 
-    def held_out(self, settings: Sequence[RegionSetting]) -> NDArray[np.float64]:
-        """Per-case Dice, each fold's cases under that fold's setting."""
+    def choose(
+        self, setting: RegionSetting, channel: int, cases: list[int]
+    ) -> tuple[RegionSetting, float]:
+        """``setting`` with ``channel`` chosen on ``cases``, and its mean there."""
+        index, threshold, mean = choose_candidate(
+            self.dice(setting, channel), self.candidates, cases
+        )
+        if self.metric is None:
+            return setting.with_channel(channel, self.candidates[index], threshold), mean
+        return self.metric.choose(setting, channel, self.candidates[index], threshold, cases)
+
+    def held_out(
+        self, settings: Sequence[RegionSetting], *, dice: bool = False
+    ) -> NDArray[np.float64]:
+        """Per-case values (Dice, or the metric's), each fold's cases under that fold's setting."""
         out = np.empty((self.data.num_cases, len(self.data.regions)))
         for fold, cases in enumerate(self.folds):
-            out[cases] = region_case_dice(
-                self.data, settings[fold].weights, settings[fold].thresholds, cases
-            )
+            if self.metric is None or dice:
+                out[cases] = region_case_dice(
+                    self.data, settings[fold].weights, settings[fold].thresholds, cases
+                )
+            else:
+                out[cases] = self.metric.goodness(settings[fold], cases)
         return out
+
+    def difference(self, new: NDArray[np.float64], old: NDArray[np.float64]) -> NDArray[np.float64]:
+        if self.metric is None:
+            return paired_difference(new, old)
+        return self.metric.difference(new, old)
+
+    def judge(
+        self, channel: int, new: NDArray[np.float64], old: NDArray[np.float64]
+    ) -> dict[str, Any]:
+        if self.metric is None:
+            return judge_label_step(channel, paired_difference(new, old))
+        return self.metric.judge(channel, new, old)
 
 
 def tune_region_setting(
     data: RegionCVData,
     candidates: NDArray[np.float64],
     num_folds: int,
-    member_dice: Sequence[NDArray[np.float64]],
-) -> tuple[RegionSetting, list[RegionStep], NDArray[np.float64] | None, list[str]]:
+    member_values: Sequence[NDArray[np.float64]],
+    *,
+    metric: RegionMetric | None = None,
+) -> RegionProcedure:
     """Run the procedure of the module docstring.
 
     Args:
         data: The compact CV data.
         candidates: ``(K, M)`` weight candidates of a channel.
         num_folds: Folds over cases (< 2 or one case: every step is kept without a check).
-        member_dice: Each member's per-case Dice ``(cases, R)`` (its own decision).
+        member_values: Each member's per-case values ``(cases, R)`` (its own decision): Dice,
+            or with ``metric`` its goodness (:meth:`RegionMetric.goodness`).
+        metric: Decide on this metric instead of Dice (``None``: Dice).
 
     Returns:
-        ``(setting, steps, held-out per-case Dice of the result or None, warnings)``.
+        The setting, the steps, the held-out values and the guard's warnings.
     """
     n, regions = data.num_cases, len(data.regions)
     k = min(num_folds, n)
     folds = [[i for i in range(n) if i % k == f] for f in range(k)] if k >= 2 else []
-    state = _State(data, candidates, folds)
+    state = _State(data, candidates, folds, metric)
     current = member_setting(data.num_models, regions, None)
     per_fold = [current.copy() for _ in folds]
     steps: list[RegionStep] = []
     all_cases = list(range(n))
     for channel in reversed(range(regions)):
-        index, threshold, mean = choose_candidate(
-            state.dice(current, channel), candidates, all_cases
-        )
+        chosen, mean = state.choose(current, channel, all_cases)
         proposal = [
-            _fold_choice(state, setting, channel, [i for i in all_cases if i not in cases])
+            state.choose(setting, channel, [i for i in all_cases if i not in cases])[0]
             for setting, cases in zip(per_fold, folds, strict=True)
         ]
         verdict = None
         if folds:
-            new = state.held_out(proposal)
-            diff = paired_difference(new, state.held_out(per_fold))
-            verdict = judge_label_step(channel, diff)
+            verdict = state.judge(channel, state.held_out(proposal), state.held_out(per_fold))
         kept = verdict is None or bool(verdict["passes"])
-        steps.append(RegionStep(channel, candidates[index], threshold, mean, verdict, kept))
+        weights, threshold = chosen.weights[:, channel], chosen.thresholds[channel]
+        steps.append(RegionStep(channel, weights, threshold, mean, verdict, kept))
         if kept:
-            current = current.with_channel(channel, candidates[index], threshold)
+            current = chosen
             per_fold = proposal
     if not folds:
-        return current, steps, None, []
-    warnings = _guard(state, current, per_fold, steps, member_dice)
-    return current, steps, state.held_out(per_fold), warnings
-
-
-def _fold_choice(
-    state: _State, setting: RegionSetting, channel: int, training: list[int]
-) -> RegionSetting:
-    """``setting`` with ``channel`` chosen on the fold's training cases."""
-    index, threshold, _ = choose_candidate(state.dice(setting, channel), state.candidates, training)
-    return setting.with_channel(channel, state.candidates[index], threshold)
+        return RegionProcedure(current, steps, None, None, [])
+    warnings = _guard(state, current, per_fold, steps, member_values)
+    return RegionProcedure(
+        current,
+        steps,
+        state.held_out(per_fold),
+        state.held_out(per_fold, dice=True),
+        warnings,
+    )
 
 
 def _guard(
@@ -192,7 +204,7 @@ def _guard(
     current: RegionSetting,
     per_fold: list[RegionSetting],
     steps: list[RegionStep],
-    member_dice: Sequence[NDArray[np.float64]],
+    member_values: Sequence[NDArray[np.float64]],
 ) -> list[str]:
     """Hand every region held out below its best member beyond the noise to that member.
 
@@ -200,14 +212,16 @@ def _guard(
     """
     warnings: list[str] = []
     handed: set[int] = set()
+    empty = 0.0 if state.metric is None else -np.inf  # no defined value: never the best
     for _ in range(len(state.data.regions)):  # a hand-over changes other regions' labels
         held_out = state.held_out(per_fold)
         worst: tuple[float, int, int] | None = None
         for r in sorted(set(range(len(state.data.regions))) - handed):
             best = max(
-                range(len(member_dice)), key=lambda m: nan_mean(member_dice[m][:, r], empty=0.0)
+                range(len(member_values)),
+                key=lambda m: nan_mean(member_values[m][:, r], empty=empty),
             )
-            diff = paired_difference(held_out[:, r], member_dice[best][:, r])
+            diff = state.difference(held_out[:, r], member_values[best][:, r])
             noise = max(NOISE_Z * bootstrap_noise(diff), DROP_TOLERANCE)
             shortfall = -nan_mean(diff, empty=0.0) - noise
             if shortfall > 0 and (worst is None or shortfall > worst[0]):
@@ -225,8 +239,9 @@ def _guard(
         for step in steps:
             if step.channel == r:
                 step.guarded = best
+        on = "" if state.metric is None else f" ({state.metric.name})"
         warnings.append(
             f"region channel {r}: the tuned ensemble scored below member {best} beyond the "
-            f"noise on held-out cases; the region is taken from member {best} (a from rule)"
+            f"noise on held-out cases{on}; the region is taken from member {best} (a from rule)"
         )
     return warnings

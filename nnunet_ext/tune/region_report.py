@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from nnunet_ext.io import atomic_path, write_json
 from nnunet_ext.tune.region_api import RegionTuneResult
@@ -36,10 +37,12 @@ def region_report_dict(result: RegionTuneResult) -> dict[str, Any]:
     """The JSON report (``"kind": "regions"``).
 
     Per region: the Dice of each baseline and of the tuned setting, the held-out gain, the
-    chosen weights and threshold, and its step's held-out verdict.
+    chosen weights and threshold, and its step's held-out verdict; with a metric other than
+    Dice also that metric's values (:func:`_metric_entry`), the step judged on it.
     """
     steps = {step.channel: step for step in result.steps}
     regions = []
+    in_sample = "in_sample_dice" if result.metric_values is None else "in_sample_metric"
     for r, name in enumerate(result.region_names):
         step = steps.get(r)
         verdict = None if step is None or step.verdict is None else step.verdict
@@ -57,6 +60,7 @@ def region_report_dict(result: RegionTuneResult) -> dict[str, Any]:
                 "weights": {
                     d: float(result.weights[m, r]) for m, d in enumerate(result.input_dirs)
                 },
+                **_metric_entry(result, r),
                 "threshold": result.thresholds[r],
                 "from": None if result.from_member(r) is None else result.from_member(r),
                 "step": None
@@ -64,7 +68,7 @@ def region_report_dict(result: RegionTuneResult) -> dict[str, Any]:
                 else {
                     "weights": [float(w) for w in step.weights],
                     "threshold": step.threshold,
-                    "in_sample_dice": _number(step.in_sample),
+                    in_sample: _number(step.in_sample),
                     "held_out_gain": None if verdict is None else _number(verdict["gain"]),
                     "noise": None if verdict is None else _number(verdict["noise"]),
                     "kept": step.kept,
@@ -75,6 +79,7 @@ def region_report_dict(result: RegionTuneResult) -> dict[str, Any]:
     return {
         "schema_version": 2,
         "kind": "regions",
+        "metric": result.metric,
         "input_dirs": result.input_dirs,
         "reference_dir": result.reference_dir,
         "cases": result.cases,
@@ -85,20 +90,40 @@ def region_report_dict(result: RegionTuneResult) -> dict[str, Any]:
     }
 
 
-def format_region_table(result: RegionTuneResult) -> str:
-    """Per-region Dice table: each model, equal weights and 0.5, tuned, held-out gain."""
+def _metric_entry(result: RegionTuneResult, r: int) -> dict[str, Any]:
+    """``metric``, ``held_out_metric`` and ``held_out_metric_gain`` of region ``r`` (or none).
+
+    The gain is positive when the tuned ensemble is better than equal weights and 0.5 in the
+    metric's direction (so a lower HD95 is a positive gain).
+    """
+    values, gain = result.metric_values, result.metric_gain
+    if values is None:
+        return {}
+    return {
+        "metric": {k: _number(float(v[r])) for k, v in values.items() if k != "held_out"},
+        "held_out_metric": _number(float(values["held_out"][r])) if "held_out" in values else None,
+        "held_out_metric_gain": None if gain is None else _number(float(gain[r])),
+    }
+
+
+def _table(
+    result: RegionTuneResult,
+    baselines: dict[str, NDArray[np.float64]],
+    tuned: NDArray[np.float64],
+    gain: NDArray[np.float64] | None,
+) -> list[str]:
+    """Rows: each region's models, equal, tuned and held-out gain, aligned."""
     models = result.input_dirs
     header = ["region", *[f"M{m}" for m in range(len(models))], "equal", "tuned", "held-out gain"]
     rows = [header]
     for r, name in enumerate(result.region_names):
-        gain = "n/a" if result.cv_gain is None else f"{result.cv_gain[r]:+.4f}"
         rows.append(
             [
                 name,
-                *[_f(float(result.baselines[d][r])) for d in models],
-                _f(float(result.baselines["equal"][r])),
-                _f(float(result.dice[r])),
-                gain,
+                *[_f(float(baselines[d][r])) for d in models],
+                _f(float(baselines["equal"][r])),
+                _f(float(tuned[r])),
+                "n/a" if gain is None else f"{gain[r]:+.4f}",
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -106,6 +131,24 @@ def format_region_table(result: RegionTuneResult) -> str:
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def format_region_table(result: RegionTuneResult) -> str:
+    """Per-region Dice table: each model, equal weights and 0.5, tuned, held-out gain.
+
+    With a metric other than Dice, that metric's table follows (its held-out gain positive
+    when better in the metric's direction).
+    """
+    models = result.input_dirs
+    lines = _table(result, result.baselines, result.dice, result.cv_gain)
+    if result.metric_values is not None:
+        direction = "higher" if result.higher_is_better else "lower"
+        lines = ["Dice", *lines, ""]
+        lines.append(f"{result.metric} ({direction} is better; the steps and guard decided on it)")
+        lines += _table(
+            result, result.metric_values, result.metric_values["tuned"], result.metric_gain
+        )
     lines.append("")
     lines += [f"M{m}: {d}" for m, d in enumerate(models)]
     lines += [f"{name}: {_decision(result, r)}" for r, name in enumerate(result.region_names)]

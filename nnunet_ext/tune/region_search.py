@@ -25,6 +25,7 @@ from nnunet_ext.tune.search import simplex_grid
 
 __all__ = [
     "THRESHOLDS",
+    "active_labels",
     "channel_dice",
     "choose_candidate",
     "region_case_dice",
@@ -52,10 +53,17 @@ def weight_candidates(num_models: int, steps: int) -> NDArray[np.float64]:
     return np.concatenate([equal, grid])
 
 
-def _labels(
+def active_labels(
     data: RegionCVData, weights: NDArray[np.float64], thresholds: Sequence[float], case: int
 ) -> NDArray[np.integer]:
-    """The deployed label map of case ``case``'s active voxels."""
+    """The deployed labels of case ``case``'s active voxels under one setting.
+
+    Args:
+        data: The compact CV data.
+        weights: Normalised ``(M, R)`` weights (columns sum to 1).
+        thresholds: One threshold per region channel.
+        case: The case index.
+    """
     part = data.case(case)
     members = [data.probabilities[m][:, part] for m in range(data.num_models)]
     fused = fuse_probabilities(members, weights)
@@ -89,7 +97,7 @@ def region_case_dice(
     picked = range(data.num_cases) if cases is None else cases
     out = np.empty((len(picked), len(data.regions)), dtype=np.float64)
     for row, case in enumerate(picked):
-        labels = _labels(data, weights, thresholds, case)
+        labels = active_labels(data, weights, thresholds, case)
         reference = data.reference[data.case(case)]
         for r, region in enumerate(data.regions):
             predicted = np.isin(labels, region)

@@ -27,23 +27,22 @@ below ``BLIND_FRACTION`` of the best member's and the per-case difference exceed
 :func:`~nnunet_ext.tune.judge.sole_reliable_member`; with the nnU-Net training fold of each
 case, a member that reaches half the best member's Dice on the cases of some fold is not blind),
 equal weights are no neutral default (the blind member's background channel dilutes the label).
-This kind is decided once on all cases; held out, each fold takes the member with the best own
-Dice on its tuning cases. ``weighted`` is a candidate to replace it only when the tuned weights
-give that member more say in the label's column than every blind member (with equal weights, or
-weights favouring a blind member, the blind member's background outvotes the label wherever it
-is confident, and CV cases predicted by single fold models understate how confident the
-fold-averaged member is on new cases; ``scale``, which fuses the column the same way,
-likewise); it replaces it only when its held-out gain on the label exceeds the noise and no
-other label drops beyond its own (:func:`~nnunet_ext.tune.judge.judge_label_step`, the weight
-gate's test); ``scale`` then as above. The default is not taken (the chain above decides) when,
-held out, it lowers another label's Dice against ``weighted`` beyond that label's noise (at
-least ``DROP_TOLERANCE``). Unlike the other ``from`` candidates it is not held to the in-sample
-floor of equal weights: that floor is the comparison the default exists to avoid.
+Like every rule, the default is held to the in-sample floor: it is not taken when it puts a
+label below its equal-weight Dice on the CV cases (both are fixed choices, nothing is fitted, so
+the CV cases compare them without optimism). This kind is decided once on all cases; held out,
+each fold takes the member with the best own Dice on its tuning cases. ``weighted`` replaces
+it when its held-out gain on the label exceeds the noise and no other label drops beyond its
+own (:func:`~nnunet_ext.tune.judge.judge_label_step`); ``scale`` then as above. Two optional
+parts (:class:`~nnunet_ext.tune.procedure.Procedure`, off by default) restrict this further:
+with ``favoured_only``, ``weighted`` (and ``scale``) is a candidate only when the tuned weights
+give that member more say in the label's column than every blind member; with the default's
+veto, the default is not taken (the chain above decides) when, held out, it lowers another
+label's Dice against ``weighted`` beyond that label's noise (at least ``DROP_TOLERANCE``).
 
-With rules, such a label is also *left to the rules* by the weights: the weight search aims at
-its equal-weight Dice instead of the seeing member's (which weights cannot reach without costing
-the other labels) and the weight gate does not let its drop hold back another label's step
-(:mod:`nnunet_ext.tune.search`, :mod:`nnunet_ext.tune.gate`).
+With the optional ``left_to_rules`` part, such a label is also *left to the rules* by the
+weights: the weight search aims at its equal-weight Dice instead of the seeing member's (which
+weights cannot reach without costing the other labels) and the weight gate does not let its drop
+hold back another label's step (:mod:`nnunet_ext.tune.search`, :mod:`nnunet_ext.tune.gate`).
 
 The candidates of a label and their scoring on the compact CV data are in
 :mod:`nnunet_ext.tune.candidates`.
@@ -122,6 +121,17 @@ def _score(mean: NDArray[np.float64]) -> float:
     return nan_mean(mean, empty=0.0)
 
 
+def _above_floor(
+    per_case: NDArray[np.float64],
+    cases: NDArray[np.int64] | slice,
+    equal: NDArray[np.float64],
+) -> bool:
+    """Whether no label's mean Dice on ``cases`` is below equal weights' (the in-sample floor)."""
+    mean, floors = mean_over_cases(per_case[cases]), mean_over_cases(equal[cases])
+    valid = ~np.isnan(mean) & ~np.isnan(floors)
+    return not np.any(mean[valid] < floors[valid] - 1e-12)
+
+
 def _pick(
     kind: str,
     candidates: Sequence[Candidate],
@@ -130,14 +140,12 @@ def _pick(
     equal: NDArray[np.float64],
 ) -> int | None:
     """Index of the best admissible candidate of ``kind`` on ``cases`` (``None``: none)."""
-    floors = mean_over_cases(equal[cases])
     best, best_score = None, -np.inf
     for index, candidate in enumerate(candidates):
         if candidate.kind != kind:
             continue
         mean = mean_over_cases(per_case[index][cases])
-        valid = ~np.isnan(mean) & ~np.isnan(floors)
-        if kind != "weighted" and np.any(mean[valid] < floors[valid] - 1e-12):
+        if kind != "weighted" and not _above_floor(per_case[index], cases, equal):
             continue  # a rule never takes a label below equal weights on its tuning cases
         score = _score(mean)
         if score > best_score + 1e-12:
@@ -256,7 +264,9 @@ class _ChoiceState:
             for index in range(len(candidates))
         ]
         chosen_index, held_kind = self._held_per_kind(in_sample, fold_per_case)
-        chosen, steps, fold_picks = self._decide_kind(label, fold_per_case, chosen_index, held_kind)
+        chosen, steps, fold_picks = self._decide_kind(
+            label, in_sample, fold_per_case, chosen_index, held_kind
+        )
         self.rules = with_candidate(self.rules, label, chosen, self.c)
         if chosen.kind != "weighted":
             for f, pick in enumerate(fold_picks):
@@ -286,6 +296,7 @@ class _ChoiceState:
     def _decide_kind(
         self,
         label: int,
+        in_sample: list[NDArray[np.float64]],
         fold_per_case: list[list[NDArray[np.float64]]],
         chosen_index: dict[str, int | None],
         held_kind: dict[str, NDArray[np.float64] | None],
@@ -293,7 +304,8 @@ class _ChoiceState:
         """The rule of ``label``, the decision steps, and each fold's candidate.
 
         The chain from ``weighted``, or from ``from`` the sole reliable member when every other
-        member is blind to the label (unless that default lowers another label held out).
+        member is blind to the label, unless that default is below equal weights on the CV
+        cases (the floor of every rule) or, with the veto, lowers another label held out.
         """
         j = self.label_list.index(label)
         base = (
@@ -308,15 +320,25 @@ class _ChoiceState:
         pairs = zip(fold_per_case, base_picks, strict=True)
         held_base = self._pooled([per_case[pick or 0] for per_case, pick in pairs])
         held_weighted = held_kind["weighted"]
-        rejected = (
+        below = (
+            self.procedure.default_floor
+            and base is not None
+            and not _above_floor(in_sample[1 + base], slice(None), self.equal)
+        )
+        vetoed = (
             self.procedure.default_veto
             and base is not None
             and held_weighted is not None
             and judge_label_step(j, paired_difference(held_base, held_weighted))["other_drop"] > 0
         )
-        if base is None or rejected:
+        if base is None or below or vetoed:
             current, steps = _chain(chosen_index, held_kind)
-            if rejected:
+            if below:
+                steps[0]["basis"] += (
+                    "; the blind-member default was not taken: it is below equal weights on "
+                    "the CV cases"
+                )
+            elif vetoed:
                 steps[0]["basis"] += (
                     "; the blind-member default was not taken: it lowers another label held "
                     "out beyond its noise"

@@ -62,6 +62,26 @@ def test_tuned_regions_never_below_the_best_model_beyond_the_noise(region_models
     assert result.spec().members[0].path == members[0]
 
 
+def test_tuned_on_hd95_never_below_the_best_model_on_hd95_beyond_the_noise(region_models):
+    """``tune --metric hd95``: the guard's promise on the metric decided on (lower is better;
+    per-case values oriented so that higher is better, undefined cases left out)."""
+    members = [region_models["2d"], region_models["3d_fullres"]]
+    labels = load_dataset_json(region_models["2d"] / "dataset.json")
+    result = tune_regions(members, region_models["gt"], labels, cv_folds=3, metric="hd95")
+    assert result.metric == "hd95"
+    assert result.higher_is_better is False
+    assert result.metric_cases is not None
+    held_out = result.metric_cases["held_out"]
+    for r in range(3):
+        best = max(
+            (result.metric_cases[d] for d in result.input_dirs),
+            key=lambda v: nan_mean(v[:, r], empty=-np.inf),
+        )
+        diff = held_out[:, r] - best[:, r]
+        noise = max(NOISE_Z * bootstrap_noise(diff), DROP_TOLERANCE)
+        assert nan_mean(diff, empty=0.0) >= -noise, result.region_names[r]
+
+
 def test_predict_applies_the_region_thresholds_of_the_spec(region_models, tmp_path):
     from nnunet_ext.ensemble import LabelRules, probabilities_to_labels
     from nnunet_ext.io.probabilities import read_probabilities

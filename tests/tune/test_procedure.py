@@ -10,12 +10,12 @@ import pytest
 from nnunet_ext.tune import Procedure, tune_weights
 
 #: The parts the ablation of issue 25 found to pay (or that act only on the user's --splits).
-DEFAULT_ON = {"blind_default", "fold_blindness"}
+DEFAULT_ON = {"blind_default", "default_floor", "fold_blindness"}
 
 
 def test_parts_defaults_without_and_including():
     parts = Procedure.parts()
-    assert len(parts) == len(set(parts)) == 7
+    assert len(parts) == len(set(parts)) == 8
     default = Procedure()
     assert {p for p in parts if getattr(default, p)} == DEFAULT_ON
     for part in parts:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from nnunet_ext.tune.region_data import RegionCVData
-from nnunet_ext.tune.region_gate import member_setting, tune_region_setting
+from nnunet_ext.tune.region_gate import tune_region_setting
 from nnunet_ext.tune.region_search import region_case_dice
+from nnunet_ext.tune.region_setting import member_setting
 
 
 def one_region_data(rng, num_cases=8, size=60):
@@ -31,7 +32,14 @@ def members(data):
 def test_guard_hands_a_region_below_its_best_member_to_that_member():
     data = one_region_data(np.random.default_rng(0))
     equal_only = np.array([[0.5, 0.5]])  # the search cannot find member 0 alone
-    setting, steps, held_out, warnings = tune_region_setting(data, equal_only, 4, members(data))
+    outcome = tune_region_setting(data, equal_only, 4, members(data))
+    setting, steps, held_out, warnings = (
+        outcome.setting,
+        outcome.steps,
+        outcome.held_out,
+        outcome.warnings,
+    )
+    np.testing.assert_array_equal(outcome.held_out_dice, held_out)  # decided on Dice
     assert steps[0].guarded == 0
     assert setting.weights[:, 0].tolist() == [1.0, 0.0]
     assert setting.thresholds == [0.5]
@@ -46,7 +54,8 @@ def test_a_step_without_held_out_gain_is_not_kept():
     same[1] = same[0]  # two identical members, already best at 0.5: nothing to gain
     data = RegionCVData(same, *list(vars(data).values())[1:])
     candidates = np.array([[0.5, 0.5], [1.0, 0.0]])
-    setting, steps, _, warnings = tune_region_setting(data, candidates, 4, members(data))
+    outcome = tune_region_setting(data, candidates, 4, members(data))
+    setting, steps, warnings = outcome.setting, outcome.steps, outcome.warnings
     assert steps[0].kept is False
     assert steps[0].verdict is not None
     assert not steps[0].verdict["passes"]
@@ -58,8 +67,10 @@ def test_a_step_without_held_out_gain_is_not_kept():
 def test_without_folds_every_step_is_kept_unchecked():
     data = one_region_data(np.random.default_rng(2))
     candidates = np.array([[0.5, 0.5], [1.0, 0.0]])
-    setting, steps, held_out, _ = tune_region_setting(data, candidates, 0, members(data))
-    assert held_out is None
+    outcome = tune_region_setting(data, candidates, 0, members(data))
+    setting, steps = outcome.setting, outcome.steps
+    assert outcome.held_out is None
+    assert outcome.held_out_dice is None
     assert steps[0].verdict is None
     assert steps[0].kept
     assert setting.weights[:, 0].tolist() == [1.0, 0.0]

@@ -398,6 +398,19 @@ def _overcalling_and_hinting(rng, reference):
     return [(p * (1 + 0.02 * rng.random(p.shape)) / 1.01).astype(np.float32) for p in members]
 
 
+def _overcalling_cv(seed):
+    """Eight CV cases of :func:`_overcalling_and_hinting`, their 4-fold runs and members' Dice."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for i in range(8):
+        _, ref = make_case(rng, shape=(8, 32, 32), with_small_label=i % 4 != 3)
+        cases.append(compact_case(_overcalling_and_hinting(rng, ref), ref))
+    data = merge_cases(cases)
+    labels = [1, 2, 3]
+    runs = holdout_runs(data, labels, num_folds=4)
+    return data, labels, runs, [runs.baseline_per_case[f"model {m}"] for m in range(2)]
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_weighted_replaces_the_blind_default_only_with_weights_that_favour_the_seeing_member(
     seed,
@@ -407,22 +420,15 @@ def test_weighted_replaces_the_blind_default_only_with_weights_that_favour_the_s
     as the member that sees it: with that part (off by default) RV stays ``from`` member 0.
     With weights favouring member 0 in RV's column (0.7 / 0.3, the rim still removed)
     ``weighted`` replaces the default."""
-    rng = np.random.default_rng(seed)
-    cases = []
-    for i in range(8):
-        _, ref = make_case(rng, shape=(8, 32, 32), with_small_label=i % 4 != 3)
-        cases.append(compact_case(_overcalling_and_hinting(rng, ref), ref))
-    data = merge_cases(cases)
-    labels = [1, 2, 3]
-    runs = holdout_runs(data, labels, num_folds=4)
-    solo = [runs.baseline_per_case[f"model {m}"] for m in range(2)]
+    data, labels, runs, solo = _overcalling_cv(seed)
     from nnunet_ext.tune.judge import sole_reliable_member
 
     assert sole_reliable_member(solo, 2) == 0
     equal = np.full((2, 4), 0.5)
     favouring = equal.copy()
     favouring[:, 3] = (0.7, 0.3)
-    favoured = Procedure(favoured_only=True)
+    # the default below equal weights in-sample is taken here: the floor is left out
+    favoured = Procedure(favoured_only=True, default_floor=False)
     outcomes = {}
     for name, weights in (("equal", equal), ("favouring", favouring)):
         folds = [weights] * len(runs.folds)
@@ -633,3 +639,38 @@ def test_fold_blind_cases_mark_whole_folds_where_a_member_is_below_half_the_best
         expected = max(means) > 0 and min(means) < BLIND_FRACTION * max(means)
         assert np.all(marked[folds == f] == expected)
     assert not fold_blind_cases(members, None).any()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_the_blind_member_default_is_held_to_the_floor_of_equal_weights(seed):
+    """The seed-1 members again: member 1 is blind to RV, but its confident background removes
+    member 0's rim, so on the CV cases ``from`` member 0 is below equal weights on RV. Neither
+    is fitted, so the default is not taken: RV goes through the chain from ``weighted`` (as
+    without the default), and the report says why. Without the floor it is taken first."""
+    from nnunet_ext.tune.judge import sole_reliable_member
+
+    data, labels, runs, solo = _overcalling_cv(seed)
+    assert sole_reliable_member(solo, 2) == 0
+    equal = mean_over_cases(runs.baseline_per_case["equal"])
+    assert mean_over_cases(solo[0])[2] < equal[2]  # the premise: from member 0 is below equal
+    weights = np.full((2, 4), 0.5)
+    folds = [weights] * len(runs.folds)
+    floored = _choose(data, labels, runs, weights, folds)
+    no_default = _choose(
+        data, labels, runs, weights, folds, procedure=Procedure(blind_default=False)
+    )
+    unfloored = _choose(
+        data, labels, runs, weights, folds, procedure=Procedure(default_floor=False)
+    )
+    rv = {
+        name: next(d for d in c.decisions if d.label == 3)
+        for name, c in (("floored", floored), ("no default", no_default), ("unfloored", unfloored))
+    }
+    assert rv["floored"].chosen == rv["no default"].chosen
+    assert rv["floored"].chosen.kind != "from"
+    assert "below equal weights on the CV cases" in rv["floored"].steps[0]["basis"]
+    # without the floor the default is taken first (and may be replaced by the chain later)
+    assert rv["unfloored"].steps[0]["basis"].startswith("baseline")
+    assert rv["unfloored"].steps[0]["taken"]
+    assert not any(s["basis"].startswith("baseline") for s in rv["floored"].steps)
+    assert np.all(floored.dice >= equal - 1e-12)  # every label at its floor in-sample
