@@ -1,7 +1,18 @@
 """Benchmark `nnunet-ext predict --spec` against the two-step nnU-Net route.
 
 Usage: .venv/bin/python benchmarks/bench_predict.py [--small] [--cases N] [--repeats R] [--tta]
+       [--scenario two_members|one_member|export_heavy] [--workers N]
        [--executor ray [--ray-address auto|HOST:PORT] [--ray-cpus-per-worker N]]
+
+Scenarios (``--workers N`` adds the route ``ours_jN``: ``predict -j N``, the pipeline):
+
+- ``two_members`` (default): the two-step route below against ``predict --spec``;
+- ``one_member``: ``nnUNetv2_predict_from_modelfolder`` (labels only, ``-npp 1 -nps N-1``)
+  against ``predict -m`` with the first model;
+- ``export_heavy``: a model whose plans spacing is twice the images' (the network runs on an
+  eighth of the voxels, 4 classes are resampled back to the fine grid): ``predict -m -j 1``
+  (the serial loop, route ``ours``) against ``-j N``; stands in for a GPU, where export is the
+  long step.
 
 Generates (once, cached under benchmarks/_data/predict/) synthetic 64x224x224 images and two
 small untrained 3d_fullres model folders (plans.json written here, random weights saved as
@@ -45,8 +56,9 @@ SIZES = {"full": (64, 224, 224), "small": (32, 112, 112)}
 LABELS = {"background": 0, "myocardium": 1, "LV": 2, "RV": 3}
 
 
-def configuration(shape: tuple[int, int, int]) -> dict[str, Any]:
+def configuration(shape: tuple[int, int, int], spacing: float = 1.0) -> dict[str, Any]:
     """A small 3d_fullres configuration (3 stages, 8-32 features, 1 conv per stage)."""
+    shape = (round(shape[0] / spacing), round(shape[1] / spacing), round(shape[2] / spacing))
     patch = [min(64, shape[0]), min(128, shape[1]), min(128, shape[2])]
     return {
         "data_identifier": "nnUNetPlans_3d_fullres",
@@ -54,7 +66,7 @@ def configuration(shape: tuple[int, int, int]) -> dict[str, Any]:
         "batch_size": 2,
         "patch_size": patch,
         "median_image_size_in_voxels": [float(s) for s in shape],
-        "spacing": [1.0, 1.0, 1.0],
+        "spacing": [spacing] * 3,
         "normalization_schemes": ["ZScoreNormalization"],
         "use_mask_for_norm": [False],
         "resampling_fn_data": "resample_data_or_seg_to_shape",
@@ -102,7 +114,7 @@ def configuration(shape: tuple[int, int, int]) -> dict[str, Any]:
     }
 
 
-def make_model(folder: Path, shape: tuple[int, int, int], seed: int) -> Path:
+def make_model(folder: Path, shape: tuple[int, int, int], seed: int, spacing: float = 1.0) -> Path:
     """Write plans.json, dataset.json and a random-weight fold_0/checkpoint_final.pth."""
     import torch
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
@@ -116,7 +128,7 @@ def make_model(folder: Path, shape: tuple[int, int, int], seed: int) -> Path:
         "image_reader_writer": "SimpleITKIO",
         "transpose_forward": [0, 1, 2],
         "transpose_backward": [0, 1, 2],
-        "configurations": {"3d_fullres": configuration(shape)},
+        "configurations": {"3d_fullres": configuration(shape, spacing)},
         "experiment_planner_used": "ExperimentPlanner",
         "label_manager": "LabelManager",
         "foreground_intensity_properties_per_channel": {
@@ -177,11 +189,11 @@ def make_data(size: str, cases: int) -> tuple[Path, list[Path]]:
     from nnunet_ext.synthetic import make_case
 
     shape = SIZES[size]
-    root = DATA / f"{size}_{cases}"
+    root = DATA / f"{size}_{cases}_v2"
     images = root / "images"
     models = [
         root / "results" / "Dataset900_BenchPredict" / f"nnUNetTrainer__{p}__3d_fullres"
-        for p in ("nnUNetPlans", "nnUNetPlansB")
+        for p in ("nnUNetPlans", "nnUNetPlansB", "nnUNetPlansCoarse")
     ]
     if (root / "done").is_file():
         return images, models
@@ -193,7 +205,9 @@ def make_data(size: str, cases: int) -> tuple[Path, list[Path]]:
         itk = sitk.GetImageFromArray(image)
         sitk.WriteImage(itk, str(images / f"case_{index:03d}_0000.nii.gz"), True)
     for seed, folder in enumerate(models):
-        make_model(folder, shape, seed)
+        make_model(
+            folder, shape, seed, 2.0 if folder.name.split("__")[1].endswith("Coarse") else 1.0
+        )
     (root / "done").write_text("ok")
     return images, models
 
@@ -281,11 +295,20 @@ def main() -> int:
     parser.add_argument("--executor", choices=("local", "ray"), default="local")
     parser.add_argument("--ray-address", default=None, help="a running Ray cluster (auto)")
     parser.add_argument("--ray-cpus-per-worker", type=int, default=1)
+    parser.add_argument(
+        "--scenario", choices=("two_members", "one_member", "export_heavy"), default="two_members"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="also run predict -j N")
     args = parser.parse_args()
     ray_flags = ["--executor", "ray", "--ray-cpus-per-worker", str(args.ray_cpus_per_worker)]
     if args.ray_address:
         ray_flags += ["--ray-address", args.ray_address]
     routes = ["two_step", "ours"] + (["ours_ray"] if args.executor == "ray" else [])
+    if args.scenario == "export_heavy":
+        routes = ["ours"]
+    piped = f"ours_j{args.workers}"
+    if args.workers > 1:
+        routes.append(piped)
     size = "small" if args.small else "full"
     images, models = make_data(size, args.cases)
     work = DATA / "runs"
@@ -295,10 +318,14 @@ def main() -> int:
         "nnUNet_preprocessed": str(DATA / "nnUNet_preprocessed"),
         "nnUNet_results": str(models[0].parent.parent),
     }
+    chosen = {"two_members": models[:2], "one_member": models[:1], "export_heavy": models[2:]}
+    models = chosen[args.scenario]
     spec = DATA / "spec.json"
     spec.write_text(
         json.dumps({"schema_version": 1, "members": [{"model": str(m)} for m in models]})
     )
+    save = [] if args.scenario == "one_member" else ["--save_probabilities"]
+    exporters = str(max(1, args.workers - 1))
     tta_nnunet = [] if args.tta else ["--disable_tta"]
     tta_ours = [] if args.tta else ["--disable-tta"]
     results: dict[str, dict[str, list[float]]] = {
@@ -320,26 +347,25 @@ def main() -> int:
                         [
                             str(BIN / "nnUNetv2_predict_from_modelfolder"),
                             *("-i", str(images), "-o", str(out), "-m", str(model), "-f", "0"),
-                            *"--save_probabilities -device cpu -npp 1 -nps 1".split(),
+                            *save,
+                            *("-device", "cpu", "-npp", "1", "-nps", exporters),
                             *tta_nnunet,
                         ],
                         env,
                     )
                     wall, peak, cpu = wall + w, max(peak, p), cpu + c
                     members.append(out)
-                w, p, c = run_measured(
-                    [
-                        str(BIN / "nnUNetv2_ensemble"),
-                        "-i",
-                        *map(str, members),
-                        "-o",
-                        str(work / "labels"),
-                        "-np",
-                        "1",
-                    ],
-                    env,
-                )
-                wall, peak, cpu = wall + w, max(peak, p), cpu + c
+                if len(members) == 1:
+                    shutil.copytree(members[0], work / "labels")
+                else:
+                    w, p, c = run_measured(
+                        [
+                            *(str(BIN / "nnUNetv2_ensemble"), "-i", *map(str, members)),
+                            *("-o", str(work / "labels"), "-np", "1"),
+                        ],
+                        env,
+                    )
+                    wall, peak, cpu = wall + w, max(peak, p), cpu + c
                 intermediate = sum(folder_bytes(m) for m in members)
                 npz = sum(folder_bytes(m, (".npz",)) for m in members)
             else:
@@ -359,6 +385,7 @@ def main() -> int:
                         "cpu",
                         *tta_ours,
                         *(ray_flags if name == "ours_ray" else []),
+                        *(["-j", str(args.workers)] if name == piped else []),
                     ],
                     env,
                 )
@@ -385,7 +412,7 @@ def main() -> int:
     # identical labels
     import SimpleITK as sitk  # noqa: N813
 
-    for case in sorted((DATA / "labels_two_step").glob("*.nii.gz")):
+    for case in sorted((DATA / f"labels_{routes[0]}").glob("*.nii.gz")):
         theirs = sitk.GetArrayFromImage(sitk.ReadImage(str(case)))
         for name in routes[1:]:
             mine = sitk.GetArrayFromImage(sitk.ReadImage(str(DATA / f"labels_{name}" / case.name)))
@@ -409,9 +436,15 @@ def main() -> int:
         report[f"{name}_intermediate_mib"] = max(values["intermediate"]) / 2**20
         report[f"{name}_npz_mib"] = max(values["npz"]) / 2**20
         report[f"{name}_labels_mib"] = max(values["final"]) / 2**20
-    report["wall_ratio"] = report["ours_wall_s"] / report["two_step_wall_s"]
-    report["cpu_ratio"] = report["ours_cpu_s"] / report["two_step_cpu_s"]
-    report["memory_ratio"] = report["ours_peak_tree_pss_mib"] / report["two_step_peak_tree_pss_mib"]
+    report["scenario"] = args.scenario
+    base = "ours" if args.scenario == "export_heavy" else "two_step"
+    for name in routes:
+        if name != base:
+            report[f"{name}_wall_ratio"] = report[f"{name}_wall_s"] / report[f"{base}_wall_s"]
+            report[f"{name}_cpu_ratio"] = report[f"{name}_cpu_s"] / report[f"{base}_cpu_s"]
+            report[f"{name}_memory_ratio"] = (
+                report[f"{name}_peak_tree_pss_mib"] / report[f"{base}_peak_tree_pss_mib"]
+            )
     if "ours_ray" in results:
         report["ray_vs_local_wall_ratio"] = report["ours_ray_wall_s"] / report["ours_wall_s"]
     report["labels_identical"] = True

@@ -8,13 +8,21 @@ area's real-nnU-Net tests share one preprocessing run and one training run.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nnunet_workspace import DATASET_ID, DATASET_NAME, FAST, NnunetWorkspace, check
+from nnunet_workspace import (
+    CASCADE_PLANS,
+    DATASET_ID,
+    DATASET_NAME,
+    FAST,
+    NnunetWorkspace,
+    check,
+)
 
 from nnunet_ext.synthetic import make_raw_dataset
 from nnunet_ext.synthetic_regions import make_region_raw_dataset
@@ -221,6 +229,53 @@ def region_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         out[f"model {configuration}"] = model
     out["images"] = ws.raw / REGION_DATASET / "imagesTr"
     return out
+
+
+@pytest.fixture(scope="session")
+def cascade_model(workspace: NnunetWorkspace) -> Path:
+    """A real tiny cascade: ``3d_lowres`` then ``3d_cascade_fullres``, fold ``all``, 1 epoch each.
+
+    nnU-Net plans a ``3d_lowres`` only when the fullres patch covers under a quarter of the
+    median image (``ExperimentPlanner.lowres_creation_threshold``); our 16x48x48 images fit one
+    patch, so this writes plans ``nnUNetPlansCascade``: the workspace's plans plus the two
+    configurations the planner writes for large images, a ``3d_lowres`` (in-plane spacing
+    doubled, patch 16x24x24, ``next_stage``) and ``3d_cascade_fullres`` (``inherits_from``
+    3d_fullres, ``previous_stage`` 3d_lowres; its data is the workspace's 3d_fullres data).
+    Fold ``all`` makes the lowres validation predict every training case, which the cascade
+    trains on (``predicted_next_stage``). Returns the cascade's model folder.
+    """
+    folder = workspace.preprocessed / DATASET_NAME
+    plans = json.loads((folder / "nnUNetPlans.json").read_text())
+    full = plans["configurations"]["3d_fullres"]
+    lowres = copy.deepcopy(full)
+    lowres.update(
+        data_identifier=f"{CASCADE_PLANS}_3d_lowres",
+        spacing=[full["spacing"][0], *(2 * s for s in full["spacing"][1:])],
+        patch_size=[16, 24, 24],
+        median_image_size_in_voxels=[16.0, 24.0, 24.0],
+        next_stage="3d_cascade_fullres",
+    )
+    plans["plans_name"] = CASCADE_PLANS
+    plans["configurations"]["3d_lowres"] = lowres
+    plans["configurations"]["3d_cascade_fullres"] = {
+        "inherits_from": "3d_fullres",
+        "previous_stage": "3d_lowres",
+    }
+    (folder / f"{CASCADE_PLANS}.json").write_text(json.dumps(plans, indent=2))
+    check(
+        workspace.run(
+            "nnUNetv2_preprocess", "-d", str(DATASET_ID), "-plans_name", CASCADE_PLANS,
+            "-c", "3d_lowres", "-np", "1",
+        )
+    )  # fmt: skip
+    for configuration in ("3d_lowres", "3d_cascade_fullres"):
+        check(
+            workspace.run(
+                "nnUNetv2_train", str(DATASET_ID), configuration, "all", "-p", CASCADE_PLANS,
+                "-tr", "CustomEpochs", "-device", "cpu", nnUNet_n_epochs="1", **FAST,
+            )
+        )  # fmt: skip
+    return workspace.results / DATASET_NAME / f"CustomEpochs__{CASCADE_PLANS}__3d_cascade_fullres"
 
 
 @pytest.fixture(scope="session")

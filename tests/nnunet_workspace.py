@@ -18,6 +18,8 @@ from nnunet_ext.synthetic import nnunet_environment
 DATASET_ID = 501
 DATASET_NAME = "Dataset501_SyntheticHeart"
 BIN = Path(sys.executable).parent
+#: The plans of the session's tiny cascade (``cascade_model`` in tests/conftest.py).
+CASCADE_PLANS = "nnUNetPlansCascade"
 #: Fast settings for real CPU training: 2 iterations per epoch, 1 validation iteration.
 FAST = {"nnUNet_iters_per_epoch": "2", "nnUNet_val_iters_per_epoch": "1"}
 

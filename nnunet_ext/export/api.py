@@ -103,7 +103,8 @@ def _plan_member(
     checkpoints: Sequence[str],
     index: int,
     allow_unsafe: bool,
-) -> _Member:
+) -> list[_Member]:
+    """The member's folder, and for a cascade stage its previous stage's folder before it."""
     where = f"model_dirs member {index}"
     chosen = fold_names(list(folds), "folds") if folds is not None else None
     model = ModelFolder.open(
@@ -117,17 +118,25 @@ def _plan_member(
             where=where,
             allow_unsafe=allow_unsafe,
         )
-    for name in MODEL_FILES:
-        file = model.model_dir / name
-        if not file.is_file():
-            raise FileNotFoundError(
-                f"{where}: {file} not found; export needs it. Copy it from the training's "
-                "output folder (nnUNetv2_train writes it)."
-            )
-    return _Member(
-        model.model_dir, model.trainer, model.plans_name, model.configuration, model.folds,
-        tuple(checkpoints),
-    )  # fmt: skip
+    for stage in model.stages:
+        for name in MODEL_FILES:
+            file = stage.model_dir / name
+            if not file.is_file():
+                raise FileNotFoundError(
+                    f"{where}: {file} not found; export needs it. Copy it from the training's "
+                    "output folder (nnUNetv2_train writes it)."
+                )
+    return [
+        _Member(
+            stage.model_dir,
+            stage.trainer,
+            stage.plans_name,
+            stage.configuration,
+            stage.folds,
+            tuple(checkpoints),
+        )
+        for stage in model.stages
+    ]
 
 
 def _bundle_spec(spec: Path | None, members: Sequence[_Member]) -> dict[str, Any]:
@@ -377,18 +386,23 @@ def export_bundle(
     outputs = [Output(target, "output", (".zip",))]
     inputs = [p for p in (*model_dirs, spec, plan) if p is not None]
     check_outputs(outputs, inputs=inputs, overwrite=overwrite)
-    members = [
+    stages = [
         _plan_member(Path(d), folds, names, index, allow_unsafe_checkpoints)
         for index, d in enumerate(model_dirs)
     ]
-    _bundle_spec(None if spec is None else Path(spec), members)  # checked before torch loads
+    # the spec's members are the last stage of each; a cascade's previous stage travels along
+    spec_members = [member[-1] for member in stages]
+    _bundle_spec(None if spec is None else Path(spec), spec_members)  # checked before torch loads
     plan_data = None
     if plan is not None:
         plan_data = load_plan(plan).to_dict()
-    members = _rename_trainers(members)
+    members = _rename_trainers(list(dict.fromkeys(s for member in stages for s in member)))
+    renamed = {m.model_dir: m for m in members}
     dataset = members[0].model_dir.parent.name
     entries = _entries(members, dataset, include_logs, include_validation)
-    bundle_spec = _bundle_spec(None if spec is None else Path(spec), members)
+    bundle_spec = _bundle_spec(
+        None if spec is None else Path(spec), [renamed[m.model_dir] for m in spec_members]
+    )
     extra = {f"{dataset}/{BUNDLE_FOLDER}/{SPEC_NAME}": json_bytes(bundle_spec)}
     if plan_data is not None:
         extra[f"{dataset}/{BUNDLE_FOLDER}/{PLAN_NAME}"] = json_bytes(plan_data)

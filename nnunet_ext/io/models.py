@@ -53,6 +53,10 @@ class ModelFolder:
         plans: The model's ``plans.json``.
         allowed_mirror_axes: The first fold checkpoint's ``inference_allowed_mirroring_axes``
             (``None``: not stored, nnU-Net then mirrors no axis).
+        previous_stage: For a cascade stage (``3d_cascade_fullres``, whose configuration names a
+            ``previous_stage``): the previous stage's folder beside it
+            (``TRAINER__PLANS__3d_lowres``), opened with the same folds and checkpoint; its
+            labels become this stage's extra input channels. ``None`` for a single stage.
     """
 
     model_dir: Path
@@ -62,6 +66,7 @@ class ModelFolder:
     dataset_json: dict[str, Any] = field(compare=False, repr=False)
     plans: dict[str, Any] = field(compare=False, repr=False)
     allowed_mirror_axes: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
+    previous_stage: ModelFolder | None = field(default=None, compare=False, repr=False)
 
     @property
     def trainer(self) -> str:
@@ -102,13 +107,22 @@ class ModelFolder:
         return self.spatial_dims == 3 and self.patch_size[0] > 1
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form for the provenance file."""
-        return {
+        """JSON form for the provenance file (a cascade stage adds its ``previous_stage``)."""
+        entry: dict[str, Any] = {
             "model": str(self.model_dir),
             "folds": list(self.folds),
             "checkpoint": self.checkpoint,
             "configuration": self.configuration,
         }
+        if self.previous_stage is not None:
+            entry["previous_stage"] = self.previous_stage.to_dict()
+        return entry
+
+    @property
+    def stages(self) -> tuple[ModelFolder, ...]:
+        """The folders this member predicts with: the previous stage first, then itself."""
+        before = () if self.previous_stage is None else self.previous_stage.stages
+        return (*before, self)
 
     @classmethod
     def open(
@@ -136,8 +150,9 @@ class ModelFolder:
 
         Raises:
             NotADirectoryError, FileNotFoundError: A missing folder, fold or checkpoint.
-            InputError, ValueError: A damaged file, a cascade stage, a checkpoint that is not
-                data or does not belong to the folder (one line naming it).
+            InputError, ValueError: A damaged file, a cascade stage without its previous
+                stage, a checkpoint that is not data or does not belong to the folder (one
+                line naming it).
         """
         folder = Path(model_dir).resolve()
         if not folder.is_dir():
@@ -154,7 +169,24 @@ class ModelFolder:
             found = read_checkpoint(file, allow_unsafe=allow_unsafe)
             check_checkpoint_belongs(found, folder, plans=plans, dataset_json=dataset_json)
             axes.append(found.mirror_axes)
-        return cls(folder, chosen, checkpoint, configuration, dataset_json, plans, axes[0])
+        stage = _previous_stage(folder, plans, configuration, chosen, checkpoint, where)
+        previous = None
+        if stage is not None:
+            previous = cls.open(
+                stage,
+                folds=chosen,
+                checkpoint=checkpoint,
+                where=where,
+                allow_unsafe=allow_unsafe,
+            )
+            if previous.previous_stage is not None:
+                raise ValueError(
+                    f"{where}: {previous.model_dir.name} is itself a cascade stage; nnU-Net's "
+                    "cascade has two stages (3d_lowres, then 3d_cascade_fullres)."
+                )
+        return cls(
+            folder, chosen, checkpoint, configuration, dataset_json, plans, axes[0], previous
+        )
 
 
 def _configuration(folder: Path, plans: Mapping[str, Any], where: str) -> str:
@@ -171,12 +203,47 @@ def _configuration(folder: Path, plans: Mapping[str, Any], where: str) -> str:
             f"{where}: configuration {configuration!r} (from the folder name) is not in "
             f"{folder / 'plans.json'}; known: {', '.join(configurations)}."
         )
-    if configurations[configuration].get("previous_stage"):
-        raise ValueError(
-            f"{where}: {configuration} is a cascade stage that needs the previous stage's "
-            "segmentation; nnunet-ext supports single-stage configurations only."
-        )
     return configuration
+
+
+def _previous_stage(
+    folder: Path,
+    plans: Mapping[str, Any],
+    configuration: str,
+    folds: tuple[str, ...],
+    checkpoint: str,
+    where: str,
+) -> Path | None:
+    """The previous stage's model folder of a cascade stage (checked to exist), else ``None``.
+
+    nnU-Net trains a cascade stage on the previous stage's predictions of the same trainer and
+    plans (``TRAINER__PLANS__PREVIOUS`` in the same dataset folder), and predicts it with that
+    folder's labels (``nnUNetv2_predict -prev_stage_predictions``).
+    """
+    previous = plans["configurations"][configuration].get("previous_stage")
+    if not previous:
+        return None
+    trainer, plans_name, _ = folder.name.split("__")
+    stage = folder.parent / f"{trainer}__{plans_name}__{previous}"
+    if previous == configuration or previous not in plans["configurations"]:
+        raise ValueError(
+            f"{where}: {configuration} names previous_stage {previous!r} in "
+            f"{folder / 'plans.json'}; it must be another configuration of that file."
+        )
+    if not stage.is_dir():
+        raise NotADirectoryError(
+            f"{where}: {configuration} is a cascade stage; its previous stage must be trained "
+            f"beside it: {stage} not found. Train it (nnUNetv2_train DATASET {previous} FOLD "
+            f"-tr {trainer} -p {plans_name}, folds {', '.join(folds)}) or copy it there."
+        )
+    for fold in folds:
+        if not (stage / f"fold_{fold}" / checkpoint).is_file():
+            raise FileNotFoundError(
+                f"{where}: the previous stage {stage.name} lacks fold {fold}'s {checkpoint}; "
+                "a cascade stage predicts with the same folds of both stages. Train that fold "
+                "of the previous stage, or choose folds both stages have (folds)."
+            )
+    return stage
 
 
 def _present_folds(folder: Path) -> list[str]:

@@ -40,6 +40,7 @@ def predict_bundle(
     disable_tta: bool = False,
     device: str | None = None,
     overwrite: bool = False,
+    num_workers: int = 1,
 ) -> dict[str, Any]:
     """Verify ``bundle``, then predict ``input_dir`` with its members, weights and plan.
 
@@ -51,6 +52,7 @@ def predict_bundle(
         disable_tta: Predict without mirroring.
         device: ``cpu``, ``cuda`` or ``mps`` (default: cuda if available, else cpu).
         overwrite: Redo cases whose outputs exist.
+        num_workers: CPU worker processes (N >= 2: the pipeline, as ``predict -j N``).
 
     Returns:
         The summary printed by the command (cases written and skipped, bundle digest).
@@ -86,6 +88,7 @@ def predict_bundle(
                 disable_tta=disable_tta,
                 device=device,
                 save_probabilities=plan.needs_probabilities,  # for min_probability steps
+                num_workers=num_workers,
             )
             result = postprocess_folder(
                 predicted.output_dir,

@@ -106,6 +106,12 @@ def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="a claim whose heartbeat is older than this expires (processes on other hosts)",
     )
+    _cli.add_num_workers(
+        parser,
+        "CPU worker processes: 1 predicts case by case; N >= 2 preprocesses the next case in "
+        "one process and exports finished cases in N - 1 processes while the networks run "
+        "(nnUNetv2_predict -npp 1 -nps N-1); byte-identical files",
+    )
     _cli.add_overwrite(parser, "redo cases whose outputs already exist")
     _cli.add_allow_unsafe_checkpoints(parser)
     add_executor_arguments(parser, actors=True)
@@ -131,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
             args,
             "model_dirs spec weights folds checkpoint step_size disable_tta mirror_axes device "
             "save_probabilities part_id num_parts claim claim_timeout overwrite "
-            "allow_unsafe_checkpoints",
+            "allow_unsafe_checkpoints num_workers",
         ),
         executor=executor_from_args(args),
         cpus_per_worker=args.ray_cpus_per_worker,
@@ -174,7 +180,7 @@ def _run_bundle(args: argparse.Namespace) -> int:
         args.bundle,
         args.input,
         args.output,
-        **_cli.library_arguments(args, "step_size disable_tta device overwrite"),
+        **_cli.library_arguments(args, "step_size disable_tta device overwrite num_workers"),
     )
     print(json.dumps(summary))
     return 0

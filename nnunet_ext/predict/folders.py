@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import logging
 import os
 import time
@@ -24,12 +23,12 @@ import numpy as np
 
 import nnunet_ext.predict.writing as writing
 from nnunet_ext import __version__
-from nnunet_ext._parallel import Executor, map_cases, worker_name
+from nnunet_ext._parallel import Executor
 from nnunet_ext.io import load_json
 from nnunet_ext.io.outputs import Output, check_outputs, guard_outputs
 from nnunet_ext.postprocess.folders import resolve_plan
 from nnunet_ext.postprocess.plan import PostprocessingPlan
-from nnunet_ext.predict.claims import ClaimStore
+from nnunet_ext.predict.local import predict_local
 from nnunet_ext.predict.options import RunOptions
 from nnunet_ext.predict.plan import (
     DEFAULT_CHECKPOINT,
@@ -148,6 +147,7 @@ def predict_folder(
     allow_unsafe_checkpoints: bool = False,
     postprocessing: PostprocessingPlan | str | os.PathLike[str] | None = None,
     qc: QcOptions | None = None,
+    num_workers: int = 1,
 ) -> PredictSummary:
     """Predict every case of ``input_dir`` with a weighted ensemble and write the fused labels.
 
@@ -183,6 +183,9 @@ def predict_folder(
         postprocessing: A postprocessing plan (or its JSON) applied to each case before its
             one label write; the labels equal ``postprocess apply`` on the plain output.
         qc: Also write ``qc.json`` and ``qc.csv`` (:mod:`nnunet_ext.qc`; local, one part).
+        num_workers: CPU worker processes of a local run: 1 (default) predicts case by case;
+            N >= 2 overlaps preprocessing (one process) and export (N - 1 processes) with the
+            networks (:mod:`nnunet_ext.predict.local`); the files are byte-identical.
 
     Returns:
         What was written and skipped.
@@ -202,6 +205,7 @@ def predict_folder(
         poll_interval=poll_interval,
         overwrite=bool(overwrite),
         cpus_per_worker=cpus_per_worker,
+        num_workers=num_workers,
     )
     plan = plan_prediction(
         input_dir,
@@ -222,15 +226,13 @@ def predict_folder(
     pp = resolve_plan(postprocessing, label_spec=plan.label_spec)
     plan = dataclasses.replace(plan, postprocessing=pp)
     executor = executor or Executor()
+    run.check_pipeline(ray=executor.is_ray, qc=qc is not None)
     context = qc_context(plan, Path(output_dir), qc, run, ray=executor.is_ray) if qc else None
     cases, out, provenance = _prepare_output(plan, Path(input_dir), Path(output_dir), run)
     done = [c.case_id for c in cases if _case_done(out, c, plan, run)]
     done = [case for case in done if qc_done(context, case)]
     if not run.overwrite and len(done) == len(cases):
-        logger.info("all %d case(s) are complete in %s", len(cases), out)
-        if context is not None:
-            with _output_guard(out, plan, Path(input_dir), run):
-                finish_qc(context, done)
+        _finish_qc_only(out, plan, Path(input_dir), run, context, done)
         record = {"executor": executor.kind, "workers": {}, "retries": 0, "wall_s": 0.0}
         return PredictSummary(out, (), tuple(done), provenance, record)
     with _output_guard(out, plan, Path(input_dir), run):
@@ -239,12 +241,27 @@ def predict_folder(
                 plan, cases, done, out, provenance, run, executor
             )
         else:
-            written, skipped, record = _predict_local(plan, cases, out, provenance, run, context)
+            written, skipped, record = predict_local(plan, cases, out, provenance, run, context)
             if context is not None:
                 finish_qc(context, [c.case_id for c in cases])
     record["wall_s"] = round(time.perf_counter() - start, 3)
     logger.info("predicted %d case(s) into %s (%d skipped)", len(written), out, len(skipped))
     return PredictSummary(out, tuple(written), tuple(sorted(skipped)), provenance, record)
+
+
+def _finish_qc_only(
+    out: Path,
+    plan: PredictPlan,
+    input_dir: Path,
+    run: RunOptions,
+    context: QcContext | None,
+    done: list[str],
+) -> None:
+    """Every case is complete: only the QC report may be left to write."""
+    logger.info("all %d case(s) are complete in %s", len(done), out)
+    if context is not None:
+        with _output_guard(out, plan, input_dir, run):
+            finish_qc(context, done)
 
 
 def _case_done(out: Path, case: CaseInput, plan: PredictPlan, run: RunOptions) -> bool:
@@ -303,94 +320,6 @@ def _predict_ray(
     todo = cases if run.overwrite else [c for c in cases if c.case_id not in set(done)]
     written, skipped, record = predict_on_ray(job, todo, provenance, executor.address)
     return written, skipped + ([] if run.overwrite else list(done)), record
-
-
-def _predict_local(
-    plan: PredictPlan,
-    cases: Sequence[CaseInput],
-    out: Path,
-    provenance: dict[str, Any],
-    run: RunOptions,
-    qc: QcContext | None = None,
-) -> tuple[list[str], list[str], dict[str, Any]]:
-    """Predict in this process (all cases, or those it claims); the run record as Ray's."""
-    from nnunet_ext.predict.engine import EnsemblePredictor
-
-    predictor = EnsemblePredictor(plan)
-    writing.write_shared_files(out, plan, provenance, predictor.device.type, predictor.mirror_axes)
-    save, overwrite = run.save_probabilities, run.overwrite
-    retries = 0
-    if run.claim:
-        store = ClaimStore(out, timeout=run.claim_timeout)
-        written, skipped = _run_claimed(predictor, plan, cases, out, save, store, run)
-        retries = len(store.retaken)
-    else:
-        # the one execution layer, in this process: the loaded networks stay here
-        step = functools.partial(_predict_case, predictor, plan, out, save, overwrite, qc)
-        done = map_cases(step, list(cases), num_workers=1, desc="predict")
-        written = [c.case_id for c, wrote in zip(cases, done, strict=True) if wrote]
-        skipped = [c.case_id for c, wrote in zip(cases, done, strict=True) if not wrote]
-    workers = {worker_name(): len(written) + len(skipped)} if cases else {}
-    return written, skipped, {"executor": "local", "workers": workers, "retries": retries}
-
-
-def _predict_case(
-    predictor: EnsemblePredictor,
-    plan: PredictPlan,
-    out: Path,
-    save: bool,
-    overwrite: bool,
-    qc: QcContext | None,
-    case: CaseInput,
-) -> bool:
-    """Predict and write one case; ``False`` if its outputs exist and are kept."""
-    done = writing.case_done(out, case.case_id, plan.file_ending, save)
-    if not overwrite and done and qc_done(qc, case.case_id):
-        return False
-    writing.predict_and_write(predictor, plan, case, out, save, qc=qc)
-    return True
-
-
-def _run_claimed(
-    predictor: EnsemblePredictor,
-    plan: PredictPlan,
-    cases: Sequence[CaseInput],
-    out: Path,
-    save: bool,
-    store: ClaimStore,
-    run: RunOptions,
-) -> tuple[list[str], list[str]]:
-    poll = run.poll_seconds
-    written: list[str] = []
-    while True:
-        pending = [
-            c for c in cases if not writing.case_done(out, c.case_id, plan.file_ending, save)
-        ]
-        if not pending:
-            break
-        progressed = False
-        for case in pending:
-            if writing.case_done(out, case.case_id, plan.file_ending, save):
-                continue
-            held = store.try_claim(case.case_id)
-            if held is None:
-                continue
-            try:
-                # finished by another process between our listing and our claim
-                if writing.case_done(out, case.case_id, plan.file_ending, save):
-                    continue
-                if writing.predict_and_write(
-                    predictor, plan, case, out, save, still_ours=held.held
-                ):
-                    written.append(case.case_id)
-                progressed = True
-            finally:
-                held.release()
-        if not progressed:
-            time.sleep(poll)
-    store.cleanup()
-    skipped = [c.case_id for c in cases if c.case_id not in set(written)]
-    return written, skipped
 
 
 def predict_arrays(

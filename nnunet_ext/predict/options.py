@@ -45,6 +45,9 @@ class RunOptions:
             (``None``: ``min(5, claim_timeout / 10)``).
         overwrite: Redo cases whose outputs exist.
         cpus_per_worker: Ray on CPU-only nodes: CPUs (and torch threads) of one actor.
+        num_workers: CPU worker processes of a local run: 1 predicts case by case; N >= 2
+            runs the pipeline (one preprocessing process, N - 1 export processes; see
+            :mod:`nnunet_ext.predict.local`).
 
     Raises:
         ValueError: Naming the parameter, for a value out of range or of the wrong type.
@@ -56,6 +59,10 @@ class RunOptions:
         Traceback (most recent call last):
         ...
         ValueError: overwrite=True cannot be combined with claim=True (every process would ...
+        >>> RunOptions(num_workers=3, claim=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: num_workers > 1 (the pipeline) cannot be combined with claim=True; ...
     """
 
     save_probabilities: bool = False
@@ -66,6 +73,7 @@ class RunOptions:
     poll_interval: float | None = None
     overwrite: bool = False
     cpus_per_worker: int = 1
+    num_workers: int = 1
 
     def __post_init__(self) -> None:
         if self.claim and self.overwrite:
@@ -90,6 +98,27 @@ class RunOptions:
         workers = self.cpus_per_worker
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"cpus_per_worker must be an integer >= 1; got {workers!r}.")
+        workers = self.num_workers
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"num_workers must be an integer >= 1; got {workers!r}.")
+        if workers > 1 and self.claim:
+            raise ValueError(
+                "num_workers > 1 (the pipeline) cannot be combined with claim=True; claimed "
+                "cases are predicted one at a time. Use num_workers=1."
+            )
+
+    def check_pipeline(self, *, ray: bool, qc: bool) -> None:
+        """Refuse the pipeline (``num_workers > 1``) with Ray or QC: they go case by case.
+
+        Raises:
+            ValueError: Naming ``num_workers`` and what it was combined with.
+        """
+        if self.num_workers > 1 and (ray or qc):
+            raise ValueError(
+                "num_workers > 1 (the pipeline) predicts locally without QC; got "
+                + ("executor ray" if ray else "qc")
+                + ". Use num_workers=1."
+            )
 
     @property
     def poll_seconds(self) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -114,7 +115,9 @@ def test_default_folds_skip_folds_without_the_checkpoint_like_nnunet(tmp_path):
             r"got channel\(s\) \[0\]",
         ),
         ("not_a_model", r"dataset\.json not found; a trained model folder"),
-        ("cascade", r"cascade stage"),
+        ("cascade", r"cascade stage; its previous stage must be trained beside it: .*3d_lowres"),
+        ("cascade_fold", r"previous stage .*3d_lowres lacks fold 1's checkpoint_final\.pth"),
+        ("cascade_self", r"names previous_stage '3d_cascade_fullres'.*another configuration"),
     ],
 )
 def test_bad_input_gives_one_clear_error(tmp_path, breakage, message):
@@ -141,12 +144,35 @@ def test_bad_input_gives_one_clear_error(tmp_path, breakage, message):
         models = [tmp_path / "empty__x__3d_fullres"]
         models[0].mkdir()
     else:
-        models = [make_model(tmp_path, "3d_cascade_fullres")]
-        plans = json.loads((models[0] / "plans.json").read_text())
-        plans["configurations"]["3d_cascade_fullres"]["previous_stage"] = "3d_lowres"
-        (models[0] / "plans.json").write_text(json.dumps(plans))
-    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        models = [make_cascade(tmp_path, breakage)]
+    with pytest.raises((ValueError, FileNotFoundError, NotADirectoryError), match=message):
         plan_prediction(images, model_dirs=models, **kwargs)  # type: ignore[arg-type]
+
+
+def make_cascade(root: Path, breakage: str = "") -> Path:
+    """A 3d_cascade_fullres folder; its 3d_lowres folder beside it unless ``breakage`` says."""
+    folder = make_model(root, "3d_cascade_fullres")
+    plans = json.loads((folder / "plans.json").read_text())
+    configurations = plans["configurations"]
+    previous = "3d_cascade_fullres" if breakage == "cascade_self" else "3d_lowres"
+    configurations["3d_cascade_fullres"]["previous_stage"] = previous
+    configurations["3d_lowres"] = {**configurations["3d_cascade_fullres"], "previous_stage": None}
+    (folder / "plans.json").write_text(json.dumps(plans))
+    if breakage != "cascade":
+        make_model(root, "3d_lowres", folds=("0",) if breakage == "cascade_fold" else ("0", "1"))
+    return folder
+
+
+def test_a_cascade_stage_brings_its_previous_stage_with_the_same_folds(tmp_path):
+    cascade = make_cascade(tmp_path)
+    plan = plan_prediction(make_images(tmp_path / "img"), model_dirs=[cascade], folds=[1])
+    member = plan.models[0]
+    assert member.previous_stage is not None
+    assert member.previous_stage.model_dir == tmp_path / "CustomEpochs__nnUNetPlans__3d_lowres"
+    assert member.previous_stage.folds == member.folds == ("1",)
+    assert [s.configuration for s in member.stages] == ["3d_lowres", "3d_cascade_fullres"]
+    assert member.to_dict()["previous_stage"]["configuration"] == "3d_lowres"
+    assert "previous_stage" not in member.previous_stage.to_dict()
 
 
 def test_cli_bad_input_is_one_line_exit_1_before_torch_is_imported(tmp_path):
@@ -180,6 +206,31 @@ def test_cli_bundle_that_is_not_a_zip_is_one_line_exit_1(tmp_path, capsys):
     assert len(lines) == 1
     assert lines[0].startswith("nnunet-ext predict: error: ")
     assert "bundle.zip" in lines[0]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--claim"], r"-j/--num-workers > 1 \(the pipeline\) cannot be combined with (--)?claim"),
+        (
+            ["--qc"],
+            r"-j/--num-workers > 1 \(the pipeline\) predicts locally without QC; got (--)?qc",
+        ),
+    ],
+)
+def test_cli_pipeline_refuses_what_predicts_case_by_case(tmp_path, capsys, extra, message):
+    from nnunet_ext.cli import main
+
+    model = make_model(tmp_path)
+    images = make_images(tmp_path / "img")
+    out = tmp_path / "out"
+    argv = ["predict", "-i", str(images), "-o", str(out), "-m", str(model), "-j", "2", *extra]
+    code = main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1, lines
+    assert len(lines) == 1
+    assert re.search(message, lines[0]), lines
     assert not out.exists()
 
 
