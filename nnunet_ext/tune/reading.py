@@ -25,7 +25,7 @@ from nnunet_ext.io.labels import MAX_UINT8_LABEL
 from nnunet_ext.io.probabilities import inspect_probabilities, read_probabilities
 from nnunet_ext.tune.compact import CompactCVData, compact_case, merge_cases
 
-__all__ = ["load_cv_data"]
+__all__ = ["check_tune_inputs", "load_cv_data"]
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +128,25 @@ def _label_names(
     return names, spec.ignore_label
 
 
+def check_tune_inputs(
+    input_dirs: Sequence[str | os.PathLike[str]], reference_dir: str | os.PathLike[str]
+) -> Path:
+    """The reference folder, once ``input_dirs`` lists at least 2 models and it exists.
+
+    Raises:
+        ValueError: For fewer than 2 model folders.
+        NotADirectoryError: If ``reference_dir`` is not a folder.
+    """
+    if len(input_dirs) < 2:
+        raise ValueError(
+            f"input_dirs must list at least 2 model folders to tune weights; got {len(input_dirs)}."
+        )
+    ref_root = Path(reference_dir)
+    if not ref_root.is_dir():
+        raise NotADirectoryError(f"reference_dir must be an existing folder; got {ref_root}.")
+    return ref_root
+
+
 def load_cv_data(
     input_dirs: Sequence[str | os.PathLike[str]],
     reference_dir: str | os.PathLike[str],
@@ -146,13 +165,7 @@ def load_cv_data(
             above 255 (the uint8 ceiling), or inconsistent class counts or shapes (message
             names the file).
     """
-    if len(input_dirs) < 2:
-        raise ValueError(
-            f"input_dirs must list at least 2 model folders to tune weights; got {len(input_dirs)}."
-        )
-    ref_root = Path(reference_dir)
-    if not ref_root.is_dir():
-        raise NotADirectoryError(f"reference_dir must be an existing folder; got {ref_root}.")
+    ref_root = check_tune_inputs(input_dirs, reference_dir)
     paired = pair_probability_files(input_dirs)
     json_path = (
         Path(dataset_json) if dataset_json else find_dataset_json(Path(input_dirs[0]), ref_root)

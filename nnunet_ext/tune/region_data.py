@@ -30,6 +30,7 @@ from nnunet_ext.evaluate.labels import find_dataset_json
 from nnunet_ext.io import LabelSpec, list_case_files, load_dataset_json, read_labels
 from nnunet_ext.io.cases import pair_probability_files
 from nnunet_ext.io.probabilities import read_probabilities
+from nnunet_ext.tune.reading import check_tune_inputs
 
 __all__ = ["MIN_THRESHOLD", "CaseVolume", "RegionCVData", "load_region_data", "region_dataset"]
 
@@ -207,13 +208,7 @@ def load_region_data(
         ValueError: For fewer than 2 models, no common case, or probabilities that do not
             have one channel per region (the message names the file).
     """
-    if len(input_dirs) < 2:
-        raise ValueError(
-            f"input_dirs must list at least 2 model folders to tune weights; got {len(input_dirs)}."
-        )
-    ref_root = Path(reference_dir)
-    if not ref_root.is_dir():
-        raise NotADirectoryError(f"reference_dir must be an existing folder; got {ref_root}.")
+    ref_root = check_tune_inputs(input_dirs, reference_dir)
     if label_spec.regions_class_order is None:  # LabelSpec refuses this; for mypy
         raise ValueError("dataset.json defines regions but no regions_class_order.")
     names, regions = region_channels(label_spec)
