@@ -27,7 +27,7 @@ from nnunet_ext.tune.compact import CompactCVData
 from nnunet_ext.tune.gate import WeightDecision, gate_weights
 from nnunet_ext.tune.holdout import HoldoutRuns, holdout_runs
 from nnunet_ext.tune.procedure import Procedure
-from nnunet_ext.tune.reading import load_cv_data
+from nnunet_ext.tune.reading import check_tune_options, load_cv_data
 from nnunet_ext.tune.rules import LabelDecision, RuleChoice, choose_rules
 from nnunet_ext.tune.scoring import mean_over_cases
 from nnunet_ext.tune.search import SearchResult
@@ -230,7 +230,9 @@ def tune_weights(
         NotADirectoryError, FileNotFoundError: For missing inputs.
         ValueError: For inconsistent inputs or bad options.
     """
-    _check_options(num_workers=num_workers, steps=steps, max_rounds=max_rounds, cv_folds=cv_folds)
+    check_tune_options(
+        num_workers=num_workers, steps=steps, max_rounds=max_rounds, cv_folds=cv_folds
+    )
     if splits is not None:
         load_splits(splits, [])  # its structure, before any case is read
     start = time.perf_counter()
@@ -287,17 +289,6 @@ def tune_weights(
         rule_labels=list(runs.result.rule_labels),
         splits=None if splits is None else str(splits),
     )
-
-
-def _check_options(*, num_workers: int, steps: int | None, max_rounds: int, cv_folds: int) -> None:
-    if num_workers < 1:
-        raise ValueError(f"num_workers must be >= 1; got {num_workers}.")
-    if steps is not None and steps < 1:
-        raise ValueError(f"steps must be >= 1; got {steps}.")
-    if max_rounds < 1:
-        raise ValueError(f"max_rounds must be >= 1; got {max_rounds}.")
-    if cv_folds < 0:
-        raise ValueError(f"cv_folds must be >= 0; got {cv_folds}.")
 
 
 @dataclass(frozen=True)

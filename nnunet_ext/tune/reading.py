@@ -25,7 +25,7 @@ from nnunet_ext.io.labels import MAX_UINT8_LABEL
 from nnunet_ext.io.probabilities import inspect_probabilities, read_probabilities
 from nnunet_ext.tune.compact import CompactCVData, compact_case, merge_cases
 
-__all__ = ["check_tune_inputs", "load_cv_data"]
+__all__ = ["check_tune_inputs", "check_tune_options", "common_cases", "load_cv_data"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def _dataset_spec(json_path: Path | None) -> Any:
     return spec
 
 
-def _common_cases(
+def common_cases(
     paired: PairedCases, references: Mapping[str, Path], ref_root: Path, ending: str
 ) -> tuple[list[str], dict[str, list[str]]]:
     """Cases with probabilities in every folder and a reference; the others, with what lacks."""
@@ -147,6 +147,24 @@ def check_tune_inputs(
     return ref_root
 
 
+def check_tune_options(
+    *, num_workers: int, steps: int | None, cv_folds: int, max_rounds: int | None = None
+) -> None:
+    """Check the tuners' numeric options (``max_rounds``: only where the tuner has it).
+
+    Raises:
+        ValueError: For an option out of range (the message names it).
+    """
+    if num_workers < 1:
+        raise ValueError(f"num_workers must be >= 1; got {num_workers}.")
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be >= 1; got {steps}.")
+    if max_rounds is not None and max_rounds < 1:
+        raise ValueError(f"max_rounds must be >= 1; got {max_rounds}.")
+    if cv_folds < 0:
+        raise ValueError(f"cv_folds must be >= 0; got {cv_folds}.")
+
+
 def load_cv_data(
     input_dirs: Sequence[str | os.PathLike[str]],
     reference_dir: str | os.PathLike[str],
@@ -173,7 +191,7 @@ def load_cv_data(
     spec = _dataset_spec(json_path)
     ending = spec.file_ending if spec is not None else ".nii.gz"
     references, _ = list_case_files(ref_root, ending)
-    cases, left_out = _common_cases(paired, references, ref_root, ending)
+    cases, left_out = common_cases(paired, references, ref_root, ending)
     num_classes = _num_classes(paired, cases)
     names, ignore = _label_names(spec, json_path, num_classes)
     num_values = max(num_classes, (ignore + 1) if ignore is not None else 0)

@@ -25,6 +25,7 @@ from nnunet_ext._stats import nan_mean
 from nnunet_ext.ensemble.spec import EnsembleSpec
 from nnunet_ext.io import LabelSpec
 from nnunet_ext.postprocess.objective import Objective
+from nnunet_ext.tune.reading import check_tune_options
 from nnunet_ext.tune.region_data import load_region_data
 from nnunet_ext.tune.region_gate import RegionStep, tune_region_setting
 from nnunet_ext.tune.region_metric import RegionMetric
@@ -183,12 +184,7 @@ def tune_regions(
         NotADirectoryError, FileNotFoundError: For missing inputs.
         ValueError: For inconsistent inputs or bad options.
     """
-    if num_workers < 1:
-        raise ValueError(f"num_workers must be >= 1; got {num_workers}.")
-    if steps is not None and steps < 1:
-        raise ValueError(f"steps must be >= 1; got {steps}.")
-    if cv_folds < 0:
-        raise ValueError(f"cv_folds must be >= 0; got {cv_folds}.")
+    check_tune_options(num_workers=num_workers, steps=steps, cv_folds=cv_folds)
     objective = Objective(
         metric,
         nsd_tolerance=nsd_tolerance,

@@ -16,7 +16,6 @@ the metric leaves it out through its ``ignore_label``).
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,11 +29,9 @@ from nnunet_ext.evaluate.labels import find_dataset_json
 from nnunet_ext.io import LabelSpec, list_case_files, load_dataset_json, read_labels
 from nnunet_ext.io.cases import pair_probability_files
 from nnunet_ext.io.probabilities import read_probabilities
-from nnunet_ext.tune.reading import check_tune_inputs
+from nnunet_ext.tune.reading import check_tune_inputs, common_cases
 
 __all__ = ["MIN_THRESHOLD", "CaseVolume", "RegionCVData", "load_region_data", "region_dataset"]
-
-logger = logging.getLogger(__name__)
 
 #: The lowest decision threshold the region tuner tries.
 MIN_THRESHOLD = 0.01
@@ -214,17 +211,7 @@ def load_region_data(
     names, regions = region_channels(label_spec)
     paired = pair_probability_files(input_dirs)
     references, _ = list_case_files(ref_root, label_spec.file_ending)
-    left_out = {case: [str(d) for d in lacking] for case, lacking in paired.missing.items()}
-    cases = [c for c in paired.cases if c not in left_out and c in references]
-    left_out.update({c: [str(ref_root)] for c in paired.cases if c not in references})
-    left_out.update({c: [str(d) for d in input_dirs] for c in references if c not in paired.cases})
-    if not cases:
-        raise ValueError(
-            f"no case has probabilities in every input folder and a reference in {ref_root} "
-            f"(ending {label_spec.file_ending!r}). Check that the folders belong together."
-        )
-    if left_out:
-        logger.warning("%d case(s) are not in every folder and are left out", len(left_out))
+    cases, left_out = common_cases(paired, references, ref_root, label_spec.file_ending)
     jobs = [
         (
             [str(p) for p in paired.cases[case]],
